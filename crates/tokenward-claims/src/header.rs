@@ -1,0 +1,149 @@
+//! The JOSE header, parsed strictly.
+
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::rejection::{Rejection, reject};
+
+/// The header members a verifier looks at. Every other member is ignored, except the
+/// forbidden ones, whose mere presence rejects the token.
+#[derive(Debug, Default)]
+pub(crate) struct RawHeader {
+    pub(crate) alg: Option<String>,
+    pub(crate) typ: Option<String>,
+    pub(crate) kid: Option<String>,
+    /// The first forbidden member found (`crit`, `jwk`, `jku`, `x5u`, `x5c`, `b64`, `enc`, `zip`).
+    pub(crate) forbidden: Option<&'static str>,
+}
+
+/// Header members whose presence rejects a token:
+/// - `crit`: we understand no extensions, so RFC 7515 §4.1.11 requires rejecting any;
+/// - `jwk`, `jku`, `x5u`, `x5c`: an attacker-supplied key or key location; keys come only
+///   from the configured key set, never from the token;
+/// - `b64`: RFC 7797 unencoded payloads;
+/// - `enc`, `zip`: JWE members; encrypted tokens are not JWS.
+pub(crate) const FORBIDDEN: [&str; 8] = ["crit", "jwk", "jku", "x5u", "x5c", "b64", "enc", "zip"];
+
+impl<'de> Deserialize<'de> for RawHeader {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawHeader;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
+                let mut h = RawHeader::default();
+                let mut seen: Vec<String> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if seen.contains(&key) {
+                        return Err(de::Error::custom("duplicate header member"));
+                    }
+                    if seen.len() >= 64 {
+                        return Err(de::Error::custom("too many header members"));
+                    }
+                    let string = |map: &mut A, name: &str| {
+                        map.next_value::<String>().map_err(|_| {
+                            de::Error::custom(format_args!("header `{name}` is not a string"))
+                        })
+                    };
+                    match key.as_str() {
+                        "alg" => h.alg = Some(string(&mut map, "alg")?),
+                        "typ" => h.typ = Some(string(&mut map, "typ")?),
+                        "kid" => h.kid = Some(string(&mut map, "kid")?),
+                        other => {
+                            if h.forbidden.is_none() {
+                                h.forbidden = FORBIDDEN.iter().copied().find(|f| *f == other);
+                            }
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    seen.push(key);
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+pub(crate) fn parse(bytes: &[u8]) -> Result<RawHeader, Rejection> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            reject!(Header, "header is not acceptable: {}", first_sentence(&e))
+        } else {
+            reject!(Malformed, "header is not a JSON object")
+        }
+    })
+}
+
+fn first_sentence(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // Our own messages (no input echoed); serde's type errors are reduced to a fixed text.
+    if msg.starts_with("duplicate header member")
+        || msg.starts_with("too many header members")
+        || msg.starts_with("header `")
+    {
+        msg.split(" at line ").next().unwrap_or_default().to_owned()
+    } else {
+        "not a JSON object of members".to_owned()
+    }
+}
+
+/// Whether `typ` names a JWT: compared case-insensitively, with an optional `application/`
+/// prefix (RFC 7515 §4.1.9).
+pub(crate) fn typ_matches(typ: &str, accepted: &str) -> bool {
+    fn strip(s: &str) -> &str {
+        match s.get(..12) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => s.get(12..).unwrap_or(s),
+            _ => s,
+        }
+    }
+    strip(typ).eq_ignore_ascii_case(strip(accepted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RejectionClass;
+
+    #[test]
+    fn header_cases() {
+        let h = parse(br#"{"alg":"HS256","typ":"JWT","kid":"k1","x5t":"abc"}"#).unwrap();
+        assert_eq!(
+            (h.alg.as_deref(), h.kid.as_deref()),
+            (Some("HS256"), Some("k1"))
+        );
+        assert_eq!(h.forbidden, None);
+        assert_eq!(
+            parse(br#"{"alg":"HS256","crit":["exp"]}"#)
+                .unwrap()
+                .forbidden,
+            Some("crit")
+        );
+        for (json, class) in [
+            (
+                &br#"{"alg":"HS256","alg":"none"}"#[..],
+                RejectionClass::Header,
+            ),
+            (br#"{"alg":256}"#, RejectionClass::Header),
+            (br#"{"alg":"HS256","kid":5}"#, RejectionClass::Header),
+            (br#"["alg"]"#, RejectionClass::Header),
+            (br#"{"al"#, RejectionClass::Malformed),
+        ] {
+            assert_eq!(parse(json).unwrap_err().class(), class);
+        }
+    }
+
+    #[test]
+    fn typ_comparison() {
+        assert!(typ_matches("jwt", "JWT"));
+        assert!(typ_matches("application/at+jwt", "at+jwt"));
+        assert!(typ_matches("AT+JWT", "application/at+jwt"));
+        assert!(!typ_matches("JWS", "JWT"));
+        assert!(!typ_matches("application/", "JWT"));
+        assert!(!typ_matches("é", "JWT"));
+    }
+}

@@ -1,0 +1,752 @@
+//! Keys: one `kid`, bound to exactly one algorithm, backed by ring.
+
+use std::fmt;
+
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+    EllipticCurveKeyType, Jwk, KeyAlgorithm, KeyOperations, OctetKeyPairParameters,
+    OctetKeyPairType, OctetKeyParameters, OctetKeyType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
+};
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, KeyPair as _};
+use ring::{hmac, rand};
+use zeroize::Zeroizing;
+
+use crate::alg;
+use crate::b64;
+
+/// Why a key could not be loaded, generated or used.
+///
+/// Messages name the problem, never the key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key id is empty or too long.
+    #[error("invalid kid: {0}")]
+    InvalidKid(&'static str),
+    /// The key material does not parse (bad PEM, bad DER, bad base64url, bad JWK).
+    #[error("malformed key: {0}")]
+    Malformed(String),
+    /// The key parses but does not fit the algorithm it is bound to.
+    #[error("key does not fit {alg:?}: {reason}")]
+    AlgorithmMismatch {
+        /// The algorithm the key was to be bound to.
+        alg: Algorithm,
+        /// What does not fit.
+        reason: String,
+    },
+    /// The key is too weak: an RSA modulus under 2048 bits, an HMAC secret shorter than its
+    /// hash output.
+    #[error("key too weak: {0}")]
+    Weak(String),
+    /// ring rejected the key.
+    #[error("key rejected by ring: {0}")]
+    Rejected(String),
+    /// A JWK that cannot be used for signatures (no `alg` where it is ambiguous, an encryption
+    /// algorithm, `use: enc`, unsupported curve or key type).
+    #[error("unusable JWK: {0}")]
+    UnusableJwk(String),
+    /// The operation needs a private key or secret this key does not hold.
+    #[error("key `{kid}` cannot sign (verification only)")]
+    CannotSign {
+        /// The key's id.
+        kid: String,
+    },
+    /// The operation is not supported for this algorithm.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The system random number generator failed.
+    #[error("system random number generator failed")]
+    Rng,
+}
+
+/// The largest `kid` tokenward accepts, in bytes.
+pub const MAX_KID_LEN: usize = 256;
+
+/// A verification (and possibly signing) key with its `kid` and its one algorithm.
+///
+/// Keys are immutable and hold ring key objects parsed once at load time, so verification
+/// never re-parses key material. `Debug` output never shows secret or private material.
+pub struct Key {
+    kid: String,
+    alg: Algorithm,
+    material: Material,
+}
+
+enum Material {
+    Hmac {
+        key: hmac::Key,
+        secret: Zeroizing<Vec<u8>>,
+    },
+    Rsa {
+        public: sig::RsaPublicKeyComponents<Vec<u8>>,
+        pair: Option<sig::RsaKeyPair>,
+    },
+    Ec {
+        point: Vec<u8>,
+        pair: Option<sig::EcdsaKeyPair>,
+    },
+    Ed {
+        public: Vec<u8>,
+        pair: Option<sig::Ed25519KeyPair>,
+    },
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("can_sign", &self.can_sign())
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_kid(kid: &str) -> Result<(), KeyError> {
+    if kid.is_empty() {
+        return Err(KeyError::InvalidKid("empty"));
+    }
+    if kid.len() > MAX_KID_LEN {
+        return Err(KeyError::InvalidKid("longer than 256 bytes"));
+    }
+    if kid.chars().any(char::is_control) {
+        return Err(KeyError::InvalidKid("contains control characters"));
+    }
+    Ok(())
+}
+
+fn mismatch(alg: Algorithm, reason: impl Into<String>) -> KeyError {
+    KeyError::AlgorithmMismatch {
+        alg,
+        reason: reason.into(),
+    }
+}
+
+fn rejected(e: ring::error::KeyRejected) -> KeyError {
+    KeyError::Rejected(e.to_string())
+}
+
+impl Key {
+    /// An HMAC key (`HS256`/`HS384`/`HS512`) from a shared secret.
+    ///
+    /// The secret must be at least as long as the hash output (32/48/64 bytes, RFC 7518 §3.2).
+    pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Key, KeyError> {
+        let kid = kid.into();
+        check_kid(&kid)?;
+        let (ring_alg, min) = match alg {
+            Algorithm::HS256 => (hmac::HMAC_SHA256, 32),
+            Algorithm::HS384 => (hmac::HMAC_SHA384, 48),
+            Algorithm::HS512 => (hmac::HMAC_SHA512, 64),
+            other => return Err(mismatch(other, "a shared secret can only be used with HS*")),
+        };
+        if secret.len() < min {
+            return Err(KeyError::Weak(format!(
+                "{} needs a secret of at least {min} bytes, got {}",
+                alg::name(alg),
+                secret.len()
+            )));
+        }
+        Ok(Key {
+            kid,
+            alg,
+            material: Material::Hmac {
+                key: hmac::Key::new(ring_alg, secret),
+                secret: Zeroizing::new(secret.to_vec()),
+            },
+        })
+    }
+
+    /// A key from PEM text, bound to `alg`.
+    ///
+    /// Accepted: `PRIVATE KEY` (PKCS#8: RSA, P-256, P-384, Ed25519), `RSA PRIVATE KEY`
+    /// (PKCS#1), `PUBLIC KEY` (SubjectPublicKeyInfo) and `RSA PUBLIC KEY` (PKCS#1). For HMAC
+    /// secrets use [`Key::hmac`].
+    pub fn from_pem(kid: impl Into<String>, alg: Algorithm, pem: &[u8]) -> Result<Key, KeyError> {
+        let kid = kid.into();
+        check_kid(&kid)?;
+        let parsed = pem::parse(pem).map_err(|e| KeyError::Malformed(format!("PEM: {e}")))?;
+        let der = Zeroizing::new(parsed.contents().to_vec());
+        match parsed.tag() {
+            "PRIVATE KEY" => Key::from_pkcs8_der(kid, alg, &der),
+            "RSA PRIVATE KEY" => {
+                require_rsa(alg)?;
+                let pair = sig::RsaKeyPair::from_der(&der).map_err(rejected)?;
+                Key::from_rsa_pair(kid, alg, pair)
+            }
+            "PUBLIC KEY" => Key::from_spki_der(kid, alg, &der),
+            "RSA PUBLIC KEY" => {
+                let (n, e) = parse_pkcs1_public(&der)?;
+                Key::rsa_public(kid, alg, n, e)
+            }
+            "EC PRIVATE KEY" => Err(KeyError::Unsupported(
+                "SEC1 `EC PRIVATE KEY`: convert it to PKCS#8 \
+                 (`openssl pkcs8 -topk8 -nocrypt -in key.pem`)"
+                    .into(),
+            )),
+            "ENCRYPTED PRIVATE KEY" => Err(KeyError::Unsupported(
+                "encrypted PKCS#8: decrypt it first".into(),
+            )),
+            other => Err(KeyError::Malformed(format!(
+                "unsupported PEM label `{other}`"
+            ))),
+        }
+    }
+
+    /// A private key from PKCS#8 DER, bound to `alg`.
+    pub fn from_pkcs8_der(
+        kid: impl Into<String>,
+        alg: Algorithm,
+        der: &[u8],
+    ) -> Result<Key, KeyError> {
+        let kid = kid.into();
+        check_kid(&kid)?;
+        match alg {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => {
+                let pair = sig::RsaKeyPair::from_pkcs8(der).map_err(rejected)?;
+                Key::from_rsa_pair(kid, alg, pair)
+            }
+            Algorithm::ES256 | Algorithm::ES384 => {
+                let signing = ecdsa_signing(alg)?;
+                let pair = sig::EcdsaKeyPair::from_pkcs8(signing, der, &SystemRandom::new())
+                    .map_err(rejected)?;
+                let point = pair.public_key().as_ref().to_vec();
+                Ok(Key {
+                    kid,
+                    alg,
+                    material: Material::Ec {
+                        point,
+                        pair: Some(pair),
+                    },
+                })
+            }
+            Algorithm::EdDSA => {
+                let pair =
+                    sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
+                let public = pair.public_key().as_ref().to_vec();
+                Ok(Key {
+                    kid,
+                    alg,
+                    material: Material::Ed {
+                        public,
+                        pair: Some(pair),
+                    },
+                })
+            }
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+                Err(mismatch(alg, "HMAC keys are secrets, not PKCS#8 documents"))
+            }
+            other => Err(KeyError::Unsupported(format!("algorithm {other:?}"))),
+        }
+    }
+
+    /// A public key from SubjectPublicKeyInfo DER (`PUBLIC KEY` PEM), bound to `alg`.
+    pub fn from_spki_der(
+        kid: impl Into<String>,
+        alg: Algorithm,
+        der: &[u8],
+    ) -> Result<Key, KeyError> {
+        use spki::der::Decode as _;
+        let kid = kid.into();
+        check_kid(&kid)?;
+        let info = spki::SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| KeyError::Malformed(format!("SubjectPublicKeyInfo: {e}")))?;
+        let bits = info.subject_public_key.as_bytes().ok_or_else(|| {
+            KeyError::Malformed("public key bit string is not byte-aligned".into())
+        })?;
+        let oid = info.algorithm.oid;
+        if oid == OID_RSA {
+            let (n, e) = parse_pkcs1_public(bits)?;
+            Key::rsa_public(kid, alg, n, e)
+        } else if oid == OID_EC {
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .map_err(|_| KeyError::Malformed("EC key without a named curve".into()))?;
+            let expected = match alg {
+                Algorithm::ES256 => OID_P256,
+                Algorithm::ES384 => OID_P384,
+                other => return Err(mismatch(other, "an EC public key needs ES256 or ES384")),
+            };
+            if curve != expected {
+                return Err(mismatch(
+                    alg,
+                    "the key's curve does not match the algorithm",
+                ));
+            }
+            Key::ec_point(kid, alg, bits.to_vec())
+        } else if oid == OID_ED25519 {
+            Key::ed25519_public(kid, alg, bits.to_vec())
+        } else {
+            Err(KeyError::Unsupported(format!(
+                "public key algorithm OID {oid}"
+            )))
+        }
+    }
+
+    /// An RSA public key from its big-endian modulus and exponent.
+    ///
+    /// The modulus must be 2048 to 8192 bits; the exponent odd, at least 3, at most 2³³−1.
+    pub fn rsa_public(
+        kid: impl Into<String>,
+        alg: Algorithm,
+        n: &[u8],
+        e: &[u8],
+    ) -> Result<Key, KeyError> {
+        let kid = kid.into();
+        check_kid(&kid)?;
+        require_rsa(alg)?;
+        let n = strip_leading_zeros(n);
+        let e = strip_leading_zeros(e);
+        let bits = bit_len(n);
+        if bits < 2048 {
+            return Err(KeyError::Weak(format!(
+                "RSA modulus of {bits} bits; at least 2048 needed"
+            )));
+        }
+        if bits > 8192 {
+            return Err(KeyError::Malformed(format!(
+                "RSA modulus of {bits} bits; at most 8192"
+            )));
+        }
+        if n.last().is_none_or(|b| b & 1 == 0) {
+            return Err(KeyError::Malformed("RSA modulus is even".into()));
+        }
+        let e_value = match e.len() {
+            1..=5 => e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+            _ => return Err(KeyError::Malformed("RSA exponent out of range".into())),
+        };
+        if e_value < 3 || e_value % 2 == 0 || e_value > (1 << 33) - 1 {
+            return Err(KeyError::Malformed("RSA exponent out of range".into()));
+        }
+        Ok(Key {
+            kid,
+            alg,
+            material: Material::Rsa {
+                public: sig::RsaPublicKeyComponents {
+                    n: n.to_vec(),
+                    e: e.to_vec(),
+                },
+                pair: None,
+            },
+        })
+    }
+
+    fn from_rsa_pair(kid: String, alg: Algorithm, pair: sig::RsaKeyPair) -> Result<Key, KeyError> {
+        require_rsa(alg)?;
+        let components = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+        // Reuse the public-key checks (size, exponent) for private keys too.
+        let checked = Key::rsa_public(kid, alg, &components.n, &components.e)?;
+        let Material::Rsa { public, .. } = checked.material else {
+            return Err(KeyError::Malformed(
+                "RSA key did not yield RSA components".into(),
+            ));
+        };
+        Ok(Key {
+            kid: checked.kid,
+            alg,
+            material: Material::Rsa {
+                public,
+                pair: Some(pair),
+            },
+        })
+    }
+
+    fn ec_point(kid: String, alg: Algorithm, point: Vec<u8>) -> Result<Key, KeyError> {
+        let len = match alg {
+            Algorithm::ES256 => 65,
+            Algorithm::ES384 => 97,
+            other => return Err(mismatch(other, "an EC public key needs ES256 or ES384")),
+        };
+        if point.len() != len || point.first() != Some(&4) {
+            return Err(KeyError::Malformed(format!(
+                "{} public key must be an uncompressed point of {len} bytes",
+                alg::name(alg)
+            )));
+        }
+        Ok(Key {
+            kid,
+            alg,
+            material: Material::Ec { point, pair: None },
+        })
+    }
+
+    fn ed25519_public(kid: String, alg: Algorithm, public: Vec<u8>) -> Result<Key, KeyError> {
+        if alg != Algorithm::EdDSA {
+            return Err(mismatch(alg, "an Ed25519 key needs EdDSA"));
+        }
+        if public.len() != sig::ED25519_PUBLIC_KEY_LEN {
+            return Err(KeyError::Malformed(format!(
+                "Ed25519 public key must be 32 bytes, got {}",
+                public.len()
+            )));
+        }
+        Ok(Key {
+            kid,
+            alg,
+            material: Material::Ed { public, pair: None },
+        })
+    }
+
+    /// A key from a JWK (RFC 7517), public (`RSA`, `EC`, `OKP`) or secret (`oct`).
+    ///
+    /// The JWK's `kid` is used, or `kid` when the JWK has none. The algorithm is the JWK's
+    /// `alg`, or `alg` when it has none; where the curve fixes it (`P-256` → ES256, `P-384` →
+    /// ES384, `Ed25519` → EdDSA) it is inferred. `alg` and the JWK's `alg` must agree.
+    /// JWKs marked `"use": "enc"` or whose `key_ops` exclude `verify` are refused.
+    pub fn from_jwk(jwk: &Jwk, kid: Option<&str>, alg: Option<Algorithm>) -> Result<Key, KeyError> {
+        let kid = jwk
+            .common
+            .key_id
+            .as_deref()
+            .or(kid)
+            .ok_or_else(|| KeyError::UnusableJwk("no `kid`".into()))?
+            .to_owned();
+        check_kid(&kid)?;
+        if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+            return Err(KeyError::UnusableJwk("`use` is not `sig`".into()));
+        }
+        if let Some(ops) = &jwk.common.key_operations {
+            if !ops
+                .iter()
+                .any(|op| matches!(op, KeyOperations::Verify | KeyOperations::Sign))
+            {
+                return Err(KeyError::UnusableJwk(
+                    "`key_ops` allow neither sign nor verify".into(),
+                ));
+            }
+        }
+        let jwk_alg = match jwk.common.key_algorithm {
+            None => None,
+            Some(ka) => Some(Algorithm::try_from(ka).map_err(|_| {
+                KeyError::UnusableJwk(format!("`alg` {ka} is not a signature algorithm"))
+            })?),
+        };
+        let alg = match (jwk_alg, alg) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(mismatch(b, format!("the JWK says {}", alg::name(a))));
+            }
+            (Some(a), _) | (None, Some(a)) => Some(a),
+            (None, None) => None,
+        };
+        let decode = |field: &str, value: &str| {
+            b64::decode(value.as_bytes())
+                .ok_or_else(|| KeyError::Malformed(format!("JWK `{field}` is not base64url")))
+        };
+        match &jwk.algorithm {
+            AlgorithmParameters::RSA(p) => {
+                let alg = alg.ok_or_else(|| {
+                    KeyError::UnusableJwk("RSA JWK without `alg` (RS* or PS*?)".into())
+                })?;
+                Key::rsa_public(kid, alg, &decode("n", &p.n)?, &decode("e", &p.e)?)
+            }
+            AlgorithmParameters::EllipticCurve(p) => {
+                let implied = match p.curve {
+                    EllipticCurve::P256 => Algorithm::ES256,
+                    EllipticCurve::P384 => Algorithm::ES384,
+                    _ => return Err(KeyError::UnusableJwk("unsupported EC curve".into())),
+                };
+                let alg = alg.unwrap_or(implied);
+                if alg != implied {
+                    return Err(mismatch(alg, "the JWK's curve does not match"));
+                }
+                let (x, y) = (decode("x", &p.x)?, decode("y", &p.y)?);
+                let size = if implied == Algorithm::ES256 { 32 } else { 48 };
+                if x.len() != size || y.len() != size {
+                    return Err(KeyError::Malformed(format!(
+                        "EC JWK coordinates must be {size} bytes each"
+                    )));
+                }
+                let mut point = Vec::with_capacity(1 + 2 * size);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                Key::ec_point(kid, alg, point)
+            }
+            AlgorithmParameters::OctetKeyPair(p) => {
+                if p.curve != EllipticCurve::Ed25519 {
+                    return Err(KeyError::UnusableJwk("unsupported OKP curve".into()));
+                }
+                let alg = alg.unwrap_or(Algorithm::EdDSA);
+                Key::ed25519_public(kid, alg, decode("x", &p.x)?)
+            }
+            AlgorithmParameters::OctetKey(p) => {
+                let alg = alg.ok_or_else(|| {
+                    KeyError::UnusableJwk("`oct` JWK without `alg` (HS256/384/512?)".into())
+                })?;
+                let secret = Zeroizing::new(decode("k", &p.value)?);
+                Key::hmac(kid, alg, &secret)
+            }
+            _ => Err(KeyError::UnusableJwk("unsupported `kty`".into())),
+        }
+    }
+
+    /// A key from a JWK given as JSON text.
+    pub fn from_jwk_json(json: &str, alg: Option<Algorithm>) -> Result<Key, KeyError> {
+        let jwk: Jwk =
+            serde_json::from_str(json).map_err(|e| KeyError::Malformed(format!("JWK: {e}")))?;
+        Key::from_jwk(&jwk, None, alg)
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The one algorithm this key is bound to.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Whether the key holds a private key or secret and can sign.
+    pub fn can_sign(&self) -> bool {
+        match &self.material {
+            Material::Hmac { .. } => true,
+            Material::Rsa { pair, .. } => pair.is_some(),
+            Material::Ec { pair, .. } => pair.is_some(),
+            Material::Ed { pair, .. } => pair.is_some(),
+        }
+    }
+
+    /// Whether this is a symmetric (HMAC) key, whose "public" form is the secret itself.
+    pub fn is_symmetric(&self) -> bool {
+        matches!(self.material, Material::Hmac { .. })
+    }
+
+    /// Verifies `signature` over `message` with this key and its algorithm.
+    ///
+    /// HMAC comparison is constant-time (ring). ECDSA signatures must be in the fixed-width
+    /// `r || s` form JWS uses; zero or out-of-range `r`/`s` are rejected (CVE-2022-21449).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            Material::Hmac { key, .. } => hmac::verify(key, message, signature).is_ok(),
+            Material::Rsa { public, .. } => match rsa_params(self.alg) {
+                Some(params) => public.verify(params, message, signature).is_ok(),
+                None => false,
+            },
+            Material::Ec { point, .. } => match ecdsa_verification(self.alg) {
+                Some(v) => sig::UnparsedPublicKey::new(v, point)
+                    .verify(message, signature)
+                    .is_ok(),
+                None => false,
+            },
+            Material::Ed { public, .. } => sig::UnparsedPublicKey::new(&sig::ED25519, public)
+                .verify(message, signature)
+                .is_ok(),
+        }
+    }
+
+    /// Signs `message` with this key and its algorithm.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let cannot = || KeyError::CannotSign {
+            kid: self.kid.clone(),
+        };
+        match &self.material {
+            Material::Hmac { key, .. } => Ok(hmac::sign(key, message).as_ref().to_vec()),
+            Material::Rsa { pair, .. } => {
+                let pair = pair.as_ref().ok_or_else(cannot)?;
+                let padding = rsa_padding(self.alg).ok_or_else(cannot)?;
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(padding, &SystemRandom::new(), message, &mut out)
+                    .map_err(|_| KeyError::Rng)?;
+                Ok(out)
+            }
+            Material::Ec { pair, .. } => {
+                let pair = pair.as_ref().ok_or_else(cannot)?;
+                let s = pair
+                    .sign(&SystemRandom::new(), message)
+                    .map_err(|_| KeyError::Rng)?;
+                Ok(s.as_ref().to_vec())
+            }
+            Material::Ed { pair, .. } => Ok(pair
+                .as_ref()
+                .ok_or_else(cannot)?
+                .sign(message)
+                .as_ref()
+                .to_vec()),
+        }
+    }
+
+    /// The public part as a JWK (with `kid`, `alg` and `"use": "sig"`), or `None` for an HMAC
+    /// key, which has no public part.
+    pub fn public_jwk(&self) -> Option<Jwk> {
+        let algorithm = match &self.material {
+            Material::Hmac { .. } => return None,
+            Material::Rsa { public, .. } => AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: b64::encode(&public.n),
+                e: b64::encode(&public.e),
+            }),
+            Material::Ec { point, .. } => {
+                let coords = point.get(1..).unwrap_or_default();
+                let (x, y) = coords.split_at(coords.len() / 2);
+                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                    key_type: EllipticCurveKeyType::EC,
+                    curve: if self.alg == Algorithm::ES384 {
+                        EllipticCurve::P384
+                    } else {
+                        EllipticCurve::P256
+                    },
+                    x: b64::encode(x),
+                    y: b64::encode(y),
+                })
+            }
+            Material::Ed { public, .. } => {
+                AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                    key_type: OctetKeyPairType::OctetKeyPair,
+                    curve: EllipticCurve::Ed25519,
+                    x: b64::encode(public),
+                })
+            }
+        };
+        Some(Jwk {
+            common: self.common_params(),
+            algorithm,
+        })
+    }
+
+    /// An HMAC key as an `oct` JWK, **including the secret**. Only for distributing a shared
+    /// secret to the services that must hold it; `None` for asymmetric keys.
+    pub fn dangerous_secret_jwk(&self) -> Option<Jwk> {
+        match &self.material {
+            Material::Hmac { secret, .. } => Some(Jwk {
+                common: self.common_params(),
+                algorithm: AlgorithmParameters::OctetKey(OctetKeyParameters {
+                    key_type: OctetKeyType::Octet,
+                    value: b64::encode(secret),
+                }),
+            }),
+            _ => None,
+        }
+    }
+
+    fn common_params(&self) -> CommonParameters {
+        CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::from(self.alg)),
+            key_id: Some(self.kid.clone()),
+            ..CommonParameters::default()
+        }
+    }
+}
+
+const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
+
+fn parse_pkcs1_public(der: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
+    use pkcs1::der::Decode as _;
+    let key = pkcs1::RsaPublicKey::from_der(der)
+        .map_err(|e| KeyError::Malformed(format!("RSAPublicKey: {e}")))?;
+    Ok((key.modulus.as_bytes(), key.public_exponent.as_bytes()))
+}
+
+fn require_rsa(alg: Algorithm) -> Result<(), KeyError> {
+    if rsa_params(alg).is_some() {
+        Ok(())
+    } else {
+        Err(mismatch(
+            alg,
+            "an RSA key needs RS256/384/512 or PS256/384/512",
+        ))
+    }
+}
+
+fn strip_leading_zeros(b: &[u8]) -> &[u8] {
+    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+    b.get(first..).unwrap_or_default()
+}
+
+fn bit_len(n: &[u8]) -> usize {
+    match n.first() {
+        None => 0,
+        Some(&top) => n.len() * 8 - top.leading_zeros() as usize,
+    }
+}
+
+pub(crate) fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+pub(crate) fn rsa_padding(alg: Algorithm) -> Option<&'static dyn sig::RsaEncoding> {
+    Some(match alg {
+        Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
+        Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
+        Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
+        Algorithm::PS256 => &sig::RSA_PSS_SHA256,
+        Algorithm::PS384 => &sig::RSA_PSS_SHA384,
+        Algorithm::PS512 => &sig::RSA_PSS_SHA512,
+        _ => return None,
+    })
+}
+
+pub(crate) fn ecdsa_verification(
+    alg: Algorithm,
+) -> Option<&'static sig::EcdsaVerificationAlgorithm> {
+    match alg {
+        Algorithm::ES256 => Some(&sig::ECDSA_P256_SHA256_FIXED),
+        Algorithm::ES384 => Some(&sig::ECDSA_P384_SHA384_FIXED),
+        _ => None,
+    }
+}
+
+pub(crate) fn ecdsa_signing(
+    alg: Algorithm,
+) -> Result<&'static sig::EcdsaSigningAlgorithm, KeyError> {
+    match alg {
+        Algorithm::ES256 => Ok(&sig::ECDSA_P256_SHA256_FIXED_SIGNING),
+        Algorithm::ES384 => Ok(&sig::ECDSA_P384_SHA384_FIXED_SIGNING),
+        other => Err(mismatch(other, "an EC private key needs ES256 or ES384")),
+    }
+}
+
+/// Generates a new private key as PKCS#8 DER for `ES256`, `ES384` or `EdDSA`, using ring's
+/// system random number generator.
+///
+/// RSA key generation is not available in ring; `tokenward keygen --alg RS256` provides it.
+/// For HMAC use [`generate_secret`].
+pub fn generate_pkcs8(alg: Algorithm) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let rng = SystemRandom::new();
+    let doc = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => {
+            sig::EcdsaKeyPair::generate_pkcs8(ecdsa_signing(alg)?, &rng)
+                .map_err(|_| KeyError::Rng)?
+        }
+        Algorithm::EdDSA => sig::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::Rng)?,
+        other => {
+            return Err(KeyError::Unsupported(format!(
+                "generating {} keys in tokenward-claims",
+                alg::name(other)
+            )));
+        }
+    };
+    Ok(Zeroizing::new(doc.as_ref().to_vec()))
+}
+
+/// Generates a random HMAC secret of the algorithm's hash length × 2 (64/96/128 bytes).
+pub fn generate_secret(alg: Algorithm) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let len = match alg {
+        Algorithm::HS256 => 64,
+        Algorithm::HS384 => 96,
+        Algorithm::HS512 => 128,
+        other => return Err(mismatch(other, "only HS* algorithms use shared secrets")),
+    };
+    let mut secret = Zeroizing::new(vec![0u8; len]);
+    rand::SecureRandom::fill(&SystemRandom::new(), &mut secret).map_err(|_| KeyError::Rng)?;
+    Ok(secret)
+}

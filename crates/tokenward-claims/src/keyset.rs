@@ -1,0 +1,279 @@
+//! Key sets: keys by `kid`, one active signer, verify-only (retired) keys, JWKS in and out.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::JwkSet;
+
+use crate::key::{Key, KeyError};
+
+/// Errors from building or changing a [`KeySet`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeySetError {
+    /// A key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A key with this `kid` is already in the set (keys are immutable: add a new `kid`).
+    #[error("duplicate kid `{0}`")]
+    DuplicateKid(String),
+    /// No key with this `kid`.
+    #[error("no key with kid `{0}`")]
+    UnknownKid(String),
+    /// The key cannot be the active signer (it holds no private key or secret).
+    #[error("key `{0}` cannot sign, so it cannot be the active key")]
+    CannotSign(String),
+    /// The active key cannot be removed; activate another key first.
+    #[error("key `{0}` is the active signing key; activate another key before removing it")]
+    RemovingActive(String),
+    /// A JWKS document did not parse.
+    #[error("malformed JWKS: {0}")]
+    MalformedJwks(String),
+}
+
+/// Keys by `kid`, each bound to one algorithm; at most one of them is the active signer.
+///
+/// Every key verifies; only the active key signs. Rotation overlaps, so users never notice:
+///
+/// 1. [`insert`](KeySet::insert) the new key (it verifies from now on; publish the JWKS so
+///    other services learn it);
+/// 2. [`activate`](KeySet::activate) it (new tokens are signed with it; tokens of the old key
+///    still verify — the old key is now *retired*, verify-only);
+/// 3. after the longest token lifetime has passed, [`remove`](KeySet::remove) the old key.
+///
+/// ```
+/// use jsonwebtoken::Algorithm;
+/// use tokenward_claims::{Key, KeySet};
+///
+/// let mut keys = KeySet::new();
+/// keys.insert(Key::hmac("2026-01", Algorithm::HS256, &[7u8; 32])?)?;
+/// keys.activate("2026-01")?;
+/// keys.insert(Key::hmac("2026-02", Algorithm::HS256, &[9u8; 32])?)?;
+/// keys.activate("2026-02")?;            // 2026-01 is now retired: verify-only
+/// assert_eq!(keys.active().map(|k| k.kid()), Some("2026-02"));
+/// assert!(keys.get("2026-01").is_some());
+/// keys.remove("2026-01")?;               // after the longest token lifetime
+/// assert!(keys.get("2026-01").is_none());
+/// # Ok::<(), tokenward_claims::KeySetError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: BTreeMap<String, Arc<Key>>,
+    active: Option<String>,
+}
+
+impl KeySet {
+    /// An empty key set.
+    pub fn new() -> Self {
+        KeySet::default()
+    }
+
+    /// A key set holding one key, active when it can sign.
+    pub fn single(key: Key) -> Self {
+        let mut set = KeySet::new();
+        let can_sign = key.can_sign();
+        let kid = key.kid().to_owned();
+        set.keys.insert(kid.clone(), Arc::new(key));
+        if can_sign {
+            set.active = Some(kid);
+        }
+        set
+    }
+
+    /// Adds a key (verify-only until [`activate`](KeySet::activate)d).
+    pub fn insert(&mut self, key: Key) -> Result<(), KeySetError> {
+        if self.keys.contains_key(key.kid()) {
+            return Err(KeySetError::DuplicateKid(key.kid().to_owned()));
+        }
+        self.keys.insert(key.kid().to_owned(), Arc::new(key));
+        Ok(())
+    }
+
+    /// Makes `kid` the signing key; the previously active key stays as a verify-only key.
+    pub fn activate(&mut self, kid: &str) -> Result<(), KeySetError> {
+        let key = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| KeySetError::UnknownKid(kid.to_owned()))?;
+        if !key.can_sign() {
+            return Err(KeySetError::CannotSign(kid.to_owned()));
+        }
+        self.active = Some(kid.to_owned());
+        Ok(())
+    }
+
+    /// Removes a retired key: tokens it signed stop verifying (class `key`).
+    pub fn remove(&mut self, kid: &str) -> Result<Arc<Key>, KeySetError> {
+        if self.active.as_deref() == Some(kid) {
+            return Err(KeySetError::RemovingActive(kid.to_owned()));
+        }
+        self.keys
+            .remove(kid)
+            .ok_or_else(|| KeySetError::UnknownKid(kid.to_owned()))
+    }
+
+    /// The key with this `kid`.
+    pub fn get(&self, kid: &str) -> Option<&Arc<Key>> {
+        self.keys.get(kid)
+    }
+
+    /// The active signing key.
+    pub fn active(&self) -> Option<&Arc<Key>> {
+        self.active.as_deref().and_then(|kid| self.keys.get(kid))
+    }
+
+    /// All keys, by `kid`.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Key>> {
+        self.keys.values()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set has no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The algorithms of the keys in the set.
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs: Vec<Algorithm> = Vec::new();
+        for k in self.keys.values() {
+            if !algs.contains(&k.algorithm()) {
+                algs.push(k.algorithm());
+            }
+        }
+        algs
+    }
+
+    /// Loads every key of a JWKS document (JSON text), public or `oct`.
+    ///
+    /// Strict: a key that cannot be used, a key without `kid`, or a duplicate `kid` fails the
+    /// whole load, so a typo in a configured key set is found at startup. (Remote key sets,
+    /// which must tolerate a foreign issuer's odd keys, skip such keys instead.)
+    pub fn from_jwks_json(json: &str) -> Result<KeySet, KeySetError> {
+        let set: JwkSet =
+            serde_json::from_str(json).map_err(|e| KeySetError::MalformedJwks(e.to_string()))?;
+        KeySet::from_jwks(&set)
+    }
+
+    /// Loads every key of a parsed JWKS; see [`KeySet::from_jwks_json`].
+    pub fn from_jwks(jwks: &JwkSet) -> Result<KeySet, KeySetError> {
+        let mut set = KeySet::new();
+        for jwk in &jwks.keys {
+            set.insert(Key::from_jwk(jwk, None, None)?)?;
+        }
+        Ok(set)
+    }
+
+    /// The public keys as a JWKS document (HMAC keys are never included).
+    pub fn public_jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: self.keys.values().filter_map(|k| k.public_jwk()).collect(),
+        }
+    }
+
+    /// The HMAC keys **with their secrets** as a JWKS document; only for distributing shared
+    /// secrets to services that must verify HS* tokens.
+    pub fn dangerous_secret_jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: self
+                .keys
+                .values()
+                .filter_map(|k| k.dangerous_secret_jwk())
+                .collect(),
+        }
+    }
+}
+
+/// Where a validator finds the key for a token.
+///
+/// [`KeySet`] and [`SharedKeySet`] implement it; remote key sets (JWKS fetched over HTTP) do
+/// in their own crate. Implementations must be cheap: it is called once per verification.
+pub trait KeyResolver: Send + Sync + 'static {
+    /// The key for `kid`, or `None` when there is no such key.
+    ///
+    /// `kid` is `None` for tokens without a `kid` header; return a key for that only when the
+    /// choice is unambiguous (a resolver holding exactly one key).
+    fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>>;
+}
+
+impl KeyResolver for KeySet {
+    fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
+        match kid {
+            Some(kid) => self.keys.get(kid).cloned(),
+            None if self.keys.len() == 1 => self.keys.values().next().cloned(),
+            None => None,
+        }
+    }
+}
+
+/// A [`KeySet`] that can be swapped at run time (key rotation without a restart), shared by
+/// validators and issuers. Readers take a cheap snapshot; writers replace the whole set.
+///
+/// ```
+/// use jsonwebtoken::Algorithm;
+/// use tokenward_claims::{Key, KeySet, SharedKeySet};
+///
+/// let shared = SharedKeySet::new(KeySet::single(Key::hmac("a", Algorithm::HS256, &[1; 32])?));
+/// shared.update(|keys| {
+///     keys.insert(Key::hmac("b", Algorithm::HS256, &[2; 32])?)?;
+///     keys.activate("b")
+/// })?;
+/// assert_eq!(shared.snapshot().active().map(|k| k.kid().to_owned()).as_deref(), Some("b"));
+/// # Ok::<(), tokenward_claims::KeySetError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SharedKeySet {
+    inner: Arc<RwLock<Arc<KeySet>>>,
+}
+
+impl SharedKeySet {
+    /// Shares `keys`.
+    pub fn new(keys: KeySet) -> Self {
+        SharedKeySet {
+            inner: Arc::new(RwLock::new(Arc::new(keys))),
+        }
+    }
+
+    /// The current key set.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes the key set atomically: `change` edits a copy, which replaces the current set
+    /// only if `change` succeeds.
+    pub fn update<E>(&self, change: impl FnOnce(&mut KeySet) -> Result<(), E>) -> Result<(), E> {
+        let mut guard = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next = KeySet::clone(&guard);
+        change(&mut next)?;
+        *guard = Arc::new(next);
+        Ok(())
+    }
+
+    /// Replaces the whole key set.
+    pub fn replace(&self, keys: KeySet) {
+        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+    }
+}
+
+impl KeyResolver for SharedKeySet {
+    fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .resolve(kid)
+    }
+}
+
+impl<R: KeyResolver + ?Sized> KeyResolver for Arc<R> {
+    fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
+        (**self).resolve(kid)
+    }
+}

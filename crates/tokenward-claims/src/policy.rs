@@ -1,0 +1,453 @@
+//! Validation policies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use tokenward_core::{SharedClock, SystemClock};
+
+/// A registered claim a policy can require.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Claim {
+    /// `iss`
+    Iss,
+    /// `sub`
+    Sub,
+    /// `aud`
+    Aud,
+    /// `exp`
+    Exp,
+    /// `nbf`
+    Nbf,
+    /// `iat`
+    Iat,
+    /// `jti`
+    Jti,
+    /// `sid`
+    Sid,
+}
+
+impl Claim {
+    /// Every claim a policy can require.
+    pub const ALL: [Claim; 8] = [
+        Claim::Iss,
+        Claim::Sub,
+        Claim::Aud,
+        Claim::Exp,
+        Claim::Nbf,
+        Claim::Iat,
+        Claim::Jti,
+        Claim::Sid,
+    ];
+
+    /// The claims required by default: `exp`, `iat`, `iss`, `aud`, `sub`, `jti`.
+    pub const DEFAULT_REQUIRED: [Claim; 6] = [
+        Claim::Exp,
+        Claim::Iat,
+        Claim::Iss,
+        Claim::Aud,
+        Claim::Sub,
+        Claim::Jti,
+    ];
+
+    /// The claim's name in a token.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Claim::Iss => "iss",
+            Claim::Sub => "sub",
+            Claim::Aud => "aud",
+            Claim::Exp => "exp",
+            Claim::Nbf => "nbf",
+            Claim::Iat => "iat",
+            Claim::Jti => "jti",
+            Claim::Sid => "sid",
+        }
+    }
+
+    /// The claim with this name.
+    pub fn from_name(name: &str) -> Option<Claim> {
+        Claim::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Why a policy could not be built. Each variant names the setting at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// No issuer configured: a policy must say whose tokens it accepts.
+    #[error("`issuer`: no issuer configured (or call `dangerous_skip_issuer_check`)")]
+    NoIssuer,
+    /// No audience configured: a policy must say which audience it serves.
+    #[error("`audience`: no audience configured (or call `dangerous_skip_audience_check`)")]
+    NoAudience,
+    /// The leeway exceeds five minutes.
+    #[error("`leeway`: {0:?} is more than the 5 minute maximum (see `dangerous_leeway`)")]
+    LeewayTooLarge(Duration),
+    /// A setting has a value that can never work.
+    #[error("`{field}`: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// The largest leeway a policy accepts without [`PolicyBuilder::dangerous_leeway`].
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// Strict rules for accepting a token. Built with [`ValidationPolicy::builder`].
+///
+/// | setting | default |
+/// |---|---|
+/// | issuer(s), audience(s) | none: required, building fails without them |
+/// | algorithms | those of the keys (each key is bound to one); restrict with [`PolicyBuilder::algorithms`] |
+/// | leeway | 30 s (at most 5 min) |
+/// | maximum lifetime (`exp − iat`) | 1 hour |
+/// | required claims | `exp`, `iat`, `iss`, `aud`, `sub`, `jti` |
+/// | accepted `typ` | `JWT`, `at+jwt`; a token without `typ` is accepted unless [`PolicyBuilder::require_typ`] |
+/// | maximum token size | 8 KiB, checked before any decoding |
+/// | `kid` | required, unless [`PolicyBuilder::allow_missing_kid`] and the key set has one key |
+/// | clock | the system clock |
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenward_claims::{Claim, ValidationPolicy};
+///
+/// let policy = ValidationPolicy::builder()
+///     .issuer("https://auth.example.com")
+///     .audience("orders-api")
+///     .max_lifetime(Duration::from_secs(15 * 60))
+///     .require(Claim::Sid)
+///     .build()?;
+/// assert_eq!(policy.issuers(), ["https://auth.example.com"]);
+/// # Ok::<(), tokenward_claims::PolicyError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ValidationPolicy {
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) algorithms: Option<Vec<Algorithm>>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) required: Vec<Claim>,
+    pub(crate) typ: Vec<String>,
+    pub(crate) require_typ: bool,
+    pub(crate) max_token_size: usize,
+    pub(crate) require_kid: bool,
+    pub(crate) clock: SharedClock,
+}
+
+impl ValidationPolicy {
+    /// A builder with the defaults above.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            skip_issuer: false,
+            skip_audience: false,
+            algorithms: None,
+            leeway: Duration::from_secs(30),
+            dangerous_leeway: false,
+            max_lifetime: Some(Duration::from_secs(3600)),
+            required: Claim::DEFAULT_REQUIRED.to_vec(),
+            typ: vec!["JWT".to_owned(), "at+jwt".to_owned()],
+            require_typ: false,
+            max_token_size: 8 * 1024,
+            require_kid: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Accepted issuers (empty only with `dangerous_skip_issuer_check`).
+    pub fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// Accepted audiences (empty only with `dangerous_skip_audience_check`).
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The maximum token size in bytes.
+    pub fn max_token_size(&self) -> usize {
+        self.max_token_size
+    }
+
+    /// The leeway applied to `exp`, `nbf` and `iat`.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// The maximum `exp − iat`, if enforced.
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.max_lifetime
+    }
+
+    /// The required claims.
+    pub fn required(&self) -> &[Claim] {
+        &self.required
+    }
+
+    /// The clock the policy reads "now" from.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+}
+
+/// Builder for [`ValidationPolicy`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PolicyBuilder {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    skip_issuer: bool,
+    skip_audience: bool,
+    algorithms: Option<Vec<Algorithm>>,
+    leeway: Duration,
+    dangerous_leeway: bool,
+    max_lifetime: Option<Duration>,
+    required: Vec<Claim>,
+    typ: Vec<String>,
+    require_typ: bool,
+    max_token_size: usize,
+    require_kid: bool,
+    clock: SharedClock,
+}
+
+impl PolicyBuilder {
+    /// Accepts tokens whose `iss` is `issuer` (call again for more issuers).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens with `audience` among their `aud` values (call again for more).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// **Dangerous**: accepts any issuer. Tokens of one integration then validate on
+    /// another that shares a key.
+    pub fn dangerous_skip_issuer_check(mut self) -> Self {
+        self.skip_issuer = true;
+        self
+    }
+
+    /// **Dangerous**: accepts any audience. Admin tokens then validate on user endpoints.
+    pub fn dangerous_skip_audience_check(mut self) -> Self {
+        self.skip_audience = true;
+        self
+    }
+
+    /// Restricts the algorithms further than the keys do. A token is accepted only if its
+    /// `alg` is in this list *and* is the algorithm its key is bound to.
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algs.into_iter().collect());
+        self
+    }
+
+    /// The leeway applied to `exp`, `nbf` and `iat` for clock skew (at most 5 minutes).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self.dangerous_leeway = false;
+        self
+    }
+
+    /// **Dangerous**: a leeway over 5 minutes, which extends every token's life by as much.
+    pub fn dangerous_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self.dangerous_leeway = true;
+        self
+    }
+
+    /// The maximum accepted `exp − iat`. Tokens minted with a longer life are rejected even
+    /// when unexpired.
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = Some(max);
+        self
+    }
+
+    /// **Dangerous**: no maximum lifetime; a token minted for 30 days is accepted for 30 days.
+    pub fn dangerous_no_max_lifetime(mut self) -> Self {
+        self.max_lifetime = None;
+        self
+    }
+
+    /// Additionally requires `claim`.
+    pub fn require(mut self, claim: Claim) -> Self {
+        if !self.required.contains(&claim) {
+            self.required.push(claim);
+        }
+        self
+    }
+
+    /// Replaces the required claims. Without `exp` in the list, tokens without `exp` never
+    /// expire; that requires [`PolicyBuilder::dangerous_required_claims`].
+    pub fn required_claims(self, claims: impl IntoIterator<Item = Claim>) -> Self {
+        let mut claims: Vec<Claim> = claims.into_iter().collect();
+        if !claims.contains(&Claim::Exp) {
+            claims.push(Claim::Exp);
+        }
+        self.dangerous_required_claims(claims)
+    }
+
+    /// **Dangerous**: replaces the required claims, allowing `exp` to be optional.
+    pub fn dangerous_required_claims(mut self, claims: impl IntoIterator<Item = Claim>) -> Self {
+        self.required = claims.into_iter().collect();
+        self.required.sort_unstable();
+        self.required.dedup();
+        self
+    }
+
+    /// Replaces the accepted `typ` values (compared case-insensitively; an `application/`
+    /// prefix is ignored).
+    pub fn typ(mut self, accepted: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.typ = accepted.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Rejects tokens without a `typ` header (RFC 9068 access tokens always carry one).
+    pub fn require_typ(mut self, require: bool) -> Self {
+        self.require_typ = require;
+        self
+    }
+
+    /// The maximum token size in bytes, checked before any decoding.
+    pub fn max_token_size(mut self, bytes: usize) -> Self {
+        self.max_token_size = bytes;
+        self
+    }
+
+    /// Accepts tokens without `kid` when the key set holds exactly one key.
+    pub fn allow_missing_kid(mut self, allow: bool) -> Self {
+        self.require_kid = !allow;
+        self
+    }
+
+    /// The clock to read "now" from (a `ManualClock` in tests).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks the settings and builds the policy.
+    pub fn build(self) -> Result<ValidationPolicy, PolicyError> {
+        if self.issuers.is_empty() && !self.skip_issuer {
+            return Err(PolicyError::NoIssuer);
+        }
+        if self.audiences.is_empty() && !self.skip_audience {
+            return Err(PolicyError::NoAudience);
+        }
+        if self.issuers.iter().any(String::is_empty) {
+            return Err(PolicyError::Invalid {
+                field: "issuer",
+                reason: "empty issuer",
+            });
+        }
+        if self.audiences.iter().any(String::is_empty) {
+            return Err(PolicyError::Invalid {
+                field: "audience",
+                reason: "empty audience",
+            });
+        }
+        if self.leeway > MAX_LEEWAY && !self.dangerous_leeway {
+            return Err(PolicyError::LeewayTooLarge(self.leeway));
+        }
+        if self.max_lifetime == Some(Duration::ZERO) {
+            return Err(PolicyError::Invalid {
+                field: "max_lifetime",
+                reason: "must be positive",
+            });
+        }
+        if self.max_token_size < 16 {
+            return Err(PolicyError::Invalid {
+                field: "max_token_size",
+                reason: "too small for any token",
+            });
+        }
+        if matches!(&self.algorithms, Some(a) if a.is_empty()) {
+            return Err(PolicyError::Invalid {
+                field: "algorithms",
+                reason: "empty list",
+            });
+        }
+        if self.require_typ && self.typ.is_empty() {
+            return Err(PolicyError::Invalid {
+                field: "typ",
+                reason: "required but none accepted",
+            });
+        }
+        Ok(ValidationPolicy {
+            issuers: self.issuers,
+            audiences: self.audiences,
+            algorithms: self.algorithms,
+            leeway: self.leeway,
+            max_lifetime: self.max_lifetime,
+            required: self.required,
+            typ: self.typ,
+            require_typ: self.require_typ,
+            max_token_size: self.max_token_size,
+            require_kid: self.require_kid,
+            clock: self.clock,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> PolicyBuilder {
+        ValidationPolicy::builder().issuer("i").audience("a")
+    }
+
+    #[test]
+    fn build_errors_name_the_field() {
+        assert_eq!(
+            ValidationPolicy::builder()
+                .audience("a")
+                .build()
+                .unwrap_err(),
+            PolicyError::NoIssuer
+        );
+        assert_eq!(
+            ValidationPolicy::builder().issuer("i").build().unwrap_err(),
+            PolicyError::NoAudience
+        );
+        let err = base().leeway(Duration::from_secs(301)).build().unwrap_err();
+        assert!(err.to_string().starts_with("`leeway`"), "{err}");
+        assert!(
+            base()
+                .dangerous_leeway(Duration::from_secs(3600))
+                .build()
+                .is_ok()
+        );
+        let err = base().max_token_size(0).build().unwrap_err();
+        assert!(err.to_string().starts_with("`max_token_size`"), "{err}");
+        let err = base().algorithms([]).build().unwrap_err();
+        assert!(err.to_string().starts_with("`algorithms`"), "{err}");
+        assert!(base().issuer("").build().is_err());
+    }
+
+    #[test]
+    fn exp_stays_required_unless_dangerous() {
+        let p = base().required_claims([Claim::Sub]).build().unwrap();
+        assert!(p.required().contains(&Claim::Exp));
+        let p = base()
+            .dangerous_required_claims([Claim::Sub])
+            .build()
+            .unwrap();
+        assert!(!p.required().contains(&Claim::Exp));
+    }
+
+    #[test]
+    fn claim_names_round_trip() {
+        for c in Claim::ALL {
+            assert_eq!(Claim::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Claim::from_name("scope"), None);
+    }
+}

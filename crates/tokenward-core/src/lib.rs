@@ -1,0 +1,31 @@
+//! Shared building blocks of the tokenward crates.
+//!
+//! This crate has no I/O and almost no dependencies; every other tokenward crate builds on it.
+//!
+//! - [`UnixTime`] — a point in time as a duration since the Unix epoch (JWT `NumericDate`s are
+//!   whole seconds; rate limits need sub-second precision, so both are supported).
+//! - [`Clock`] — where "now" comes from. [`SystemClock`] in production, [`ManualClock`] in tests
+//!   (advance it instead of sleeping).
+//! - [`StoreError`] — what a storage backend (in memory, Redis, your own) may fail with.
+//! - [`FailurePolicy`] — what to do when a store cannot answer: fail closed (the default) or open.
+//! - [`TokenRef`] — the identifying parts of a verified token a store needs (jti, sid, sub, iat, exp).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokenward_core::{Clock, ManualClock, UnixTime};
+//!
+//! let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+//! clock.advance(Duration::from_secs(90));
+//! assert_eq!(clock.now().as_secs(), 1_700_000_090);
+//! ```
+#![forbid(unsafe_code)]
+
+mod clock;
+mod error;
+mod policy;
+mod token;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
+pub use error::{StoreError, StoreErrorKind};
+pub use policy::FailurePolicy;
+pub use token::TokenRef;
