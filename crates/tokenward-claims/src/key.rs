@@ -411,15 +411,14 @@ impl Key {
         if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
             return Err(KeyError::UnusableJwk("`use` is not `sig`".into()));
         }
-        if let Some(ops) = &jwk.common.key_operations {
-            if !ops
+        if let Some(ops) = &jwk.common.key_operations
+            && !ops
                 .iter()
                 .any(|op| matches!(op, KeyOperations::Verify | KeyOperations::Sign))
-            {
-                return Err(KeyError::UnusableJwk(
-                    "`key_ops` allow neither sign nor verify".into(),
-                ));
-            }
+        {
+            return Err(KeyError::UnusableJwk(
+                "`key_ops` allow neither sign nor verify".into(),
+            ));
         }
         let jwk_alg = match jwk.common.key_algorithm {
             None => None,

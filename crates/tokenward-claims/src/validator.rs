@@ -187,14 +187,14 @@ impl Validator {
             None if policy.require_typ => return Err(reject!(Typ, "`typ` header is required")),
             _ => {}
         }
-        if let Some(allowed) = &policy.algorithms {
-            if !allowed.contains(&alg) {
-                return Err(reject!(
-                    Algorithm,
-                    "{} is not allowed by the policy",
-                    alg::name(alg)
-                ));
-            }
+        if let Some(allowed) = &policy.algorithms
+            && !allowed.contains(&alg)
+        {
+            return Err(reject!(
+                Algorithm,
+                "{} is not allowed by the policy",
+                alg::name(alg)
+            ));
         }
 
         // Key: chosen by kid, and it alone decides the algorithm.
@@ -214,16 +214,15 @@ impl Validator {
             ));
         }
 
-        // Signature.
+        // Signature (both parts must be well-formed base64url first), then claims, parsed
+        // once and only after the signature verified.
+        let payload = b64::decode(parts.payload.as_bytes())
+            .ok_or_else(|| reject!(Malformed, "payload is not canonical base64url"))?;
         let signature = b64::decode(parts.signature.as_bytes())
             .ok_or_else(|| reject!(Malformed, "signature is not canonical base64url"))?;
         if !key.verify(parts.signing_input.as_bytes(), &signature) {
             return Err(reject!(Signature, "signature does not verify"));
         }
-
-        // Claims, parsed once.
-        let payload = b64::decode(parts.payload.as_bytes())
-            .ok_or_else(|| reject!(Malformed, "payload is not canonical base64url"))?;
         let (claims, custom) = parse_payload::<C>(&payload)?;
         check_claims(policy, &claims)?;
 
@@ -258,21 +257,21 @@ fn check_claims(policy: &ValidationPolicy, c: &RegisteredClaims) -> Result<(), R
             ));
         }
     }
-    if let Some(nbf) = c.nbf {
-        if now.saturating_add(leeway) < nbf {
-            return Err(reject!(
-                NotYetValid,
-                "not valid before {nbf}; now {now}, leeway {leeway}s"
-            ));
-        }
+    if let Some(nbf) = c.nbf
+        && now.saturating_add(leeway) < nbf
+    {
+        return Err(reject!(
+            NotYetValid,
+            "not valid before {nbf}; now {now}, leeway {leeway}s"
+        ));
     }
-    if let Some(iat) = c.iat {
-        if now.saturating_add(leeway) < iat {
-            return Err(reject!(
-                NotYetValid,
-                "issued in the future ({iat}); now {now}, leeway {leeway}s"
-            ));
-        }
+    if let Some(iat) = c.iat
+        && now.saturating_add(leeway) < iat
+    {
+        return Err(reject!(
+            NotYetValid,
+            "issued in the future ({iat}); now {now}, leeway {leeway}s"
+        ));
     }
     if let (Some(max), Some(exp)) = (policy.max_lifetime, c.exp) {
         // Measured from iat; without iat from nbf; without either from now.

@@ -1,0 +1,290 @@
+//! Key loading (PEM, JWK, JWKS), refusal of weak or malformed keys, JWKS export, rotation.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::json;
+use tokenward_claims::{
+    AccessToken, Algorithm, Key, KeyError, KeySet, KeySetError, RejectionClass, SharedKeySet,
+    TokenIssuer, Validator,
+};
+
+fn err(r: Result<Key, KeyError>) -> KeyError {
+    r.expect_err("key must be refused")
+}
+
+#[test]
+fn every_fixture_loads_and_signs_what_its_public_half_verifies() {
+    let pairs = [
+        (Algorithm::RS256, RSA_PRIVATE, RSA_PUBLIC),
+        (Algorithm::PS256, RSA_PRIVATE, RSA_PUBLIC),
+        (Algorithm::RS512, RSA_PKCS1_PRIVATE, RSA_PKCS1_PUBLIC),
+        (Algorithm::PS384, RSA_PKCS1_PRIVATE, RSA_PUBLIC),
+        (Algorithm::ES256, P256_PRIVATE, P256_PUBLIC),
+        (Algorithm::ES384, P384_PRIVATE, P384_PUBLIC),
+        (Algorithm::EdDSA, ED_PRIVATE, ED_PUBLIC),
+    ];
+    for (alg, private, public) in pairs {
+        let sk = Key::from_pem("k", alg, private.as_bytes()).unwrap();
+        let pk = Key::from_pem("k", alg, public.as_bytes()).unwrap();
+        assert!(sk.can_sign() && !pk.can_sign(), "{alg:?}");
+        let sig = sk.sign(b"message").unwrap();
+        assert!(pk.verify(b"message", &sig), "{alg:?}");
+        assert!(!pk.verify(b"messagE", &sig), "{alg:?}");
+        // The public JWK of either half is the same and loads back.
+        let jwk = pk.public_jwk().unwrap();
+        assert_eq!(Some(&jwk), sk.public_jwk().as_ref(), "{alg:?}");
+        let back = Key::from_jwk(&jwk, None, None).unwrap();
+        assert!(back.verify(b"message", &sig), "{alg:?}");
+        assert_eq!(back.algorithm(), alg);
+        assert!(matches!(pk.sign(b"x"), Err(KeyError::CannotSign { .. })));
+    }
+}
+
+#[test]
+fn weak_malformed_and_mismatched_keys_are_errors_not_panics() {
+    assert!(matches!(
+        err(Key::from_pem(
+            "k",
+            Algorithm::RS256,
+            RSA1024_PRIVATE.as_bytes()
+        )),
+        KeyError::Rejected(_) | KeyError::Weak(_)
+    ));
+    assert!(matches!(
+        err(Key::from_pem(
+            "k",
+            Algorithm::RS256,
+            RSA1024_PUBLIC.as_bytes()
+        )),
+        KeyError::Weak(_)
+    ));
+    assert!(matches!(
+        err(Key::from_pem("k", Algorithm::ES256, P256_SEC1.as_bytes())),
+        KeyError::Unsupported(_)
+    ));
+    assert!(matches!(
+        err(Key::from_pem("k", Algorithm::RS256, b"garbage")),
+        KeyError::Malformed(_)
+    ));
+    assert!(matches!(
+        err(Key::from_pem(
+            "k",
+            Algorithm::RS256,
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+        )),
+        KeyError::Malformed(_)
+    ));
+    assert!(matches!(
+        err(Key::from_pem(
+            "k",
+            Algorithm::RS256,
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        )),
+        KeyError::Malformed(_)
+    ));
+    // A key used with an algorithm of another family.
+    assert!(matches!(
+        err(Key::from_pem("k", Algorithm::ES256, RSA_PUBLIC.as_bytes())),
+        KeyError::AlgorithmMismatch { .. }
+    ));
+    assert!(matches!(
+        err(Key::from_pem("k", Algorithm::ES384, P256_PUBLIC.as_bytes())),
+        KeyError::AlgorithmMismatch { .. }
+    ));
+    assert!(matches!(
+        err(Key::from_pem("k", Algorithm::HS256, ED_PRIVATE.as_bytes())),
+        KeyError::AlgorithmMismatch { .. }
+    ));
+    assert!(matches!(
+        err(Key::from_pem(
+            "k",
+            Algorithm::EdDSA,
+            P256_PRIVATE.as_bytes()
+        )),
+        KeyError::Rejected(_)
+    ));
+    // HMAC secrets shorter than the hash.
+    assert!(matches!(
+        err(Key::hmac("k", Algorithm::HS256, &[1; 31])),
+        KeyError::Weak(_)
+    ));
+    assert!(matches!(
+        err(Key::hmac("k", Algorithm::HS512, &[1; 63])),
+        KeyError::Weak(_)
+    ));
+    assert!(matches!(
+        err(Key::hmac("k", Algorithm::RS256, &[1; 64])),
+        KeyError::AlgorithmMismatch { .. }
+    ));
+    // Bad kids.
+    assert!(matches!(
+        err(Key::hmac("", Algorithm::HS256, &[1; 32])),
+        KeyError::InvalidKid(_)
+    ));
+    assert!(matches!(
+        err(Key::hmac("a\nb", Algorithm::HS256, &[1; 32])),
+        KeyError::InvalidKid(_)
+    ));
+    assert!(matches!(
+        err(Key::hmac("k".repeat(257), Algorithm::HS256, &[1; 32])),
+        KeyError::InvalidKid(_)
+    ));
+    // Error messages never carry key material.
+    let msg = err(Key::hmac("k", Algorithm::HS256, b"short-secret")).to_string();
+    assert!(!msg.contains("short-secret"), "{msg}");
+}
+
+#[test]
+fn hostile_jwks_are_errors_not_panics() {
+    let x = |n: usize| b64(&vec![7u8; n]);
+    let cases = [
+        // The jsonwebtoken rust_crypto backend panics on these; tokenward returns errors.
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": x(31)}),
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": x(33)}),
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": x(0)}),
+        json!({"kty": "OKP", "crv": "Ed25519", "kid": "e", "x": "not base64!"}),
+        json!({"kty": "OKP", "crv": "Ed448", "kid": "e", "x": x(57)}),
+        json!({"kty": "EC", "crv": "P-256", "kid": "e", "x": x(31), "y": x(32)}),
+        json!({"kty": "EC", "crv": "P-256", "kid": "e", "x": x(32), "y": x(32), "alg": "ES384"}),
+        json!({"kty": "EC", "crv": "P-521", "kid": "e", "x": x(66), "y": x(66)}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RS256", "n": x(128), "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RS256", "n": x(0), "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RS256", "n": b64(&[&[0xC1u8][..], &[7u8; 255]].concat()), "e": "AQ"}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RS256", "n": b64(&[&[0xC1u8][..], &[7u8; 255]].concat()), "e": x(9)}),
+        json!({"kty": "RSA", "kid": "r", "n": b64(&[&[0xC1u8][..], &[7u8; 255]].concat()), "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RSA-OAEP", "n": b64(&[0xC1u8; 256]), "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RS256", "use": "enc", "n": b64(&[0xC1u8; 256]), "e": "AQAB"}),
+        json!({"kty": "RSA", "kid": "r", "alg": "RS256", "key_ops": ["encrypt"], "n": b64(&[0xC1u8; 256]), "e": "AQAB"}),
+        json!({"kty": "oct", "kid": "h", "alg": "HS256", "k": x(16)}),
+        json!({"kty": "oct", "kid": "h", "k": x(64)}),
+        json!({"kty": "oct", "alg": "HS256", "k": x(64)}),
+        json!({"kty": "oct", "kid": "h", "alg": "HS256", "k": format!("{}=", x(64))}),
+        json!({"kty": "dunno", "kid": "h"}),
+        json!({"kid": "h"}),
+    ];
+    for jwk in cases {
+        let text = jwk.to_string();
+        assert!(Key::from_jwk_json(&text, None).is_err(), "accepted {text}");
+        let jwks = json!({"keys": [jwk]}).to_string();
+        assert!(KeySet::from_jwks_json(&jwks).is_err(), "accepted {jwks}");
+    }
+    for text in ["", "{", "[]", r#"{"keys": {}}"#, r#"{"keys": [1]}"#] {
+        assert!(KeySet::from_jwks_json(text).is_err(), "accepted {text:?}");
+    }
+    // Even installed as jsonwebtoken's provider, a short Ed25519 key is an error.
+    tokenward_claims::crypto::install_ring_provider();
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": x(31)})).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let token = forge(&header("EdDSA", "e"), &claims(json!({})), &signers().ed);
+    let mut strict = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    strict.validate_exp = false;
+    strict.set_audience(&[AUD]);
+    assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &key, &strict).is_err());
+}
+
+#[test]
+fn jwks_round_trip_and_secret_export() {
+    let s = signers();
+    let mut set = verifier_keys(&s);
+    set.insert(Key::from_pem("p384", Algorithm::ES384, P384_PUBLIC.as_bytes()).unwrap())
+        .unwrap();
+    set.insert(Key::from_pem("ps", Algorithm::PS256, RSA_PUBLIC.as_bytes()).unwrap())
+        .unwrap();
+    let public = serde_json::to_string(&set.public_jwks()).unwrap();
+    assert!(
+        !public.contains("\"oct\""),
+        "HMAC keys must not be published"
+    );
+    assert!(!public.contains("\"d\""));
+    let back = KeySet::from_jwks_json(&public).unwrap();
+    assert_eq!(back.len(), set.len() - 1);
+    for key in back.iter() {
+        assert_eq!(set.get(key.kid()).unwrap().algorithm(), key.algorithm());
+    }
+    // Tokens verify with the reimported set.
+    let clock = clock();
+    let v = Validator::new(policy(&clock).build().unwrap(), back);
+    assert!(
+        v.verify(&forge(&header("RS256", "rsa"), &claims(json!({})), &s.rsa))
+            .is_ok()
+    );
+
+    let secret = serde_json::to_string(&set.dangerous_secret_jwks()).unwrap();
+    let hs = KeySet::from_jwks_json(&secret).unwrap();
+    assert_eq!(hs.len(), 1);
+    let v = Validator::new(policy(&clock).build().unwrap(), hs);
+    assert!(
+        v.verify(&forge(&header("HS256", "hs"), &claims(json!({})), &s.hs))
+            .is_ok()
+    );
+
+    let dup = format!(
+        r#"{{"keys":[{0},{0}]}}"#,
+        serde_json::to_string(&s.ed.public_jwk().unwrap()).unwrap()
+    );
+    assert!(matches!(
+        KeySet::from_jwks_json(&dup),
+        Err(KeySetError::DuplicateKid(_))
+    ));
+}
+
+#[test]
+fn overlapping_rotation() {
+    let clock = clock();
+    let key = |kid: &str| {
+        let pkcs8 = tokenward_claims::generate_pkcs8(Algorithm::EdDSA).unwrap();
+        Key::from_pkcs8_der(kid, Algorithm::EdDSA, &pkcs8).unwrap()
+    };
+    let keys = SharedKeySet::new(KeySet::single(key("2026-10")));
+    let issuer = TokenIssuer::builder(keys.clone(), ISS)
+        .audience(AUD)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let validator = Validator::new(policy(&clock).build().unwrap(), keys.clone());
+    let old = issuer.issue(&AccessToken::new("alice")).unwrap();
+    assert_eq!(old.kid, "2026-10");
+
+    // 1. Add the new key: it verifies, but the old key still signs.
+    keys.update(|k| k.insert(key("2026-11"))).unwrap();
+    assert_eq!(
+        issuer.issue(&AccessToken::new("alice")).unwrap().kid,
+        "2026-10"
+    );
+    // 2. Activate it: new tokens use it; tokens of the retired key still verify.
+    keys.update(|k| k.activate("2026-11")).unwrap();
+    let new = issuer.issue(&AccessToken::new("alice")).unwrap();
+    assert_eq!(new.kid, "2026-11");
+    assert!(validator.verify(&old.token).is_ok());
+    assert!(validator.verify(&new.token).is_ok());
+    // The active key cannot be removed.
+    assert!(matches!(
+        keys.update(|k| k.remove("2026-11").map(drop)),
+        Err(KeySetError::RemovingActive(_))
+    ));
+    // 3. After the longest token lifetime, remove the retired key: its tokens fail with `key`.
+    keys.update(|k| k.remove("2026-10").map(drop)).unwrap();
+    assert_eq!(
+        validator.verify(&old.token).unwrap_err().class(),
+        RejectionClass::Key
+    );
+    assert!(validator.verify(&new.token).is_ok());
+    // Public keys cannot be made active.
+    let public = Key::from_pem("pub", Algorithm::EdDSA, ED_PUBLIC.as_bytes()).unwrap();
+    keys.update(|k| k.insert(public)).unwrap();
+    assert!(matches!(
+        keys.update(|k| k.activate("pub")),
+        Err(KeySetError::CannotSign(_))
+    ));
+    assert!(keys.snapshot().get("pub").is_some());
+}
