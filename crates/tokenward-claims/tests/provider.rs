@@ -102,8 +102,8 @@ fn ring_provider_round_trips_through_jsonwebtoken() {
         let data =
             jsonwebtoken::decode::<serde_json::Value>(&token, &dk, &validation(alg)).unwrap();
         assert_eq!(data.claims["sub"], "alice", "{alg:?}");
-        // Change one signature character well before the end (the last one may only carry
-        // unused bits, which jsonwebtoken's lenient base64 ignores).
+        // Change one signature character well before the end (the last one may be the
+        // character we would substitute).
         let i = token.len() - 10;
         let c = if &token[i..=i] == "A" { "B" } else { "A" };
         let tampered = format!("{}{c}{}", &token[..i], &token[i + 1..]);
