@@ -103,6 +103,22 @@ impl fmt::Debug for Key {
     }
 }
 
+/// Describes a JSON error by its category and position only: serde_json's messages can quote
+/// values from the document, which for a secret JWK would be key material.
+pub(crate) fn json_error(what: &str, e: &serde_json::Error) -> String {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected structure or value type",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!(
+        "{what}: {category} at line {} column {}",
+        e.line(),
+        e.column()
+    )
+}
+
 fn check_kid(kid: &str) -> Result<(), KeyError> {
     if kid.is_empty() {
         return Err(KeyError::InvalidKid("empty"));
@@ -488,7 +504,7 @@ impl Key {
     /// A key from a JWK given as JSON text.
     pub fn from_jwk_json(json: &str, alg: Option<Algorithm>) -> Result<Key, KeyError> {
         let jwk: Jwk =
-            serde_json::from_str(json).map_err(|e| KeyError::Malformed(format!("JWK: {e}")))?;
+            serde_json::from_str(json).map_err(|e| KeyError::Malformed(json_error("JWK", &e)))?;
         Key::from_jwk(&jwk, None, alg)
     }
 

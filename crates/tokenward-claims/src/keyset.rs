@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::JwkSet;
 
-use crate::key::{Key, KeyError};
+use crate::key::{Key, KeyError, json_error};
 
 /// Errors from building or changing a [`KeySet`].
 #[derive(Debug, thiserror::Error)]
@@ -155,8 +155,8 @@ impl KeySet {
     /// whole load, so a typo in a configured key set is found at startup. (Remote key sets,
     /// which must tolerate a foreign issuer's odd keys, skip such keys instead.)
     pub fn from_jwks_json(json: &str) -> Result<KeySet, KeySetError> {
-        let set: JwkSet =
-            serde_json::from_str(json).map_err(|e| KeySetError::MalformedJwks(e.to_string()))?;
+        let set: JwkSet = serde_json::from_str(json)
+            .map_err(|e| KeySetError::MalformedJwks(json_error("JWKS", &e)))?;
         KeySet::from_jwks(&set)
     }
 

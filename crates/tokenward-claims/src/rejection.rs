@@ -86,7 +86,9 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub(crate) fn new(class: RejectionClass, reason: impl Into<String>) -> Self {
+    /// A rejection of `class` with `reason`, for checks made outside the validator (an
+    /// adapter's own size cap, a non-UTF-8 header). The reason must not contain the token.
+    pub fn new(class: RejectionClass, reason: impl Into<String>) -> Self {
         Rejection {
             class,
             reason: reason.into(),

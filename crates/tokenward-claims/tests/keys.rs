@@ -288,3 +288,18 @@ fn overlapping_rotation() {
     ));
     assert!(keys.snapshot().get("pub").is_some());
 }
+
+#[test]
+fn jwks_errors_never_quote_the_document() {
+    let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC1zZWNyZXQ";
+    for doc in [
+        format!(r#"{{"keys":[{{"kty":"oct","kid":"h","alg":"HS256","k":{{"v":"{secret}"}}}}]}}"#),
+        format!(r#"{{"keys":"{secret}"}}"#),
+        format!(r#"{{"keys":[{{"kty":"oct","kid":"h","alg":"HS256","k":"{secret}""#),
+    ] {
+        let msg = KeySet::from_jwks_json(&doc).unwrap_err().to_string();
+        assert!(!msg.contains(secret), "{msg}");
+        let msg = Key::from_jwk_json(&doc, None).unwrap_err().to_string();
+        assert!(!msg.contains(secret), "{msg}");
+    }
+}

@@ -1,0 +1,72 @@
+//! The CLI's one error type. Every variant means exit status 2; messages name files and
+//! settings, never key material or tokens.
+
+use std::io;
+use std::path::PathBuf;
+
+use tokenward_claims::{IssueError, KeyError, PolicyError};
+
+/// Why a command could not do its job (as opposed to a token being rejected).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum CliError {
+    /// Arguments that parse but do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
+    /// A key file does not hold a usable key.
+    #[error("{}: {source}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Why the key is unusable (never the key material).
+        source: KeyError,
+    },
+    /// A file's content is unusable, for a reason the CLI itself found.
+    #[error("{}: {reason}", path.display())]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        reason: String,
+    },
+    /// A file exists and `--force` was not given.
+    #[error("{}: already exists; refusing to overwrite it (use --force)", .0.display())]
+    Exists(PathBuf),
+    /// The validation policy could not be built from the options.
+    #[error("validation policy: {0}")]
+    Policy(#[from] PolicyError),
+    /// A token could not be issued.
+    #[error("issuing: {0}")]
+    Issue(#[from] IssueError),
+    /// A key could not be generated or checked.
+    #[error("key: {0}")]
+    KeyGen(#[from] KeyError),
+    /// Standard input could not be read.
+    #[error("reading standard input: {0}")]
+    Input(io::Error),
+    /// Standard output could not be written.
+    #[error("writing standard output: {0}")]
+    Output(io::Error),
+}
+
+impl CliError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> CliError {
+        let path = path.into();
+        move |source| CliError::Io { path, source }
+    }
+
+    pub(crate) fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> CliError {
+        CliError::BadFile {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

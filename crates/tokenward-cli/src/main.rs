@@ -1,0 +1,75 @@
+//! `tokenward`: generate keys, issue, verify and inspect JWTs with tokenward's strict
+//! validation, from a shell.
+//!
+//! ```text
+//! tokenward keygen --alg EdDSA --kid 2026-11 --out keys/      # keys/2026-11.pem + keys/jwks.json
+//! tokenward issue --keys keys/ --iss https://auth.example --aud api --sub alice
+//! tokenward verify --jwks keys/jwks.json --iss https://auth.example --aud api TOKEN
+//! tokenward verify --jwks keys/jwks.json --iss https://auth.example --aud api --json < tokens.txt
+//! tokenward inspect TOKEN                                     # decode + lint, NOT verified
+//! ```
+//!
+//! `verify` uses exactly the validation the libraries use ([`tokenward_claims::Validator`]):
+//! the key pins the algorithm, `none` never verifies, the size is capped before decoding, and
+//! every rejection has a stable class (`signature`, `expired`, `audience`, ...). Its exit
+//! status is 0 when every token is valid, 1 when any is rejected, and 2 on a usage or key
+//! error. Error messages name files, never key material, and rejections never echo the token.
+//!
+//! `keygen` adds to an existing `jwks.json` instead of replacing it, which is how an operator
+//! rotates keys: generate the new key into the same directory, publish the grown `jwks.json`,
+//! start signing with the new key, and remove the old one after the longest token lifetime.
+#![forbid(unsafe_code)]
+
+mod error;
+mod files;
+mod inspect;
+mod issue;
+mod keygen;
+mod keys;
+mod lines;
+mod time;
+mod verify;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::CliError;
+
+/// Generate keys, issue, verify and inspect JWTs with tokenward's strict validation.
+#[derive(Debug, Parser)]
+#[command(name = "tokenward", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands; each one's help text is its `Args` doc comment.
+#[derive(Debug, Subcommand)]
+enum Command {
+    Keygen(keygen::Args),
+    Issue(issue::Args),
+    Verify(verify::Args),
+    Inspect(inspect::Args),
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with status 2 (clap's default).
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Issue(args) => issue::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        // A closed pipe (`tokenward verify < tokens | head -1`) is not worth a message.
+        Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("tokenward: error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
