@@ -1,0 +1,245 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{Result, cmd, deny};
+
+/// One check. Steps run in table order; a failing step stops the run.
+struct Step {
+    /// Short name, shown in headers and in the summary.
+    name: &'static str,
+    /// What the step checks, shown in its header.
+    description: &'static str,
+    run: fn(&Ctx) -> Result,
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "fmt",
+        description: "formatting (rustfmt)",
+        run: fmt,
+    },
+    Step {
+        name: "clippy",
+        description: "lints on all targets and features, warnings denied",
+        run: clippy,
+    },
+    Step {
+        name: "test (incl. tidy)",
+        description: "all tests with all features, the tidy checks in xtask/tests/tidy.rs \
+                      among them, then doctests",
+        run: test,
+    },
+    Step {
+        name: "feature-matrix",
+        description: "tests under other feature configurations (FEATURE_MATRIX)",
+        run: feature_matrix,
+    },
+    Step {
+        name: "rustdoc",
+        description: "documentation builds without warnings",
+        run: rustdoc,
+    },
+    Step {
+        name: "deny",
+        description: "cargo-deny: advisories, bans, licenses, sources",
+        run: deny::check,
+    },
+];
+
+/// A package tested with a particular set of its features, beyond the `--all-features` run
+/// of the `test` step.
+struct FeatureConfig {
+    package: &'static str,
+    /// Features enabled on top of the defaults; empty tests the default build.
+    features: &'static [&'static str],
+    /// Why this configuration matters.
+    why: &'static str,
+}
+
+/// jsonwebtoken panics at run time when both or neither of its crypto backends are enabled,
+/// and tokenward-claims must be correct whatever the user's dependency graph enables. The
+/// `test` step covers both backends (`--all-features`); these cover neither and one.
+const FEATURE_MATRIX: &[FeatureConfig] = &[
+    FeatureConfig {
+        package: "tokenward-claims",
+        features: &[],
+        why: "default build: no jsonwebtoken crypto backend",
+    },
+    FeatureConfig {
+        package: "tokenward-claims",
+        features: &["__jsonwebtoken-rust-crypto"],
+        why: "jsonwebtoken's rust_crypto backend enabled",
+    },
+];
+
+/// What the steps need to know about where they run.
+pub(crate) struct Ctx {
+    /// The workspace root; every command runs there.
+    pub(crate) root: PathBuf,
+}
+
+impl Ctx {
+    /// A `cargo` command that runs in the workspace root.
+    pub(crate) fn cargo(&self) -> Command {
+        let mut cmd = cmd::cargo();
+        cmd.current_dir(&self.root);
+        cmd
+    }
+}
+
+/// Runs every step, prints a summary, and fails if a step failed.
+pub(crate) fn run(args: &[String]) -> Result {
+    if let Some(arg) = args.first() {
+        return Err(format!("`cargo xtask ci` takes no arguments, got `{arg}`").into());
+    }
+    let ctx = Ctx {
+        root: crate::workspace_root(),
+    };
+
+    let started = Instant::now();
+    // One (duration, result) per step that ran, in table order.
+    let mut outcomes: Vec<(Duration, Result)> = Vec::with_capacity(STEPS.len());
+    for (index, step) in STEPS.iter().enumerate() {
+        eprintln!(
+            "\n==> [{}/{}] {}: {}",
+            index + 1,
+            STEPS.len(),
+            step.name,
+            step.description
+        );
+        let step_started = Instant::now();
+        let result = (step.run)(&ctx);
+        let failed = result.is_err();
+        outcomes.push((step_started.elapsed(), result));
+        if failed {
+            break;
+        }
+    }
+
+    eprintln!("\n==> summary");
+    let mut failed_step = None;
+    for (index, step) in STEPS.iter().enumerate() {
+        match outcomes.get(index) {
+            Some((took, Ok(()))) => eprintln!("  ok       {:>8}  {}", secs(*took), step.name),
+            Some((took, Err(err))) => {
+                eprintln!("  FAILED   {:>8}  {}: {err}", secs(*took), step.name);
+                failed_step = Some(step.name);
+            }
+            None => eprintln!("  skipped  {:>8}  {}", "", step.name),
+        }
+    }
+    eprintln!("  total    {:>8}", secs(started.elapsed()));
+
+    match failed_step {
+        Some(name) => Err(format!("`cargo xtask ci` failed at step `{name}`").into()),
+        None => {
+            eprintln!("\nall {} steps passed", STEPS.len());
+            Ok(())
+        }
+    }
+}
+
+fn secs(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+fn fmt(ctx: &Ctx) -> Result {
+    cmd::run(ctx.cargo().args(["fmt", "--all", "--check"]))?;
+    Ok(())
+}
+
+fn clippy(ctx: &Ctx) -> Result {
+    cmd::run(ctx.cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    Ok(())
+}
+
+fn test(ctx: &Ctx) -> Result {
+    if cmd::read(ctx.cargo().args(["nextest", "--version"])).is_ok() {
+        // nextest fails a run that finds no tests; the workspace always has some (tidy.rs).
+        cmd::run(ctx.cargo().args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--all-features",
+            "--no-fail-fast",
+        ]))?;
+        // nextest does not run doctests.
+        cmd::run(
+            ctx.cargo()
+                .args(["test", "--workspace", "--all-features", "--doc"]),
+        )?;
+    } else {
+        eprintln!("cargo-nextest is not installed; running the tests with `cargo test`");
+        // Doctests included.
+        cmd::run(
+            ctx.cargo()
+                .args(["test", "--workspace", "--all-features", "--no-fail-fast"]),
+        )?;
+    }
+    Ok(())
+}
+
+fn feature_matrix(ctx: &Ctx) -> Result {
+    for config in FEATURE_MATRIX {
+        eprintln!("--- {}: {}", config.package, config.why);
+        let mut cargo = ctx.cargo();
+        cargo.args(["test", "--package", config.package]);
+        if !config.features.is_empty() {
+            cargo.arg("--features").arg(config.features.join(","));
+        }
+        cmd::run(&mut cargo)?;
+    }
+    Ok(())
+}
+
+fn rustdoc(ctx: &Ctx) -> Result {
+    cmd::run(ctx.cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--all-features",
+    ]))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FEATURE_MATRIX, STEPS};
+    use std::collections::HashSet;
+
+    #[test]
+    fn step_names_are_unique() {
+        let mut seen = HashSet::new();
+        for step in STEPS {
+            assert!(
+                seen.insert(step.name),
+                "duplicate step name `{}`",
+                step.name
+            );
+        }
+    }
+
+    #[test]
+    fn feature_configs_are_distinct() {
+        let mut seen = HashSet::new();
+        for config in FEATURE_MATRIX {
+            assert!(
+                seen.insert((config.package, config.features)),
+                "{} {:?} is listed twice",
+                config.package,
+                config.features
+            );
+        }
+    }
+}

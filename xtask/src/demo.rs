@@ -1,0 +1,494 @@
+//! `cargo xtask demo`: a readable transcript of the `tokenward` CLI doing its job.
+//!
+//! In a fresh temporary directory: generate an EdDSA key, issue a token for alice, verify
+//! it, then show the typed rejections of a tampered token (`signature`), an expired one
+//! (`expired`), a token presented to the wrong audience (`audience`) and an `alg: none`
+//! forgery (`algorithm`). Every step states what it expects; the demo fails if any step
+//! gives another result, so it doubles as an end-to-end check.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::Result;
+use crate::cmd;
+
+const KID: &str = "demo-2026-11";
+const ISS: &str = "https://auth.demo.example";
+const AUD: &str = "orders-api";
+const TTL: u64 = 900;
+
+/// Runs the demo.
+pub(crate) fn run(args: &[String]) -> Result {
+    if let Some(arg) = args.first() {
+        return Err(format!("`cargo xtask demo` takes no arguments (got `{arg}`)").into());
+    }
+    let root = crate::workspace_root();
+    cmd::run(
+        cmd::cargo()
+            .current_dir(&root)
+            .args(["build", "-p", "tokenward-cli", "--quiet"]),
+    )?;
+    let bin = target_dir(&root)?
+        .join("debug")
+        .join(format!("tokenward{}", std::env::consts::EXE_SUFFIX));
+    if !bin.is_file() {
+        return Err(format!("{}: not found after building tokenward-cli", bin.display()).into());
+    }
+
+    let work = WorkDir::create()?;
+    println!("tokenward demo — working in {}\n", work.path.display());
+    let mut demo = Demo {
+        bin,
+        dir: work.path.clone(),
+        step: 0,
+        failures: Vec::new(),
+    };
+    let result = demo.script();
+    match (&result, demo.failures.is_empty()) {
+        (Ok(()), true) => {
+            println!("All {} steps gave the expected result.", demo.step);
+            Ok(())
+        }
+        _ => {
+            // Keep the files for a look at what went wrong.
+            work.keep();
+            let mut message = format!(
+                "the demo did not go as expected (files kept in {}):",
+                demo.dir.display()
+            );
+            for failure in &demo.failures {
+                let _ = write!(message, "\n  - {failure}");
+            }
+            if let Err(err) = result {
+                let _ = write!(message, "\n  - {err}");
+            }
+            Err(message.into())
+        }
+    }
+}
+
+/// What a step must produce.
+enum Expect {
+    /// Exit status 0.
+    Success,
+    /// `verify --json`: exit 0 and a `{"valid":true,...}` line.
+    Valid,
+    /// `verify --json`: exit 1 and a rejection of this class.
+    Rejected(&'static str),
+}
+
+struct Demo {
+    bin: PathBuf,
+    dir: PathBuf,
+    step: usize,
+    failures: Vec<String>,
+}
+
+impl Demo {
+    fn script(&mut self) -> Result {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+
+        self.exec(
+            "Generate an EdDSA signing key: the private key stays here, jwks.json is what \
+             verifying services get",
+            &["keygen", "--alg", "EdDSA", "--kid", KID, "--out", "keys"],
+            &[],
+            &Expect::Success,
+        )?;
+
+        let issued = self.exec(
+            "Issue a 15-minute access token for alice (random jti, kid and typ headers); call it TOKEN",
+            &[
+                "issue",
+                "--keys",
+                "keys",
+                "--iss",
+                ISS,
+                "--aud",
+                AUD,
+                "--sub",
+                "alice",
+                "--sid",
+                "session-1",
+                "--scope",
+                "orders:read",
+                "--ttl",
+                &TTL.to_string(),
+                "--now",
+                &now.to_string(),
+            ],
+            &[],
+            &Expect::Success,
+        )?;
+        let token = issued.trim_end().to_owned();
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(format!("`tokenward issue` printed no JWS: {token:?}").into());
+        };
+        let vars = [("TOKEN", token.as_str())];
+
+        let verify = |extra: &[&'static str]| -> Vec<String> {
+            let mut args: Vec<String> = [
+                "verify",
+                "--jwks",
+                "keys/jwks.json",
+                "--iss",
+                ISS,
+                "--aud",
+                AUD,
+                "--json",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            args.extend(extra.iter().map(|s| (*s).to_owned()));
+            args
+        };
+
+        let mut args = verify(&[]);
+        args.push(token.clone());
+        self.exec_owned(
+            "Verify it: the key pins the algorithm; issuer, audience, lifetime, typ all checked",
+            None,
+            &args,
+            &vars,
+            &Expect::Valid,
+        )?;
+
+        // An attacker edits the claims and keeps the signature.
+        let claims = String::from_utf8(
+            b64url_decode(payload).ok_or("the issued token's payload is not base64url")?,
+        )?;
+        if !claims.contains(r#""sub":"alice""#) {
+            return Err(format!("unexpected claims in the issued token: {claims}").into());
+        }
+        let forged_claims = claims.replace(r#""sub":"alice""#, r#""sub":"admin""#);
+        let tampered = format!(
+            "{header}.{}.{signature}",
+            b64url_encode(forged_claims.as_bytes())
+        );
+        let mut args = verify(&[]);
+        args.push(tampered.clone());
+        self.exec_owned(
+            "Tampered token: `sub` changed from alice to admin, original signature kept",
+            Some(&format!(
+                "TAMPERED = TOKEN with its claims edited to {forged_claims}"
+            )),
+            &args,
+            &[("TAMPERED", tampered.as_str())],
+            &Expect::Rejected("signature"),
+        )?;
+
+        let later = (now + TTL + 60).to_string();
+        let mut args = verify(&["--now"]);
+        args.push(later);
+        args.push(token.clone());
+        self.exec_owned(
+            "Expired token: the same token verified 16 minutes after it was issued \
+             (--now; past exp and the 30 s leeway)",
+            None,
+            &args,
+            &vars,
+            &Expect::Rejected("expired"),
+        )?;
+
+        let mut args: Vec<String> = [
+            "verify",
+            "--jwks",
+            "keys/jwks.json",
+            "--iss",
+            ISS,
+            "--aud",
+            "admin-api",
+            "--json",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.push(token.clone());
+        self.exec_owned(
+            "Wrong audience: alice's orders-api token presented to admin-api",
+            None,
+            &args,
+            &vars,
+            &Expect::Rejected("audience"),
+        )?;
+
+        let none_header = format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{KID}"}}"#);
+        let unsigned = format!("{}.{payload}.", b64url_encode(none_header.as_bytes()));
+        let mut args = verify(&[]);
+        args.push(unsigned.clone());
+        self.exec_owned(
+            "`alg: none` forgery: an unsigned token with alice's claims",
+            Some(&format!(
+                "UNSIGNED = header {none_header} + TOKEN's claims + an empty signature"
+            )),
+            &args,
+            &[("UNSIGNED", unsigned.as_str())],
+            &Expect::Rejected("algorithm"),
+        )?;
+        Ok(())
+    }
+
+    fn exec(
+        &mut self,
+        what: &str,
+        args: &[&str],
+        vars: &[(&str, &str)],
+        expect: &Expect,
+    ) -> Result<String> {
+        let owned: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        self.exec_owned(what, None, &owned, vars, expect)
+    }
+
+    /// Runs one step, prints it, and records a failure if the result is not `expect`. Returns
+    /// stdout; an error only when the tool cannot be run or a setup step fails (later steps
+    /// depend on it).
+    fn exec_owned(
+        &mut self,
+        what: &str,
+        note: Option<&str>,
+        args: &[String],
+        vars: &[(&str, &str)],
+        expect: &Expect,
+    ) -> Result<String> {
+        self.step += 1;
+        println!("[{}] {what}", self.step);
+        if let Some(note) = note {
+            println!("  {note}");
+        }
+        let shown: Vec<String> = args
+            .iter()
+            .map(|arg| match vars.iter().find(|(_, value)| value == arg) {
+                Some((name, _)) => format!("\"${name}\""),
+                None => shell_quote(arg),
+            })
+            .collect();
+        println!("  $ tokenward {}", shown.join(" "));
+        let output = Command::new(&self.bin)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("could not run {}: {e}", self.bin.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        for line in stdout.lines() {
+            println!("  | {}", abbreviate(line));
+        }
+        for line in stderr.lines() {
+            println!("  ! {line}");
+        }
+        let code = output.status.code();
+        let (ok, expected) = match expect {
+            Expect::Success => (code == Some(0), "exit 0".to_owned()),
+            Expect::Valid => (
+                code == Some(0) && stdout.starts_with(r#"{"valid":true,"#),
+                "valid, exit 0".to_owned(),
+            ),
+            Expect::Rejected(class) => (
+                code == Some(1)
+                    && stdout.starts_with(&format!(r#"{{"valid":false,"class":"{class}","#)),
+                format!("rejected with class `{class}`, exit 1"),
+            ),
+        };
+        let status = code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
+        if ok {
+            println!("  => as expected: {expected}\n");
+        } else {
+            println!("  => UNEXPECTED: wanted {expected}, got {status}\n");
+            let failure = format!(
+                "step {} ({what}): wanted {expected}, got {status}",
+                self.step
+            );
+            if matches!(expect, Expect::Success) {
+                return Err(failure.into());
+            }
+            self.failures.push(failure);
+        }
+        Ok(stdout)
+    }
+}
+
+/// A line of output with long tokens shortened, so the transcript stays readable.
+fn abbreviate(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            let jws_like = word.matches('.').count() == 2
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if word.len() > 60 && jws_like {
+                let head: String = word.chars().take(24).collect();
+                format!("{head}…({} bytes)", word.len())
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop unless kept.
+struct WorkDir {
+    path: PathBuf,
+    keep: std::cell::Cell<bool>,
+}
+
+impl WorkDir {
+    fn create() -> Result<WorkDir> {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.subsec_nanos();
+        let path =
+            std::env::temp_dir().join(format!("tokenward-demo-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(WorkDir {
+            path,
+            keep: std::cell::Cell::new(false),
+        })
+    }
+
+    fn keep(&self) {
+        self.keep.set(true);
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if !self.keep.get() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` when absolute, else `cargo metadata`'s.
+fn target_dir(root: &Path) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+    {
+        return Ok(dir);
+    }
+    let metadata = cmd::read(cmd::cargo().current_dir(root).args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]))?;
+    json_string_field(&metadata, "target_directory")
+        .map(PathBuf::from)
+        .ok_or_else(|| "`cargo metadata` output has no target_directory".into())
+}
+
+/// The value of the first `"name":"..."` string member in `json` (enough for cargo's
+/// compact metadata output, without a JSON dependency).
+fn json_string_field(json: &str, name: &str) -> Option<String> {
+    let key = format!("\"{name}\":\"");
+    let start = json.find(&key)? + key.len();
+    let mut out = String::new();
+    let mut chars = json.get(start..)?.chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+}
+
+const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Unpadded base64url.
+fn b64url_encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..=chunk.len() {
+            let index = (n >> (18 - 6 * i)) & 63;
+            out.extend(B64URL.get(index as usize).map(|&b| char::from(b)));
+        }
+    }
+    out
+}
+
+/// Unpadded base64url; `None` on a byte outside the alphabet.
+fn b64url_decode(input: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in input.bytes() {
+        let value = B64URL.iter().position(|&b| b == c)?;
+        acc = (acc << 6) | value as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_known_vectors_and_round_trip() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            (r#"{"alg":"none"}"#, "eyJhbGciOiJub25lIn0"),
+            ("\u{ff}\u{fe}?", "w7_Dvj8"),
+        ] {
+            assert_eq!(b64url_encode(plain.as_bytes()), encoded);
+            assert_eq!(b64url_decode(encoded).unwrap(), plain.as_bytes());
+        }
+        assert_eq!(b64url_decode("a+b"), None);
+    }
+
+    #[test]
+    fn target_directory_from_metadata() {
+        let json = r#"{"packages":[],"target_directory":"C:\\work\\target","version":1}"#;
+        assert_eq!(
+            json_string_field(json, "target_directory").as_deref(),
+            Some(r"C:\work\target")
+        );
+        assert_eq!(json_string_field(json, "workspace_root"), None);
+    }
+
+    #[test]
+    fn long_tokens_are_abbreviated() {
+        let token = format!("{}.{}.{}", "a".repeat(30), "b".repeat(30), "c".repeat(30));
+        let line = abbreviate(&format!("token: {token}"));
+        assert_eq!(line, format!("token: {}…(92 bytes)", "a".repeat(24)));
+        let json = r#"{"valid":true,"claims":{"iss":"https://auth.demo.example","sub":"alice"}}"#;
+        assert_eq!(abbreviate(json), json);
+    }
+}
