@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{Result, cmd, deny};
+use crate::{Result, cmd, deny, redis};
 
 /// One check. Steps run in table order; a failing step stops the run.
 struct Step {
@@ -79,13 +79,16 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
 pub(crate) struct Ctx {
     /// The workspace root; every command runs there.
     pub(crate) root: PathBuf,
+    /// The Redis server tests use, passed to them as `REDIS_URL`.
+    redis_url: String,
 }
 
 impl Ctx {
-    /// A `cargo` command that runs in the workspace root.
+    /// A `cargo` command that runs in the workspace root, with `REDIS_URL` set.
     pub(crate) fn cargo(&self) -> Command {
         let mut cmd = cmd::cargo();
-        cmd.current_dir(&self.root);
+        cmd.current_dir(&self.root)
+            .env("REDIS_URL", &self.redis_url);
         cmd
     }
 }
@@ -95,8 +98,12 @@ pub(crate) fn run(args: &[String]) -> Result {
     if let Some(arg) = args.first() {
         return Err(format!("`cargo xtask ci` takes no arguments, got `{arg}`").into());
     }
+    eprintln!("==> redis: a real server for the tests that need one (they never skip)");
+    // Stopped (if xtask started it) when `redis` is dropped at the end of the run.
+    let redis = redis::provision()?;
     let ctx = Ctx {
         root: crate::workspace_root(),
+        redis_url: redis.url.clone(),
     };
 
     let started = Instant::now();

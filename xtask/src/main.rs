@@ -6,6 +6,7 @@ mod ci;
 mod cmd;
 mod demo;
 mod deny;
+mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,172 @@
+//! Redis for the tests: tests that need Redis use a real server and never skip.
+//!
+//! Order of preference:
+//! 1. `REDIS_URL` from the environment, as given;
+//! 2. a server answering `PING` on 127.0.0.1:6379;
+//! 3. a throwaway `redis-server` on a free port, started here and stopped when xtask exits
+//!    (Debian's `redis-server` package is installed first when the binary is missing and
+//!    xtask runs as root).
+//!
+//! Otherwise xtask fails and says what to install. The `redis-server` binary itself is
+//! always required: the outage tests start and kill their own throwaway servers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Result, cmd};
+
+/// The Redis the tests use; a server started by xtask is stopped when this is dropped.
+pub(crate) struct Redis {
+    pub(crate) url: String,
+    child: Option<Child>,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+const DEFAULT_ADDR: &str = "127.0.0.1:6379";
+const INSTALL_HINT: &str = "install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`; \
+     macOS: `brew install redis`) or set REDIS_URL to a server the tests may use";
+
+/// Finds or starts the Redis the tests use.
+pub(crate) fn provision() -> Result<Redis> {
+    let binary = ensure_binary()?;
+    eprintln!("redis-server binary: {}", binary.display());
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        eprintln!("using REDIS_URL from the environment");
+        return Ok(Redis { url, child: None });
+    }
+    if let Ok(addr) = DEFAULT_ADDR.parse::<SocketAddr>()
+        && ping(addr)
+    {
+        eprintln!("using the Redis answering on {DEFAULT_ADDR}");
+        return Ok(Redis {
+            url: format!("redis://{DEFAULT_ADDR}"),
+            child: None,
+        });
+    }
+    start_throwaway(&binary)
+}
+
+fn start_throwaway(binary: &Path) -> Result<Redis> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut command = Command::new(binary);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    eprintln!("$ {}", cmd::display(&command));
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let redis = Redis {
+        url: format!("redis://{addr}"),
+        child: Some(child),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ping(addr) {
+            eprintln!("started a throwaway redis-server on {addr}");
+            return Ok(redis);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("the throwaway redis-server on {addr} did not answer PING within 10 s").into())
+}
+
+/// The `redis-server` binary, installing Debian's package when it is missing and we are root.
+fn ensure_binary() -> Result<PathBuf> {
+    if let Some(path) = which("redis-server") {
+        return Ok(path);
+    }
+    let is_root = cmd::read(Command::new("id").arg("-u")).is_ok_and(|out| out.trim() == "0");
+    let has_apt = which("apt-get").is_some();
+    if !(is_root && has_apt) {
+        return Err(format!("`redis-server` is not installed: {INSTALL_HINT}").into());
+    }
+    eprintln!("`redis-server` is missing; installing Debian's redis-server package");
+    cmd::run(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "redis-server"])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    which("redis-server").ok_or_else(|| {
+        format!("redis-server still missing after apt-get install: {INSTALL_HINT}").into()
+    })
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Whether a Redis server answers `PING` at `addr` within half a second.
+pub(crate) fn ping(addr: SocketAddr) -> bool {
+    let timeout = Duration::from_millis(500);
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(timeout)).is_err()
+        || stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_err()
+    {
+        return false;
+    }
+    let mut reply = [0u8; 16];
+    match stream.read(&mut reply) {
+        // `+PONG`, or `-NOAUTH` from a server that wants a password: either way it is Redis.
+        Ok(n) => reply
+            .get(..n)
+            .is_some_and(|r| r.starts_with(b"+PONG") || r.starts_with(b"-NOAUTH")),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ping_is_false_for_a_silent_or_closed_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts but never answers.
+        assert!(!ping(addr));
+        drop(listener);
+        assert!(!ping(addr));
+    }
+
+    #[test]
+    fn throwaway_server_starts_answers_and_stops() {
+        let binary = ensure_binary().unwrap();
+        let redis = start_throwaway(&binary).unwrap();
+        let addr: SocketAddr = redis.url.trim_start_matches("redis://").parse().unwrap();
+        assert!(ping(addr));
+        drop(redis);
+        assert!(!ping(addr), "the throwaway server must be stopped on drop");
+    }
+
+    #[test]
+    fn which_finds_sh() {
+        assert!(which("sh").is_some());
+        assert!(which("definitely-not-a-program-tokenward").is_none());
+    }
+}
