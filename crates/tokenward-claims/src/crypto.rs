@@ -1,7 +1,7 @@
 //! A ring-backed [`CryptoProvider`] for `jsonwebtoken` 11.
 //!
 //! tokenward's own verification and signing never go through `jsonwebtoken`'s process-wide
-//! provider: keys are parsed once into ring objects ([`Key`]) and used directly. That makes
+//! provider: keys are validated once into [`Key`]s that call ring directly. That makes
 //! tokenward behave the same whatever `jsonwebtoken` backend features a dependency graph
 //! enables — `jsonwebtoken` itself panics at run time when both or neither of `rust_crypto`
 //! and `aws_lc_rs` are enabled.
@@ -68,14 +68,9 @@ fn signing_key(alg: Algorithm, key: &EncodingKey) -> std::result::Result<Key, Ke
     let bytes = key.as_bytes();
     match key.family() {
         AlgorithmFamily::Hmac => Key::hmac(PROVIDER_KID, alg, bytes),
-        AlgorithmFamily::Rsa => match sig::RsaKeyPair::from_der(bytes) {
-            // jsonwebtoken stores RSA private keys as PKCS#1; accept PKCS#8 as well.
-            Ok(_) => {
-                let pem = pem::Pem::new("RSA PRIVATE KEY", bytes.to_vec());
-                Key::from_pem(PROVIDER_KID, alg, pem::encode(&pem).as_bytes())
-            }
-            Err(_) => Key::from_pkcs8_der(PROVIDER_KID, alg, bytes),
-        },
+        // jsonwebtoken stores RSA private keys as PKCS#1; accept PKCS#8 as well.
+        AlgorithmFamily::Rsa => Key::from_pkcs1_private_der(PROVIDER_KID, alg, bytes)
+            .or_else(|_| Key::from_pkcs8_der(PROVIDER_KID, alg, bytes)),
         AlgorithmFamily::Ec | AlgorithmFamily::Ed => Key::from_pkcs8_der(PROVIDER_KID, alg, bytes),
     }
 }
@@ -90,8 +85,7 @@ fn verifying_key(alg: Algorithm, key: &DecodingKey) -> std::result::Result<Key, 
         }
         (AlgorithmFamily::Rsa, DecodingKeyKind::SecretOrDer(der)) => {
             // PKCS#1 RSAPublicKey (what jsonwebtoken stores), or SubjectPublicKeyInfo.
-            let pem = pem::Pem::new("RSA PUBLIC KEY", der.clone());
-            Key::from_pem(PROVIDER_KID, alg, pem::encode(&pem).as_bytes())
+            Key::from_pkcs1_public_der(PROVIDER_KID, alg, der)
                 .or_else(|_| Key::from_spki_der(PROVIDER_KID, alg, der))
         }
         (AlgorithmFamily::Ec | AlgorithmFamily::Ed, DecodingKeyKind::SecretOrDer(raw)) => {

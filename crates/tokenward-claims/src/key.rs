@@ -66,8 +66,11 @@ pub const MAX_KID_LEN: usize = 256;
 
 /// A verification (and possibly signing) key with its `kid` and its one algorithm.
 ///
-/// Keys are immutable and hold ring key objects parsed once at load time, so verification
-/// never re-parses key material. `Debug` output never shows secret or private material.
+/// Keys are immutable and validated once, at load time: size, curve and algorithm binding.
+/// HMAC keys and private keys are held as ring key objects. ring 0.17 has no type for a
+/// parsed public key, so RSA, EC and Ed25519 public keys are kept as validated bytes that ring
+/// parses on each verification (as every ring-based verifier does). `Debug` output never shows
+/// secret or private material.
 pub struct Key {
     kid: String,
     alg: Algorithm,
@@ -185,16 +188,9 @@ impl Key {
         let der = Zeroizing::new(parsed.contents().to_vec());
         match parsed.tag() {
             "PRIVATE KEY" => Key::from_pkcs8_der(kid, alg, &der),
-            "RSA PRIVATE KEY" => {
-                require_rsa(alg)?;
-                let pair = sig::RsaKeyPair::from_der(&der).map_err(rejected)?;
-                Key::from_rsa_pair(kid, alg, pair)
-            }
+            "RSA PRIVATE KEY" => Key::from_pkcs1_private_der(kid, alg, &der),
             "PUBLIC KEY" => Key::from_spki_der(kid, alg, &der),
-            "RSA PUBLIC KEY" => {
-                let (n, e) = parse_pkcs1_public(&der)?;
-                Key::rsa_public(kid, alg, n, e)
-            }
+            "RSA PUBLIC KEY" => Key::from_pkcs1_public_der(kid, alg, &der),
             "EC PRIVATE KEY" => Err(KeyError::Unsupported(
                 "SEC1 `EC PRIVATE KEY`: convert it to PKCS#8 \
                  (`openssl pkcs8 -topk8 -nocrypt -in key.pem`)"
@@ -207,6 +203,29 @@ impl Key {
                 "unsupported PEM label `{other}`"
             ))),
         }
+    }
+
+    /// An RSA private key from PKCS#1 `RSAPrivateKey` DER (`RSA PRIVATE KEY` PEM contents).
+    pub fn from_pkcs1_private_der(
+        kid: impl Into<String>,
+        alg: Algorithm,
+        der: &[u8],
+    ) -> Result<Key, KeyError> {
+        let kid = kid.into();
+        check_kid(&kid)?;
+        require_rsa(alg)?;
+        let pair = sig::RsaKeyPair::from_der(der).map_err(rejected)?;
+        Key::from_rsa_pair(kid, alg, pair)
+    }
+
+    /// An RSA public key from PKCS#1 `RSAPublicKey` DER (`RSA PUBLIC KEY` PEM contents).
+    pub fn from_pkcs1_public_der(
+        kid: impl Into<String>,
+        alg: Algorithm,
+        der: &[u8],
+    ) -> Result<Key, KeyError> {
+        let (n, e) = parse_pkcs1_public(der)?;
+        Key::rsa_public(kid, alg, n, e)
     }
 
     /// A private key from PKCS#8 DER, bound to `alg`.
