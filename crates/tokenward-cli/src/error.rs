@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use tokenward_claims::{IssueError, KeyError, PolicyError};
+use tokenward_core::StoreError;
 
 /// Why a command could not do its job (as opposed to a token being rejected).
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,15 @@ pub(crate) enum CliError {
     /// Standard input could not be read.
     #[error("reading standard input: {0}")]
     Input(io::Error),
+    /// The revocation store could not be built (a bad URL or setting; never its password).
+    #[error("{0}")]
+    Redis(#[from] tokenward_redis::Error),
+    /// The revocation store failed (unreachable, timed out, corrupt data, invalid id).
+    #[error("{}", chain(.0))]
+    Store(#[from] StoreError),
+    /// The async runtime for store calls could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(io::Error),
     /// Standard output could not be written.
     #[error("writing standard output: {0}")]
     Output(io::Error),
@@ -69,4 +79,21 @@ impl CliError {
             reason: reason.into(),
         }
     }
+}
+
+/// An error and its sources, `: `-separated (store errors keep the Redis client's own message,
+/// e.g. the OS error, as their source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        // Wrappers often repeat their source's message; say it once.
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }

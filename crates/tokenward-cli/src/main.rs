@@ -7,6 +7,8 @@
 //! tokenward verify --jwks keys/jwks.json --iss https://auth.example --aud api TOKEN
 //! tokenward verify --jwks keys/jwks.json --iss https://auth.example --aud api --json < tokens.txt
 //! tokenward inspect TOKEN                                     # decode + lint, NOT verified
+//! tokenward revoke --redis redis://127.0.0.1:6379 --sub alice  # sign alice out everywhere
+//! tokenward check --redis redis://127.0.0.1:6379 --sub alice --iat 1800000000
 //! ```
 //!
 //! `verify` uses exactly the validation the libraries use ([`tokenward_claims::Validator`]):
@@ -14,6 +16,12 @@
 //! every rejection has a stable class (`signature`, `expired`, `audience`, ...). Its exit
 //! status is 0 when every token is valid, 1 when any is rejected, and 2 on a usage or key
 //! error. Error messages name files, never key material, and rejections never echo the token.
+//!
+//! `revoke` and `check` work on the Redis revocation store the applications read (same URL,
+//! same `--prefix`): `revoke` adds a token (jti), session (sid) or subject cutoff (sub)
+//! revocation, `check` tells whether a token with given parts would be rejected and by which
+//! rule (exit 0 active, 1 revoked). Connection errors exit 2; messages never show the URL's
+//! password, and the URL can come from `TOKENWARD_REDIS_URL` instead of the command line.
 //!
 //! `keygen` adds to an existing `jwks.json` instead of replacing it, which is how an operator
 //! rotates keys: generate the new key into the same directory, publish the grown `jwks.json`,
@@ -27,6 +35,7 @@ mod issue;
 mod keygen;
 mod keys;
 mod lines;
+mod revoke;
 mod time;
 mod verify;
 
@@ -52,6 +61,8 @@ enum Command {
     Issue(issue::Args),
     Verify(verify::Args),
     Inspect(inspect::Args),
+    Revoke(revoke::RevokeArgs),
+    Check(revoke::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +73,8 @@ fn main() -> ExitCode {
         Command::Issue(args) => issue::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Revoke(args) => revoke::run_revoke(&args),
+        Command::Check(args) => revoke::run_check(&args),
     };
     match result {
         Ok(code) => code,

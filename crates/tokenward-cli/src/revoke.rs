@@ -1,0 +1,259 @@
+//! `tokenward revoke` and `tokenward check`: revocations in a Redis revocation store, the
+//! one the applications' Guards read (same URL, same key prefix).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokenward_core::{TokenRef, UnixTime};
+use tokenward_redis::{RedisConfig, RedisRevocationStore};
+use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
+
+use crate::error::CliError;
+use crate::time::{human_duration, now_or, rfc3339};
+
+/// How long a session or subject revocation lasts when --until is not given.
+const DEFAULT_SPAN: u64 = 24 * 3600;
+
+/// Where the revocation store is. The URL may carry a password: prefer the environment
+/// variable to the command line, where other users can see it (`ps`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct RedisArgs {
+    /// The Redis of the revocation store: redis://[[user]:password@]host[:port][/db].
+    #[arg(
+        long = "redis",
+        value_name = "URL",
+        env = "TOKENWARD_REDIS_URL",
+        hide_env_values = true
+    )]
+    url: String,
+    /// The key prefix the applications use.
+    #[arg(long, value_name = "PREFIX", default_value = RedisConfig::DEFAULT_KEY_PREFIX)]
+    prefix: String,
+    /// How long to wait for Redis, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+impl RedisArgs {
+    fn store(&self) -> Result<RedisRevocationStore, CliError> {
+        let config = RedisConfig::new(&self.url)
+            .key_prefix(&self.prefix)
+            .operation_timeout(Duration::from_millis(self.timeout_ms));
+        Ok(RedisRevocationStore::connect(&config)?)
+    }
+}
+
+/// Revoke a token (--jti), a session (--sid) or every token of a user (--sub) until a time.
+///
+/// Revocations only ever extend: revoking again with an earlier --until (or an earlier
+/// --before) changes nothing. Times are seconds since the Unix epoch. Exit status: 0 when
+/// revoked (or nothing was left to revoke), 2 on a usage or connection error.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["jti", "sid", "sub"]))]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Revoke the token with this jti (needs --exp).
+    #[arg(long, value_name = "JTI", requires = "exp")]
+    jti: Option<String>,
+    /// The token's exp: the revocation lasts until then.
+    #[arg(long, value_name = "UNIX", requires = "jti")]
+    exp: Option<u64>,
+    /// Revoke every token of this session (refresh-token family).
+    #[arg(long, value_name = "SID")]
+    sid: Option<String>,
+    /// Revoke every token of this subject issued before --before ("sign out everywhere").
+    #[arg(long, value_name = "SUB")]
+    sub: Option<String>,
+    /// With --sub: the cutoff; tokens with iat < BEFORE (or without iat) are revoked.
+    /// Default: now + 1 s, so tokens issued in the current second are included.
+    #[arg(long, value_name = "UNIX", requires = "sub")]
+    before: Option<u64>,
+    /// With --sid/--sub: how long the revocation lasts; make it at least the exp of the
+    /// newest token it must catch. Default: --sid now + 24 h, --sub BEFORE + 24 h.
+    #[arg(long, value_name = "UNIX", conflicts_with = "jti")]
+    until: Option<u64>,
+}
+
+/// Tell whether a token with these parts would be rejected as revoked, and by which rule.
+///
+/// Prints `active`, or `revoked by token`, `revoked by session` or
+/// `revoked by subject (cutoff T)`. Exit status: 0 active, 1 revoked, 2 on a usage or
+/// connection error.
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("parts").required(true).multiple(true).args(["jti", "sid", "sub"]))]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// The token's jti.
+    #[arg(long, value_name = "JTI")]
+    jti: Option<String>,
+    /// The token's sid.
+    #[arg(long, value_name = "SID")]
+    sid: Option<String>,
+    /// The token's sub.
+    #[arg(long, value_name = "SUB")]
+    sub: Option<String>,
+    /// The token's iat. Without it, any cutoff of the subject matches (a token without iat
+    /// cannot prove it is newer).
+    #[arg(long, value_name = "UNIX", requires = "sub")]
+    iat: Option<u64>,
+    /// The token's exp (informational: revocations are looked up by id).
+    #[arg(long, value_name = "UNIX")]
+    exp: Option<u64>,
+    /// Answer as JSON: {"revoked":false} or {"revoked":true,"rule":"token|session|subject"},
+    /// with "before":T (the cutoff) for the subject rule.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
+    if args.before.is_some() && args.sub.is_none() {
+        return Err(CliError::Usage("--before only applies to --sub".into()));
+    }
+    let store = args.redis.store()?;
+    let now = now_or(None);
+    let (what, until) = match (&args.jti, &args.sid, &args.sub) {
+        (Some(jti), _, _) => {
+            let exp = args
+                .exp
+                .ok_or_else(|| CliError::Usage("--jti needs --exp".into()))?;
+            let until = UnixTime::from_secs(exp);
+            runtime()?.block_on(store.revoke_token(jti, until))?;
+            (format!("token {jti:?}"), exp)
+        }
+        (None, Some(sid), _) => {
+            let until = args.until.unwrap_or(now.saturating_add(DEFAULT_SPAN));
+            runtime()?.block_on(store.revoke_session(sid, UnixTime::from_secs(until)))?;
+            (format!("session {sid:?}"), until)
+        }
+        (None, None, Some(sub)) => {
+            let before = args.before.unwrap_or(now.saturating_add(1));
+            let until = args.until.unwrap_or(before.saturating_add(DEFAULT_SPAN));
+            runtime()?.block_on(store.revoke_subject(
+                sub,
+                UnixTime::from_secs(before),
+                UnixTime::from_secs(until),
+            ))?;
+            let what = format!(
+                "every token of subject {sub:?} issued before {} ({before})",
+                rfc3339(before)
+            );
+            (what, until)
+        }
+        (None, None, None) => {
+            return Err(CliError::Usage("give --jti, --sid or --sub".into()));
+        }
+    };
+    let mut text = String::new();
+    if until <= now {
+        let _ = write!(
+            text,
+            "nothing to revoke: {what} would have been revoked until {} ({until}), which has \
+             passed; no token it could match is still valid",
+            rfc3339(until)
+        );
+    } else {
+        let _ = write!(
+            text,
+            "revoked {what} until {} ({until}, in {})",
+            rfc3339(until),
+            human_duration(until - now)
+        );
+    }
+    writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct CheckAnswer {
+    revoked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<u64>,
+}
+
+pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
+    if args.iat.is_some() && args.sub.is_none() {
+        return Err(CliError::Usage(
+            "--iat only matters with --sub (the subject rule)".into(),
+        ));
+    }
+    let store = args.redis.store()?;
+    let token = TokenRef {
+        jti: args.jti.as_deref(),
+        sid: args.sid.as_deref(),
+        sub: args.sub.as_deref(),
+        iat: args.iat.map(UnixTime::from_secs),
+        exp: UnixTime::from_secs(args.exp.unwrap_or_else(|| now_or(None))),
+    };
+    let status = runtime()?.block_on(store.check(&token))?;
+    let answer = match status {
+        RevocationStatus::Revoked(by) => CheckAnswer {
+            revoked: true,
+            rule: Some(by.as_str()),
+            before: match by {
+                RevokedBy::Subject { before } => Some(cutoff_secs(before)),
+                _ => None,
+            },
+        },
+        _ => CheckAnswer {
+            revoked: false,
+            rule: None,
+            before: None,
+        },
+    };
+    let text = if args.json {
+        serde_json::to_string(&answer).map_err(|e| CliError::Output(std::io::Error::other(e)))?
+    } else {
+        match (answer.rule, answer.before) {
+            (None, _) => "active".to_owned(),
+            (Some(rule), None) => format!("revoked by {rule}"),
+            (Some(rule), Some(before)) => {
+                format!("revoked by {rule} (cutoff {before}, {})", rfc3339(before))
+            }
+        }
+    };
+    writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
+    Ok(if answer.revoked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A subject cutoff in whole seconds, rounded up: for the whole-second `iat`s of JWTs,
+/// `iat < ceil(cutoff)` is exactly the store's rule `iat < cutoff`.
+fn cutoff_secs(before: UnixTime) -> u64 {
+    before.as_millis().div_ceil(1000)
+}
+
+/// A current-thread runtime for the one store call of a command (only these commands need
+/// one). The store's connections live on it, so each command builds exactly one.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutoffs_round_up_to_whole_seconds() {
+        for (ms, secs) in [
+            (0, 0),
+            (1_000, 1),
+            (1_001, 2),
+            (1_800_000_000_000, 1_800_000_000),
+        ] {
+            assert_eq!(cutoff_secs(UnixTime::from_millis(ms)), secs, "{ms} ms");
+        }
+    }
+}

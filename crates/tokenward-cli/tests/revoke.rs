@@ -1,0 +1,417 @@
+//! `tokenward revoke` / `tokenward check` against a real Redis (`REDIS_URL`, default
+//! `redis://127.0.0.1:6379`), each test under its own key prefix: every rule revoked through
+//! the CLI is seen by the CLI and by the library store the applications use.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tokenward_core::{TokenRef, UnixTime};
+use tokenward_redis::{RedisConfig, RedisRevocationStore};
+use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenward"));
+    cmd.args(args)
+        .env_remove("TOKENWARD_REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let output = cmd.output().expect("run tokenward");
+    let out = Out {
+        code: output.status.code().expect("exited with a status"),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    };
+    assert!(
+        !out.stderr.contains("panicked"),
+        "tokenward {args:?} panicked: {}",
+        out.stderr
+    );
+    out
+}
+
+fn run(args: &[&str]) -> Out {
+    run_env(args, &[])
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned())
+}
+
+/// The test Redis under a fresh prefix: `(url, prefix)`. Fails (never skips) without Redis.
+fn redis() -> (String, String) {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let url = redis_url();
+    let store = RedisRevocationStore::connect(
+        &RedisConfig::new(&url).operation_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    if let Err(e) = block_on(store.backend().ping()) {
+        panic!(
+            "these tests need a Redis >= 7.0 at {} (set REDIS_URL to use another one): {e}. \
+             Start one with `redis-server` (Debian/Ubuntu: `apt-get install redis-server`) \
+             or `docker run --rm -p 6379:6379 redis:7`.",
+            RedisConfig::new(&url).redacted_url()
+        );
+    }
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let prefix = format!("twtest:cli:{}-{nanos:x}-{n}:", std::process::id());
+    (url, prefix)
+}
+
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+/// What the library store (as an application would configure it) says about a token.
+fn library_check(url: &str, prefix: &str, token: TokenRef<'_>) -> RevocationStatus {
+    let config = RedisConfig::new(url)
+        .key_prefix(prefix)
+        .operation_timeout(Duration::from_secs(5));
+    let store = RedisRevocationStore::connect(&config).unwrap();
+    block_on(store.check(&token)).unwrap()
+}
+
+fn token<'a>(
+    jti: Option<&'a str>,
+    sid: Option<&'a str>,
+    sub: Option<&'a str>,
+    iat: Option<u64>,
+) -> TokenRef<'a> {
+    TokenRef {
+        jti,
+        sid,
+        sub,
+        iat: iat.map(UnixTime::from_secs),
+        exp: UnixTime::from_secs(now() + 900),
+    }
+}
+
+/// `tokenward check` with `parts`, as text and as JSON: returns (exit code, text, JSON).
+fn check(url: &str, prefix: &str, parts: &[&str]) -> (i32, String, Value) {
+    let mut args = vec!["check", "--redis", url, "--prefix", prefix];
+    args.extend_from_slice(parts);
+    let text = run(&args);
+    args.push("--json");
+    let json = run(&args);
+    assert_eq!(
+        text.code, json.code,
+        "{parts:?}: {} / {}",
+        text.stderr, json.stderr
+    );
+    let value: Value = serde_json::from_str(json.stdout.trim())
+        .unwrap_or_else(|e| panic!("{parts:?}: not JSON ({e}): {:?}", json.stdout));
+    (text.code, text.stdout.trim().to_owned(), value)
+}
+
+#[test]
+fn token_revocation() {
+    let (url, prefix) = redis();
+    let exp = (now() + 600).to_string();
+    let out = run(&[
+        "revoke", "--redis", &url, "--prefix", &prefix, "--jti", "j-1", "--exp", &exp,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("revoked token \"j-1\" until ") && out.stdout.contains(&exp),
+        "{}",
+        out.stdout
+    );
+
+    let (code, text, value) = check(&url, &prefix, &["--jti", "j-1", "--sub", "alice"]);
+    assert_eq!((code, text.as_str()), (1, "revoked by token"));
+    assert_eq!(value, json!({"revoked": true, "rule": "token"}));
+    let (code, text, value) = check(&url, &prefix, &["--jti", "j-2"]);
+    assert_eq!((code, text.as_str()), (0, "active"));
+    assert_eq!(value, json!({"revoked": false}));
+
+    assert_eq!(
+        library_check(
+            &url,
+            &prefix,
+            token(Some("j-1"), None, Some("alice"), Some(now()))
+        ),
+        RevocationStatus::Revoked(RevokedBy::Token)
+    );
+    assert_eq!(
+        library_check(&url, &prefix, token(Some("j-2"), None, None, None)),
+        RevocationStatus::Active
+    );
+}
+
+#[test]
+fn session_revocation_defaults_to_a_day() {
+    let (url, prefix) = redis();
+    let before = now();
+    let out = run(&[
+        "revoke", "--redis", &url, "--prefix", &prefix, "--sid", "fam-1",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let day_later: Vec<String> = (before..=now()).map(|t| (t + 86_400).to_string()).collect();
+    assert!(
+        out.stdout.starts_with("revoked session \"fam-1\" until ")
+            && day_later.iter().any(|t| out.stdout.contains(t.as_str())),
+        "{}",
+        out.stdout
+    );
+
+    let (code, text, value) = check(&url, &prefix, &["--jti", "any", "--sid", "fam-1"]);
+    assert_eq!((code, text.as_str()), (1, "revoked by session"));
+    assert_eq!(value, json!({"revoked": true, "rule": "session"}));
+    let (code, _, _) = check(&url, &prefix, &["--sid", "fam-2"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        library_check(&url, &prefix, token(Some("any"), Some("fam-1"), None, None)),
+        RevocationStatus::Revoked(RevokedBy::Session)
+    );
+
+    // An explicit --until in the past is not an error: nothing is left to revoke.
+    let out = run(&[
+        "revoke", "--redis", &url, "--prefix", &prefix, "--sid", "fam-3", "--until", "1000",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("nothing to revoke"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(check(&url, &prefix, &["--sid", "fam-3"]).0, 0);
+}
+
+#[test]
+fn subject_revocation_signs_out_everywhere() {
+    let (url, prefix) = redis();
+    let issued = now();
+    let out = run(&[
+        "revoke", "--redis", &url, "--prefix", &prefix, "--sub", "alice",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("revoked every token of subject \"alice\" issued before "),
+        "{}",
+        out.stdout
+    );
+    // Default cutoff: now + 1 s, so a token issued this very second is revoked.
+    let (code, text, value) = check(
+        &url,
+        &prefix,
+        &["--sub", "alice", "--iat", &issued.to_string()],
+    );
+    assert_eq!(code, 1, "{text}");
+    let cutoff = value["before"].as_u64().unwrap();
+    assert!((issued + 1..=now() + 1).contains(&cutoff), "{value}");
+    assert_eq!(
+        value,
+        json!({"revoked": true, "rule": "subject", "before": cutoff})
+    );
+    assert!(
+        text.starts_with(&format!("revoked by subject (cutoff {cutoff}, ")),
+        "{text}"
+    );
+    // A token issued at or after the cutoff (after signing in again) is active.
+    let later = (cutoff + 5).to_string();
+    assert_eq!(
+        check(&url, &prefix, &["--sub", "alice", "--iat", &later]).0,
+        0
+    );
+    // Without iat a token cannot prove it is newer.
+    assert_eq!(check(&url, &prefix, &["--sub", "alice"]).0, 1);
+    assert_eq!(check(&url, &prefix, &["--sub", "bob"]).0, 0);
+    assert_eq!(
+        library_check(
+            &url,
+            &prefix,
+            token(None, None, Some("alice"), Some(issued))
+        ),
+        RevocationStatus::Revoked(RevokedBy::Subject {
+            before: UnixTime::from_secs(cutoff)
+        })
+    );
+    assert_eq!(
+        library_check(
+            &url,
+            &prefix,
+            token(None, None, Some("alice"), Some(cutoff))
+        ),
+        RevocationStatus::Active
+    );
+}
+
+#[test]
+fn subject_revocation_with_explicit_times() {
+    let (url, prefix) = redis();
+    let before = now() - 3600;
+    let until = now() + 600;
+    let out = run(&[
+        "revoke",
+        "--redis",
+        &url,
+        "--prefix",
+        &prefix,
+        "--sub",
+        "carol",
+        "--before",
+        &before.to_string(),
+        "--until",
+        &until.to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(&until.to_string()), "{}", out.stdout);
+    let (code, _, value) = check(
+        &url,
+        &prefix,
+        &["--sub", "carol", "--iat", &(before - 1).to_string()],
+    );
+    assert_eq!(code, 1);
+    assert_eq!(value["before"], json!(before));
+    assert_eq!(
+        check(
+            &url,
+            &prefix,
+            &["--sub", "carol", "--iat", &before.to_string()]
+        )
+        .0,
+        0
+    );
+}
+
+#[test]
+fn url_from_the_environment() {
+    let (url, prefix) = redis();
+    let env = [("TOKENWARD_REDIS_URL", url.as_str())];
+    let exp = (now() + 600).to_string();
+    let out = run_env(
+        &["revoke", "--prefix", &prefix, "--jti", "e-1", "--exp", &exp],
+        &env,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run_env(&["check", "--prefix", &prefix, "--jti", "e-1"], &env);
+    assert_eq!((out.code, out.stdout.trim()), (1, "revoked by token"));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn unreachable_redis_exits_2_quickly_without_the_password() {
+    let url = format!("redis://:hunter2@127.0.0.1:{}", free_port());
+    for args in [
+        vec!["revoke", "--redis", &url, "--sub", "alice"],
+        vec!["check", "--redis", &url, "--jti", "j"],
+        vec!["check", "--redis", &url, "--jti", "j", "--json"],
+    ] {
+        let start = Instant::now();
+        let out = run(&args);
+        let took = start.elapsed();
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert!(out.stderr.contains("unavailable"), "{}", out.stderr);
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+        assert!(took < Duration::from_secs(2), "{args:?} took {took:?}");
+    }
+
+    // A server that accepts and never answers: exit 2 after --timeout-ms.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let url = format!("redis://127.0.0.1:{port}");
+    let start = Instant::now();
+    let out = run(&[
+        "check",
+        "--redis",
+        &url,
+        "--timeout-ms",
+        "300",
+        "--sid",
+        "s",
+    ]);
+    let took = start.elapsed();
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("did not answer within 300ms"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    // A real server and a fresh prefix: a case that wrongly succeeds must not leave a
+    // revocation in anybody's namespace.
+    let (url, prefix) = redis();
+    let exp = (now() + 600).to_string();
+    for args in [
+        vec!["revoke", "--redis", &url, "--jti", "j"],
+        vec!["revoke", "--redis", &url, "--exp", &exp],
+        vec![
+            "revoke", "--redis", &url, "--jti", "j", "--exp", &exp, "--sid", "s",
+        ],
+        vec![
+            "revoke", "--redis", &url, "--jti", "j", "--exp", &exp, "--until", &exp,
+        ],
+        vec!["revoke", "--redis", &url, "--sid", "s", "--before", "1"],
+        vec!["revoke", "--redis", &url],
+        vec!["revoke", "--sid", "s"],
+        vec!["check", "--redis", &url],
+        vec!["check", "--redis", &url, "--iat", "1"],
+        vec!["check", "--redis", &url, "--jti", "j", "--iat", "1"],
+        vec!["revoke", "--redis", "http://example.com", "--sid", "s"],
+        vec!["revoke", "--redis", &url, "--sid", ""],
+        vec!["check", "--redis", &url, "--sub", ""],
+    ] {
+        let mut args = args;
+        args.extend(["--prefix", prefix.as_str()]);
+        let out = run(&args);
+        assert_eq!(
+            out.code, 2,
+            "{args:?} should be a usage error: {}",
+            out.stdout
+        );
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}

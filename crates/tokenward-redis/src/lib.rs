@@ -1,0 +1,55 @@
+//! Redis backends for tokenward's stores, on a `deadpool-redis` connection pool.
+//!
+//! - [`RedisRevocationStore`] — a [`RevocationStore`](tokenward_revocation::RevocationStore)
+//!   whose entries are keys with TTLs (`PXAT until`): Redis forgets a revocation on its own
+//!   once nothing it could match can still be valid. Revokes are small Lua scripts (revocations
+//!   only ever extend, `until` is compared with the Redis server's clock); a `check` is one
+//!   pipelined round trip answering for the token's `jti`, `sid` and `sub`/`iat` together.
+//!   The key layout is documented on the type.
+//!
+//! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) — pool
+//! checkout, connecting and the command itself included. Outages come back as
+//! [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) or
+//! [`StoreError::Timeout`](tokenward_core::StoreError::Timeout), garbage as
+//! [`StoreError::Corrupt`](tokenward_core::StoreError::Corrupt), never as "not revoked"; what a
+//! request does then is the caller's `FailurePolicy` (fail closed by default). Building a
+//! store never connects, so an application starts while Redis is down and recovers by itself
+//! when it is back; call [`RedisBackend::ping`] to check readiness.
+//!
+//! Needs Redis (or Valkey) 7.0 or later, and a Tokio runtime with the time driver enabled.
+//! Redis should persist (AOF): a restart without persistence forgets every revocation — see
+//! `docs/operations.md`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tokenward_core::{TokenRef, UnixTime};
+//! use tokenward_redis::{RedisConfig, RedisRevocationStore};
+//! use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = RedisConfig::new("redis://127.0.0.1:6379")
+//!     .key_prefix("orders-api:")
+//!     .operation_timeout(Duration::from_millis(100));
+//! let store = RedisRevocationStore::connect(&config)?; // does not connect yet
+//!
+//! let exp = UnixTime::from_secs(2_000_000_000);
+//! store.revoke_token("0f3a9c", exp).await?; // the stolen laptop's token, until its exp
+//!
+//! let token = TokenRef { jti: Some("0f3a9c"), sid: Some("fam_81"), sub: Some("alice"),
+//!                        iat: Some(UnixTime::from_secs(1_999_999_100)), exp };
+//! assert_eq!(store.check(&token).await?, RevocationStatus::Revoked(RevokedBy::Token));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod backend;
+mod config;
+mod error;
+mod revocation;
+
+pub use backend::RedisBackend;
+pub use config::RedisConfig;
+pub use error::Error;
+pub use revocation::RedisRevocationStore;

@@ -1,0 +1,325 @@
+//! [`RedisRevocationStore`]: revocations as self-expiring Redis keys.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use redis::{Script, Value};
+use tokenward_core::{StoreError, TokenRef, UnixTime};
+use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy, validate_id};
+
+use crate::backend::RedisBackend;
+use crate::config::RedisConfig;
+use crate::error::Error;
+
+/// The latest expiry written (9999-12-31T23:59:59.999Z, in ms): later `until`s are clamped to
+/// it, which keeps every value an exact integer for Lua (doubles) and for `PXAT`.
+const MAX_MS: u64 = 253_402_300_799_999;
+
+/// Stores or extends one entry. `KEYS[1]`: the entry; `ARGV[1]`: its value (decimal ms);
+/// `ARGV[2]`: until when it must live (ms since the epoch).
+///
+/// Revocations only extend: the stored value only grows (max of old and new) and the expiry
+/// only moves later (`PEXPIREAT … GT`, Redis ≥ 7.0). An `until` that has already passed by
+/// the *server's* clock is a no-op, so application clocks do not matter. Returns 1 when it
+/// wrote, 0 for the no-op.
+const REVOKE_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(ARGV[2]) <= now then return 0 end
+local value = ARGV[1]
+local raw = redis.call('GET', KEYS[1])
+if raw and string.match(raw, '^%d+$') and tonumber(raw) > tonumber(value) then
+  value = raw
+end
+if redis.call('PTTL', KEYS[1]) > 0 then
+  redis.call('SET', KEYS[1], value, 'KEEPTTL')
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2], 'GT')
+else
+  redis.call('SET', KEYS[1], value, 'PXAT', ARGV[2])
+end
+return 1
+";
+
+static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_LUA));
+
+/// A [`RevocationStore`] on Redis (or Valkey) ≥ 7.0.
+///
+/// # Key layout
+///
+/// Every entry is one string key with a TTL (`PXAT until`), so Redis deletes it when nothing
+/// it could match can still be valid — no cleanup job:
+///
+/// | rule    | key                     | value                               |
+/// |---------|-------------------------|-------------------------------------|
+/// | token   | `{prefix}rv:j:{jti}`    | `until`, ms since the epoch         |
+/// | session | `{prefix}rv:s:{sid}`    | `until`, ms since the epoch         |
+/// | subject | `{prefix}rv:u:{sub}`    | the cutoff `before`, ms since epoch |
+///
+/// An id containing `{` or `}` is stored hex-encoded under `rv:jx:`, `rv:sx:` or `rv:ux:`
+/// instead, so no id can carry a Redis Cluster hash tag of its own (which would pin its key
+/// to a chosen slot). The id always comes last and after a fixed marker, so ids cannot reach
+/// into each other's namespaces; their length is bounded by [`validate_id`]. A hash tag in
+/// the prefix itself (`{tw}:`) is honoured: it puts all of the application's keys in one slot.
+///
+/// Every command touches one key, so the layout is Redis Cluster safe. Revokes are one
+/// `EVALSHA` (re-sent as `SCRIPT LOAD` + `EVALSHA` after a `NOSCRIPT`, e.g. after a restart),
+/// [`check`](RevocationStore::check) is one pipelined round trip of up to three `GET`s.
+///
+/// # Failures
+///
+/// Every call returns within the configured operation timeout: outages are
+/// [`StoreError::Unavailable`] (refused, reset, authentication) or [`StoreError::Timeout`],
+/// a value that is not a decimal integer is [`StoreError::Corrupt`] — never "active". The
+/// caller's `FailurePolicy` decides what that means for the request (fail closed by default).
+/// The store recovers on its own when Redis is back.
+#[derive(Debug, Clone)]
+pub struct RedisRevocationStore {
+    backend: RedisBackend,
+}
+
+impl RedisRevocationStore {
+    /// A store on its own connection pool. Never talks to Redis, so it succeeds while Redis
+    /// is down (calls then fail until it is back); see [`RedisBackend::new`] for the errors.
+    pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
+        Ok(Self::new(RedisBackend::new(config)?))
+    }
+
+    /// A store sharing `backend`'s connection pool and key prefix with other stores.
+    pub fn new(backend: RedisBackend) -> Self {
+        RedisRevocationStore { backend }
+    }
+
+    /// The pool this store uses (for [`RedisBackend::ping`] in readiness probes).
+    pub fn backend(&self) -> &RedisBackend {
+        &self.backend
+    }
+
+    /// The Redis key of a token (`jti`) revocation, for operators.
+    pub fn token_key(&self, jti: &str) -> String {
+        self.key('j', jti)
+    }
+
+    /// The Redis key of a session (`sid`) revocation, for operators.
+    pub fn session_key(&self, sid: &str) -> String {
+        self.key('s', sid)
+    }
+
+    /// The Redis key of a subject (`sub`) cutoff, for operators.
+    pub fn subject_key(&self, sub: &str) -> String {
+        self.key('u', sub)
+    }
+
+    fn key(&self, rule: char, id: &str) -> String {
+        let prefix = self.backend.key_prefix();
+        let mut key = String::with_capacity(prefix.len() + 6 + 2 * id.len());
+        key.push_str(prefix);
+        key.push_str("rv:");
+        key.push(rule);
+        if id.contains(['{', '}']) {
+            key.push_str("x:");
+            for byte in id.bytes() {
+                let _ = write!(key, "{byte:02x}");
+            }
+        } else {
+            key.push(':');
+            key.push_str(id);
+        }
+        key
+    }
+
+    async fn revoke(&self, key: String, value: u64, until: UnixTime) -> Result<(), StoreError> {
+        let value = value.min(MAX_MS);
+        let until = until.as_millis().min(MAX_MS);
+        self.backend
+            .run(async move |conn| {
+                let _wrote: i64 = REVOKE
+                    .key(&key)
+                    .arg(value)
+                    .arg(until)
+                    .invoke_async(conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl RevocationStore for RedisRevocationStore {
+    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+        validate_id("jti", jti)?;
+        self.revoke(self.token_key(jti), until.as_millis(), until)
+            .await
+    }
+
+    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
+        validate_id("sid", sid)?;
+        self.revoke(self.session_key(sid), until.as_millis(), until)
+            .await
+    }
+
+    async fn revoke_subject(
+        &self,
+        sub: &str,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        validate_id("sub", sub)?;
+        self.revoke(self.subject_key(sub), before.as_millis(), until)
+            .await
+    }
+
+    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        // The keys to read, in precedence order: token, session, subject.
+        let mut keys: Vec<(Rule, String)> = Vec::with_capacity(3);
+        if let Some(jti) = token.jti {
+            validate_id("jti", jti)?;
+            keys.push((Rule::Token, self.token_key(jti)));
+        }
+        if let Some(sid) = token.sid {
+            validate_id("sid", sid)?;
+            keys.push((Rule::Session, self.session_key(sid)));
+        }
+        if let Some(sub) = token.sub {
+            validate_id("sub", sub)?;
+            keys.push((Rule::Subject, self.subject_key(sub)));
+        }
+        if keys.is_empty() {
+            return Ok(RevocationStatus::Active);
+        }
+        let mut pipe = redis::pipe();
+        for (_, key) in &keys {
+            pipe.cmd("GET").arg(key);
+        }
+        let values: Vec<Value> = self
+            .backend
+            .run(async move |conn| pipe.query_async(conn).await)
+            .await?;
+        if values.len() != keys.len() {
+            return Err(StoreError::corrupt(format!(
+                "pipeline of {} GETs answered with {} replies",
+                keys.len(),
+                values.len()
+            )));
+        }
+        // Parse every reply before deciding, so garbage is never outranked into "active".
+        let mut status = RevocationStatus::Active;
+        for ((rule, _), value) in keys.iter().zip(values) {
+            let Some(ms) = parse_ms(value)? else { continue };
+            let matched = match rule {
+                Rule::Token => Some(RevokedBy::Token),
+                Rule::Session => Some(RevokedBy::Session),
+                Rule::Subject => {
+                    let revoked = token.iat.is_none_or(|iat| iat.as_millis() < ms);
+                    revoked.then_some(RevokedBy::Subject {
+                        before: UnixTime::from_millis(ms),
+                    })
+                }
+            };
+            if let (RevocationStatus::Active, Some(by)) = (status, matched) {
+                status = RevocationStatus::Revoked(by);
+            }
+        }
+        Ok(status)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Token,
+    Session,
+    Subject,
+}
+
+/// A `GET` reply: nothing, or a decimal number of milliseconds. Anything else is corrupt.
+fn parse_ms(value: Value) -> Result<Option<u64>, StoreError> {
+    let bytes = match value {
+        Value::Nil => return Ok(None),
+        Value::BulkString(bytes) => bytes,
+        other => {
+            return Err(StoreError::corrupt(format!(
+                "revocation entry read back as {:?}, not a string",
+                kind_of(&other)
+            )));
+        }
+    };
+    std::str::from_utf8(&bytes)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            StoreError::corrupt(format!(
+                "revocation entry is not a decimal number of milliseconds ({} bytes)",
+                bytes.len()
+            ))
+        })
+}
+
+/// The shape of a reply, without its content (which may be anything).
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::BulkString(_) => "a bulk string",
+        Value::Array(_) => "an array",
+        Value::SimpleString(_) => "a simple string",
+        Value::Okay => "OK",
+        Value::Map(_) => "a map",
+        Value::Set(_) => "a set",
+        Value::Double(_) => "a double",
+        Value::Boolean(_) => "a boolean",
+        _ => "another type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(prefix: &str) -> RedisRevocationStore {
+        RedisRevocationStore::connect(&RedisConfig::default().key_prefix(prefix)).unwrap()
+    }
+
+    #[test]
+    fn key_layout() {
+        let s = store("app:");
+        assert_eq!(s.token_key("0f3a"), "app:rv:j:0f3a");
+        assert_eq!(s.session_key("fam_81"), "app:rv:s:fam_81");
+        assert_eq!(
+            s.subject_key("alice@example.com"),
+            "app:rv:u:alice@example.com"
+        );
+        // Hash tags in ids are defused; the encoded form lives in its own namespace.
+        assert_eq!(s.subject_key("{a}"), "app:rv:ux:7b617d");
+        assert_eq!(s.token_key("x}"), "app:rv:jx:787d");
+        // A raw id that looks like an encoded one cannot collide with it.
+        assert_ne!(s.subject_key("x:7b617d"), s.subject_key("{a}"));
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(parse_ms(Value::Nil).unwrap(), None);
+        assert_eq!(
+            parse_ms(Value::BulkString(b"1700000000000".to_vec())).unwrap(),
+            Some(1_700_000_000_000)
+        );
+        for bad in [
+            Value::BulkString(b"".to_vec()),
+            Value::BulkString(b"-1".to_vec()),
+            Value::BulkString(b"+5".to_vec()),
+            Value::BulkString(b"1e3".to_vec()),
+            Value::BulkString(b"99999999999999999999999".to_vec()),
+            Value::BulkString(vec![0xff, 0x31]),
+            Value::Int(5),
+            Value::Okay,
+            Value::Array(vec![]),
+        ] {
+            assert_eq!(
+                parse_ms(bad).unwrap_err().kind(),
+                tokenward_core::StoreErrorKind::Corrupt
+            );
+        }
+    }
+}

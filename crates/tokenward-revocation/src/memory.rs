@@ -1,0 +1,771 @@
+//! The in-memory [`RevocationStore`]: sharded, self-expiring, bounded.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use tokenward_core::{SharedClock, StoreError, SystemClock, TokenRef, UnixTime};
+
+use crate::store::{RevocationStatus, RevocationStore, RevokedBy, validate_id};
+
+/// Configuration of a [`MemoryRevocationStore`]: capacity, shard count and clock.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokenward_core::{ManualClock, UnixTime};
+/// use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig};
+///
+/// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+/// let store = MemoryRevocationStore::with_config(
+///     MemoryStoreConfig::new().capacity(10_000).clock(Arc::new(clock.clone())),
+/// );
+/// assert_eq!(store.capacity(), 10_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryStoreConfig {
+    capacity: usize,
+    shards: usize,
+    clock: SharedClock,
+}
+
+impl MemoryStoreConfig {
+    /// The default [`capacity`](Self::capacity): one million entries.
+    pub const DEFAULT_CAPACITY: usize = 1_000_000;
+    /// The default number of [`shards`](Self::shards).
+    pub const DEFAULT_SHARDS: usize = 32;
+    /// The largest accepted number of shards; larger values are lowered to it.
+    pub const MAX_SHARDS: usize = 4096;
+
+    /// The defaults: [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) entries,
+    /// [`DEFAULT_SHARDS`](Self::DEFAULT_SHARDS) shards, the [`SystemClock`].
+    pub fn new() -> Self {
+        MemoryStoreConfig {
+            capacity: Self::DEFAULT_CAPACITY,
+            shards: Self::DEFAULT_SHARDS,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The most entries (tokens, sessions and subjects together) the store holds. Expired
+    /// entries are purged before a revoke is refused, so this bounds *live* revocations. A
+    /// revoke that would exceed it fails with [`StoreError::CapacityExceeded`].
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// How many independently locked shards the entries are spread over (by a keyed hash of
+    /// the id). More shards mean less contention between concurrent revokes; checks only ever
+    /// take shared locks. Clamped to `1..=`[`MAX_SHARDS`](Self::MAX_SHARDS).
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.clamp(1, Self::MAX_SHARDS);
+        self
+    }
+
+    /// Where "now" comes from (a `ManualClock` in tests).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl Default for MemoryStoreConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A [`RevocationStore`] in process memory: concurrent, self-expiring and bounded.
+///
+/// - **Concurrent.** Entries are spread over shards (see [`MemoryStoreConfig::shards`]), each
+///   behind its own `RwLock`. A [`check`](RevocationStore::check) takes a shared lock on at
+///   most three shards, one at a time (those of the token's `jti`, `sid` and `sub`); there is
+///   no global lock.
+/// - **Self-expiring.** An entry revoked "until T" matches while `now < T` and never after.
+///   Each shard keeps its entries ordered by expiry as well, and every revoke first drops the
+///   expired entries of its shard and of one more shard in turn, so memory is reclaimed
+///   without any cleanup job: after a burst of revocations, at most one write per shard
+///   returns the store to its live size. [`purge_expired`](Self::purge_expired) sweeps every
+///   shard at once, for callers who want that now.
+/// - **Bounded.** At most [`capacity`](MemoryStoreConfig::capacity) entries (default one
+///   million). **A full store refuses, it never forgets:** when a revoke would exceed the
+///   capacity, expired entries are purged first; if the store is still full the revoke fails
+///   with [`StoreError::CapacityExceeded`] and every live revocation stays in force. Evicting
+///   one instead would silently un-revoke a token. The caller's `FailurePolicy` decides what
+///   the refusal means (fail closed by default), and operators see it. Re-revoking an id the
+///   store already holds never counts against the capacity.
+///
+/// Revocations only ever extend: revoking an id again keeps the later `until` (and, for
+/// subjects, the later cutoff).
+///
+/// `Debug` output shows the configuration and the number of entries, never ids.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tokenward_core::{Clock, ManualClock, StoreError, UnixTime};
+/// use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationStore};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+/// let store = MemoryRevocationStore::with_config(
+///     MemoryStoreConfig::new().capacity(2).clock(Arc::new(clock.clone())),
+/// );
+/// let exp = clock.now().saturating_add(Duration::from_secs(900));
+/// store.revoke_token("a", exp).await?;
+/// store.revoke_token("b", exp).await?;
+/// // Full: the third revoke is refused, "a" and "b" stay revoked.
+/// let err = store.revoke_token("c", exp).await.unwrap_err();
+/// assert!(matches!(err, StoreError::CapacityExceeded { capacity: 2 }));
+/// // Once "a" and "b" have expired there is room again.
+/// clock.advance(Duration::from_secs(900));
+/// store.revoke_token("c", exp.saturating_add(Duration::from_secs(900))).await?;
+/// assert_eq!(store.len(), 1);
+/// # Ok::<(), StoreError>(())
+/// # }).unwrap();
+/// ```
+pub struct MemoryRevocationStore {
+    shards: Box<[RwLock<Shard>]>,
+    /// Picks the shard of an id. Keyed per store, so ids cannot be chosen to pile into one
+    /// shard.
+    hasher: RandomState,
+    /// Entries held in all shards (live or not yet reclaimed). Only changed while holding the
+    /// lock of the shard the entry belongs to.
+    stored: AtomicUsize,
+    /// The next shard a revoke sweeps besides its own.
+    sweep_cursor: AtomicUsize,
+    capacity: usize,
+    clock: SharedClock,
+}
+
+/// Which rule an entry belongs to; rules are separate namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Kind {
+    Token,
+    Session,
+    Subject,
+}
+
+impl Kind {
+    fn id_name(self) -> &'static str {
+        match self {
+            Kind::Token => "jti",
+            Kind::Session => "sid",
+            Kind::Subject => "sub",
+        }
+    }
+}
+
+/// One revocation. `before` is only meaningful for subjects (and `EPOCH` otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    until: UnixTime,
+    before: UnixTime,
+}
+
+/// One shard: a map per rule, plus every entry ordered by expiry.
+///
+/// Invariant: `expiry` holds exactly one `(until, kind, id)` for each map entry, with the
+/// entry's `until`. The ids are shared (`Arc<str>`), so each is stored once.
+#[derive(Debug, Default)]
+struct Shard {
+    tokens: HashMap<Arc<str>, Entry>,
+    sessions: HashMap<Arc<str>, Entry>,
+    subjects: HashMap<Arc<str>, Entry>,
+    expiry: BTreeSet<(UnixTime, Kind, Arc<str>)>,
+}
+
+/// What [`Shard::extend`] found.
+enum Extended {
+    /// The id was present and live; it now carries the later `until` / cutoff.
+    Done,
+    /// The id is not in the shard.
+    Absent,
+}
+
+impl Shard {
+    fn map(&self, kind: Kind) -> &HashMap<Arc<str>, Entry> {
+        match kind {
+            Kind::Token => &self.tokens,
+            Kind::Session => &self.sessions,
+            Kind::Subject => &self.subjects,
+        }
+    }
+
+    fn map_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Entry> {
+        match kind {
+            Kind::Token => &mut self.tokens,
+            Kind::Session => &mut self.sessions,
+            Kind::Subject => &mut self.subjects,
+        }
+    }
+
+    /// The live entry for `id`, if any.
+    fn live(&self, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
+        self.map(kind)
+            .get(id)
+            .filter(|entry| entry.until > now)
+            .copied()
+    }
+
+    /// Removes every entry with `until <= now`; returns how many entries were removed.
+    fn pop_expired(&mut self, now: UnixTime) -> usize {
+        let mut removed = 0;
+        while let Some(first) = self.expiry.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((until, kind, id)) = self.expiry.pop_first() else {
+                break;
+            };
+            let map = self.map_mut(kind);
+            // The invariant says the map entry has this `until`; checking keeps a stale index
+            // element (which the invariant rules out) from removing a live entry.
+            if map.get(&id).is_some_and(|entry| entry.until == until) {
+                map.remove(&id);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// How many entries have `until <= now` (without removing them).
+    fn expired_count(&self, now: UnixTime) -> usize {
+        self.expiry.iter().take_while(|e| e.0 <= now).count()
+    }
+
+    fn stored(&self) -> usize {
+        self.tokens.len() + self.sessions.len() + self.subjects.len()
+    }
+
+    /// Extends the entry for `id` if present. Call after [`pop_expired`](Self::pop_expired),
+    /// so that a present entry is a live one.
+    fn extend(&mut self, kind: Kind, id: &str, new: Entry) -> Extended {
+        let Some((key, old)) = self
+            .map_mut(kind)
+            .get_key_value(id)
+            .map(|(key, old)| (Arc::clone(key), *old))
+        else {
+            return Extended::Absent;
+        };
+        let merged = Entry {
+            until: old.until.max(new.until),
+            before: old.before.max(new.before),
+        };
+        if merged.until != old.until {
+            self.expiry.remove(&(old.until, kind, Arc::clone(&key)));
+            self.expiry.insert((merged.until, kind, Arc::clone(&key)));
+        }
+        self.map_mut(kind).insert(key, merged);
+        Extended::Done
+    }
+
+    /// Inserts a new entry (the id must be absent).
+    fn insert(&mut self, kind: Kind, id: &str, entry: Entry) {
+        let key: Arc<str> = Arc::from(id);
+        self.expiry.insert((entry.until, kind, Arc::clone(&key)));
+        self.map_mut(kind).insert(key, entry);
+    }
+}
+
+impl MemoryRevocationStore {
+    /// A store with the default configuration ([`MemoryStoreConfig::new`]).
+    pub fn new() -> Self {
+        Self::with_config(MemoryStoreConfig::new())
+    }
+
+    /// A store with the given configuration.
+    pub fn with_config(config: MemoryStoreConfig) -> Self {
+        let shards = config.shards.clamp(1, MemoryStoreConfig::MAX_SHARDS);
+        MemoryRevocationStore {
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: RandomState::new(),
+            stored: AtomicUsize::new(0),
+            sweep_cursor: AtomicUsize::new(0),
+            capacity: config.capacity,
+            clock: config.clock,
+        }
+    }
+
+    /// The configured capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The number of live revocations (entries whose `until` is still ahead). Expired entries
+    /// not yet reclaimed are not counted; see [`stored`](Self::stored) for those.
+    pub fn len(&self) -> usize {
+        let now = self.clock.now();
+        self.shards
+            .iter()
+            .map(|shard| {
+                let shard = read(shard);
+                shard.stored().saturating_sub(shard.expired_count(now))
+            })
+            .sum()
+    }
+
+    /// Whether no revocation is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of entries held in memory: the live ones plus expired ones not yet
+    /// reclaimed (they no longer match anything). A metric for operators; it never exceeds
+    /// the capacity.
+    pub fn stored(&self) -> usize {
+        self.stored.load(Ordering::Acquire)
+    }
+
+    /// Drops every expired entry from every shard now and returns how many were dropped.
+    ///
+    /// Never required for correctness or for bounded memory (revokes reclaim expired entries
+    /// as they go, and a full store purges before refusing); useful to shrink the store
+    /// right away, e.g. after a burst of short-lived revocations.
+    pub fn purge_expired(&self) -> usize {
+        self.purge_expired_at(self.clock.now())
+    }
+
+    /// Pops the expired entries of a locked shard and keeps the global count in step.
+    fn sweep(&self, shard: &mut Shard, now: UnixTime) -> usize {
+        let removed = shard.pop_expired(now);
+        if removed > 0 {
+            self.stored.fetch_sub(removed, Ordering::AcqRel);
+        }
+        removed
+    }
+
+    fn shard_index(&self, kind: Kind, id: &str) -> usize {
+        // `shards.len()` is at least 1 (see `with_config`), and the remainder is below it;
+        // the u64 → usize conversion of a remainder below `len` cannot truncate.
+        let hash = self.hasher.hash_one((kind, id));
+        usize::try_from(hash % self.shards.len() as u64).unwrap_or_default()
+    }
+
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "shard_index is always below shards.len()"
+    )]
+    fn shard(&self, index: usize) -> &RwLock<Shard> {
+        &self.shards[index]
+    }
+
+    /// The live entry for `id`, if any; a shared lock on one shard.
+    fn lookup(&self, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
+        read(self.shard(self.shard_index(kind, id))).live(kind, id, now)
+    }
+
+    /// Takes one slot of capacity, if there is one.
+    fn try_reserve(&self) -> bool {
+        self.stored
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn revoke(&self, kind: Kind, id: &str, new: Entry) -> Result<(), StoreError> {
+        validate_id(kind.id_name(), id)?;
+        let now = self.clock.now();
+        if new.until <= now {
+            // Nothing this entry could match is still valid.
+            return Ok(());
+        }
+        let index = self.shard_index(kind, id);
+        let result = self.revoke_in_shard(kind, id, new, index, now);
+        // Reclaim one more shard in turn, so that expired entries go away even in shards
+        // that no revoke happens to hash to. Never while holding another shard's lock.
+        let other = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        if other != index {
+            self.sweep(&mut write(self.shard(other)), now);
+        }
+        result
+    }
+
+    fn revoke_in_shard(
+        &self,
+        kind: Kind,
+        id: &str,
+        new: Entry,
+        index: usize,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let mut purged_everything = false;
+        loop {
+            {
+                let mut shard = write(self.shard(index));
+                self.sweep(&mut shard, now);
+                if let Extended::Done = shard.extend(kind, id, new) {
+                    return Ok(());
+                }
+                if self.try_reserve() {
+                    shard.insert(kind, id, new);
+                    return Ok(());
+                }
+            }
+            // Full. Make room from expired entries (all shards, with this one unlocked so
+            // that no two shard locks are ever held together), then try once more.
+            if purged_everything {
+                return Err(StoreError::CapacityExceeded {
+                    capacity: self.capacity,
+                });
+            }
+            self.purge_expired_at(now);
+            purged_everything = true;
+        }
+    }
+
+    fn purge_expired_at(&self, now: UnixTime) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| self.sweep(&mut write(shard), now))
+            .sum()
+    }
+}
+
+/// Our critical sections leave a shard consistent at every point where a panic could occur
+/// (and the expiry sweep tolerates a stale index element), so a poisoned lock is recovered
+/// rather than turning every later request into an error.
+fn read(lock: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(lock: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Default for MemoryRevocationStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryRevocationStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryRevocationStore")
+            .field("capacity", &self.capacity)
+            .field("shards", &self.shards.len())
+            .field("stored", &self.stored())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RevocationStore for MemoryRevocationStore {
+    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+        let entry = Entry {
+            until,
+            before: UnixTime::EPOCH,
+        };
+        self.revoke(Kind::Token, jti, entry)
+    }
+
+    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
+        let entry = Entry {
+            until,
+            before: UnixTime::EPOCH,
+        };
+        self.revoke(Kind::Session, sid, entry)
+    }
+
+    async fn revoke_subject(
+        &self,
+        sub: &str,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.revoke(Kind::Subject, sub, Entry { until, before })
+    }
+
+    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        for (kind, id) in [
+            (Kind::Token, token.jti),
+            (Kind::Session, token.sid),
+            (Kind::Subject, token.sub),
+        ] {
+            if let Some(id) = id {
+                validate_id(kind.id_name(), id)?;
+            }
+        }
+        let now = self.clock.now();
+        if let Some(jti) = token.jti
+            && self.lookup(Kind::Token, jti, now).is_some()
+        {
+            return Ok(RevocationStatus::Revoked(RevokedBy::Token));
+        }
+        if let Some(sid) = token.sid
+            && self.lookup(Kind::Session, sid, now).is_some()
+        {
+            return Ok(RevocationStatus::Revoked(RevokedBy::Session));
+        }
+        if let Some(sub) = token.sub
+            && let Some(entry) = self.lookup(Kind::Subject, sub, now)
+            && token.iat.is_none_or(|iat| iat < entry.before)
+        {
+            return Ok(RevocationStatus::Revoked(RevokedBy::Subject {
+                before: entry.before,
+            }));
+        }
+        Ok(RevocationStatus::Active)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokenward_core::{ManualClock, StoreErrorKind};
+
+    use super::*;
+
+    const T0: UnixTime = UnixTime::from_secs(1_700_000_000);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn store(capacity: usize, shards: usize) -> (MemoryRevocationStore, ManualClock) {
+        let clock = ManualClock::new(T0);
+        let store = MemoryRevocationStore::with_config(
+            MemoryStoreConfig::new()
+                .capacity(capacity)
+                .shards(shards)
+                .clock(Arc::new(clock.clone())),
+        );
+        (store, clock)
+    }
+
+    /// Checks the shard invariant: one expiry element per map entry, with its `until`, and
+    /// the global count equal to the sum of the shards.
+    fn assert_consistent(store: &MemoryRevocationStore) {
+        let mut total = 0;
+        for shard in store.shards.iter() {
+            let shard = read(shard);
+            assert_eq!(
+                shard.expiry.len(),
+                shard.stored(),
+                "one index element per entry"
+            );
+            for (until, kind, id) in &shard.expiry {
+                let entry = shard.map(*kind).get(id).expect("indexed entry exists");
+                assert_eq!(entry.until, *until, "index carries the entry's until");
+            }
+            total += shard.stored();
+        }
+        assert_eq!(store.stored(), total, "global count matches the shards");
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    fn jti(id: &str) -> TokenRef<'_> {
+        TokenRef {
+            jti: Some(id),
+            sid: None,
+            sub: None,
+            iat: None,
+            exp: T0.saturating_add(secs(3600)),
+        }
+    }
+
+    #[test]
+    fn extension_moves_the_index_element() {
+        block_on(async {
+            let (store, clock) = store(100, 4);
+            let short = T0.saturating_add(secs(10));
+            let long = T0.saturating_add(secs(100));
+            store.revoke_token("a", short).await.unwrap();
+            store.revoke_token("a", long).await.unwrap();
+            store.revoke_token("a", short).await.unwrap(); // does not shorten
+            store.revoke_session("a", short).await.unwrap(); // another namespace
+            assert_consistent(&store);
+            assert_eq!(store.stored(), 2);
+            let held = |kind| {
+                let shard = read(store.shard(store.shard_index(kind, "a")));
+                shard.map(kind).get("a").map(|e| e.until)
+            };
+            assert_eq!(held(Kind::Token), Some(long));
+            assert_eq!(held(Kind::Session), Some(short));
+
+            clock.set(short);
+            assert_eq!(store.purge_expired(), 1, "only the session expired");
+            assert_eq!(
+                store.check(&jti("a")).await.unwrap(),
+                RevocationStatus::Revoked(RevokedBy::Token)
+            );
+            clock.set(long);
+            assert_eq!(store.purge_expired(), 1);
+            assert_consistent(&store);
+            assert_eq!(store.stored(), 0);
+        });
+    }
+
+    #[test]
+    fn subject_extension_keeps_the_later_cutoff_and_until() {
+        block_on(async {
+            let (store, _clock) = store(100, 1);
+            let early = T0.saturating_add(secs(10));
+            let late = T0.saturating_add(secs(20));
+            store.revoke_subject("u", late, early).await.unwrap();
+            store.revoke_subject("u", early, late).await.unwrap();
+            assert_consistent(&store);
+            let shard = read(store.shard(0));
+            assert_eq!(
+                shard.subjects.get("u").copied(),
+                Some(Entry {
+                    until: late,
+                    before: late
+                })
+            );
+        });
+    }
+
+    #[test]
+    fn an_expired_entry_is_replaced_not_extended() {
+        block_on(async {
+            let (store, clock) = store(100, 1);
+            let late_cutoff = T0.saturating_add(secs(50));
+            store
+                .revoke_subject("u", late_cutoff, T0.saturating_add(secs(10)))
+                .await
+                .unwrap();
+            clock.advance(secs(10));
+            store
+                .revoke_subject("u", T0, T0.saturating_add(secs(100)))
+                .await
+                .unwrap();
+            let before = read(store.shard(0)).subjects.get("u").map(|e| e.before);
+            assert_eq!(before, Some(T0));
+            assert_consistent(&store);
+            assert_eq!(store.stored(), 1);
+        });
+    }
+
+    #[test]
+    fn capacity_counts_entries_and_refuses_without_evicting() {
+        block_on(async {
+            let (store, clock) = store(3, 2);
+            let until = T0.saturating_add(secs(10));
+            for id in ["a", "b", "c"] {
+                store.revoke_token(id, until).await.unwrap();
+            }
+            let err = store.revoke_session("d", until).await.unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::CapacityExceeded);
+            assert!(matches!(err, StoreError::CapacityExceeded { capacity: 3 }));
+            // Re-revoking held ids (also extending them) needs no room.
+            store.revoke_token("a", until).await.unwrap();
+            store
+                .revoke_token("b", until.saturating_add(secs(10)))
+                .await
+                .unwrap();
+            // A no-op (past `until`) needs no room either.
+            store.revoke_token("z", T0).await.unwrap();
+            assert_eq!(store.stored(), 3);
+            assert_consistent(&store);
+
+            clock.set(until);
+            // "a" and "c" expired; the refused revoke now fits after the purge.
+            store
+                .revoke_session("d", until.saturating_add(secs(1)))
+                .await
+                .unwrap();
+            assert_eq!(store.stored(), 2);
+            assert_eq!(store.len(), 2);
+            assert_consistent(&store);
+        });
+    }
+
+    #[test]
+    fn zero_capacity_refuses_everything() {
+        block_on(async {
+            let (store, _clock) = store(0, 1);
+            let err = store
+                .revoke_token("a", T0.saturating_add(secs(1)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), StoreErrorKind::CapacityExceeded);
+            assert!(store.is_empty());
+        });
+    }
+
+    #[test]
+    fn writes_reclaim_every_shard_in_turn() {
+        block_on(async {
+            let (store, clock) = store(10_000, 8);
+            let until = T0.saturating_add(secs(1));
+            for i in 0..1000 {
+                store.revoke_token(&format!("t{i}"), until).await.unwrap();
+            }
+            assert_eq!(store.stored(), 1000);
+            clock.advance(secs(1));
+            assert_eq!(store.len(), 0, "expired entries stop counting at once");
+            assert_eq!(store.stored(), 1000, "nothing reclaimed without a write");
+            let long = T0.saturating_add(secs(100));
+            for i in 0..8 {
+                store.revoke_session(&format!("s{i}"), long).await.unwrap();
+            }
+            assert_eq!(store.stored(), 8, "eight writes swept all eight shards");
+            assert_consistent(&store);
+        });
+    }
+
+    #[test]
+    fn boundary_is_exclusive() {
+        block_on(async {
+            let (store, clock) = store(10, 4);
+            let until = T0.saturating_add(secs(5));
+            store.revoke_token("a", until).await.unwrap();
+            clock.set(until.saturating_sub(Duration::from_nanos(1)));
+            assert!(store.check(&jti("a")).await.unwrap().is_revoked());
+            assert_eq!(store.len(), 1);
+            clock.set(until);
+            assert!(!store.check(&jti("a")).await.unwrap().is_revoked());
+            assert_eq!(store.len(), 0);
+            // `until == now` is a no-op.
+            store.revoke_token("b", until).await.unwrap();
+            assert_eq!(store.stored(), 1, "only the expired \"a\" is still held");
+        });
+    }
+
+    #[test]
+    fn config_clamps_shards() {
+        let s = MemoryRevocationStore::with_config(MemoryStoreConfig::new().shards(0));
+        assert_eq!(s.shards.len(), 1);
+        let s = MemoryRevocationStore::with_config(MemoryStoreConfig::new().shards(usize::MAX));
+        assert_eq!(s.shards.len(), MemoryStoreConfig::MAX_SHARDS);
+        let s = MemoryRevocationStore::default();
+        assert_eq!(s.shards.len(), MemoryStoreConfig::DEFAULT_SHARDS);
+        assert_eq!(s.capacity(), MemoryStoreConfig::DEFAULT_CAPACITY);
+    }
+
+    #[test]
+    fn debug_shows_no_ids() {
+        block_on(async {
+            let (store, _clock) = store(10, 2);
+            let until = T0.saturating_add(secs(5));
+            store.revoke_token("secret-jti-123", until).await.unwrap();
+            store.revoke_session("secret-sid-456", until).await.unwrap();
+            store
+                .revoke_subject("alice@example.com", until, until)
+                .await
+                .unwrap();
+            let debug = format!("{store:?}");
+            assert!(debug.contains("stored: 3"), "{debug}");
+            for id in ["secret-jti-123", "secret-sid-456", "alice@example.com"] {
+                assert!(!debug.contains(id), "{debug}");
+            }
+        });
+    }
+}

@@ -1,0 +1,192 @@
+use async_trait::async_trait;
+use tokenward_core::{StoreError, TokenRef, UnixTime};
+
+/// The longest `jti`, `sid` or `sub` a store accepts, in bytes. Longer ids are
+/// [`StoreError::InvalidInput`]: they come from tokens, and a store must not let an attacker
+/// choose the size of its keys.
+pub const MAX_ID_LEN: usize = 512;
+
+/// Checks an id (`jti`, `sid`, `sub`) before it reaches a store: non-empty, at most
+/// [`MAX_ID_LEN`] bytes. Backends call this in every method so that all of them refuse the
+/// same inputs.
+pub fn validate_id(kind: &'static str, id: &str) -> Result<(), StoreError> {
+    if id.is_empty() {
+        return Err(StoreError::invalid_input(format!("empty {kind}")));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(StoreError::invalid_input(format!(
+            "{kind} longer than {MAX_ID_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Which rule revoked a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevokedBy {
+    /// Its `jti` was revoked.
+    Token,
+    /// Its session (`sid`) was revoked.
+    Session,
+    /// Every token of its subject issued before `before` was revoked.
+    Subject {
+        /// The cutoff: tokens with `iat < before` (or without `iat`) are revoked.
+        before: UnixTime,
+    },
+}
+
+impl RevokedBy {
+    /// A stable name for audit events and metrics: `token`, `session` or `subject`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokedBy::Token => "token",
+            RevokedBy::Session => "session",
+            RevokedBy::Subject { .. } => "subject",
+        }
+    }
+}
+
+/// The answer of [`RevocationStore::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationStatus {
+    /// No rule matches: the token may be used.
+    Active,
+    /// A rule matches. When several do, the token rule wins, then session, then subject.
+    Revoked(RevokedBy),
+}
+
+impl RevocationStatus {
+    /// Whether the token is revoked.
+    pub fn is_revoked(self) -> bool {
+        matches!(self, RevocationStatus::Revoked(_))
+    }
+}
+
+/// Where revocations live.
+///
+/// # Contract for implementations
+///
+/// Every backend — tokenward's and yours — must honour this, and the
+/// [`conformance`](crate::conformance) suite checks it:
+///
+/// - **Durable once acknowledged.** A revoke that returned `Ok` is visible to every later
+///   `check`, from any task, thread or (for shared backends) process, until its `until`.
+/// - **Never earlier than asked.** An entry may outlive its `until`, but never expire before
+///   it. Revoking the same id again keeps the *later* `until` (and, for subjects, the later
+///   cutoff): revocations only ever extend.
+/// - **Self-expiring.** Entries must disappear on their own once `until` has passed (TTLs,
+///   expiry indexes), so storage is proportional to live revocations. No cleanup job may be
+///   required.
+/// - **A full store refuses, it never forgets.** A bounded backend that cannot store a new
+///   entry returns [`StoreError::CapacityExceeded`]; it must not evict a live revocation.
+/// - **Bounded and typed failures.** Every method returns within the backend's configured
+///   timeout; outages are [`StoreError::Unavailable`] / [`StoreError::Timeout`], garbage read
+///   back is [`StoreError::Corrupt`] (never "not revoked"), ids failing [`validate_id`] are
+///   [`StoreError::InvalidInput`] in every method, `check` included. Never panic.
+/// - **`until` in the past** (or equal to now) is a no-op that returns `Ok`: nothing it could
+///   match is still valid. An entry "until T" matches while `now < T`.
+/// - **Millisecond precision is enough.** A backend may keep `until` and `before` in whole
+///   milliseconds (Redis `PXAT`), rounding so that it never revokes less (both up). The
+///   conformance suite uses millisecond-aligned times.
+/// - **`check` is one call** answering for the token's `jti`, `sid` and `sub`/`iat` together
+///   (one round trip on a networked backend). A subject cutoff revokes tokens with
+///   `iat < before`, and tokens without `iat` (they cannot prove they are newer).
+///
+/// Callers decide what an error means through their `FailurePolicy` (fail closed by default).
+///
+/// # A custom backend
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use async_trait::async_trait;
+/// use tokenward_core::{StoreError, TokenRef, UnixTime};
+/// use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy, validate_id};
+///
+/// /// A toy backend: one map per rule, entries kept with their expiry.
+/// #[derive(Default)]
+/// struct MapStore {
+///     tokens: Mutex<HashMap<String, UnixTime>>,
+/// }
+///
+/// #[async_trait]
+/// impl RevocationStore for MapStore {
+///     async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+///         validate_id("jti", jti)?;
+///         let mut map = self.tokens.lock().map_err(|_| StoreError::corrupt("poisoned"))?;
+///         let entry = map.entry(jti.to_owned()).or_insert(until);
+///         *entry = (*entry).max(until); // revocations only ever extend
+///         Ok(())
+///     }
+///     async fn revoke_session(&self, _sid: &str, _until: UnixTime) -> Result<(), StoreError> {
+///         Err(StoreError::invalid_input("sessions are not supported by this toy"))
+///     }
+///     async fn revoke_subject(&self, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+///         Err(StoreError::invalid_input("subjects are not supported by this toy"))
+///     }
+///     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+///         let map = self.tokens.lock().map_err(|_| StoreError::corrupt("poisoned"))?;
+///         Ok(match token.jti.and_then(|jti| map.get(jti)) {
+///             Some(_) => RevocationStatus::Revoked(RevokedBy::Token),
+///             None => RevocationStatus::Active,
+///         })
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store: std::sync::Arc<dyn RevocationStore> = std::sync::Arc::new(MapStore::default());
+/// let exp = UnixTime::from_secs(2_000_000_000);
+/// store.revoke_token("j-1", exp).await?;
+/// let token = TokenRef { jti: Some("j-1"), sid: None, sub: Some("alice"), iat: None, exp };
+/// assert_eq!(store.check(&token).await?, RevocationStatus::Revoked(RevokedBy::Token));
+/// # Ok::<(), StoreError>(())
+/// # }).unwrap();
+/// ```
+/// (A real backend must also expire entries on its own; this toy keeps them forever.)
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Revokes the token with this `jti` until `until` (normally the token's `exp`).
+    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError>;
+
+    /// Revokes every token carrying `sid` until `until` (normally the issue time of the
+    /// session's newest access token plus the maximum access-token lifetime, or the refresh
+    /// family's absolute expiry).
+    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError>;
+
+    /// Revokes every token of `sub` issued before `before` (`iat < before`), until `until`
+    /// (normally `before` plus the maximum access-token lifetime). "Sign out everywhere" at
+    /// time `now` is `revoke_subject(sub, now + 1 s, now + max lifetime + 1 s)`, so tokens
+    /// issued earlier in the same second are included.
+    async fn revoke_subject(
+        &self,
+        sub: &str,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError>;
+
+    /// Whether any rule revokes `token`, and which.
+    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError>;
+}
+
+#[async_trait]
+impl<S: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<S> {
+    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+        (**self).revoke_token(jti, until).await
+    }
+    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
+        (**self).revoke_session(sid, until).await
+    }
+    async fn revoke_subject(
+        &self,
+        sub: &str,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        (**self).revoke_subject(sub, before, until).await
+    }
+    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        (**self).check(token).await
+    }
+}
