@@ -7,6 +7,9 @@
 //! - [`Fixture`] — for one algorithm: a token issued by tokenward's [`TokenIssuer`], the
 //!   full-policy tokenward [`Validator`] for it, and the equivalent `jsonwebtoken`
 //!   [`DecodingKey`] + [`Validation`] + claims type ([`JwtClaims`]).
+//! - [`revocation`] — for the revocation-store benchmarks: realistic ids, a mix of live
+//!   revocations ([`Population`](revocation::Population)), latency percentiles, and the Redis
+//!   plumbing (fresh key prefix, reachability check, cleanup of that prefix).
 //!
 //! **Same key, same crypto.** `jsonwebtoken` is built without any crypto-backend feature;
 //! [`Fixture::new`] installs tokenward's ring-backed
@@ -29,6 +32,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod revocation;
 
 use std::time::Duration;
 

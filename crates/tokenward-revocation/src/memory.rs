@@ -233,7 +233,22 @@ impl Shard {
                 removed += 1;
             }
         }
+        if removed > 0 {
+            self.shrink_sparse_maps();
+        }
         removed
+    }
+
+    /// `HashMap` never gives memory back on `remove`: after a burst expires, a shard would
+    /// keep its peak bucket array forever. Maps under a quarter full shrink to twice their
+    /// length, so memory follows live entries (amortized: a map shrinks only after losing
+    /// three quarters of its capacity).
+    fn shrink_sparse_maps(&mut self) {
+        for map in [&mut self.tokens, &mut self.sessions, &mut self.subjects] {
+            if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+                map.shrink_to(map.len() * 2);
+            }
+        }
     }
 
     /// How many entries have `until <= now` (without removing them).

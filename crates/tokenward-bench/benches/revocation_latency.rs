@@ -1,0 +1,411 @@
+//! Latency percentiles of `RevocationStore::check` under concurrency, which criterion does not
+//! give: the in-memory store, and the Redis store with connection pools of 8 (the default), 1
+//! and 64, each at 1, 8 and 64 concurrent tasks; plus the floor under the Redis store: the
+//! same three pipelined `GET`s sent with redis-rs directly, all tasks sharing one multiplexed
+//! connection.
+//!
+//! Every configuration runs a warm-up of [`WARMUP`] checks, then [`CHECKS`] timed checks of
+//! *active* tokens (no rule matches — the common case; the Redis store answers any check
+//! with one pipelined round trip of three `GET`s either way), split evenly over the tasks,
+//! which all start together and each run a closed loop: time one `check`, record it,
+//! `yield_now` (outside the timed part, so that tasks interleave as a server's requests do),
+//! next. A multi-thread Tokio runtime with 2 workers (the machine has 2 cores, which Redis
+//! shares). Latencies are sorted; percentiles are nearest-rank. CPU per check: this process
+//! (all threads, `/proc/self/task/*/schedstat`) and the Redis server (`INFO cpu`, user + sys;
+//! includes other clients of a shared server).
+//!
+//! Redis: `REDIS_URL` or `redis://127.0.0.1:6379` (fails with instructions if unreachable),
+//! under a fresh key prefix holding 10 000 revocations, deleted at the end (`SCAN MATCH` +
+//! `UNLINK` of that prefix only).
+//!
+//! `cargo bench -p tokenward-bench --bench revocation_latency [-- FILTER]`, where `FILTER`
+//! selects the configurations whose "name × tasks" contains it (`-- "pool_size 8 × 64"`),
+//! and `REVOCATION_LATENCY_CHECKS=N` replaces the 20 000 timed checks (for profiling);
+//! results in `docs/benchmarks.md`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+use tokenward_bench::revocation::{
+    LatencySummary, Population, T0, TokenIds, connect_redis, delete_prefix, info_field, redis_url,
+    unique_prefix,
+};
+use tokenward_core::{Clock, ManualClock, SystemClock};
+use tokenward_redis::{RedisConfig, RedisRevocationStore};
+use tokenward_revocation::{
+    MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevocationStore,
+};
+
+/// Timed checks per configuration, unless `REVOCATION_LATENCY_CHECKS` says otherwise (more
+/// make the timed part dominate a profile).
+const CHECKS: usize = 20_000;
+
+fn checks() -> usize {
+    std::env::var("REVOCATION_LATENCY_CHECKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CHECKS)
+}
+/// Untimed checks before them.
+const WARMUP: usize = 2_000;
+/// Concurrent tasks of each configuration.
+const CONCURRENCY: [usize; 3] = [1, 8, 64];
+/// Distinct active tokens the checks cycle through.
+const TOKENS: usize = 4096;
+/// Live revocations in the in-memory store (as in the criterion benchmark).
+const MEMORY_LIVE: usize = 100_000;
+/// Live revocations under the Redis prefix.
+const REDIS_LIVE: usize = 10_000;
+/// Connection pool sizes of the Redis store: the default, a single connection, and one
+/// connection per task at the highest concurrency.
+const POOL_SIZES: [usize; 3] = [RedisConfig::DEFAULT_POOL_SIZE, 1, 64];
+
+/// The name of the in-memory configurations.
+const MEMORY: &str = "memory (100 000 live)";
+/// The name of the redis-rs floor.
+const RAW: &str = "raw redis-rs pipeline, 1 connection";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One operation to time: call number `i`.
+trait Probe: Send + Sync + 'static {
+    fn call(&self, i: usize) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// `store.check` of active tokens, which must come back `Active`.
+struct Check<S> {
+    store: S,
+    tokens: Vec<TokenIds>,
+}
+
+impl<S: RevocationStore> Probe for Check<S> {
+    async fn call(&self, i: usize) -> Result<(), String> {
+        let token = self.tokens.get(i % self.tokens.len()).ok_or("no tokens")?;
+        match self.store.check(&token.token_ref()).await {
+            Ok(RevocationStatus::Active) => Ok(()),
+            Ok(other) => Err(format!("active token answered {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The Redis store's `check` without the store: the same three `GET`s in one pipeline, with
+/// redis-rs on one shared multiplexed connection.
+struct RawPipeline {
+    conn: MultiplexedConnection,
+    keys: Vec<[String; 3]>,
+}
+
+impl Probe for RawPipeline {
+    async fn call(&self, i: usize) -> Result<(), String> {
+        let keys = self.keys.get(i % self.keys.len()).ok_or("no keys")?;
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GET").arg(key);
+        }
+        let mut conn = self.conn.clone();
+        let values: Vec<Value> = pipe
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if values.iter().all(|v| matches!(v, Value::Nil)) {
+            Ok(())
+        } else {
+            Err(format!("active token's keys answered {values:?}"))
+        }
+    }
+}
+
+/// One configuration's figures.
+struct Run {
+    name: String,
+    tasks: usize,
+    summary: LatencySummary,
+    wall: Duration,
+    errors: usize,
+    first_error: Option<String>,
+    client_cpu: Duration,
+    redis_cpu: Option<Duration>,
+}
+
+/// Runs `total` calls of `probe` over `tasks` tasks started together; returns every call's
+/// latency and the errors.
+async fn run_tasks<P: Probe>(
+    probe: &Arc<P>,
+    tasks: usize,
+    total: usize,
+    first: usize,
+) -> Result<(Vec<Duration>, Vec<String>), BoxError> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
+    let handles: Vec<_> = (0..tasks)
+        .map(|task| {
+            let probe = Arc::clone(probe);
+            let barrier = Arc::clone(&barrier);
+            // Calls task, task + tasks, task + 2 tasks, ... below `total`.
+            let calls = (task..total).step_by(tasks).map(move |i| first + i);
+            tokio::spawn(async move {
+                let mut samples = Vec::with_capacity(total / tasks + 1);
+                let mut errors = Vec::new();
+                barrier.wait().await;
+                for i in calls {
+                    let start = Instant::now();
+                    let result = probe.call(i).await;
+                    samples.push(start.elapsed());
+                    if let Err(e) = result {
+                        errors.push(e);
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    for handle in handles {
+        let (s, e) = handle.await?;
+        samples.extend(s);
+        errors.extend(e);
+    }
+    Ok((samples, errors))
+}
+
+/// CPU time used so far by this process, all threads (`/proc/self/task/*/schedstat`, ns).
+fn process_cpu() -> Result<Duration, BoxError> {
+    let mut nanos: u64 = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+        let on_cpu = stat.split_whitespace().next().ok_or("empty schedstat")?;
+        nanos += on_cpu.parse::<u64>()?;
+    }
+    Ok(Duration::from_nanos(nanos))
+}
+
+/// CPU time used so far by the Redis server (`INFO cpu`, user + sys).
+async fn redis_cpu(conn: &mut MultiplexedConnection) -> Result<Duration, BoxError> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    let user = info_field(&info, "used_cpu_user").ok_or("no used_cpu_user")?;
+    let sys = info_field(&info, "used_cpu_sys").ok_or("no used_cpu_sys")?;
+    Ok(Duration::from_secs_f64(user + sys))
+}
+
+/// The configurations to run: those whose `name × tasks` contains the first command-line
+/// argument that is not an option (all without one), as criterion's filter does.
+fn selected(name: &str, tasks: usize) -> bool {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    filter.is_none_or(|f| format!("{name} × {tasks}").contains(&f))
+}
+
+async fn measure<P: Probe>(
+    runs: &mut Vec<Run>,
+    name: &str,
+    probe: P,
+    tasks: usize,
+    mut redis: Option<&mut MultiplexedConnection>,
+) -> Result<(), BoxError> {
+    if !selected(name, tasks) {
+        return Ok(());
+    }
+    let probe = Arc::new(probe);
+    run_tasks(&probe, tasks, WARMUP, 0).await?;
+    let redis_before = match redis.as_deref_mut() {
+        Some(conn) => Some(redis_cpu(conn).await?),
+        None => None,
+    };
+    let cpu_before = process_cpu()?;
+    let start = Instant::now();
+    let (mut samples, errors) = run_tasks(&probe, tasks, checks(), WARMUP).await?;
+    let wall = start.elapsed();
+    let client_cpu = process_cpu()?.saturating_sub(cpu_before);
+    let redis_cpu = match (redis, redis_before) {
+        (Some(conn), Some(before)) => Some(redis_cpu(conn).await?.saturating_sub(before)),
+        _ => None,
+    };
+    let summary = LatencySummary::from_samples(&mut samples).ok_or("no samples")?;
+    runs.push(Run {
+        name: name.to_owned(),
+        tasks,
+        summary,
+        wall,
+        errors: errors.len(),
+        first_error: errors.into_iter().next(),
+        client_cpu,
+        redis_cpu,
+    });
+    Ok(())
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+fn per_check(d: Duration, checks: usize) -> String {
+    us(d.div_f64(checks as f64))
+}
+
+fn print_table(runs: &[Run]) {
+    println!(
+        "\n| store | tasks | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs | checks/s | \
+         client CPU µs/check | Redis CPU µs/check | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let s = &r.summary;
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            r.name,
+            r.tasks,
+            us(s.p50),
+            us(s.p90),
+            us(s.p99),
+            us(s.p999),
+            us(s.max),
+            us(s.mean),
+            s.count as f64 / r.wall.as_secs_f64(),
+            per_check(r.client_cpu, s.count),
+            r.redis_cpu
+                .map_or_else(|| "–".to_owned(), |cpu| per_check(cpu, s.count)),
+            r.errors,
+        );
+    }
+    for r in runs {
+        if let Some(e) = &r.first_error {
+            println!(
+                "{} × {}: {} errors, the first: {e}",
+                r.name, r.tasks, r.errors
+            );
+        }
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// The Redis part, under `prefix`; the caller deletes the prefix whatever happens.
+async fn redis_runs(
+    url: &str,
+    prefix: &str,
+    conn: &mut MultiplexedConnection,
+    tokens: &[TokenIds],
+    runs: &mut Vec<Run>,
+) -> Result<(), BoxError> {
+    let store = RedisRevocationStore::connect(&RedisConfig::new(url).key_prefix(prefix))?;
+    let now = SystemClock.now();
+    Population::new(REDIS_LIVE).revoke_into(&store, now).await?;
+    let keys: Vec<[String; 3]> = tokens
+        .iter()
+        .map(|t| {
+            [
+                store.token_key(&t.jti),
+                store.session_key(&t.sid),
+                store.subject_key(&t.sub),
+            ]
+        })
+        .collect();
+    for pool_size in POOL_SIZES {
+        let store = RedisRevocationStore::connect(
+            &RedisConfig::new(url)
+                .key_prefix(prefix)
+                .pool_size(pool_size),
+        )?;
+        let name = format!("redis, pool_size {pool_size}");
+        for tasks in CONCURRENCY {
+            let probe = Check {
+                store: store.clone(),
+                tokens: tokens.to_vec(),
+            };
+            measure(runs, &name, probe, tasks, Some(&mut *conn)).await?;
+        }
+    }
+    for tasks in CONCURRENCY {
+        let probe = RawPipeline {
+            conn: conn.clone(),
+            keys: keys.clone(),
+        };
+        measure(runs, RAW, probe, tasks, Some(&mut *conn)).await?;
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let url = redis_url();
+        // Fail before measuring anything if Redis is not there.
+        let mut conn = connect_redis(&url).await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await?;
+        println!(
+            "redis {} at {}; {} checks per configuration after {} warm-up; load average {}",
+            info.lines()
+                .find_map(|l| l.trim_end().strip_prefix("redis_version:"))
+                .unwrap_or("?"),
+            RedisConfig::new(url.as_str()).redacted_url(),
+            checks(),
+            WARMUP,
+            loadavg()
+        );
+
+        let population = Population::new(MEMORY_LIVE);
+        let tokens: Vec<TokenIds> = (0..TOKENS as u64)
+            .map(|n| population.active_token(n, T0))
+            .collect();
+        let mut runs = Vec::new();
+
+        if CONCURRENCY.iter().any(|&tasks| selected(MEMORY, tasks)) {
+            let clock = ManualClock::new(T0);
+            let memory = Arc::new(MemoryRevocationStore::with_config(
+                MemoryStoreConfig::new().clock(Arc::new(clock)),
+            ));
+            population.revoke_into(&*memory, T0).await?;
+            for tasks in CONCURRENCY {
+                let probe = Check {
+                    store: Arc::clone(&memory),
+                    tokens: tokens.clone(),
+                };
+                measure(&mut runs, MEMORY, probe, tasks, None).await?;
+            }
+        }
+
+        // Redis tokens are checked against the real clock: issue them now.
+        let now = SystemClock.now();
+        let redis_tokens: Vec<TokenIds> = tokens
+            .iter()
+            .map(|t| TokenIds {
+                iat: now,
+                ..t.clone()
+            })
+            .collect();
+        let prefix = unique_prefix("latency");
+        let result = redis_runs(&url, &prefix, &mut conn, &redis_tokens, &mut runs).await;
+        let deleted = delete_prefix(&mut conn, &prefix).await;
+        print_table(&runs);
+        println!("\nload average at the end {}", loadavg());
+        match deleted {
+            Ok(n) => println!("deleted {n} keys under {prefix}"),
+            Err(e) => eprintln!("could not delete the keys under {prefix}: {e}"),
+        }
+        result
+    })
+}

@@ -1,0 +1,486 @@
+//! What the revocation benchmarks share: realistic ids, a population of revocations,
+//! latency percentiles, and the Redis plumbing of the benchmarks that need Redis (a fresh key
+//! prefix, a reachability check with a clear message, and cleanup of that prefix).
+//!
+//! ```
+//! use tokenward_bench::revocation::{Population, token_id};
+//!
+//! // A jti as tokenward issues it: 16 random bytes, base64url without padding.
+//! assert_eq!(token_id(7).len(), 22);
+//! let population = Population::new(100_000);
+//! assert_eq!(population.tokens + population.sessions + population.subjects, 100_000);
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use redis::aio::MultiplexedConnection;
+use tokenward_core::{StoreError, TokenRef, UnixTime};
+use tokenward_redis::RedisConfig;
+use tokenward_revocation::RevocationStore;
+
+/// The start of the benchmarks' manual clocks (2023-11-14T22:13:20Z).
+pub const T0: UnixTime = UnixTime::from_secs(1_700_000_000);
+
+/// The lifetime of the benchmark access tokens (15 minutes), hence how long a token
+/// revocation lasts.
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+
+/// How long a session (refresh-token family) revocation lasts: the family's absolute expiry.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Ids numbered from here on are never revoked by a [`Population`]: the "active" ones.
+const ACTIVE_BASE: u64 = 1 << 40;
+
+/// The 22-character `jti` number `n`: 16 pseudo-random bytes in base64url without padding,
+/// the shape of the `jti`s tokenward issues. Deterministic, and distinct for distinct `n` (the
+/// first 8 bytes are a bijection of `n`).
+pub fn token_id(n: u64) -> String {
+    let mut bytes = [0u8; 16];
+    let (first, second) = bytes.split_at_mut(8);
+    first.copy_from_slice(&splitmix64(n).to_le_bytes());
+    second.copy_from_slice(&splitmix64(n ^ 0x5851_f42d_4c95_7f2d).to_le_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The session (`sid`) number `n`: a refresh-family id, `fam_` + a 22-character id.
+pub fn session_id(n: u64) -> String {
+    format!("fam_{}", token_id(n ^ 0x2545_f491_4f6c_dd1d))
+}
+
+/// The subject (`sub`) number `n`.
+pub fn subject_id(n: u64) -> String {
+    format!("user-{n:08}")
+}
+
+/// SplitMix64's output function: a bijection of `u64` with good mixing.
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A mix of live revocations, as a deployment holds them: 80 % single tokens, 15 % sessions,
+/// 5 % subjects ("sign out everywhere").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Population {
+    /// Revoked `jti`s: [`token_id`]`(0..tokens)`.
+    pub tokens: usize,
+    /// Revoked sessions: [`session_id`]`(0..sessions)`.
+    pub sessions: usize,
+    /// Revoked subjects: [`subject_id`]`(0..subjects)`, cutoff [`T0`].
+    pub subjects: usize,
+}
+
+/// The ids of one token, owned; [`TokenIds::token_ref`] borrows them for a `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIds {
+    /// `jti`.
+    pub jti: String,
+    /// `sid`.
+    pub sid: String,
+    /// `sub`.
+    pub sub: String,
+    /// `iat`.
+    pub iat: UnixTime,
+}
+
+impl TokenIds {
+    /// The token as a store sees it, expiring [`TOKEN_LIFETIME`] after `iat`.
+    pub fn token_ref(&self) -> TokenRef<'_> {
+        TokenRef {
+            jti: Some(&self.jti),
+            sid: Some(&self.sid),
+            sub: Some(&self.sub),
+            iat: Some(self.iat),
+            exp: self.iat.saturating_add(TOKEN_LIFETIME),
+        }
+    }
+}
+
+impl Population {
+    /// `total` revocations split 80 / 15 / 5 between tokens, sessions and subjects.
+    pub fn new(total: usize) -> Self {
+        let tokens = total / 10 * 8;
+        let sessions = total / 20 * 3;
+        Population {
+            tokens,
+            sessions,
+            subjects: total - tokens - sessions,
+        }
+    }
+
+    /// The number of revocations.
+    pub fn total(&self) -> usize {
+        self.tokens + self.sessions + self.subjects
+    }
+
+    /// Revokes the whole population into `store` at time `now` (one call per entry): tokens
+    /// until `now` + [`TOKEN_LIFETIME`], sessions until `now` + [`SESSION_LIFETIME`], subjects
+    /// with cutoff `now` until `now` + [`TOKEN_LIFETIME`].
+    pub async fn revoke_into<S: RevocationStore + ?Sized>(
+        &self,
+        store: &S,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let token_until = now.saturating_add(TOKEN_LIFETIME);
+        for n in 0..self.tokens as u64 {
+            store.revoke_token(&token_id(n), token_until).await?;
+        }
+        let session_until = now.saturating_add(SESSION_LIFETIME);
+        for n in 0..self.sessions as u64 {
+            store.revoke_session(&session_id(n), session_until).await?;
+        }
+        for n in 0..self.subjects as u64 {
+            store
+                .revoke_subject(&subject_id(n), now, token_until)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Active token number `n`, issued at `iat`: no rule revokes it (its `jti`, `sid` and
+    /// `sub` are all outside the population), so a `check` misses on all three rules.
+    pub fn active_token(&self, n: u64, iat: UnixTime) -> TokenIds {
+        let n = ACTIVE_BASE + n;
+        TokenIds {
+            jti: token_id(n),
+            sid: session_id(n),
+            sub: subject_id(n),
+            iat,
+        }
+    }
+
+    /// An active token whose own `jti` is revoked (the `n`-th revoked one, modulo the
+    /// population); its session and subject are not.
+    pub fn revoked_token(&self, n: u64, iat: UnixTime) -> TokenIds {
+        TokenIds {
+            jti: token_id(n % self.tokens.max(1) as u64),
+            ..self.active_token(n, iat)
+        }
+    }
+
+    /// A token of a revoked subject issued before the cutoff (`iat` < [`T0`]); its `jti` and
+    /// session are not revoked, so a `check` looks up all three rules and the last one
+    /// matches.
+    pub fn subject_revoked_token(&self, n: u64) -> TokenIds {
+        TokenIds {
+            sub: subject_id(n % self.subjects.max(1) as u64),
+            ..self.active_token(n, T0.saturating_sub(Duration::from_secs(60)))
+        }
+    }
+}
+
+/// Latency percentiles of one benchmark configuration (nearest-rank: the smallest sample
+/// with at least `p` % of the samples at or below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: usize,
+    /// Mean.
+    pub mean: Duration,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// 99.9th percentile.
+    pub p999: Duration,
+    /// Slowest sample.
+    pub max: Duration,
+}
+
+impl LatencySummary {
+    /// Summarises `samples` (sorted in place); `None` when there are none.
+    pub fn from_samples(samples: &mut [Duration]) -> Option<Self> {
+        samples.sort_unstable();
+        let count = samples.len();
+        let total: Duration = samples.iter().sum();
+        let mean = total.checked_div(u32::try_from(count).ok()?)?;
+        Some(LatencySummary {
+            count,
+            mean,
+            p50: percentile(samples, 5_000)?,
+            p90: percentile(samples, 9_000)?,
+            p99: percentile(samples, 9_900)?,
+            p999: percentile(samples, 9_990)?,
+            max: *samples.last()?,
+        })
+    }
+}
+
+/// The nearest-rank percentile of `sorted` (ascending), `per_10k` in hundredths of a per
+/// cent (9 900 = p99): the sample at rank ⌈per_10k × n / 10 000⌉ (at least 1), in integers so
+/// that no rounding moves it.
+pub fn percentile(sorted: &[Duration], per_10k: usize) -> Option<Duration> {
+    let rank = (per_10k.checked_mul(sorted.len())?).div_ceil(10_000).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// The Redis the benchmarks use: `REDIS_URL`, or [`RedisConfig::DEFAULT_URL`].
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned())
+}
+
+/// A key prefix no other run (of a benchmark or of a test on the same server) uses.
+pub fn unique_prefix(bench: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("twbench:{bench}:{}-{nanos:x}:", std::process::id())
+}
+
+/// Why Redis could not be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this benchmark needs a Redis >= 7.0 at {url} (set REDIS_URL to use another one), and it \
+     failed: {why}. Start one with `redis-server` (Debian/Ubuntu: `apt-get install \
+     redis-server`) or `docker run --rm -p 6379:6379 redis:7`."
+)]
+pub struct RedisUnavailable {
+    /// The URL, password redacted.
+    pub url: String,
+    /// What went wrong.
+    pub why: String,
+}
+
+/// A raw connection to `url` that answered `PING` within 5 s.
+pub async fn connect_redis(url: &str) -> Result<MultiplexedConnection, RedisUnavailable> {
+    let attempt = async {
+        let client = redis::Client::open(url)?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok::<_, redis::RedisError>(conn)
+    };
+    let why = match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Ok(conn)) => return Ok(conn),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 5 s".to_owned(),
+    };
+    Err(RedisUnavailable {
+        url: RedisConfig::new(url).redacted_url(),
+        why,
+    })
+}
+
+/// `s` with Redis glob metacharacters escaped, for `SCAN MATCH`.
+pub fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The keys under `prefix` (`SCAN MATCH`, never `KEYS`).
+pub async fn keys_under(
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let pattern = format!("{}*", glob_escape(prefix));
+    let mut cursor: u64 = 0;
+    let mut keys = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// Deletes every key under `prefix` (`SCAN MATCH` + `UNLINK`), only those; returns how many.
+pub async fn delete_prefix(
+    conn: &mut MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<usize> {
+    let keys = keys_under(conn, prefix).await?;
+    let mut deleted = 0;
+    for batch in keys.chunks(1000) {
+        let n: usize = redis::cmd("UNLINK").arg(batch).query_async(conn).await?;
+        deleted += n;
+    }
+    Ok(deleted)
+}
+
+/// A numeric field of a Redis `INFO` section (`used_memory`, `used_cpu_user`, ...).
+pub fn info_field(info: &str, field: &str) -> Option<f64> {
+    info.lines()
+        .filter_map(|line| line.trim_end().split_once(':'))
+        .find(|(name, _)| *name == field)
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use tokenward_core::ManualClock;
+    use tokenward_revocation::{
+        MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevokedBy,
+    };
+
+    use super::*;
+
+    #[test]
+    fn ids_look_like_tokenwards_and_are_distinct() {
+        let ids: HashSet<String> = (0..20_000).map(token_id).collect();
+        assert_eq!(ids.len(), 20_000);
+        for id in ids.iter().take(100) {
+            assert_eq!(id.len(), 22, "{id}");
+            assert_eq!(URL_SAFE_NO_PAD.decode(id).unwrap().len(), 16, "{id}");
+        }
+        assert_eq!(token_id(42), token_id(42), "deterministic");
+        assert_ne!(session_id(1), session_id(2));
+        assert!(session_id(1).starts_with("fam_"));
+        assert_eq!(subject_id(12), "user-00000012");
+    }
+
+    #[test]
+    fn population_split() {
+        for (total, split) in [
+            (100_000, (80_000, 15_000, 5_000)),
+            (10_000, (8_000, 1_500, 500)),
+            (7, (0, 0, 7)),
+            (0, (0, 0, 0)),
+        ] {
+            let p = Population::new(total);
+            assert_eq!((p.tokens, p.sessions, p.subjects), split, "{total}");
+            assert_eq!(p.total(), total);
+        }
+    }
+
+    /// The three kinds of benchmark token get the answers the benchmarks claim they do.
+    #[test]
+    fn tokens_have_the_status_the_benchmarks_assume() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = ManualClock::new(T0);
+            let store = MemoryRevocationStore::with_config(
+                MemoryStoreConfig::new().clock(Arc::new(clock.clone())),
+            );
+            let p = Population::new(1_000);
+            p.revoke_into(&store, T0).await.unwrap();
+            assert_eq!(store.len(), 1_000);
+            for n in [0, 1, 799, 800, 5_000] {
+                let check = async |ids: TokenIds| store.check(&ids.token_ref()).await.unwrap();
+                assert_eq!(check(p.active_token(n, T0)).await, RevocationStatus::Active);
+                assert_eq!(
+                    check(p.revoked_token(n, T0)).await,
+                    RevocationStatus::Revoked(RevokedBy::Token)
+                );
+                assert_eq!(
+                    check(p.subject_revoked_token(n)).await,
+                    RevocationStatus::Revoked(RevokedBy::Subject { before: T0 })
+                );
+            }
+            // Revoked sessions are in the store too (an active token carrying one is revoked).
+            let mut with_session = p.active_token(3, T0);
+            with_session.sid = session_id(3);
+            assert_eq!(
+                store.check(&with_session.token_ref()).await.unwrap(),
+                RevocationStatus::Revoked(RevokedBy::Session)
+            );
+            // Everything lasts at least the token lifetime, then the token entries go.
+            clock.advance(TOKEN_LIFETIME);
+            assert_eq!(store.len(), p.sessions);
+        });
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let ms = Duration::from_millis;
+        // 1..=100 ms, shuffled: the p-th percentile is p ms.
+        let mut samples: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        samples.swap(3, 70);
+        let s = LatencySummary::from_samples(&mut samples).unwrap();
+        assert_eq!(s.count, 100);
+        assert_eq!(
+            (s.p50, s.p90, s.p99, s.max),
+            (ms(50), ms(90), ms(99), ms(100))
+        );
+        assert_eq!(s.p999, ms(100));
+        assert_eq!(s.mean, Duration::from_micros(50_500));
+        assert_eq!(percentile(&[ms(7)], 9_990), Some(ms(7)));
+        assert_eq!(percentile(&[ms(1), ms(2)], 5_000), Some(ms(1)));
+        assert_eq!(percentile(&[ms(1), ms(2)], 5_001), Some(ms(2)));
+        assert_eq!(percentile(&[ms(1), ms(2)], 0), Some(ms(1)));
+        assert_eq!(percentile(&[], 5_000), None);
+        // 20 000 samples: p99.9 is the 19 980th, exactly (floats would say 19 981).
+        let many: Vec<Duration> = (1..=20_000).map(Duration::from_nanos).collect();
+        assert_eq!(percentile(&many, 9_990), Some(Duration::from_nanos(19_980)));
+        assert_eq!(percentile(&many, 9_900), Some(Duration::from_nanos(19_800)));
+        assert_eq!(LatencySummary::from_samples(&mut []), None);
+    }
+
+    #[test]
+    fn info_fields_and_globs() {
+        let info = "# Memory\r\nused_memory:1262336\r\nused_memory_human:1.20M\r\n\
+                    used_cpu_user:12.5\r\n";
+        assert_eq!(info_field(info, "used_memory"), Some(1_262_336.0));
+        assert_eq!(info_field(info, "used_cpu_user"), Some(12.5));
+        assert_eq!(info_field(info, "used_memory_human"), None);
+        assert_eq!(info_field(info, "used"), None);
+        assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
+        let p = unique_prefix("x");
+        assert!(p.starts_with("twbench:x:") && p.ends_with(':'), "{p}");
+        assert_ne!(p, unique_prefix("x"));
+    }
+
+    /// Cleanup deletes exactly the prefix's keys, on the real Redis (fails, saying how to get
+    /// one, if there is none).
+    #[test]
+    fn delete_prefix_deletes_only_its_own_keys() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut conn = connect_redis(&redis_url())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mine = unique_prefix("cleanup-test");
+            // A sibling prefix that merely starts like a glob of ours must survive.
+            let sibling = format!("{}[x]", mine.trim_end_matches(':'));
+            for key in [
+                format!("{mine}a"),
+                format!("{mine}b*"),
+                format!("{sibling}c"),
+            ] {
+                let () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("EX")
+                    .arg(60)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            assert_eq!(keys_under(&mut conn, &mine).await.unwrap().len(), 2);
+            assert_eq!(delete_prefix(&mut conn, &mine).await.unwrap(), 2);
+            assert!(keys_under(&mut conn, &mine).await.unwrap().is_empty());
+            assert_eq!(delete_prefix(&mut conn, &sibling).await.unwrap(), 1);
+        });
+    }
+}
