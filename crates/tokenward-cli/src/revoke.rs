@@ -21,7 +21,7 @@ const DEFAULT_SPAN: u64 = 24 * 3600;
 /// variable to the command line, where other users can see it (`ps`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct RedisArgs {
-    /// The Redis of the revocation store: redis://[[user]:password@]host[:port][/db].
+    /// The Redis of the revocation store: `redis://[[user]:password@]host[:port][/db]`.
     #[arg(
         long = "redis",
         value_name = "URL",
