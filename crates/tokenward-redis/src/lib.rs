@@ -6,6 +6,13 @@
 //!   only ever extend, `until` is compared with the Redis server's clock); a `check` is one
 //!   pipelined round trip answering for the token's `jti`, `sid` and `sub`/`iat` together.
 //!   The key layout is documented on the type.
+//! - [`RedisRateLimitStore`] — a [`RateLimitStore`](tokenward_ratelimit::RateLimitStore)
+//!   shared by every application instance: GCRA limits and fail2ban-style failure bans as Lua
+//!   scripts (one `EVALSHA` per decision) timed by the Redis server's `TIME`, so the
+//!   instances' clocks never matter and together they admit exactly the quota. Every key has
+//!   a TTL; the key layout and the formulas are documented on the type. What a request does
+//!   while Redis is down is the rate-limit policy's `FailurePolicy` (its default is
+//!   documented in `tokenward-ratelimit`).
 //!
 //! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) — pool
 //! checkout, connecting and the command itself included. Outages come back as
@@ -47,9 +54,11 @@
 mod backend;
 mod config;
 mod error;
+mod ratelimit;
 mod revocation;
 
 pub use backend::RedisBackend;
 pub use config::RedisConfig;
 pub use error::Error;
+pub use ratelimit::RedisRateLimitStore;
 pub use revocation::RedisRevocationStore;

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokenward_redis::{RedisConfig, RedisRevocationStore};
+use tokenward_redis::{RedisConfig, RedisRateLimitStore, RedisRevocationStore};
 
 /// The Redis the tests use.
 pub fn redis_url() -> String {
@@ -65,6 +65,12 @@ pub fn config(test: &str) -> RedisConfig {
 pub async fn store(test: &str) -> RedisRevocationStore {
     raw_connection().await;
     RedisRevocationStore::connect(&config(test)).unwrap()
+}
+
+/// A rate-limit store on the test Redis under a fresh prefix, after checking Redis is there.
+pub async fn ratelimit_store(test: &str) -> RedisRateLimitStore {
+    raw_connection().await;
+    RedisRateLimitStore::connect(&config(test)).unwrap()
 }
 
 /// The keys under `prefix` (SCAN, never KEYS).

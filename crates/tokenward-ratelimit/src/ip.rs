@@ -1,0 +1,513 @@
+//! Which client a request comes from: the peer address, or — only behind proxies you
+//! configured as trusted — what those proxies say in `Forwarded` (RFC 7239) or
+//! `X-Forwarded-For`.
+//!
+//! Forwarding headers are written by the client first and appended to by every proxy, so
+//! only the entries added by *your* proxies can be believed. [`ClientIp::resolve`] starts at
+//! the peer and walks the header from the **right**: while the address in hand belongs to a
+//! trusted proxy, it moves one entry left; the first address that is not a trusted proxy is
+//! the client. The left-most entry is never taken on trust (an attacker writes it).
+//!
+//! - Peer not trusted: the peer, whatever the headers say.
+//! - A malformed entry reached by the walk: the peer (the chain cannot be followed).
+//! - An `unknown` or obfuscated (`_hidden`) node reached by the walk: the last address known,
+//!   i.e. the trusted proxy that received the request from it.
+//! - Every entry trusted: the left-most one.
+//!
+//! Bans key IPv6 clients by network ([`client_network`], /64 by default): one host usually
+//! has a whole /64 to rotate through.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// The forwarding header trusted proxies write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `Forwarded` (RFC 7239): `for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"`.
+    Forwarded,
+    /// `X-Forwarded-For`: `192.0.2.60, 198.51.100.7`.
+    XForwardedFor,
+}
+
+impl ForwardedHeader {
+    /// The header's name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardedHeader::Forwarded => "forwarded",
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+        }
+    }
+}
+
+/// A trusted-proxy entry that is not a CIDR network or an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidNetwork(String);
+
+impl fmt::Display for InvalidNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a CIDR network or IP address: {:?}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidNetwork {}
+
+/// How to find the client address of a request (see the [module docs](self)).
+///
+/// ```
+/// use std::net::IpAddr;
+/// use tokenward_ratelimit::{ClientIp, ForwardedHeader};
+///
+/// let resolver =
+///     ClientIp::behind_proxies(ForwardedHeader::XForwardedFor, ["10.0.0.0/8"]).unwrap();
+/// let peer: IpAddr = "10.0.0.5".parse().unwrap();
+/// // The client claims to be 1.2.3.4; our proxy saw 203.0.113.9.
+/// let ip = resolver.resolve(peer, ["1.2.3.4, 203.0.113.9"]);
+/// assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClientIp {
+    header: Option<ForwardedHeader>,
+    trusted: Vec<IpNet>,
+}
+
+impl ClientIp {
+    /// The peer address, always (no proxies trusted). The default.
+    pub fn peer_only() -> Self {
+        Self::default()
+    }
+
+    /// Trusts `header` from peers within `trusted_proxies` (CIDR networks like `10.0.0.0/8`
+    /// or single addresses).
+    pub fn behind_proxies<I, S>(
+        header: ForwardedHeader,
+        trusted_proxies: I,
+    ) -> Result<Self, InvalidNetwork>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let trusted = trusted_proxies
+            .into_iter()
+            .map(|s| parse_network(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClientIp {
+            header: Some(header),
+            trusted,
+        })
+    }
+
+    /// Trusts `header` from peers within the given networks.
+    pub fn with_networks(header: ForwardedHeader, trusted_proxies: Vec<IpNet>) -> Self {
+        ClientIp {
+            header: Some(header),
+            trusted: trusted_proxies.into_iter().map(|n| n.trunc()).collect(),
+        }
+    }
+
+    /// The header this resolver reads, if any (pass its values to [`resolve`](Self::resolve)).
+    pub fn header(&self) -> Option<ForwardedHeader> {
+        self.header
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client address of a request from `peer` carrying `header_values` (every value of
+    /// the [configured header](Self::header), in the order received; ignored if none is
+    /// configured). IPv4-mapped IPv6 addresses come back as IPv4.
+    pub fn resolve<'a, I>(&self, peer: IpAddr, header_values: I) -> IpAddr
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let peer = peer.to_canonical();
+        let Some(header) = self.header else {
+            return peer;
+        };
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let mut entries = Vec::new();
+        for value in header_values {
+            split_list(value, &mut entries);
+        }
+        let mut current = peer;
+        for entry in entries.iter().rev() {
+            let node = match header {
+                ForwardedHeader::Forwarded => parse_forwarded_element(entry),
+                ForwardedHeader::XForwardedFor => parse_xff_entry(entry),
+            };
+            match node {
+                Node::Ip(ip) => {
+                    current = ip.to_canonical();
+                    if !self.is_trusted(current) {
+                        return current;
+                    }
+                }
+                Node::Unknown => return current,
+                Node::Malformed => return peer,
+            }
+        }
+        current
+    }
+}
+
+/// The network a ban is keyed by: an IPv4 address as itself (/32), an IPv6 address
+/// truncated to `ipv6_prefix` bits (clamped to 0..=128; 64 is the usual choice).
+/// IPv4-mapped IPv6 addresses count as IPv4.
+///
+/// ```
+/// use tokenward_ratelimit::client_network;
+/// let ip = "2001:db8:1:2:aaaa::1".parse().unwrap();
+/// assert_eq!(client_network(ip, 64).to_string(), "2001:db8:1:2::/64");
+/// assert_eq!(client_network("192.0.2.7".parse().unwrap(), 64).to_string(), "192.0.2.7/32");
+/// ```
+pub fn client_network(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpNet::V4(Ipv4Net::from(v4)),
+        IpAddr::V6(v6) => {
+            let net = Ipv6Net::new(v6, ipv6_prefix.min(128)).unwrap_or_else(|_| Ipv6Net::from(v6));
+            IpNet::V6(net.trunc())
+        }
+    }
+}
+
+fn parse_network(s: &str) -> Result<IpNet, InvalidNetwork> {
+    let s = s.trim();
+    if let Ok(net) = IpNet::from_str(s) {
+        return Ok(net.trunc());
+    }
+    match IpAddr::from_str(s) {
+        Ok(ip) => Ok(IpNet::from(ip)),
+        Err(_) => Err(InvalidNetwork(s.to_owned())),
+    }
+}
+
+enum Node {
+    Ip(IpAddr),
+    /// `unknown`, an obfuscated identifier, or an element without `for=`.
+    Unknown,
+    Malformed,
+}
+
+/// Splits a comma-separated header value into its elements, respecting quoted strings.
+fn split_list<'a>(value: &'a str, out: &mut Vec<&'a str>) {
+    let mut start = 0;
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => {
+                out.push(value.get(start..i).unwrap_or("").trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value.get(start..).unwrap_or("").trim());
+}
+
+/// An address, optionally with a port: `192.0.2.1`, `192.0.2.1:80`, `2001:db8::1`,
+/// `[2001:db8::1]`, `[2001:db8::1]:80`.
+fn parse_node_addr(s: &str) -> Option<IpAddr> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (addr, after) = rest.split_once(']')?;
+        if !(after.is_empty() || port_ok(after.strip_prefix(':')?)) {
+            return None;
+        }
+        return Ipv6Addr::from_str(addr).ok().map(IpAddr::V6);
+    }
+    if let Ok(ip) = IpAddr::from_str(s) {
+        return Some(ip);
+    }
+    let (addr, port) = s.rsplit_once(':')?;
+    if !port_ok(port) {
+        return None;
+    }
+    Ipv4Addr::from_str(addr).ok().map(IpAddr::V4)
+}
+
+fn port_ok(p: &str) -> bool {
+    !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn parse_xff_entry(entry: &str) -> Node {
+    match parse_node_addr(entry) {
+        Some(ip) => Node::Ip(ip),
+        None => Node::Malformed,
+    }
+}
+
+/// One `Forwarded` element: `;`-separated `name=value` pairs; the `for` node decides.
+fn parse_forwarded_element(element: &str) -> Node {
+    if element.is_empty() {
+        return Node::Malformed;
+    }
+    let mut node = None;
+    for pair in element.split(';') {
+        let pair = pair.trim();
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = pair.split_once('=') else {
+            return Node::Malformed;
+        };
+        if !name.trim().eq_ignore_ascii_case("for") {
+            continue;
+        }
+        if node.is_some() {
+            // `for` twice in one element: ambiguous.
+            return Node::Malformed;
+        }
+        let value = value.trim();
+        let value = match value.strip_prefix('"') {
+            Some(rest) => match rest.strip_suffix('"') {
+                Some(inner) if !inner.contains(['"', '\\']) => inner,
+                _ => return Node::Malformed,
+            },
+            None => value,
+        };
+        node = Some(parse_forwarded_node(value));
+    }
+    node.unwrap_or(Node::Unknown)
+}
+
+/// RFC 7239 node: `unknown`, `_obfuscated`, an IPv4 address (with optional port), or a
+/// bracketed IPv6 address (with optional port). Ports may be obfuscated too.
+fn parse_forwarded_node(value: &str) -> Node {
+    if value.eq_ignore_ascii_case("unknown") || value.starts_with('_') {
+        return Node::Unknown;
+    }
+    // Obfuscated ports (`192.0.2.1:_abc`) do not change the address.
+    let value = match value.rsplit_once(":_") {
+        Some((addr, _)) => addr,
+        None => value,
+    };
+    if value.contains(':') && !value.starts_with('[') {
+        // A bare IPv6 address is not valid in `Forwarded` (it must be bracketed and
+        // quoted); an IPv4 address with a port is.
+        if let Some((addr, port)) = value.rsplit_once(':')
+            && port_ok(port)
+            && let Ok(v4) = Ipv4Addr::from_str(addr)
+        {
+            return Node::Ip(IpAddr::V4(v4));
+        }
+        return Node::Malformed;
+    }
+    match parse_node_addr(value) {
+        Some(ip) => Node::Ip(ip),
+        None => Node::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn check(resolver: &ClientIp, peer: &str, headers: &[&str], expected: &str) {
+        let got = resolver.resolve(ip(peer), headers.iter().copied());
+        assert_eq!(got, ip(expected), "peer {peer}, headers {headers:?}");
+    }
+
+    fn xff() -> ClientIp {
+        ClientIp::behind_proxies(
+            ForwardedHeader::XForwardedFor,
+            ["10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.1"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn fwd() -> ClientIp {
+        ClientIp::behind_proxies(
+            ForwardedHeader::Forwarded,
+            ["10.0.0.0/8", "2001:db8:ffff::/48"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn peer_only_ignores_headers() {
+        let r = ClientIp::peer_only();
+        check(&r, "203.0.113.5", &["1.2.3.4"], "203.0.113.5");
+        check(&r, "10.0.0.1", &["1.2.3.4"], "10.0.0.1");
+        check(&r, "::ffff:203.0.113.5", &[], "203.0.113.5");
+    }
+
+    #[test]
+    fn x_forwarded_for() {
+        let r = xff();
+        let cases: &[(&str, &[&str], &str)] = &[
+            // Untrusted peer: headers ignored (spoofing from the internet).
+            ("203.0.113.5", &["1.2.3.4"], "203.0.113.5"),
+            // One trusted proxy: the entry it appended.
+            ("10.0.0.1", &["198.51.100.7"], "198.51.100.7"),
+            // Spoofed left-most entries are never taken.
+            ("10.0.0.1", &["1.2.3.4, 198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.1", &["10.9.9.9, 198.51.100.7"], "198.51.100.7"),
+            // Two trusted hops.
+            (
+                "10.0.0.1",
+                &["1.2.3.4, 198.51.100.7, 10.0.0.2"],
+                "198.51.100.7",
+            ),
+            // Several header lines form one list, in order.
+            (
+                "10.0.0.1",
+                &["1.2.3.4, 198.51.100.7", "10.0.0.2"],
+                "198.51.100.7",
+            ),
+            // A single trusted address.
+            ("192.0.2.1", &["198.51.100.7"], "198.51.100.7"),
+            ("192.0.2.2", &["198.51.100.7"], "192.0.2.2"),
+            // Every entry trusted: the left-most.
+            ("10.0.0.1", &["10.0.0.3, 10.0.0.2"], "10.0.0.3"),
+            // No header: the peer.
+            ("10.0.0.1", &[], "10.0.0.1"),
+            // Malformed entries reached by the walk: the peer.
+            ("10.0.0.1", &["garbage"], "10.0.0.1"),
+            ("10.0.0.1", &["1.2.3.4, "], "10.0.0.1"),
+            ("10.0.0.1", &[""], "10.0.0.1"),
+            ("10.0.0.1", &["198.51.100.7, unknown, 10.0.0.2"], "10.0.0.1"),
+            // Malformed entries left of the client do not matter (an attacker cannot push
+            // the decision back to the proxy's address).
+            ("10.0.0.1", &["garbage, 198.51.100.7"], "198.51.100.7"),
+            (
+                "10.0.0.1",
+                &["\"quoted, junk\", 198.51.100.7"],
+                "198.51.100.7",
+            ),
+            // Ports and IPv6.
+            ("10.0.0.1", &["198.51.100.7:4711"], "198.51.100.7"),
+            ("10.0.0.1", &["2001:db8::1"], "2001:db8::1"),
+            ("10.0.0.1", &["[2001:db8::1]:4711"], "2001:db8::1"),
+            ("2001:db8:ffff::1", &["198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.1", &["::ffff:198.51.100.7"], "198.51.100.7"),
+            // An IPv4-mapped trusted peer is trusted.
+            ("::ffff:10.0.0.1", &["198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.1", &["198.51.100.7:99999999"], "10.0.0.1"),
+        ];
+        for (peer, headers, expected) in cases {
+            check(&r, peer, headers, expected);
+        }
+    }
+
+    #[test]
+    fn forwarded() {
+        let r = fwd();
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("203.0.113.5", &["for=1.2.3.4"], "203.0.113.5"),
+            ("10.0.0.1", &["for=198.51.100.7"], "198.51.100.7"),
+            (
+                "10.0.0.1",
+                &["for=198.51.100.7;proto=https;by=10.0.0.1"],
+                "198.51.100.7",
+            ),
+            ("10.0.0.1", &["For=198.51.100.7"], "198.51.100.7"),
+            ("10.0.0.1", &["for=\"[2001:db8::1]:4711\""], "2001:db8::1"),
+            ("10.0.0.1", &["for=\"[2001:db8::1]\""], "2001:db8::1"),
+            ("10.0.0.1", &["for=\"198.51.100.7:4711\""], "198.51.100.7"),
+            ("10.0.0.1", &["for=\"198.51.100.7:_port\""], "198.51.100.7"),
+            // Spoofed left-most elements.
+            (
+                "10.0.0.1",
+                &["for=1.2.3.4, for=198.51.100.7"],
+                "198.51.100.7",
+            ),
+            (
+                "10.0.0.1",
+                &["for=1.2.3.4", "for=198.51.100.7;proto=http, for=10.0.0.2"],
+                "198.51.100.7",
+            ),
+            // Quoted commas inside another parameter do not split elements.
+            (
+                "10.0.0.1",
+                &["for=198.51.100.7;host=\"a,b\""],
+                "198.51.100.7",
+            ),
+            // unknown / obfuscated / no `for`: the trusted hop that saw it.
+            ("10.0.0.1", &["for=unknown"], "10.0.0.1"),
+            (
+                "10.0.0.1",
+                &["for=1.2.3.4, for=_hidden, for=10.0.0.2"],
+                "10.0.0.2",
+            ),
+            ("10.0.0.1", &["proto=https"], "10.0.0.1"),
+            // Malformed: the peer.
+            ("10.0.0.1", &["for=2001:db8::1"], "10.0.0.1"),
+            ("10.0.0.1", &["for=\"[2001:db8::1]"], "10.0.0.1"),
+            ("10.0.0.1", &["for=[2001:db8::1]:x"], "10.0.0.1"),
+            ("10.0.0.1", &["for=198.51.100.7;for=1.2.3.4"], "10.0.0.1"),
+            ("10.0.0.1", &["198.51.100.7"], "10.0.0.1"),
+            (
+                "10.0.0.1",
+                &["for=1.2.3.4, garbage, for=10.0.0.2"],
+                "10.0.0.1",
+            ),
+            // ... unless left of the client.
+            ("10.0.0.1", &["garbage, for=198.51.100.7"], "198.51.100.7"),
+            // An X-Forwarded-For style value is not a Forwarded header.
+            ("10.0.0.1", &["1.2.3.4"], "10.0.0.1"),
+        ];
+        for (peer, headers, expected) in cases {
+            check(&r, peer, headers, expected);
+        }
+    }
+
+    #[test]
+    fn networks() {
+        let cases: &[(&str, u8, &str)] = &[
+            ("192.0.2.7", 64, "192.0.2.7/32"),
+            ("::ffff:192.0.2.7", 64, "192.0.2.7/32"),
+            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", 56, "2001:db8:1::/56"),
+            (
+                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
+                128,
+                "2001:db8:1:2:aaaa:bbbb:cccc:dddd/128",
+            ),
+            (
+                "2001:db8:1:2:aaaa:bbbb:cccc:dddd",
+                200,
+                "2001:db8:1:2:aaaa:bbbb:cccc:dddd/128",
+            ),
+        ];
+        for &(addr, prefix, expected) in cases {
+            assert_eq!(
+                client_network(ip(addr), prefix).to_string(),
+                expected,
+                "{addr}/{prefix}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_trusted_networks() {
+        for bad in ["", "10.0.0.0/33", "nope", "10.0.0.0/8/1"] {
+            assert!(
+                ClientIp::behind_proxies(ForwardedHeader::Forwarded, [bad]).is_err(),
+                "{bad:?}"
+            );
+        }
+        let r = ClientIp::behind_proxies(ForwardedHeader::Forwarded, ["10.1.2.3/8", " ::1 "])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.is_trusted(ip("10.200.0.1")));
+        assert!(r.is_trusted(ip("::1")));
+        assert!(!r.is_trusted(ip("11.0.0.1")));
+    }
+}

@@ -1,0 +1,208 @@
+//! In-memory store specifics: the GCRA bound (property test), bounded memory under floods of
+//! distinct keys, and the capacity behaviour.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tokenward_core::{StoreError, StoreErrorKind};
+use tokenward_ratelimit::{
+    BanQuota, GcraQuota, LimiterClock, ManualLimiterClock, MemoryRateLimitStore, MemoryStoreConfig,
+    RateLimitStore,
+};
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().build()
+}
+
+fn manual_store(config: MemoryStoreConfig) -> (MemoryRateLimitStore, ManualLimiterClock) {
+    let clock = ManualLimiterClock::new();
+    let store = MemoryRateLimitStore::with_config(config.clock(LimiterClock::manual(&clock)));
+    (store, clock)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// For random request times, the admitted requests in any window of length `w` never
+    /// exceed `burst + limit * w / period` (rounded up: a cell replenishes in whole
+    /// emission intervals).
+    #[test]
+    fn gcra_never_admits_more_than_rate_times_window_plus_burst(
+        limit in 1u32..20,
+        period_ms in 100u64..5_000,
+        burst_frac in 1u32..=100,
+        gaps in proptest::collection::vec(0u64..400, 1..400),
+        window_ms in 1u64..10_000,
+    ) {
+        let burst = (limit * burst_frac).div_ceil(100).max(1);
+        let quota = GcraQuota::new(limit, Duration::from_millis(period_ms)).with_burst(burst);
+        let (store, clock) = manual_store(MemoryStoreConfig::new());
+        let mut admitted = Vec::new();
+        let mut now = 0u64;
+        runtime().unwrap().block_on(async {
+            for gap in &gaps {
+                clock.advance(Duration::from_millis(*gap));
+                now += gap;
+                let d = store.gcra("p:k", &quota, 1).await.unwrap_or_else(|e| panic!("{e}"));
+                if d.allowed {
+                    admitted.push(now);
+                }
+            }
+        });
+        // Sliding window over the admitted times (ms); the emission interval in ns.
+        let t_ns = quota.emission_interval().as_nanos();
+        let bound = u128::from(burst) + (u128::from(window_ms) * 1_000_000).div_ceil(t_ns);
+        let mut in_window: VecDeque<u64> = VecDeque::new();
+        for &a in &admitted {
+            in_window.push_back(a);
+            while in_window.front().is_some_and(|&f| f + window_ms <= a) {
+                in_window.pop_front();
+            }
+            prop_assert!(
+                in_window.len() as u128 <= bound,
+                "{} admitted within {window_ms} ms, bound {bound} ({quota:?})",
+                in_window.len()
+            );
+        }
+    }
+}
+
+/// A flood of distinct keys stays under the cap: new keys past it are refused with
+/// `CapacityExceeded`, tracked keys keep working, and once the flood's state goes stale the
+/// next new key prunes it and is admitted.
+#[tokio::test]
+async fn flood_of_distinct_keys_stays_under_the_cap() {
+    const CAP: usize = 100_000;
+    const FLOOD: usize = 1_000_000;
+    let (store, clock) = manual_store(
+        MemoryStoreConfig::new()
+            .capacity(CAP)
+            .prune_interval(Duration::from_secs(10)),
+    );
+    let quota = GcraQuota::per_minute(10);
+    let mut refused = 0;
+    for i in 0..FLOOD {
+        // Time moves a little; the flood keys stay live (each for 6 s).
+        if i % 1000 == 0 {
+            clock.advance(Duration::from_millis(1));
+        }
+        match store.gcra(&format!("flood:{i}"), &quota, 1).await {
+            Ok(d) => assert!(d.allowed),
+            Err(e) => {
+                assert_eq!(e.kind(), StoreErrorKind::CapacityExceeded, "{e}");
+                refused += 1;
+            }
+        }
+        assert!(store.tracked_keys() <= CAP, "over the cap at {i}");
+    }
+    assert_eq!(refused, FLOOD - CAP, "everything past the cap refused");
+    // A key tracked before the cap still works.
+    let d = store
+        .gcra("flood:0", &quota, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.allowed);
+    // The flood goes stale; the next new key prunes and is admitted.
+    clock.advance(Duration::from_secs(60));
+    let d = store
+        .gcra("fresh", &quota, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.allowed);
+    assert!(
+        store.tracked_keys() <= 2,
+        "pruned: {}",
+        store.tracked_keys()
+    );
+}
+
+/// Periodic pruning without any cap pressure: stale keys vanish by themselves.
+#[tokio::test]
+async fn periodic_pruning_forgets_stale_keys() {
+    let (store, clock) =
+        manual_store(MemoryStoreConfig::new().prune_interval(Duration::from_secs(1)));
+    let quota = GcraQuota::per_second(10);
+    let ban = BanQuota::new(3, Duration::from_secs(1), Duration::from_secs(2));
+    for i in 0..10_000 {
+        store
+            .gcra(&format!("k{i}"), &quota, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .record_failure(&format!("b{i}"), &ban)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(store.tracked_keys(), 10_000);
+    assert_eq!(store.ban_keys(), 10_000);
+    clock.advance(Duration::from_secs(3));
+    // Any call past the interval prunes.
+    store
+        .gcra("other", &quota, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.tracked_keys(), 1);
+    assert_eq!(store.ban_keys(), 0);
+}
+
+/// The ban map is capped too; live bans are never evicted to make room.
+#[tokio::test]
+async fn ban_map_is_capped() {
+    const CAP: usize = 1_600;
+    let (store, clock) = manual_store(MemoryStoreConfig::new().ban_capacity(CAP));
+    let ban = BanQuota::new(1, Duration::from_secs(60), Duration::from_secs(300));
+    let mut refused = 0;
+    for i in 0..(CAP * 4) {
+        match store.record_failure(&format!("ban:{i}"), &ban).await {
+            Ok(d) => assert!(!d.allowed, "maxretry 1 bans"),
+            Err(e) => {
+                assert_eq!(e.kind(), StoreErrorKind::CapacityExceeded);
+                refused += 1;
+            }
+        }
+    }
+    assert!(store.ban_keys() <= CAP, "{} ban keys", store.ban_keys());
+    assert_eq!(refused, CAP * 4 - store.ban_keys());
+    // Every admitted ban still holds; checks of unknown keys never fail.
+    let banned = count_banned(&store, &ban, CAP * 4).await.unwrap();
+    assert_eq!(banned, store.ban_keys());
+    // After the bans end, room is made again.
+    clock.advance(Duration::from_secs(301));
+    let d = store
+        .record_failure("ban:new", &ban)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!d.allowed);
+}
+
+async fn count_banned(
+    store: &MemoryRateLimitStore,
+    ban: &BanQuota,
+    n: usize,
+) -> Result<usize, StoreError> {
+    let mut banned = 0;
+    for i in 0..n {
+        if !store.ban_status(&format!("ban:{i}"), ban).await?.allowed {
+            banned += 1;
+        }
+    }
+    Ok(banned)
+}
+
+/// Distinct quotas get distinct limiters, capped.
+#[tokio::test]
+async fn quota_count_is_capped() {
+    let (store, _clock) = manual_store(MemoryStoreConfig::new().max_quotas(2));
+    for limit in 1..=2 {
+        store
+            .gcra("q", &GcraQuota::per_minute(limit), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let err = store.gcra("q", &GcraQuota::per_minute(3), 1).await.err();
+    assert_eq!(
+        err.map(|e| e.kind()),
+        Some(StoreErrorKind::CapacityExceeded)
+    );
+}

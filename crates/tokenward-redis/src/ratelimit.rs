@@ -1,0 +1,467 @@
+//! [`RedisRateLimitStore`]: GCRA limits and fail2ban-style bans shared by every application
+//! instance through Redis, timed by the Redis server's clock.
+
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use tokenward_core::StoreError;
+use tokenward_ratelimit::{BanQuota, Decision, GcraQuota, RateLimitStore, validate_key};
+
+use crate::backend::RedisBackend;
+use crate::config::RedisConfig;
+use crate::error::Error;
+
+/// The longest span (emission interval, burst tolerance, findtime, bantime) the scripts work
+/// with: 2^50 µs, about 35.7 years. Longer ones are clamped to it, which keeps every time the
+/// scripts compute (the server's `TIME` in µs, ≈ 1.8 × 10^15, plus at most two such spans)
+/// an exact integer in Lua's doubles (< 2^53).
+const MAX_SPAN_US: u64 = 1 << 50;
+
+/// GCRA, one check. `KEYS[1]`: the TAT key; `ARGV[1]`: the emission interval `T` (µs),
+/// `ARGV[2]`: the burst tolerance `tau = burst × T` (µs), `ARGV[3]`: the request's weight
+/// `n × T` (µs) for a cost `n`, with `n × T ≤ tau` (the caller checks `n ≤ burst`).
+///
+/// With `now` the server's `TIME` in µs and `tat` the stored theoretical arrival time
+/// (`now` if there is none, or if it is in the past):
+///
+/// - `new_tat = tat + n × T`; admitted iff `new_tat − tau ≤ now`;
+/// - admitted: store `new_tat` with `PX ⌈(new_tat − now) / 1000⌉` (the key vanishes when the
+///   TAT falls back to now, i.e. the quota is full again) and return
+///   `remaining = ⌊(now + tau − new_tat) / T⌋`, `reset = new_tat − now`;
+/// - denied: nothing is written; `retry_after = new_tat − tau − now`, `reset = tat − now`.
+///
+/// Returns `{admitted (1/0), remaining, reset µs, retry_after µs}`, or `{-1}` if the stored
+/// value is not a decimal integer.
+const GCRA_LUA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local weight = tonumber(ARGV[3])
+local tat = now
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  if not string.match(raw, '^%d+$') then return {-1} end
+  tat = tonumber(raw)
+  if tat < now then tat = now end
+end
+local new_tat = tat + weight
+local allow_at = new_tat - tau
+if allow_at > now then
+  return {0, 0, tat - now, allow_at - now}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl_ms))
+return {1, math.floor((now + tau - new_tat) / period), new_tat - now, 0}
+";
+
+/// Records one failure. `KEYS[1]`: the failures (a sorted set: score = the failure's time
+/// in µs by the server's clock), `KEYS[2]`: the ban marker (same hash slot); `ARGV[1]`:
+/// maxretry, `ARGV[2]`: findtime (µs), `ARGV[3]`: bantime (ms).
+///
+/// While banned, nothing is counted (and the ban is not extended). Otherwise failures older
+/// than `now − findtime` are dropped (a failure at `f` counts while `now < f + findtime`: a
+/// sliding window, as fail2ban's), this one is added, and the set gets `PEXPIRE findtime`
+/// (it vanishes when its newest failure leaves the window). Reaching maxretry sets the ban
+/// marker with `PX bantime` and deletes the failures, so counting starts afresh after the
+/// ban. The set never holds more than maxretry − 1 failures.
+///
+/// Returns `{1, ban ttl ms}` when banned, `{0, failures, µs until the oldest leaves the
+/// window}` otherwise, `{-1}` for a ban marker without a TTL.
+const RECORD_FAILURE_LUA: &str = r"
+local ban = redis.call('PTTL', KEYS[2])
+if ban > 0 then return {1, ban} end
+if ban == -1 then return {-1} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local findtime = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - findtime))
+local count = redis.call('ZCARD', KEYS[1])
+local at = string.format('%.0f', now)
+redis.call('ZADD', KEYS[1], at, at .. '-' .. count)
+count = count + 1
+if count >= tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  redis.call('DEL', KEYS[1])
+  return {1, tonumber(ARGV[3])}
+end
+redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil(findtime / 1000)))
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, count, tonumber(oldest[2]) + findtime - now}
+";
+
+/// Reads a key's ban state. Same keys and arguments as [`RECORD_FAILURE_LUA`], and the same
+/// replies (`{0, 0, 0}` when no failure counts); writes nothing.
+const BAN_STATUS_LUA: &str = r"
+local ban = redis.call('PTTL', KEYS[2])
+if ban > 0 then return {1, ban} end
+if ban == -1 then return {-1} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local findtime = tonumber(ARGV[2])
+local after = '(' .. string.format('%.0f', now - findtime)
+local count = redis.call('ZCOUNT', KEYS[1], after, '+inf')
+if count == 0 then return {0, 0, 0} end
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], after, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {0, count, tonumber(oldest[2]) + findtime - now}
+";
+
+static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_LUA));
+static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_FAILURE_LUA));
+static BAN_STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(BAN_STATUS_LUA));
+
+/// A [`RateLimitStore`] on Redis (or Valkey) ≥ 7.0, shared by every application instance
+/// that uses the same server and key prefix.
+///
+/// Every decision is one `EVALSHA` (re-sent as `SCRIPT LOAD` + `EVALSHA` after a `NOSCRIPT`,
+/// e.g. after a restart or failover) that reads the Redis server's `TIME`: the application
+/// instances' clocks never matter, and concurrent callers in any number of processes are
+/// serialised by Redis, so together they admit exactly what the quota allows.
+///
+/// ```no_run
+/// use tokenward_ratelimit::{BanQuota, GcraQuota, RateLimitStore};
+/// use tokenward_redis::{RedisConfig, RedisRateLimitStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = RedisRateLimitStore::connect(&RedisConfig::new("redis://127.0.0.1:6379"))?;
+///
+/// let decision = store.gcra("subject:alice", &GcraQuota::per_minute(300), 1).await?;
+/// assert!(decision.allowed);
+///
+/// let ban = BanQuota::fail2ban_default(); // 5 failures within 60 s ban for 300 s
+/// let after = store.record_failure("ip:203.0.113.7", &ban).await?;
+/// assert_eq!(after.remaining, 4);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Key layout
+///
+/// | state                 | key                          | value                          | TTL                         |
+/// |-----------------------|------------------------------|--------------------------------|-----------------------------|
+/// | GCRA TAT              | `{prefix}rl:{<key>}:g`       | theoretical arrival time, µs since the epoch (server clock) | until the TAT falls back to now |
+/// | failures in window    | `{prefix}rl:{<key>}:f`       | sorted set: one member per failure, scored by its time (µs, server clock) | `findtime`, from the latest failure |
+/// | ban                   | `{prefix}rl:{<key>}:b`       | `1`                            | `bantime`                   |
+///
+/// The key sits inside a Redis Cluster hash tag, so the failures and the ban marker that one
+/// script touches are in one slot (a hash tag in the prefix itself, `{tw}:`, takes
+/// precedence and puts all of the application's keys in one slot). A key containing `{` or `}` is stored
+/// hex-encoded, as `{prefix}rl:x:{<hex>}:…`, so it can neither pick its own slot nor split a
+/// script's keys across slots; raw keys always have `{` right after `rl:`, so the two forms
+/// cannot collide. Keys are checked by [`validate_key`] (1 to 1024 bytes). Every key has a
+/// TTL: Redis memory stays proportional to the keys active within their quota's period (or
+/// findtime / bantime), however many distinct keys a flood brings.
+///
+/// # GCRA
+///
+/// Emission interval `T = period / limit` (as `Duration` division, like `governor`), rounded
+/// *up* to whole microseconds; burst tolerance `tau = burst × T`. A request of cost `n` with
+/// stored TAT `tat` (or `now` when absent or past) is admitted iff
+/// `tat + n × T − tau ≤ now`; then the TAT becomes `new_tat = tat + n × T` and
+///
+/// - `remaining = ⌊(now + tau − new_tat) / T⌋`, `reset = new_tat − now`;
+/// - when denied (nothing written): `remaining = 0`, `reset = tat − now`,
+///   `retry_after = tat + n × T − tau − now`.
+///
+/// So a fresh key admits exactly `burst` unit requests at once and one more every `T`. The
+/// TAT key's TTL is `⌈(new_tat − now) / 1 ms⌉`: it vanishes exactly when the quota is full
+/// again, when its absence means the same as its presence. A cost above `burst` could never
+/// be admitted and is rejected up front ([`GcraQuota::validate_cost`]). Rounding `T` up
+/// means a non-µs interval admits marginally *less* than `limit` per period, never more.
+/// Spans longer than 2^50 µs (≈ 35 years) are clamped to it, which keeps all script
+/// arithmetic exact in Lua's doubles.
+///
+/// # Failure bans (fail2ban)
+///
+/// A **sliding window**, as fail2ban's: a failure at time `f` (the server's clock) counts
+/// while `now < f + findtime`. The failures are a sorted set scored by time; the
+/// `maxretry`-th failure within the window sets the ban marker (`PX bantime`, which may
+/// outlast the window) and clears the set, so counting starts afresh when the ban ends.
+/// While banned, failures are neither counted nor extend the ban. The set holds at most
+/// `maxretry − 1` members and expires `findtime` after its latest failure. Not banned: the
+/// decision's `reset` is the time until the oldest counted failure leaves the window.
+/// [`lift_ban`](RateLimitStore::lift_ban) deletes both keys.
+///
+/// # Failures
+///
+/// Every call returns within the configured operation timeout: outages are
+/// [`StoreError::Unavailable`] or [`StoreError::Timeout`], state that does not parse is
+/// [`StoreError::Corrupt`] — never a made-up decision. Whether a request is then admitted
+/// (fail open) or refused (fail closed) is the rate-limit policy's `FailurePolicy`; the
+/// default is documented in `tokenward-ratelimit`. The store recovers on its own when Redis
+/// is back.
+#[derive(Debug, Clone)]
+pub struct RedisRateLimitStore {
+    backend: RedisBackend,
+}
+
+impl RedisRateLimitStore {
+    /// A store on its own connection pool. Never talks to Redis, so it succeeds while Redis
+    /// is down (calls then fail until it is back); see [`RedisBackend::new`] for the errors.
+    pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
+        Ok(Self::new(RedisBackend::new(config)?))
+    }
+
+    /// A store sharing `backend`'s connection pool and key prefix with other stores.
+    pub fn new(backend: RedisBackend) -> Self {
+        RedisRateLimitStore { backend }
+    }
+
+    /// The pool this store uses (for [`RedisBackend::ping`] in readiness probes).
+    pub fn backend(&self) -> &RedisBackend {
+        &self.backend
+    }
+
+    /// The Redis key holding `key`'s GCRA state, for operators.
+    pub fn gcra_key(&self, key: &str) -> String {
+        self.key(key, 'g')
+    }
+
+    /// The Redis key counting `key`'s failures, for operators.
+    pub fn failures_key(&self, key: &str) -> String {
+        self.key(key, 'f')
+    }
+
+    /// The Redis key marking `key` as banned, for operators.
+    pub fn ban_key(&self, key: &str) -> String {
+        self.key(key, 'b')
+    }
+
+    fn key(&self, key: &str, kind: char) -> String {
+        let prefix = self.backend.key_prefix();
+        let mut out = String::with_capacity(prefix.len() + 10 + 2 * key.len());
+        out.push_str(prefix);
+        out.push_str("rl:");
+        if key.contains(['{', '}']) {
+            out.push_str("x:{");
+            for byte in key.bytes() {
+                let _ = write!(out, "{byte:02x}");
+            }
+        } else {
+            out.push('{');
+            out.push_str(key);
+        }
+        out.push_str("}:");
+        out.push(kind);
+        out
+    }
+
+    async fn ban_script(
+        &self,
+        script: &'static Script,
+        key: &str,
+        quota: &BanQuota,
+    ) -> Result<Decision, StoreError> {
+        validate_key(key)?;
+        quota.validate()?;
+        let (failures, ban) = (self.failures_key(key), self.ban_key(key));
+        let findtime = span_us(quota.findtime);
+        let bantime = span_ms(quota.bantime);
+        let maxretry = quota.maxretry;
+        let reply: Vec<i64> = self
+            .backend
+            .run(async move |conn| {
+                script
+                    .key(&failures)
+                    .key(&ban)
+                    .arg(maxretry)
+                    .arg(findtime)
+                    .arg(bantime)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        match *reply.as_slice() {
+            [1, ban_ms] if ban_ms > 0 => {
+                let left = ms(ban_ms);
+                Ok(Decision::denied(quota.maxretry, left, left))
+            }
+            [0, count, window_us] if count >= 0 && window_us >= 0 => {
+                let remaining = u64::from(quota.maxretry).saturating_sub(count.unsigned_abs());
+                Ok(Decision::allowed(
+                    quota.maxretry,
+                    u32::try_from(remaining).unwrap_or(u32::MAX),
+                    us(window_us),
+                ))
+            }
+            _ => Err(corrupt("ban", &reply)),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for RedisRateLimitStore {
+    async fn gcra(&self, key: &str, quota: &GcraQuota, cost: u32) -> Result<Decision, StoreError> {
+        validate_key(key)?;
+        quota.validate_cost(cost)?;
+        let Gcra { emission, tau } = Gcra::new(quota);
+        // cost ≤ burst, so this is ≤ tau but for clamping.
+        let weight = u64::from(cost).saturating_mul(emission).min(tau);
+        let redis_key = self.gcra_key(key);
+        let reply: Vec<i64> = self
+            .backend
+            .run(async move |conn| {
+                GCRA.key(&redis_key)
+                    .arg(emission)
+                    .arg(tau)
+                    .arg(weight)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        match *reply.as_slice() {
+            [1, remaining, reset_us, _] if remaining >= 0 && reset_us >= 0 => {
+                Ok(Decision::allowed(
+                    quota.limit,
+                    u32::try_from(remaining).unwrap_or(u32::MAX),
+                    us(reset_us),
+                ))
+            }
+            [0, _, reset_us, retry_us] if reset_us >= 0 && retry_us > 0 => {
+                Ok(Decision::denied(quota.limit, us(reset_us), us(retry_us)))
+            }
+            _ => Err(corrupt("GCRA", &reply)),
+        }
+    }
+
+    async fn ban_status(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError> {
+        self.ban_script(&BAN_STATUS, key, quota).await
+    }
+
+    async fn record_failure(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError> {
+        self.ban_script(&RECORD_FAILURE, key, quota).await
+    }
+
+    async fn lift_ban(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        let (failures, ban) = (self.failures_key(key), self.ban_key(key));
+        // One command, two keys in one slot: atomic, Cluster safe.
+        self.backend
+            .run(async move |conn| {
+                let _deleted: i64 = redis::cmd("DEL")
+                    .arg(&failures)
+                    .arg(&ban)
+                    .query_async(conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// A GCRA quota in the scripts' units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gcra {
+    /// `T = period / limit`, µs, rounded up.
+    emission: u64,
+    /// `tau = burst × T`, µs.
+    tau: u64,
+}
+
+impl Gcra {
+    /// For a validated quota.
+    fn new(quota: &GcraQuota) -> Self {
+        let emission = span_us(quota.emission_interval());
+        let tau = emission
+            .saturating_mul(u64::from(quota.burst))
+            .min(MAX_SPAN_US);
+        Gcra { emission, tau }
+    }
+}
+
+/// A span in whole µs: rounded up (at least 1), clamped to [`MAX_SPAN_US`].
+fn span_us(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_SPAN_US)
+}
+
+/// A span in whole ms for `PX` / `PEXPIRE`: rounded up (at least 1), clamped to
+/// [`MAX_SPAN_US`].
+fn span_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_SPAN_US / 1000)
+}
+
+fn us(v: i64) -> Duration {
+    Duration::from_micros(v.unsigned_abs())
+}
+
+fn ms(v: i64) -> Duration {
+    Duration::from_millis(v.unsigned_abs())
+}
+
+fn corrupt(what: &str, reply: &[i64]) -> StoreError {
+    if reply.first() == Some(&-1) {
+        StoreError::corrupt(format!("{what} state in Redis does not parse"))
+    } else {
+        StoreError::corrupt(format!("{what} script answered {reply:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(prefix: &str) -> RedisRateLimitStore {
+        RedisRateLimitStore::connect(&RedisConfig::default().key_prefix(prefix)).unwrap()
+    }
+
+    #[test]
+    fn key_layout() {
+        let s = store("app:");
+        assert_eq!(s.gcra_key("sub:alice"), "app:rl:{sub:alice}:g");
+        assert_eq!(s.failures_key("ip:10.0.0.1"), "app:rl:{ip:10.0.0.1}:f");
+        assert_eq!(s.ban_key("ip:10.0.0.1"), "app:rl:{ip:10.0.0.1}:b");
+        // Hash tags in keys are defused, in a namespace of their own.
+        assert_eq!(s.ban_key("{a}"), "app:rl:x:{7b617d}:b");
+        assert_ne!(s.ban_key("x:{7b617d}"), s.ban_key("{a}"));
+    }
+
+    #[test]
+    fn quota_units() {
+        let q = |limit, period, burst| GcraQuota {
+            limit,
+            period,
+            burst,
+        };
+        let g = Gcra::new(&q(300, Duration::from_secs(60), 300));
+        assert_eq!(
+            g,
+            Gcra {
+                emission: 200_000,
+                tau: 60_000_000
+            }
+        );
+        // 1 s / 3 = 333 333.33 µs: rounded up, never over-admitting.
+        let g = Gcra::new(&q(3, Duration::from_secs(1), 2));
+        assert_eq!(
+            g,
+            Gcra {
+                emission: 333_334,
+                tau: 666_668
+            }
+        );
+        // Sub-µs intervals still cost something.
+        let g = Gcra::new(&q(u32::MAX, Duration::from_nanos(1), 1));
+        assert_eq!(g.emission, 1);
+        // Absurd spans are clamped.
+        let g = Gcra::new(&q(1, Duration::MAX, u32::MAX));
+        assert_eq!(
+            g,
+            Gcra {
+                emission: MAX_SPAN_US,
+                tau: MAX_SPAN_US
+            }
+        );
+        assert_eq!(span_us(Duration::from_nanos(1)), 1);
+        assert_eq!(span_ms(Duration::from_micros(1)), 1);
+        assert_eq!(span_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(span_ms(Duration::MAX), MAX_SPAN_US / 1000);
+    }
+}
