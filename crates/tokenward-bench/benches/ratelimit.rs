@@ -1,0 +1,174 @@
+//! `MemoryRateLimitStore::gcra` against a raw `governor` keyed limiter doing the same GCRA.
+//!
+//! One criterion group per scenario, each with the functions side by side:
+//!
+//! - `governor` — `RateLimiter::keyed(quota)` (governor's default: `DashMapStateStore<String>`
+//!   and the quanta clock, the same two tokenward's store uses), `check_key(&key)`;
+//! - `tokenward` — `RateLimitStore::gcra(&key, &quota, 1)` on the default store, awaited in a
+//!   Tokio current-thread runtime through criterion's `to_async` (the timed loop runs inside
+//!   one `block_on` and awaits each call, so a figure includes the boxed `async_trait` future
+//!   but no per-call `block_on`);
+//! - `tokenward_polled` — the same call, its future polled once with a no-op waker and no
+//!   runtime at all (the in-memory store's future is ready at the first poll), to show how much
+//!   of any gap is the runtime rather than the store. It is not a cheaper API: the boxed
+//!   future and everything the store does are still in it.
+//!
+//! The quota is the same on both sides: [`ADMIT`] (10⁹ per second, burst 10⁶) admits every
+//! request, so the `admit/*` groups measure the admit path; [`DENY`] (1 per hour, burst 1)
+//! denies all but each key's first request, so the `deny/*` groups measure the deny path.
+//! Keys: one hot key, or 10 000 keys used round-robin (`subject:` + a 22-character id, as a
+//! `SubjectLimit` builds them), the same `String`s on both sides.
+//!
+//! Governor is synchronous and tokenward's store is an async trait; that asymmetry is part of
+//! what is measured (an application calls the trait). Tokenward's synchronous core is private,
+//! so it is not measured on its own.
+//!
+//! `cargo bench -p tokenward-bench --bench ratelimit`; results in `docs/benchmarks.md`.
+
+use std::future::Future;
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::Criterion;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokenward_bench::revocation::token_id;
+use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, RateLimitStore};
+
+/// Admits everything: 10⁹ per second (one cell per nanosecond), burst 10⁶.
+const ADMIT: GcraQuota =
+    GcraQuota::new(1_000_000_000, Duration::from_secs(1)).with_burst(1_000_000);
+/// Admits each key's first request, then denies for an hour.
+const DENY: GcraQuota = GcraQuota::per_hour(1).with_burst(1);
+
+/// Keys of the round-robin scenario.
+const MANY: usize = 10_000;
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// The governor quota of `quota`, built the way tokenward's store builds it.
+fn governor_quota(quota: &GcraQuota) -> Result<Quota, BoxError> {
+    let burst = NonZeroU32::new(quota.burst).ok_or("burst 0")?;
+    Ok(Quota::with_period(quota.emission_interval())
+        .ok_or("emission interval 0")?
+        .allow_burst(burst))
+}
+
+/// Polls `future` once with a no-op waker: the output if it is ready then.
+fn poll_once<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
+/// One scenario: a quota, the keys, and whether every call must be admitted (`true`) or
+/// denied (`false`) once the keys have been seen.
+struct Scenario {
+    group: &'static str,
+    quota: GcraQuota,
+    keys: Vec<String>,
+    admitted: bool,
+}
+
+#[expect(
+    clippy::indexing_slicing,
+    reason = "indexes are reduced modulo the length of the non-empty key list"
+)]
+fn bench_scenario(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    scenario: &Scenario,
+) -> Result<(), BoxError> {
+    let keys = &scenario.keys;
+    let quota = &scenario.quota;
+    let governor: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(governor_quota(quota)?);
+    let store = MemoryRateLimitStore::new();
+    // Every key once (the deny scenarios use up each key's single cell), then check that both
+    // sides give the answer the scenario claims.
+    for key in keys {
+        governor.check_key(key).ok();
+        rt.block_on(store.gcra(key, quota, 1))?;
+    }
+    for key in keys {
+        let g = governor.check_key(key).is_ok();
+        let t = rt.block_on(store.gcra(key, quota, 1))?.allowed;
+        if g != scenario.admitted || t != scenario.admitted {
+            return Err(format!(
+                "{}: {key}: governor admitted {g}, tokenward {t}, expected {}",
+                scenario.group, scenario.admitted
+            )
+            .into());
+        }
+    }
+
+    let mut group = c.benchmark_group(scenario.group);
+    let mut i = 0;
+    group.bench_function("governor", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            governor.check_key(black_box(&keys[i])).is_ok()
+        });
+    });
+    let mut i = 0;
+    group.bench_function("tokenward", |b| {
+        b.to_async(rt).iter(|| {
+            i = (i + 1) % keys.len();
+            store.gcra(black_box(&keys[i]), quota, 1)
+        });
+    });
+    let mut i = 0;
+    group.bench_function("tokenward_polled", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            poll_once(store.gcra(black_box(&keys[i]), quota, 1))
+        });
+    });
+    group.finish();
+    Ok(())
+}
+
+fn main() -> Result<(), BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let hot = vec![format!("subject:{}", token_id(0))];
+    let many: Vec<String> = (0..MANY as u64)
+        .map(|n| format!("subject:{}", token_id(n)))
+        .collect();
+    let scenarios = [
+        Scenario {
+            group: "ratelimit/admit/1_key",
+            quota: ADMIT,
+            keys: hot.clone(),
+            admitted: true,
+        },
+        Scenario {
+            group: "ratelimit/admit/10k_keys",
+            quota: ADMIT,
+            keys: many.clone(),
+            admitted: true,
+        },
+        Scenario {
+            group: "ratelimit/deny/1_key",
+            quota: DENY,
+            keys: hot,
+            admitted: false,
+        },
+        Scenario {
+            group: "ratelimit/deny/10k_keys",
+            quota: DENY,
+            keys: many,
+            admitted: false,
+        },
+    ];
+    let mut criterion = Criterion::default().configure_from_args();
+    for scenario in &scenarios {
+        bench_scenario(&mut criterion, &rt, scenario)?;
+    }
+    criterion.final_summary();
+    Ok(())
+}
