@@ -1,0 +1,216 @@
+//! The [`RefreshStore`] trait and the records it exchanges with the engine.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokenward_core::{StoreError, UnixTime};
+
+use crate::token::{FamilyId, Sealed, TokenHash};
+
+/// The longest `sub` a store accepts, in bytes.
+pub const MAX_SUB_LEN: usize = tokenward_revocation::MAX_ID_LEN;
+
+/// How many rotated hashes of one family a store must remember at least (besides the
+/// current and the immediately previous one), to recognise the reuse of an old token.
+pub const MIN_REUSE_HISTORY: usize = 1024;
+
+/// A family as the store reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FamilyInfo {
+    /// The family id (the access tokens' `sid`).
+    pub id: FamilyId,
+    /// Its subject.
+    pub sub: String,
+    /// When the family was created (the login).
+    pub created: UnixTime,
+    /// When its token was last rotated (or the creation time).
+    pub last_used: UnixTime,
+    /// When it expires: the earlier of its absolute expiry and `last_used` + idle timeout.
+    pub expires_at: UnixTime,
+    /// Whether it was revoked (a revoked family stays until it expires, rejecting its tokens
+    /// as revoked).
+    pub revoked: bool,
+}
+
+impl FamilyInfo {
+    /// A family record (for store implementations).
+    pub fn new(
+        id: FamilyId,
+        sub: String,
+        created: UnixTime,
+        last_used: UnixTime,
+        expires_at: UnixTime,
+        revoked: bool,
+    ) -> Self {
+        FamilyInfo {
+            id,
+            sub,
+            created,
+            last_used,
+            expires_at,
+            revoked,
+        }
+    }
+}
+
+/// A family to create ([`RefreshStore::create`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NewFamily {
+    /// A fresh random id.
+    pub id: FamilyId,
+    /// The subject.
+    pub sub: String,
+    /// Hash of its first refresh token.
+    pub token_hash: TokenHash,
+    /// Now (the creation time).
+    pub created: UnixTime,
+    /// When the family expires whatever happens.
+    pub absolute_expiry: UnixTime,
+    /// How long the family lives without a rotation.
+    pub idle_timeout: Duration,
+}
+
+/// The idempotency record stored with a rotation: the hash of the idempotency key (bound to
+/// the presented token) and the whole response, sealed under a key derived from the token
+/// and the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdempotencyRecord {
+    /// SHA-256 over a domain label, the token and the idempotency key.
+    pub key_hash: TokenHash,
+    /// The sealed response.
+    pub sealed_response: Sealed,
+}
+
+impl IdempotencyRecord {
+    /// A record (for store implementations reading one back).
+    pub fn new(key_hash: TokenHash, sealed_response: Sealed) -> Self {
+        IdempotencyRecord {
+            key_hash,
+            sealed_response,
+        }
+    }
+}
+
+/// One rotation attempt ([`RefreshStore::rotate`]): everything the store needs to decide and
+/// apply it in one atomic step.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RotationRequest {
+    /// The family the presented token names.
+    pub family_id: FamilyId,
+    /// Hash of the presented token.
+    pub presented: TokenHash,
+    /// Hash of the successor to install if `presented` is current.
+    pub successor: TokenHash,
+    /// The successor, sealed under the presented token; kept for the grace window.
+    pub sealed_successor: Sealed,
+    /// The response to replay for the same idempotency key, if one was given.
+    pub idempotency: Option<IdempotencyRecord>,
+    /// Now.
+    pub now: UnixTime,
+    /// The grace window: how long after a rotation its predecessor still gets
+    /// [`RotationResult::Grace`].
+    pub grace: Duration,
+}
+
+/// What the store found when it was asked to rotate — the answer of one atomic step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RotationResult {
+    /// `presented` was the current token: the successor is now current (family as updated).
+    Rotated(FamilyInfo),
+    /// `presented` is the immediately previous token and its rotation was less than `grace`
+    /// ago: nothing changed; here is what that rotation stored.
+    Grace {
+        /// The family.
+        family: FamilyInfo,
+        /// The successor sealed under `presented`, as stored by that rotation.
+        sealed_successor: Sealed,
+        /// That rotation's idempotency record, if it had one.
+        idempotency: Option<IdempotencyRecord>,
+    },
+    /// `presented` is an older token of the family (previous after the window, or any
+    /// earlier one): the family is now revoked.
+    Reused(FamilyInfo),
+    /// The family was already revoked; nothing changed.
+    Revoked(FamilyInfo),
+    /// No live family has this id, or the family does not know `presented`. Nothing changed.
+    Invalid,
+}
+
+/// Where refresh-token families live.
+///
+/// # Contract for implementations
+///
+/// The [`conformance`](crate::conformance) suite checks it:
+///
+/// - **Only hashes and sealed blobs.** A store receives token *hashes* and ciphertexts, never
+///   a token; it must not try to derive anything else.
+/// - **[`rotate`](Self::rotate) is one atomic step** (a mutex per family in memory, one Lua
+///   script on Redis): read the family, classify `presented`, and apply the result, with no
+///   other operation on the family interleaving. Classification, in order:
+///   1. family absent, expired (`now >= expires_at`) → [`RotationResult::Invalid`];
+///   2. family revoked → [`RotationResult::Revoked`];
+///   3. `presented` == current hash → install the successor: the old current becomes
+///      *previous* (kept with `now`, the sealed successor and the idempotency record), the
+///      old previous joins the *history*, `last_used = now`; → [`RotationResult::Rotated`];
+///   4. `presented` == previous and `now < rotated_at + grace` → [`RotationResult::Grace`]
+///      with the stored sealed successor and idempotency record, changing nothing;
+///   5. `presented` == previous (after the window) or in the history → mark the family
+///      revoked, → [`RotationResult::Reused`];
+///   6. otherwise → [`RotationResult::Invalid`] (a forged token naming a real family must
+///      not revoke it).
+///
+///   Hash comparisons with the current and previous hash are constant-time.
+/// - **Bounded history.** The history is bounded by the family's lifetime (it vanishes with
+///   the family) and a store may cap it, dropping the oldest hashes, but must keep at least
+///   [`MIN_REUSE_HISTORY`]. A dropped hash makes its token `Invalid` instead of `Reused`:
+///   still rejected, only no longer a theft signal.
+/// - **Self-expiring.** A family vanishes on its own at `min(absolute expiry, last_used +
+///   idle timeout)` (TTLs refreshed by each rotation); no cleanup job may be required.
+///   [`revoke`](Self::revoke) keeps the family (revoked) until then.
+/// - **A full store refuses, it never forgets.** A bounded store that cannot create a family
+///   returns [`StoreError::CapacityExceeded`]; it never evicts a live family.
+/// - **Bounded and typed failures.** Outages are `Unavailable`/`Timeout`, garbage read back
+///   is `Corrupt`. Never panic. The engine never turns an error into reuse detection.
+/// - A store may use its own clock (Redis server time) instead of the `now` it is given, as
+///   long as it is the same clock for every operation.
+#[async_trait]
+pub trait RefreshStore: Send + Sync + 'static {
+    /// Creates a family. Ids are random; an existing id is `InvalidInput`.
+    async fn create(&self, family: NewFamily) -> Result<(), StoreError>;
+
+    /// The family, if it exists and has not expired (revoked families included).
+    async fn get(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError>;
+
+    /// One atomic rotation step; see the contract.
+    async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError>;
+
+    /// Marks the family revoked (idempotent). Returns it if it exists and has not expired.
+    async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError>;
+
+    /// The live (not expired, not revoked) families of `sub`, oldest first.
+    async fn families_of(&self, sub: &str, now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError>;
+}
+
+#[async_trait]
+impl<S: RefreshStore + ?Sized> RefreshStore for std::sync::Arc<S> {
+    async fn create(&self, family: NewFamily) -> Result<(), StoreError> {
+        (**self).create(family).await
+    }
+    async fn get(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
+        (**self).get(id, now).await
+    }
+    async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError> {
+        (**self).rotate(request).await
+    }
+    async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
+        (**self).revoke(id, now).await
+    }
+    async fn families_of(&self, sub: &str, now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError> {
+        (**self).families_of(sub, now).await
+    }
+}

@@ -1,0 +1,98 @@
+//! End to end with real access tokens: the engine mints JWTs through `TokenIssuer` with
+//! `sid` = the family id, an idempotent replay returns the identical JWT, and a reuse revokes
+//! every access token of the family through the `RevocationStore`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenward_claims::{
+    AccessToken, Algorithm, Key, KeySet, TokenIssuer, ValidationPolicy, Validator, generate_pkcs8,
+};
+use tokenward_core::{ManualClock, UnixTime};
+use tokenward_refresh::{
+    MemoryRefreshStore, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
+};
+use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationStore};
+
+#[tokio::test]
+async fn access_tokens_carry_the_family_and_die_with_it() {
+    let clock = ManualClock::new(UnixTime::from_secs(1_800_000_000));
+    let pkcs8 = generate_pkcs8(Algorithm::EdDSA).unwrap();
+    let keys = KeySet::single(Key::from_pkcs8_der("k1", Algorithm::EdDSA, &pkcs8).unwrap());
+    let issuer = TokenIssuer::builder(keys.clone(), "https://auth.example.com")
+        .audience("api")
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let policy = ValidationPolicy::builder()
+        .issuer("https://auth.example.com")
+        .audience("api")
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let validator = Validator::new(policy, keys);
+    let revocation = Arc::new(MemoryRevocationStore::with_config(
+        MemoryStoreConfig::new().clock(Arc::new(clock.clone())),
+    ));
+    let engine = RefreshEngine::new(
+        Arc::new(MemoryRefreshStore::new()),
+        revocation.clone(),
+        RefreshConfig::new().clock(Arc::new(clock.clone())),
+    );
+    let mint = |req: MintRequest<'_>| {
+        issuer
+            .issue(&AccessToken::new(req.sub).sid(req.family_id.as_str()))
+            .map(|issued| issued.token)
+    };
+
+    let login = engine.issue("alice").await.unwrap();
+    let first = login.refresh_token.expose().to_owned();
+    let rotated = engine.rotate(&first, Some("req-1"), mint).await.unwrap();
+    assert_eq!(rotated.kind, RotationKind::Rotated);
+    let verified = validator.verify(&rotated.access_token).unwrap();
+    assert_eq!(
+        verified.claims.sid.as_deref(),
+        Some(login.family_id.as_str())
+    );
+    assert_eq!(verified.claims.sub.as_deref(), Some("alice"));
+
+    // The client retries the same request: the identical JWT, not merely equal claims.
+    clock.advance(Duration::from_secs(5));
+    let replay = engine.rotate(&first, Some("req-1"), mint).await.unwrap();
+    assert_eq!(replay.kind, RotationKind::Replayed);
+    assert_eq!(replay.access_token, rotated.access_token);
+    assert_eq!(replay.refresh_token, rotated.refresh_token);
+
+    // The stolen first token is replayed a minute later: reuse, and the access tokens die.
+    clock.advance(Duration::from_secs(60));
+    let token_ref = verified.claims.token_ref().unwrap();
+    assert!(!revocation.check(&token_ref).await.unwrap().is_revoked());
+    let err = engine.rotate(&first, None, mint).await.unwrap_err();
+    assert!(matches!(err, RefreshError::Reused(_)), "{err:?}");
+    assert!(revocation.check(&token_ref).await.unwrap().is_revoked());
+}
+
+#[tokio::test]
+async fn a_failing_minter_rotates_nothing() {
+    let engine = RefreshEngine::new(
+        Arc::new(MemoryRefreshStore::new()),
+        Arc::new(MemoryRevocationStore::new()),
+        RefreshConfig::new(),
+    );
+    let login = engine.issue("alice").await.unwrap();
+    let token = login.refresh_token.expose();
+    let err = engine
+        .rotate(token, None, |_: MintRequest<'_>| {
+            Err::<String, _>("signer down")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RefreshError::Mint(_)), "{err:?}");
+    let ok = engine
+        .rotate(token, None, |_: MintRequest<'_>| {
+            Ok::<_, std::convert::Infallible>("at".into())
+        })
+        .await
+        .unwrap();
+    assert_eq!(ok.kind, RotationKind::Rotated);
+}
