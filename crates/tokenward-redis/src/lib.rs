@@ -13,6 +13,19 @@
 //!   a TTL; the key layout and the formulas are documented on the type. What a request does
 //!   while Redis is down is the rate-limit policy's `FailurePolicy` (its default is
 //!   documented in `tokenward-ratelimit`).
+//! - [`RedisRefreshStore`] — a [`RefreshStore`](tokenward_refresh::RefreshStore) for
+//!   refresh-token families. A family is a hash (`{prefix}rf:{<family id>}:f`: subject,
+//!   times, current and previous token *hashes*, the sealed successor and idempotency record,
+//!   the revoked flag) plus a sorted set of older hashes (`…:h`, at most
+//!   `MIN_REUSE_HISTORY`), both in one hash slot (the family id is the hash tag) and both
+//!   expiring at `min(absolute expiry, last use + idle timeout)`; a per-subject sorted set
+//!   (`{prefix}rf:u:{<hex sub>}`) lists a subject's families for "your devices" and
+//!   revoke-by-subject. Each rotation is **one Lua script** (one round trip, atomic on the
+//!   family's slot, timed by the server's `TIME`) that classifies the presented hash exactly
+//!   as the `RefreshStore` contract says (current → rotate; previous within the grace
+//!   window → the stored sealed successor; older → mark revoked, `Reused`; unknown →
+//!   `Invalid`). Only hashes and ciphertexts are stored. During an outage a refresh fails
+//!   with a transient `StoreError`, never with reuse detection and never by revoking.
 //!
 //! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) — pool
 //! checkout, connecting and the command itself included. Outages come back as
@@ -55,10 +68,12 @@ mod backend;
 mod config;
 mod error;
 mod ratelimit;
+mod refresh;
 mod revocation;
 
 pub use backend::RedisBackend;
 pub use config::RedisConfig;
 pub use error::Error;
 pub use ratelimit::RedisRateLimitStore;
+pub use refresh::RedisRefreshStore;
 pub use revocation::RedisRevocationStore;

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokenward_redis::{RedisConfig, RedisRateLimitStore, RedisRevocationStore};
+use tokenward_redis::{RedisConfig, RedisRateLimitStore, RedisRefreshStore, RedisRevocationStore};
 
 /// The Redis the tests use.
 pub fn redis_url() -> String {
@@ -71,6 +71,80 @@ pub async fn store(test: &str) -> RedisRevocationStore {
 pub async fn ratelimit_store(test: &str) -> RedisRateLimitStore {
     raw_connection().await;
     RedisRateLimitStore::connect(&config(test)).unwrap()
+}
+
+/// A refresh store on the test Redis under a fresh prefix, after checking Redis is there.
+pub async fn refresh_store(test: &str) -> RedisRefreshStore {
+    raw_connection().await;
+    RedisRefreshStore::connect(&config(test)).unwrap()
+}
+
+/// Every key under `prefix` and its whole value (GET / HGETALL / SMEMBERS / ZRANGE / LRANGE
+/// by type), each as one buffer. Fails on a type it does not know.
+pub async fn dump_prefix(prefix: &str) -> Vec<Vec<u8>> {
+    let mut conn = raw_connection().await;
+    let mut out = Vec::new();
+    for key in keys_under(prefix).await {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let values: Vec<Vec<u8>> = match kind.as_str() {
+            "none" => continue, // expired between SCAN and TYPE
+            "string" => {
+                let v: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                v.into_iter().collect()
+            }
+            "hash" => redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "list" => redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            other => panic!("key {key} has type {other}, which the dump does not know"),
+        };
+        out.push(key.into_bytes());
+        out.extend(values);
+    }
+    out
+}
+
+/// Deletes every key under `prefix` (this test's own keys only).
+pub async fn delete_under(prefix: &str) {
+    let keys = keys_under(prefix).await;
+    if keys.is_empty() {
+        return;
+    }
+    let mut conn = raw_connection().await;
+    let _: i64 = redis::cmd("UNLINK")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 /// The keys under `prefix` (SCAN, never KEYS).
@@ -153,6 +227,11 @@ impl ThrowawayRedis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's process id (to SIGSTOP/SIGCONT it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self) -> String {

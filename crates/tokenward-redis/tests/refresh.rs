@@ -1,0 +1,285 @@
+//! `RedisRefreshStore` against a real Redis: the conformance suite (no plaintext at rest
+//! checked on a dump of every key and value under the test's prefix), TTLs on every key, a
+//! family's keys in one hash slot, two application instances rotating one token, corrupt
+//! family data.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokenward_core::{StoreError, StoreErrorKind, SystemClock, UnixTime};
+use tokenward_redis::RedisRefreshStore;
+use tokenward_refresh::conformance::{RealClock, RefreshEnv, StoredBytes};
+use tokenward_refresh::{
+    FamilyId, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RefreshStore, RotationKind,
+};
+use tokenward_revocation::MemoryRevocationStore;
+
+use common::{config, delete_under, dump_prefix, keys_under, raw_connection, refresh_store};
+
+/// Everything stored under one prefix.
+struct PrefixDump(String);
+
+#[async_trait]
+impl StoredBytes for PrefixDump {
+    async fn stored_bytes(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(dump_prefix(&self.0).await)
+    }
+}
+
+async fn make_env() -> RefreshEnv {
+    let store = refresh_store("rf-conformance").await;
+    let dump = PrefixDump(store.backend().key_prefix().to_owned());
+    RefreshEnv::new(
+        Arc::new(store),
+        Arc::new(RealClock::new()),
+        Arc::new(SystemClock),
+        Arc::new(dump),
+    )
+}
+
+/// The whole suite, in a module of its own.
+mod conformance {
+    tokenward_refresh::refresh_conformance_tests!(super::make_env);
+}
+
+fn mint(req: MintRequest<'_>) -> Result<String, Infallible> {
+    Ok(format!("access.{}.{}", req.sub, req.family_id))
+}
+
+fn engine(store: RedisRefreshStore, revocation: Arc<MemoryRevocationStore>) -> RefreshEngine {
+    RefreshEngine::new(Arc::new(store), revocation, RefreshConfig::new())
+}
+
+async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
+}
+
+/// The hash tag Redis Cluster hashes (the text between the first `{` and the next `}`).
+fn hash_tag(key: &str) -> &str {
+    let open = key.find('{').expect("every key has a hash tag");
+    let close = key[open + 1..].find('}').expect("closed hash tag") + open + 1;
+    &key[open + 1..close]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_has_a_ttl_and_a_family_shares_one_slot() {
+    let store = refresh_store("rf-ttl").await;
+    let prefix = store.backend().key_prefix().to_owned();
+    let revocation = Arc::new(MemoryRevocationStore::new());
+    let engine = engine(store.clone(), revocation);
+    let login = engine.issue("alice").await.unwrap();
+    let mut token = login.refresh_token.expose().to_owned();
+    for _ in 0..3 {
+        token = engine
+            .rotate(&token, None, mint)
+            .await
+            .unwrap()
+            .refresh_token
+            .expose()
+            .to_owned();
+    }
+    engine.issue("bob").await.unwrap();
+
+    let keys = keys_under(&prefix).await;
+    let family = store.family_key(&login.family_id);
+    let history = store.history_key(&login.family_id);
+    let index = store.subject_key("alice");
+    for key in [&family, &history, &index] {
+        assert!(keys.contains(key), "{key} missing from {keys:?}");
+    }
+    // 2 families × (record + history of 1 only for alice) + 2 subject indexes.
+    assert_eq!(keys.len(), 5, "{keys:?}");
+
+    let mut conn = raw_connection().await;
+    let idle = RefreshConfig::DEFAULT_IDLE_TIMEOUT.as_millis() as i64;
+    for key in &keys {
+        let ttl = pttl(&mut conn, key).await;
+        assert!(ttl > 0, "{key} has no TTL ({ttl})");
+    }
+    for key in [&family, &history] {
+        let ttl = pttl(&mut conn, key).await;
+        assert!(ttl <= idle && ttl > idle - 60_000, "{key}: {ttl} ms");
+    }
+    assert_eq!(hash_tag(&family), login.family_id.as_str());
+    assert_eq!(hash_tag(&family), hash_tag(&history));
+    assert_eq!(hash_tag(&index), "616c696365"); // hex of "alice": its own slot
+    delete_under(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_capped_and_dropped_hashes_are_invalid_not_reused() {
+    let store = refresh_store("rf-history").await;
+    let prefix = store.backend().key_prefix().to_owned();
+    let engine = engine(store.clone(), Arc::new(MemoryRevocationStore::new()));
+    let login = engine.issue("alice").await.unwrap();
+    let cap = tokenward_refresh::MIN_REUSE_HISTORY;
+    let mut tokens = vec![login.refresh_token.expose().to_owned()];
+    for _ in 0..cap + 6 {
+        let last = tokens.last().unwrap().clone();
+        let r = engine.rotate(&last, None, mint).await.unwrap();
+        assert_eq!(r.kind, RotationKind::Rotated);
+        tokens.push(r.refresh_token.expose().to_owned());
+    }
+    // Current: the last; previous: the one before; history: the `cap` before that.
+    let mut conn = raw_connection().await;
+    let held: usize = redis::cmd("ZCARD")
+        .arg(store.history_key(&login.family_id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(held, cap);
+    for dropped in &tokens[..5] {
+        let r = engine.rotate(dropped, None, mint).await;
+        assert!(matches!(r, Err(RefreshError::Invalid)), "{r:?}");
+    }
+    let r = engine.rotate(&tokens[5], None, mint).await;
+    assert!(matches!(r, Err(RefreshError::Reused(_))), "{r:?}");
+    delete_under(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_rotating_one_token_share_one_successor() {
+    raw_connection().await;
+    let config = config("rf-two-instances");
+    // Two application servers: separate pools, same Redis and prefix.
+    let a = RedisRefreshStore::connect(&config).unwrap();
+    let b = RedisRefreshStore::connect(&config).unwrap();
+    let revocation = Arc::new(MemoryRevocationStore::new());
+    let engines = [
+        Arc::new(engine(a, revocation.clone())),
+        Arc::new(engine(b, revocation)),
+    ];
+    let login = engines[0].issue("alice").await.unwrap();
+    let token = login.refresh_token.expose().to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let engine = Arc::clone(&engines[i % 2]);
+        let token = token.clone();
+        tasks.spawn(async move { engine.rotate(&token, None, mint).await });
+    }
+    let mut successors = Vec::new();
+    let mut rotated = 0;
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap().unwrap();
+        if r.kind == RotationKind::Rotated {
+            rotated += 1;
+        }
+        successors.push(r.refresh_token.expose().to_owned());
+    }
+    assert_eq!(rotated, 1);
+    successors.sort();
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "one identical successor");
+    let next = engines[1].rotate(&successors[0], None, mint).await.unwrap();
+    assert_eq!(next.kind, RotationKind::Rotated);
+    delete_under(&config.key_prefix).await;
+}
+
+async fn corrupt_with(test: &str, corrupt: impl AsyncFnOnce(&RedisRefreshStore, &FamilyId)) {
+    let store = refresh_store(test).await;
+    let revocation = Arc::new(MemoryRevocationStore::new());
+    let engine = engine(store.clone(), revocation);
+    let login = engine.issue("alice").await.unwrap();
+    let a = login.refresh_token.expose().to_owned();
+    let b = engine.rotate(&a, None, mint).await.unwrap();
+    corrupt(&store, &login.family_id).await;
+
+    for token in [a.as_str(), b.refresh_token.expose()] {
+        let r = engine.rotate(token, None, mint).await;
+        assert!(
+            matches!(&r, Err(RefreshError::Store(e)) if e.kind() == StoreErrorKind::Corrupt),
+            "{test}: {r:?}"
+        );
+    }
+    let r = store.get(&login.family_id, UnixTime::EPOCH).await;
+    assert!(
+        matches!(&r, Err(e) if e.kind() == StoreErrorKind::Corrupt),
+        "{r:?}"
+    );
+    let r = store.revoke(&login.family_id, UnixTime::EPOCH).await;
+    assert!(
+        matches!(&r, Err(e) if e.kind() == StoreErrorKind::Corrupt),
+        "{r:?}"
+    );
+    let mut conn = raw_connection().await;
+    let _: () = redis::cmd("DEL")
+        .arg(store.family_key(&login.family_id))
+        .arg(store.history_key(&login.family_id))
+        .arg(store.subject_key("alice"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+async fn hset(key: String, field: &str, value: &[u8]) {
+    let mut conn = raw_connection().await;
+    let _: () = redis::cmd("HSET")
+        .arg(key)
+        .arg(field)
+        .arg(value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_family_data_is_corrupt_never_rotated() {
+    for (field, value) in [
+        ("cur", &b"short"[..]),
+        ("prev", b"x"),
+        ("last", b"soon"),
+        ("rev", b"maybe"),
+        ("ikey", b"no response"),
+    ] {
+        corrupt_with(
+            &format!("rf-corrupt-{field}"),
+            async |store: &RedisRefreshStore, id: &FamilyId| {
+                hset(store.family_key(id), field, value).await;
+            },
+        )
+        .await;
+    }
+    corrupt_with(
+        "rf-corrupt-type",
+        async |store: &RedisRefreshStore, id: &FamilyId| {
+            let mut conn = raw_connection().await;
+            let key = store.family_key(id);
+            let _: () = redis::pipe()
+                .cmd("DEL")
+                .arg(&key)
+                .ignore()
+                .cmd("SET")
+                .arg(&key)
+                .arg("not a hash")
+                .arg("PX")
+                .arg(60_000)
+                .ignore()
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_subjects_are_refused() {
+    let store = refresh_store("rf-invalid").await;
+    let revocation = Arc::new(MemoryRevocationStore::new());
+    let engine = engine(store.clone(), revocation);
+    let long = "x".repeat(tokenward_refresh::MAX_SUB_LEN + 1);
+    for sub in ["", long.as_str()] {
+        let r = engine.issue(sub).await;
+        assert!(r.is_err(), "{r:?}");
+    }
+    assert!(keys_under(store.backend().key_prefix()).await.is_empty());
+}
