@@ -10,7 +10,7 @@ use redis::{Script, Value};
 use tokenward_core::{StoreError, UnixTime};
 use tokenward_refresh::{
     FamilyId, FamilyInfo, IdempotencyRecord, MAX_SUB_LEN, MIN_REUSE_HISTORY, NewFamily,
-    RefreshStore, RotationRequest, RotationResult, Sealed, TokenHash,
+    RefreshStore, ReuseKind, RotationRequest, RotationResult, Sealed, TokenHash,
 };
 
 use crate::backend::RedisBackend;
@@ -58,7 +58,7 @@ local function load(key)
       return nil, 'bad previous token'
     end
     f.rot = tonumber(f.rot)
-    if (f.ikey == nil) ~= (f.iresp == nil) or (f.ikey ~= nil and #f.ikey ~= 32) then
+    if (f.iresp ~= nil and f.ikey == nil) or (f.ikey ~= nil and #f.ikey ~= 32) then
       return nil, 'bad idempotency record'
     end
   end
@@ -124,7 +124,8 @@ return info('family', f)
 
 /// One rotation. `KEYS[1]`: the family hash, `KEYS[2]`: its history (same slot);
 /// `ARGV`: presented hash, successor hash, sealed successor, idempotency key hash (or
-/// empty), sealed response (or empty), grace (ms), history cap. See the type's docs.
+/// empty), grace (ms), history cap. See the type's docs. A rotation stores the key hash
+/// only; [`RECORD_LUA`] adds the sealed response.
 const ROTATE_LUA: &str = r"
 local f, err = load(KEYS[1])
 if err then return {'corrupt', err} end
@@ -135,13 +136,14 @@ if ct_eq(f.cur, ARGV[1]) then
   if f.prev and redis.call('ZSCORE', KEYS[2], f.prev) == false then
     f.n = f.n + 1
     redis.call('ZADD', KEYS[2], s(f.n), f.prev)
-    local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
+    local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
     if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1) end
   end
   redis.call('HSET', KEYS[1], 'prev', f.cur, 'rot', s(now), 'seal', ARGV[3],
     'cur', ARGV[2], 'last', s(now), 'n', s(f.n))
   if ARGV[4] ~= '' then
-    redis.call('HSET', KEYS[1], 'ikey', ARGV[4], 'iresp', ARGV[5])
+    redis.call('HSET', KEYS[1], 'ikey', ARGV[4])
+    redis.call('HDEL', KEYS[1], 'iresp')
   else
     redis.call('HDEL', KEYS[1], 'ikey', 'iresp')
   end
@@ -153,21 +155,41 @@ if ct_eq(f.cur, ARGV[1]) then
 end
 local reused
 if f.prev ~= nil and ct_eq(f.prev, ARGV[1]) then
-  if now < f.rot + tonumber(ARGV[6]) then
+  if now < f.rot + tonumber(ARGV[5]) then
     local r = info('grace', f)
     r[7] = f.seal
-    r[8] = f.ikey or ''
-    r[9] = f.iresp or ''
+    r[8] = ''
+    r[9] = ''
+    if f.iresp ~= nil then
+      r[8] = f.ikey
+      r[9] = f.iresp
+    end
     return r
   end
-  reused = true
-else
-  reused = redis.call('ZSCORE', KEYS[2], ARGV[1]) ~= false
+  reused = 'previous'
+elseif redis.call('ZSCORE', KEYS[2], ARGV[1]) ~= false then
+  reused = 'history'
 end
 if not reused then return {'invalid'} end
 redis.call('HSET', KEYS[1], 'rev', '1')
 f.rev = '1'
-return info('reused', f)
+local r = info('reused', f)
+r[7] = reused
+return r
+";
+
+/// Records an idempotent response. `KEYS[1]`: the family hash; `ARGV`: presented hash,
+/// idempotency key hash, sealed response. Writes `iresp` (keeping the key's expiry) only if
+/// the family is live and not revoked, `prev` is the presented hash, `ikey` is the key hash
+/// and no response is recorded yet; returns 1 if it wrote, 0 otherwise.
+const RECORD_LUA: &str = r"
+local f, err = load(KEYS[1])
+if err then return {'corrupt', err} end
+if not f or now_ms() >= f.exp or f.rev == '1' then return 0 end
+if f.prev == nil or not ct_eq(f.prev, ARGV[1]) then return 0 end
+if f.ikey == nil or not ct_eq(f.ikey, ARGV[2]) or f.iresp ~= nil then return 0 end
+redis.call('HSET', KEYS[1], 'iresp', ARGV[3])
+return 1
 ";
 
 fn script(body: &str) -> Script {
@@ -180,6 +202,7 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| script(CREATE_LUA));
 static GET: LazyLock<Script> = LazyLock::new(|| script(GET_LUA));
 static REVOKE: LazyLock<Script> = LazyLock::new(|| script(REVOKE_LUA));
 static ROTATE: LazyLock<Script> = LazyLock::new(|| script(ROTATE_LUA));
+static RECORD: LazyLock<Script> = LazyLock::new(|| script(RECORD_LUA));
 
 /// A [`RefreshStore`] on Redis (or Valkey) ≥ 7.0, shared by every application instance
 /// that uses the same server and key prefix.
@@ -205,7 +228,7 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| script(ROTATE_LUA));
 ///
 /// | state            | key                           | value | TTL |
 /// |------------------|-------------------------------|-------|-----|
-/// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey`/`iresp` (idempotency key hash, sealed response), `rev` (`0`/`1`), `n` (history counter) | `PEXPIREAT min(abs, last + idle)` |
+/// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey` (idempotency key hash, written by the rotation) / `iresp` (sealed response, added by `record_response`), `rev` (`0`/`1`), `n` (history counter) | `PEXPIREAT min(abs, last + idle)` |
 /// | history          | `{prefix}rf:{<family id>}:h`  | sorted set of older token hashes, scored by rotation number; at most [`MIN_REUSE_HISTORY`] (the oldest are dropped) | same as the family |
 /// | subject index    | `{prefix}rf:u:{<hex of sub>}` | sorted set of family ids, scored by their absolute expiry | the latest absolute expiry |
 ///
@@ -224,10 +247,16 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| script(ROTATE_LUA));
 ///   server's `TIME`, and classifies exactly as the contract (and `MemoryRefreshStore`) says —
 ///   absent/expired → `Invalid`; revoked → `Revoked`; current hash (compared in constant
 ///   time, byte XOR) → install the successor, old current becomes previous with the sealed
-///   successor and idempotency record, old previous joins the history, TTLs move to
+///   successor and the idempotency key hash (any recorded response is dropped), old previous
+///   joins the history, TTLs move to
 ///   `min(abs, now + idle)` → `Rotated`; previous within the grace window → `Grace` with the
 ///   stored blobs, nothing written; previous after the window or in the history → set
-///   `rev` → `Reused`; anything else → `Invalid`, nothing written.
+///   `rev` → `Reused` (saying which of the two); anything else → `Invalid`, nothing written.
+///   It replies with the family (`sub` included), so the engine makes no other call for a
+///   rotation without an idempotency key.
+/// - `record_response` (rotations with an idempotency key only) is one more small script on
+///   the family's slot: it sets `iresp` only if `prev` is still the presented hash, `ikey`
+///   matches and no response is there yet; the family's TTL is unchanged.
 /// - `revoke` and `get` are one script each on the family's slot.
 /// - `create` is two scripts: first the subject index (`ZADD`, on the subject's slot), then
 ///   the family (on its own slot). The index comes first so a live family is never missing
@@ -427,7 +456,14 @@ fn parse_rotation(id: &FamilyId, reply: Value) -> Result<RotationResult, StoreEr
         "invalid" => RotationResult::Invalid,
         "rotated" => RotationResult::Rotated(reply.info(id)?),
         "revoked" => RotationResult::Revoked(reply.info(id)?),
-        "reused" => RotationResult::Reused(reply.info(id)?),
+        "reused" => RotationResult::Reused {
+            family: reply.info(id)?,
+            kind: match reply.bytes(6)? {
+                b"previous" => ReuseKind::PredecessorAfterWindow,
+                b"history" => ReuseKind::OlderToken,
+                _ => return Err(StoreError::corrupt("refresh script reply: bad reuse kind")),
+            },
+        },
         "grace" => {
             let sealed_successor = Sealed(reply.bytes(6)?.to_vec());
             let idempotency = if reply.bytes(7)?.is_empty() {
@@ -505,12 +541,9 @@ impl RefreshStore for RedisRefreshStore {
 
     async fn rotate(&self, req: RotationRequest) -> Result<RotationResult, StoreError> {
         let (family_key, history_key) = self.keys(&req.family_id)?;
-        let (ikey, iresp) = match &req.idempotency {
-            Some(record) => (
-                record.key_hash.as_bytes().to_vec(),
-                record.sealed_response.as_bytes().to_vec(),
-            ),
-            None => (Vec::new(), Vec::new()),
+        let ikey = match &req.idempotency_key {
+            Some(key_hash) => key_hash.as_bytes().to_vec(),
+            None => Vec::new(),
         };
         let grace = span_ms(req.grace);
         let reply: Value = self
@@ -523,7 +556,6 @@ impl RefreshStore for RedisRefreshStore {
                     .arg(req.successor.as_bytes().as_slice())
                     .arg(req.sealed_successor.as_bytes())
                     .arg(&ikey)
-                    .arg(&iresp)
                     .arg(grace)
                     .arg(HISTORY_CAP)
                     .invoke_async(conn)
@@ -531,6 +563,36 @@ impl RefreshStore for RedisRefreshStore {
             })
             .await?;
         parse_rotation(&req.family_id, reply)
+    }
+
+    async fn record_response(
+        &self,
+        id: &FamilyId,
+        presented: &TokenHash,
+        record: IdempotencyRecord,
+        _now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let (family_key, _) = self.keys(id)?;
+        let reply: Value = self
+            .backend
+            .run(async |conn| {
+                RECORD
+                    .key(&family_key)
+                    .arg(presented.as_bytes().as_slice())
+                    .arg(record.key_hash.as_bytes().as_slice())
+                    .arg(record.sealed_response.as_bytes())
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        match reply {
+            Value::Int(1) => Ok(true),
+            Value::Int(0) => Ok(false),
+            other => {
+                Reply::new(other)?.kind()?;
+                Err(StoreError::corrupt("unexpected record_response reply"))
+            }
+        }
     }
 
     async fn revoke(
@@ -614,6 +676,15 @@ mod tests {
             Value::Array(vec![
                 Value::BulkString(b"corrupt".to_vec()),
                 Value::BulkString(b"bad cur".to_vec()),
+            ]),
+            Value::Array(vec![
+                Value::BulkString(b"reused".to_vec()),
+                Value::BulkString(b"alice".to_vec()),
+                Value::Int(1),
+                Value::Int(2),
+                Value::Int(3),
+                Value::Int(1),
+                Value::BulkString(b"sideways".to_vec()),
             ]),
         ] {
             let r = parse_rotation(&id, reply);

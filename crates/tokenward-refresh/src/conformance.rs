@@ -45,7 +45,7 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -58,9 +58,9 @@ use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationS
 pub use tokenward_revocation::conformance::{RealClock, TestClock};
 
 use crate::{
-    FamilyId, FamilyInfo, MemoryRefreshStore, MintRequest, NewFamily, RefreshConfig, RefreshEngine,
-    RefreshError, RefreshStore, RefreshToken, Rotation, RotationKind, RotationRequest,
-    RotationResult,
+    FamilyId, FamilyInfo, IdempotencyRecord, MemoryRefreshStore, MintRequest, NewFamily,
+    RefreshConfig, RefreshEngine, RefreshError, RefreshStore, RefreshToken, Rotation, RotationKind,
+    RotationRequest, RotationResult, TokenHash,
 };
 
 /// The names of all cases, in the order the macro expands them.
@@ -95,6 +95,7 @@ macro_rules! __refresh_conformance_cases {
             revoke_family_and_subject
             store_rotate_classifies
             store_rotate_races_revoke
+            one_store_call_per_rotation
         }
     };
 }
@@ -388,6 +389,7 @@ pub async fn reuse_after_window_revokes_family(env: RefreshEnv) -> CaseResult {
         matches!(&reused, Err(RefreshError::Reused(report))
             if report.family_id == login.family_id
                 && report.sub == "alice"
+                && report.kind == crate::ReuseKind::PredecessorAfterWindow
                 && report.session_revocation_error.is_none()),
         "the predecessor after the window must be Reused: {reused:?}"
     );
@@ -419,8 +421,9 @@ pub async fn grandparent_within_window_is_reuse(env: RefreshEnv) -> CaseResult {
     let c = rotate_ok(&f, b.refresh_token.expose(), None, "rotation b").await?;
     let result = rotate(&f, &a, None).await;
     assert!(
-        matches!(result, Err(RefreshError::Reused(_))),
-        "a grandparent is Reused: {result:?}"
+        matches!(&result, Err(RefreshError::Reused(report))
+            if report.kind == crate::ReuseKind::OlderToken),
+        "a grandparent is Reused (an older token): {result:?}"
     );
     let newest = rotate(&f, c.refresh_token.expose(), None).await;
     assert!(
@@ -470,10 +473,14 @@ pub async fn rotation_racing_revocation_leaves_nothing_live(env: RefreshEnv) -> 
     Ok(())
 }
 
-/// The same token and idempotency key within the window get the identical response; a
-/// different key (or none) gets the grace behaviour; invalid keys are refused up front.
+/// The same token and idempotency key within the window, once the rotation recorded its
+/// response, get the identical response; a replay racing before the record is written gets
+/// the grace behaviour (same refresh token, new access token); a different key (or none)
+/// gets the grace behaviour; invalid keys are refused up front.
 pub async fn idempotency_replay_and_grace(env: RefreshEnv) -> CaseResult {
-    let f = fixture(env);
+    let counting = Arc::new(CountingStore::new(Arc::clone(&env.store)));
+    let config = config(&env);
+    let f = fixture_with(env, counting.clone(), config);
     let login = f.engine.issue("alice").await.step("issue")?;
     let a = login.refresh_token.expose().to_owned();
 
@@ -488,8 +495,18 @@ pub async fn idempotency_replay_and_grace(env: RefreshEnv) -> CaseResult {
         );
     }
 
+    counting.reset();
     let first = rotate_ok(&f, &a, Some("key-1"), "rotation with key-1").await?;
     assert_eq!(first.kind, RotationKind::Rotated);
+    assert_eq!(
+        counting.counts(),
+        (1, 1),
+        "a keyed rotation is rotate + record_response"
+    );
+    assert!(
+        counting.recorded.load(Ordering::SeqCst) == 1,
+        "the response was recorded"
+    );
     f.clock.advance(Duration::from_millis(100)).await;
     let replay = rotate_ok(&f, &a, Some("key-1"), "replay with key-1").await?;
     assert_eq!(replay.kind, RotationKind::Replayed);
@@ -518,10 +535,212 @@ pub async fn idempotency_replay_and_grace(env: RefreshEnv) -> CaseResult {
     assert_eq!(keyed.kind, RotationKind::Grace);
     assert_eq!(keyed.refresh_token, c.refresh_token);
 
+    // Only the rotating request's key, and only for the family's previous token, can record
+    // a response; a record is written once.
+    let presented_b = RefreshToken::parse(&b)
+        .ok_or("not a token")
+        .step("parse b")?;
+    let forged = IdempotencyRecord::new(
+        presented_b.idempotency_key_hash("key-3"),
+        crate::Sealed(vec![0; 64]),
+    );
+    let wrote = counting
+        .record_response(&login.family_id, &presented_b.hash(), forged, f.clock.now())
+        .await
+        .step("record_response for a key the rotation did not carry")?;
+    assert!(!wrote, "no record for a key the rotation did not store");
+    let presented_a = RefreshToken::parse(&a)
+        .ok_or("not a token")
+        .step("parse a")?;
+    let stale = IdempotencyRecord::new(
+        presented_a.idempotency_key_hash("key-1"),
+        crate::Sealed(vec![0; 64]),
+    );
+    let wrote = counting
+        .record_response(&login.family_id, &presented_a.hash(), stale, f.clock.now())
+        .await
+        .step("record_response for a grandparent")?;
+    assert!(
+        !wrote,
+        "no record once the token is no longer the previous one"
+    );
+
+    // A replay racing before the response is recorded: the grace behaviour.
+    let d = c.refresh_token.expose().to_owned();
+    counting.skip_record.store(true, Ordering::SeqCst);
+    let unrecorded = rotate_ok(&f, &d, Some("key-4"), "rotation whose record is late").await?;
+    assert_eq!(unrecorded.kind, RotationKind::Rotated);
+    let early = rotate_ok(&f, &d, Some("key-4"), "replay before the record").await?;
+    assert_eq!(early.kind, RotationKind::Grace);
+    assert_eq!(early.refresh_token, unrecorded.refresh_token);
+    assert_ne!(early.access_token, unrecorded.access_token);
+    counting.skip_record.store(false, Ordering::SeqCst);
+    let presented_d = RefreshToken::parse(&d)
+        .ok_or("not a token")
+        .step("parse d")?;
+    let wrote = counting
+        .record_response(
+            &login.family_id,
+            &presented_d.hash(),
+            IdempotencyRecord::new(
+                presented_d.idempotency_key_hash("key-4"),
+                crate::Sealed(vec![0; 64]),
+            ),
+            f.clock.now(),
+        )
+        .await
+        .step("late record_response")?;
+    assert!(wrote, "the late record is accepted for the rotating key");
+    let wrote = counting
+        .record_response(
+            &login.family_id,
+            &presented_d.hash(),
+            IdempotencyRecord::new(
+                presented_d.idempotency_key_hash("key-4"),
+                crate::Sealed(vec![1; 64]),
+            ),
+            f.clock.now(),
+        )
+        .await
+        .step("second record_response")?;
+    assert!(!wrote, "a response is recorded once");
+
     // After the window the same key does not help: reuse.
     advance(&*f.clock, GRACE).await;
     let late = rotate(&f, &b, Some("key-3")).await;
     assert!(matches!(late, Err(RefreshError::Reused(_))), "{late:?}");
+    Ok(())
+}
+
+/// Counts the engine's store calls; can drop `record_response` (a replay racing the record).
+struct CountingStore {
+    inner: Arc<dyn RefreshStore>,
+    rotates: AtomicU64,
+    records: AtomicU64,
+    others: AtomicU64,
+    recorded: AtomicU64,
+    skip_record: AtomicBool,
+}
+
+impl CountingStore {
+    fn new(inner: Arc<dyn RefreshStore>) -> Self {
+        CountingStore {
+            inner,
+            rotates: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+            others: AtomicU64::new(0),
+            recorded: AtomicU64::new(0),
+            skip_record: AtomicBool::new(false),
+        }
+    }
+
+    fn reset(&self) {
+        for n in [&self.rotates, &self.records, &self.others, &self.recorded] {
+            n.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// `(rotate, record_response)` calls since the last reset; panics if any other call
+    /// was made.
+    fn counts(&self) -> (u64, u64) {
+        assert_eq!(
+            self.others.load(Ordering::SeqCst),
+            0,
+            "a rotation called the store for something besides rotate/record_response"
+        );
+        (
+            self.rotates.load(Ordering::SeqCst),
+            self.records.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait]
+impl RefreshStore for CountingStore {
+    async fn create(&self, family: NewFamily) -> Result<(), StoreError> {
+        self.others.fetch_add(1, Ordering::SeqCst);
+        self.inner.create(family).await
+    }
+    async fn get(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
+        self.others.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(id, now).await
+    }
+    async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError> {
+        self.rotates.fetch_add(1, Ordering::SeqCst);
+        self.inner.rotate(request).await
+    }
+    async fn record_response(
+        &self,
+        id: &FamilyId,
+        presented: &TokenHash,
+        record: IdempotencyRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.records.fetch_add(1, Ordering::SeqCst);
+        if self.skip_record.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let wrote = self
+            .inner
+            .record_response(id, presented, record, now)
+            .await?;
+        if wrote {
+            self.recorded.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(wrote)
+    }
+    async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
+        self.others.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke(id, now).await
+    }
+    async fn families_of(&self, sub: &str, now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError> {
+        self.others.fetch_add(1, Ordering::SeqCst);
+        self.inner.families_of(sub, now).await
+    }
+}
+
+/// A rotation without an idempotency key is exactly one store call (`rotate`, which also
+/// reports `sub`), whether it rotates or gets the grace successor; a replay is one call too,
+/// and only a winning keyed rotation adds `record_response`.
+pub async fn one_store_call_per_rotation(env: RefreshEnv) -> CaseResult {
+    let counting = Arc::new(CountingStore::new(Arc::clone(&env.store)));
+    let config = config(&env);
+    let f = fixture_with(env, counting.clone(), config);
+    let login = f.engine.issue("dave").await.step("issue")?;
+    let mut token = login.refresh_token.expose().to_owned();
+    for i in 0..5 {
+        counting.reset();
+        let r = rotate_ok(&f, &token, None, "rotation").await?;
+        assert_eq!(r.kind, RotationKind::Rotated);
+        assert_eq!(r.sub, "dave", "sub comes from the rotation itself");
+        assert!(
+            r.access_token.contains("dave"),
+            "minted for the family's sub"
+        );
+        assert_eq!(counting.counts(), (1, 0), "rotation {i}: one store call");
+        counting.reset();
+        let g = rotate_ok(&f, &token, None, "grace").await?;
+        assert_eq!(g.kind, RotationKind::Grace);
+        assert_eq!(g.refresh_token, r.refresh_token);
+        assert_eq!(counting.counts(), (1, 0), "grace {i}: one store call");
+        token = r.refresh_token.expose().to_owned();
+    }
+    counting.reset();
+    let keyed = rotate_ok(&f, &token, Some("k"), "keyed rotation").await?;
+    assert_eq!(keyed.kind, RotationKind::Rotated);
+    assert_eq!(counting.counts(), (1, 1));
+    counting.reset();
+    let replay = rotate_ok(&f, &token, Some("k"), "replay").await?;
+    assert_eq!(replay.kind, RotationKind::Replayed);
+    assert_eq!(counting.counts(), (1, 0), "a replay is one store call");
+    counting.reset();
+    let r = rotate(&f, "twr_not-a-token", None).await;
+    assert!(matches!(r, Err(RefreshError::Invalid)), "{r:?}");
+    assert_eq!(
+        counting.counts(),
+        (0, 0),
+        "a malformed token costs no store call"
+    );
     Ok(())
 }
 
@@ -644,6 +863,16 @@ impl RefreshStore for FailingStore {
             });
         }
         Ok(result)
+    }
+    async fn record_response(
+        &self,
+        id: &FamilyId,
+        presented: &TokenHash,
+        record: IdempotencyRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.record_response(id, presented, record, now).await
     }
     async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
         self.check()?;
@@ -871,7 +1100,7 @@ impl Chain {
             presented: presented.hash(),
             successor: successor.hash(),
             sealed_successor: crate::Sealed(successor.hash().as_bytes().to_vec()),
-            idempotency: None,
+            idempotency_key: None,
             now,
             grace: GRACE,
         }
@@ -948,7 +1177,8 @@ pub async fn store_rotate_classifies(env: RefreshEnv) -> CaseResult {
         .await
         .step("rotate the grandparent")?;
     assert!(
-        matches!(&r, RotationResult::Reused(info) if info.revoked),
+        matches!(&r, RotationResult::Reused { family, kind: crate::ReuseKind::OlderToken }
+            if family.revoked),
         "{r:?}"
     );
     let r = store

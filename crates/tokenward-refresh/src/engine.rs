@@ -234,12 +234,22 @@ impl RefreshEngine {
     /// Rotates `presented` (see the crate docs for grace, idempotency and reuse).
     ///
     /// `mint` issues the access token for the new response (`sid` = the family id). It is
-    /// called at most once, before the store's atomic step, so that an idempotent response
-    /// can be stored with the rotation; when the step turns out to be a replay, a reuse or a
-    /// rejection, its token is discarded, never returned.
+    /// called at most once, **after** the store's atomic step, and only when that step
+    /// grants a response ([`RotationKind::Rotated`] or [`RotationKind::Grace`]; a replay
+    /// returns the recorded access token and does not mint).
     ///
-    /// Store calls: [`RefreshStore::get`] (the family's `sub`, for minting), then the one
-    /// atomic [`RefreshStore::rotate`]; reuse adds one `RevocationStore::revoke_session`.
+    /// If `mint` fails after the token was rotated, the error is [`RefreshError::Mint`] and
+    /// the rotation stands; the client recovers by retrying with the *same* (now previous)
+    /// token within the grace window, which gets the same successor and a newly minted
+    /// access token (the grace path). After the window that retry is reuse, as for any lost
+    /// response.
+    ///
+    /// Store calls: without an idempotency key, exactly one — the atomic
+    /// [`RefreshStore::rotate`], which also reports the family's `sub`. With a key, a
+    /// rotation that wins adds one [`RefreshStore::record_response`] to store the sealed
+    /// response (a failure of that call is not reported: the rotation is returned, and a
+    /// replay then gets the grace behaviour). Reuse adds one
+    /// `RevocationStore::revoke_session`.
     pub async fn rotate<F, E>(
         &self,
         presented: &str,
@@ -256,20 +266,7 @@ impl RefreshEngine {
         let token = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
         let family_id = token.family_id().clone();
         let now = self.now();
-        let family = self
-            .store
-            .get(&family_id, now)
-            .await?
-            .ok_or(RefreshError::Invalid)?;
-        if family.revoked {
-            return Err(RefreshError::Revoked { family_id });
-        }
 
-        let access_token = mint(MintRequest {
-            family_id: &family_id,
-            sub: &family.sub,
-        })
-        .map_err(|e| RefreshError::Mint(e.into()))?;
         let successor = RefreshToken::generate(&self.rng, &family_id)?;
         let aad = family_id.as_str().as_bytes();
         let sealed_successor = token.seal(
@@ -278,18 +275,7 @@ impl RefreshEngine {
             aad,
             successor.expose().as_bytes(),
         )?;
-        let idempotency = match idempotency_key {
-            Some(key) => Some(IdempotencyRecord::new(
-                token.idempotency_key_hash(key),
-                token.seal(
-                    &self.rng,
-                    &response_info(key),
-                    aad,
-                    &encode_response(successor.expose(), &access_token),
-                )?,
-            )),
-            None => None,
-        };
+        let key_hash = idempotency_key.map(|key| token.idempotency_key_hash(key));
         let result = self
             .store
             .rotate(RotationRequest {
@@ -297,28 +283,51 @@ impl RefreshEngine {
                 presented: token.hash(),
                 successor: successor.hash(),
                 sealed_successor,
-                idempotency,
+                idempotency_key: key_hash,
                 now,
                 grace: self.config.grace_window,
             })
             .await?;
 
         match result {
-            RotationResult::Rotated(family) => Ok(Rotation {
-                refresh_token: successor,
-                access_token,
-                family_id,
-                sub: family.sub,
-                kind: RotationKind::Rotated,
-            }),
+            RotationResult::Rotated(family) => {
+                let access_token = mint(MintRequest {
+                    family_id: &family_id,
+                    sub: &family.sub,
+                })
+                .map_err(|e| RefreshError::Mint(e.into()))?;
+                if let (Some(key), Some(key_hash)) = (idempotency_key, key_hash) {
+                    let record = IdempotencyRecord::new(
+                        key_hash,
+                        token.seal(
+                            &self.rng,
+                            &response_info(key),
+                            aad,
+                            &encode_response(successor.expose(), &access_token),
+                        )?,
+                    );
+                    // Best effort: without the record a replay gets the grace behaviour.
+                    let _recorded = self
+                        .store
+                        .record_response(&family_id, &token.hash(), record, now)
+                        .await;
+                }
+                Ok(Rotation {
+                    refresh_token: successor,
+                    access_token,
+                    family_id,
+                    sub: family.sub,
+                    kind: RotationKind::Rotated,
+                })
+            }
             RotationResult::Grace {
                 family,
                 sealed_successor,
                 idempotency,
             } => {
-                let replay = match (idempotency_key, idempotency) {
-                    (Some(key), Some(record))
-                        if record.key_hash.ct_eq(&token.idempotency_key_hash(key)) =>
+                let replay = match (idempotency_key, key_hash, idempotency) {
+                    (Some(key), Some(key_hash), Some(record))
+                        if record.key_hash.ct_eq(&key_hash) =>
                     {
                         Some((key, record))
                     }
@@ -339,19 +348,35 @@ impl RefreshEngine {
                 let plain = token.open(&[INFO_SUCCESSOR], aad, &sealed_successor)?;
                 let refresh =
                     String::from_utf8(plain).map_err(|_| RefreshError::SealedDataInvalid)?;
+                let refresh_token = parse_own(&refresh, &family_id)?;
+                let access_token = mint(MintRequest {
+                    family_id: &family_id,
+                    sub: &family.sub,
+                })
+                .map_err(|e| RefreshError::Mint(e.into()))?;
                 Ok(Rotation {
-                    refresh_token: parse_own(&refresh, &family_id)?,
+                    refresh_token,
                     access_token,
                     family_id,
                     sub: family.sub,
                     kind: RotationKind::Grace,
                 })
             }
-            RotationResult::Reused(family) => {
+            RotationResult::Reused { family, kind } => {
                 let session_revocation_error = self.revoke_session(&family_id).await.err();
+                tracing::warn!(
+                    target: "tokenward::audit",
+                    decision = "refresh_reuse",
+                    sid = family_id.as_str(),
+                    sub = family.sub.as_str(),
+                    reuse_kind = kind.as_str(),
+                    session_revoked = session_revocation_error.is_none(),
+                    "refresh token reuse detected; family revoked"
+                );
                 Err(RefreshError::Reused(ReuseReport {
                     family_id,
                     sub: family.sub,
+                    kind,
                     session_revocation_error,
                 }))
             }

@@ -2,6 +2,7 @@
 
 use tokenward_core::StoreError;
 
+use crate::store::ReuseKind;
 use crate::token::FamilyId;
 
 /// Why a refresh operation failed.
@@ -33,7 +34,9 @@ pub enum RefreshError {
     /// The refresh store (or, when revoking, the revocation store) failed: try again later.
     #[error("refresh store failed: {0}")]
     Store(#[from] StoreError),
-    /// The caller's access-token minter failed; nothing was rotated.
+    /// The caller's access-token minter failed. It runs after the store's atomic step, so the
+    /// token may already have been rotated: retrying with the same token within the grace
+    /// window gets the same successor and a new access token.
     #[error("minting the access token failed")]
     Mint(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Sealed data handed back by the store does not open under the presented token
@@ -60,6 +63,8 @@ pub struct ReuseReport {
     pub family_id: FamilyId,
     /// Its subject.
     pub sub: String,
+    /// Which rotated token was presented.
+    pub kind: ReuseKind,
     /// `None` when the family's access tokens were revoked through the `RevocationStore`;
     /// otherwise the error that prevented it (the family itself is revoked either way, and
     /// retrying [`RefreshEngine::revoke_family`](crate::RefreshEngine::revoke_family)

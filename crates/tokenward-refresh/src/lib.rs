@@ -75,7 +75,7 @@
 //!   bounded by the family lifetime too) → **reuse**: the family is revoked in the store,
 //!   its `sid` is revoked in the `RevocationStore` until now + the maximum access-token
 //!   lifetime, and the caller gets [`RefreshError::Reused`] with a [`ReuseReport`] for the
-//!   audit trail — a theft signal;
+//!   audit trail — a theft signal. The engine also emits an audit event (see below);
 //! - a token of a revoked family → [`RefreshError::Revoked`]; unknown, forged, or of an
 //!   expired family → [`RefreshError::Invalid`] (a forged token naming a real family does
 //!   not revoke it);
@@ -84,12 +84,32 @@
 //!
 //! # Idempotency keys
 //!
-//! With an idempotency key (1 to 255 bytes), the rotating request also stores its whole
-//! response (successor and access token), sealed. The same token and the same key within
-//! the grace window get the **identical** response ([`RotationKind::Replayed`]); a
-//! different key (or none) gets the grace behaviour. Only the response of the request that
-//! rotated is stored: retries of a grace response get the same refresh token with a new
-//! access token.
+//! With an idempotency key (1 to 255 bytes), the rotating request stores the key's hash with
+//! the rotation and then, after minting, its whole response (successor and access token),
+//! sealed, in a second store call ([`RefreshStore::record_response`]; only that request's
+//! key, only while its token is still the family's previous one, only once). Within the
+//! grace window:
+//! - the same token and the same key, **after** the response was recorded, get the
+//!   **identical** response ([`RotationKind::Replayed`], nothing minted);
+//! - the same token and the same key racing **before** it was recorded (or if recording
+//!   failed) get the grace behaviour: the same refresh token with a newly minted access
+//!   token ([`RotationKind::Grace`]);
+//! - a different key (or none) gets the grace behaviour.
+//!
+//! Only the response of the request that rotated is recorded: retries of a grace response
+//! get the same refresh token with a new access token. A rotation without a key is one
+//! store call ([`RefreshStore::rotate`], which also reports the family's `sub`); the access
+//! token is minted after it. If minting fails, the rotation stands and a retry with the same
+//! token within the window gets the same successor (the grace path).
+//!
+//! # Audit event
+//!
+//! Each detected reuse emits a `tracing` event at `WARN` level with target
+//! `tokenward::audit` and the fields `decision = "refresh_reuse"`, `sid` (the family id),
+//! `sub`, `reuse_kind` ([`ReuseKind::as_str`]: `"predecessor_after_window"` or
+//! `"older_token"`) and `session_revoked` (whether the `RevocationStore` call succeeded).
+//! It never carries a token, a hash or an idempotency key. Route it with any `tracing`
+//! subscriber (e.g. a filter on the target).
 //!
 //! # Key derivation (nothing usable is stored in plaintext)
 //!
@@ -128,7 +148,7 @@ pub use error::{RefreshError, ReuseReport};
 pub use memory::MemoryRefreshStore;
 pub use store::{
     FamilyInfo, IdempotencyRecord, MAX_SUB_LEN, MIN_REUSE_HISTORY, NewFamily, RefreshStore,
-    RotationRequest, RotationResult,
+    ReuseKind, RotationRequest, RotationResult,
 };
 pub use token::{
     FamilyId, HKDF_SALT, INFO_RESPONSE, INFO_SUCCESSOR, MAX_IDEMPOTENCY_KEY_LEN, RefreshToken,

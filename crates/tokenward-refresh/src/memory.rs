@@ -13,7 +13,7 @@ use tokenward_core::{StoreError, UnixTime};
 
 use crate::store::{
     FamilyInfo, IdempotencyRecord, MAX_SUB_LEN, MIN_REUSE_HISTORY, NewFamily, RefreshStore,
-    RotationRequest, RotationResult,
+    ReuseKind, RotationRequest, RotationResult,
 };
 use crate::token::{FamilyId, Sealed, TokenHash};
 
@@ -48,7 +48,21 @@ struct Previous {
     hash: TokenHash,
     rotated_at: UnixTime,
     sealed_successor: Sealed,
-    idempotency: Option<IdempotencyRecord>,
+    /// The rotating request's idempotency key hash, if it had one.
+    key_hash: Option<TokenHash>,
+    /// Its sealed response, once [`RefreshStore::record_response`] wrote it.
+    sealed_response: Option<Sealed>,
+}
+
+impl Previous {
+    fn idempotency(&self) -> Option<IdempotencyRecord> {
+        match (&self.key_hash, &self.sealed_response) {
+            (Some(key_hash), Some(sealed)) => {
+                Some(IdempotencyRecord::new(*key_hash, sealed.clone()))
+            }
+            _ => None,
+        }
+    }
 }
 
 struct Family {
@@ -181,9 +195,11 @@ impl MemoryRefreshStore {
                 if let Some(previous) = &family.previous {
                     out.push(previous.hash.as_bytes().to_vec());
                     out.push(previous.sealed_successor.as_bytes().to_vec());
-                    if let Some(record) = &previous.idempotency {
-                        out.push(record.key_hash.as_bytes().to_vec());
-                        out.push(record.sealed_response.as_bytes().to_vec());
+                    if let Some(key_hash) = &previous.key_hash {
+                        out.push(key_hash.as_bytes().to_vec());
+                    }
+                    if let Some(sealed) = &previous.sealed_response {
+                        out.push(sealed.as_bytes().to_vec());
                     }
                 }
                 out.extend(family.history_order.iter().map(|h| h.as_bytes().to_vec()));
@@ -320,7 +336,8 @@ impl RefreshStore for MemoryRefreshStore {
                 hash: family.current,
                 rotated_at: now,
                 sealed_successor: req.sealed_successor,
-                idempotency: req.idempotency,
+                key_hash: req.idempotency_key,
+                sealed_response: None,
             });
             if let Some(previous) = previous {
                 family.remember(previous.hash);
@@ -337,18 +354,52 @@ impl RefreshStore for MemoryRefreshStore {
                     return Ok(RotationResult::Grace {
                         family: family.info(id),
                         sealed_successor: previous.sealed_successor.clone(),
-                        idempotency: previous.idempotency.clone(),
+                        idempotency: previous.idempotency(),
                     });
                 }
-                true
+                Some(ReuseKind::PredecessorAfterWindow)
             }
-            _ => family.history.contains(&req.presented),
+            _ => family
+                .history
+                .contains(&req.presented)
+                .then_some(ReuseKind::OlderToken),
         };
-        if !reused {
+        let Some(kind) = reused else {
             return Ok(RotationResult::Invalid);
-        }
+        };
         family.revoked = true;
-        Ok(RotationResult::Reused(family.info(id)))
+        Ok(RotationResult::Reused {
+            family: family.info(id),
+            kind,
+        })
+    }
+
+    async fn record_response(
+        &self,
+        id: &FamilyId,
+        presented: &TokenHash,
+        record: IdempotencyRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let mut shard = lock(self.shard(id));
+        let Some(family) = shard.live(id, now) else {
+            return Ok(false);
+        };
+        if family.revoked {
+            return Ok(false);
+        }
+        let Some(previous) = family.previous.as_mut() else {
+            return Ok(false);
+        };
+        let matches = previous.hash.ct_eq(presented)
+            && previous
+                .key_hash
+                .is_some_and(|key_hash| key_hash.ct_eq(&record.key_hash));
+        if !matches || previous.sealed_response.is_some() {
+            return Ok(false);
+        }
+        previous.sealed_response = Some(record.sealed_response);
+        Ok(true)
     }
 
     async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {

@@ -72,9 +72,11 @@ pub struct NewFamily {
     pub idle_timeout: Duration,
 }
 
-/// The idempotency record stored with a rotation: the hash of the idempotency key (bound to
-/// the presented token) and the whole response, sealed under a key derived from the token
-/// and the idempotency key.
+/// The idempotency record of a rotation: the hash of the idempotency key (bound to the
+/// presented token) and the whole response, sealed under a key derived from the token and
+/// the idempotency key. The rotation itself stores only the key hash
+/// ([`RotationRequest::idempotency_key`]); the engine adds the sealed response afterwards,
+/// with [`RefreshStore::record_response`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IdempotencyRecord {
@@ -107,8 +109,10 @@ pub struct RotationRequest {
     pub successor: TokenHash,
     /// The successor, sealed under the presented token; kept for the grace window.
     pub sealed_successor: Sealed,
-    /// The response to replay for the same idempotency key, if one was given.
-    pub idempotency: Option<IdempotencyRecord>,
+    /// The hash of the idempotency key, if one was given (see [`IdempotencyRecord::key_hash`]).
+    /// Stored with the rotation, so that only the rotating request's key can later
+    /// [`record_response`](RefreshStore::record_response).
+    pub idempotency_key: Option<TokenHash>,
     /// Now.
     pub now: UnixTime,
     /// The grace window: how long after a rotation its predecessor still gets
@@ -120,7 +124,8 @@ pub struct RotationRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RotationResult {
-    /// `presented` was the current token: the successor is now current (family as updated).
+    /// `presented` was the current token: the successor is now current (family as updated,
+    /// with its `sub` for minting).
     Rotated(FamilyInfo),
     /// `presented` is the immediately previous token and its rotation was less than `grace`
     /// ago: nothing changed; here is what that rotation stored.
@@ -129,16 +134,44 @@ pub enum RotationResult {
         family: FamilyInfo,
         /// The successor sealed under `presented`, as stored by that rotation.
         sealed_successor: Sealed,
-        /// That rotation's idempotency record, if it had one.
+        /// That rotation's idempotency record, if it had a key **and** its response has been
+        /// recorded ([`RefreshStore::record_response`]); `None` otherwise (no key, or the
+        /// response not written yet).
         idempotency: Option<IdempotencyRecord>,
     },
     /// `presented` is an older token of the family (previous after the window, or any
     /// earlier one): the family is now revoked.
-    Reused(FamilyInfo),
+    Reused {
+        /// The family (revoked).
+        family: FamilyInfo,
+        /// Which older token it was.
+        kind: ReuseKind,
+    },
     /// The family was already revoked; nothing changed.
     Revoked(FamilyInfo),
     /// No live family has this id, or the family does not know `presented`. Nothing changed.
     Invalid,
+}
+
+/// Which rotated token was presented when reuse was detected ([`RotationResult::Reused`],
+/// [`ReuseReport::kind`](crate::ReuseReport::kind)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReuseKind {
+    /// The immediate predecessor of the current token, after its grace window.
+    PredecessorAfterWindow,
+    /// An older token from the family's history (a grandparent or earlier), at any time.
+    OlderToken,
+}
+
+impl ReuseKind {
+    /// A stable name for logs: `"predecessor_after_window"` or `"older_token"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReuseKind::PredecessorAfterWindow => "predecessor_after_window",
+            ReuseKind::OlderToken => "older_token",
+        }
+    }
 }
 
 /// Where refresh-token families live.
@@ -155,16 +188,27 @@ pub enum RotationResult {
 ///   1. family absent, expired (`now >= expires_at`) → [`RotationResult::Invalid`];
 ///   2. family revoked → [`RotationResult::Revoked`];
 ///   3. `presented` == current hash → install the successor: the old current becomes
-///      *previous* (kept with `now`, the sealed successor and the idempotency record), the
-///      old previous joins the *history*, `last_used = now`; → [`RotationResult::Rotated`];
+///      *previous* (kept with `now`, the sealed successor and the idempotency key hash, with
+///      no recorded response yet), the old previous joins the *history*, `last_used = now`;
+///      → [`RotationResult::Rotated`] (with the family, so the engine learns `sub` from this
+///      one call);
 ///   4. `presented` == previous and `now < rotated_at + grace` → [`RotationResult::Grace`]
-///      with the stored sealed successor and idempotency record, changing nothing;
+///      with the stored sealed successor and, if recorded, the idempotency record, changing
+///      nothing;
 ///   5. `presented` == previous (after the window) or in the history → mark the family
-///      revoked, → [`RotationResult::Reused`];
+///      revoked, → [`RotationResult::Reused`] with [`ReuseKind::PredecessorAfterWindow`]
+///      or [`ReuseKind::OlderToken`] respectively;
 ///   6. otherwise → [`RotationResult::Invalid`] (a forged token naming a real family must
 ///      not revoke it).
 ///
 ///   Hash comparisons with the current and previous hash are constant-time.
+/// - **One call per rotation.** The engine calls nothing but [`rotate`](Self::rotate) for
+///   a rotation without an idempotency key (it learns `sub` from the result), so `rotate`
+///   should be one round trip on a networked store.
+/// - **[`record_response`](Self::record_response) is atomic too**, and writes only if the
+///   family is live and not revoked, `presented` is still its *previous* hash (no rotation
+///   since), the stored idempotency key hash equals the record's, and no response is
+///   recorded yet. It keeps the family's expiry (TTLs) unchanged.
 /// - **Bounded history.** The history is bounded by the family's lifetime (it vanishes with
 ///   the family) and a store may cap it, dropping the oldest hashes, but must keep at least
 ///   [`MIN_REUSE_HISTORY`]. A dropped hash makes its token `Invalid` instead of `Reused`:
@@ -189,6 +233,19 @@ pub trait RefreshStore: Send + Sync + 'static {
     /// One atomic rotation step; see the contract.
     async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError>;
 
+    /// Adds the sealed response to the idempotency key stored by the rotation that
+    /// presented `presented` (a second, separate call, made by the engine after minting).
+    /// Atomic; writes only under the conditions of the contract and returns whether it
+    /// wrote. Until it has written, a replay with the same key gets
+    /// [`RotationResult::Grace`] without an idempotency record.
+    async fn record_response(
+        &self,
+        family_id: &FamilyId,
+        presented: &TokenHash,
+        record: IdempotencyRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
+
     /// Marks the family revoked (idempotent). Returns it if it exists and has not expired.
     async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError>;
 
@@ -206,6 +263,17 @@ impl<S: RefreshStore + ?Sized> RefreshStore for std::sync::Arc<S> {
     }
     async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError> {
         (**self).rotate(request).await
+    }
+    async fn record_response(
+        &self,
+        family_id: &FamilyId,
+        presented: &TokenHash,
+        record: IdempotencyRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        (**self)
+            .record_response(family_id, presented, record, now)
+            .await
     }
     async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
         (**self).revoke(id, now).await

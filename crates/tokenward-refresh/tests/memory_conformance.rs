@@ -41,8 +41,9 @@ mod real_clock {
 
 #[test]
 fn every_case_is_listed() {
-    assert_eq!(tokenward_refresh::conformance::CASES.len(), 14);
+    assert_eq!(tokenward_refresh::conformance::CASES.len(), 15);
     assert!(
         tokenward_refresh::conformance::CASES.contains(&"concurrent_rotations_share_one_successor")
     );
+    assert!(tokenward_refresh::conformance::CASES.contains(&"one_store_call_per_rotation"));
 }

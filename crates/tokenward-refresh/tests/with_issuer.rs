@@ -72,27 +72,39 @@ async fn access_tokens_carry_the_family_and_die_with_it() {
     assert!(revocation.check(&token_ref).await.unwrap().is_revoked());
 }
 
+/// Minting runs after the atomic rotation: when it fails the rotation stands, and the
+/// client's retry with the same token within the grace window gets the same successor (the
+/// grace path) and a fresh access token, whether or not it sent an idempotency key.
 #[tokio::test]
-async fn a_failing_minter_rotates_nothing() {
+async fn a_failing_minter_recovers_through_grace() {
     let engine = RefreshEngine::new(
         Arc::new(MemoryRefreshStore::new()),
         Arc::new(MemoryRevocationStore::new()),
         RefreshConfig::new(),
     );
-    let login = engine.issue("alice").await.unwrap();
-    let token = login.refresh_token.expose();
-    let err = engine
-        .rotate(token, None, |_: MintRequest<'_>| {
-            Err::<String, _>("signer down")
-        })
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RefreshError::Mint(_)), "{err:?}");
-    let ok = engine
-        .rotate(token, None, |_: MintRequest<'_>| {
-            Ok::<_, std::convert::Infallible>("at".into())
-        })
-        .await
-        .unwrap();
-    assert_eq!(ok.kind, RotationKind::Rotated);
+    let ok_mint = |_: MintRequest<'_>| Ok::<_, std::convert::Infallible>(String::from("at"));
+    for key in [None, Some("req-1")] {
+        let login = engine.issue("alice").await.unwrap();
+        let token = login.refresh_token.expose();
+        let err = engine
+            .rotate(token, key, |_: MintRequest<'_>| {
+                Err::<String, _>("signer down")
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::Mint(_)), "{err:?}");
+        let retry = engine.rotate(token, key, ok_mint).await.unwrap();
+        assert_eq!(retry.kind, RotationKind::Grace, "key {key:?}");
+        assert_eq!(retry.access_token, "at");
+        let again = engine.rotate(token, key, ok_mint).await.unwrap();
+        assert_eq!(
+            again.refresh_token, retry.refresh_token,
+            "the same successor"
+        );
+        let next = engine
+            .rotate(retry.refresh_token.expose(), None, ok_mint)
+            .await
+            .unwrap();
+        assert_eq!(next.kind, RotationKind::Rotated, "the successor is current");
+    }
 }

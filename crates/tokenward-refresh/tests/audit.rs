@@ -1,0 +1,156 @@
+//! The audit event on reuse detection: target `tokenward::audit`, `WARN`, the decision, the
+//! family's `sid` and `sub`, which kind of reuse — and never a token.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokenward_core::{ManualClock, UnixTime};
+use tokenward_refresh::{
+    MemoryRefreshStore, MintRequest, RefreshConfig, RefreshEngine, RefreshError, ReuseKind,
+};
+use tokenward_revocation::MemoryRevocationStore;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// One captured event: target, level, and every field as a string.
+#[derive(Debug, Clone)]
+struct Captured {
+    target: String,
+    level: Level,
+    fields: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<Captured>>>);
+
+struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl Subscriber for Capture {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Fields(&mut fields));
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Captured {
+                target: event.metadata().target().to_owned(),
+                level: *event.metadata().level(),
+                fields,
+            });
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+fn mint(req: MintRequest<'_>) -> Result<String, Infallible> {
+    Ok(format!("access-{}", req.sub))
+}
+
+/// The audit events captured so far.
+fn audit_events(capture: &Capture) -> Vec<Captured> {
+    capture
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|e| e.target == "tokenward::audit")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn reuse_emits_an_audit_event_without_tokens() {
+    let capture = Capture::default();
+    // Thread-local: the current-thread runtime polls the engine on this thread.
+    let _guard = tracing::subscriber::set_default(capture.clone());
+
+    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+    let engine = RefreshEngine::new(
+        Arc::new(MemoryRefreshStore::new()),
+        Arc::new(MemoryRevocationStore::new()),
+        RefreshConfig::new().clock(Arc::new(clock.clone())),
+    );
+    let mut tokens = Vec::new();
+
+    // An older token (grandparent), within the window.
+    let login = engine.issue("alice").await.unwrap();
+    let a = login.refresh_token.expose().to_owned();
+    let b = engine.rotate(&a, Some("key"), mint).await.unwrap();
+    let c = engine
+        .rotate(b.refresh_token.expose(), None, mint)
+        .await
+        .unwrap();
+    tokens.extend([a.clone(), b.refresh_token.expose().to_owned()]);
+    tokens.push(c.refresh_token.expose().to_owned());
+    assert!(
+        audit_events(&capture).is_empty(),
+        "no audit event without reuse"
+    );
+    let err = engine.rotate(&a, None, mint).await.unwrap_err();
+    let RefreshError::Reused(report) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(report.kind, ReuseKind::OlderToken);
+
+    // The predecessor, after the window.
+    let login2 = engine.issue("bob").await.unwrap();
+    let p = login2.refresh_token.expose().to_owned();
+    let q = engine.rotate(&p, None, mint).await.unwrap();
+    tokens.extend([p.clone(), q.refresh_token.expose().to_owned()]);
+    clock.advance(Duration::from_secs(31));
+    let err = engine.rotate(&p, None, mint).await.unwrap_err();
+    let RefreshError::Reused(report) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(report.kind, ReuseKind::PredecessorAfterWindow);
+
+    let events = audit_events(&capture);
+    assert_eq!(events.len(), 2, "{events:?}");
+    for (event, (sid, sub, kind)) in events.iter().zip([
+        (login.family_id.as_str(), "alice", "older_token"),
+        (login2.family_id.as_str(), "bob", "predecessor_after_window"),
+    ]) {
+        assert_eq!(event.level, Level::WARN);
+        let field = |name: &str| event.fields.get(name).map(String::as_str);
+        assert_eq!(field("decision"), Some("refresh_reuse"));
+        assert_eq!(field("sid"), Some(sid));
+        assert_eq!(field("sub"), Some(sub));
+        assert_eq!(field("reuse_kind"), Some(kind));
+        assert_eq!(field("session_revoked"), Some("true"));
+        for value in event.fields.values() {
+            assert!(
+                !value.contains("twr_"),
+                "a token in the audit event: {value}"
+            );
+            for token in &tokens {
+                assert!(!value.contains(token.as_str()));
+                // Neither the secret part alone.
+                assert!(!value.contains(&token[token.len() - 20..]));
+            }
+        }
+    }
+}
