@@ -691,13 +691,17 @@ mod tests {
             assert_consistent(&store);
 
             clock.set(until);
-            // "a" and "c" expired; the refused revoke now fits after the purge.
+            // "a" and "c" expired; the refused revoke now fits. Which expired entries the
+            // write swept depends on the (randomly keyed) shard of each id: its own shard and
+            // one more in rotation, or a full purge if the store was still full.
             store
                 .revoke_session("d", until.saturating_add(secs(1)))
                 .await
                 .unwrap();
-            assert_eq!(store.stored(), 2);
             assert_eq!(store.len(), 2);
+            assert!(store.stored() <= 3, "stored {}", store.stored());
+            store.purge_expired();
+            assert_eq!(store.stored(), 2);
             assert_consistent(&store);
         });
     }
