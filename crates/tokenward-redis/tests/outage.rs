@@ -11,19 +11,14 @@
 
 mod common;
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use tokenward_core::{Clock, StoreError, StoreErrorKind, SystemClock, TokenRef, UnixTime};
+use tokenward_core::{Clock, StoreErrorKind, SystemClock, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
-use common::{ThrowawayRedis, free_port, unique_prefix};
-
-const TIMEOUT: Duration = Duration::from_millis(250);
-/// Scheduling slack on a busy machine; a hang would blow far past it.
-const MARGIN: Duration = Duration::from_millis(200);
+use common::{MARGIN, TIMEOUT, ThrowawayRedis, bounded_failure, free_port, unique_prefix};
 
 fn store_at(url: &str) -> RedisRevocationStore {
     let config = RedisConfig::new(url)
@@ -44,27 +39,6 @@ fn token(jti: &str) -> TokenRef<'_> {
         iat: Some(SystemClock.now()),
         exp: until(),
     }
-}
-
-/// Runs `call`, asserts it failed with one of `kinds` within the timeout, returns how long
-/// it took.
-async fn bounded_failure<T: std::fmt::Debug>(
-    what: &str,
-    kinds: &[StoreErrorKind],
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Duration {
-    let start = Instant::now();
-    let result = call.await;
-    let took = start.elapsed();
-    match &result {
-        Err(e) if kinds.contains(&e.kind()) => {}
-        other => panic!("{what}: expected one of {kinds:?}, got {other:?}"),
-    }
-    assert!(
-        took < TIMEOUT + MARGIN,
-        "{what} took {took:?}, more than the {TIMEOUT:?} timeout (+{MARGIN:?})"
-    );
-    took
 }
 
 /// Every store method fails within the timeout, `rounds` times over; returns the slowest.

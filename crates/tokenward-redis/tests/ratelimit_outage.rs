@@ -11,19 +11,14 @@
 
 mod common;
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use tokenward_core::{StoreError, StoreErrorKind};
+use tokenward_core::StoreErrorKind;
 use tokenward_ratelimit::{BanQuota, GcraQuota, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisRateLimitStore};
 
-use common::{ThrowawayRedis, free_port, unique_prefix};
-
-const TIMEOUT: Duration = Duration::from_millis(250);
-/// Scheduling slack on a busy machine; a hang would blow far past it.
-const MARGIN: Duration = Duration::from_millis(200);
+use common::{MARGIN, TIMEOUT, ThrowawayRedis, bounded_failure, free_port, unique_prefix};
 
 const GCRA: GcraQuota = GcraQuota {
     limit: 10,
@@ -41,27 +36,6 @@ fn store_at(url: &str) -> RedisRateLimitStore {
         .key_prefix(unique_prefix("rl-outage"))
         .operation_timeout(TIMEOUT);
     RedisRateLimitStore::connect(&config).expect("connect never needs Redis to be up")
-}
-
-/// Runs `call`, asserts it failed with one of `kinds` within the timeout, returns how long
-/// it took.
-async fn bounded_failure<T: std::fmt::Debug>(
-    what: &str,
-    kinds: &[StoreErrorKind],
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Duration {
-    let start = Instant::now();
-    let result = call.await;
-    let took = start.elapsed();
-    match &result {
-        Err(e) if kinds.contains(&e.kind()) => {}
-        other => panic!("{what}: expected one of {kinds:?}, got {other:?}"),
-    }
-    assert!(
-        took < TIMEOUT + MARGIN,
-        "{what} took {took:?}, more than the {TIMEOUT:?} timeout (+{MARGIN:?})"
-    );
-    took
 }
 
 /// Every store method fails within the timeout, `rounds` times over; returns the slowest.

@@ -8,10 +8,13 @@
     clippy::indexing_slicing
 )]
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokenward_core::{StoreError, StoreErrorKind};
 
 use tokenward_redis::{RedisConfig, RedisRateLimitStore, RedisRefreshStore, RedisRevocationStore};
 
@@ -264,4 +267,30 @@ fn ping_blocking(port: u16) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 7];
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// The operation timeout the outage tests configure.
+pub const TIMEOUT: Duration = Duration::from_millis(250);
+/// Scheduling slack on a shared 2-core machine on top of [`TIMEOUT`].
+pub const MARGIN: Duration = Duration::from_millis(200);
+
+/// Runs `call`, asserts it failed with one of `kinds` within [`TIMEOUT`] (+ [`MARGIN`]), and
+/// returns how long it took.
+pub async fn bounded_failure<T: std::fmt::Debug>(
+    what: &str,
+    kinds: &[StoreErrorKind],
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Duration {
+    let start = Instant::now();
+    let result = call.await;
+    let took = start.elapsed();
+    match &result {
+        Err(e) if kinds.contains(&e.kind()) => {}
+        other => panic!("{what}: expected one of {kinds:?}, got {other:?}"),
+    }
+    assert!(
+        took < TIMEOUT + MARGIN,
+        "{what} took {took:?}, more than the {TIMEOUT:?} timeout (+{MARGIN:?})"
+    );
+    took
 }
