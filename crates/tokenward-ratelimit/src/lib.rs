@@ -91,7 +91,7 @@
 //! - **Operators lift bans** through [`FailureBan::lift_ip`] / [`FailureBan::lift_account`]
 //!   (Rack::Attack: deleting cache keys by hand).
 //! - **Store outages follow a [`FailurePolicy`](tokenward_core::FailurePolicy)** per
-//!   policy: closed for bans, open for subject limits, each documented on the type;
+//!   policy, closed by default for bans and subject limits alike (documented on each type);
 //!   Rack::Attack silently allows on cache errors.
 //!
 //! `Rack::Attack.throttle` with a discriminator on the verified subject corresponds to

@@ -48,14 +48,14 @@ fn check_name(name: &str) -> Result<String, InvalidPolicyName> {
 /// A GCRA limit per caller identity — the token's subject, client (`azp`/`client_id`) or
 /// tenant claim — checked *after* the token is verified, so rotating IPs does not escape it.
 ///
-/// # Failure policy: open by default
+/// # Failure policy: closed by default
 ///
-/// When the store cannot answer, a subject limit lets the request through
-/// ([`FailurePolicy::Open`], audited by the Guard). The request already carries a verified,
-/// unrevoked token; the limit protects capacity and fairness, not authentication, and a
-/// limiter outage that refused every authenticated request would turn a degraded Redis into a
-/// full outage. Choose [`FailurePolicy::Closed`] where the limit guards something costly
-/// (e.g. paid API quotas).
+/// When the store cannot answer, a subject limit refuses the request ([`FailurePolicy::Closed`]:
+/// HTTP 503 with `Retry-After` in the adapters), like every other tokenward check — one rule,
+/// no surprises. Choose [`FailurePolicy::Open`] (audited by the Guard) where the limit only
+/// protects capacity and fairness: the request already carries a verified, unrevoked token,
+/// and a limiter outage that refused every authenticated request turns a degraded Redis into
+/// a full outage. Keep it closed where the limit guards something costly (paid API quotas).
 ///
 /// ```
 /// use tokenward_ratelimit::{GcraQuota, SubjectLimit};
@@ -77,11 +77,11 @@ impl SubjectLimit {
         Ok(SubjectLimit {
             name: check_name(name)?,
             quota,
-            failure_policy: FailurePolicy::Open,
+            failure_policy: FailurePolicy::Closed,
         })
     }
 
-    /// Sets what a store failure means (default: [`FailurePolicy::Open`]).
+    /// Sets what a store failure means (default: [`FailurePolicy::Closed`]).
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.failure_policy = policy;
         self
@@ -307,7 +307,7 @@ mod tests {
     fn defaults_and_keys() {
         let s = SubjectLimit::new("subject", GcraQuota::per_minute(300))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.on_store_failure(), FailurePolicy::Open);
+        assert_eq!(s.on_store_failure(), FailurePolicy::Closed);
         assert_eq!(s.key("a:b"), "subject:a:b");
         let b = FailureBan::new("ban", BanQuota::default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(b.on_store_failure(), FailurePolicy::Closed);

@@ -1,0 +1,159 @@
+//! Audit events: one structured `tracing` event per authentication decision.
+//!
+//! Target `tokenward::audit`. Fields:
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `decision` | `allow`, `allow_degraded` (a check skipped under fail-open), `deny`, `failure` (recorded outside the Guard, e.g. a wrong password), `store_error` |
+//! | `reason` | `ok`, a rejection class (`expired`, `signature`, ...), a revocation rule (`token`, `session`, `subject`), `missing_token`, `malformed_header`, `insufficient_scope`, `rate_limited`, `banned`, or the check that failed (`revocation`, `subject_limit`, `ban`) |
+//! | `status` | the HTTP status the adapters answer with |
+//! | `jti`, `sub`, `sid`, `kid`, `iss` | from the verified token (empty when there is none) |
+//! | `token_fp` | for tokens that failed verification: the first 12 hex digits of the token's SHA-256 — enough to correlate, useless to replay |
+//! | `client_ip`, `method`, `path` | the request (the path never includes the query string) |
+//! | `latency_us` | time spent in the Guard |
+//!
+//! Allowed requests are logged at `INFO`, everything else at `WARN`. The token itself is
+//! never logged.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use tokenward_claims::Verified;
+use tokenward_core::StoreError;
+
+use crate::denial::Denial;
+use crate::guard::{Authenticated, CustomClaims};
+use crate::request::AuthRequest;
+
+/// The audit target.
+pub const TARGET: &str = "tokenward::audit";
+
+/// A short, non-reversible fingerprint of a secret (a token, a refresh token): the first
+/// 12 hex digits of its SHA-256. Log this instead of the secret.
+///
+/// ```
+/// let fp = tokenward_guard::fingerprint("eyJhbGciOi...");
+/// assert_eq!(fp.len(), 12);
+/// assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
+/// ```
+pub fn fingerprint(secret: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    let mut out = String::with_capacity(12);
+    for byte in digest.as_ref().iter().take(6) {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Instant) {
+    let c = &auth.verified.claims;
+    let (decision, reason) = match auth.degraded {
+        None => ("allow", "ok"),
+        Some(check) => ("allow_degraded", check),
+    };
+    if auth.degraded.is_none() {
+        tracing::info!(
+            target: TARGET,
+            decision,
+            reason,
+            status = 200u16,
+            jti = c.jti.as_deref().unwrap_or_default(),
+            sub = c.sub.as_deref().unwrap_or_default(),
+            sid = c.sid.as_deref().unwrap_or_default(),
+            kid = auth.verified.kid.as_str(),
+            iss = c.iss.as_deref().unwrap_or_default(),
+            client_ip = %req.client_ip,
+            method = req.method,
+            path = req.path,
+            latency_us = micros(started),
+            "authenticated"
+        );
+    } else {
+        tracing::warn!(
+            target: TARGET,
+            decision,
+            reason,
+            status = 200u16,
+            jti = c.jti.as_deref().unwrap_or_default(),
+            sub = c.sub.as_deref().unwrap_or_default(),
+            sid = c.sid.as_deref().unwrap_or_default(),
+            kid = auth.verified.kid.as_str(),
+            iss = c.iss.as_deref().unwrap_or_default(),
+            client_ip = %req.client_ip,
+            method = req.method,
+            path = req.path,
+            latency_us = micros(started),
+            "authenticated without a check (store unavailable, failure policy open)"
+        );
+    }
+}
+
+pub(crate) fn denied(
+    req: &AuthRequest<'_>,
+    denial: &Denial,
+    verified: Option<&Verified<CustomClaims>>,
+    unverified_token: Option<&str>,
+    started: Instant,
+) {
+    let c = verified.map(|v| &v.claims);
+    let get = |f: fn(&tokenward_claims::RegisteredClaims) -> Option<&String>| {
+        c.and_then(f).map_or("", String::as_str)
+    };
+    tracing::warn!(
+        target: TARGET,
+        decision = "deny",
+        reason = denial.reason(),
+        status = denial.status(),
+        jti = get(|c| c.jti.as_ref()),
+        sub = get(|c| c.sub.as_ref()),
+        sid = get(|c| c.sid.as_ref()),
+        kid = verified.map_or("", |v| v.kid.as_str()),
+        iss = get(|c| c.iss.as_ref()),
+        token_fp = unverified_token.map(fingerprint).unwrap_or_default(),
+        client_ip = %req.client_ip,
+        method = req.method,
+        path = req.path,
+        latency_us = micros(started),
+        "request refused"
+    );
+}
+
+pub(crate) fn failure(req: &AuthRequest<'_>, reason: &'static str, started: Instant) {
+    tracing::warn!(
+        target: TARGET,
+        decision = "failure",
+        reason,
+        status = 401u16,
+        client_ip = %req.client_ip,
+        method = req.method,
+        path = req.path,
+        latency_us = micros(started),
+        "authentication failure recorded"
+    );
+}
+
+pub(crate) fn store_error(check: &'static str, error: &StoreError) {
+    tracing::warn!(
+        target: TARGET,
+        decision = "store_error",
+        reason = check,
+        error_kind = ?error.kind(),
+        error = %error,
+        "a store could not answer"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_a_sha256_prefix() {
+        // SHA-256("abc") = ba7816bf8f01cfea...
+        assert_eq!(fingerprint("abc"), "ba7816bf8f01");
+    }
+}

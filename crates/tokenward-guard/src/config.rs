@@ -1,0 +1,509 @@
+//! The Guard's whole configuration as data: deserialize it from TOML, YAML, JSON or the
+//! environment with serde, then [`GuardConfig::validate`] and build.
+//!
+//! Durations are humantime strings (`"90s"`, `"5m"`, `"250ms"`). Unknown fields are errors,
+//! and every semantic error names its field (`subject_limit.requests: must be at least 1`),
+//! so a bad configuration fails at startup, not at the first request.
+//!
+//! ```
+//! use tokenward_guard::GuardConfig;
+//!
+//! let config: GuardConfig = toml::from_str(r#"
+//!     failure_policy = "closed"
+//!     outage_retry_after = "5s"
+//!
+//!     [validation]
+//!     issuers = ["https://auth.example.com"]
+//!     audiences = ["orders-api"]
+//!     leeway = "30s"
+//!     max_lifetime = "1h"
+//!
+//!     [subject_limit]
+//!     requests = 300
+//!     period = "1m"
+//!
+//!     [ban]
+//!     maxretry = 5
+//!     findtime = "60s"
+//!     bantime = "5m"
+//!
+//!     [client_ip]
+//!     header = "x-forwarded-for"
+//!     trusted_proxies = ["10.0.0.0/8"]
+//! "#)?;
+//! config.validate()?;
+//!
+//! let bad: GuardConfig = toml::from_str(r#"
+//!     [validation]
+//!     issuers = ["https://auth.example.com"]
+//!     audiences = ["orders-api"]
+//!     [subject_limit]
+//!     requests = 0
+//! "#)?;
+//! assert_eq!(
+//!     bad.validate().unwrap_err().to_string(),
+//!     "invalid configuration `subject_limit.requests`: must be at least 1"
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokenward_claims::{KeyResolver, ValidationPolicy, Validator};
+use tokenward_core::{FailurePolicy, SharedClock};
+use tokenward_ratelimit::{
+    BanQuota, ClientIp, FailureBan, ForwardedHeader, GcraQuota, SubjectLimit,
+};
+
+use crate::guard::{DEFAULT_OUTAGE_RETRY_AFTER, Guard, GuardBuilder};
+use crate::stores::GuardStores;
+
+/// A configuration value that can never work, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration `{field}`: {message}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The field, as a dotted path (`ban.maxretry`).
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a [`Guard`] needs except its keys. See the [module docs](self).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardConfig {
+    /// What a token must satisfy.
+    pub validation: ValidationConfig,
+    /// The failure policy of every check without its own (default `closed`).
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// The `Retry-After` of a 503 under fail-closed (default 5 s).
+    #[serde(default = "default_outage", with = "humantime_serde")]
+    pub outage_retry_after: Duration,
+    /// The revocation check.
+    #[serde(default)]
+    pub revocation: RevocationConfig,
+    /// The per-subject limit.
+    #[serde(default)]
+    pub subject_limit: SubjectLimitConfig,
+    /// The authentication-failure ban.
+    #[serde(default)]
+    pub ban: BanConfig,
+    /// Where the client address comes from.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    /// Where tokens come from besides the `Authorization` header.
+    #[serde(default)]
+    pub token: TokenConfig,
+    /// Which stores back the checks.
+    #[serde(default)]
+    pub stores: StoresConfig,
+}
+
+fn default_outage() -> Duration {
+    DEFAULT_OUTAGE_RETRY_AFTER
+}
+
+/// [`GuardConfig::validation`]: maps onto [`ValidationPolicy`]'s builder; unset fields keep
+/// its defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ValidationConfig {
+    /// Accepted issuers (at least one).
+    pub issuers: Vec<String>,
+    /// Accepted audiences (at least one).
+    pub audiences: Vec<String>,
+    /// Clock leeway (at most 5 minutes).
+    #[serde(default, with = "humantime_serde")]
+    pub leeway: Option<Duration>,
+    /// Maximum `exp − iat`.
+    #[serde(default, with = "humantime_serde")]
+    pub max_lifetime: Option<Duration>,
+    /// Maximum token size in bytes, checked before any parsing.
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
+    /// Accepted `typ` header values (default `JWT` and `at+jwt`).
+    #[serde(default)]
+    pub typ: Option<Vec<String>>,
+}
+
+/// [`GuardConfig::revocation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RevocationConfig {
+    /// Overrides [`GuardConfig::failure_policy`] for the revocation check.
+    #[serde(default)]
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+/// [`GuardConfig::subject_limit`]: GCRA per verified subject.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SubjectLimitConfig {
+    /// Whether the limit applies (default true).
+    pub enabled: bool,
+    /// The policy name (RateLimit headers, keys). Default `subject`.
+    pub name: String,
+    /// Requests per `period` (default 300).
+    pub requests: u32,
+    /// The period (default 1 minute).
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// The most requests at once (default `requests`).
+    pub burst: Option<u32>,
+    /// Overrides [`GuardConfig::failure_policy`].
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+impl Default for SubjectLimitConfig {
+    fn default() -> Self {
+        SubjectLimitConfig {
+            enabled: true,
+            name: "subject".to_owned(),
+            requests: 300,
+            period: Duration::from_secs(60),
+            burst: None,
+            failure_policy: None,
+        }
+    }
+}
+
+/// [`GuardConfig::ban`]: fail2ban semantics per client IP.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct BanConfig {
+    /// Whether the ban applies (default true).
+    pub enabled: bool,
+    /// The policy name. Default `auth-ban`.
+    pub name: String,
+    /// Failures that ban (default 5).
+    pub maxretry: u32,
+    /// The window failures count in (default 60 s).
+    #[serde(with = "humantime_serde")]
+    pub findtime: Duration,
+    /// How long a ban lasts (default 300 s).
+    #[serde(with = "humantime_serde")]
+    pub bantime: Duration,
+    /// IPv6 clients are banned by this prefix (default 64).
+    pub ipv6_prefix: u8,
+    /// Overrides [`GuardConfig::failure_policy`].
+    pub failure_policy: Option<FailurePolicy>,
+}
+
+impl Default for BanConfig {
+    fn default() -> Self {
+        let q = BanQuota::fail2ban_default();
+        BanConfig {
+            enabled: true,
+            name: "auth-ban".to_owned(),
+            maxretry: q.maxretry,
+            findtime: q.findtime,
+            bantime: q.bantime,
+            ipv6_prefix: FailureBan::DEFAULT_IPV6_PREFIX,
+            failure_policy: None,
+        }
+    }
+}
+
+/// [`GuardConfig::client_ip`]: the peer address unless forwarding headers are trusted.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientIpConfig {
+    /// `forwarded` or `x-forwarded-for`; unset = the peer address only.
+    #[serde(default)]
+    pub header: Option<ForwardingHeader>,
+    /// Proxy networks whose forwarding header is believed (CIDR or addresses).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A forwarding header name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub enum ForwardingHeader {
+    /// RFC 7239 `Forwarded`.
+    #[serde(rename = "forwarded")]
+    Forwarded,
+    /// `X-Forwarded-For`.
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+}
+
+/// [`GuardConfig::token`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TokenConfig {
+    /// Also read the token from this cookie (opt-in; see [`GuardBuilder::cookie_token`]).
+    #[serde(default)]
+    pub cookie: Option<String>,
+}
+
+/// [`GuardConfig::stores`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoresConfig {
+    /// `memory` (default: one process only) or `redis` (shared by all instances).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// The Redis connection, for `backend = "redis"`.
+    #[cfg(feature = "redis")]
+    #[serde(default)]
+    pub redis: Option<tokenward_redis::RedisConfig>,
+}
+
+/// Which stores back the Guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum StoreBackend {
+    /// In-memory stores (one process).
+    #[default]
+    Memory,
+    /// Redis (needs the `redis` feature).
+    Redis,
+}
+
+impl GuardConfig {
+    /// A configuration for `issuer` and `audience` with every other setting at its default.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        GuardConfig {
+            validation: ValidationConfig {
+                issuers: vec![issuer.into()],
+                audiences: vec![audience.into()],
+                ..ValidationConfig::default()
+            },
+            failure_policy: FailurePolicy::default(),
+            outage_retry_after: DEFAULT_OUTAGE_RETRY_AFTER,
+            revocation: RevocationConfig::default(),
+            subject_limit: SubjectLimitConfig::default(),
+            ban: BanConfig::default(),
+            client_ip: ClientIpConfig::default(),
+            token: TokenConfig::default(),
+            stores: StoresConfig::default(),
+        }
+    }
+
+    /// Checks every value; the error names the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validation_policy(None)?;
+        self.subject_limit()?;
+        self.ban()?;
+        self.client_ip()?;
+        if self.outage_retry_after.is_zero() {
+            return Err(ConfigError::new(
+                "outage_retry_after",
+                "must be more than 0",
+            ));
+        }
+        if let Some(name) = &self.token.cookie
+            && (name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"=;,\"".contains(&b)))
+        {
+            return Err(ConfigError::new("token.cookie", "not a valid cookie name"));
+        }
+        self.check_stores()
+    }
+
+    /// The validation policy (with `clock`, or the system clock).
+    pub fn validation_policy(
+        &self,
+        clock: Option<SharedClock>,
+    ) -> Result<ValidationPolicy, ConfigError> {
+        let v = &self.validation;
+        if v.issuers.is_empty() {
+            return Err(ConfigError::new(
+                "validation.issuers",
+                "at least one issuer is required",
+            ));
+        }
+        if v.audiences.is_empty() {
+            return Err(ConfigError::new(
+                "validation.audiences",
+                "at least one audience is required",
+            ));
+        }
+        let mut b = ValidationPolicy::builder();
+        for iss in &v.issuers {
+            b = b.issuer(iss);
+        }
+        for aud in &v.audiences {
+            b = b.audience(aud);
+        }
+        if let Some(leeway) = v.leeway {
+            b = b.leeway(leeway);
+        }
+        if let Some(max) = v.max_lifetime {
+            b = b.max_lifetime(max);
+        }
+        if let Some(bytes) = v.max_token_bytes {
+            b = b.max_token_size(bytes);
+        }
+        if let Some(typ) = &v.typ {
+            b = b.typ(typ.iter().cloned());
+        }
+        if let Some(clock) = clock {
+            b = b.clock(clock);
+        }
+        b.build()
+            .map_err(|e| ConfigError::new("validation", e.to_string()))
+    }
+
+    fn subject_limit(&self) -> Result<Option<SubjectLimit>, ConfigError> {
+        let c = &self.subject_limit;
+        if !c.enabled {
+            return Ok(None);
+        }
+        if c.requests == 0 {
+            return Err(ConfigError::new(
+                "subject_limit.requests",
+                "must be at least 1",
+            ));
+        }
+        if c.period.is_zero() {
+            return Err(ConfigError::new(
+                "subject_limit.period",
+                "must be more than 0",
+            ));
+        }
+        if c.burst == Some(0) {
+            return Err(ConfigError::new(
+                "subject_limit.burst",
+                "must be at least 1",
+            ));
+        }
+        let quota = GcraQuota::new(c.requests, c.period).with_burst(c.burst.unwrap_or(c.requests));
+        let limit = SubjectLimit::new(&c.name, quota)
+            .map_err(|e| ConfigError::new("subject_limit.name", e.to_string()))?;
+        Ok(Some(limit.failure_policy(
+            c.failure_policy.unwrap_or(self.failure_policy),
+        )))
+    }
+
+    fn ban(&self) -> Result<Option<FailureBan>, ConfigError> {
+        let c = &self.ban;
+        if !c.enabled {
+            return Ok(None);
+        }
+        if c.maxretry == 0 {
+            return Err(ConfigError::new("ban.maxretry", "must be at least 1"));
+        }
+        if c.findtime.is_zero() {
+            return Err(ConfigError::new("ban.findtime", "must be more than 0"));
+        }
+        if c.bantime.is_zero() {
+            return Err(ConfigError::new("ban.bantime", "must be more than 0"));
+        }
+        if c.ipv6_prefix > 128 {
+            return Err(ConfigError::new("ban.ipv6_prefix", "must be at most 128"));
+        }
+        let ban = FailureBan::new(&c.name, BanQuota::new(c.maxretry, c.findtime, c.bantime))
+            .map_err(|e| ConfigError::new("ban.name", e.to_string()))?;
+        Ok(Some(ban.ipv6_prefix(c.ipv6_prefix).failure_policy(
+            c.failure_policy.unwrap_or(self.failure_policy),
+        )))
+    }
+
+    fn client_ip(&self) -> Result<ClientIp, ConfigError> {
+        let c = &self.client_ip;
+        let header = match c.header {
+            None if c.trusted_proxies.is_empty() => return Ok(ClientIp::peer_only()),
+            None => {
+                return Err(ConfigError::new(
+                    "client_ip.header",
+                    "trusted_proxies are set but no forwarding header is named",
+                ));
+            }
+            Some(ForwardingHeader::Forwarded) => ForwardedHeader::Forwarded,
+            Some(ForwardingHeader::XForwardedFor) => ForwardedHeader::XForwardedFor,
+        };
+        if c.trusted_proxies.is_empty() {
+            return Err(ConfigError::new(
+                "client_ip.trusted_proxies",
+                "a forwarding header is only believed from trusted proxies; list them",
+            ));
+        }
+        ClientIp::behind_proxies(header, &c.trusted_proxies)
+            .map_err(|e| ConfigError::new("client_ip.trusted_proxies", e.to_string()))
+    }
+
+    fn check_stores(&self) -> Result<(), ConfigError> {
+        match self.stores.backend {
+            StoreBackend::Memory => Ok(()),
+            #[cfg(feature = "redis")]
+            StoreBackend::Redis => Ok(()),
+            #[cfg(not(feature = "redis"))]
+            StoreBackend::Redis => Err(ConfigError::new(
+                "stores.backend",
+                "\"redis\" needs tokenward-guard's `redis` feature",
+            )),
+        }
+    }
+
+    /// Connects the configured stores (Redis connections are made lazily: this does not
+    /// wait for Redis, and an unreachable Redis shows as store errors per request).
+    pub fn connect_stores(&self) -> Result<GuardStores, ConfigError> {
+        self.check_stores()?;
+        match self.stores.backend {
+            #[cfg(feature = "redis")]
+            StoreBackend::Redis => {
+                let config = self.stores.redis.clone().unwrap_or_default();
+                let stores = tokenward_redis::RedisStores::connect(&config)
+                    .map_err(|e| ConfigError::new("stores.redis", e.to_string()))?;
+                Ok(GuardStores::redis(&stores))
+            }
+            _ => Ok(GuardStores::memory()),
+        }
+    }
+
+    /// A [`GuardBuilder`] with everything from this configuration, verifying with `keys`
+    /// and checking `stores`; add a key refetcher or a clock-driven policy there if needed.
+    pub fn guard_builder(
+        &self,
+        keys: impl KeyResolver,
+        stores: GuardStores,
+        clock: Option<SharedClock>,
+    ) -> Result<GuardBuilder, ConfigError> {
+        self.validate()?;
+        let validator = Validator::new(self.validation_policy(clock)?, keys);
+        let mut b = Guard::builder(validator, stores)
+            .failure_policy(self.failure_policy)
+            .outage_retry_after(self.outage_retry_after)
+            .client_ip(self.client_ip()?);
+        if let Some(p) = self.revocation.failure_policy {
+            b = b.revocation_failure_policy(p);
+        }
+        b = match self.subject_limit()? {
+            Some(limit) => b.subject_limit(limit),
+            None => b.no_subject_limit(),
+        };
+        b = match self.ban()? {
+            Some(ban) => b.failure_ban(ban),
+            None => b.no_failure_ban(),
+        };
+        if let Some(cookie) = &self.token.cookie {
+            b = b.cookie_token(cookie);
+        }
+        Ok(b)
+    }
+}

@@ -1,0 +1,125 @@
+//! The stores a [`Guard`](crate::Guard) consults, and the combined per-request check.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokenward_core::{StoreError, TokenRef};
+use tokenward_ratelimit::{Decision, GcraQuota, MemoryRateLimitStore, RateLimitStore};
+use tokenward_refresh::{MemoryRefreshStore, RefreshStore};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
+
+/// The revocation check of a verified token and, only when it is not revoked, one step of
+/// its subject's rate limit — in one store call.
+///
+/// The Guard uses it when the backend can answer both at once (the Redis backend does it in
+/// one script call, one round trip); otherwise it calls the two stores one after the other.
+///
+/// # Contract
+/// - The revocation answer follows [`RevocationStore::check`] exactly.
+/// - `limit` = (key, quota, cost) is charged **only if the token is not revoked**: a stolen,
+///   revoked token must not drain its victim's budget. The decision is `None` when no limit
+///   was asked or the token is revoked.
+/// - An error means neither answer is known; the Guard applies the failure policies.
+#[async_trait]
+pub trait CombinedCheck: Send + Sync + 'static {
+    /// Checks `token` and charges `limit`.
+    async fn check_token(
+        &self,
+        token: &TokenRef<'_>,
+        limit: Option<(&str, &GcraQuota, u32)>,
+    ) -> Result<(RevocationStatus, Option<Decision>), StoreError>;
+}
+
+/// Every store behind a Guard and the endpoints around it (login, refresh, logout).
+///
+/// Cheap to clone; all handles share the same backends, so a revocation made through
+/// [`GuardStores::revocation`] is seen by the Guard at once.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct GuardStores {
+    /// Revoked tokens, sessions and subjects.
+    pub revocation: Arc<dyn RevocationStore>,
+    /// Subject limits and failure bans.
+    pub ratelimit: Arc<dyn RateLimitStore>,
+    /// Refresh-token families.
+    pub refresh: Arc<dyn RefreshStore>,
+    /// The one-call revocation + limit check, when the backend has one.
+    pub combined: Option<Arc<dyn CombinedCheck>>,
+    backend: &'static str,
+}
+
+impl GuardStores {
+    /// In-memory stores with their default capacities: for one process, tests and the demo.
+    pub fn memory() -> Self {
+        let mut out = GuardStores::new(
+            Arc::new(MemoryRevocationStore::new()),
+            Arc::new(MemoryRateLimitStore::new()),
+            Arc::new(MemoryRefreshStore::new()),
+        );
+        out.backend = "memory";
+        out
+    }
+
+    /// Your own stores (each should pass its crate's conformance suite).
+    pub fn new(
+        revocation: Arc<dyn RevocationStore>,
+        ratelimit: Arc<dyn RateLimitStore>,
+        refresh: Arc<dyn RefreshStore>,
+    ) -> Self {
+        GuardStores {
+            revocation,
+            ratelimit,
+            refresh,
+            combined: None,
+            backend: "custom",
+        }
+    }
+
+    /// Uses `combined` for the per-request revocation + limit check.
+    #[must_use]
+    pub fn with_combined_check(mut self, combined: Arc<dyn CombinedCheck>) -> Self {
+        self.combined = Some(combined);
+        self
+    }
+
+    /// The Redis stores of one [`RedisStores`](tokenward_redis::RedisStores) handle, with its
+    /// one-round-trip combined check.
+    #[cfg(feature = "redis")]
+    pub fn redis(stores: &tokenward_redis::RedisStores) -> Self {
+        let mut out = GuardStores::new(
+            Arc::new(stores.revocation()),
+            Arc::new(stores.ratelimit()),
+            Arc::new(stores.refresh()),
+        )
+        .with_combined_check(Arc::new(stores.clone()));
+        out.backend = "redis";
+        out
+    }
+
+    /// `memory`, `redis` or `custom`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+impl fmt::Debug for GuardStores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardStores")
+            .field("backend", &self.backend)
+            .field("combined", &self.combined.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "redis")]
+#[async_trait]
+impl CombinedCheck for tokenward_redis::RedisStores {
+    async fn check_token(
+        &self,
+        token: &TokenRef<'_>,
+        limit: Option<(&str, &GcraQuota, u32)>,
+    ) -> Result<(RevocationStatus, Option<Decision>), StoreError> {
+        tokenward_redis::RedisStores::check_token(self, token, limit).await
+    }
+}
