@@ -27,6 +27,12 @@
 //!   `Invalid`). Only hashes and ciphertexts are stored. During an outage a refresh fails
 //!   with a transient `StoreError`, never with reuse detection and never by revoking.
 //!
+//! - [`RedisStores`] — all three stores on one [`RedisBackend`], and
+//!   [`check_token`](RedisStores::check_token): the revocation check of a request's token and,
+//!   only if it is not revoked, its per-subject GCRA step, in **one Lua script (one round
+//!   trip)**. A revoked token consumes no rate-limit cell. On Redis Cluster its keys must share
+//!   a slot: give the key prefix a hash tag (`{tw}:`).
+//!
 //! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) — pool
 //! checkout, connecting and the command itself included. Outages come back as
 //! [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) or
@@ -70,6 +76,7 @@ mod error;
 mod ratelimit;
 mod refresh;
 mod revocation;
+mod stores;
 
 pub use backend::RedisBackend;
 pub use config::RedisConfig;
@@ -77,3 +84,4 @@ pub use error::Error;
 pub use ratelimit::RedisRateLimitStore;
 pub use refresh::RedisRefreshStore;
 pub use revocation::RedisRevocationStore;
+pub use stores::RedisStores;

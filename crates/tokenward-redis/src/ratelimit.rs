@@ -20,9 +20,11 @@ use crate::error::Error;
 /// an exact integer in Lua's doubles (< 2^53).
 const MAX_SPAN_US: u64 = 1 << 50;
 
-/// GCRA, one check. `KEYS[1]`: the TAT key; `ARGV[1]`: the emission interval `T` (µs),
-/// `ARGV[2]`: the burst tolerance `tau = burst × T` (µs), `ARGV[3]`: the request's weight
-/// `n × T` (µs) for a cost `n`, with `n × T ≤ tau` (the caller checks `n ≤ burst`).
+/// GCRA, one check, as a Lua function `gcra(key, period, tau, weight)` shared by the GCRA
+/// script and by the combined per-request script of [`RedisStores`](crate::RedisStores):
+/// `key` is the TAT key, `period` the emission interval `T` (µs), `tau` the burst tolerance
+/// `burst × T` (µs), `weight` the request's weight `n × T` (µs) for a cost `n`, with
+/// `n × T ≤ tau` (the caller checks `n ≤ burst`).
 ///
 /// With `now` the server's `TIME` in µs and `tat` the stored theoretical arrival time
 /// (`now` if there is none, or if it is in the past):
@@ -34,28 +36,33 @@ const MAX_SPAN_US: u64 = 1 << 50;
 /// - denied: nothing is written; `retry_after = new_tat − tau − now`, `reset = tat − now`.
 ///
 /// Returns `{admitted (1/0), remaining, reset µs, retry_after µs}`, or `{-1}` if the stored
-/// value is not a decimal integer.
-const GCRA_LUA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local period = tonumber(ARGV[1])
-local tau = tonumber(ARGV[2])
-local weight = tonumber(ARGV[3])
-local tat = now
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  if not string.match(raw, '^%d+$') then return {-1} end
-  tat = tonumber(raw)
-  if tat < now then tat = now end
+/// value is not a decimal integer ([`gcra_decision`] reads the reply).
+pub(crate) const GCRA_FN_LUA: &str = r"
+local function gcra(key, period, tau, weight)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local tat = now
+  local raw = redis.call('GET', key)
+  if raw then
+    if not string.match(raw, '^%d+$') then return {-1} end
+    tat = tonumber(raw)
+    if tat < now then tat = now end
+  end
+  local new_tat = tat + weight
+  local allow_at = new_tat - tau
+  if allow_at > now then
+    return {0, 0, tat - now, allow_at - now}
+  end
+  local ttl_ms = math.ceil((new_tat - now) / 1000)
+  redis.call('SET', key, string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl_ms))
+  return {1, math.floor((now + tau - new_tat) / period), new_tat - now, 0}
 end
-local new_tat = tat + weight
-local allow_at = new_tat - tau
-if allow_at > now then
-  return {0, 0, tat - now, allow_at - now}
-end
-local ttl_ms = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl_ms))
-return {1, math.floor((now + tau - new_tat) / period), new_tat - now, 0}
+";
+
+/// The GCRA script: [`GCRA_FN_LUA`] on `KEYS[1]` with `ARGV[1..3]` = `T`, `tau`, `n × T`
+/// (the arguments of [`GcraCall`]).
+const GCRA_CALL_LUA: &str = r"
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 ";
 
 /// Records one failure. `KEYS[1]`: the failures (a sorted set: score = the failure's time
@@ -109,7 +116,8 @@ local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], after, '+inf', 'WITHSCORES',
 return {0, count, tonumber(oldest[2]) + findtime - now}
 ";
 
-static GCRA: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_LUA));
+static GCRA: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{GCRA_FN_LUA}{GCRA_CALL_LUA}")));
 static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_FAILURE_LUA));
 static BAN_STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(BAN_STATUS_LUA));
 
@@ -231,6 +239,26 @@ impl RedisRateLimitStore {
         self.key(key, 'b')
     }
 
+    /// Validates a GCRA request and turns it into the script's key and arguments.
+    pub(crate) fn gcra_call(
+        &self,
+        key: &str,
+        quota: &GcraQuota,
+        cost: u32,
+    ) -> Result<GcraCall, StoreError> {
+        validate_key(key)?;
+        quota.validate_cost(cost)?;
+        let Gcra { emission, tau } = Gcra::new(quota);
+        // cost ≤ burst, so this is ≤ tau but for clamping.
+        let weight = u64::from(cost).saturating_mul(emission).min(tau);
+        Ok(GcraCall {
+            key: self.gcra_key(key),
+            emission,
+            tau,
+            weight,
+        })
+    }
+
     fn key(&self, key: &str, kind: char) -> String {
         let prefix = self.backend.key_prefix();
         let mut out = String::with_capacity(prefix.len() + 10 + 2 * key.len());
@@ -296,36 +324,19 @@ impl RedisRateLimitStore {
 #[async_trait]
 impl RateLimitStore for RedisRateLimitStore {
     async fn gcra(&self, key: &str, quota: &GcraQuota, cost: u32) -> Result<Decision, StoreError> {
-        validate_key(key)?;
-        quota.validate_cost(cost)?;
-        let Gcra { emission, tau } = Gcra::new(quota);
-        // cost ≤ burst, so this is ≤ tau but for clamping.
-        let weight = u64::from(cost).saturating_mul(emission).min(tau);
-        let redis_key = self.gcra_key(key);
+        let call = self.gcra_call(key, quota, cost)?;
         let reply: Vec<i64> = self
             .backend
             .run(async move |conn| {
-                GCRA.key(&redis_key)
-                    .arg(emission)
-                    .arg(tau)
-                    .arg(weight)
+                GCRA.key(&call.key)
+                    .arg(call.emission)
+                    .arg(call.tau)
+                    .arg(call.weight)
                     .invoke_async(conn)
                     .await
             })
             .await?;
-        match *reply.as_slice() {
-            [1, remaining, reset_us, _] if remaining >= 0 && reset_us >= 0 => {
-                Ok(Decision::allowed(
-                    quota.limit,
-                    u32::try_from(remaining).unwrap_or(u32::MAX),
-                    us(reset_us),
-                ))
-            }
-            [0, _, reset_us, retry_us] if reset_us >= 0 && retry_us > 0 => {
-                Ok(Decision::denied(quota.limit, us(reset_us), us(retry_us)))
-            }
-            _ => Err(corrupt("GCRA", &reply)),
-        }
+        gcra_decision(quota, &reply)
     }
 
     async fn ban_status(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError> {
@@ -350,6 +361,34 @@ impl RateLimitStore for RedisRateLimitStore {
                 Ok(())
             })
             .await
+    }
+}
+
+/// One validated GCRA request: the TAT key and the arguments of [`GCRA_FN_LUA`]'s `gcra`.
+#[derive(Debug, Clone)]
+pub(crate) struct GcraCall {
+    /// The TAT key ([`RedisRateLimitStore::gcra_key`]).
+    pub(crate) key: String,
+    /// `T`, µs.
+    pub(crate) emission: u64,
+    /// `tau`, µs.
+    pub(crate) tau: u64,
+    /// `n × T`, µs.
+    pub(crate) weight: u64,
+}
+
+/// The decision in a reply of [`GCRA_FN_LUA`]'s `gcra`; anything unexpected is corrupt.
+pub(crate) fn gcra_decision(quota: &GcraQuota, reply: &[i64]) -> Result<Decision, StoreError> {
+    match *reply {
+        [1, remaining, reset_us, _] if remaining >= 0 && reset_us >= 0 => Ok(Decision::allowed(
+            quota.limit,
+            u32::try_from(remaining).unwrap_or(u32::MAX),
+            us(reset_us),
+        )),
+        [0, _, reset_us, retry_us] if reset_us >= 0 && retry_us > 0 => {
+            Ok(Decision::denied(quota.limit, us(reset_us), us(retry_us)))
+        }
+        _ => Err(corrupt("GCRA", reply)),
     }
 }
 

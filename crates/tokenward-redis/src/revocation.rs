@@ -171,7 +171,29 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        // The keys to read, in precedence order: token, session, subject.
+        let keys = self.check_keys(token)?;
+        if keys.is_empty() {
+            return Ok(RevocationStatus::Active);
+        }
+        let mut pipe = redis::pipe();
+        for (_, key) in &keys {
+            pipe.cmd("GET").arg(key);
+        }
+        let values: Vec<Value> = self
+            .backend
+            .run(async move |conn| pipe.query_async(conn).await)
+            .await?;
+        decide(token, &keys, values)
+    }
+}
+
+impl RedisRevocationStore {
+    /// The keys a check of `token` reads, in precedence order (token, session, subject),
+    /// after validating its ids.
+    pub(crate) fn check_keys(
+        &self,
+        token: &TokenRef<'_>,
+    ) -> Result<Vec<(Rule, String)>, StoreError> {
         let mut keys: Vec<(Rule, String)> = Vec::with_capacity(3);
         if let Some(jti) = token.jti {
             validate_id("jti", jti)?;
@@ -185,51 +207,104 @@ impl RevocationStore for RedisRevocationStore {
             validate_id("sub", sub)?;
             keys.push((Rule::Subject, self.subject_key(sub)));
         }
-        if keys.is_empty() {
-            return Ok(RevocationStatus::Active);
-        }
-        let mut pipe = redis::pipe();
-        for (_, key) in &keys {
-            pipe.cmd("GET").arg(key);
-        }
-        let values: Vec<Value> = self
-            .backend
-            .run(async move |conn| pipe.query_async(conn).await)
-            .await?;
-        if values.len() != keys.len() {
-            return Err(StoreError::corrupt(format!(
-                "pipeline of {} GETs answered with {} replies",
-                keys.len(),
-                values.len()
-            )));
-        }
-        // Parse every reply before deciding, so garbage is never outranked into "active".
-        let mut status = RevocationStatus::Active;
-        for ((rule, _), value) in keys.iter().zip(values) {
-            let Some(ms) = parse_ms(value)? else { continue };
-            let matched = match rule {
-                Rule::Token => Some(RevokedBy::Token),
-                Rule::Session => Some(RevokedBy::Session),
-                Rule::Subject => {
-                    let revoked = token.iat.is_none_or(|iat| iat.as_millis() < ms);
-                    revoked.then_some(RevokedBy::Subject {
-                        before: UnixTime::from_millis(ms),
-                    })
-                }
-            };
-            if let (RevocationStatus::Active, Some(by)) = (status, matched) {
-                status = RevocationStatus::Revoked(by);
-            }
-        }
-        Ok(status)
+        Ok(keys)
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Rule {
+/// The status of `token` from the `GET` replies of its [`check_keys`](RedisRevocationStore::check_keys):
+/// the first matching rule in precedence order wins; a subject cutoff matches a token issued
+/// before it (or without `iat`). Every reply is parsed before deciding, so garbage is never
+/// outranked into "active".
+pub(crate) fn decide(
+    token: &TokenRef<'_>,
+    keys: &[(Rule, String)],
+    values: Vec<Value>,
+) -> Result<RevocationStatus, StoreError> {
+    if values.len() != keys.len() {
+        return Err(StoreError::corrupt(format!(
+            "{} revocation keys read back as {} replies",
+            keys.len(),
+            values.len()
+        )));
+    }
+    let mut status = RevocationStatus::Active;
+    for ((rule, _), value) in keys.iter().zip(values) {
+        let Some(ms) = parse_ms(value)? else { continue };
+        let matched = match rule {
+            Rule::Token => Some(RevokedBy::Token),
+            Rule::Session => Some(RevokedBy::Session),
+            Rule::Subject => {
+                let revoked = token.iat.is_none_or(|iat| iat.as_millis() < ms);
+                revoked.then_some(RevokedBy::Subject {
+                    before: UnixTime::from_millis(ms),
+                })
+            }
+        };
+        if let (RevocationStatus::Active, Some(by)) = (status, matched) {
+            status = RevocationStatus::Revoked(by);
+        }
+    }
+    Ok(status)
+}
+
+/// The revocation check as a Lua function, for scripts that must act only on an active token
+/// (the combined per-request script of [`RedisStores`](crate::RedisStores)):
+/// `revocation_active(n, rules, iat)` reads `KEYS[1..n]` (a check's keys, in order), where
+/// `rules` has one letter per key (`j`, `s`, `u`, as [`Rule::letter`]) and `iat` is the
+/// token's `iat` in ms as a decimal string, or `-` for none. It returns whether the token is
+/// certainly active, and the raw values (`false` for a missing key) for [`decide`], which
+/// stays the one that decides the status.
+///
+/// It follows [`decide`] and [`parse_ms`] exactly, without Lua's doubles: a value is a
+/// decimal integer that fits in a `u64` (leading zeros allowed; anything else is corrupt and
+/// the token is not active), and the subject rule compares `iat < cutoff` as decimal strings.
+pub(crate) const REVOCATION_FN_LUA: &str = r"
+local function rv_ms(raw)
+  if not raw then return nil end
+  if not string.match(raw, '^%d+$') then return false end
+  local d = string.match(raw, '^0*(%d*)$')
+  if #d > 20 or (#d == 20 and d > '18446744073709551615') then return false end
+  return d
+end
+local function dec_lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function revocation_active(n, rules, iat)
+  local raw = {}
+  local active = true
+  if iat == '-' then iat = false else iat = string.match(iat, '^0*(%d*)$') end
+  for i = 1, n do
+    local v = redis.call('GET', KEYS[i])
+    raw[i] = v
+    local ms = rv_ms(v)
+    if ms == false then
+      active = false
+    elseif ms ~= nil then
+      if string.sub(rules, i, i) ~= 'u' or not iat or dec_lt(iat, ms) then active = false end
+    end
+  end
+  return active, raw
+end
+";
+
+/// A revocation rule, in precedence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
     Token,
     Session,
     Subject,
+}
+
+impl Rule {
+    /// The rule's letter in [`REVOCATION_FN_LUA`]'s `rules`.
+    pub(crate) fn letter(self) -> char {
+        match self {
+            Rule::Token => 'j',
+            Rule::Session => 's',
+            Rule::Subject => 'u',
+        }
+    }
 }
 
 /// A `GET` reply: nothing, or a decimal number of milliseconds. Anything else is corrupt.

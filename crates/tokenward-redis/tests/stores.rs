@@ -1,0 +1,852 @@
+//! `RedisStores::check_token`: the revocation check and the per-subject limit in one script.
+//! Equivalence with the separate stores over a table of cases, a revoked token consuming no
+//! rate-limit cell, a limit shared by two instances, a hash-tagged prefix, outages, NOSCRIPT,
+//! and the round trips counted by Redis itself.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tokenward_core::{StoreErrorKind, TokenRef, UnixTime};
+use tokenward_ratelimit::{Decision, GcraQuota, RateLimitStore};
+use tokenward_redis::{RedisConfig, RedisStores};
+use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
+
+use common::{ThrowawayRedis, bounded_failure, config, free_port, raw_connection, unique_prefix};
+
+/// 2 per hour, burst 2: nothing replenishes while a test runs (T = 30 min).
+const QUOTA: GcraQuota = GcraQuota {
+    limit: 2,
+    period: Duration::from_secs(3600),
+    burst: 2,
+};
+const IAT_MS: u64 = 1_700_000_000_000;
+const LIMIT_KEY: &str = "subject:u";
+
+async fn stores(test: &str) -> RedisStores {
+    raw_connection().await;
+    RedisStores::connect(&config(test)).unwrap()
+}
+
+/// What a revocation key holds before the check.
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    Value(&'static str),
+    /// A hash: the wrong type.
+    Hash,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Token,
+    Session,
+    Subject,
+}
+
+/// The rate-limit part of a case: no limit, or the cells used up before, and the cost.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    None,
+    Used { before: u32, cost: u32 },
+}
+
+#[derive(Debug)]
+struct Case {
+    name: &'static str,
+    entries: &'static [(Rule, Entry)],
+    /// `(jti, sid, sub)` present?
+    claims: (bool, bool, bool),
+    iat: Option<u64>,
+}
+
+const ALL: (bool, bool, bool) = (true, true, true);
+
+const CASES: &[Case] = &[
+    Case {
+        name: "active, nothing revoked",
+        entries: &[],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "token revoked",
+        entries: &[(Rule::Token, Entry::Value("1999999999999"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "session revoked",
+        entries: &[(Rule::Session, Entry::Value("1999999999999"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff after iat",
+        entries: &[(Rule::Subject, Entry::Value("1700000000001"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff at iat",
+        entries: &[(Rule::Subject, Entry::Value("1700000000000"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff before iat",
+        entries: &[(Rule::Subject, Entry::Value("1699999999999"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff, no iat",
+        entries: &[(Rule::Subject, Entry::Value("1"))],
+        claims: ALL,
+        iat: None,
+    },
+    Case {
+        name: "subject cutoff 0, iat 0",
+        entries: &[(Rule::Subject, Entry::Value("0"))],
+        claims: ALL,
+        iat: Some(0),
+    },
+    Case {
+        name: "subject cutoff with leading zeros after iat",
+        entries: &[(Rule::Subject, Entry::Value("0001700000000001"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff with leading zeros before iat",
+        entries: &[(Rule::Subject, Entry::Value("0001699999999999"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff u64::MAX",
+        entries: &[(Rule::Subject, Entry::Value("18446744073709551615"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject cutoff far before a huge iat",
+        entries: &[(Rule::Subject, Entry::Value("9007199254740993"))],
+        claims: ALL,
+        iat: Some(9_007_199_254_740_994),
+    },
+    Case {
+        name: "subject cutoff just after a huge iat",
+        entries: &[(Rule::Subject, Entry::Value("9007199254740993"))],
+        claims: ALL,
+        iat: Some(9_007_199_254_740_992),
+    },
+    Case {
+        name: "token and subject: token wins",
+        entries: &[
+            (Rule::Token, Entry::Value("1999999999999")),
+            (Rule::Subject, Entry::Value("1700000000001")),
+        ],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "session and subject: session wins",
+        entries: &[
+            (Rule::Session, Entry::Value("1999999999999")),
+            (Rule::Subject, Entry::Value("1700000000001")),
+        ],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "subject entry of an unrelated claim set: no sub",
+        entries: &[(Rule::Subject, Entry::Value("1700000000001"))],
+        claims: (true, true, false),
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "only a sub",
+        entries: &[],
+        claims: (false, false, true),
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "only a jti, revoked",
+        entries: &[(Rule::Token, Entry::Value("1999999999999"))],
+        claims: (true, false, false),
+        iat: None,
+    },
+    Case {
+        name: "no claims at all",
+        entries: &[],
+        claims: (false, false, false),
+        iat: None,
+    },
+    Case {
+        name: "corrupt token entry (word)",
+        entries: &[(Rule::Token, Entry::Value("revoked"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt session entry (empty)",
+        entries: &[(Rule::Session, Entry::Value(""))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt subject entry (negative)",
+        entries: &[(Rule::Subject, Entry::Value("-5"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt subject entry (float)",
+        entries: &[(Rule::Subject, Entry::Value("1.5e12"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt subject entry (trailing space)",
+        entries: &[(Rule::Subject, Entry::Value("12 "))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt subject entry (over u64)",
+        entries: &[(Rule::Subject, Entry::Value("18446744073709551616"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt subject entry (21 digits)",
+        entries: &[(Rule::Subject, Entry::Value("100000000000000000000"))],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "corrupt subject not outranked by a revoked token",
+        entries: &[
+            (Rule::Token, Entry::Value("1999999999999")),
+            (Rule::Subject, Entry::Value("x")),
+        ],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+    Case {
+        name: "wrong type at the token key",
+        entries: &[(Rule::Token, Entry::Hash)],
+        claims: ALL,
+        iat: Some(IAT_MS),
+    },
+];
+
+const LIMITS: &[Limit] = &[
+    Limit::None,
+    Limit::Used { before: 0, cost: 1 },
+    Limit::Used { before: 1, cost: 1 },
+    Limit::Used { before: 2, cost: 1 },
+    Limit::Used { before: 0, cost: 2 },
+    Limit::Used { before: 1, cost: 2 },
+];
+
+fn token(case: &Case) -> TokenRef<'static> {
+    let (jti, sid, sub) = case.claims;
+    TokenRef {
+        jti: jti.then_some("j"),
+        sid: sid.then_some("s"),
+        sub: sub.then_some("u"),
+        iat: case.iat.map(UnixTime::from_millis),
+        exp: UnixTime::from_secs(4_000_000_000),
+    }
+}
+
+/// Writes a case's revocation entries and uses up `before` cells of the limit.
+async fn prepare(stores: &RedisStores, case: &Case, limit: Limit) {
+    let mut conn = raw_connection().await;
+    let revocation = stores.revocation();
+    for &(rule, entry) in case.entries {
+        let key = match rule {
+            Rule::Token => revocation.token_key("j"),
+            Rule::Session => revocation.session_key("s"),
+            Rule::Subject => revocation.subject_key("u"),
+        };
+        match entry {
+            Entry::Value(v) => {
+                let _: () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(v)
+                    .arg("EX")
+                    .arg(600)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            Entry::Hash => {
+                let _: () = redis::cmd("HSET")
+                    .arg(&key)
+                    .arg("f")
+                    .arg("v")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let _: () = redis::cmd("EXPIRE")
+                    .arg(&key)
+                    .arg(600)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    if let Limit::Used { before, .. } = limit {
+        for _ in 0..before {
+            assert!(
+                stores
+                    .ratelimit()
+                    .gcra(LIMIT_KEY, &QUOTA, 1)
+                    .await
+                    .unwrap()
+                    .allowed
+            );
+        }
+    }
+}
+
+type Outcome = Result<(RevocationStatus, Option<Decision>), StoreErrorKind>;
+
+/// The separate stores: `check`, then `gcra` only for an active token.
+async fn separately(stores: &RedisStores, token: &TokenRef<'_>, limit: Limit) -> Outcome {
+    let status = stores
+        .revocation()
+        .check(token)
+        .await
+        .map_err(|e| e.kind())?;
+    match (status, limit) {
+        (RevocationStatus::Active, Limit::Used { cost, .. }) => {
+            let d = stores
+                .ratelimit()
+                .gcra(LIMIT_KEY, &QUOTA, cost)
+                .await
+                .map_err(|e| e.kind())?;
+            Ok((status, Some(d)))
+        }
+        _ => Ok((status, None)),
+    }
+}
+
+async fn combined(stores: &RedisStores, token: &TokenRef<'_>, limit: Limit) -> Outcome {
+    let limit = match limit {
+        Limit::None => None,
+        Limit::Used { cost, .. } => Some((LIMIT_KEY, &QUOTA, cost)),
+    };
+    stores.check_token(token, limit).await.map_err(|e| e.kind())
+}
+
+/// Equal, with the decisions' durations (server-clock relative) within a second.
+fn same(a: &Outcome, b: &Outcome) -> bool {
+    match (a, b) {
+        (Err(a), Err(b)) => a == b,
+        (Ok((sa, da)), Ok((sb, db))) => {
+            sa == sb
+                && match (da, db) {
+                    (None, None) => true,
+                    (Some(a), Some(b)) => {
+                        let close =
+                            |x: Duration, y: Duration| x.abs_diff(y) < Duration::from_secs(1);
+                        a.allowed == b.allowed
+                            && a.limit == b.limit
+                            && a.remaining == b.remaining
+                            && close(a.reset, b.reset)
+                            && match (a.retry_after, b.retry_after) {
+                                (None, None) => true,
+                                (Some(x), Some(y)) => close(x, y),
+                                _ => false,
+                            }
+                    }
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+async fn get_raw(key: &str) -> Option<Vec<u8>> {
+    let mut conn = raw_connection().await;
+    redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn check_token_equals_the_separate_stores() {
+    let mut seen = BTreeMap::<&str, usize>::new();
+    for case in CASES {
+        for &limit in LIMITS {
+            let a = stores("eq-separate").await;
+            let b = stores("eq-combined").await;
+            prepare(&a, case, limit).await;
+            prepare(&b, case, limit).await;
+            let t = token(case);
+            let expected = separately(&a, &t, limit).await;
+            let gcra_key = b.ratelimit().gcra_key(LIMIT_KEY);
+            let tat_before = get_raw(&gcra_key).await;
+            let got = combined(&b, &t, limit).await;
+            assert!(
+                same(&expected, &got),
+                "{} with {limit:?}:\n  separate stores: {expected:?}\n  check_token:     {got:?}",
+                case.name
+            );
+            // Not active (revoked or unreadable): the limit's state is untouched.
+            if !matches!(got, Ok((RevocationStatus::Active, _))) {
+                assert_eq!(get_raw(&gcra_key).await, tat_before, "{}", case.name);
+            }
+            let class = match &got {
+                Ok((RevocationStatus::Active, Some(d))) if d.allowed => "active, allowed",
+                Ok((RevocationStatus::Active, Some(_))) => "active, denied",
+                Ok((RevocationStatus::Active, None)) => "active, no limit",
+                Ok((RevocationStatus::Revoked(_), _)) => "revoked",
+                Err(StoreErrorKind::Corrupt) => "corrupt",
+                _ => "other",
+            };
+            *seen.entry(class).or_default() += 1;
+        }
+    }
+    // The table covers every outcome.
+    for class in [
+        "active, allowed",
+        "active, denied",
+        "active, no limit",
+        "revoked",
+        "corrupt",
+    ] {
+        assert!(
+            seen.get(class).is_some_and(|&n| n > 0),
+            "no case is {class}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn statuses_and_decisions_in_detail() {
+    let s = stores("detail").await;
+    let exp = UnixTime::from_secs(4_000_000_000);
+    let t = |jti| TokenRef {
+        jti: Some(jti),
+        sid: Some("s"),
+        sub: Some("u"),
+        iat: Some(UnixTime::from_millis(IAT_MS)),
+        exp,
+    };
+    let limit = Some((LIMIT_KEY, &QUOTA, 1));
+    let (status, d) = s.check_token(&t("a"), limit).await.unwrap();
+    let d = d.unwrap();
+    assert_eq!(status, RevocationStatus::Active);
+    assert_eq!((d.allowed, d.limit, d.remaining), (true, 2, 1));
+    let (_, d) = s.check_token(&t("a"), limit).await.unwrap();
+    assert_eq!(d.unwrap().remaining, 0);
+    let (_, d) = s.check_token(&t("a"), limit).await.unwrap();
+    let d = d.unwrap();
+    assert!(!d.allowed);
+    // The next cell in T = 30 min.
+    let retry = d.retry_after.unwrap();
+    assert!(
+        retry > Duration::from_secs(1790) && retry <= Duration::from_secs(1800),
+        "{retry:?}"
+    );
+
+    s.revocation().revoke_token("b", exp).await.unwrap();
+    assert_eq!(
+        s.check_token(&t("b"), limit).await.unwrap(),
+        (RevocationStatus::Revoked(RevokedBy::Token), None)
+    );
+    assert_eq!(
+        s.check_token(&t("a"), None).await.unwrap(),
+        (RevocationStatus::Active, None)
+    );
+    // Invalid input is refused before anything is sent, whatever the token's status.
+    for (limit, what) in [
+        (Some(("", &QUOTA, 1)), "empty key"),
+        (Some((LIMIT_KEY, &QUOTA, 3)), "cost above burst"),
+        (
+            Some((LIMIT_KEY, &GcraQuota { limit: 0, ..QUOTA }, 1)),
+            "zero limit",
+        ),
+    ] {
+        let got = s.check_token(&t("b"), limit).await;
+        assert_eq!(
+            got.map_err(|e| e.kind()),
+            Err(StoreErrorKind::InvalidInput),
+            "{what}"
+        );
+    }
+    let long = "x".repeat(100_000);
+    let bad = TokenRef {
+        jti: Some(&long),
+        ..t("a")
+    };
+    assert_eq!(
+        s.check_token(&bad, None).await.map_err(|e| e.kind()),
+        Err(StoreErrorKind::InvalidInput)
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_token_consumes_no_rate_limit_cell() {
+    let s = stores("revoked-no-cell").await;
+    let exp = UnixTime::from_secs(4_000_000_000);
+    s.revocation().revoke_token("stolen", exp).await.unwrap();
+    let stolen = TokenRef {
+        jti: Some("stolen"),
+        sid: None,
+        sub: Some("victim"),
+        iat: Some(UnixTime::from_millis(IAT_MS)),
+        exp,
+    };
+    let key = "subject:victim";
+    for _ in 0..50 {
+        let got = s
+            .check_token(&stolen, Some((key, &QUOTA, 1)))
+            .await
+            .unwrap();
+        assert_eq!(got, (RevocationStatus::Revoked(RevokedBy::Token), None));
+    }
+    // Not even a key was written, and the victim's own token still has its whole budget.
+    assert_eq!(get_raw(&s.ratelimit().gcra_key(key)).await, None);
+    let own = TokenRef {
+        jti: Some("fresh"),
+        ..stolen
+    };
+    let (status, d) = s.check_token(&own, Some((key, &QUOTA, 1))).await.unwrap();
+    assert_eq!(
+        (status, d.unwrap().remaining),
+        (RevocationStatus::Active, 1)
+    );
+    // And a revoked token leaves an existing state byte for byte as it was.
+    let before = get_raw(&s.ratelimit().gcra_key(key)).await;
+    assert!(before.is_some());
+    s.check_token(&stolen, Some((key, &QUOTA, 1)))
+        .await
+        .unwrap();
+    assert_eq!(get_raw(&s.ratelimit().gcra_key(key)).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_limit_exactly() {
+    raw_connection().await;
+    let config = config("stores-shared").pool_size(4);
+    let a = RedisStores::connect(&config).unwrap();
+    let b = RedisStores::connect(&config).unwrap();
+    // 300 per hour: nothing replenishes (T = 12 s) while the test runs.
+    let q = GcraQuota::new(300, Duration::from_secs(3600));
+    // Revoked tokens hammer the same key in between and must not count.
+    a.revocation()
+        .revoke_token("revoked", UnixTime::from_secs(4_000_000_000))
+        .await
+        .unwrap();
+    let admitted = Arc::new(AtomicU32::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let stores = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let admitted = admitted.clone();
+        tasks.spawn(async move {
+            let jti = if i % 4 == 3 {
+                "revoked".to_owned()
+            } else {
+                format!("t{i}")
+            };
+            let token = TokenRef {
+                jti: Some(&jti),
+                sid: Some("s"),
+                sub: Some("u"),
+                iat: Some(UnixTime::from_millis(IAT_MS)),
+                exp: UnixTime::from_secs(4_000_000_000),
+            };
+            for _ in 0..8 {
+                let (status, d) = stores
+                    .check_token(&token, Some(("subject:u", &q, 1)))
+                    .await
+                    .unwrap();
+                if d.is_some_and(|d| d.allowed) {
+                    assert_eq!(status, RevocationStatus::Active);
+                    admitted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    // 48 active tokens × 8 = 384 attempts for 300 cells.
+    assert_eq!(admitted.load(Ordering::Relaxed), 300);
+}
+
+#[tokio::test]
+async fn a_hash_tagged_prefix_works() {
+    raw_connection().await;
+    let prefix = format!("{{{}}}:", unique_prefix("tagged"));
+    let s = RedisStores::connect(
+        &RedisConfig::new(common::redis_url())
+            .key_prefix(&prefix)
+            .operation_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let exp = UnixTime::from_secs(4_000_000_000);
+    s.revocation().revoke_session("{fam}", exp).await.unwrap();
+    let t = |jti, sid| TokenRef {
+        jti: Some(jti),
+        sid: Some(sid),
+        sub: Some("{u}"),
+        iat: Some(UnixTime::from_millis(IAT_MS)),
+        exp,
+    };
+    let limit = Some(("{sub}", &QUOTA, 1));
+    let (status, d) = s.check_token(&t("a", "other"), limit).await.unwrap();
+    assert_eq!(
+        (status, d.unwrap().remaining),
+        (RevocationStatus::Active, 1)
+    );
+    assert_eq!(
+        s.check_token(&t("a", "{fam}"), limit).await.unwrap(),
+        (RevocationStatus::Revoked(RevokedBy::Session), None)
+    );
+    let keys = common::keys_under(&prefix).await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        assert!(key.starts_with(&prefix), "{key}");
+    }
+    common::delete_under(&prefix).await;
+}
+
+const TIMEOUT: Duration = common::TIMEOUT;
+const OUTAGE: &[StoreErrorKind] = &[StoreErrorKind::Unavailable, StoreErrorKind::Timeout];
+
+fn stores_at(url: &str) -> RedisStores {
+    RedisStores::connect(
+        &RedisConfig::new(url)
+            .key_prefix(unique_prefix("stores-outage"))
+            .operation_timeout(TIMEOUT),
+    )
+    .unwrap()
+}
+
+fn any_token() -> TokenRef<'static> {
+    TokenRef {
+        jti: Some("j"),
+        sid: Some("s"),
+        sub: Some("u"),
+        iat: Some(UnixTime::from_millis(IAT_MS)),
+        exp: UnixTime::from_secs(4_000_000_000),
+    }
+}
+
+async fn check_fails(s: &RedisStores, kinds: &[StoreErrorKind], what: &str) {
+    for limit in [None, Some((LIMIT_KEY, &QUOTA, 1))] {
+        bounded_failure(
+            &format!("{what}, limit {limit:?}"),
+            kinds,
+            s.check_token(&any_token(), limit),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outages_fail_within_the_timeout_and_recover() {
+    let port = free_port();
+    let server = ThrowawayRedis::start(port);
+    let s = stores_at(&server.url());
+    let (status, d) = s
+        .check_token(&any_token(), Some((LIMIT_KEY, &QUOTA, 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, d.unwrap().allowed),
+        (RevocationStatus::Active, true)
+    );
+
+    server.kill();
+    for round in 0..3 {
+        check_fails(&s, OUTAGE, &format!("killed, round {round}")).await;
+    }
+    let _server = ThrowawayRedis::start(port);
+    let (status, d) = s
+        .check_token(&any_token(), Some((LIMIT_KEY, &QUOTA, 1)))
+        .await
+        .unwrap();
+    // No persistence: the state is gone, the budget is whole again.
+    assert_eq!(
+        (status, d.unwrap().remaining),
+        (RevocationStatus::Active, 1)
+    );
+
+    // Nothing listening at all.
+    let nobody = stores_at(&format!("redis://127.0.0.1:{}", free_port()));
+    check_fails(&nobody, &[StoreErrorKind::Unavailable], "nothing listening").await;
+}
+
+/// `INFO` sections as `name → value` (e.g. `total_commands_processed`, `cmdstat_get`).
+async fn info(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, String> {
+    let text: String = redis::cmd("INFO")
+        .arg("stats")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn calls(info: &BTreeMap<String, String>, command: &str) -> u64 {
+    info.get(&format!("cmdstat_{command}")).map_or(0, |v| {
+        let calls = v.split(',').next().unwrap();
+        calls.strip_prefix("calls=").unwrap().parse().unwrap()
+    })
+}
+
+fn stat(info: &BTreeMap<String, String>, name: &str) -> u64 {
+    info[name].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_evalsha_per_check_counted_by_redis() {
+    // A server of our own: no other client's commands in its counters.
+    let server = ThrowawayRedis::start(free_port());
+    let s = RedisStores::connect(
+        &RedisConfig::new(server.url())
+            .key_prefix("rt:")
+            .operation_timeout(Duration::from_secs(2))
+            .pool_size(2),
+    )
+    .unwrap();
+    let exp = UnixTime::from_secs(4_000_000_000);
+    s.revocation().revoke_token("revoked", exp).await.unwrap();
+    let token = |jti| TokenRef {
+        jti: Some(jti),
+        sid: Some("s"),
+        sub: Some("u"),
+        iat: Some(UnixTime::from_millis(IAT_MS)),
+        exp,
+    };
+    let q = GcraQuota::new(1_000_000, Duration::from_secs(1));
+    let limit = Some(("subject:u", &q, 1));
+    // Warm up: every connection open, the script loaded.
+    for _ in 0..8 {
+        s.check_token(&token("active"), limit).await.unwrap();
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let before = info(&mut conn).await;
+
+    const N: u64 = 60;
+    let (mut active, mut revoked, mut unlimited) = (0, 0, 0);
+    for i in 0..N {
+        match i % 3 {
+            0 => {
+                let (st, d) = s.check_token(&token("active"), limit).await.unwrap();
+                assert!(st == RevocationStatus::Active && d.unwrap().allowed);
+                active += 1;
+            }
+            1 => {
+                let (st, d) = s.check_token(&token("revoked"), limit).await.unwrap();
+                assert!(st.is_revoked() && d.is_none());
+                revoked += 1;
+            }
+            _ => {
+                let (st, d) = s.check_token(&token("active"), None).await.unwrap();
+                assert!(st == RevocationStatus::Active && d.is_none());
+                unlimited += 1;
+            }
+        }
+    }
+    let after = info(&mut conn).await;
+    let delta = |c: &str| calls(&after, c) - calls(&before, c);
+
+    // One EVALSHA per check, nothing else from the client but our one INFO in between.
+    assert_eq!(delta("evalsha"), N);
+    assert_eq!(delta("info"), 1);
+    for quiet in [
+        "eval", "script", "ping", "hello", "client", "select", "auth",
+    ] {
+        assert_eq!(delta(quiet), 0, "{quiet}");
+    }
+    // Inside the scripts: 3 GETs of revocation keys per check, plus TIME, GET and SET of
+    // the GCRA step for an active token with a limit (none for a revoked one).
+    assert_eq!(delta("get"), 3 * N + active);
+    assert_eq!(delta("time"), active);
+    assert_eq!(delta("set"), active);
+    assert_eq!(revoked + unlimited + active, N);
+    // Every command Redis processed is accounted for: the client sent N + 1.
+    let internal = delta("get") + delta("time") + delta("set");
+    assert_eq!(
+        stat(&after, "total_commands_processed") - stat(&before, "total_commands_processed"),
+        N + 1 + internal
+    );
+    // No reconnects.
+    assert_eq!(
+        stat(&after, "total_connections_received"),
+        stat(&before, "total_connections_received")
+    );
+    eprintln!(
+        "{N} checks: {} EVALSHA, {} commands processed in all ({internal} inside the scripts)",
+        delta("evalsha"),
+        stat(&after, "total_commands_processed") - stat(&before, "total_commands_processed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_script_is_reloaded_after_script_flush() {
+    let server = ThrowawayRedis::start(free_port());
+    let s = RedisStores::connect(
+        &RedisConfig::new(server.url())
+            .key_prefix("noscript:")
+            .operation_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    let limit = Some((LIMIT_KEY, &QUOTA, 1));
+    let (_, d) = s.check_token(&any_token(), limit).await.unwrap();
+    assert_eq!(d.unwrap().remaining, 1);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    assert_eq!(cached_scripts(&mut conn).await, 1);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(cached_scripts(&mut conn).await, 0);
+    let (status, d) = s.check_token(&any_token(), limit).await.unwrap();
+    assert_eq!(
+        (status, d.unwrap().remaining),
+        (RevocationStatus::Active, 0)
+    );
+    // The one script is cached again (SCRIPT FLUSH emptied the cache).
+    assert_eq!(cached_scripts(&mut conn).await, 1);
+}
+
+async fn cached_scripts(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let text: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(conn)
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
