@@ -70,19 +70,10 @@ struct Inner {
 }
 
 impl RedisBackend {
-    /// A pool for `config`. Fails only on a configuration mistake (a URL that does not parse,
-    /// a zero timeout or pool size), never because Redis is unreachable.
+    /// A pool for `config`. Fails only on a configuration mistake
+    /// ([`RedisConfig::validate`]), never because Redis is unreachable.
     pub fn new(config: &RedisConfig) -> Result<Self, Error> {
-        if config.operation_timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "operation_timeout must be greater than zero".to_owned(),
-            ));
-        }
-        if config.pool_size == 0 {
-            return Err(Error::InvalidConfig(
-                "pool_size must be at least 1".to_owned(),
-            ));
-        }
+        config.validate()?;
         let invalid_url = |source| Error::InvalidUrl {
             url: redact_url(&config.url),
             source,

@@ -3,10 +3,47 @@
 use std::fmt;
 use std::time::Duration;
 
+use redis::{ErrorKind, IntoConnectionInfo, RedisError};
+use serde::Deserialize;
+
+use crate::error::Error;
+
 /// Where Redis is and how long tokenward may wait for it.
 ///
-/// Built from [`Default`] (or [`RedisConfig::new`]) plus the builder methods; every field has
-/// a production-sensible default. Its `Debug` output hides the password in the URL.
+/// Built from [`Default`] (or [`RedisConfig::new`]) plus the builder methods, or deserialized
+/// with serde (TOML, YAML, JSON, environment…); every field has a production-sensible
+/// default. Its `Debug` output hides the password in the URL. It is deliberately not
+/// `Serialize`: a dumped configuration would carry the password.
+///
+/// # Configuration files
+///
+/// Every field is optional, unknown fields are errors, and values are checked while
+/// deserializing ([`RedisConfig::validate`]), with messages that name the field and never
+/// show the password. `operation_timeout` is a [humantime](https://docs.rs/humantime)
+/// duration (`"250ms"`, `"1s"`, `"1m 30s"`):
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenward_redis::RedisConfig;
+///
+/// let config: RedisConfig = serde_json::from_str(r#"{
+///     "url": "redis://:s3cret@redis.internal:6379/0",
+///     "key_prefix": "{orders-api}:",
+///     "operation_timeout": "100ms",
+///     "pool_size": 4
+/// }"#)?;
+/// assert_eq!(config.operation_timeout, Duration::from_millis(100));
+/// assert_eq!(config.pool_size, 4);
+///
+/// let defaults: RedisConfig = serde_json::from_str("{}")?;
+/// assert_eq!(defaults, RedisConfig::default());
+///
+/// let err = serde_json::from_str::<RedisConfig>(r#"{"url": "redis://:s3cret@h", "pool_size": 0}"#)
+///     .unwrap_err();
+/// assert!(err.to_string().contains("pool_size must be at least 1"));
+/// assert!(!err.to_string().contains("s3cret"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 ///
 /// ```
 /// use std::time::Duration;
@@ -19,7 +56,8 @@ use std::time::Duration;
 /// assert_eq!(config.key_prefix, "orders-api:");
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RedisConfigFields")]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// The server: `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to.sock`.
@@ -87,6 +125,88 @@ impl RedisConfig {
     /// The URL with any password replaced by `***`, for logs and error messages.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
+    }
+
+    /// Checks every value: a `url` this build can use (`redis://`, `rediss://` or
+    /// `unix://`, and parseable), an `operation_timeout` above zero and a `pool_size` of at
+    /// least 1. Deserializing runs it, and so does [`RedisBackend::new`](crate::RedisBackend::new).
+    /// Messages name the field and never contain the password.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid_url = |source| Error::InvalidUrl {
+            url: self.redacted_url(),
+            source,
+        };
+        let scheme = self.url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("redis" | "rediss" | "unix")) {
+            return Err(invalid_url(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "the scheme must be redis://, rediss:// or unix://",
+            ))));
+        }
+        self.url
+            .as_str()
+            .into_connection_info()
+            .map_err(invalid_url)?;
+        if self.operation_timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "operation_timeout must be greater than zero".to_owned(),
+            ));
+        }
+        if self.pool_size == 0 {
+            return Err(Error::InvalidConfig(
+                "pool_size must be at least 1".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// [`RedisConfig`] as it is written in a configuration file, before [`RedisConfig::validate`].
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RedisConfigFields {
+    url: String,
+    key_prefix: String,
+    #[serde(with = "humantime_serde")]
+    operation_timeout: Duration,
+    pool_size: usize,
+}
+
+impl Default for RedisConfigFields {
+    fn default() -> Self {
+        let RedisConfig {
+            url,
+            key_prefix,
+            operation_timeout,
+            pool_size,
+        } = RedisConfig::default();
+        RedisConfigFields {
+            url,
+            key_prefix,
+            operation_timeout,
+            pool_size,
+        }
+    }
+}
+
+impl TryFrom<RedisConfigFields> for RedisConfig {
+    type Error = Error;
+
+    fn try_from(fields: RedisConfigFields) -> Result<Self, Error> {
+        let RedisConfigFields {
+            url,
+            key_prefix,
+            operation_timeout,
+            pool_size,
+        } = fields;
+        let config = RedisConfig {
+            url,
+            key_prefix,
+            operation_timeout,
+            pool_size,
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 
@@ -166,5 +286,85 @@ mod tests {
             .operation_timeout(Duration::from_secs(1));
         assert_eq!((c.pool_size, c.operation_timeout.as_secs()), (2, 1));
         assert!(!format!("{c:?}").contains("pw"));
+    }
+
+    fn from_toml(text: &str) -> Result<RedisConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn deserializes_with_defaults_for_missing_fields() {
+        let c = from_toml(
+            r#"
+            url = "redis://:s3cret@redis.internal:6380/2"
+            key_prefix = "{tw}:"
+            operation_timeout = "1s 500ms"
+            pool_size = 3
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            RedisConfig::new("redis://:s3cret@redis.internal:6380/2")
+                .key_prefix("{tw}:")
+                .operation_timeout(Duration::from_millis(1500))
+                .pool_size(3)
+        );
+        assert_eq!(from_toml("").unwrap(), RedisConfig::default());
+        let c = from_toml(r#"operation_timeout = "250ms""#).unwrap();
+        assert_eq!(c.operation_timeout, Duration::from_millis(250));
+        for url in [
+            "unix:///run/redis.sock",
+            "redis://h",
+            "redis+unix:///run/r.sock",
+        ] {
+            let got = from_toml(&format!("url = {url:?}"));
+            assert_eq!(got.is_ok(), !url.starts_with("redis+"), "{url}: {got:?}");
+        }
+        // JSON, as an environment-variable layer would hand it over.
+        let c: RedisConfig = serde_json::from_str(r#"{"pool_size": 1}"#).unwrap();
+        assert_eq!(c.pool_size, 1);
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_field_never_the_password() {
+        let url = r#"url = "redis://:s3cret@h:6379""#;
+        for (extra, says) in [
+            ("pool_size = 0", "pool_size must be at least 1"),
+            ("pool_size = -1", "pool_size"),
+            (
+                r#"operation_timeout = "0s""#,
+                "operation_timeout must be greater than zero",
+            ),
+            (r#"operation_timeout = "soon""#, "operation_timeout"),
+            ("operation_timeout = 250", "operation_timeout"),
+            ("pasword = \"x\"", "unknown field `pasword`"),
+            ("key_prefix = 7", "key_prefix"),
+        ] {
+            let err = from_toml(&format!("{url}\n{extra}")).unwrap_err();
+            assert!(err.contains(says), "{extra}: {err}");
+            assert!(!err.contains("s3cret"), "{extra}: {err}");
+        }
+        for (bad, says) in [
+            ("http://:s3cret@h", "the scheme must be"),
+            ("s3cret", "the scheme must be"),
+            ("redis://:s3cret@", "url redis://:***@"),
+            ("rediss://:s3cret@h:6380", "url rediss://:***@h:6380"),
+        ] {
+            let err = from_toml(&format!("url = {bad:?}")).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(!err.contains("s3cret"), "{bad}: {err}");
+        }
+        let err =
+            serde_json::from_str::<RedisConfig>(r#"{"url": "redis://u:s3cret@h", "pool_size": 0}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("pool_size") && !err.contains("s3cret"),
+            "{err}"
+        );
+        // The builder path checks the same way.
+        let err = RedisConfig::default().pool_size(0).validate().unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
     }
 }

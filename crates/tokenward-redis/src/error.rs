@@ -10,7 +10,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The URL is not a Redis URL this build can use.
-    #[error("invalid Redis URL {url}: {source}")]
+    #[error("invalid Redis configuration: url {url}: {source}")]
     InvalidUrl {
         /// The URL, password redacted.
         url: String,
