@@ -376,7 +376,8 @@ impl RemoteKeySet {
     pub async fn refresh(&self) -> Result<(), JwksError> {
         match self.inner.join_or_start(Trigger::Scheduled, None) {
             Flight::Wait(rx) => wait(rx).await,
-            // Unreachable for scheduled fetches; report the current state.
+            Flight::Failed(error) => Err(error),
+            // Not returned for scheduled fetches.
             Flight::Known | Flight::Refused => Ok(()),
         }
     }
@@ -408,7 +409,7 @@ impl RemoteKeySet {
         }
         match self.inner.join_or_start(Trigger::UnknownKid, Some(kid)) {
             Flight::Known => true,
-            Flight::Refused => self.knows(kid),
+            Flight::Refused | Flight::Failed(_) => self.knows(kid),
             Flight::Wait(rx) => {
                 // The outcome is in the stats and events; the answer is whether we know it.
                 let _ = wait(rx).await;
@@ -482,6 +483,8 @@ enum Flight {
     Refused,
     /// Wait for this fetch's outcome.
     Wait(watch::Receiver<Outcome>),
+    /// No fetch could be started (no tokio runtime).
+    Failed(JwksError),
 }
 
 async fn wait(mut rx: watch::Receiver<Outcome>) -> Result<(), JwksError> {
@@ -509,6 +512,10 @@ impl Inner {
     /// Joins the running fetch, or starts one (subject to the cooldown for unknown `kid`s).
     /// The state lock is held only for these decisions, never across I/O.
     fn join_or_start(self: &Arc<Self>, trigger: Trigger, kid: Option<&str>) -> Flight {
+        // Polled outside a tokio runtime, `tokio::spawn` would panic.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Flight::Failed(JwksError::NoRuntime);
+        };
         let mut state = lock(&self.state);
         if let Some(rx) = &state.inflight {
             return Flight::Wait(rx.clone());
@@ -534,7 +541,7 @@ impl Inner {
         let inner = Arc::clone(self);
         // A task of its own, so a caller that gives up (its request was cancelled) does not
         // cancel the fetch the others wait for.
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let outcome = inner.fetch_and_apply(trigger).await;
             lock(&inner.state).inflight = None;
             tx.send_replace(Some(outcome));
