@@ -1,0 +1,285 @@
+//! The tower middleware: [`GuardLayer`] → [`GuardService`] → [`ResponseFuture`], shaped like
+//! tower-http's `AsyncRequireAuthorization`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderName, HeaderValue, Request, Response};
+use tokenward_guard::{AuthRequest, Authenticated, Credentials, Guard, Requirements};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::ip::client_ip;
+use crate::response::{denial_http_response, misconfigured};
+
+/// Whether a request without a token may pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Required,
+    Optional,
+}
+
+/// Authenticates every request with a [`Guard`] before it reaches the wrapped service.
+///
+/// A request that passes carries [`Authenticated`] in its extensions (read it with the
+/// [`Auth`](crate::Auth), [`MaybeAuth`](crate::MaybeAuth) and [`Claims`](crate::Claims)
+/// extractors) and its response gets the subject limit's `RateLimit-Policy`/`RateLimit`
+/// headers; a refused one gets the [`Denial`](tokenward_guard::Denial)'s response and never
+/// reaches the service.
+///
+/// - [`GuardLayer::new`] — a valid token is required;
+/// - [`GuardLayer::optional`] — a request without a token passes (without `Authenticated`),
+///   but one with an invalid, revoked or rate-limited token is refused as with `new`;
+/// - [`GuardLayer::require`] — per-route scopes and audience ([`Guard::authorize`]).
+///
+/// Nested layers authenticate once: a `GuardLayer` that finds `Authenticated` already in the
+/// extensions (put there by an outer `GuardLayer`) only checks its own requirements, so a
+/// request is charged to the subject limit once.
+///
+/// The client address comes from `ConnectInfo<SocketAddr>` (see
+/// [`request_client_ip`](crate::request_client_ip)); without it every request is refused
+/// with a 500 and an error is logged.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct GuardLayer {
+    guard: Guard,
+    mode: Mode,
+    requirements: Option<Arc<Requirements>>,
+}
+
+impl GuardLayer {
+    /// Requires a valid token on every request.
+    pub fn new(guard: Guard) -> Self {
+        GuardLayer {
+            guard,
+            mode: Mode::Required,
+            requirements: None,
+        }
+    }
+
+    /// Lets requests without any token through without [`Authenticated`]; a request that
+    /// does carry a token (or a malformed `Authorization` header) is authenticated and
+    /// refused like with [`GuardLayer::new`] if that fails.
+    pub fn optional(guard: Guard) -> Self {
+        GuardLayer {
+            mode: Mode::Optional,
+            ..GuardLayer::new(guard)
+        }
+    }
+
+    /// Also requires `requirements` (scopes → 403 `insufficient_scope`, audience → 401
+    /// `invalid_token`) of authenticated requests; replaces earlier requirements.
+    pub fn require(self, requirements: Requirements) -> Self {
+        GuardLayer {
+            requirements: Some(Arc::new(requirements)),
+            ..self
+        }
+    }
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            inner,
+            guard: self.guard.clone(),
+            mode: self.mode,
+            requirements: self.requirements.clone(),
+        }
+    }
+}
+
+/// The service made by [`GuardLayer`]; see there.
+///
+/// Generic over the request body and over any response body that can be made from a
+/// `String` (the [`Denial`](tokenward_guard::Denial)'s JSON): `axum::body::Body`,
+/// `http_body_util::Full<Bytes>`, `String`. A service with another body type (a boxed
+/// body) can be adapted with `tower::util::MapResponse` first.
+#[derive(Debug, Clone)]
+pub struct GuardService<S> {
+    inner: S,
+    guard: Guard,
+    mode: Mode,
+    requirements: Option<Arc<Requirements>>,
+}
+
+type RateLimitHeaders = Option<[(&'static str, String); 2]>;
+type Checked<S, ReqBody, ResBody> =
+    Result<(S, Request<ReqBody>, RateLimitHeaders), Response<ResBody>>;
+type CheckFuture<S, ReqBody, ResBody> =
+    Pin<Box<dyn Future<Output = Checked<S, ReqBody, ResBody>> + Send + 'static>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GuardService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The ready service goes into the future; the clone stays for the next call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let check = check(
+            inner,
+            self.guard.clone(),
+            self.mode,
+            self.requirements.clone(),
+            req,
+        );
+        ResponseFuture {
+            state: State::Check {
+                check: Box::pin(check),
+            },
+        }
+    }
+}
+
+/// Runs the Guard for one request: the ready inner service and the request (with
+/// `Authenticated` in its extensions) to go on, or the refusal.
+async fn check<S, ReqBody, ResBody>(
+    inner: S,
+    guard: Guard,
+    mode: Mode,
+    requirements: Option<Arc<Requirements>>,
+    mut req: Request<ReqBody>,
+) -> Checked<S, ReqBody, ResBody>
+where
+    ResBody: From<String>,
+{
+    let Some(ip) = client_ip(&guard, req.extensions(), req.headers()) else {
+        tracing::error!(
+            target: "tokenward::axum",
+            "request has no ConnectInfo<SocketAddr>: the Guard cannot tell clients apart, so \
+             the request is refused; serve the app with \
+             `into_make_service_with_connect_info::<SocketAddr>()` (or insert \
+             `ConnectInfo(peer_addr)` into the request extensions in your own server)"
+        );
+        return Err(misconfigured());
+    };
+    let headers = req.headers();
+    let credentials = guard.credentials(
+        headers
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
+    );
+    let auth_req = AuthRequest::new(req.method().as_str(), req.uri().path(), ip, credentials);
+
+    let outer = req.extensions().get::<Authenticated>().cloned();
+    let (auth, fresh) = match outer {
+        Some(auth) => (auth, false),
+        None if mode == Mode::Optional && credentials == Credentials::Absent => {
+            return Ok((inner, req, None));
+        }
+        None => match guard.authenticate(&auth_req).await {
+            Ok(auth) => (auth, true),
+            Err(denial) => return Err(denial_http_response(&denial)),
+        },
+    };
+    if let Some(requirements) = &requirements
+        && let Err(denial) = guard.authorize(&auth_req, &auth, requirements)
+    {
+        return Err(denial_http_response(&denial));
+    }
+    let ratelimit = if fresh {
+        guard.ratelimit_headers(&auth)
+    } else {
+        None
+    };
+    req.extensions_mut().insert(auth);
+    Ok((inner, req, ratelimit))
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`GuardService`]: the Guard's check (boxed: it is an `async`
+    /// pipeline), then the inner service's future (pinned in place, not boxed).
+    pub struct ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, ResBody>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Check {
+            check: CheckFuture<S, ReqBody, ResBody>,
+        },
+        Inner {
+            #[pin]
+            future: S::Future,
+            ratelimit: RateLimitHeaders,
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> std::fmt::Debug for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project().state.project() {
+                StateProj::Check { check } => match ready!(check.as_mut().poll(cx)) {
+                    Ok((mut inner, req, ratelimit)) => {
+                        let future = inner.call(req);
+                        self.as_mut()
+                            .project()
+                            .state
+                            .set(State::Inner { future, ratelimit });
+                    }
+                    Err(refused) => return Poll::Ready(Ok(refused)),
+                },
+                StateProj::Inner { future, ratelimit } => {
+                    let mut res = ready!(future.poll(cx))?;
+                    if let Some(fields) = ratelimit.take() {
+                        add_missing(res.headers_mut(), fields);
+                    }
+                    return Poll::Ready(Ok(res));
+                }
+            }
+        }
+    }
+}
+
+/// Adds the `RateLimit` fields unless the service set its own.
+fn add_missing(headers: &mut http::HeaderMap, fields: [(&'static str, String); 2]) {
+    for (name, value) in fields {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::try_from(value),
+        ) {
+            headers.entry(name).or_insert(value);
+        }
+    }
+}
