@@ -62,6 +62,8 @@ mod denial;
 mod guard;
 mod request;
 mod stores;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use audit::fingerprint;
 pub use config::{

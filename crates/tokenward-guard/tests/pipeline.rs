@@ -1,0 +1,725 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The Guard pipeline without a web framework: the adapters' case table run through a
+//! minimal in-process "adapter", failure policies, the combined check, key refetch, audit.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, SharedKeySet, TokenIssuer};
+use tokenward_core::{FailurePolicy, StoreError, TokenRef, UnixTime};
+use tokenward_guard::testkit::{self, Fixture};
+use tokenward_guard::{
+    AuthRequest, CombinedCheck, Credentials, Denial, Guard, GuardConfig, GuardStores, KeyRefetch,
+    Requirements,
+};
+use tokenward_ratelimit::{Decision, GcraQuota, RateLimitStore};
+use tokenward_refresh::MemoryRefreshStore;
+use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
+
+/// The smallest adapter: what tokenward-axum and tokenward-actix do, minus HTTP.
+async fn serve(f: &Fixture, case: &testkit::Case) -> (u16, Vec<(String, String)>, String) {
+    let get_all = |name: &str| -> Vec<&[u8]> {
+        case.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_bytes())
+            .collect()
+    };
+    let peer: IpAddr = "127.0.0.1".parse().unwrap();
+    let xff: Vec<&str> = case
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-forwarded-for")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let ip = f.guard.client_ip().resolve(peer, xff);
+    let path = case.path.split('?').next().unwrap();
+    let creds = f
+        .guard
+        .credentials(get_all("authorization"), get_all("cookie"));
+    let req = AuthRequest::new(case.method, path, ip, creds);
+    let optional = path == "/optional";
+    let result = if optional && creds == Credentials::Absent {
+        Ok(None)
+    } else {
+        f.guard.authenticate(&req).await.map(Some)
+    };
+    let result = result.and_then(|auth| {
+        if path == "/admin"
+            && let Some(a) = &auth
+        {
+            f.guard.authorize(&req, a, &f.admin)?;
+        }
+        Ok(auth)
+    });
+    match result {
+        Ok(auth) => {
+            let sub = auth.as_ref().and_then(|a| a.sub().map(str::to_owned));
+            (200, vec![], serde_json::json!({ "sub": sub }).to_string())
+        }
+        Err(d) => {
+            let mut headers: Vec<(String, String)> = d
+                .headers()
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect();
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            (d.status(), headers, d.body())
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_adapter_table_against_the_guard() {
+    let f = Fixture::new().await;
+    let cases = testkit::cases(&f).await;
+    let mut failures = Vec::new();
+    for case in &cases {
+        let (status, headers, body) = serve(&f, case).await;
+        if let Err(e) = testkit::check(case, status, &headers, &body) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test]
+async fn check_catches_a_wrong_answer() {
+    let f = Fixture::new().await;
+    let cases = testkit::cases(&f).await;
+    let valid = cases.iter().find(|c| c.name == "valid token").unwrap();
+    // A 200 for a case expecting 401 and vice versa must fail.
+    assert!(testkit::check(&cases[0], 200, &[], r#"{"sub":null}"#).is_err());
+    assert!(testkit::check(valid, 200, &[], r#"{"sub":"bob"}"#).is_err());
+    // Echoing the token fails even with the right status.
+    let token = valid.headers[1].1.trim_start_matches("Bearer ").to_owned();
+    let body = format!(r#"{{"sub":"alice","t":"{token}"}}"#);
+    assert!(testkit::check(valid, 200, &[], &body).is_err());
+}
+
+fn keys() -> KeySet {
+    KeySet::single(Key::hmac("k1", Algorithm::HS256, &[9u8; 32]).unwrap())
+}
+
+fn issuer(keys: &KeySet) -> TokenIssuer {
+    TokenIssuer::builder(keys.clone(), "iss")
+        .audience("aud")
+        .build()
+        .unwrap()
+}
+
+fn request<'a>(creds: Credentials<'a>) -> AuthRequest<'a> {
+    AuthRequest::new("GET", "/x", "192.0.2.1".parse().unwrap(), creds)
+}
+
+/// A revocation store that is down.
+#[derive(Debug)]
+struct Down;
+
+#[async_trait]
+impl RevocationStore for Down {
+    async fn revoke_token(&self, _: &str, _: UnixTime) -> Result<(), StoreError> {
+        Err(StoreError::Timeout {
+            after: Duration::from_millis(1),
+        })
+    }
+    async fn revoke_session(&self, _: &str, _: UnixTime) -> Result<(), StoreError> {
+        Err(StoreError::Timeout {
+            after: Duration::from_millis(1),
+        })
+    }
+    async fn revoke_subject(&self, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+        Err(StoreError::Timeout {
+            after: Duration::from_millis(1),
+        })
+    }
+    async fn check(&self, _: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        Err(StoreError::Timeout {
+            after: Duration::from_millis(1),
+        })
+    }
+}
+
+fn down_stores() -> GuardStores {
+    GuardStores::new(
+        Arc::new(Down),
+        Arc::new(tokenward_ratelimit::MemoryRateLimitStore::new()),
+        Arc::new(MemoryRefreshStore::new()),
+    )
+}
+
+#[tokio::test]
+async fn outage_is_503_when_closed_and_degraded_when_open() {
+    let keys = keys();
+    let token = issuer(&keys)
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    let config = GuardConfig::new("iss", "aud");
+
+    let closed = config
+        .guard_builder(keys.clone(), down_stores(), None)
+        .unwrap()
+        .build();
+    let denial = closed
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap_err();
+    assert_eq!(denial.status(), 503);
+    assert!(matches!(
+        denial,
+        Denial::Unavailable {
+            check: "revocation",
+            ..
+        }
+    ));
+    assert!(denial.headers().contains(&("retry-after", "5".to_owned())));
+
+    let open = config
+        .guard_builder(keys.clone(), down_stores(), None)
+        .unwrap()
+        .revocation_failure_policy(FailurePolicy::Open)
+        .build();
+    let auth = open
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    assert_eq!(auth.degraded, Some("revocation"));
+
+    // An invalid token is still 401 during the outage, never 503 and never 200.
+    let denial = closed
+        .authenticate(&request(Credentials::Bearer("a.b.c")))
+        .await
+        .unwrap_err();
+    assert_eq!(denial.status(), 401);
+}
+
+/// A combined check that counts calls and charges a fake limit.
+#[derive(Debug, Default)]
+struct Counting {
+    revoked: bool,
+    calls: AtomicUsize,
+    charged: AtomicUsize,
+}
+
+#[async_trait]
+impl CombinedCheck for Counting {
+    async fn check_token(
+        &self,
+        _token: &TokenRef<'_>,
+        limit: Option<(&str, &GcraQuota, u32)>,
+    ) -> Result<(RevocationStatus, Option<Decision>), StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.revoked {
+            return Ok((
+                RevocationStatus::Revoked(tokenward_revocation::RevokedBy::Session),
+                None,
+            ));
+        }
+        Ok((
+            RevocationStatus::Active,
+            limit.map(|_| {
+                self.charged.fetch_add(1, Ordering::SeqCst);
+                Decision::allowed(300, 299, Duration::from_millis(200))
+            }),
+        ))
+    }
+}
+
+/// Stores whose separate revocation/limit calls must never happen.
+#[derive(Debug)]
+struct Unused;
+
+#[async_trait]
+impl RateLimitStore for Unused {
+    async fn gcra(&self, _: &str, _: &GcraQuota, _: u32) -> Result<Decision, StoreError> {
+        panic!("gcra called separately despite the combined check")
+    }
+    async fn ban_status(
+        &self,
+        _: &str,
+        _: &tokenward_ratelimit::BanQuota,
+    ) -> Result<Decision, StoreError> {
+        Ok(Decision::allowed(5, 5, Duration::ZERO))
+    }
+    async fn record_failure(
+        &self,
+        _: &str,
+        _: &tokenward_ratelimit::BanQuota,
+    ) -> Result<Decision, StoreError> {
+        Ok(Decision::allowed(5, 4, Duration::ZERO))
+    }
+    async fn lift_ban(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_combined_check_replaces_both_calls() {
+    let keys = keys();
+    let token = issuer(&keys)
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    for revoked in [false, true] {
+        let combined = Arc::new(Counting {
+            revoked,
+            ..Counting::default()
+        });
+        let stores = GuardStores::new(
+            Arc::new(Down),
+            Arc::new(Unused),
+            Arc::new(MemoryRefreshStore::new()),
+        )
+        .with_combined_check(combined.clone());
+        let guard = GuardConfig::new("iss", "aud")
+            .guard_builder(keys.clone(), stores, None)
+            .unwrap()
+            .build();
+        let result = guard
+            .authenticate(&request(Credentials::Bearer(&token)))
+            .await;
+        assert_eq!(combined.calls.load(Ordering::SeqCst), 1);
+        if revoked {
+            assert_eq!(result.unwrap_err().status(), 401);
+            assert_eq!(combined.charged.load(Ordering::SeqCst), 0);
+        } else {
+            let auth = result.unwrap();
+            assert_eq!(auth.limit.unwrap().remaining, 299);
+            let headers = guard.ratelimit_headers(&auth).unwrap();
+            assert_eq!(
+                headers[0],
+                ("ratelimit-policy", "\"subject\";q=300;w=60".to_owned())
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn failures_ban_the_client_and_login_failures_count() {
+    let keys = keys();
+    let guard = GuardConfig::new("iss", "aud")
+        .guard_builder(keys.clone(), GuardStores::memory(), None)
+        .unwrap()
+        .build();
+    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    // Three bad tokens and two wrong passwords: banned.
+    for _ in 0..3 {
+        let d = guard
+            .authenticate(&request(Credentials::Bearer("x.y.z")))
+            .await
+            .unwrap_err();
+        assert_eq!(d.status(), 401);
+    }
+    for _ in 0..2 {
+        guard
+            .check_client(&request(Credentials::Absent))
+            .await
+            .unwrap();
+        guard
+            .record_failure(&request(Credentials::Absent), "bad_password")
+            .await;
+    }
+    let token = issuer(&keys)
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    let d = guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap_err();
+    assert!(matches!(d, Denial::Banned { .. }), "{d:?}");
+    assert!(d.headers().contains(&("retry-after", "300".to_owned())));
+    assert!(
+        guard
+            .check_client(&request(Credentials::Absent))
+            .await
+            .is_err()
+    );
+    // Another client is unaffected; missing tokens never count.
+    let other = AuthRequest::new(
+        "GET",
+        "/",
+        "192.0.2.2".parse().unwrap(),
+        Credentials::Absent,
+    );
+    for _ in 0..10 {
+        assert_eq!(guard.authenticate(&other).await.unwrap_err().status(), 401);
+    }
+    guard.check_client(&other).await.unwrap();
+    // An operator lifts the ban.
+    guard
+        .failure_ban()
+        .unwrap()
+        .lift_ip(guard.ratelimit_store(), ip)
+        .await
+        .unwrap();
+    guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+}
+
+/// Hands out a rotated key on the first refetch.
+#[derive(Debug)]
+struct Rotating {
+    keys: SharedKeySet,
+    next: Mutex<Option<Key>>,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl KeyRefetch for Rotating {
+    async fn refetch_for_token(&self, _token: &str) -> bool {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let Some(key) = self.next.lock().unwrap().take() else {
+            return false;
+        };
+        self.keys.update(|k| k.insert(key)).unwrap();
+        true
+    }
+}
+
+#[tokio::test]
+async fn unknown_kid_triggers_one_refetch_then_verifies() {
+    let old = keys();
+    let new_key = Key::hmac("k2", Algorithm::HS256, &[3u8; 32]).unwrap();
+    let new_keys = KeySet::single(Key::hmac("k2", Algorithm::HS256, &[3u8; 32]).unwrap());
+    let shared = SharedKeySet::new(old);
+    let refetch = Arc::new(Rotating {
+        keys: shared.clone(),
+        next: Mutex::new(Some(new_key)),
+        calls: AtomicUsize::new(0),
+    });
+    let guard = GuardConfig::new("iss", "aud")
+        .guard_builder(shared, GuardStores::memory(), None)
+        .unwrap()
+        .key_refetch(refetch.clone())
+        .build();
+    let token = issuer(&new_keys)
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    assert_eq!(refetch.calls.load(Ordering::SeqCst), 1);
+    // Known now: no further refetch. A bad signature never refetches.
+    guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let _ = guard
+        .authenticate(&request(Credentials::Bearer(&forged)))
+        .await;
+    assert_eq!(refetch.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn requirements_scope_and_audience() {
+    let keys = keys();
+    let guard = GuardConfig::new("iss", "aud")
+        .guard_builder(keys.clone(), GuardStores::memory(), None)
+        .unwrap()
+        .build();
+    let token = issuer(&keys)
+        .issue(&AccessToken::new("alice").scope("read"))
+        .unwrap()
+        .token;
+    let req = request(Credentials::Bearer(&token));
+    let auth = guard.authenticate(&req).await.unwrap();
+    guard
+        .authorize(
+            &req,
+            &auth,
+            &Requirements::new().scope("read").audience("aud"),
+        )
+        .unwrap();
+    let d = guard
+        .authorize(
+            &req,
+            &auth,
+            &Requirements::new().scope("read").scope("admin"),
+        )
+        .unwrap_err();
+    assert_eq!(d.status(), 403);
+    assert_eq!(d.error(), "insufficient_scope");
+    let d = guard
+        .authorize(&req, &auth, &Requirements::new().audience("admin-api"))
+        .unwrap_err();
+    assert_eq!(d.status(), 401);
+}
+
+#[tokio::test]
+async fn custom_claims_are_typed_on_demand() {
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Tenant {
+        tenant: String,
+    }
+    let keys = keys();
+    let guard = GuardConfig::new("iss", "aud")
+        .guard_builder(keys.clone(), GuardStores::memory(), None)
+        .unwrap()
+        .build();
+    let token = issuer(&keys)
+        .issue_with(
+            &AccessToken::new("alice"),
+            &Tenant {
+                tenant: "acme".into(),
+            },
+        )
+        .unwrap()
+        .token;
+    let auth = guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    assert_eq!(
+        auth.custom::<Tenant>().unwrap(),
+        Tenant {
+            tenant: "acme".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn revoking_through_the_guard() {
+    let keys = keys();
+    let stores = GuardStores::new(
+        Arc::new(MemoryRevocationStore::new()),
+        Arc::new(tokenward_ratelimit::MemoryRateLimitStore::new()),
+        Arc::new(MemoryRefreshStore::new()),
+    );
+    let guard = GuardConfig::new("iss", "aud")
+        .guard_builder(keys.clone(), stores, None)
+        .unwrap()
+        .build();
+    let token = issuer(&keys)
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    let req = request(Credentials::Bearer(&token));
+    let auth = guard.authenticate(&req).await.unwrap();
+    guard.revoke_token(&auth).await.unwrap();
+    let d = guard.authenticate(&req).await.unwrap_err();
+    assert_eq!(d.reason(), "token");
+}
+
+mod audit {
+    use super::*;
+    use std::io::Write;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> MakeWriter<'a> for Buf {
+        type Writer = Buf;
+        fn make_writer(&'a self) -> Buf {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn every_decision_is_audited_without_the_token() {
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(buf.clone())
+            .with_ansi(false)
+            .finish();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let keys = keys();
+        let token = issuer(&keys)
+            .issue(&AccessToken::new("alice").sid("s1"))
+            .unwrap()
+            .token;
+        tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let guard = GuardConfig::new("iss", "aud")
+                    .guard_builder(keys.clone(), GuardStores::memory(), None)
+                    .unwrap()
+                    .build();
+                guard
+                    .authenticate(&request(Credentials::Bearer(&token)))
+                    .await
+                    .unwrap();
+                let tampered = format!("{token}x");
+                let _ = guard
+                    .authenticate(&request(Credentials::Bearer(&tampered)))
+                    .await;
+                let _ = guard.authenticate(&request(Credentials::Absent)).await;
+            });
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].contains("tokenward::audit"), "{out}");
+        for field in [
+            "decision=\"allow\"",
+            "reason=\"ok\"",
+            "sub=\"alice\"",
+            "sid=\"s1\"",
+            "kid=\"k1\"",
+            "iss=\"iss\"",
+            "client_ip=192.0.2.1",
+            "method=\"GET\"",
+            "path=\"/x\"",
+            "latency_us=",
+            "jti=\"",
+        ] {
+            assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
+        }
+        assert!(lines[1].contains("decision=\"deny\""), "{}", lines[1]);
+        assert!(lines[1].contains("token_fp=\""), "{}", lines[1]);
+        assert!(
+            lines[2].contains("reason=\"missing_token\""),
+            "{}",
+            lines[2]
+        );
+        // Neither the token nor its signature part appears anywhere.
+        let signature = token.rsplit('.').next().unwrap();
+        assert!(!out.contains(signature), "{out}");
+    }
+}
+
+mod config {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<GuardConfig, String> {
+        toml::from_str::<GuardConfig>(toml).map_err(|e| e.to_string())
+    }
+
+    const BASE: &str = "[validation]\nissuers = [\"iss\"]\naudiences = [\"aud\"]\n";
+
+    #[test]
+    fn defaults_are_closed_and_complete() {
+        let c = parse(BASE).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.failure_policy, FailurePolicy::Closed);
+        assert!(c.subject_limit.enabled && c.ban.enabled);
+        assert_eq!(c, GuardConfig::new("iss", "aud"));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases = [
+            ("[subject_limit]\nrequests = 0", "subject_limit.requests"),
+            ("[subject_limit]\nperiod = \"0s\"", "subject_limit.period"),
+            ("[subject_limit]\nburst = 0", "subject_limit.burst"),
+            (
+                "[subject_limit]\nname = \"has space\"",
+                "subject_limit.name",
+            ),
+            ("[ban]\nmaxretry = 0", "ban.maxretry"),
+            ("[ban]\nbantime = \"0s\"", "ban.bantime"),
+            ("[ban]\nipv6_prefix = 129", "ban.ipv6_prefix"),
+            (
+                "[client_ip]\nheader = \"forwarded\"",
+                "client_ip.trusted_proxies",
+            ),
+            (
+                "[client_ip]\ntrusted_proxies = [\"10.0.0.0/8\"]",
+                "client_ip.header",
+            ),
+            (
+                "[client_ip]\nheader = \"x-forwarded-for\"\ntrusted_proxies = [\"nope\"]",
+                "client_ip.trusted_proxies",
+            ),
+            ("[token]\ncookie = \"a;b\"", "token.cookie"),
+            ("outage_retry_after = \"0s\"", "outage_retry_after"),
+        ];
+        for (extra, field) in cases {
+            let c = parse(&format!("{extra}\n{BASE}")).unwrap();
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.field, field, "{extra}: {e}");
+            assert!(e.to_string().contains(field));
+        }
+        let e = parse("[validation]\nissuers = []\naudiences = [\"a\"]")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "validation.issuers");
+        let e = parse("[validation]\nissuers = [\"i\"]\naudiences = [\"a\"]\nleeway = \"10m\"")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("leeway"), "{e}");
+    }
+
+    #[test]
+    fn serde_errors_name_the_field() {
+        let e = parse(&format!("{BASE}[ban]\nmaxretries = 5")).unwrap_err();
+        assert!(e.contains("maxretries"), "{e}");
+        let e = parse(&format!("{BASE}[ban]\nfindtime = \"soon\"")).unwrap_err();
+        assert!(e.contains("findtime"), "{e}");
+        let e = parse(&format!("failure_policy = \"sometimes\"\n{BASE}")).unwrap_err();
+        assert!(e.contains("failure_policy") && e.contains("sometimes"), "{e}");
+        let e = parse("[subject_limit]\nrequests = 3").unwrap_err();
+        assert!(e.contains("validation"), "{e}");
+    }
+
+    #[test]
+    fn config_builds_the_guard_it_describes() {
+        let c = parse(&format!(
+            "failure_policy = \"open\"\n{BASE}[subject_limit]\nrequests = 10\nperiod = \"1s\"\nburst = 2\n[ban]\nenabled = false\n[client_ip]\nheader = \"forwarded\"\ntrusted_proxies = [\"10.0.0.0/8\"]"
+        ))
+        .unwrap();
+        let guard = c
+            .guard_builder(keys(), GuardStores::memory(), None)
+            .unwrap()
+            .build();
+        let limit = guard.subject_limit().unwrap();
+        assert_eq!(
+            *limit.quota(),
+            GcraQuota::new(10, Duration::from_secs(1)).with_burst(2)
+        );
+        assert_eq!(limit.on_store_failure(), FailurePolicy::Open);
+        assert!(guard.failure_ban().is_none());
+        assert_eq!(
+            guard.client_ip().header(),
+            Some(tokenward_ratelimit::ForwardedHeader::Forwarded)
+        );
+    }
+
+    #[test]
+    fn redis_backend_without_the_feature_is_a_startup_error() {
+        let c = parse(&format!("{BASE}[stores]\nbackend = \"redis\"")).unwrap();
+        if cfg!(feature = "redis") {
+            c.validate().unwrap();
+        } else {
+            assert_eq!(c.validate().unwrap_err().field, "stores.backend");
+        }
+    }
+
+    #[test]
+    fn guard_is_cheap_to_clone_and_debug_hides_nothing_secret() {
+        let guard = GuardConfig::new("iss", "aud")
+            .guard_builder(keys(), GuardStores::memory(), None)
+            .unwrap()
+            .build();
+        let debug = format!("{:?}", guard.clone());
+        assert!(debug.contains("Guard"));
+        assert!(!debug.contains("090909"));
+        let _: Guard = guard;
+    }
+}
