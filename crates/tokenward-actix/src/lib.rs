@@ -162,7 +162,7 @@ fn unknown_peer_response() -> HttpResponse {
         .body(
             serde_json::json!({
                 "error": "server_error",
-                "error_description": "the client address is unknown",
+                "error_description": "the server is misconfigured",
             })
             .to_string(),
         )

@@ -10,7 +10,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage, HttpResponse};
-use tokenward_guard::{AuthRequest, Authenticated, Denial, Guard, Requirements};
+use tokenward_guard::{AuthRequest, Authenticated, Credentials, Denial, Guard, Requirements};
 
 use crate::{denial_response, request_client_ip, unknown_peer_response};
 
@@ -53,9 +53,11 @@ impl GuardMiddleware {
         }
     }
 
-    /// Authentication optional: a request without a token passes through anonymously; a
-    /// request with a token is authenticated as by [`GuardMiddleware::new`] (an invalid,
-    /// revoked or rate-limited token is still refused, and a banned client too).
+    /// Authentication optional: a request without any token passes through anonymously
+    /// (without a ban check or audit event: it attempts no authentication); a request that
+    /// carries a token — or a malformed `Authorization` header — is authenticated as by
+    /// [`GuardMiddleware::new`], so an invalid, revoked or rate-limited token is still
+    /// refused, and so is a banned client's token.
     pub fn optional(guard: Guard) -> Self {
         GuardMiddleware {
             optional: true,
@@ -125,9 +127,7 @@ where
         let config = self.config.clone();
         Box::pin(async move {
             match config.decide(&req).await {
-                Outcome::Refused(response) => {
-                    Ok(req.into_response(response).map_into_right_body())
-                }
+                Outcome::Refused(response) => Ok(req.into_response(response).map_into_right_body()),
                 Outcome::Pass => Ok(service.call(req).await?.map_into_left_body()),
                 Outcome::Authenticated(auth) => {
                     let ratelimit = config.guard.ratelimit_headers(&auth);
@@ -172,6 +172,11 @@ impl GuardMiddleware {
             headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
             headers.get_all(COOKIE).map(HeaderValue::as_bytes),
         );
+        if self.optional && credentials == Credentials::Absent {
+            // Anonymous on an optional route: nothing to authenticate (no ban check, no
+            // audit event, no requirements to check).
+            return Outcome::Pass;
+        }
         let request = AuthRequest::new(req.method().as_str(), req.path(), client_ip, credentials);
         let result = match self.guard.authenticate(&request).await {
             Ok(auth) => match &self.requirements {
@@ -185,7 +190,6 @@ impl GuardMiddleware {
         };
         match result {
             Ok(auth) => Outcome::Authenticated(auth),
-            Err(Denial::MissingToken) if self.optional => Outcome::Pass,
             Err(denial) => Outcome::Refused(denial_response(&denial)),
         }
     }
@@ -204,7 +208,7 @@ impl GuardMiddleware {
             req.method().as_str(),
             req.path(),
             client_ip,
-            tokenward_guard::Credentials::Absent,
+            Credentials::Absent,
         );
         self.guard.authorize(&request, auth, requirements)
     }
