@@ -1,111 +1,114 @@
-//! The connection pool shared by the Redis stores: [`RedisBackend`].
+//! The connections shared by the Redis stores: [`RedisBackend`].
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use deadpool::Runtime;
-use deadpool::managed::{self, Metrics, Object, Pool, PoolError, RecycleResult, Timeouts};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisError};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisError,
+};
 use tokenward_core::StoreError;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::{RedisConfig, redact_url};
 use crate::error::Error;
 
-/// A connection checked out within this long of its previous checkout is handed out again
-/// without a `PING` (HikariCP's "alive bypass window"): under load every request costs exactly
-/// its own round trip. A connection idle for longer is pinged first, so one that died while
-/// idle (Redis restarted) is replaced before a request sees it.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
-
-/// deadpool-redis's manager (connect with timeouts; recycle with `PING`), with the recycle
-/// `PING` skipped for connections in active use.
-struct Manager {
-    inner: deadpool_redis::Manager,
-}
-
-impl managed::Manager for Manager {
-    type Type = MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        managed::Manager::create(&self.inner).await
-    }
-
-    async fn recycle(
-        &self,
-        conn: &mut MultiplexedConnection,
-        metrics: &Metrics,
-    ) -> RecycleResult<RedisError> {
-        if metrics.last_used() < PING_IF_IDLE_FOR {
-            return Ok(());
-        }
-        managed::Manager::recycle(&self.inner, conn, metrics).await
-    }
-}
-
-/// A pool of connections to one Redis server, with the deadline every store call obeys.
+/// `pool_size` multiplexed connections to one Redis server, shared by every call, with the
+/// deadline every store call obeys.
 ///
-/// Cheap to clone (the pool is shared): build one per server and hand it to each store that
-/// lives there. Building it never talks to Redis — connections are opened on first use, and
-/// re-opened after failures — so an application starts while Redis is down and its calls fail
-/// with [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
+/// Cheap to clone (the connections are shared): build one per server and hand it to each
+/// store that lives there. Building it never talks to Redis — connections are opened on first
+/// use, and re-opened after failures — so an application starts while Redis is down and its
+/// calls fail with [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
 ///
-/// Needs a Tokio runtime with its time driver enabled (`#[tokio::main]`,
-/// `Builder::enable_all()`), like every Tokio timeout.
+/// Each call takes the next connection round-robin and sends its command on it *without*
+/// taking it away from other callers: a multiplexed connection pipelines the requests of
+/// every caller using it, so any number of calls can be in flight at once, and concurrent
+/// requests share `write`s and wake-ups instead of queueing for a connection.
+///
+/// Health: a connection is dropped and replaced by a fresh one (opened by the next call that
+/// picks it) when a command on it fails at the connection level (refused, reset, I/O error),
+/// when a call is abandoned at its deadline with a request in flight (a frozen or unreachable
+/// server), and — without any call having to fail first — as soon as the server closes it
+/// (Redis restarted or killed while the connection sat idle). An error *reply* (`WRONGTYPE`,
+/// `NOSCRIPT`, …) leaves it in use.
+///
+/// Needs a Tokio runtime with its I/O and time drivers enabled (`#[tokio::main]`,
+/// `Builder::enable_all()`).
 #[derive(Clone)]
 pub struct RedisBackend {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    pool: Pool<Manager>,
-    timeouts: Timeouts,
+    info: ConnectionInfo,
+    slots: Box<[Slot]>,
+    /// The slot the next call uses (modulo the slot count).
+    next: AtomicUsize,
+    /// Numbers connections, so a failing call replaces only the connection it used.
+    opened: AtomicU64,
     operation_timeout: Duration,
     /// `host:port` or the socket path: never the password.
     endpoint: String,
     key_prefix: String,
 }
 
+/// One shared connection, opened lazily, replaced when it fails.
+#[derive(Default)]
+struct Slot {
+    live: Mutex<Option<Live>>,
+    /// Held while opening a connection, so the callers of an empty slot wait for one connect
+    /// instead of each opening their own.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// An open connection: a handle to clone per call, and its driver task.
+#[derive(Clone)]
+struct Live {
+    id: u64,
+    conn: MultiplexedConnection,
+    driver: Arc<Driver>,
+}
+
+/// The task that moves a connection's bytes. Set `closed` when the connection ends (the
+/// server went away, or the socket failed); aborted when the last handle is dropped.
+struct Driver {
+    closed: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl RedisBackend {
-    /// A pool for `config`. Fails only on a configuration mistake
+    /// The backend for `config`. Fails only on a configuration mistake
     /// ([`RedisConfig::validate`]), never because Redis is unreachable.
     pub fn new(config: &RedisConfig) -> Result<Self, Error> {
         config.validate()?;
-        let invalid_url = |source| Error::InvalidUrl {
-            url: redact_url(&config.url),
-            source,
-        };
         let info = config
             .url
             .as_str()
             .into_connection_info()
-            .map_err(invalid_url)?;
+            .map_err(|source| Error::InvalidUrl {
+                url: redact_url(&config.url),
+                source,
+            })?;
         let endpoint = info.addr().to_string();
-        let timeout = config.operation_timeout;
-        let connection_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let manager = deadpool_redis::Manager::new_with_config(info, connection_config)
-            .map_err(invalid_url)?;
-        let timeouts = Timeouts {
-            wait: Some(timeout),
-            create: Some(timeout),
-            recycle: Some(timeout),
-        };
-        let pool = Pool::builder(Manager { inner: manager })
-            .max_size(config.pool_size)
-            .timeouts(timeouts)
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let slots = (0..config.pool_size).map(|_| Slot::default()).collect();
         Ok(RedisBackend {
             inner: Arc::new(Inner {
-                pool,
-                timeouts,
-                operation_timeout: timeout,
+                info,
+                slots,
+                next: AtomicUsize::new(0),
+                opened: AtomicU64::new(0),
+                operation_timeout: config.operation_timeout,
                 endpoint,
                 key_prefix: config.key_prefix.clone(),
             }),
@@ -144,37 +147,37 @@ impl RedisBackend {
         self.inner.operation_timeout
     }
 
-    /// Runs `op` on a pooled connection, all of it (checkout included) within the operation
-    /// timeout, and maps failures onto [`StoreError`]. A connection whose command failed at
-    /// the connection level, or that was abandoned at the deadline with a request in flight,
-    /// is dropped from the pool instead of being handed to the next caller.
+    /// Runs `op` on the next shared connection, all of it (opening the connection included)
+    /// within the operation timeout, and maps failures onto [`StoreError`]. The connection is
+    /// replaced if the command failed at the connection level or was abandoned at the
+    /// deadline with a request in flight.
     pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     {
         let inner = &*self.inner;
         let attempt = async {
-            let obj = inner
-                .pool
-                .timeout_get(&inner.timeouts)
-                .await
-                .map_err(|e| inner.pool_error(e))?;
-            let mut guard = Checkout {
-                obj: Some(obj),
-                healthy: false,
+            let n = inner.next.fetch_add(1, Ordering::Relaxed) % inner.slots.len().max(1);
+            let Some(slot) = inner.slots.get(n) else {
+                return Err(inner.unavailable("no connection slots", None));
             };
-            let Some(conn) = guard.obj.as_deref_mut() else {
-                return Err(StoreError::corrupt("pooled connection vanished"));
+            let live = inner.connection(slot).await?;
+            let mut conn = live.conn.clone();
+            // Dropped before `op` completes (the deadline passed): the connection goes.
+            let mut guard = Replace {
+                slot,
+                id: live.id,
+                armed: true,
             };
-            match op(conn).await {
+            match op(&mut conn).await {
                 Ok(value) => {
-                    guard.healthy = true;
+                    guard.armed = false;
                     Ok(value)
                 }
                 Err(e) => {
-                    // A server error reply (WRONGTYPE, NOSCRIPT after reload, ...) leaves the
-                    // connection usable; anything else may have left it out of sync.
-                    guard.healthy = matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
+                    // A server error reply (WRONGTYPE, NOSCRIPT after a restart, ...) leaves
+                    // the connection usable; anything else may have left it out of sync.
+                    guard.armed = !matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
                     Err(inner.redis_error(e))
                 }
             }
@@ -193,37 +196,110 @@ async fn with_deadline<T>(
         .unwrap_or(Err(StoreError::Timeout { after }))
 }
 
-/// A checked-out connection that goes back to the pool only if it is known to be healthy:
-/// dropped mid-request (the deadline passed) or after a connection-level error, it is
-/// detached from the pool and closed.
-struct Checkout {
-    obj: Option<Object<Manager>>,
-    healthy: bool,
+/// Replaces the slot's connection `id` on drop, unless disarmed (the call went well).
+struct Replace<'a> {
+    slot: &'a Slot,
+    id: u64,
+    armed: bool,
 }
 
-impl Drop for Checkout {
+impl Drop for Replace<'_> {
     fn drop(&mut self) {
-        if !self.healthy
-            && let Some(obj) = self.obj.take()
-        {
-            drop(Object::take(obj));
+        if self.armed {
+            self.slot.discard(self.id);
+        }
+    }
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Option<Live>> {
+        // The critical sections only move an `Option` around: a panic cannot leave it torn.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open connection, if there is one that has not been closed.
+    fn current(&self) -> Option<Live> {
+        let mut live = self.lock();
+        match &*live {
+            Some(l) if !l.driver.closed.load(Ordering::Acquire) => Some(l.clone()),
+            Some(_) => {
+                *live = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Forgets connection `id` (if it is still this slot's): the next call opens a new one.
+    /// Calls in flight on it finish (or time out) on their own handles.
+    fn discard(&self, id: u64) {
+        let mut live = self.lock();
+        if live.as_ref().is_some_and(|l| l.id == id) {
+            *live = None;
         }
     }
 }
 
 impl Inner {
-    fn pool_error(&self, e: PoolError<RedisError>) -> StoreError {
-        match e {
-            PoolError::Timeout(_) => StoreError::Timeout {
-                after: self.operation_timeout,
-            },
-            PoolError::Backend(e) => self.redis_error(e),
-            PoolError::Closed => self.unavailable("connection pool closed", None),
-            PoolError::NoRuntimeSpecified => self.unavailable("no async runtime", None),
-            PoolError::PostCreateHook(e) => {
-                self.unavailable(format!("connection setup failed: {e}"), None)
-            }
+    /// The slot's connection, opening one if it has none.
+    async fn connection(&self, slot: &Slot) -> Result<Live, StoreError> {
+        if let Some(live) = slot.current() {
+            return Ok(live);
         }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(live) = slot.current() {
+            return Ok(live);
+        }
+        let live = self.connect().await.map_err(|e| self.redis_error(e))?;
+        *slot.lock() = Some(live.clone());
+        Ok(live)
+    }
+
+    async fn connect(&self) -> Result<Live, RedisError> {
+        match self.info.addr() {
+            ConnectionAddr::Tcp(host, port) => {
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                // Requests are small and latency is the point: no Nagle delays.
+                stream.set_nodelay(true)?;
+                self.start(stream).await
+            }
+            #[cfg(unix)]
+            ConnectionAddr::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                self.start(stream).await
+            }
+            other => Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "this build cannot connect to this kind of address",
+                other.to_string(),
+            ))),
+        }
+    }
+
+    /// Authenticates / selects the database on `stream` and starts its driver task.
+    async fn start<S>(&self, stream: S) -> Result<Live, RedisError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let config =
+            AsyncConnectionConfig::new().set_response_timeout(Some(self.operation_timeout));
+        let (conn, driver) =
+            MultiplexedConnection::new_with_config(self.info.redis_settings(), stream, config)
+                .await?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&closed);
+        let task = tokio::spawn(async move {
+            driver.await;
+            flag.store(true, Ordering::Release);
+        });
+        Ok(Live {
+            id: self.opened.fetch_add(1, Ordering::Relaxed),
+            conn,
+            driver: Arc::new(Driver {
+                closed,
+                task: task.abort_handle(),
+            }),
+        })
     }
 
     fn redis_error(&self, e: RedisError) -> StoreError {
@@ -275,13 +351,18 @@ fn is_wrong_type(e: &RedisError) -> bool {
 
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = self.inner.pool.status();
+        let open = self
+            .inner
+            .slots
+            .iter()
+            .filter(|slot| slot.current().is_some())
+            .count();
         f.debug_struct("RedisBackend")
             .field("endpoint", &self.inner.endpoint)
             .field("key_prefix", &self.inner.key_prefix)
             .field("operation_timeout", &self.inner.operation_timeout)
-            .field("pool_size", &status.max_size)
-            .field("open_connections", &status.size)
+            .field("pool_size", &self.inner.slots.len())
+            .field("open_connections", &open)
             .finish()
     }
 }

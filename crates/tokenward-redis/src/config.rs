@@ -67,12 +67,13 @@ pub struct RedisConfig {
     /// Default `tokenward:`. A prefix containing a Redis Cluster hash tag (`{tw}:`) puts every
     /// key of this application in one slot.
     pub key_prefix: String,
-    /// The most any store call may take, from checking a connection out of the pool to the
-    /// last byte of the answer. A call that takes longer fails with
+    /// The most any store call may take, from (re)connecting if needed to the last byte of
+    /// the answer. A call that takes longer fails with
     /// [`StoreError::Timeout`](tokenward_core::StoreError::Timeout). Default 250 ms.
     pub operation_timeout: Duration,
-    /// The most connections kept open. Each one is multiplexed (many requests in flight on
-    /// one connection), so a few go a long way. Default 8.
+    /// How many connections to keep open. Calls take them round-robin and share them: each
+    /// is multiplexed (the requests of every caller pipelined on it), so this is not a cap on
+    /// concurrent calls, and a few go a long way. Default 8.
     pub pool_size: usize,
 }
 
@@ -83,7 +84,7 @@ impl RedisConfig {
     pub const DEFAULT_KEY_PREFIX: &'static str = "tokenward:";
     /// The default operation timeout.
     pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_millis(250);
-    /// The default pool size.
+    /// The default number of connections.
     pub const DEFAULT_POOL_SIZE: usize = 8;
 
     /// The defaults, with this URL.

@@ -1,4 +1,5 @@
-//! Redis backends for tokenward's stores, on a `deadpool-redis` connection pool.
+//! Redis backends for tokenward's stores, on a few shared multiplexed redis-rs connections
+//! ([`RedisBackend`]).
 //!
 //! - [`RedisRevocationStore`] — a [`RevocationStore`](tokenward_revocation::RevocationStore)
 //!   whose entries are keys with TTLs (`PXAT until`): Redis forgets a revocation on its own
@@ -33,8 +34,10 @@
 //!   trip)**. A revoked token consumes no rate-limit cell. On Redis Cluster its keys must share
 //!   a slot: give the key prefix a hash tag (`{tw}:`).
 //!
-//! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) — pool
-//! checkout, connecting and the command itself included. Outages come back as
+//! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) —
+//! connecting and the command itself included. Calls share `pool_size` multiplexed
+//! connections (round-robin, many requests in flight on each); a connection that failed, or
+//! that the server closed, is replaced. Outages come back as
 //! [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) or
 //! [`StoreError::Timeout`](tokenward_core::StoreError::Timeout), garbage as
 //! [`StoreError::Corrupt`](tokenward_core::StoreError::Corrupt), never as "not revoked"; what a
@@ -42,7 +45,8 @@
 //! store never connects, so an application starts while Redis is down and recovers by itself
 //! when it is back; call [`RedisBackend::ping`] to check readiness.
 //!
-//! Needs Redis (or Valkey) 7.0 or later, and a Tokio runtime with the time driver enabled.
+//! Needs Redis (or Valkey) 7.0 or later, and a Tokio runtime with the I/O and time drivers
+//! enabled.
 //! Redis should persist (AOF): a restart without persistence forgets every revocation — see
 //! `docs/operations.md`.
 //!

@@ -282,18 +282,18 @@ pub struct RedisRefreshStore {
 }
 
 impl RedisRefreshStore {
-    /// A store on its own connection pool. Never talks to Redis, so it succeeds while Redis
+    /// A store on its own [`RedisBackend`] (its own connections). Never talks to Redis, so it succeeds while Redis
     /// is down (calls then fail until it is back); see [`RedisBackend::new`] for the errors.
     pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
         Ok(Self::new(RedisBackend::new(config)?))
     }
 
-    /// A store sharing `backend`'s connection pool and key prefix with other stores.
+    /// A store sharing `backend`'s connections and key prefix with other stores.
     pub fn new(backend: RedisBackend) -> Self {
         RedisRefreshStore { backend }
     }
 
-    /// The pool this store uses (for [`RedisBackend::ping`] in readiness probes).
+    /// The backend this store uses (for [`RedisBackend::ping`] in readiness probes).
     pub fn backend(&self) -> &RedisBackend {
         &self.backend
     }
