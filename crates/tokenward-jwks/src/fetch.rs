@@ -54,18 +54,31 @@ pub(crate) fn freshness(headers: &HeaderMap) -> Freshness {
 
 /// The HTTP client: HTTP/1.1 over rustls with the ring provider and the platform verifier;
 /// redirects (at most 5) may not leave HTTPS unless plain HTTP is allowed.
-pub(crate) fn client(timeout: Duration, allow_http: bool) -> Result<reqwest::Client, JwksError> {
-    use rustls_platform_verifier::BuilderVerifierExt as _;
+pub(crate) fn client(
+    timeout: Duration,
+    allow_http: bool,
+    extra_roots: &[Vec<u8>],
+) -> Result<reqwest::Client, JwksError> {
+    use rustls::pki_types::CertificateDer;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls_error = |e: rustls::Error| {
         JwksError::InvalidConfig(format!("cannot set up TLS: {}", cap(&e.to_string())))
     };
+    let verifier = if extra_roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
+    } else {
+        let roots = extra_roots
+            .iter()
+            .map(|der| CertificateDer::from(der.clone()));
+        rustls_platform_verifier::Verifier::new_with_extra_roots(roots, Arc::clone(&provider))
+    }
+    .map_err(tls_error)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?
-        .with_platform_verifier()
-        .map_err(tls_error)?
+        .dangerous() // only to install the platform verifier: certificates are verified
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
 

@@ -86,6 +86,7 @@ pub struct RemoteKeySetBuilder {
     request_timeout: Duration,
     max_response_size: usize,
     allow_http: bool,
+    extra_roots: Vec<Vec<u8>>,
     clock: SharedClock,
 }
 
@@ -148,6 +149,13 @@ impl RemoteKeySetBuilder {
         self
     }
 
+    /// Trusts this root certificate (DER) in addition to the operating system's — for an
+    /// issuer behind a private certificate authority. May be called several times.
+    pub fn add_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots.push(der.into());
+        self
+    }
+
     /// Where "now" comes from for TTLs, staleness and the cooldown (default [`SystemClock`]).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
@@ -187,7 +195,7 @@ impl RemoteKeySetBuilder {
                 (redact(&url), None)
             }
         };
-        let client = fetch::client(self.request_timeout, self.allow_http)?;
+        let client = fetch::client(self.request_timeout, self.allow_http, &self.extra_roots)?;
         let inner = Arc::new(Inner {
             client,
             target,
@@ -348,6 +356,7 @@ impl RemoteKeySet {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
             allow_http: false,
+            extra_roots: Vec::new(),
             clock: Arc::new(SystemClock),
         }
     }

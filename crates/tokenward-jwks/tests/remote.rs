@@ -742,3 +742,46 @@ async fn the_background_refresher_picks_up_new_keys_and_stops_with_the_last_hand
     tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(server.hits("/jwks"), after_drop, "the refresher stopped");
 }
+
+#[tokio::test]
+async fn https_with_rustls_on_ring_verifies_the_certificate() {
+    // A throwaway CA and a server certificate for 127.0.0.1 that it signed.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let server = TestServer::start_tls(
+        vec![leaf.der().to_vec(), ca.der().to_vec()],
+        leaf_key.serialize_der(),
+    )
+    .await;
+    let k1 = signer("k1");
+    server.set("/jwks", Reply::json(jwks(&[&k1])));
+    let url = format!("https://{}/jwks", server.addr);
+
+    // Not trusted by the operating system: the handshake fails, no request is made.
+    let err = RemoteKeySet::builder(JwksSource::url(url.clone()))
+        .start()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, JwksError::Http { status: None, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.hits("/jwks"), 0);
+
+    // Trusted through the private root.
+    let remote = RemoteKeySet::builder(JwksSource::url(url))
+        .add_root_certificate(ca.der().to_vec())
+        .start()
+        .await
+        .unwrap();
+    assert!(remote.resolve(Some("k1")).is_some());
+    assert_eq!(server.hits("/jwks"), 1);
+}

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokenward_claims::{Algorithm, Key, KeySet, generate_pkcs8};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// What the server answers on one path.
@@ -92,6 +92,37 @@ impl TestServer {
         TestServer { addr, shared, task }
     }
 
+    /// The same server over TLS, with this certificate chain and PKCS#8 key (DER).
+    pub async fn start_tls(chain: Vec<Vec<u8>>, pkcs8: Vec<u8>) -> TestServer {
+        use tokio_rustls::rustls;
+        let chain = chain.into_iter().map(Into::into).collect();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8).into();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Shared::default());
+        let for_task = Arc::clone(&shared);
+        let task = tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let (acceptor, shared) = (acceptor.clone(), Arc::clone(&for_task));
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(socket).await {
+                        serve(stream, shared).await;
+                    }
+                });
+            }
+        });
+        TestServer { addr, shared, task }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -128,7 +159,7 @@ impl Drop for TestServer {
     }
 }
 
-async fn serve(mut socket: TcpStream, shared: Arc<Shared>) {
+async fn serve(mut socket: impl AsyncRead + AsyncWrite + Unpin, shared: Arc<Shared>) {
     let mut request = Vec::new();
     let mut buf = [0u8; 2048];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
