@@ -95,10 +95,13 @@ impl<S> Layer<S> for GuardLayer {
 
 /// The service made by [`GuardLayer`]; see there.
 ///
-/// Generic over the request body and over any response body that can be made from a
-/// `String` (the [`Denial`](tokenward_guard::Denial)'s JSON): `axum::body::Body`,
-/// `http_body_util::Full<Bytes>`, `String`. A service with another body type (a boxed
-/// body) can be adapted with `tower::util::MapResponse` first.
+/// Plain tower: generic over the request body and over any response body that can be made
+/// from a `String` (the [`Denial`](tokenward_guard::Denial)'s JSON) — `axum::body::Body`,
+/// `http_body_util::Full<Bytes>`, `String` — and the response type stays the inner
+/// service's. A service with another body type (a boxed body, a tonic service) is adapted
+/// under the layer with `tower::ServiceExt::map_response(|r| r.map(axum::body::Body::new))`;
+/// servers that accept any `http_body::Body` response (hyper, tonic's `Server::layer`) take
+/// the result as it is.
 #[derive(Debug, Clone)]
 pub struct GuardService<S> {
     inner: S,

@@ -388,6 +388,35 @@ async fn generic_body_tower_service() {
     assert_eq!(error_of(&body), "invalid_token");
 }
 
+/// A service with a body that is not `From<String>` (a boxed body, like tonic's): adapted
+/// with `map_response(|r| r.map(axum::body::Body::new))` under the layer, as the
+/// `GuardService` docs say.
+#[tokio::test]
+async fn boxed_body_service_through_axum_body() {
+    use http_body_util::combinators::UnsyncBoxBody;
+    let f = Fixture::new().await;
+    let svc = tower::service_fn(|_req: Request<Body>| async move {
+        let body: UnsyncBoxBody<Bytes, Infallible> =
+            Full::new(Bytes::from_static(b"streamed")).boxed_unsync();
+        Ok::<_, Infallible>(http::Response::new(body))
+    })
+    .map_response(|res| res.map(Body::new));
+    let svc = GuardLayer::new(f.guard.clone()).layer(svc);
+
+    let res = svc
+        .clone()
+        .oneshot(request("/rpc", Some(&f.token("alice"))))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"streamed");
+
+    let res = svc.oneshot(request("/rpc", None)).await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+}
+
 #[tokio::test]
 async fn jwks_handler_serves_public_keys_only() {
     let pkcs8 = tokenward_claims::generate_pkcs8(Algorithm::EdDSA).unwrap();
