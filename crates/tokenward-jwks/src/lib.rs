@@ -9,7 +9,8 @@
 //!   ([`JwksSource::oidc_issuer`]: `/.well-known/openid-configuration` → `jwks_uri`, whose
 //!   `issuer` must match exactly). HTTPS only, unless
 //!   [`dangerous_allow_http`](RemoteKeySetBuilder::dangerous_allow_http) (tests, local
-//!   development). TLS is rustls with the *ring* provider and the OS trust store.
+//!   development). TLS is rustls with the *ring* provider and the OS trust store (plus
+//!   [`add_root_certificate`](RemoteKeySetBuilder::add_root_certificate) for a private CA).
 //! - **Caching**: a fetched set is kept for its `Cache-Control: max-age`, bounded by
 //!   [`ttl_bounds`](RemoteKeySetBuilder::ttl_bounds) (default 60 s – 24 h; 5 min without
 //!   `max-age`), and refreshed in the background before it runs out.
