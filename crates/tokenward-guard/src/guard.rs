@@ -35,6 +35,14 @@ pub trait KeyRefetch: Send + Sync + 'static {
     async fn refetch_for_token(&self, token: &str) -> bool;
 }
 
+#[cfg(feature = "jwks")]
+#[async_trait]
+impl KeyRefetch for tokenward_jwks::RemoteKeySet {
+    async fn refetch_for_token(&self, token: &str) -> bool {
+        tokenward_jwks::RemoteKeySet::refetch_for_token(self, token).await
+    }
+}
+
 /// What verifies tokens: one policy, or several issuers each with their own keys.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

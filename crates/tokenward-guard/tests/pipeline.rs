@@ -673,7 +673,10 @@ mod config {
         let e = parse(&format!("{BASE}[ban]\nfindtime = \"soon\"")).unwrap_err();
         assert!(e.contains("findtime"), "{e}");
         let e = parse(&format!("failure_policy = \"sometimes\"\n{BASE}")).unwrap_err();
-        assert!(e.contains("failure_policy") && e.contains("sometimes"), "{e}");
+        assert!(
+            e.contains("failure_policy") && e.contains("sometimes"),
+            "{e}"
+        );
         let e = parse("[subject_limit]\nrequests = 3").unwrap_err();
         assert!(e.contains("validation"), "{e}");
     }
