@@ -348,6 +348,25 @@ async fn client_ip_trusts_forwarding_headers_from_trusted_proxies_only() {
         request_client_ip(&f.guard, &test::TestRequest::get().to_http_request()),
         None
     );
+    // Bytes that are not UTF-8 in the client-written part do not hide the entry the trusted
+    // proxy appended (the client cannot make itself look like the proxy).
+    let req = test::TestRequest::get()
+        .peer_addr("127.0.0.1:1".parse().unwrap())
+        .append_header((
+            "x-forwarded-for",
+            actix_web::http::header::HeaderValue::from_bytes(b"1.2.3.4\xff, 203.0.113.9").unwrap(),
+        ))
+        .to_http_request();
+    assert_eq!(request_client_ip(&f.guard, &req), addr("203.0.113.9"));
+    // Reached by the walk, such an entry is malformed: the peer.
+    let req = test::TestRequest::get()
+        .peer_addr("127.0.0.1:1".parse().unwrap())
+        .append_header((
+            "x-forwarded-for",
+            actix_web::http::header::HeaderValue::from_bytes(b"1.2.3.4\xff, 127.0.0.2").unwrap(),
+        ))
+        .to_http_request();
+    assert_eq!(request_client_ip(&f.guard, &req), addr("127.0.0.1"));
 }
 
 #[actix_web::test]
