@@ -2,7 +2,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::Response;
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -32,6 +32,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     }
 }
 
+/// `Option<Auth>`: the same as [`MaybeAuth`].
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Auth {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Authenticated>().cloned().map(Auth))
+    }
+}
+
 /// The verified request if there was one: for routes behind
 /// [`GuardLayer::optional`](crate::GuardLayer::optional). Never rejects.
 #[derive(Debug, Clone)]
@@ -58,7 +70,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Auth(auth) = Auth::from_request_parts(parts, state).await?;
+        let Auth(auth) = <Auth as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         auth.custom::<T>().map(Claims).map_err(|_| {
             denial_response(&Denial::InvalidToken {
                 class: RejectionClass::Claims,

@@ -174,6 +174,32 @@ async fn optional_variant() {
 }
 
 #[tokio::test]
+async fn option_auth_and_handler_headers_win() {
+    let f = Fixture::new().await;
+    async fn opt(auth: Option<Auth>) -> Response {
+        let sub = auth.as_ref().and_then(|Auth(a)| a.sub());
+        let mut res = json(serde_json::json!({ "sub": sub }));
+        // A handler that sets its own RateLimit field keeps it.
+        res.headers_mut()
+            .insert("ratelimit", "\"handler\";r=1;t=1".parse().unwrap());
+        res
+    }
+    let app = Router::new()
+        .route("/opt", get(opt))
+        .layer(GuardLayer::optional(f.guard.clone()));
+    let (status, _, body) = send(&app, request("/opt", None)).await;
+    assert_eq!(
+        (status, sub_of(&body)),
+        (StatusCode::OK, serde_json::Value::Null)
+    );
+    let (status, headers, body) = send(&app, request("/opt", Some(&f.token("alice")))).await;
+    assert_eq!((status, sub_of(&body)), (StatusCode::OK, "alice".into()));
+    assert_eq!(headers["ratelimit"], "\"handler\";r=1;t=1");
+    assert_eq!(headers.get_all("ratelimit").iter().count(), 1);
+    assert_eq!(headers["ratelimit-policy"], "\"subject\";q=30;w=60");
+}
+
+#[tokio::test]
 async fn per_route_requirements() {
     let f = Fixture::new().await;
     let g = f.guard.clone();
