@@ -737,9 +737,15 @@ async fn refresh_loop(inner: Weak<Inner>) {
             Some(inner) => inner.join_or_start(Trigger::Scheduled, None),
             None => return,
         };
-        if let Flight::Wait(rx) = flight {
+        match flight {
             // Success and failure are recorded in the state (and `due_in` reads them).
-            let _ = wait(rx).await;
+            Flight::Wait(rx) => {
+                let _ = wait(rx).await;
+            }
+            // Not expected inside a runtime; never spin.
+            Flight::Known | Flight::Refused | Flight::Failed(_) => {
+                tokio::time::sleep(RETRY_MIN).await;
+            }
         }
     }
 }
