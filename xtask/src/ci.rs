@@ -61,7 +61,8 @@ struct FeatureConfig {
 
 /// jsonwebtoken panics at run time when both or neither of its crypto backends are enabled,
 /// and tokenward-claims must be correct whatever the user's dependency graph enables. The
-/// `test` step covers both backends (`--all-features`); these cover neither and one.
+/// `test` step covers both backends (`--all-features`); these cover neither and one. The Guard
+/// must build and pass without its optional backends too.
 const FEATURE_MATRIX: &[FeatureConfig] = &[
     FeatureConfig {
         package: "tokenward-claims",
@@ -72,6 +73,11 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
         package: "tokenward-claims",
         features: &["__jsonwebtoken-rust-crypto"],
         why: "jsonwebtoken's rust_crypto backend enabled",
+    },
+    FeatureConfig {
+        package: "tokenward-guard",
+        features: &["testkit"],
+        why: "the Guard without its redis and jwks features (in-memory stores only)",
     },
 ];
 
