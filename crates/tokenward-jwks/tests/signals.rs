@@ -1,0 +1,173 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The `tracing` signals: warnings for skipped keys and failed fetches, audit events for
+//! serving stale keys, for keys past their maximum staleness, and for recovery.
+
+mod common;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Reply, TestServer, jwks, signer};
+use tokenward_core::{ManualClock, UnixTime};
+use tokenward_jwks::{JwksSource, RemoteKeySet};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// One recorded event: target, level, and its fields as text.
+#[derive(Debug, Clone)]
+struct Recorded {
+    target: String,
+    level: Level,
+    fields: Vec<(String, String)>,
+}
+
+impl Recorded {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal subscriber that records every event (no spans are used by the crate).
+#[derive(Debug, Clone, Default)]
+struct Recorder {
+    events: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Recorder {
+    fn take(&self) -> Vec<Recorded> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+}
+
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = Vec::new();
+        event.record(&mut Fields(&mut fields));
+        self.events.lock().unwrap().push(Recorded {
+            target: event.metadata().target().to_owned(),
+            level: *event.metadata().level(),
+            fields,
+        });
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+fn audit<'a>(events: &'a [Recorded], decision: &str) -> Vec<&'a Recorded> {
+    events
+        .iter()
+        .filter(|e| e.target == "tokenward::audit" && e.field("decision") == Some(decision))
+        .collect()
+}
+
+// A current-thread runtime: the fetch tasks run on this thread, under the recorder.
+#[tokio::test(flavor = "current_thread")]
+async fn skipped_keys_failures_staleness_and_recovery_are_signalled() {
+    let recorder = Recorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+
+    let server = TestServer::start().await;
+    let k1 = signer("k1");
+    let k1_jwk = serde_json::to_value(&k1.public_jwks().keys[0]).unwrap();
+    let body = serde_json::json!({ "keys": [
+        k1_jwk,
+        { "kty": "oct", "kid": "shared-secret", "alg": "HS256", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI" },
+    ]});
+    server.set(
+        "/jwks",
+        Reply::json(body.to_string()).header("cache-control", "max-age=600"),
+    );
+    let clock = ManualClock::new(UnixTime::from_secs(1_800_000_000));
+    let remote = RemoteKeySet::builder(JwksSource::url(server.url("/jwks")))
+        .dangerous_allow_http(true)
+        .max_staleness(Duration::from_secs(3600))
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    remote.refresh().await.unwrap();
+
+    // The symmetric key was skipped with a warning naming its kid (never its secret).
+    let events = recorder.take();
+    let skipped: Vec<_> = events
+        .iter()
+        .filter(|e| e.target == "tokenward::jwks" && e.level == Level::WARN)
+        .collect();
+    assert_eq!(skipped.len(), 1, "{events:?}");
+    assert_eq!(skipped[0].field("kid"), Some("shared-secret"));
+    assert!(!format!("{events:?}").contains("c2VjcmV0"));
+
+    // A failed refresh within the TTL: a warning, no audit event yet.
+    server.set("/jwks", Reply::json("down").status(503));
+    assert!(remote.refresh().await.is_err());
+    let events = recorder.take();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.target == "tokenward::jwks" && e.level == Level::WARN)
+    );
+    assert!(
+        events.iter().all(|e| e.target != "tokenward::audit"),
+        "{events:?}"
+    );
+
+    // Past the TTL: serving stale keys is audited.
+    clock.advance(Duration::from_secs(601));
+    assert!(remote.refresh().await.is_err());
+    let events = recorder.take();
+    let stale = audit(&events, "jwks_serving_stale");
+    assert_eq!(stale.len(), 1, "{events:?}");
+    assert_eq!(stale[0].level, Level::WARN);
+    assert_eq!(stale[0].field("consecutive_failures"), Some("2"));
+
+    // Past the maximum staleness: an error-level audit event.
+    clock.advance(Duration::from_secs(3600));
+    assert!(remote.refresh().await.is_err());
+    let events = recorder.take();
+    let unusable = audit(&events, "jwks_stale_unusable");
+    assert_eq!(unusable.len(), 1, "{events:?}");
+    assert_eq!(unusable[0].level, Level::ERROR);
+
+    // Back: recovery is audited.
+    server.set("/jwks", Reply::json(jwks(&[&k1])));
+    remote.refresh().await.unwrap();
+    let events = recorder.take();
+    let recovered = audit(&events, "jwks_recovered");
+    assert_eq!(recovered.len(), 1, "{events:?}");
+    assert_eq!(recovered[0].field("failed_fetches"), Some("3"));
+}
