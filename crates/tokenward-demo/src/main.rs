@@ -1,0 +1,138 @@
+//! `tokenward-demo`: the reference API built on the tokenward crates (see the library docs
+//! of `tokenward_demo` for the routes).
+//!
+//! The first line on stdout is `listening on http://HOST:PORT` (with `--bind` port 0, the
+//! port picked); logs go to stderr and never contain tokens. SIGTERM or ctrl-c stops it
+//! gracefully (requests in flight finish).
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tokenward_demo::server::{self, Demo, DemoConfig};
+
+/// The tokenward reference API: login, refresh rotation, logout, logout-all, /me, an admin
+/// route, and JWKS.
+#[derive(Debug, Parser)]
+#[command(name = "tokenward-demo", version)]
+struct Args {
+    /// Where to listen (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// A key directory written by `tokenward keygen` (default: an ephemeral Ed25519 key).
+    #[arg(long, value_name = "DIR")]
+    keys: Option<PathBuf>,
+    /// Keep revocations, limits, bans and refresh families in this Redis (default: in
+    /// memory). Instances sharing --keys, --redis and --redis-prefix are one service.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The key prefix on Redis.
+    #[arg(long, value_name = "PREFIX", default_value = "tokenward-demo:")]
+    redis_prefix: String,
+    /// The most any Redis call may take, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    redis_timeout_ms: u64,
+    /// Access-token lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    access_ttl: u64,
+    /// Refresh grace window in seconds (parallel refreshes get one successor; at most 120).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    refresh_grace: u64,
+    /// Authenticated requests per minute per subject.
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    subject_limit: u32,
+    /// Authentication failures from one IP that ban it.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    ban_maxretry: u32,
+    /// The window those failures count in, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    ban_findtime: u64,
+    /// How long a ban lasts, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    ban_bantime: u64,
+}
+
+impl Args {
+    fn config(self) -> DemoConfig {
+        let mut config = DemoConfig::default();
+        config.bind = self.bind;
+        config.keys = self.keys;
+        config.redis = self.redis;
+        config.redis_prefix = self.redis_prefix;
+        config.redis_timeout = Duration::from_millis(self.redis_timeout_ms);
+        config.access_ttl = Duration::from_secs(self.access_ttl);
+        config.refresh_grace = Duration::from_secs(self.refresh_grace);
+        config.subject_limit = self.subject_limit;
+        config.ban_maxretry = self.ban_maxretry;
+        config.ban_findtime = Duration::from_secs(self.ban_findtime);
+        config.ban_bantime = Duration::from_secs(self.ban_bantime);
+        config
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
+    let config = Args::parse().config();
+    match run(&config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tokenward-demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: &DemoConfig) -> Result<(), server::StartError> {
+    let keys = server::load_keys(config)?;
+    let demo = Demo::new(config, keys)?;
+    let stores = if config.redis.is_some() {
+        "redis"
+    } else {
+        "memory"
+    };
+    server::serve(
+        &demo,
+        config.bind,
+        |addr| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = out.flush();
+            tracing::info!(target: "tokenward_demo", %addr, stores, "listening");
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    tracing::info!(target: "tokenward_demo", "stopped");
+    Ok(())
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!(target: "tokenward_demo", "shutting down");
+}

@@ -1,0 +1,680 @@
+//! The demo API: configuration, routes and handlers, and serving with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_client_ip};
+use tokenward_claims::{AccessToken, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer};
+use tokenward_core::UnixTime;
+use tokenward_guard::{
+    AuthRequest, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig, GuardStores,
+    Requirements, fingerprint,
+};
+use tokenward_refresh::{
+    FamilyId, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
+};
+use tokenward_revocation::RevocationStore as _;
+
+use crate::users::Users;
+
+/// The `iss` of the demo's access tokens.
+pub const ISSUER: &str = "http://tokenward-demo";
+/// The `aud` of the demo's access tokens.
+pub const AUDIENCE: &str = "demo-api";
+/// The scope `GET /admin/stats` requires.
+pub const ADMIN_SCOPE: &str = "admin";
+/// The largest request body the JSON endpoints read.
+const MAX_BODY: usize = 16 * 1024;
+/// How long past `exp` a revocation entry is kept: the verifier accepts a token up to its
+/// clock leeway after `exp`, at most this long.
+const REVOCATION_MARGIN: Duration = MAX_LEEWAY;
+
+/// Everything the demo can be configured with; [`Default`] gives the documented defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DemoConfig {
+    /// `--bind`: where to listen (port 0 picks a free port). Default `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// `--keys`: a directory written by `tokenward keygen`; `None` = an ephemeral key.
+    pub keys: Option<PathBuf>,
+    /// `--redis`: the Redis URL; `None` = in-memory stores.
+    pub redis: Option<String>,
+    /// `--redis-prefix`: the key prefix on Redis (instances sharing it are one service).
+    pub redis_prefix: String,
+    /// `--redis-timeout-ms`: the most any Redis call may take.
+    pub redis_timeout: Duration,
+    /// `--access-ttl`: access-token lifetime (900 s).
+    pub access_ttl: Duration,
+    /// `--refresh-grace`: the refresh grace window (30 s, at most 120 s).
+    pub refresh_grace: Duration,
+    /// `--subject-limit`: authenticated requests per minute per subject (300).
+    pub subject_limit: u32,
+    /// `--ban-maxretry`: authentication failures that ban a client IP (5).
+    pub ban_maxretry: u32,
+    /// `--ban-findtime`: the window those failures count in (60 s).
+    pub ban_findtime: Duration,
+    /// `--ban-bantime`: how long a ban lasts (300 s).
+    pub ban_bantime: Duration,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            keys: None,
+            redis: None,
+            redis_prefix: "tokenward-demo:".to_owned(),
+            redis_timeout: Duration::from_millis(250),
+            access_ttl: Duration::from_secs(900),
+            refresh_grace: Duration::from_secs(30),
+            subject_limit: 300,
+            ban_maxretry: 5,
+            ban_findtime: Duration::from_secs(60),
+            ban_bantime: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// `--keys`.
+    #[error("--keys: {0}")]
+    Keys(#[from] crate::keys::KeysError),
+    /// The ephemeral key.
+    #[error("generating an ephemeral key: {0}")]
+    Ephemeral(#[from] tokenward_claims::KeyError),
+    /// The Guard configuration (a limit of 0, ...).
+    #[error(transparent)]
+    Config(#[from] tokenward_guard::ConfigError),
+    /// `--redis`.
+    #[error("--redis: {0}")]
+    Redis(#[from] tokenward_redis::Error),
+    /// The token issuer.
+    #[error("token issuer: {0}")]
+    Issuer(#[from] tokenward_claims::IssueError),
+    /// Hashing the demo users' passwords.
+    #[error("{0}")]
+    Users(String),
+    /// Binding the listener.
+    #[error("--bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The demo's keys, as `--keys` (or its absence) asks.
+pub fn load_keys(config: &DemoConfig) -> Result<KeySet, StartError> {
+    Ok(match &config.keys {
+        Some(dir) => crate::keys::load_dir(dir)?,
+        None => crate::keys::ephemeral()?,
+    })
+}
+
+/// The demo application: build it with [`Demo::new`], serve [`Demo::router`].
+#[derive(Clone, Debug)]
+pub struct Demo {
+    state: AppState,
+    keys: SharedKeySet,
+}
+
+#[derive(Clone)]
+struct AppState(Arc<Inner>);
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("guard", &self.0.guard)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    guard: Guard,
+    stores: GuardStores,
+    engine: RefreshEngine,
+    issuer: TokenIssuer,
+    users: Users,
+    access_ttl: Duration,
+    stats: Stats,
+}
+
+/// Counters since start (this instance), for `GET /admin/stats`.
+#[derive(Default)]
+struct Stats {
+    started: u64,
+    logins: AtomicU64,
+    login_failures: AtomicU64,
+    refreshes: AtomicU64,
+    grace_refreshes: AtomicU64,
+    idempotent_replays: AtomicU64,
+    refresh_rejections: AtomicU64,
+    reuse_detections: AtomicU64,
+    logouts: AtomicU64,
+    logouts_all: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Demo {
+    /// The application for `config`, signing and verifying with `keys`. Redis connections
+    /// are made lazily: an unreachable Redis shows as 503s, not as a startup failure.
+    pub fn new(config: &DemoConfig, keys: KeySet) -> Result<Demo, StartError> {
+        let keys = SharedKeySet::new(keys);
+        let mut guard_config = GuardConfig::new(ISSUER, AUDIENCE);
+        guard_config.validation.max_lifetime = Some(config.access_ttl);
+        guard_config.subject_limit.requests = config.subject_limit;
+        guard_config.ban.maxretry = config.ban_maxretry;
+        guard_config.ban.findtime = config.ban_findtime;
+        guard_config.ban.bantime = config.ban_bantime;
+        guard_config.validate()?;
+
+        let stores = match &config.redis {
+            Some(url) => {
+                let redis = tokenward_redis::RedisConfig::new(url.as_str())
+                    .key_prefix(config.redis_prefix.as_str())
+                    .operation_timeout(config.redis_timeout);
+                GuardStores::redis(&tokenward_redis::RedisStores::connect(&redis)?)
+            }
+            None => GuardStores::memory(),
+        };
+        let guard = guard_config
+            .guard_builder(keys.clone(), stores.clone(), None)?
+            .build();
+        let engine = RefreshEngine::new(
+            stores.refresh.clone(),
+            stores.revocation.clone(),
+            RefreshConfig::new()
+                .grace_window(config.refresh_grace)
+                .max_access_token_lifetime(config.access_ttl.saturating_add(REVOCATION_MARGIN)),
+        );
+        let issuer = TokenIssuer::builder(keys.clone(), ISSUER)
+            .audience(AUDIENCE)
+            .ttl(config.access_ttl)
+            .build()?;
+        let stats = Stats {
+            started: UnixTime::from(SystemTime::now()).as_secs(),
+            ..Stats::default()
+        };
+        let inner = Inner {
+            guard,
+            stores,
+            engine,
+            issuer,
+            users: Users::new().map_err(|e| StartError::Users(e.to_string()))?,
+            access_ttl: config.access_ttl,
+            stats,
+        };
+        Ok(Demo {
+            state: AppState(Arc::new(inner)),
+            keys,
+        })
+    }
+
+    /// The Guard every protected route runs.
+    pub fn guard(&self) -> &Guard {
+        &self.state.0.guard
+    }
+
+    /// The routes. Serve them with `into_make_service_with_connect_info::<SocketAddr>()`
+    /// (the failure ban is keyed by the client address).
+    pub fn router(&self) -> Router {
+        let guard = self.state.0.guard.clone();
+        let admin = Router::new().route("/admin/stats", get(stats)).route_layer(
+            GuardLayer::new(guard.clone()).require(Requirements::new().scope(ADMIN_SCOPE)),
+        );
+        let protected = Router::new()
+            .route("/me", get(me))
+            .route("/logout", post(logout))
+            .route("/logout-all", post(logout_all))
+            .merge(admin)
+            .route_layer(GuardLayer::new(guard));
+        Router::new()
+            .route("/login", post(login))
+            .route("/refresh", post(refresh))
+            .merge(protected)
+            .with_state(self.state.clone())
+            .merge(jwks_router(self.keys.clone()))
+    }
+}
+
+/// Binds `config.bind` and serves `demo` until `shutdown` resolves, then finishes the
+/// requests in flight. `on_listening` gets the bound address before the first request is
+/// accepted.
+pub async fn serve(
+    demo: &Demo,
+    bind: SocketAddr,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr: bind, source })?;
+    on_listening(addr);
+    axum::serve(
+        listener,
+        demo.router()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// A demo served on a background task (tests, embedding): stops when dropped.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), StartError>>>,
+}
+
+impl Running {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown, waiting for the server task to end.
+    pub async fn stop(mut self) -> Result<(), StartError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Builds the demo for `config` with `keys` and serves it on a background task (on
+/// `config.bind`; use port 0 for a free port).
+pub async fn spawn(config: &DemoConfig, keys: KeySet) -> Result<Running, StartError> {
+    let demo = Demo::new(config, keys)?;
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            demo.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+    });
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers.
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct RefreshForm {
+    refresh_token: String,
+}
+
+async fn login(State(app): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(ip) = request_client_ip(&app.0.guard, &parts) else {
+        return server_error("the server cannot tell clients apart");
+    };
+    let auth_req = AuthRequest::new("POST", "/login", ip, Credentials::Absent);
+    // A banned client is refused before any password is looked at.
+    if let Err(denial) = app.0.guard.check_client(&auth_req).await {
+        return denial_response(&denial);
+    }
+    let form: LoginForm = match read_json(body).await {
+        Ok(form) => form,
+        Err(res) => return res,
+    };
+    let verifier = app.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        verifier.0.users.verify(&form.username, &form.password)
+    })
+    .await;
+    let sub = match checked {
+        Ok(Some(sub)) => sub,
+        Ok(None) => {
+            bump(&app.0.stats.login_failures);
+            app.0
+                .guard
+                .record_failure(&auth_req, "invalid_credentials")
+                .await;
+            tracing::info!(target: "tokenward_demo", client_ip = %ip, "login refused: invalid credentials");
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "unknown user or wrong password",
+            );
+        }
+        Err(_) => return server_error("password check failed"),
+    };
+    let family = match app.0.engine.issue(sub).await {
+        Ok(family) => family,
+        Err(e) => return refresh_error(&app, &e, None),
+    };
+    let access = match app.mint(sub, family.family_id.as_str()) {
+        Ok(token) => token,
+        Err(_) => return server_error("issuing the access token failed"),
+    };
+    bump(&app.0.stats.logins);
+    tracing::info!(
+        target: "tokenward_demo",
+        sub,
+        sid = family.family_id.as_str(),
+        client_ip = %ip,
+        "login"
+    );
+    app.token_response(&access, family.refresh_token.expose())
+}
+
+async fn refresh(State(app): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(ip) = request_client_ip(&app.0.guard, &parts) else {
+        return server_error("the server cannot tell clients apart");
+    };
+    let auth_req = AuthRequest::new("POST", "/refresh", ip, Credentials::Absent);
+    if let Err(denial) = app.0.guard.check_client(&auth_req).await {
+        return denial_response(&denial);
+    }
+    let key = match parts.headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) => Some(key.to_owned()),
+        Some(Err(_)) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the Idempotency-Key header must be visible ASCII",
+            );
+        }
+    };
+    let form: RefreshForm = match read_json(body).await {
+        Ok(form) => form,
+        Err(res) => return res,
+    };
+    let minter = app.clone();
+    let rotated = app
+        .0
+        .engine
+        .rotate(
+            &form.refresh_token,
+            key.as_deref(),
+            move |m: MintRequest<'_>| minter.mint(m.sub, m.family_id.as_str()),
+        )
+        .await;
+    match rotated {
+        Ok(rotation) => {
+            let counter = match rotation.kind {
+                RotationKind::Grace => &app.0.stats.grace_refreshes,
+                RotationKind::Replayed => &app.0.stats.idempotent_replays,
+                _ => &app.0.stats.refreshes,
+            };
+            bump(counter);
+            tracing::info!(
+                target: "tokenward_demo",
+                sub = rotation.sub.as_str(),
+                sid = rotation.family_id.as_str(),
+                kind = ?rotation.kind,
+                "refresh"
+            );
+            app.token_response(&rotation.access_token, rotation.refresh_token.expose())
+        }
+        Err(e) => refresh_error(&app, &e, Some(&form.refresh_token)),
+    }
+}
+
+async fn me(Auth(auth): Auth) -> Response {
+    let body = serde_json::json!({
+        "sub": auth.sub(),
+        "sid": auth.sid(),
+        "jti": auth.jti(),
+        "exp": auth.exp(),
+        "scopes": auth.scopes().collect::<Vec<_>>(),
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+async fn logout(State(app): State<AppState>, Auth(auth): Auth) -> Response {
+    let revocation = &app.0.stores.revocation;
+    if let (Some(jti), Some(exp)) = (auth.jti(), auth.exp()) {
+        let until = UnixTime::from_secs(exp).saturating_add(REVOCATION_MARGIN);
+        if let Err(e) = revocation.revoke_token(jti, until).await {
+            return store_unavailable("revocation", &e);
+        }
+    }
+    if let Some(family) = auth.sid().and_then(FamilyId::parse) {
+        match app.0.engine.revoke_family(&family).await {
+            Ok(_) => {}
+            Err(e) => return refresh_error(&app, &e, None),
+        }
+    }
+    bump(&app.0.stats.logouts);
+    tracing::info!(target: "tokenward_demo", sub = auth.sub(), sid = auth.sid(), "logout");
+    no_content()
+}
+
+async fn logout_all(State(app): State<AppState>, Auth(auth): Auth) -> Response {
+    let Some(sub) = auth.sub() else {
+        return denial_response(&Denial::MissingToken);
+    };
+    // Every token issued up to now, including earlier in this second (`iat` is in seconds).
+    let now = UnixTime::from(SystemTime::now());
+    let before = now.saturating_add(Duration::from_secs(1));
+    let until = before
+        .saturating_add(app.0.access_ttl)
+        .saturating_add(REVOCATION_MARGIN);
+    if let Err(e) = app
+        .0
+        .stores
+        .revocation
+        .revoke_subject(sub, before, until)
+        .await
+    {
+        return store_unavailable("revocation", &e);
+    }
+    let families = match app.0.engine.revoke_subject(sub).await {
+        Ok(n) => n,
+        Err(e) => return refresh_error(&app, &e, None),
+    };
+    bump(&app.0.stats.logouts_all);
+    tracing::info!(target: "tokenward_demo", sub, families, "logout-all");
+    no_content()
+}
+
+async fn stats(State(app): State<AppState>) -> Response {
+    let s = &app.0.stats;
+    let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let body = serde_json::json!({
+        "since": s.started,
+        "stores": app.0.stores.backend(),
+        "logins": n(&s.logins),
+        "login_failures": n(&s.login_failures),
+        "refreshes": n(&s.refreshes),
+        "grace_refreshes": n(&s.grace_refreshes),
+        "idempotent_replays": n(&s.idempotent_replays),
+        "refresh_rejections": n(&s.refresh_rejections),
+        "reuse_detections": n(&s.reuse_detections),
+        "logouts": n(&s.logouts),
+        "logouts_all": n(&s.logouts_all),
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers.
+
+impl AppState {
+    /// An access token for `sub` in session `sid` with the user's scopes.
+    fn mint(&self, sub: &str, sid: &str) -> Result<String, tokenward_claims::IssueError> {
+        let mut request = AccessToken::new(sub).sid(sid);
+        for scope in self.0.users.scopes(sub) {
+            request = request.scope(*scope);
+        }
+        Ok(self.0.issuer.issue(&request)?.token)
+    }
+
+    fn token_response(&self, access: &str, refresh: &str) -> Response {
+        let body = serde_json::json!({
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": self.0.access_ttl.as_secs(),
+        });
+        json_response(StatusCode::OK, &body)
+    }
+}
+
+/// A refresh-engine error as a response: an outage is 503 (never 401, never 200); a bad,
+/// revoked or reused token is 401 `invalid_grant`.
+fn refresh_error(app: &AppState, e: &RefreshError, token: Option<&str>) -> Response {
+    let token_fp = token.map(fingerprint);
+    match e {
+        RefreshError::Store(store) => store_unavailable("refresh", store),
+        RefreshError::Invalid | RefreshError::Revoked { .. } => {
+            bump(&app.0.stats.refresh_rejections);
+            tracing::info!(target: "tokenward_demo", token_fp = token_fp.as_deref(), error = %e, "refresh refused");
+            invalid_grant()
+        }
+        RefreshError::Reused(report) => {
+            bump(&app.0.stats.reuse_detections);
+            tracing::warn!(
+                target: "tokenward_demo",
+                sub = report.sub.as_str(),
+                sid = report.family_id.as_str(),
+                token_fp = token_fp.as_deref(),
+                session_revoked = report.session_revocation_error.is_none(),
+                "refresh token reuse: family revoked"
+            );
+            invalid_grant()
+        }
+        RefreshError::InvalidIdempotencyKey => json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the Idempotency-Key must be 1 to 255 bytes",
+        ),
+        other => {
+            tracing::error!(target: "tokenward_demo", error = %other, "refresh failed");
+            server_error("the refresh failed")
+        }
+    }
+}
+
+fn store_unavailable(check: &'static str, e: &tokenward_core::StoreError) -> Response {
+    tracing::warn!(target: "tokenward_demo", check, error = %e, "store unavailable: failing closed");
+    denial_response(&Denial::Unavailable {
+        check,
+        retry_after: DEFAULT_OUTAGE_RETRY_AFTER,
+    })
+}
+
+fn invalid_grant() -> Response {
+    json_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+        "the refresh token is invalid, expired or revoked",
+    )
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Response> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body is missing or too large",
+        )
+    })?;
+    // The serde error is not shown: it may quote the body (a password).
+    serde_json::from_slice(&bytes).map_err(|_| {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request body must be a JSON object with the documented fields",
+        )
+    })
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json_response(
+        status,
+        &serde_json::json!({ "error": error, "error_description": description }),
+    )
+}
+
+fn server_error(description: &str) -> Response {
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        description,
+    )
+}
+
+fn no_content() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+    )
+        .into_response()
+}
