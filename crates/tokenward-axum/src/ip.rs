@@ -54,11 +54,15 @@ pub(crate) fn client_ip(
     let Some(header) = resolver.header() else {
         return Some(resolver.resolve(peer.ip(), std::iter::empty()));
     };
-    // A value that is not visible ASCII cannot be a proxy's: pass a value that is malformed
-    // for both header syntaxes, so resolution stops at the peer rather than skipping it.
-    let values = headers
+    // Decoded lossily, like the actix adapter: a client-written part that is not UTF-8
+    // becomes replacement characters in *its* entry, while the entries our trusted proxies
+    // appended on the right still parse. (Replacing the whole value instead would make the
+    // walk stop at the proxy, and a client could then get the proxy — everyone behind it —
+    // banned by sending one non-UTF-8 byte.)
+    let values: Vec<std::borrow::Cow<'_, str>> = headers
         .get_all(header.name())
         .iter()
-        .map(|v| v.to_str().unwrap_or("malformed"));
-    Some(resolver.resolve(peer.ip(), values))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()))
+        .collect();
+    Some(resolver.resolve(peer.ip(), values.iter().map(AsRef::as_ref)))
 }

@@ -349,6 +349,16 @@ async fn forwarding_headers_only_from_trusted_proxies() {
             "{peer} {xff}"
         );
     }
+    // A client-written entry that is not UTF-8 must not hide the entry our proxy appended
+    // (else one byte would move the ban key onto the proxy and everyone behind it).
+    let mut req = request_from("/me", Some(&token), "127.0.0.1:5000".parse().unwrap());
+    req.headers_mut().insert(
+        "x-forwarded-for",
+        http::HeaderValue::from_bytes(b"1.2.3.4\xff, 198.51.100.7").unwrap(),
+    );
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ip_of(&body), "198.51.100.7".parse::<IpAddr>().unwrap());
 }
 
 #[tokio::test]
