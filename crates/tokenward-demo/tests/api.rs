@@ -1,0 +1,233 @@
+//! The API's edges over real HTTP: error bodies, the binary's flags and first line, the key
+//! directory `tokenward keygen` writes, graceful shutdown.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::json;
+use tokenward_claims::{Algorithm, Key, KeySet, generate_pkcs8};
+use tokenward_demo::client::Client;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
+    let server = common::start(&common::config(), common::keys()).await;
+    let base = server.url();
+    let client = Client::new();
+
+    let wrong = json!({ "username": "alice", "password": "hunter2-secret" });
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&wrong))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.str_field("error").as_deref(), Some("invalid_credentials"));
+    assert!(!r.text().contains("hunter2-secret"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    // An unknown user gets exactly the same answer.
+    let unknown = json!({ "username": "nobody", "password": "hunter2-secret" });
+    let r2 = client
+        .post(&format!("{base}/login"), &[], Some(&unknown))
+        .await
+        .unwrap();
+    assert_eq!((r2.status, r2.text()), (r.status, r.text()));
+
+    let r = client
+        .post(
+            &format!("{base}/login"),
+            &[],
+            Some(&json!({ "username": "alice" })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.str_field("error").as_deref(), Some("invalid_request"));
+
+    let garbage = "twr_not-a-real-token-but-secret-looking";
+    let r = client
+        .post(
+            &format!("{base}/refresh"),
+            &[],
+            Some(&json!({ "refresh_token": garbage })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.str_field("error").as_deref(), Some("invalid_grant"));
+    assert!(!r.text().contains(garbage));
+
+    let login = json!({ "username": "alice", "password": "alice-password" });
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&login))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.json()["expires_in"], 900);
+    let refresh = r.str_field("refresh_token").unwrap();
+    let too_long = "k".repeat(256);
+    let r = client
+        .post(
+            &format!("{base}/refresh"),
+            &[("idempotency-key", &too_long)],
+            Some(&json!({ "refresh_token": refresh })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Admin: the scope is in the token and opens /admin/stats.
+    let admin = json!({ "username": "admin", "password": "admin-password" });
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&admin))
+        .await
+        .unwrap();
+    let access = r.str_field("access_token").unwrap();
+    let me = client
+        .get(&format!("{base}/me"), Some(&access))
+        .await
+        .unwrap();
+    assert_eq!(me.json()["scopes"], json!(["admin"]));
+    let stats = client
+        .get(&format!("{base}/admin/stats"), Some(&access))
+        .await
+        .unwrap();
+    assert_eq!(stats.status, 200);
+    assert_eq!(stats.json()["logins"], 2);
+    assert_eq!(stats.json()["login_failures"], 2);
+    server.stop().await.unwrap();
+}
+
+/// A key directory as `tokenward keygen` writes it: `KID.pem` (PKCS#8) and `jwks.json`.
+fn keygen(dir: &std::path::Path, kid: &str, jwks: &mut Vec<serde_json::Value>) -> Key {
+    let der = generate_pkcs8(Algorithm::EdDSA).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&*der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    std::fs::write(dir.join(format!("{kid}.pem")), pem).unwrap();
+    let key = Key::from_pkcs8_der(kid, Algorithm::EdDSA, &der).unwrap();
+    jwks.push(serde_json::to_value(key.public_jwk().unwrap()).unwrap());
+    std::fs::write(
+        dir.join("jwks.json"),
+        serde_json::to_string_pretty(&json!({ "keys": jwks })).unwrap(),
+    )
+    .unwrap();
+    key
+}
+
+#[test]
+fn key_directory_newest_private_key_signs_every_key_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jwks = Vec::new();
+    keygen(dir.path(), "2026-10", &mut jwks);
+    keygen(dir.path(), "2026-11", &mut jwks);
+    let keys: KeySet = tokenward_demo::keys::load_dir(dir.path()).unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys.active().unwrap().kid(), "2026-11");
+    assert!(keys.get("2026-10").is_some());
+
+    // A published key whose private part lives elsewhere verifies only.
+    let other = tempfile::tempdir().unwrap();
+    let mut foreign = Vec::new();
+    keygen(other.path(), "elsewhere", &mut foreign);
+    jwks.extend(foreign);
+    std::fs::write(
+        dir.path().join("jwks.json"),
+        serde_json::to_string(&json!({ "keys": jwks })).unwrap(),
+    )
+    .unwrap();
+    let keys = tokenward_demo::keys::load_dir(dir.path()).unwrap();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys.active().unwrap().kid(), "2026-11");
+
+    // A private key file that does not match its published key is refused.
+    let stray = generate_pkcs8(Algorithm::EdDSA).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&*stray);
+    std::fs::write(
+        dir.path().join("2026-11.pem"),
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
+    let err = tokenward_demo::keys::load_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    assert!(tokenward_demo::keys::load_dir(empty.path()).is_err());
+}
+
+#[test]
+fn binary_prints_its_address_first_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jwks = Vec::new();
+    keygen(dir.path(), "k1", &mut jwks);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenward-demo"))
+        .args(["--bind", "127.0.0.1:0", "--access-ttl", "120", "--keys"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .trim_end()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {first:?}"))
+        .to_owned();
+    assert!(!url.ends_with(":0"), "{url}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = Client::new();
+        let jwks = client
+            .get(&format!("http://{url}/.well-known/jwks.json"), None)
+            .await
+            .unwrap();
+        assert_eq!(jwks.json()["keys"][0]["kid"], "k1");
+        let login = json!({ "username": "bob", "password": "bob-password" });
+        let r = client
+            .post(&format!("http://{url}/login"), &[], Some(&login))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["expires_in"], 120);
+    });
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,134 @@
+//! A Redis outage over real HTTP: a throwaway `redis-server` is killed mid-test. Every route
+//! that needs a store answers 503 with `Retry-After` within the operation timeout (never 401,
+//! never 200), and the service recovers once Redis is back on the same port.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokenward_demo::client::{Client, Reply};
+
+/// The Redis operation timeout configured here.
+const TIMEOUT: Duration = Duration::from_millis(250);
+/// Scheduling slack on a shared, loaded 2-core machine (HTTP round trip included).
+const MARGIN: Duration = Duration::from_millis(750);
+
+fn assert_unavailable(what: &str, reply: &Reply, took: Duration) {
+    assert_eq!(
+        reply.status,
+        503,
+        "{what}: {} {}",
+        reply.status,
+        reply.text()
+    );
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{what}: 503 without Retry-After"))
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1, "{what}: Retry-After {retry_after}");
+    assert_eq!(
+        reply.str_field("error").as_deref(),
+        Some("temporarily_unavailable"),
+        "{what}: {}",
+        reply.text()
+    );
+    assert!(
+        took < TIMEOUT + MARGIN,
+        "{what} took {took:?}, more than the {TIMEOUT:?} timeout (+{MARGIN:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_closed_then_recovers() {
+    let port = common::free_port();
+    let redis = common::ThrowawayRedis::start(port);
+    let mut config = common::config();
+    config.redis = Some(redis.url());
+    config.redis_prefix = common::unique_prefix("outage");
+    config.redis_timeout = TIMEOUT;
+    let server = common::start(&config, common::keys()).await;
+    let base = server.url();
+    let client = Client::new();
+
+    let login = json!({ "username": "alice", "password": "alice-password" });
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&login))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let access = r.str_field("access_token").unwrap();
+    let refresh = r.str_field("refresh_token").unwrap();
+    let r = client
+        .get(&format!("{base}/me"), Some(&access))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    redis.kill();
+
+    let bearer = format!("Bearer {access}");
+    for attempt in 0..3 {
+        let start = Instant::now();
+        let r = client
+            .get(&format!("{base}/me"), Some(&access))
+            .await
+            .unwrap();
+        assert_unavailable(&format!("GET /me #{attempt}"), &r, start.elapsed());
+    }
+    let start = Instant::now();
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&login))
+        .await
+        .unwrap();
+    assert_unavailable("POST /login", &r, start.elapsed());
+    let start = Instant::now();
+    let r = client
+        .post(
+            &format!("{base}/refresh"),
+            &[],
+            Some(&json!({ "refresh_token": refresh })),
+        )
+        .await
+        .unwrap();
+    assert_unavailable("POST /refresh", &r, start.elapsed());
+    let start = Instant::now();
+    let r = client
+        .post(
+            &format!("{base}/logout"),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_unavailable("POST /logout", &r, start.elapsed());
+
+    // Back on the same port (empty: no persistence): the service recovers on its own.
+    let _redis = common::ThrowawayRedis::start(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = client
+            .get(&format!("{base}/me"), Some(&access))
+            .await
+            .unwrap();
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "while recovering: {} {}", r.status, r.text());
+        assert!(Instant::now() < deadline, "no recovery within 15 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&login))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.stop().await.unwrap();
+}
