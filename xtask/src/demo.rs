@@ -1,15 +1,27 @@
-//! `cargo xtask demo`: a readable transcript of the `tokenward` CLI doing its job.
+//! `cargo xtask demo [--redis]`: a readable transcript of tokenward doing its job.
 //!
-//! In a fresh temporary directory: generate an EdDSA key, issue a token for alice, verify
-//! it, then show the typed rejections of a tampered token (`signature`), an expired one
-//! (`expired`), a token presented to the wrong audience (`audience`) and an `alg: none`
-//! forgery (`algorithm`). Every step states what it expects; the demo fails if any step
-//! gives another result, so it doubles as an end-to-end check.
+//! In a fresh temporary directory:
+//! 1. `tokenward keygen` writes an EdDSA key directory;
+//! 2. the reference API `tokenward-demo` starts on a free port with those keys (`--keys`,
+//!    in-memory stores; with `--redis`: two instances sharing one Redis under a random key
+//!    prefix, so they are one service), with small limits so the 429 steps are quick, and
+//!    `tokenward-demo-lifecycle` drives its whole lifecycle over real HTTP: login, `/me`, a
+//!    tampered token, the admin scope, parallel refreshes (one successor), an idempotent
+//!    retry, reuse after the grace window, logout, logout-all, the subject limit and the
+//!    failure ban. The servers are stopped afterwards, also on failure;
+//! 3. the `tokenward` CLI issues a token with the same keys, verifies it, and shows the typed
+//!    rejections of a tampered token (`signature`), an expired one (`expired`), a token
+//!    presented to the wrong audience (`audience`) and an `alg: none` forgery (`algorithm`).
+//!
+//! Every step states what it expects and what it got; the demo fails if any step gives
+//! another result, so it doubles as an end-to-end check.
 
 use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Result;
 use crate::cmd;
@@ -19,43 +31,72 @@ const ISS: &str = "https://auth.demo.example";
 const AUD: &str = "orders-api";
 const TTL: u64 = 900;
 
+/// The servers' settings for the demo: small, so the 429 steps and the grace window are
+/// quick. The lifecycle driver is told the same values.
+const SUBJECT_LIMIT: &str = "20";
+const REFRESH_GRACE: &str = "2";
+const BAN_MAXRETRY: &str = "5";
+
+/// How long a server may take to print its `listening on` line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Runs the demo.
 pub(crate) fn run(args: &[String]) -> Result {
-    if let Some(arg) = args.first() {
-        return Err(format!("`cargo xtask demo` takes no arguments (got `{arg}`)").into());
-    }
+    let redis = match args {
+        [] => false,
+        [flag] if flag == "--redis" => true,
+        [other, ..] => {
+            return Err(format!("`cargo xtask demo` takes only `--redis` (got `{other}`)").into());
+        }
+    };
     let root = crate::workspace_root();
-    cmd::run(
-        cmd::cargo()
-            .current_dir(&root)
-            .args(["build", "-p", "tokenward-cli", "--quiet"]),
-    )?;
-    let bin = target_dir(&root)?
-        .join("debug")
-        .join(format!("tokenward{}", std::env::consts::EXE_SUFFIX));
-    if !bin.is_file() {
-        return Err(format!("{}: not found after building tokenward-cli", bin.display()).into());
-    }
+    cmd::run(cmd::cargo().current_dir(&root).args([
+        "build",
+        "-p",
+        "tokenward-cli",
+        "-p",
+        "tokenward-demo",
+        "--quiet",
+    ]))?;
+    let debug = target_dir(&root)?.join("debug");
+    let binary = |name: &str| -> Result<PathBuf> {
+        let bin = debug.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(format!("{}: not found after building", bin.display()).into())
+        }
+    };
 
     let work = WorkDir::create()?;
     println!("tokenward demo — working in {}\n", work.path.display());
     let mut demo = Demo {
-        bin,
+        bin: binary("tokenward")?,
+        server_bin: binary("tokenward-demo")?,
+        lifecycle_bin: binary("tokenward-demo-lifecycle")?,
         dir: work.path.clone(),
         step: 0,
         failures: Vec::new(),
     };
-    let result = demo.script();
+    let result = demo.script(redis);
     match (&result, demo.failures.is_empty()) {
         (Ok(()), true) => {
-            println!("All {} steps gave the expected result.", demo.step);
+            println!(
+                "All {} steps gave the expected result: the API over HTTP{}, then the CLI.",
+                demo.step,
+                if redis {
+                    " (two instances on Redis)"
+                } else {
+                    ""
+                }
+            );
             Ok(())
         }
         _ => {
-            // Keep the files for a look at what went wrong.
+            // Keep the files (and the server logs) for a look at what went wrong.
             work.keep();
             let mut message = format!(
-                "the demo did not go as expected (files kept in {}):",
+                "the demo did not go as expected (files and server logs kept in {}):",
                 demo.dir.display()
             );
             for failure in &demo.failures {
@@ -81,15 +122,16 @@ enum Expect {
 
 struct Demo {
     bin: PathBuf,
+    server_bin: PathBuf,
+    lifecycle_bin: PathBuf,
     dir: PathBuf,
     step: usize,
     failures: Vec<String>,
 }
 
 impl Demo {
-    fn script(&mut self) -> Result {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-
+    fn script(&mut self, redis: bool) -> Result {
+        println!("== Keys ==\n");
         self.exec(
             "Generate an EdDSA signing key: the private key stays here, jwks.json is what \
              verifying services get",
@@ -97,6 +139,11 @@ impl Demo {
             &[],
             &Expect::Success,
         )?;
+
+        self.http(redis)?;
+
+        println!("== The same keys from the command line ==\n");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
 
         let issued = self.exec(
             "Issue a 15-minute access token for alice (random jti, kid and typ headers); call it TOKEN",
@@ -234,6 +281,92 @@ impl Demo {
         Ok(())
     }
 
+    /// The reference API over HTTP: starts the server(s) with the key directory, runs the
+    /// lifecycle driver (its transcript goes straight to stdout), stops the servers.
+    fn http(&mut self, redis: bool) -> Result {
+        // Declared first, dropped last: the servers stop before a throwaway Redis does.
+        let redis = if redis {
+            println!("== The demo API over HTTP: two instances sharing one Redis ==\n");
+            Some(crate::redis::provision()?)
+        } else {
+            println!("== The demo API over HTTP (in-memory stores) ==\n");
+            None
+        };
+        let mut args: Vec<String> = [
+            "--bind",
+            "127.0.0.1:0",
+            "--keys",
+            "keys",
+            "--subject-limit",
+            SUBJECT_LIMIT,
+            "--refresh-grace",
+            REFRESH_GRACE,
+            "--ban-maxretry",
+            BAN_MAXRETRY,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        if let Some(redis) = &redis {
+            let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+            let prefix = format!("tokenward-xtask-demo:{}-{nanos:x}:", std::process::id());
+            args.extend(["--redis".to_owned(), redis.url.clone()]);
+            args.extend(["--redis-prefix".to_owned(), prefix]);
+        }
+        let names: &[&str] = if redis.is_some() { &["A", "B"] } else { &["A"] };
+        let mut servers = Vec::with_capacity(names.len());
+        for name in names {
+            self.step += 1;
+            println!("[{}] Start tokenward-demo {name}", self.step);
+            println!("  $ tokenward-demo {}", shell_words(&args));
+            let log = self.dir.join(format!("server-{name}.log"));
+            let server = Server::start(&self.server_bin, &args, &self.dir, &log)?;
+            println!("  | listening on {}", server.url);
+            println!(
+                "  => as expected: `listening on http://HOST:PORT` first (log: {})\n",
+                log.display()
+            );
+            servers.push(server);
+        }
+
+        let mut driver = Command::new(&self.lifecycle_bin);
+        for server in &servers {
+            driver.args(["--url", &server.url]);
+        }
+        driver.args([
+            "--refresh-grace",
+            REFRESH_GRACE,
+            "--subject-limit",
+            SUBJECT_LIMIT,
+            "--ban-maxretry",
+            BAN_MAXRETRY,
+        ]);
+        self.step += 1;
+        println!(
+            "[{}] Drive the whole lifecycle over HTTP\n  $ {}\n",
+            self.step,
+            cmd::display(&driver)
+        );
+        let status = run_indented(driver.current_dir(&self.dir))
+            .map_err(|e| format!("could not run {}: {e}", self.lifecycle_bin.display()));
+        // Stop the servers whatever happened.
+        for server in servers {
+            server.stop();
+        }
+        let status = status?;
+        if status.success() {
+            println!("  => the lifecycle went as expected; servers stopped\n");
+        } else {
+            println!("  => UNEXPECTED: the lifecycle driver exited with {status}\n");
+            self.failures.push(format!(
+                "step {} (the HTTP lifecycle): some steps misbehaved (see the transcript above \
+                 and the server logs)",
+                self.step
+            ));
+        }
+        Ok(())
+    }
+
     fn exec(
         &mut self,
         what: &str,
@@ -312,6 +445,125 @@ impl Demo {
         }
         Ok(stdout)
     }
+}
+
+/// A running `tokenward-demo`: killed (and reaped) when stopped or dropped, so a failing
+/// demo never leaves a server behind.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts `bin` with `args` in `dir`, its log in `log`, and waits for its first stdout
+    /// line, `listening on http://HOST:PORT`.
+    fn start(bin: &Path, args: &[String], dir: &Path, log: &Path) -> Result<Server> {
+        let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let mut child = Command::new(bin)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the server's stdout is not captured".into());
+        };
+        // Read the first line on a thread, so a server that never prints cannot hang us.
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = send.send(reader.read_line(&mut line).map(|_| line));
+            // Keep reading (and discarding) so the server never blocks on a full pipe.
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        let mut server = Server {
+            child,
+            url: String::new(),
+        };
+        let line = match receive.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(format!("reading the server's stdout: {e}").into()),
+            Err(_) => {
+                return Err(format!(
+                    "the server printed no `listening on` line within {STARTUP_TIMEOUT:?} \
+                     (log: {})",
+                    log.display()
+                )
+                .into());
+            }
+        };
+        match line.trim_end().strip_prefix("listening on ") {
+            Some(url) if url.starts_with("http://") => {
+                server.url = url.to_owned();
+                Ok(server)
+            }
+            _ => Err(format!(
+                "the server's first line is {line:?}, not `listening on http://HOST:PORT` \
+                 (log: {})",
+                log.display()
+            )
+            .into()),
+        }
+    }
+
+    /// SIGTERM (the server shuts down gracefully), SIGKILL if it is still running 5 s later.
+    fn stop(self) {
+        // Drop does it.
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let terminated = cfg!(unix)
+                && Command::new("kill")
+                    .args(["-TERM", &self.child.id().to_string()])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+            if terminated {
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while std::time::Instant::now() < deadline {
+                    if !matches!(self.child.try_wait(), Ok(None)) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd`, printing its stdout indented under the current step (stderr as is).
+fn run_indented(cmd: &mut Command) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).spawn()?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            match line {
+                Ok(line) if line.is_empty() => println!("  │"),
+                Ok(line) => println!("  │ {line}"),
+                Err(_) => break,
+            }
+        }
+    }
+    child.wait()
+}
+
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|arg| shell_quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A line of output with long tokens shortened, so the transcript stays readable.

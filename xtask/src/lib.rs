@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 pub enum Subcommand {
     /// Run every check CI runs.
     Ci,
-    /// Run the demo.
+    /// Run the demo (`cargo xtask demo [--redis]`).
     Demo,
     /// Print usage.
     Help,
@@ -45,7 +45,10 @@ impl Subcommand {
                 "run every check CI runs: fmt, clippy, tests (incl. tidy), feature matrix, \
                  rustdoc, cargo-deny"
             }
-            Self::Demo => "run the tokenward demo",
+            Self::Demo => {
+                "run the demo: the tokenward-demo API driven over HTTP (login, refresh, \
+                 reuse, logout, limits, bans), then the CLI; `--redis`: two instances on Redis"
+            }
             Self::Help => "print this message",
         }
     }
