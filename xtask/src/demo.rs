@@ -307,11 +307,11 @@ impl Demo {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+        let prefix = format!("tokenward-xtask-demo:{}-{nanos:x}:", std::process::id());
         if let Some(redis) = &redis {
-            let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-            let prefix = format!("tokenward-xtask-demo:{}-{nanos:x}:", std::process::id());
             args.extend(["--redis".to_owned(), redis.url.clone()]);
-            args.extend(["--redis-prefix".to_owned(), prefix]);
+            args.extend(["--redis-prefix".to_owned(), prefix.clone()]);
         }
         let names: &[&str] = if redis.is_some() { &["A", "B"] } else { &["A"] };
         let mut servers = Vec::with_capacity(names.len());
@@ -352,6 +352,9 @@ impl Demo {
         // Stop the servers whatever happened.
         for server in servers {
             server.stop();
+        }
+        if let Some(redis) = &redis {
+            delete_keys(&redis.url, &prefix);
         }
         let status = status?;
         if status.success() {
@@ -541,6 +544,41 @@ impl Drop for Server {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Best effort: deletes the demo's keys under `prefix` with `redis-cli` (SCAN + UNLINK, never
+/// FLUSHALL), so its refresh families do not linger on a shared Redis for their idle
+/// timeout. Without `redis-cli` the keys expire on their own.
+fn delete_keys(url: &str, prefix: &str) {
+    let listed = Command::new("redis-cli")
+        .args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    let Ok(listed) = listed.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()) else {
+        println!(
+            "(redis-cli not found: the demo's Redis keys under {prefix} expire on their own)\n"
+        );
+        return;
+    };
+    let keys: Vec<&str> = listed.lines().filter(|k| k.starts_with(prefix)).collect();
+    if keys.is_empty() {
+        return;
+    }
+    let deleted = Command::new("redis-cli")
+        .args(["-u", url, "UNLINK"])
+        .args(&keys)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if deleted {
+        println!(
+            "Deleted the demo's {} Redis keys under {prefix}\n",
+            keys.len()
+        );
     }
 }
 

@@ -252,6 +252,8 @@ impl Demo {
             .merge(protected)
             .with_state(self.state.clone())
             .merge(jwks_router(self.keys.clone()))
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed)
     }
 }
 
@@ -668,6 +670,18 @@ fn server_error(description: &str) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         "server_error",
         description,
+    )
+}
+
+async fn not_found() -> Response {
+    json_error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> Response {
+    json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "the route does not take this method",
     )
 }
 

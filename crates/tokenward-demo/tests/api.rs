@@ -34,6 +34,17 @@ async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
     assert!(!r.text().contains("hunter2-secret"));
     assert_eq!(r.header("content-type"), Some("application/json"));
 
+    // Unknown routes and methods answer JSON too.
+    let r404 = client.get(&format!("{base}/nope"), None).await.unwrap();
+    assert_eq!(r404.status, 404);
+    assert_eq!(r404.str_field("error").as_deref(), Some("not_found"));
+    let r405 = client.get(&format!("{base}/login"), None).await.unwrap();
+    assert_eq!(r405.status, 405);
+    assert_eq!(
+        r405.str_field("error").as_deref(),
+        Some("method_not_allowed")
+    );
+
     // An unknown user gets exactly the same answer.
     let unknown = json!({ "username": "nobody", "password": "hunter2-secret" });
     let r2 = client

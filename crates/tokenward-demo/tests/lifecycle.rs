@@ -24,7 +24,7 @@ async fn lifecycle_in_memory() {
 async fn lifecycle_on_redis_with_two_instances() {
     let url = common::require_redis();
     let mut config = common::config();
-    config.redis = Some(url);
+    config.redis = Some(url.clone());
     config.redis_prefix = common::unique_prefix("lifecycle");
     let keys = common::keys();
     // Two instances: same keys, same Redis and prefix, separate connections and Guards.
@@ -35,4 +35,5 @@ async fn lifecycle_on_redis_with_two_instances() {
     assert!(report.ok(), "misbehaving steps: {:#?}", report.failures);
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+    common::delete_under(&url, &config.redis_prefix).await;
 }

@@ -20,7 +20,7 @@ use tokenward_demo::server::{DemoConfig, Running, spawn};
 
 /// The servers' settings in the lifecycle tests (small, so the 429 steps are quick).
 pub const SUBJECT_LIMIT: u32 = 10;
-pub const GRACE: Duration = Duration::from_secs(1);
+pub const GRACE: Duration = Duration::from_secs(2);
 pub const MAXRETRY: u32 = 3;
 
 /// A config on an ephemeral port with the lifecycle tests' small limits.
@@ -158,4 +158,52 @@ impl Drop for ThrowawayRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Deletes every key under `prefix` (this test's own keys only: SCAN, never KEYS or
+/// FLUSHALL), so refresh families do not linger on a shared server for their idle timeout.
+pub async fn delete_under(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}*", glob_escape(prefix));
+    let mut cursor: u64 = 0;
+    let mut keys: Vec<String> = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert!(
+        !keys.is_empty(),
+        "no keys under {prefix}: was Redis used at all?"
+    );
+    keys.sort();
+    keys.dedup();
+    let _: i64 = redis::cmd("UNLINK")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
