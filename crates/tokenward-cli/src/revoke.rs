@@ -59,7 +59,8 @@ pub(crate) struct RevokeArgs {
     /// Revoke the token with this jti (needs --exp).
     #[arg(long, value_name = "JTI", requires = "exp")]
     jti: Option<String>,
-    /// The token's exp: the revocation lasts until then.
+    /// The token's exp: the revocation lasts until then plus 5 minutes (verifiers accept a
+    /// token for their clock leeway after its exp).
     #[arg(long, value_name = "UNIX", requires = "jti")]
     exp: Option<u64>,
     /// Revoke every token of this session (refresh-token family).
@@ -121,9 +122,10 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
             let exp = args
                 .exp
                 .ok_or_else(|| CliError::Usage("--jti needs --exp".into()))?;
-            let until = UnixTime::from_secs(exp);
+            // Past exp by the verifiers' leeway, during which the token still verifies.
+            let until = tokenward_revocation::revoke_until(UnixTime::from_secs(exp));
             runtime()?.block_on(store.revoke_token(jti, until))?;
-            (format!("token {jti:?}"), exp)
+            (format!("token {jti:?}"), until.as_secs())
         }
         (None, Some(sid), _) => {
             let until = args.until.unwrap_or(now.saturating_add(DEFAULT_SPAN));

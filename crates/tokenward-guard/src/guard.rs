@@ -563,7 +563,8 @@ impl Guard {
         }
     }
 
-    /// Revokes the token of `auth` (its `jti`) until it expires.
+    /// Revokes the token of `auth` (its `jti`) until it expires, plus the verifiers' leeway
+    /// ([`revoke_until`](tokenward_revocation::revoke_until)).
     pub async fn revoke_token(&self, auth: &Authenticated) -> Result<(), StoreError> {
         let (Some(jti), Some(exp)) = (auth.jti(), auth.exp()) else {
             return Err(StoreError::invalid_input("the token has no jti or exp"));
@@ -571,7 +572,10 @@ impl Guard {
         self.inner
             .stores
             .revocation
-            .revoke_token(jti, UnixTime::from_secs(exp))
+            .revoke_token(
+                jti,
+                tokenward_revocation::revoke_until(UnixTime::from_secs(exp)),
+            )
             .await
     }
 

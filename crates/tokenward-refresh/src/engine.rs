@@ -81,7 +81,8 @@ impl RefreshConfig {
     }
 
     /// The longest lifetime of the access tokens minted on rotation: when a family is
-    /// revoked, its `sid` is revoked in the `RevocationStore` until now plus this.
+    /// revoked, its `sid` is revoked in the `RevocationStore` until now plus this plus the
+    /// verifiers' leeway ([`revoke_until`](tokenward_revocation::revoke_until)).
     #[must_use]
     pub fn max_access_token_lifetime(mut self, d: Duration) -> Self {
         self.max_access_token_lifetime = d;
@@ -387,9 +388,10 @@ impl RefreshEngine {
     }
 
     async fn revoke_session(&self, family_id: &FamilyId) -> Result<(), tokenward_core::StoreError> {
-        let until = self
-            .now()
-            .saturating_add(self.config.max_access_token_lifetime);
+        let until = tokenward_revocation::revoke_until(
+            self.now()
+                .saturating_add(self.config.max_access_token_lifetime),
+        );
         self.revocation
             .revoke_session(family_id.as_str(), until)
             .await

@@ -83,4 +83,7 @@ mod store;
 pub mod conformance;
 
 pub use memory::{MemoryRevocationStore, MemoryStoreConfig};
-pub use store::{MAX_ID_LEN, RevocationStatus, RevocationStore, RevokedBy, validate_id};
+pub use store::{
+    LEEWAY_MARGIN, MAX_ID_LEN, RevocationStatus, RevocationStore, RevokedBy, revoke_until,
+    validate_id,
+};

@@ -21,6 +21,26 @@ pub fn validate_id(kind: &'static str, id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How long a revocation must outlive the token's `exp`: verifiers accept a token for their
+/// clock leeway after `exp` (tokenward policies: 30 s by default, at most 5 minutes without a
+/// `dangerous_` opt-in), so an entry that vanished at `exp` would let a revoked token verify
+/// again for that long. [`revoke_until`] adds it; every tokenward caller uses it.
+pub const LEEWAY_MARGIN: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The `until` of a revocation covering a token that expires at `exp` (or tokens that
+/// expire by then): `exp` plus [`LEEWAY_MARGIN`].
+///
+/// ```
+/// use tokenward_core::UnixTime;
+/// assert_eq!(
+///     tokenward_revocation::revoke_until(UnixTime::from_secs(1_000)),
+///     UnixTime::from_secs(1_300)
+/// );
+/// ```
+pub fn revoke_until(exp: UnixTime) -> UnixTime {
+    exp.saturating_add(LEEWAY_MARGIN)
+}
+
 /// Which rule revoked a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -147,7 +167,8 @@ impl RevocationStatus {
 /// (A real backend must also expire entries on its own; this toy keeps them forever.)
 #[async_trait]
 pub trait RevocationStore: Send + Sync + 'static {
-    /// Revokes the token with this `jti` until `until` (normally the token's `exp`).
+    /// Revokes the token with this `jti` until `until` (normally [`revoke_until`] of the
+    /// token's `exp`, which covers the verifiers' leeway).
     async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError>;
 
     /// Revokes every token carrying `sid` until `until` (normally the issue time of the
