@@ -29,10 +29,13 @@
 //!   with a transient `StoreError`, never with reuse detection and never by revoking.
 //!
 //! - [`RedisStores`] — all three stores on one [`RedisBackend`], and
-//!   [`check_token`](RedisStores::check_token): the revocation check of a request's token and,
-//!   only if it is not revoked, its per-subject GCRA step, in **one Lua script (one round
-//!   trip)**. A revoked token consumes no rate-limit cell. On Redis Cluster its keys must share
-//!   a slot: give the key prefix a hash tag (`{tw}:`).
+//!   [`check_request`](RedisStores::check_request): the client's failure-ban status (read
+//!   only, as `ban_status`), the revocation check of a request's token and, only if the
+//!   client is not banned and the token is not revoked, its per-subject GCRA step, in **one
+//!   Lua script (one round trip)**, answered as a [`RequestCheck`];
+//!   [`check_token`](RedisStores::check_token) is the same without the ban. A revoked token or
+//!   a banned client consumes no rate-limit cell. On Redis Cluster the keys must share a slot:
+//!   give the key prefix a hash tag (`{tw}:`).
 //!
 //! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) —
 //! connecting and the command itself included. Calls share `pool_size` multiplexed
@@ -88,4 +91,4 @@ pub use error::Error;
 pub use ratelimit::RedisRateLimitStore;
 pub use refresh::RedisRefreshStore;
 pub use revocation::RedisRevocationStore;
-pub use stores::RedisStores;
+pub use stores::{RedisStores, RequestCheck};

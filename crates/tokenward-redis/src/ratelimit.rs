@@ -100,26 +100,40 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, count, tonumber(oldest[2]) + findtime - now}
 ";
 
-/// Reads a key's ban state. Same keys and arguments as [`RECORD_FAILURE_LUA`], and the same
-/// replies (`{0, 0, 0}` when no failure counts); writes nothing.
-const BAN_STATUS_LUA: &str = r"
-local ban = redis.call('PTTL', KEYS[2])
-if ban > 0 then return {1, ban} end
-if ban == -1 then return {-1} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local findtime = tonumber(ARGV[2])
-local after = '(' .. string.format('%.0f', now - findtime)
-local count = redis.call('ZCOUNT', KEYS[1], after, '+inf')
-if count == 0 then return {0, 0, 0} end
-local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], after, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-return {0, count, tonumber(oldest[2]) + findtime - now}
+/// A key's ban state, read-only, as a Lua function `ban_status(failures, ban, findtime)`
+/// shared by the ban-status script and by the combined per-request script of
+/// [`RedisStores`](crate::RedisStores): `failures` and `ban` are the keys of
+/// [`RECORD_FAILURE_LUA`] (same hash slot), `findtime` the window (µs). Writes nothing.
+///
+/// Returns the replies of [`RECORD_FAILURE_LUA`] (`{1, ban ttl ms}` when banned, `{0,
+/// failures, µs until the oldest leaves the window}` otherwise — `{0, 0, 0}` when no failure
+/// counts — and `{-1}` for a ban marker without a TTL); [`ban_decision`] reads them.
+pub(crate) const BAN_STATUS_FN_LUA: &str = r"
+local function ban_status(failures, ban, findtime)
+  local ttl = redis.call('PTTL', ban)
+  if ttl > 0 then return {1, ttl} end
+  if ttl == -1 then return {-1} end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local after = '(' .. string.format('%.0f', now - findtime)
+  local count = redis.call('ZCOUNT', failures, after, '+inf')
+  if count == 0 then return {0, 0, 0} end
+  local oldest = redis.call('ZRANGEBYSCORE', failures, after, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return {0, count, tonumber(oldest[2]) + findtime - now}
+end
+";
+
+/// The ban-status script: [`BAN_STATUS_FN_LUA`] with the keys and arguments of
+/// [`RECORD_FAILURE_LUA`] (only findtime, `ARGV[2]`, is used).
+const BAN_STATUS_CALL_LUA: &str = r"
+return ban_status(KEYS[1], KEYS[2], tonumber(ARGV[2]))
 ";
 
 static GCRA: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{GCRA_FN_LUA}{GCRA_CALL_LUA}")));
 static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_FAILURE_LUA));
-static BAN_STATUS: LazyLock<Script> = LazyLock::new(|| Script::new(BAN_STATUS_LUA));
+static BAN_STATUS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{BAN_STATUS_FN_LUA}{BAN_STATUS_CALL_LUA}")));
 
 /// A [`RateLimitStore`] on Redis (or Valkey) ≥ 7.0, shared by every application instance
 /// that uses the same server and key prefix.
@@ -278,46 +292,40 @@ impl RedisRateLimitStore {
         out
     }
 
+    /// Validates a ban request and turns it into the ban scripts' keys and arguments.
+    pub(crate) fn ban_call(&self, key: &str, quota: &BanQuota) -> Result<BanCall, StoreError> {
+        validate_key(key)?;
+        quota.validate()?;
+        Ok(BanCall {
+            failures: self.failures_key(key),
+            ban: self.ban_key(key),
+            maxretry: quota.maxretry,
+            findtime: span_us(quota.findtime),
+            bantime: span_ms(quota.bantime),
+        })
+    }
+
     async fn ban_script(
         &self,
         script: &'static Script,
         key: &str,
         quota: &BanQuota,
     ) -> Result<Decision, StoreError> {
-        validate_key(key)?;
-        quota.validate()?;
-        let (failures, ban) = (self.failures_key(key), self.ban_key(key));
-        let findtime = span_us(quota.findtime);
-        let bantime = span_ms(quota.bantime);
-        let maxretry = quota.maxretry;
+        let call = self.ban_call(key, quota)?;
         let reply: Vec<i64> = self
             .backend
             .run(async move |conn| {
                 script
-                    .key(&failures)
-                    .key(&ban)
-                    .arg(maxretry)
-                    .arg(findtime)
-                    .arg(bantime)
+                    .key(&call.failures)
+                    .key(&call.ban)
+                    .arg(call.maxretry)
+                    .arg(call.findtime)
+                    .arg(call.bantime)
                     .invoke_async(conn)
                     .await
             })
             .await?;
-        match *reply.as_slice() {
-            [1, ban_ms] if ban_ms > 0 => {
-                let left = ms(ban_ms);
-                Ok(Decision::denied(quota.maxretry, left, left))
-            }
-            [0, count, window_us] if count >= 0 && window_us >= 0 => {
-                let remaining = u64::from(quota.maxretry).saturating_sub(count.unsigned_abs());
-                Ok(Decision::allowed(
-                    quota.maxretry,
-                    u32::try_from(remaining).unwrap_or(u32::MAX),
-                    us(window_us),
-                ))
-            }
-            _ => Err(corrupt("ban", &reply)),
-        }
+        ban_decision(quota, &reply)
     }
 }
 
@@ -375,6 +383,42 @@ pub(crate) struct GcraCall {
     pub(crate) tau: u64,
     /// `n × T`, µs.
     pub(crate) weight: u64,
+}
+
+/// One validated ban request: the keys and arguments of [`RECORD_FAILURE_LUA`] and
+/// [`BAN_STATUS_FN_LUA`]'s `ban_status`.
+#[derive(Debug, Clone)]
+pub(crate) struct BanCall {
+    /// The failures key ([`RedisRateLimitStore::failures_key`]).
+    pub(crate) failures: String,
+    /// The ban marker ([`RedisRateLimitStore::ban_key`]).
+    pub(crate) ban: String,
+    /// Failures that trigger a ban.
+    pub(crate) maxretry: u32,
+    /// The window, µs.
+    pub(crate) findtime: u64,
+    /// The ban's length, ms.
+    pub(crate) bantime: u64,
+}
+
+/// The decision in a reply of [`RECORD_FAILURE_LUA`] or [`BAN_STATUS_FN_LUA`]'s
+/// `ban_status`; anything unexpected is corrupt.
+pub(crate) fn ban_decision(quota: &BanQuota, reply: &[i64]) -> Result<Decision, StoreError> {
+    match *reply {
+        [1, ban_ms] if ban_ms > 0 => {
+            let left = ms(ban_ms);
+            Ok(Decision::denied(quota.maxretry, left, left))
+        }
+        [0, count, window_us] if count >= 0 && window_us >= 0 => {
+            let remaining = u64::from(quota.maxretry).saturating_sub(count.unsigned_abs());
+            Ok(Decision::allowed(
+                quota.maxretry,
+                u32::try_from(remaining).unwrap_or(u32::MAX),
+                us(window_us),
+            ))
+        }
+        _ => Err(corrupt("ban", reply)),
+    }
 }
 
 /// The decision in a reply of [`GCRA_FN_LUA`]'s `gcra`; anything unexpected is corrupt.
