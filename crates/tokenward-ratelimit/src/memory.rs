@@ -1,22 +1,24 @@
 //! The in-memory store: GCRA on `governor` keyed limiters, failure bans in a sharded,
 //! self-expiring map, both bounded.
 
+use std::cell::Cell;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use governor::clock::{Clock as GovernorClock, QuantaClock, QuantaInstant, Reference};
-use governor::middleware::{NoOpMiddleware, StateInformationMiddleware};
+use governor::middleware::{NoOpMiddleware, StateInformationMiddleware, StateSnapshot};
 use governor::nanos::Nanos;
-use governor::state::StateStore;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
-use governor::{Quota, RateLimiter};
+use governor::state::{InMemoryState, NotKeyed, StateStore};
+use governor::{NotUntil, Quota, RateLimiter};
+use siphasher::sip128::SipHasher13;
 use tokenward_core::StoreError;
 
 use crate::store::{BanQuota, Decision, GcraQuota, RateLimitStore, validate_key};
@@ -128,6 +130,47 @@ impl fmt::Debug for ManualLimiterClock {
     }
 }
 
+/// The clock of the store's governor limiters: the instant the store has already read for
+/// the call this thread is running ([`CallInstant`]), so a check reads the clock once (the
+/// store needs the instant for its pruning schedule, and governor's limiter reads its clock
+/// on every check; reading the TSC is a good part of a check's cost). Outside a call (when
+/// governor creates a limiter or prunes), it reads the store's clock.
+#[derive(Clone)]
+struct CallClock(LimiterClock);
+
+thread_local! {
+    /// The instant of the check this thread is running, if any ([`CallInstant`]).
+    static CALL_NOW: Cell<Option<Nanos>> = const { Cell::new(None) };
+}
+
+impl GovernorClock for CallClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        CALL_NOW
+            .with(Cell::get)
+            .unwrap_or_else(|| GovernorClock::now(&self.0))
+    }
+}
+
+/// The instant of one store call, seen by [`CallClock`] on this thread until dropped. Only
+/// the store's own synchronous code runs meanwhile (governor's check and the store's state
+/// map), so no other store's limiter can see it.
+struct CallInstant;
+
+impl CallInstant {
+    fn set(now: u64) -> Self {
+        CALL_NOW.with(|c| c.set(Some(Nanos::from(now))));
+        CallInstant
+    }
+}
+
+impl Drop for CallInstant {
+    fn drop(&mut self) {
+        CALL_NOW.with(|c| c.set(None));
+    }
+}
+
 // ---- configuration -----------------------------------------------------------------------
 
 /// Configuration of a [`MemoryRateLimitStore`].
@@ -138,7 +181,8 @@ pub struct MemoryStoreConfig {
     pub capacity: usize,
     /// Most failure-ban keys tracked at once (default 1 000 000).
     pub ban_capacity: usize,
-    /// Most distinct [`GcraQuota`]s (one governor limiter each; default 1024).
+    /// Most distinct [`GcraQuota`]s (one governor limiter each; default 1024, at most
+    /// 65 536). The store's table of quotas takes 32 bytes per allowed quota.
     pub max_quotas: usize,
     /// How often stale state is pruned, at the latest (default 10 s); also the least time
     /// between two prunes forced by a full store.
@@ -198,46 +242,307 @@ impl Default for MemoryStoreConfig {
 
 // ---- GCRA state --------------------------------------------------------------------------
 
-/// governor's DashMap state store behind an `Arc`, so the store can ask whether a key is
-/// tracked (for the capacity check) while the limiter owns it.
-#[derive(Clone, Default)]
-struct SharedState(Arc<DashMapStateStore<String>>);
+/// Keys GCRA state by a keyed 128-bit hash of the key: SipHash-1-3 with a 128-bit output,
+/// under a random key drawn per store.
+///
+/// Two distinct keys share state only if their hashes collide. SipHash is a keyed
+/// pseudorandom function: without the store's secret 128-bit key (never exposed; its
+/// hashes are never shown either), an attacker can neither compute nor search for a
+/// collision offline, and online each guess is one request; by the birthday bound, even
+/// 2³² tracked keys collide by chance with probability about 2⁻⁶⁵. In exchange, a call neither
+/// allocates nor compares the key's bytes, and a tracked key takes 24 bytes of table (hash
+/// and state) instead of a heap-allocated `String` of its own.
+#[derive(Clone)]
+struct KeyHasher(SipHasher13);
+
+impl KeyHasher {
+    fn new() -> Self {
+        // std's `RandomState` is seeded from the OS's randomness; its SipHash of two
+        // constants gives two unpredictable 64-bit words.
+        let seed = RandomState::new();
+        KeyHasher(SipHasher13::new_with_keys(
+            seed.hash_one(0u8),
+            seed.hash_one(1u8),
+        ))
+    }
+
+    fn hash(&self, key: &str) -> u128 {
+        self.0.hash(key.as_bytes()).as_u128()
+    }
+}
+
+/// The DashMap's hasher for keys that are already keyed hashes: it folds the 128 bits to 64
+/// instead of hashing them again.
+#[derive(Clone, Copy, Default)]
+struct PreHashed;
+
+#[derive(Default)]
+struct PreHashedHasher(u64);
+
+impl BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+impl Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u128(&mut self, i: u128) {
+        // Truncation intended: both halves of a uniformly random value, folded.
+        self.0 ^= (i as u64) ^ ((i >> 64) as u64);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u128` keys are hashed here (`write_u128`); this path is never taken, but
+        // must still be a hash (FNV-1a).
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// GCRA keys tracked, over all quotas, against the hard cap. A key's slot is reserved
+/// before its entry is inserted (under the DashMap shard's write lock) and released when a
+/// prune removes the entry, so the count is exact and the cap holds under concurrency.
+#[derive(Debug)]
+struct KeyBudget {
+    tracked: AtomicUsize,
+    capacity: usize,
+}
+
+impl KeyBudget {
+    fn try_reserve(&self) -> bool {
+        self.tracked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: usize) {
+        self.tracked.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    fn tracked(&self) -> usize {
+        self.tracked.load(Ordering::Acquire)
+    }
+}
+
+type StateMap = DashMapStateStore<u128, PreHashed>;
+
+/// The key governor's limiter checks: the key's hash, and a flag the state store sets when
+/// the key is new and the store is full (its state is then neither created nor changed).
+/// (Governor asks keys for `Clone` and `Eq` too; equality is the hash's.)
+#[derive(Clone)]
+struct GcraKey {
+    hash: u128,
+    refused: Cell<bool>,
+}
+
+impl PartialEq for GcraKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash
+    }
+}
+
+impl Eq for GcraKey {}
+
+impl Hash for GcraKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.hash.hash(state);
+    }
+}
+
+/// One quota's keyed GCRA state: governor's DashMap (keyed by hash), with new keys admitted
+/// only under the store's [`KeyBudget`].
+struct SharedState {
+    map: StateMap,
+    budget: Arc<KeyBudget>,
+}
 
 impl StateStore for SharedState {
-    type Key = String;
+    type Key = GcraKey;
 
-    fn measure_and_replace<T, F, E>(&self, key: &String, f: F) -> Result<T, E>
+    fn measure_and_replace<T, F, E>(&self, key: &GcraKey, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
-        self.0.measure_and_replace(key, f)
+        // governor's DashMap store, less the key clone, and with new keys under the cap.
+        if let Some(state) = self.map.get(&key.hash) {
+            return state.measure_and_replace(&NotKeyed::NonKey, f);
+        }
+        let inserted = self.map.entry(key.hash).or_try_insert_with(|| {
+            if self.budget.try_reserve() {
+                Ok(InMemoryState::default())
+            } else {
+                Err(())
+            }
+        });
+        match inserted {
+            Ok(state) => state.measure_and_replace(&NotKeyed::NonKey, f),
+            Err(()) => {
+                // Full: no state is created. The decision governor would take for a fresh
+                // key is returned, but the caller sees the flag and answers
+                // `CapacityExceeded` instead.
+                key.refused.set(true);
+                f(None).map(|(t, _)| t)
+            }
+        }
     }
 }
 
-impl ShrinkableKeyedStateStore<String> for SharedState {
+impl ShrinkableKeyedStateStore<GcraKey> for SharedState {
     fn retain_recent(&self, drop_below: Nanos) {
-        ShrinkableKeyedStateStore::retain_recent(&*self.0, drop_below);
+        // governor's `retain_recent`, counting what it drops. Reading a state: a closure
+        // that refuses to replace it returns the value it was shown.
+        let mut dropped = 0;
+        self.map.retain(|_, state| {
+            let tat = state.measure_and_replace(&NotKeyed::NonKey, |tat| {
+                Err::<((), Nanos), _>(tat.unwrap_or_default())
+            });
+            let keep = tat.is_err_and(|tat| tat > drop_below);
+            if !keep {
+                dropped += 1;
+            }
+            keep
+        });
+        self.budget.release(dropped);
     }
 
     fn shrink_to_fit(&self) {
-        self.0.shrink_to_fit();
+        self.map.shrink_to_fit();
     }
 
     fn len(&self) -> usize {
-        self.0.len()
+        self.map.len()
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.map.is_empty()
     }
 }
 
-type Limiter = RateLimiter<String, SharedState, LimiterClock, StateInformationMiddleware>;
+type Limiter = RateLimiter<GcraKey, SharedState, CallClock, StateInformationMiddleware>;
 
 struct QuotaLimiter {
     limiter: Limiter,
-    state: SharedState,
     quota: GcraQuota,
+    /// `quota.emission_interval()`, computed once.
+    emission_interval: Duration,
+}
+
+/// What governor's limiter answers: admitted (with the state after), or not until then.
+type Outcome = Result<StateSnapshot, NotUntil<Nanos>>;
+
+impl QuotaLimiter {
+    /// governor's check of `cost` (validated: `1..=burst`) cells for `key`.
+    fn check(&self, key: &GcraKey, cost: u32) -> Result<Outcome, StoreError> {
+        if cost == 1 {
+            // The single-cell GCRA, without the multiplication of the n-cell one.
+            return Ok(self.limiter.check_key(key));
+        }
+        let n = NonZeroU32::new(cost).ok_or_else(|| StoreError::invalid_input("cost 0"))?;
+        self.limiter.check_key_n(key, n).map_err(|_insufficient| {
+            StoreError::invalid_input(format!(
+                "cost {cost} exceeds the burst {}",
+                self.quota.burst
+            ))
+        })
+    }
+}
+
+/// The most distinct quotas a store accepts, whatever [`MemoryStoreConfig::max_quotas`] says.
+const MAX_QUOTAS: usize = 1 << 16;
+
+/// The quotas' limiters: an open-addressing table (linear probing, at most half full) of
+/// write-once slots, so finding a quota's limiter takes no lock, no `Arc` clone and no
+/// SipHash. Limiters are created under `filled` and never removed.
+struct QuotaTable {
+    slots: Box<[OnceLock<Box<QuotaLimiter>>]>,
+    /// Held while creating a limiter: the slots filled, in creation order.
+    filled: Mutex<Vec<usize>>,
+    max: usize,
+}
+
+impl QuotaTable {
+    fn new(max_quotas: usize) -> Self {
+        let max = max_quotas.min(MAX_QUOTAS);
+        let len = (max * 2).next_power_of_two();
+        QuotaTable {
+            slots: (0..len).map(|_| OnceLock::new()).collect(),
+            filled: Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    /// The probe sequence of `quota`: every slot once (with its index), starting at its hash.
+    fn probe(
+        &self,
+        quota: &GcraQuota,
+    ) -> impl Iterator<Item = (usize, &OnceLock<Box<QuotaLimiter>>)> {
+        // Quotas are the application's configuration, not attacker input: a multiplicative
+        // mix of the fields spreads them well enough.
+        let x = u64::from(quota.limit)
+            ^ quota.period.as_secs().rotate_left(13)
+            ^ (u64::from(quota.period.subsec_nanos()) << 32)
+            ^ u64::from(quota.burst).rotate_left(47);
+        let h = (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize;
+        // The length is a power of two.
+        let start = h & (self.slots.len() - 1);
+        let (before, after) = self.slots.split_at(start);
+        (start..).zip(after).chain((0..).zip(before))
+    }
+
+    fn get(&self, quota: &GcraQuota) -> Option<&QuotaLimiter> {
+        for (_, slot) in self.probe(quota) {
+            match slot.get() {
+                Some(l) if l.quota == *quota => return Some(l),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+        None
+    }
+
+    fn get_or_create(
+        &self,
+        quota: &GcraQuota,
+        create: impl FnOnce() -> Result<QuotaLimiter, StoreError>,
+    ) -> Result<&QuotaLimiter, StoreError> {
+        if let Some(l) = self.get(quota) {
+            return Ok(l);
+        }
+        let mut filled = lock(&self.filled);
+        for (i, slot) in self.probe(quota) {
+            match slot.get() {
+                Some(l) if l.quota == *quota => return Ok(l),
+                Some(_) => {}
+                None => {
+                    if filled.len() >= self.max {
+                        break;
+                    }
+                    let limiter = create()?;
+                    filled.push(i);
+                    // Only this thread, under `filled`, fills slots: this one is empty.
+                    return Ok(slot.get_or_init(|| Box::new(limiter)));
+                }
+            }
+        }
+        Err(StoreError::CapacityExceeded { capacity: self.max })
+    }
+
+    /// The limiters created so far.
+    fn limiters(&self) -> Vec<&QuotaLimiter> {
+        lock(&self.filled)
+            .iter()
+            .filter_map(|&i| self.slots.get(i)?.get().map(|l| &**l))
+            .collect()
+    }
 }
 
 // ---- ban state ---------------------------------------------------------------------------
@@ -277,8 +582,8 @@ struct BanEntry {
 /// - **Hard cap**: at most [`capacity`](MemoryStoreConfig::capacity) GCRA keys and
 ///   [`ban_capacity`](MemoryStoreConfig::ban_capacity) ban keys. When full, a *new* key is
 ///   first met with a prune (for GCRA keys at most once per tenth of `prune_interval`, so a
-///   flood cannot turn every call into a full scan; for ban keys, a sweep of its shard, as rarely); if the
-///   store is still full,
+///   flood cannot turn every call into a full scan; for ban keys, a sweep of its shard, as
+///   rarely); if the store is still full,
 ///   [`gcra`](RateLimitStore::gcra) / [`record_failure`](RateLimitStore::record_failure)
 ///   for that key fail with [`StoreError::CapacityExceeded`]. Keys already tracked keep
 ///   working, and nothing live is evicted: evicting a GCRA key would hand its owner a fresh
@@ -287,8 +592,13 @@ struct BanEntry {
 ///   [`SubjectLimit`](crate::SubjectLimit) fails open by default (filling a million live
 ///   subject keys takes a million valid tokens), a [`FailureBan`](crate::FailureBan) check
 ///   never meets the cap (checking an unknown key stores nothing), and a failure that cannot
-///   be recorded is reported to the caller. Concurrent first calls for new keys may overshoot
-///   the cap by at most the number of callers.
+///   be recorded is reported to the caller. The GCRA cap is exact, concurrent first calls
+///   included (a key's slot is reserved before its state is created).
+/// - **Per key**: GCRA state is keyed by a keyed 128-bit SipHash-1-3 of the key (random
+///   secret per store), not by the key itself: 24 bytes of table per tracked key, and no
+///   allocation per call. Distinct keys share state only on a hash collision, which an
+///   attacker cannot compute without the secret and which happens by chance with
+///   probability about 2⁻⁶⁵ even among 2³² tracked keys.
 ///
 /// # Clock
 ///
@@ -296,9 +606,10 @@ struct BanEntry {
 /// ([`MemoryRateLimitStore::with_clock`]).
 pub struct MemoryRateLimitStore {
     config: MemoryStoreConfig,
-    limiters: RwLock<HashMap<GcraQuota, Arc<QuotaLimiter>>>,
-    /// GCRA keys tracked, over all limiters (exact after a prune; may over-count between).
-    tracked: AtomicUsize,
+    quotas: QuotaTable,
+    key_hasher: KeyHasher,
+    /// GCRA keys tracked, over all limiters, against the cap.
+    budget: Arc<KeyBudget>,
     ban_shards: Box<[Mutex<BanShard>]>,
     ban_hasher: RandomState,
     ban_shard_capacity: usize,
@@ -353,9 +664,13 @@ impl MemoryRateLimitStore {
         let ban_shard_capacity = config.ban_capacity.div_ceil(BAN_SHARDS);
         let next_prune = nanos(config.clock.elapsed().saturating_add(config.prune_interval));
         MemoryRateLimitStore {
+            quotas: QuotaTable::new(config.max_quotas),
+            key_hasher: KeyHasher::new(),
+            budget: Arc::new(KeyBudget {
+                tracked: AtomicUsize::new(0),
+                capacity: config.capacity,
+            }),
             config,
-            limiters: RwLock::new(HashMap::new()),
-            tracked: AtomicUsize::new(0),
             ban_shards,
             ban_hasher: RandomState::new(),
             ban_shard_capacity,
@@ -363,15 +678,10 @@ impl MemoryRateLimitStore {
         }
     }
 
-    /// GCRA keys currently tracked (at most [`capacity`](MemoryStoreConfig::capacity), plus
-    /// concurrent overshoot).
+    /// GCRA keys currently tracked (at most [`capacity`](MemoryStoreConfig::capacity)),
+    /// counted in the limiters' tables.
     pub fn tracked_keys(&self) -> usize {
-        self.limiters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(|l| l.state.0.len())
-            .sum()
+        self.quotas.limiters().iter().map(|l| l.limiter.len()).sum()
     }
 
     /// Failure-ban keys currently tracked.
@@ -390,20 +700,11 @@ impl MemoryRateLimitStore {
     }
 
     fn prune_at(&self, now: u64) {
-        let limiters: Vec<Arc<QuotaLimiter>> = self
-            .limiters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        let mut total = 0;
-        for l in &limiters {
+        for l in self.quotas.limiters() {
+            // Releases the dropped keys' slots in the budget.
             l.limiter.retain_recent();
             l.limiter.shrink_to_fit();
-            total += l.state.0.len();
         }
-        self.tracked.store(total, Ordering::Relaxed);
         for shard in self.ban_shards.iter() {
             let mut shard = lock(shard);
             shard.map.retain(|_, e| e.expires_at > now);
@@ -430,75 +731,56 @@ impl MemoryRateLimitStore {
         }
     }
 
-    fn limiter_for(&self, quota: &GcraQuota) -> Result<Arc<QuotaLimiter>, StoreError> {
-        if let Some(l) = self
-            .limiters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(quota)
-        {
-            return Ok(Arc::clone(l));
+    fn limiter_for(&self, quota: &GcraQuota) -> Result<&QuotaLimiter, StoreError> {
+        if let Some(l) = self.quotas.get(quota) {
+            return Ok(l);
         }
-        let mut limiters = self
-            .limiters
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(l) = limiters.get(quota) {
-            return Ok(Arc::clone(l));
-        }
-        if limiters.len() >= self.config.max_quotas {
-            return Err(StoreError::CapacityExceeded {
-                capacity: self.config.max_quotas,
-            });
-        }
-        let burst = NonZeroU32::new(quota.burst)
-            .ok_or_else(|| StoreError::invalid_input("burst must be > 0"))?;
-        let governor_quota = Quota::with_period(quota.emission_interval())
-            .ok_or_else(|| StoreError::invalid_input("emission interval must be > 0"))?
-            .allow_burst(burst);
-        let state = SharedState::default();
-        let limiter = RateLimiter::<String, SharedState, LimiterClock, NoOpMiddleware<Nanos>>::new(
-            governor_quota,
-            state.clone(),
-            self.config.clock.clone(),
-        )
-        .with_middleware::<StateInformationMiddleware>();
-        let l = Arc::new(QuotaLimiter {
-            limiter,
-            state,
-            quota: *quota,
-        });
-        limiters.insert(*quota, Arc::clone(&l));
-        Ok(l)
+        self.quotas.get_or_create(quota, || {
+            let burst = NonZeroU32::new(quota.burst)
+                .ok_or_else(|| StoreError::invalid_input("burst must be > 0"))?;
+            let governor_quota = Quota::with_period(quota.emission_interval())
+                .ok_or_else(|| StoreError::invalid_input("emission interval must be > 0"))?
+                .allow_burst(burst);
+            let state = SharedState {
+                map: StateMap::with_hasher(PreHashed),
+                budget: Arc::clone(&self.budget),
+            };
+            let limiter =
+                RateLimiter::<GcraKey, SharedState, CallClock, NoOpMiddleware<Nanos>>::new(
+                    governor_quota,
+                    state,
+                    CallClock(self.config.clock.clone()),
+                )
+                .with_middleware::<StateInformationMiddleware>();
+            Ok(QuotaLimiter {
+                limiter,
+                quota: *quota,
+                emission_interval: quota.emission_interval(),
+            })
+        })
     }
 
-    /// Admits a new GCRA key under the cap, pruning first if the store is full.
-    fn admit_new_key(&self, now: u64) -> Result<(), StoreError> {
-        let capacity = self.config.capacity;
-        if self.tracked.load(Ordering::Relaxed) >= capacity {
-            // A forced prune, rate-limited like the periodic one.
-            let due = self.next_prune.load(Ordering::Relaxed);
-            let earliest = due.saturating_sub(nanos(self.config.prune_interval));
-            let forced_ok = now >= earliest.saturating_add(nanos(self.config.prune_interval) / 10);
-            if forced_ok
-                && self
-                    .next_prune
-                    .compare_exchange(
-                        due,
-                        now.saturating_add(nanos(self.config.prune_interval)),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
-                self.prune_at(now);
-            }
-            if self.tracked.load(Ordering::Relaxed) >= capacity {
-                return Err(StoreError::CapacityExceeded { capacity });
-            }
+    /// A new key met a full store: prunes if allowed (rate-limited like the periodic prune,
+    /// at most once per tenth of `prune_interval`); whether that made room.
+    fn forced_prune(&self, now: u64) -> bool {
+        let interval = nanos(self.config.prune_interval);
+        let due = self.next_prune.load(Ordering::Relaxed);
+        let earliest = due.saturating_sub(interval);
+        let forced_ok = now >= earliest.saturating_add(interval / 10);
+        if forced_ok
+            && self
+                .next_prune
+                .compare_exchange(
+                    due,
+                    now.saturating_add(interval),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            self.prune_at(now);
         }
-        self.tracked.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.budget.tracked() < self.budget.capacity
     }
 
     fn gcra_sync(&self, key: &str, quota: &GcraQuota, cost: u32) -> Result<Decision, StoreError> {
@@ -507,30 +789,42 @@ impl MemoryRateLimitStore {
         let now = self.now();
         self.maybe_prune(now);
         let l = self.limiter_for(quota)?;
-        if !l.state.0.contains_key(key) {
-            self.admit_new_key(now)?;
+        let _instant = CallInstant::set(now);
+        let key = GcraKey {
+            hash: self.key_hasher.hash(key),
+            refused: Cell::new(false),
+        };
+        let mut outcome = l.check(&key, cost)?;
+        if key.refused.get() {
+            // A new key and a full store: nothing was stored. Try once more after a prune.
+            if !self.forced_prune(now) {
+                return Err(StoreError::CapacityExceeded {
+                    capacity: self.budget.capacity,
+                });
+            }
+            key.refused.set(false);
+            outcome = l.check(&key, cost)?;
+            if key.refused.get() {
+                return Err(StoreError::CapacityExceeded {
+                    capacity: self.budget.capacity,
+                });
+            }
         }
-        let n = NonZeroU32::new(cost).ok_or_else(|| StoreError::invalid_input("cost 0"))?;
-        let t = l.quota.emission_interval();
-        let key = key.to_owned();
-        match l.limiter.check_key_n(&key, n) {
-            Ok(Ok(snapshot)) => {
+        let t = l.emission_interval;
+        Ok(match outcome {
+            Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity().min(l.quota.burst);
                 // Time until all cells are back, to a whole emission interval (rounded up).
                 let reset = t.saturating_mul(l.quota.burst.saturating_sub(remaining));
-                Ok(Decision::allowed(l.quota.limit, remaining, reset))
+                Decision::allowed(l.quota.limit, remaining, reset)
             }
-            Ok(Err(not_until)) => {
-                let retry = not_until.wait_time_from(GovernorClock::now(&self.config.clock));
+            Err(not_until) => {
+                let retry = not_until.wait_time_from(Nanos::from(now));
                 let reset =
                     retry.saturating_add(t.saturating_mul(l.quota.burst.saturating_sub(cost)));
-                Ok(Decision::denied(l.quota.limit, reset, retry))
+                Decision::denied(l.quota.limit, reset, retry)
             }
-            Err(_insufficient) => Err(StoreError::invalid_input(format!(
-                "cost {cost} exceeds the burst {}",
-                l.quota.burst
-            ))),
-        }
+        })
     }
 
     fn shard(&self, key: &str) -> Result<&Mutex<BanShard>, StoreError> {

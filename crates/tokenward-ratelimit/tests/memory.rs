@@ -206,3 +206,87 @@ async fn quota_count_is_capped() {
         Some(StoreErrorKind::CapacityExceeded)
     );
 }
+
+/// The GCRA cap is exact under concurrency: threads racing to add new keys (over two
+/// quotas, which share the cap) never get more than `capacity` of them tracked, and every
+/// refused call stores nothing.
+#[test]
+fn cap_is_exact_under_concurrent_new_keys() {
+    const CAP: usize = 1_000;
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 1_000;
+    let (store, _clock) = manual_store(MemoryStoreConfig::new().capacity(CAP));
+    let quotas = [GcraQuota::per_minute(10), GcraQuota::per_second(5)];
+    let (admitted, refused) = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (store, quotas) = (&store, &quotas);
+                s.spawn(move || {
+                    let rt = runtime().unwrap();
+                    let (mut admitted, mut refused) = (0, 0);
+                    for i in 0..PER_THREAD {
+                        let quota = &quotas[i % 2];
+                        match rt.block_on(store.gcra(&format!("new:{t}:{i}"), quota, 1)) {
+                            Ok(d) => {
+                                assert!(d.allowed);
+                                admitted += 1;
+                            }
+                            Err(e) => {
+                                assert_eq!(e.kind(), StoreErrorKind::CapacityExceeded, "{e}");
+                                refused += 1;
+                            }
+                        }
+                    }
+                    (admitted, refused)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |(a, r), (a2, r2)| (a + a2, r + r2))
+    });
+    assert_eq!(admitted, CAP);
+    assert_eq!(refused, THREADS * PER_THREAD - CAP);
+    assert_eq!(store.tracked_keys(), CAP);
+}
+
+/// A key refused at the cap leaves no state: once room is made, it starts with a full
+/// burst, and the first new key after the flood went stale is admitted by the forced prune.
+#[tokio::test]
+async fn refused_key_leaves_no_state() {
+    let (store, clock) = manual_store(
+        MemoryStoreConfig::new()
+            .capacity(2)
+            .prune_interval(Duration::from_secs(600)),
+    );
+    let quota = GcraQuota::per_minute(3).with_burst(3);
+    for key in ["a", "b"] {
+        store
+            .gcra(key, &quota, 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for _ in 0..5 {
+        let err = store.gcra("c", &quota, 1).await.err();
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(StoreErrorKind::CapacityExceeded)
+        );
+    }
+    assert_eq!(store.tracked_keys(), 2);
+    // "a" and "b" go stale (60 s period). The periodic prune is not due (600 s), but a
+    // forced one is allowed (60 s, a tenth of the interval, since the store began): it makes
+    // room, and the call is retried.
+    clock.advance(Duration::from_secs(61));
+    let d = store
+        .gcra("c", &quota, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(d.allowed);
+    assert_eq!(
+        d.remaining, 2,
+        "a full burst: the refused calls took nothing"
+    );
+    assert_eq!(store.tracked_keys(), 1);
+}
