@@ -197,12 +197,17 @@ impl Requirements {
 /// 1. **failure ban** for the client IP (429 while banned — before any parsing or crypto);
 /// 2. **credentials**: the `Authorization: Bearer` token (a cookie only if configured);
 /// 3. **size cap**, then **verification** by the [`Validator`] (or [`IssuerRouter`]);
-///    a failure here — and a malformed header — is recorded for the failure ban;
+///    a failure here — and a malformed header — is recorded for the failure ban, and the
+///    failure that reaches the ban's `maxretry` is already answered 429;
 /// 4. **revocation** check (jti, sid, subject cutoff) and
-/// 5. **per-subject limit** — both in one store call when the backend has a
-///    [`CombinedCheck`](crate::CombinedCheck) (one Redis round trip); the limit is charged
-///    only for tokens that are not revoked;
+/// 5. **per-subject limit**, charged only for tokens that are not revoked;
 /// 6. an **audit event** (target `tokenward::audit`) for every decision.
+///
+/// With a backend that has a [`CombinedCheck`](crate::CombinedCheck) (Redis), steps 1, 4
+/// and 5 are **one** store call — one round trip per authenticated request — made after
+/// verification: the ban is then read together with the revocation and the limit, a failed
+/// verification learns the ban from recording the failure (so a banned client still gets
+/// 429), and a request without any token is answered 401 without a store call.
 ///
 /// A store that cannot answer is handled by the failure policy of its check: closed (the
 /// default) refuses with 503 + `Retry-After`, never 401 and never 200; open lets the request
@@ -328,34 +333,41 @@ impl Guard {
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
         let started = Instant::now();
         let mut degraded = None;
-        if let Err(denial) = self.ban_check(req.client_ip, &mut degraded).await {
-            audit::denied(req, &denial, None, None, started);
-            return Err(denial);
+        let deny = |denial: Denial, token: Option<&str>| {
+            audit::denied(req, &denial, None, token, started);
+            Err(denial)
+        };
+        // With a combined backend the ban is read in the same call as everything else.
+        if self.inner.stores.combined.is_none()
+            && let Err(denial) = self.ban_check(req.client_ip, &mut degraded).await
+        {
+            return deny(denial, None);
         }
         let token = match req.credentials {
             Credentials::Bearer(token) => token,
-            Credentials::Absent => {
-                let denial = Denial::MissingToken;
-                audit::denied(req, &denial, None, None, started);
-                return Err(denial);
-            }
+            Credentials::Absent => return deny(Denial::MissingToken, None),
             Credentials::Malformed(reason) => {
-                let denial = Denial::InvalidRequest { reason };
-                self.record_ban_failure(req.client_ip).await;
-                audit::denied(req, &denial, None, None, started);
-                return Err(denial);
+                let denial = self
+                    .record_ban_failure(req.client_ip)
+                    .await
+                    .unwrap_or(Denial::InvalidRequest { reason });
+                return deny(denial, None);
             }
         };
         let verified = match self.verify(token).await {
             Ok(v) => v,
             Err(class) => {
-                let denial = Denial::InvalidToken { class };
-                self.record_ban_failure(req.client_ip).await;
-                audit::denied(req, &denial, None, Some(token), started);
-                return Err(denial);
+                let denial = self
+                    .record_ban_failure(req.client_ip)
+                    .await
+                    .unwrap_or(Denial::InvalidToken { class });
+                return deny(denial, Some(token));
             }
         };
-        match self.store_checks(&verified, &mut degraded).await {
+        match self
+            .store_checks(&verified, req.client_ip, &mut degraded)
+            .await
+        {
             Ok(limit) => {
                 let auth = Authenticated {
                     verified: Arc::new(verified),
@@ -401,7 +413,7 @@ impl Guard {
     /// `reason`.
     pub async fn record_failure(&self, req: &AuthRequest<'_>, reason: &'static str) {
         let started = Instant::now();
-        self.record_ban_failure(req.client_ip).await;
+        let _banned_now = self.record_ban_failure(req.client_ip).await;
         audit::failure(req, reason, started);
     }
 
@@ -443,29 +455,40 @@ impl Guard {
         };
         match ban.check_ip(&*inner.stores.ratelimit, ip).await {
             Ok(d) if d.allowed => Ok(()),
-            Ok(decision) => Err(Denial::Banned {
-                ratelimit: decision.ratelimit_header(ban.name()),
-                policy: inner.ban_policy_header.clone().unwrap_or_default(),
-                decision,
-            }),
+            Ok(decision) => Err(self.banned(ban, decision)),
             Err(e) => self.outage("ban", ban.on_store_failure(), &e, degraded),
         }
     }
 
-    async fn record_ban_failure(&self, ip: IpAddr) {
-        let inner = &*self.inner;
-        if let Some(ban) = &inner.ban
-            && let Err(e) = ban.record_ip_failure(&*inner.stores.ratelimit, ip).await
-        {
-            // The request is refused anyway; the failure just is not counted.
-            audit::store_error("ban_record", &e);
+    fn banned(&self, ban: &FailureBan, decision: Decision) -> Denial {
+        Denial::Banned {
+            ratelimit: decision.ratelimit_header(ban.name()),
+            policy: self.inner.ban_policy_header.clone().unwrap_or_default(),
+            decision,
         }
     }
 
-    /// Revocation and subject limit; `Ok(limit decision)` or the denial.
+    /// Records a failure of `ip`; the ban's 429 if the client is (now) banned.
+    async fn record_ban_failure(&self, ip: IpAddr) -> Option<Denial> {
+        let inner = &*self.inner;
+        let ban = inner.ban.as_ref()?;
+        match ban.record_ip_failure(&*inner.stores.ratelimit, ip).await {
+            Ok(decision) if !decision.allowed => Some(self.banned(ban, decision)),
+            Ok(_) => None,
+            Err(e) => {
+                // The request is refused anyway; the failure just is not counted.
+                audit::store_error("ban_record", &e);
+                None
+            }
+        }
+    }
+
+    /// Ban (with a combined backend), revocation and subject limit; `Ok(limit decision)` or
+    /// the denial.
     async fn store_checks(
         &self,
         verified: &Verified<CustomClaims>,
+        ip: IpAddr,
         degraded: &mut Option<&'static str>,
     ) -> Result<Option<Decision>, Denial> {
         let inner = &*self.inner;
@@ -484,18 +507,33 @@ impl Guard {
             .map(|(limit, key)| (key.as_str(), limit.quota(), 1));
 
         if let Some(combined) = &inner.stores.combined {
-            return match combined.check_token(&token, limit_arg).await {
-                Ok((status, decision)) => self.decide(status, decision),
+            let ban_key = inner.ban.as_ref().map(|ban| (ban, ban.ip_key(ip)));
+            let ban_arg = ban_key
+                .as_ref()
+                .map(|(ban, key)| (key.as_str(), ban.quota()));
+            return match combined.check_request(&token, limit_arg, ban_arg).await {
+                Ok(answer) => {
+                    if let (Some(decision), Some((ban, _))) = (answer.ban, &ban_key)
+                        && !decision.allowed
+                    {
+                        return Err(self.banned(ban, decision));
+                    }
+                    self.decide(answer.revocation, answer.limit)
+                }
                 Err(e) => {
-                    let (check, policy) = match &limit_key {
-                        Some((limit, _))
-                            if inner.revocation_failure.allows_on_failure()
-                                && !limit.on_store_failure().allows_on_failure() =>
-                        {
-                            ("subject_limit", limit.on_store_failure())
-                        }
-                        _ => ("revocation", inner.revocation_failure),
-                    };
+                    // Nothing is known: the first closed policy refuses.
+                    let checks = [
+                        Some(("revocation", inner.revocation_failure)),
+                        limit_key
+                            .as_ref()
+                            .map(|(l, _)| ("subject_limit", l.on_store_failure())),
+                        ban_key.as_ref().map(|(b, _)| ("ban", b.on_store_failure())),
+                    ];
+                    let (check, policy) = checks
+                        .into_iter()
+                        .flatten()
+                        .find(|(_, p)| !p.allows_on_failure())
+                        .unwrap_or(("revocation", inner.revocation_failure));
                     self.outage(check, policy, &e, degraded).map(|()| None)
                 }
             };

@@ -4,8 +4,8 @@
 //! cap → strict verification → the revocation check → the per-subject limit → an audit
 //! event; a failed verification is recorded for the ban. Store outages follow each check's
 //! [`FailurePolicy`](tokenward_core::FailurePolicy) — closed by default, which means 503 with
-//! `Retry-After`, never 401 and never 200. With Redis (feature `redis`) the revocation check
-//! and the subject limit cost one round trip together ([`CombinedCheck`]).
+//! `Retry-After`, never 401 and never 200. With Redis (feature `redis`) the ban check, the
+//! revocation check and the subject limit cost one round trip together ([`CombinedCheck`]).
 //!
 //! - [`Guard`] / [`GuardBuilder`] — the pipeline; [`Guard::authenticate`] takes an
 //!   [`AuthRequest`] and returns [`Authenticated`] or a [`Denial`].
@@ -78,4 +78,4 @@ pub use guard::{
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
 };
-pub use stores::{CombinedCheck, GuardStores};
+pub use stores::{CombinedAnswer, CombinedCheck, GuardStores};

@@ -5,30 +5,63 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokenward_core::{StoreError, TokenRef};
-use tokenward_ratelimit::{Decision, GcraQuota, MemoryRateLimitStore, RateLimitStore};
+use tokenward_ratelimit::{BanQuota, Decision, GcraQuota, MemoryRateLimitStore, RateLimitStore};
 use tokenward_refresh::{MemoryRefreshStore, RefreshStore};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
-/// The revocation check of a verified token and, only when it is not revoked, one step of
-/// its subject's rate limit — in one store call.
+/// What one [`CombinedCheck`] call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CombinedAnswer {
+    /// The client's failure-ban status, when a ban was asked (as
+    /// [`RateLimitStore::ban_status`] reports it).
+    pub ban: Option<Decision>,
+    /// The token's revocation status (as [`RevocationStore::check`]).
+    pub revocation: RevocationStatus,
+    /// The limit decision: `None` when no limit was asked, the client is banned, or the
+    /// token is revoked.
+    pub limit: Option<Decision>,
+}
+
+impl CombinedAnswer {
+    /// An answer (for implementations outside this crate).
+    pub fn new(
+        ban: Option<Decision>,
+        revocation: RevocationStatus,
+        limit: Option<Decision>,
+    ) -> Self {
+        CombinedAnswer {
+            ban,
+            revocation,
+            limit,
+        }
+    }
+}
+
+/// The per-request store work of a verified token in **one** store call: the client's
+/// failure-ban status, the token's revocation status and — only when the client is not
+/// banned and the token is not revoked — one step of its subject's rate limit.
 ///
-/// The Guard uses it when the backend can answer both at once (the Redis backend does it in
-/// one script call, one round trip); otherwise it calls the two stores one after the other.
+/// The Guard uses it when the backend can answer all of it at once (the Redis backend does
+/// it in one script call: one round trip per authenticated request); otherwise it calls the
+/// stores one after the other.
 ///
 /// # Contract
-/// - The revocation answer follows [`RevocationStore::check`] exactly.
-/// - `limit` = (key, quota, cost) is charged **only if the token is not revoked**: a stolen,
-///   revoked token must not drain its victim's budget. The decision is `None` when no limit
-///   was asked or the token is revoked.
-/// - An error means neither answer is known; the Guard applies the failure policies.
+/// - The ban answer follows [`RateLimitStore::ban_status`] (read-only: nothing is counted),
+///   the revocation answer [`RevocationStore::check`], the limit answer
+///   [`RateLimitStore::gcra`].
+/// - `limit` = (key, quota, cost) is charged **only if the client is not banned and the
+///   token is not revoked**: a stolen, revoked token must not drain its victim's budget.
+/// - An error means nothing is known; the Guard applies the failure policies.
 #[async_trait]
 pub trait CombinedCheck: Send + Sync + 'static {
-    /// Checks `token` and charges `limit`.
-    async fn check_token(
+    /// Checks `ban`, `token` and charges `limit`.
+    async fn check_request(
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&str, &GcraQuota, u32)>,
-    ) -> Result<(RevocationStatus, Option<Decision>), StoreError>;
+        ban: Option<(&str, &BanQuota)>,
+    ) -> Result<CombinedAnswer, StoreError>;
 }
 
 /// Every store behind a Guard and the endpoints around it (login, refresh, logout).
@@ -44,7 +77,7 @@ pub struct GuardStores {
     pub ratelimit: Arc<dyn RateLimitStore>,
     /// Refresh-token families.
     pub refresh: Arc<dyn RefreshStore>,
-    /// The one-call revocation + limit check, when the backend has one.
+    /// The one-call ban + revocation + limit check, when the backend has one.
     pub combined: Option<Arc<dyn CombinedCheck>>,
     backend: &'static str,
 }
@@ -115,11 +148,17 @@ impl fmt::Debug for GuardStores {
 #[cfg(feature = "redis")]
 #[async_trait]
 impl CombinedCheck for tokenward_redis::RedisStores {
-    async fn check_token(
+    async fn check_request(
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&str, &GcraQuota, u32)>,
-    ) -> Result<(RevocationStatus, Option<Decision>), StoreError> {
-        tokenward_redis::RedisStores::check_token(self, token, limit).await
+        ban: Option<(&str, &BanQuota)>,
+    ) -> Result<CombinedAnswer, StoreError> {
+        let found = tokenward_redis::RedisStores::check_request(self, token, limit, ban).await?;
+        Ok(CombinedAnswer::new(
+            found.ban,
+            found.revocation,
+            found.limit,
+        ))
     }
 }

@@ -17,8 +17,8 @@ use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, SharedKeySet, TokenI
 use tokenward_core::{FailurePolicy, StoreError, TokenRef, UnixTime};
 use tokenward_guard::testkit::{self, Fixture};
 use tokenward_guard::{
-    AuthRequest, CombinedCheck, Credentials, Denial, Guard, GuardConfig, GuardStores, KeyRefetch,
-    Requirements,
+    AuthRequest, CombinedAnswer, CombinedCheck, Credentials, Denial, Guard, GuardConfig,
+    GuardStores, KeyRefetch, Requirements,
 };
 use tokenward_ratelimit::{Decision, GcraQuota, RateLimitStore};
 use tokenward_refresh::MemoryRefreshStore;
@@ -205,6 +205,7 @@ async fn outage_is_503_when_closed_and_degraded_when_open() {
 /// A combined check that counts calls and charges a fake limit.
 #[derive(Debug, Default)]
 struct Counting {
+    banned: bool,
     revoked: bool,
     calls: AtomicUsize,
     charged: AtomicUsize,
@@ -212,31 +213,43 @@ struct Counting {
 
 #[async_trait]
 impl CombinedCheck for Counting {
-    async fn check_token(
+    async fn check_request(
         &self,
         _token: &TokenRef<'_>,
         limit: Option<(&str, &GcraQuota, u32)>,
-    ) -> Result<(RevocationStatus, Option<Decision>), StoreError> {
+        ban: Option<(&str, &tokenward_ratelimit::BanQuota)>,
+    ) -> Result<CombinedAnswer, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        assert!(ban.is_some(), "the ban is read in the combined call");
+        let ban = Some(if self.banned {
+            Decision::denied(5, Duration::from_secs(300), Duration::from_secs(300))
+        } else {
+            Decision::allowed(5, 5, Duration::ZERO)
+        });
+        if self.banned {
+            return Ok(CombinedAnswer::new(ban, RevocationStatus::Active, None));
+        }
         if self.revoked {
-            return Ok((
+            return Ok(CombinedAnswer::new(
+                ban,
                 RevocationStatus::Revoked(tokenward_revocation::RevokedBy::Session),
                 None,
             ));
         }
-        Ok((
-            RevocationStatus::Active,
-            limit.map(|_| {
-                self.charged.fetch_add(1, Ordering::SeqCst);
-                Decision::allowed(300, 299, Duration::from_millis(200))
-            }),
-        ))
+        let limit = limit.map(|_| {
+            self.charged.fetch_add(1, Ordering::SeqCst);
+            Decision::allowed(300, 299, Duration::from_millis(200))
+        });
+        Ok(CombinedAnswer::new(ban, RevocationStatus::Active, limit))
     }
 }
 
-/// Stores whose separate revocation/limit calls must never happen.
-#[derive(Debug)]
-struct Unused;
+/// A rate-limit store whose per-request calls must not happen separately when there is a
+/// combined check (only recording failures is its own call).
+#[derive(Debug, Default)]
+struct Unused {
+    failures: AtomicUsize,
+}
 
 #[async_trait]
 impl RateLimitStore for Unused {
@@ -248,14 +261,19 @@ impl RateLimitStore for Unused {
         _: &str,
         _: &tokenward_ratelimit::BanQuota,
     ) -> Result<Decision, StoreError> {
-        Ok(Decision::allowed(5, 5, Duration::ZERO))
+        panic!("ban_status called separately despite the combined check")
     }
     async fn record_failure(
         &self,
         _: &str,
         _: &tokenward_ratelimit::BanQuota,
     ) -> Result<Decision, StoreError> {
-        Ok(Decision::allowed(5, 4, Duration::ZERO))
+        let n = self.failures.fetch_add(1, Ordering::SeqCst);
+        Ok(if n + 1 >= 2 {
+            Decision::denied(2, Duration::from_secs(300), Duration::from_secs(300))
+        } else {
+            Decision::allowed(2, 1, Duration::ZERO)
+        })
     }
     async fn lift_ban(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
@@ -263,20 +281,21 @@ impl RateLimitStore for Unused {
 }
 
 #[tokio::test]
-async fn the_combined_check_replaces_both_calls() {
+async fn the_combined_check_replaces_every_per_request_call() {
     let keys = keys();
     let token = issuer(&keys)
         .issue(&AccessToken::new("alice"))
         .unwrap()
         .token;
-    for revoked in [false, true] {
+    for (banned, revoked) in [(false, false), (false, true), (true, false), (true, true)] {
         let combined = Arc::new(Counting {
+            banned,
             revoked,
             ..Counting::default()
         });
         let stores = GuardStores::new(
             Arc::new(Down),
-            Arc::new(Unused),
+            Arc::new(Unused::default()),
             Arc::new(MemoryRefreshStore::new()),
         )
         .with_combined_check(combined.clone());
@@ -288,19 +307,65 @@ async fn the_combined_check_replaces_both_calls() {
             .authenticate(&request(Credentials::Bearer(&token)))
             .await;
         assert_eq!(combined.calls.load(Ordering::SeqCst), 1);
-        if revoked {
-            assert_eq!(result.unwrap_err().status(), 401);
-            assert_eq!(combined.charged.load(Ordering::SeqCst), 0);
-        } else {
-            let auth = result.unwrap();
-            assert_eq!(auth.limit.unwrap().remaining, 299);
-            let headers = guard.ratelimit_headers(&auth).unwrap();
-            assert_eq!(
-                headers[0],
-                ("ratelimit-policy", "\"subject\";q=300;w=60".to_owned())
-            );
+        match (banned, revoked) {
+            (true, _) => {
+                assert!(matches!(result.unwrap_err(), Denial::Banned { .. }));
+                assert_eq!(combined.charged.load(Ordering::SeqCst), 0);
+            }
+            (false, true) => {
+                assert_eq!(result.unwrap_err().status(), 401);
+                assert_eq!(combined.charged.load(Ordering::SeqCst), 0);
+            }
+            (false, false) => {
+                let auth = result.unwrap();
+                assert_eq!(auth.limit.unwrap().remaining, 299);
+                let headers = guard.ratelimit_headers(&auth).unwrap();
+                assert_eq!(
+                    headers[0],
+                    ("ratelimit-policy", "\"subject\";q=300;w=60".to_owned())
+                );
+            }
         }
+        // No token: no store call at all.
+        let d = guard
+            .authenticate(&request(Credentials::Absent))
+            .await
+            .unwrap_err();
+        assert_eq!(d, Denial::MissingToken);
+        assert_eq!(combined.calls.load(Ordering::SeqCst), 1);
     }
+}
+
+#[tokio::test]
+async fn with_a_combined_check_failures_learn_the_ban_from_recording() {
+    let keys = keys();
+    let combined = Arc::new(Counting::default());
+    let stores = GuardStores::new(
+        Arc::new(Down),
+        Arc::new(Unused::default()),
+        Arc::new(MemoryRefreshStore::new()),
+    )
+    .with_combined_check(combined.clone());
+    let guard = GuardConfig::new("iss", "aud")
+        .guard_builder(keys, stores, None)
+        .unwrap()
+        .build();
+    // The store bans at the second failure: 401, then 429 — without a combined call.
+    let first = guard
+        .authenticate(&request(Credentials::Bearer("x.y.z")))
+        .await;
+    assert_eq!(first.unwrap_err().status(), 401);
+    let second = guard
+        .authenticate(&request(Credentials::Malformed("bad")))
+        .await
+        .unwrap_err();
+    assert!(matches!(second, Denial::Banned { .. }), "{second:?}");
+    assert!(
+        second
+            .headers()
+            .contains(&("retry-after", "300".to_owned()))
+    );
+    assert_eq!(combined.calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

@@ -4,167 +4,171 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-#![cfg(feature = "redis")]
 //! The Guard on real Redis stores (REDIS_URL, default 127.0.0.1:6379; a random key prefix per
 //! test): the combined one-call check decides like the in-memory stores, and two Guards on two
 //! connection pools share revocations and limits.
 
-use std::net::IpAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(feature = "redis")]
+mod on_redis {
 
-use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
-use tokenward_core::UnixTime;
-use tokenward_guard::{AuthRequest, Credentials, Denial, Guard, GuardConfig, GuardStores};
-use tokenward_redis::{RedisConfig, RedisStores};
+    use std::net::IpAddr;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn redis_config(test: &str) -> RedisConfig {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    RedisConfig::new(url).key_prefix(format!("tw-test:guard:{test}:{nanos}:"))
-}
+    use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
+    use tokenward_core::UnixTime;
+    use tokenward_guard::{AuthRequest, Credentials, Denial, Guard, GuardConfig, GuardStores};
+    use tokenward_redis::{RedisConfig, RedisStores};
 
-fn keys() -> KeySet {
-    KeySet::single(Key::hmac("k1", Algorithm::HS256, &[9u8; 32]).unwrap())
-}
+    fn redis_config(test: &str) -> RedisConfig {
+        let url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        RedisConfig::new(url).key_prefix(format!("tw-test:guard:{test}:{nanos}:"))
+    }
 
-async fn guard(config: &RedisConfig, requests: u32) -> (Guard, GuardStores) {
-    let stores = RedisStores::connect(config).unwrap();
-    stores.backend().ping().await.unwrap_or_else(|e| {
-        panic!(
-            "these tests need Redis at {} (set REDIS_URL): {e}",
-            config.redacted_url()
-        )
-    });
-    let stores = GuardStores::redis(&stores);
-    assert_eq!(stores.backend(), "redis");
-    assert!(stores.combined.is_some());
-    let mut c = GuardConfig::new("iss", "aud");
-    c.subject_limit.requests = requests;
-    let guard = c
-        .guard_builder(keys(), stores.clone(), None)
-        .unwrap()
-        .build();
-    (guard, stores)
-}
+    fn keys() -> KeySet {
+        KeySet::single(Key::hmac("k1", Algorithm::HS256, &[9u8; 32]).unwrap())
+    }
 
-fn req(creds: Credentials<'_>) -> AuthRequest<'_> {
-    let ip: IpAddr = "192.0.2.10".parse().unwrap();
-    AuthRequest::new("GET", "/me", ip, creds)
-}
+    async fn guard(config: &RedisConfig, requests: u32) -> (Guard, GuardStores) {
+        let stores = RedisStores::connect(config).unwrap();
+        stores.backend().ping().await.unwrap_or_else(|e| {
+            panic!(
+                "these tests need Redis at {} (set REDIS_URL): {e}",
+                config.redacted_url()
+            )
+        });
+        let stores = GuardStores::redis(&stores);
+        assert_eq!(stores.backend(), "redis");
+        assert!(stores.combined.is_some());
+        let mut c = GuardConfig::new("iss", "aud");
+        c.subject_limit.requests = requests;
+        let guard = c
+            .guard_builder(keys(), stores.clone(), None)
+            .unwrap()
+            .build();
+        (guard, stores)
+    }
 
-#[tokio::test]
-async fn two_guards_share_revocations_and_limits() {
-    let config = redis_config("share");
-    let (a, stores_a) = guard(&config, 4).await;
-    let (b, _) = guard(&config, 4).await;
-    let issuer = TokenIssuer::builder(keys(), "iss")
-        .audience("aud")
-        .build()
-        .unwrap();
-    let token = issuer
-        .issue(&AccessToken::new("alice").sid("fam-1"))
-        .unwrap()
-        .token;
+    fn req(creds: Credentials<'_>) -> AuthRequest<'_> {
+        let ip: IpAddr = "192.0.2.10".parse().unwrap();
+        AuthRequest::new("GET", "/me", ip, creds)
+    }
 
-    // The limit of 4 is shared: 2 on each instance, then both refuse.
-    for guard in [&a, &b, &a, &b] {
-        let auth = guard
-            .authenticate(&req(Credentials::Bearer(&token)))
+    #[tokio::test]
+    async fn two_guards_share_revocations_and_limits() {
+        let config = redis_config("share");
+        let (a, stores_a) = guard(&config, 4).await;
+        let (b, _) = guard(&config, 4).await;
+        let issuer = TokenIssuer::builder(keys(), "iss")
+            .audience("aud")
+            .build()
+            .unwrap();
+        let token = issuer
+            .issue(&AccessToken::new("alice").sid("fam-1"))
+            .unwrap()
+            .token;
+
+        // The limit of 4 is shared: 2 on each instance, then both refuse.
+        for guard in [&a, &b, &a, &b] {
+            let auth = guard
+                .authenticate(&req(Credentials::Bearer(&token)))
+                .await
+                .unwrap();
+            assert!(auth.limit.is_some());
+        }
+        for guard in [&a, &b] {
+            let d = guard
+                .authenticate(&req(Credentials::Bearer(&token)))
+                .await
+                .unwrap_err();
+            assert!(matches!(d, Denial::RateLimited { .. }), "{d:?}");
+            assert!(d.headers().iter().any(|(n, _)| *n == "retry-after"));
+        }
+
+        // A session revoked through one instance's stores is refused by the other; a revoked
+        // token consumes no cell of its subject's budget (bob keeps all 4).
+        let bob = issuer
+            .issue(&AccessToken::new("bob").sid("fam-2"))
+            .unwrap()
+            .token;
+        stores_a
+            .revocation
+            .revoke_session("fam-2", UnixTime::from_secs(u64::from(u32::MAX)))
             .await
             .unwrap();
-        assert!(auth.limit.is_some());
+        for _ in 0..10 {
+            let d = b
+                .authenticate(&req(Credentials::Bearer(&bob)))
+                .await
+                .unwrap_err();
+            assert!(matches!(d, Denial::Revoked { .. }), "{d:?}");
+        }
+        let carol_like_bob = issuer.issue(&AccessToken::new("bob")).unwrap().token;
+        let auth = a
+            .authenticate(&req(Credentials::Bearer(&carol_like_bob)))
+            .await
+            .unwrap();
+        assert_eq!(auth.limit.unwrap().remaining, 3);
     }
-    for guard in [&a, &b] {
+
+    #[tokio::test]
+    async fn redis_down_is_503_within_the_timeout() {
+        // Nothing listens on port 1.
+        let config = RedisConfig::new("redis://127.0.0.1:1")
+            .key_prefix("tw-test:guard:down:")
+            .operation_timeout(Duration::from_millis(200));
+        let stores = GuardStores::redis(&RedisStores::connect(&config).unwrap());
+        let mut c = GuardConfig::new("iss", "aud");
+        c.ban.enabled = false;
+        let guard = c.guard_builder(keys(), stores, None).unwrap().build();
+        let issuer = TokenIssuer::builder(keys(), "iss")
+            .audience("aud")
+            .build()
+            .unwrap();
+        let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
+        let started = std::time::Instant::now();
         let d = guard
             .authenticate(&req(Credentials::Bearer(&token)))
             .await
             .unwrap_err();
-        assert!(matches!(d, Denial::RateLimited { .. }), "{d:?}");
-        assert!(d.headers().iter().any(|(n, _)| *n == "retry-after"));
-    }
-
-    // A session revoked through one instance's stores is refused by the other; a revoked
-    // token consumes no cell of its subject's budget (bob keeps all 4).
-    let bob = issuer
-        .issue(&AccessToken::new("bob").sid("fam-2"))
-        .unwrap()
-        .token;
-    stores_a
-        .revocation
-        .revoke_session("fam-2", UnixTime::from_secs(u64::from(u32::MAX)))
-        .await
-        .unwrap();
-    for _ in 0..10 {
-        let d = b
-            .authenticate(&req(Credentials::Bearer(&bob)))
+        assert_eq!(d.status(), 503, "{d:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        // Bad tokens are still 401 while Redis is down.
+        let d = guard
+            .authenticate(&req(Credentials::Bearer("x.y.z")))
             .await
             .unwrap_err();
-        assert!(matches!(d, Denial::Revoked { .. }), "{d:?}");
+        assert_eq!(d.status(), 401);
     }
-    let carol_like_bob = issuer.issue(&AccessToken::new("bob")).unwrap().token;
-    let auth = a
-        .authenticate(&req(Credentials::Bearer(&carol_like_bob)))
-        .await
-        .unwrap();
-    assert_eq!(auth.limit.unwrap().remaining, 3);
-}
 
-#[tokio::test]
-async fn redis_down_is_503_within_the_timeout() {
-    // Nothing listens on port 1.
-    let config = RedisConfig::new("redis://127.0.0.1:1")
-        .key_prefix("tw-test:guard:down:")
-        .operation_timeout(Duration::from_millis(200));
-    let stores = GuardStores::redis(&RedisStores::connect(&config).unwrap());
-    let mut c = GuardConfig::new("iss", "aud");
-    c.ban.enabled = false;
-    let guard = c.guard_builder(keys(), stores, None).unwrap().build();
-    let issuer = TokenIssuer::builder(keys(), "iss")
-        .audience("aud")
-        .build()
-        .unwrap();
-    let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
-    let started = std::time::Instant::now();
-    let d = guard
-        .authenticate(&req(Credentials::Bearer(&token)))
-        .await
-        .unwrap_err();
-    assert_eq!(d.status(), 503, "{d:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
-    // Bad tokens are still 401 while Redis is down.
-    let d = guard
-        .authenticate(&req(Credentials::Bearer("x.y.z")))
-        .await
-        .unwrap_err();
-    assert_eq!(d.status(), 401);
-}
-
-#[tokio::test]
-async fn config_selects_redis() {
-    let config = redis_config("config");
-    let toml = format!(
-        "[validation]\nissuers = [\"iss\"]\naudiences = [\"aud\"]\n[stores]\nbackend = \"redis\"\n[stores.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\noperation_timeout = \"300ms\"\n",
-        config.url, config.key_prefix
-    );
-    let c: GuardConfig = toml::from_str(&toml).unwrap();
-    c.validate().unwrap();
-    let stores = c.connect_stores().unwrap();
-    assert_eq!(stores.backend(), "redis");
-    let guard = c.guard_builder(keys(), stores, None).unwrap().build();
-    let issuer = TokenIssuer::builder(keys(), "iss")
-        .audience("aud")
-        .build()
-        .unwrap();
-    let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
-    guard
-        .authenticate(&req(Credentials::Bearer(&token)))
-        .await
-        .unwrap();
+    #[tokio::test]
+    async fn config_selects_redis() {
+        let config = redis_config("config");
+        let toml = format!(
+            "[validation]\nissuers = [\"iss\"]\naudiences = [\"aud\"]\n[stores]\nbackend = \"redis\"\n[stores.redis]\nurl = \"{}\"\nkey_prefix = \"{}\"\noperation_timeout = \"300ms\"\n",
+            config.url, config.key_prefix
+        );
+        let c: GuardConfig = toml::from_str(&toml).unwrap();
+        c.validate().unwrap();
+        let stores = c.connect_stores().unwrap();
+        assert_eq!(stores.backend(), "redis");
+        let guard = c.guard_builder(keys(), stores, None).unwrap().build();
+        let issuer = TokenIssuer::builder(keys(), "iss")
+            .audience("aud")
+            .build()
+            .unwrap();
+        let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
+        guard
+            .authenticate(&req(Credentials::Bearer(&token)))
+            .await
+            .unwrap();
+    }
 }
