@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{Result, cmd, deny, redis};
+use crate::{Result, cmd, deny, fuzz, redis};
 
 /// One check. Steps run in table order; a failing step stops the run.
 struct Step {
@@ -46,6 +46,12 @@ const STEPS: &[Step] = &[
         name: "deny",
         description: "cargo-deny: advisories, bans, licenses, sources",
         run: deny::check,
+    },
+    Step {
+        name: "fuzz",
+        description: "each cargo-fuzz target briefly (cargo xtask fuzz --smoke); skipped, \
+                      saying why, where libFuzzer cannot run",
+        run: fuzz::ci_step,
     },
 ];
 

@@ -21,19 +21,22 @@ pub enum Subcommand {
     Ci,
     /// Run the demo (`cargo xtask demo [--redis]`).
     Demo,
+    /// Run the fuzz targets (`cargo xtask fuzz --smoke`, `cargo xtask fuzz [TARGET] --time SECS`).
+    Fuzz,
     /// Print usage.
     Help,
 }
 
 impl Subcommand {
     /// Every subcommand, in the order `help` lists them.
-    pub const ALL: &'static [Self] = &[Self::Ci, Self::Demo, Self::Help];
+    pub const ALL: &'static [Self] = &[Self::Ci, Self::Demo, Self::Fuzz, Self::Help];
 
     /// The name typed on the command line.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Ci => "ci",
             Self::Demo => "demo",
+            Self::Fuzz => "fuzz",
             Self::Help => "help",
         }
     }
@@ -43,11 +46,15 @@ impl Subcommand {
         match self {
             Self::Ci => {
                 "run every check CI runs: fmt, clippy, tests (incl. tidy), feature matrix, \
-                 rustdoc, cargo-deny"
+                 rustdoc, cargo-deny, fuzz smoke"
             }
             Self::Demo => {
                 "run the demo: the tokenward-demo API driven over HTTP (login, refresh, \
                  reuse, logout, limits, bans), then the CLI; `--redis`: two instances on Redis"
+            }
+            Self::Fuzz => {
+                "run the cargo-fuzz targets in fuzz/: `--smoke` runs each briefly (part of ci); \
+                 `[TARGET]... --time SECS` runs longer"
             }
             Self::Help => "print this message",
         }

@@ -6,6 +6,7 @@ mod ci;
 mod cmd;
 mod demo;
 mod deny;
+mod fuzz;
 mod redis;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
     let result = match subcommand {
         Subcommand::Ci => ci::run(rest),
         Subcommand::Demo => demo::run(rest),
+        Subcommand::Fuzz => fuzz::run(rest),
         Subcommand::Help => {
             print!("{}", xtask::usage());
             Ok(())

@@ -1,0 +1,300 @@
+//! `cargo xtask fuzz`: the cargo-fuzz targets in `fuzz/` (a project of its own, outside the
+//! workspace), and the `fuzz` step of `cargo xtask ci`.
+//!
+//! - `cargo xtask fuzz --smoke`: every target for [`SMOKE_SECS`] seconds (what CI runs).
+//! - `cargo xtask fuzz [TARGET]... [--time SECS]`: the named targets (all by default), each
+//!   for `SECS` seconds ([`DEFAULT_SECS`] by default), one after the other.
+//!
+//! Targets run one at a time, single-process, on the stable toolchain with
+//! `--sanitizer none` (sanitizers need nightly; the code under test forbids `unsafe`), with
+//! debug assertions and overflow checks on. Each target's corpus is `fuzz/corpus/<target>/`:
+//! its committed `seeds/` plus what libFuzzer adds beside them (git-ignored). Crash inputs
+//! go to `fuzz/target/artifacts/<target>/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{Result, cmd};
+
+/// The cargo-fuzz release used, installed on demand (`--locked`) when
+/// `cargo fuzz --version` reports anything else. 0.13 builds on stable with
+/// `--sanitizer none`.
+pub(crate) const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// Seconds per target in a smoke run (`cargo xtask fuzz --smoke`, and CI).
+pub(crate) const SMOKE_SECS: u32 = 15;
+
+/// Seconds per target when `--time` is not given.
+const DEFAULT_SECS: u32 = 60;
+
+/// The longest input libFuzzer generates, in bytes (tokens are capped at 8 KiB anyway).
+const MAX_LEN: u32 = 4096;
+
+/// The fuzz targets: `[[bin]]` names in `fuzz/Cargo.toml`, and what each one checks.
+pub(crate) const TARGETS: &[(&str, &str)] = &[
+    (
+        "verify_token",
+        "Validator::verify / verify_with: raw, correctly signed, and mutated valid tokens",
+    ),
+    (
+        "jwks",
+        "KeySet::from_jwks_json / Key::from_jwk_json: loaded keys round-trip through JWKS",
+    ),
+    (
+        "refresh_token",
+        "RefreshToken::parse / FamilyId::parse against an exact model of the format",
+    ),
+    (
+        "authorization",
+        "bearer_credentials / cookie_credentials against a model of RFC 6750 b64token",
+    ),
+    (
+        "client_ip",
+        "ClientIp::resolve over Forwarded / X-Forwarded-For behind trusted proxies",
+    ),
+];
+
+/// `cargo xtask fuzz ...`.
+pub(crate) fn run(args: &[String]) -> Result {
+    let request = parse_args(args)?;
+    let root = crate::workspace_root();
+    if let Err(why) = ensure_toolchain(&root) {
+        return Err(format!("cannot fuzz: {why}").into());
+    }
+    run_targets(&root, &request.targets, request.secs)
+}
+
+/// The `fuzz` step of `cargo xtask ci`: the smoke run when the fuzzing toolchain is
+/// available (installing the pinned cargo-fuzz if needed); otherwise it says why it is
+/// skipped, and passes. A target that does not build or finds a crash fails the step.
+pub(crate) fn ci_step(ctx: &crate::ci::Ctx) -> Result {
+    match ensure_toolchain(&ctx.root) {
+        Ok(()) => run_targets(&ctx.root, &all_targets(), SMOKE_SECS),
+        Err(why) => {
+            eprintln!("fuzzing SKIPPED: {why}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    targets: Vec<&'static str>,
+    secs: u32,
+}
+
+fn all_targets() -> Vec<&'static str> {
+    TARGETS.iter().map(|(name, _)| *name).collect()
+}
+
+fn parse_args(args: &[String]) -> Result<Request> {
+    let mut targets = Vec::new();
+    let mut secs = None;
+    let mut smoke = false;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--smoke" => smoke = true,
+            "--time" => {
+                let value = args.next().ok_or("`--time` needs a number of seconds")?;
+                let parsed = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or_else(|| format!("`--time {value}`: not a positive whole number"))?;
+                secs = Some(parsed);
+            }
+            name => match TARGETS.iter().find(|(target, _)| *target == name) {
+                Some((target, _)) => targets.push(*target),
+                None => {
+                    return Err(format!(
+                        "unknown fuzz target or option `{name}`; targets: {}",
+                        all_targets().join(", ")
+                    )
+                    .into());
+                }
+            },
+        }
+    }
+    if smoke && (secs.is_some() || !targets.is_empty()) {
+        return Err(
+            "`--smoke` runs every target for a fixed time; give no targets or --time".into(),
+        );
+    }
+    if targets.is_empty() {
+        targets = all_targets();
+    }
+    let secs = if smoke {
+        SMOKE_SECS
+    } else {
+        secs.unwrap_or(DEFAULT_SECS)
+    };
+    Ok(Request { targets, secs })
+}
+
+/// Checks that fuzzing can work here, installing the pinned cargo-fuzz if it is missing;
+/// `Err` says why not, for a person.
+fn ensure_toolchain(root: &Path) -> std::result::Result<(), String> {
+    let supported_os = cfg!(any(target_os = "linux", target_os = "macos"));
+    let supported_arch = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+    if !(supported_os && supported_arch) {
+        return Err(
+            "libFuzzer (cargo-fuzz) runs on Linux and macOS, x86_64 and aarch64 only".into(),
+        );
+    }
+    // libfuzzer-sys compiles libFuzzer (C++) from source with the `cc` crate.
+    let cxx = std::env::var_os("CXX").unwrap_or_else(|| "c++".into());
+    if cmd::read(Command::new(&cxx).arg("--version")).is_err() {
+        return Err(format!(
+            "no C++ compiler (`{}`): libfuzzer-sys builds libFuzzer from source; install g++ \
+             or clang, or set CXX",
+            cxx.to_string_lossy()
+        ));
+    }
+    let installed = || {
+        cmd::read(cmd::cargo().current_dir(root).args(["fuzz", "--version"]))
+            .ok()
+            .map(|out| {
+                out.trim()
+                    .trim_start_matches("cargo-fuzz")
+                    .trim()
+                    .to_owned()
+            })
+    };
+    let found = installed();
+    if found.as_deref() == Some(CARGO_FUZZ_VERSION) {
+        return Ok(());
+    }
+    eprintln!(
+        "cargo-fuzz {CARGO_FUZZ_VERSION} is required, found {}; installing it",
+        found.as_deref().unwrap_or("none")
+    );
+    let manual = format!("cargo install cargo-fuzz --version {CARGO_FUZZ_VERSION} --locked");
+    cmd::run(cmd::cargo().args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+    ]))
+    .map_err(|err| {
+        format!("cargo-fuzz is not installed and installing it failed ({err}); run `{manual}`")
+    })?;
+    match installed() {
+        Some(version) if version == CARGO_FUZZ_VERSION => Ok(()),
+        other => Err(format!(
+            "installed cargo-fuzz {CARGO_FUZZ_VERSION}, but `cargo fuzz --version` reports {}; \
+             is another cargo-fuzz earlier on PATH?",
+            other.as_deref().unwrap_or("nothing")
+        )),
+    }
+}
+
+/// Builds every target, then runs each of `targets` for `secs` seconds, one at a time.
+fn run_targets(root: &Path, targets: &[&'static str], secs: u32) -> Result {
+    let fuzz_dir = root.join("fuzz");
+    cmd::run(cargo_fuzz(&fuzz_dir).args(["build", "--sanitizer", "none"]))?;
+    let mut failed = Vec::new();
+    for &target in targets {
+        eprintln!("--- fuzz {target}: {secs}s");
+        let artifacts = fuzz_dir.join("target").join("artifacts").join(target);
+        std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
+        let corpus = corpus_dir(&fuzz_dir, target);
+        let mut fuzz = cargo_fuzz(&fuzz_dir);
+        fuzz.args(["run", "--sanitizer", "none", target])
+            .arg(&corpus)
+            .arg("--")
+            .arg(format!("-max_total_time={secs}"))
+            .arg(format!("-max_len={MAX_LEN}"))
+            .arg("-print_final_stats=1")
+            // libFuzzer wants the trailing slash: the prefix is prepended to file names.
+            .arg(format!("-artifact_prefix={}/", artifacts.display()));
+        if let Err(err) = cmd::run(&mut fuzz) {
+            eprintln!(
+                "fuzz target `{target}` failed: {err}\n  the crashing input is in {}; make it a \
+                 regression test in the affected crate",
+                artifacts.display()
+            );
+            failed.push(target);
+        }
+    }
+    if failed.is_empty() {
+        eprintln!(
+            "fuzzing: {} target(s) ran {secs}s each without a finding",
+            targets.len()
+        );
+        Ok(())
+    } else {
+        Err(format!("fuzz target(s) failed: {}", failed.join(", ")).into())
+    }
+}
+
+/// A `cargo fuzz` command that runs in `fuzz_dir`.
+fn cargo_fuzz(fuzz_dir: &Path) -> Command {
+    let mut cargo = cmd::cargo();
+    cargo.current_dir(fuzz_dir).arg("fuzz");
+    cargo
+}
+
+fn corpus_dir(fuzz_dir: &Path, target: &str) -> PathBuf {
+    fuzz_dir.join("corpus").join(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        let all = all_targets();
+        for (given, expected) in [
+            (&[][..], Some((all.clone(), DEFAULT_SECS))),
+            (&["--smoke"][..], Some((all.clone(), SMOKE_SECS))),
+            (&["jwks", "--time", "300"][..], Some((vec!["jwks"], 300))),
+            (
+                &["--time", "5", "jwks", "client_ip"][..],
+                Some((vec!["jwks", "client_ip"], 5)),
+            ),
+            (&["--smoke", "jwks"][..], None),
+            (&["--smoke", "--time", "5"][..], None),
+            (&["--time"][..], None),
+            (&["--time", "0"][..], None),
+            (&["--time", "-1"][..], None),
+            (&["no_such_target"][..], None),
+        ] {
+            let got = parse_args(&args(given)).ok();
+            let expected = expected.map(|(targets, secs)| Request { targets, secs });
+            assert_eq!(got, expected, "{given:?}");
+        }
+    }
+
+    /// Every `[[bin]]` of fuzz/Cargo.toml is in [`TARGETS`], which has nothing else, and
+    /// every target has committed seeds.
+    #[test]
+    fn targets_match_the_fuzz_manifest_and_have_seeds() {
+        let fuzz_dir = crate::workspace_root().join("fuzz");
+        let manifest = std::fs::read_to_string(fuzz_dir.join("Cargo.toml")).unwrap();
+        let mut bins = Vec::new();
+        let mut in_bin = false;
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_bin = line == "[[bin]]";
+            } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
+                bins.push(name.trim_matches('"').to_owned());
+            }
+        }
+        bins.sort();
+        let mut targets: Vec<String> = all_targets().into_iter().map(str::to_owned).collect();
+        targets.sort();
+        assert_eq!(bins, targets);
+        for target in all_targets() {
+            let seeds = corpus_dir(&fuzz_dir, target).join("seeds");
+            let count = std::fs::read_dir(&seeds).map_or(0, Iterator::count);
+            assert!(count > 0, "{}: no seed inputs", seeds.display());
+        }
+    }
+}
