@@ -264,7 +264,11 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
 pub(crate) fn parse_payload<C: DeserializeOwned>(
     payload: &[u8],
 ) -> Result<(RegisteredClaims, C), Rejection> {
-    let raw: RawPayload<'_> = serde_json::from_slice(payload).map_err(|e| {
+    // UTF-8 first (RFC 7519 §7.2): not left to serde_json, which skips ignored strings
+    // without validating them (see `header::parse`).
+    let payload =
+        std::str::from_utf8(payload).map_err(|_| reject!(Malformed, "payload is not UTF-8"))?;
+    let raw: RawPayload<'_> = serde_json::from_str(payload).map_err(|e| {
         if e.is_data() {
             reject!(Claims, "{}", strip_position(&e))
         } else {

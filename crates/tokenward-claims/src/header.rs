@@ -70,7 +70,10 @@ impl<'de> Deserialize<'de> for RawHeader {
 }
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<RawHeader, Rejection> {
-    serde_json::from_slice(bytes).map_err(|e| {
+    // UTF-8 first (RFC 7515 §5.2): serde_json skips ignored members without validating
+    // their strings, so `from_slice` alone accepted invalid UTF-8 there (found by fuzzing).
+    let text = std::str::from_utf8(bytes).map_err(|_| reject!(Malformed, "header is not UTF-8"))?;
+    serde_json::from_str(text).map_err(|e| {
         if e.is_data() {
             reject!(Header, "header is not acceptable: {}", first_sentence(&e))
         } else {

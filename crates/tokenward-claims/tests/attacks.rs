@@ -613,6 +613,104 @@ fn deeply_nested_input_neither_overflows_nor_passes_unchecked() {
     assert_eq!(big.verify(&token).unwrap_err().class(), Malformed);
 }
 
+/// Found by the `verify_token` fuzz target (docs/security.md, "Fuzzing"): serde_json skips
+/// ignored members without checking that their strings are UTF-8, so a header whose unknown
+/// member held invalid UTF-8 verified. RFC 7515 §5.2 requires UTF-8 JSON in both parts.
+#[test]
+fn json_that_is_not_utf8_is_malformed() {
+    let s = signers();
+    let forge_bytes = |header: &[u8], payload: &[u8]| {
+        let input = format!("{}.{}", b64(header), b64(payload));
+        let sig = s.hs.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(&sig))
+    };
+    let good_header = header("HS256", "hs");
+    let good_claims = claims(json!({}));
+    let body = good_claims.trim_end_matches('}');
+    let with_bytes = |prefix: &str, bytes: &[u8], suffix: &str| {
+        [prefix.as_bytes(), bytes, suffix.as_bytes()].concat()
+    };
+    let cases = [
+        // The fuzzer's input, reduced: a lone continuation byte, an overlong encoding, a
+        // surrogate half, and a truncated sequence, in an unknown member's string.
+        case(
+            "header: invalid UTF-8 in an unknown member (fuzz crash-2310817503eb)",
+            forge_bytes(
+                &with_bytes(
+                    r#"{"alg":"HS256","kid":"hs","t{p":"a"#,
+                    &[0xd3; 40],
+                    r#""}"#,
+                ),
+                good_claims.as_bytes(),
+            ),
+            Err(Malformed),
+        ),
+        case(
+            "header: overlong encoding in an unknown member",
+            forge_bytes(
+                &with_bytes(r#"{"alg":"HS256","kid":"hs","x":""#, &[0xc0, 0xaf], r#""}"#),
+                good_claims.as_bytes(),
+            ),
+            Err(Malformed),
+        ),
+        case(
+            "header: surrogate half in a nested unknown member",
+            forge_bytes(
+                &with_bytes(
+                    r#"{"alg":"HS256","kid":"hs","x":{"y":[""#,
+                    &[0xed, 0xa0, 0x80],
+                    r#""]}}"#,
+                ),
+                good_claims.as_bytes(),
+            ),
+            Err(Malformed),
+        ),
+        case(
+            "header: invalid UTF-8 in a member name",
+            forge_bytes(
+                &with_bytes(r#"{"alg":"HS256","kid":"hs",""#, &[0xff], r#"":1}"#),
+                good_claims.as_bytes(),
+            ),
+            Err(Malformed),
+        ),
+        case(
+            "payload: invalid UTF-8 in a custom claim",
+            forge_bytes(
+                good_header.as_bytes(),
+                &with_bytes(&format!(r#"{body},"role":""#), &[0xe2, 0x82], r#""}"#),
+            ),
+            Err(Malformed),
+        ),
+        case(
+            "payload: invalid UTF-8 in a nested custom claim",
+            forge_bytes(
+                good_header.as_bytes(),
+                &with_bytes(&format!(r#"{body},"x":[{{"y":""#), &[0x80], r#""}]}"#),
+            ),
+            Err(Malformed),
+        ),
+        // Valid UTF-8 outside ASCII stays acceptable.
+        case(
+            "non-ASCII UTF-8 in an unknown header member and a custom claim",
+            forge_bytes(
+                r#"{"alg":"HS256","kid":"hs","note":"é€😀"}"#.as_bytes(),
+                format!(r#"{body},"name":"Zoë"}}"#).as_bytes(),
+            ),
+            Ok(()),
+        ),
+    ];
+    let validator = default_validator(&s);
+    check(&validator, &cases);
+    // Also when custom claims are asked for.
+    for c in &cases {
+        let got = validator
+            .verify_with::<serde_json::Value>(&c.token)
+            .map(|_| ())
+            .map_err(|r| r.class());
+        assert_eq!(got, c.expect, "{} (verify_with)", c.name);
+    }
+}
+
 #[test]
 fn duplicate_and_ill_typed_claims() {
     let s = signers();
