@@ -290,11 +290,23 @@ fn parse_forwarded_node(value: &str) -> Node {
     if value.eq_ignore_ascii_case("unknown") || value.starts_with('_') {
         return Node::Unknown;
     }
-    // Obfuscated ports (`192.0.2.1:_abc`) do not change the address.
-    let value = match value.rsplit_once(":_") {
-        Some((addr, _)) => addr,
-        None => value,
-    };
+    // An obfuscated port (`192.0.2.1:_abc`, RFC 7239 §6.3: `_` then 1*(ALPHA / DIGIT / "."
+    // / "_" / "-")) does not change the address, and replaces the port: what precedes it is
+    // a bare address. (`192.0.2.1:7:_abc` has two ports: malformed; found by fuzzing.)
+    if let Some((addr, port)) = value.rsplit_once(":_") {
+        let port_ok = !port.is_empty()
+            && port
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        let ip = match addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+            Some(v6) => Ipv6Addr::from_str(v6).ok().map(IpAddr::V6),
+            None => Ipv4Addr::from_str(addr).ok().map(IpAddr::V4),
+        };
+        return match ip {
+            Some(ip) if port_ok => Node::Ip(ip),
+            _ => Node::Malformed,
+        };
+    }
     if value.contains(':') && !value.starts_with('[') {
         // A bare IPv6 address is not valid in `Forwarded` (it must be bracketed and
         // quoted); an IPv4 address with a port is.
@@ -401,6 +413,37 @@ mod tests {
             // An IPv4-mapped trusted peer is trusted.
             ("::ffff:10.0.0.1", &["198.51.100.7"], "198.51.100.7"),
             ("10.0.0.1", &["198.51.100.7:99999999"], "10.0.0.1"),
+        ];
+        for (peer, headers, expected) in cases {
+            check(&r, peer, headers, expected);
+        }
+    }
+
+    /// Found by the `client_ip` fuzz target (docs/security.md, "Fuzzing"): a node with a
+    /// port *and* an obfuscated port was read as an address instead of being malformed.
+    #[test]
+    fn forwarded_obfuscated_ports() {
+        let r = fwd();
+        let cases: &[(&str, &[&str], &str)] = &[
+            // The fuzzer's input, reduced.
+            ("10.0.0.1", &["for=\"198.31.100.1:7:_port\""], "10.0.0.1"),
+            ("10.0.0.1", &["for=\"198.51.100.7:_a:_b\""], "10.0.0.1"),
+            ("10.0.0.1", &["for=\"198.51.100.7:_\""], "10.0.0.1"),
+            ("10.0.0.1", &["for=\"198.51.100.7:_p!rt\""], "10.0.0.1"),
+            ("10.0.0.1", &["for=\"[2001:db8::1]:80:_x\""], "10.0.0.1"),
+            ("10.0.0.1", &["for=\"2001:db8::1:_x\""], "10.0.0.1"),
+            // Well-formed obfuscated ports.
+            (
+                "10.0.0.1",
+                &["for=\"198.51.100.7:_p-1.x_y\""],
+                "198.51.100.7",
+            ),
+            ("10.0.0.1", &["for=\"[2001:db8::1]:_x\""], "2001:db8::1"),
+            (
+                "10.0.0.1",
+                &["for=1.2.3.4, for=\"198.51.100.7:_x\", for=10.0.0.2"],
+                "198.51.100.7",
+            ),
         ];
         for (peer, headers, expected) in cases {
             check(&r, peer, headers, expected);
