@@ -57,6 +57,10 @@ use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationS
 
 pub use tokenward_revocation::conformance::{RealClock, TestClock};
 
+mod model;
+
+pub use model::model_based;
+
 use crate::{
     FamilyId, FamilyInfo, IdempotencyRecord, MemoryRefreshStore, MintRequest, NewFamily,
     RefreshConfig, RefreshEngine, RefreshError, RefreshStore, RefreshToken, Rotation, RotationKind,
@@ -96,6 +100,7 @@ macro_rules! __refresh_conformance_cases {
             store_rotate_classifies
             store_rotate_races_revoke
             one_store_call_per_rotation
+            model_based
         }
     };
 }

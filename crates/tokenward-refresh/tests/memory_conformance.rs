@@ -41,7 +41,7 @@ mod real_clock {
 
 #[test]
 fn every_case_is_listed() {
-    assert_eq!(tokenward_refresh::conformance::CASES.len(), 15);
+    assert_eq!(tokenward_refresh::conformance::CASES.len(), 16);
     assert!(
         tokenward_refresh::conformance::CASES.contains(&"concurrent_rotations_share_one_successor")
     );

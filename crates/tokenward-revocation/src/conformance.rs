@@ -65,6 +65,10 @@ use tokenward_core::{Clock, ManualClock, StoreError, StoreErrorKind, SystemClock
 
 use crate::{MAX_ID_LEN, RevocationStatus, RevocationStore, RevokedBy};
 
+mod model;
+
+pub use model::{MODEL_CASES_EXACT, MODEL_CASES_REAL, check_model, model_based};
+
 /// The names of all cases, in the order the macro expands them. Each is a function of this
 /// module.
 pub const CASES: &[&str] = crate::__revocation_conformance_cases!(names);
@@ -103,6 +107,7 @@ macro_rules! __revocation_conformance_cases {
             precedence
             concurrent_revokes_and_checks
             works_behind_arc_dyn
+            model_based
         }
     };
 }

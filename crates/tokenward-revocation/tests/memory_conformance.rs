@@ -38,6 +38,6 @@ mod one_shard {
 
 #[test]
 fn every_case_is_listed() {
-    assert_eq!(tokenward_revocation::conformance::CASES.len(), 14);
+    assert_eq!(tokenward_revocation::conformance::CASES.len(), 15);
     assert!(tokenward_revocation::conformance::CASES.contains(&"concurrent_revokes_and_checks"));
 }
