@@ -29,11 +29,12 @@ const MAX_ACCESS: Duration = Duration::from_secs(20);
 const EXACT_GRACE: Duration = Duration::from_secs(3);
 const EXACT_IDLE: Duration = Duration::from_secs(8);
 const EXACT_ABSOLUTE: Duration = Duration::from_secs(20);
-/// Real clock: long windows and lifetimes; only short-lived logins run out within a run
-/// (which lasts well under a second).
+/// Real clock: windows and lifetimes far longer than a run (which lasts well under a
+/// second), so only short-lived logins run out within one; short enough that a networked
+/// store's keys are gone minutes after the test.
 const REAL_GRACE: Duration = Duration::from_secs(30);
-const REAL_IDLE: Duration = Duration::from_secs(3600);
-const REAL_ABSOLUTE: Duration = Duration::from_secs(7200);
+const REAL_IDLE: Duration = Duration::from_secs(120);
+const REAL_ABSOLUTE: Duration = Duration::from_secs(300);
 /// The absolute lifetime of the families of `LoginShortLived` (exact clock; real clock).
 const EXACT_SHORT: Duration = Duration::from_secs(5);
 const REAL_SHORT: Duration = Duration::from_secs(1);
@@ -695,7 +696,7 @@ async fn run_ops(env: &super::RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
 /// logins live 1 s, and "time passing" sleeps until every such family has run out (plus the
 /// clock's tolerance; a step that could land near that expiry on a slow machine waits for
 /// it first, so no comparison is made within the tolerance of it). Everything else is
-/// untimed — a 30 s window, hour-long lifetimes, a run lasting well under a second — and the
+/// untimed — a 30 s window, lifetimes of minutes, a run lasting well under a second — and the
 /// end of the window is exercised by the late engine: sleeping past windows in every run
 /// would be slow and timing-sensitive on a busy machine, and the suite's
 /// `absolute_expiry`, `idle_expiry` and `reuse_after_window_revokes_family` cases time
