@@ -376,6 +376,10 @@ impl StateStore for SharedState {
         if let Some(state) = self.map.get(&key.hash) {
             return state.measure_and_replace(&NotKeyed::NonKey, f);
         }
+        if self.budget.tracked() >= self.budget.capacity {
+            // Full (a flood of new keys): refused without taking the shard's write lock.
+            return Self::refuse(key, f);
+        }
         let inserted = self.map.entry(key.hash).or_try_insert_with(|| {
             if self.budget.try_reserve() {
                 Ok(InMemoryState::default())
@@ -385,14 +389,21 @@ impl StateStore for SharedState {
         });
         match inserted {
             Ok(state) => state.measure_and_replace(&NotKeyed::NonKey, f),
-            Err(()) => {
-                // Full: no state is created. The decision governor would take for a fresh
-                // key is returned, but the caller sees the flag and answers
-                // `CapacityExceeded` instead.
-                key.refused.set(true);
-                f(None).map(|(t, _)| t)
-            }
+            Err(()) => Self::refuse(key, f),
         }
+    }
+}
+
+impl SharedState {
+    /// A new key met a full store: no state is created. The decision governor would take
+    /// for a fresh key is returned, but the caller sees the flag and answers
+    /// `CapacityExceeded` instead.
+    fn refuse<T, F, E>(key: &GcraKey, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        key.refused.set(true);
+        f(None).map(|(t, _)| t)
     }
 }
 
