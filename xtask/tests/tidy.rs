@@ -575,7 +575,7 @@ Run `cargo xtask ci`, or `cargo xtask deploy` (line 1).
 The `cargo xtask` alias is in .cargo/config.toml; cargo xtask nonsense in prose is fine.
 ```sh
 $ cargo xtask demo --port 8080
-cargo xtask bench
+cargo xtask release
 ```
 ```
 cargo xtask ci && cargo xtask lint
@@ -593,7 +593,7 @@ cargo xtask ci && cargo xtask lint
                     "README.md:1: `cargo xtask deploy` is not an xtask command (known: {known})"
                 ),
                 format!(
-                    "README.md:5: `cargo xtask bench` is not an xtask command (known: {known})"
+                    "README.md:5: `cargo xtask release` is not an xtask command (known: {known})"
                 ),
                 format!("README.md:8: `cargo xtask lint` is not an xtask command (known: {known})"),
             ]
