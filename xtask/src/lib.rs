@@ -21,6 +21,8 @@ pub enum Subcommand {
     Ci,
     /// Run the demo (`cargo xtask demo [--redis]`).
     Demo,
+    /// Run the benchmarks against their peers (`cargo xtask bench [--quick]`).
+    Bench,
     /// Run the fuzz targets (`cargo xtask fuzz --smoke`, `cargo xtask fuzz [TARGET] --time SECS`).
     Fuzz,
     /// Print usage.
@@ -29,13 +31,14 @@ pub enum Subcommand {
 
 impl Subcommand {
     /// Every subcommand, in the order `help` lists them.
-    pub const ALL: &'static [Self] = &[Self::Ci, Self::Demo, Self::Fuzz, Self::Help];
+    pub const ALL: &'static [Self] = &[Self::Ci, Self::Demo, Self::Bench, Self::Fuzz, Self::Help];
 
     /// The name typed on the command line.
     pub const fn name(self) -> &'static str {
         match self {
             Self::Ci => "ci",
             Self::Demo => "demo",
+            Self::Bench => "bench",
             Self::Fuzz => "fuzz",
             Self::Help => "help",
         }
@@ -51,6 +54,11 @@ impl Subcommand {
             Self::Demo => {
                 "run the demo: the tokenward-demo API driven over HTTP (login, refresh, \
                  reuse, logout, limits, bans), then the CLI; `--redis`: two instances on Redis"
+            }
+            Self::Bench => {
+                "run the benchmarks side by side with their peers (verify, guard, rate limit, \
+                 HTTP, Redis, refresh, memory) and rewrite docs/benchmarks.md; `--quick`: a \
+                 short run that prints the ratios as JSON"
             }
             Self::Fuzz => {
                 "run the cargo-fuzz targets in fuzz/: `--smoke` runs each briefly (part of ci); \

@@ -2,6 +2,7 @@
 //!
 //! `cargo xtask ci` runs every check CI runs; `cargo xtask help` lists the commands.
 
+mod bench;
 mod ci;
 mod cmd;
 mod demo;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     let result = match subcommand {
         Subcommand::Ci => ci::run(rest),
         Subcommand::Demo => demo::run(rest),
+        Subcommand::Bench => bench::run(rest),
         Subcommand::Fuzz => fuzz::run(rest),
         Subcommand::Help => {
             print!("{}", xtask::usage());

@@ -10,6 +10,8 @@
 //! - [`revocation`] — for the revocation-store benchmarks: realistic ids, a mix of live
 //!   revocations ([`Population`](revocation::Population)), latency percentiles, and the Redis
 //!   plumbing (fresh key prefix, reachability check, cleanup of that prefix).
+//! - [`load`] — for the HTTP benchmarks: an in-process HTTP/1.1 load generator (closed-loop
+//!   keep-alive connections on loopback, latency of every timed request).
 //!
 //! **Same key, same crypto.** `jsonwebtoken` is built without any crypto-backend feature;
 //! [`Fixture::new`] installs tokenward's ring-backed
@@ -33,6 +35,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod load;
 pub mod revocation;
 
 use std::time::Duration;
@@ -226,6 +229,11 @@ impl Fixture {
         &self.token
     }
 
+    /// The tokenward validator (to build a Guard around it).
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
     /// Issues another token with the fixture's key and issuer (for negative cases).
     pub fn issue(&self, req: &AccessToken) -> Result<String, FixtureError> {
         Ok(self.issuer.issue(req)?.token)
@@ -262,6 +270,19 @@ impl Fixture {
             })?;
         Ok(())
     }
+}
+
+/// `alg`'s fixture key as text, the way a peer library loads it: the HS256 secret, or the
+/// public key's PEM (RS256, ES256, EdDSA). `None` for other algorithms. Test-only keys.
+pub fn peer_key_text(alg: Algorithm) -> Option<&'static str> {
+    let bytes = match alg {
+        Algorithm::HS256 => HS256_SECRET,
+        Algorithm::RS256 => RSA2048_PUB_PEM,
+        Algorithm::ES256 => P256_PUB_PEM,
+        Algorithm::EdDSA => ED25519_PUB_PEM,
+        _ => return None,
+    };
+    std::str::from_utf8(bytes).ok()
 }
 
 /// A signing key from a private PEM and its verification-only twin from the public PEM.

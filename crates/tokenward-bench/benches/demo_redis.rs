@@ -1,0 +1,257 @@
+//! The demo API on Redis: `GET /me` latency at 64 concurrent connections, and the Redis
+//! commands and round trips per authenticated request, counted by Redis itself.
+//!
+//! Starts the `tokenward-demo` binary (`TOKENWARD_DEMO_BIN`, or `target/release/tokenward-demo`:
+//! build it first with `cargo build --release -p tokenward-demo`, which `cargo xtask bench`
+//! does) with `--redis $REDIS_URL --redis-prefix <fresh prefix> --bind 127.0.0.1:0
+//! --subject-limit 1000000000` (a subject limit that never denies), logs in once as `alice`
+//! (`POST /login`), and drives `GET /me` with that access token from an in-process hyper load
+//! generator (`tokenward_bench::load`): 64 keep-alive connections, closed loops. Per round:
+//! warm-up, then `INFO commandstats` + `INFO stats`, the timed run, the same `INFO` again; the
+//! deltas divided by the requests answered in between (timed or not) give the commands per
+//! request. `EVALSHA` + `EVAL` per request are the script round trips; every other command in
+//! `commandstats` is listed with its count so one can see which ran inside the scripts. On a
+//! Redis shared with other clients the deltas include their commands too (the harness prints
+//! `connected_clients`).
+//!
+//! The demo runs in its own process (as in production); client and server share the
+//! machine. Rounds are repeated and the summary is the median. At the end the demo is stopped
+//! and every key under the prefix deleted.
+//!
+//! `cargo bench -p tokenward-bench --bench demo_redis [-- --quick]`; results in
+//! `docs/benchmarks.md`. Summary lines starting with `@bench` are read by `cargo xtask bench`.
+
+#![expect(clippy::panic, reason = "a benchmark stops loudly on a broken setup")]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, StatusCode};
+use redis::aio::MultiplexedConnection;
+use tokenward_bench::load::{self, LoadSpec, load_average, median};
+use tokenward_bench::revocation::{
+    connect_redis, delete_prefix, info_field, redis_url, unique_prefix,
+};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+const CONNECTIONS: usize = 64;
+
+fn demo_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("TOKENWARD_DEMO_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    );
+    target.join("release/tokenward-demo")
+}
+
+/// `INFO commandstats` as command → calls, plus `total_commands_processed`.
+async fn snapshot(conn: &mut MultiplexedConnection) -> (BTreeMap<String, u64>, u64, String) {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
+    let mut calls = BTreeMap::new();
+    for line in stats.lines() {
+        let Some((name, rest)) = line.trim_end().split_once(':') else {
+            continue;
+        };
+        let Some(name) = name.strip_prefix("cmdstat_") else {
+            continue;
+        };
+        let n = rest
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        calls.insert(name.to_owned(), n);
+    }
+    let info: String = redis::cmd("INFO")
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("INFO: {e}"));
+    let total = info_field(&info, "total_commands_processed").unwrap_or(0.0) as u64;
+    let clients = info_field(&info, "connected_clients").map_or("?".to_owned(), |c| c.to_string());
+    (calls, total, clients)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var_os("TOKENWARD_BENCH_QUICK").is_some();
+    let (warm_up, measure, rounds) = if quick {
+        (Duration::from_millis(500), Duration::from_secs(3), 1)
+    } else {
+        (Duration::from_secs(2), Duration::from_secs(10), 3)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let url = redis_url();
+    let prefix = unique_prefix("demo");
+    let result = rt.block_on(async {
+        let mut conn = match connect_redis(&url).await {
+            Ok(conn) => conn,
+            Err(e) => panic!("{e}"),
+        };
+        let binary = demo_binary();
+        assert!(
+            binary.is_file(),
+            "{} is missing: build it with `cargo build --release -p tokenward-demo` (or set \
+             TOKENWARD_DEMO_BIN)",
+            binary.display()
+        );
+        let mut child = tokio::process::Command::new(&binary)
+            .args(["--redis", &url, "--redis-prefix", &prefix])
+            .args(["--bind", "127.0.0.1:0", "--subject-limit", "1000000000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the demo printed nothing within 30 s"))
+            .unwrap_or_else(|e| panic!("demo stdout: {e}"))
+            .unwrap_or_else(|| panic!("the demo exited before listening"));
+        let addr: SocketAddr = first
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"));
+        // Keep reading (and discarding) the demo's stdout so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let (status, body) = load::request(
+            addr,
+            Method::POST,
+            "/login",
+            None,
+            Some(r#"{"username":"alice","password":"alice-password"}"#.to_owned()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("login: {e}"));
+        assert_eq!(status, StatusCode::OK, "login: {body:?}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("login body: {e}"));
+        let token = json
+            .get("access_token")
+            .and_then(|t| t.as_str())
+            .unwrap_or_else(|| panic!("no access_token in {json}"));
+        let header = HeaderValue::from_str(&format!("Bearer {token}"))
+            .unwrap_or_else(|e| panic!("header: {e}"));
+        let (status, body) = load::request(addr, Method::GET, "/me", Some(&header), None)
+            .await
+            .unwrap_or_else(|e| panic!("/me: {e}"));
+        assert_eq!(status, StatusCode::OK, "/me: {body:?}");
+
+        println!(
+            "demo on {addr}, Redis {url}, prefix {prefix}; {CONNECTIONS} connections, warm-up \
+             {warm_up:?}, measurement {measure:?}, {rounds} round(s); load average {}",
+            load_average()
+        );
+        let (mut rps, mut p50s, mut p99s, mut evals, mut totals) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for round in 1..=rounds {
+            let spec = LoadSpec {
+                addr,
+                path: "/me".to_owned(),
+                authorization: Some(header.clone()),
+                connections: CONNECTIONS,
+                warm_up,
+                measure: Duration::ZERO,
+                expect: StatusCode::OK,
+            };
+            let warm = load::run(&spec)
+                .await
+                .unwrap_or_else(|e| panic!("warm-up: {e}"));
+            assert_eq!(warm.unexpected, 0, "warm-up: {:?}", warm.first_unexpected);
+            let (before, total_before, clients) = snapshot(&mut conn).await;
+            // No warm-up inside the counted run: every request in it is counted.
+            let spec = LoadSpec {
+                warm_up: Duration::ZERO,
+                measure,
+                ..spec
+            };
+            let result = load::run(&spec)
+                .await
+                .unwrap_or_else(|e| panic!("/me: {e}"));
+            let (after, total_after, _) = snapshot(&mut conn).await;
+            assert_eq!(
+                result.unexpected, 0,
+                "/me answered {:?}",
+                result.first_unexpected
+            );
+            // Requests started in the run but answered after its end are not in `latencies`;
+            // at most one per connection.
+            let requests = result.latencies.len() as f64;
+            let delta = |name: &str| {
+                after.get(name).copied().unwrap_or(0) - before.get(name).copied().unwrap_or(0)
+            };
+            let scripts = (delta("evalsha") + delta("eval")) as f64 / requests;
+            // Minus the one `INFO commandstats` inside the interval.
+            let total = (total_after - total_before).saturating_sub(1) as f64 / requests;
+            let (r, p50, p99) = (
+                result.requests_per_second(),
+                result
+                    .percentile(5_000)
+                    .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6),
+                result
+                    .percentile(9_900)
+                    .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6),
+            );
+            println!(
+                "round {round}: {r:.0} req/s, p50 {p50:.1} µs, p99 {p99:.1} µs, \
+                 EVALSHA+EVAL/request {scripts:.3}, commands/request (incl. inside scripts) \
+                 {total:.3}; connected_clients {clients}; load average {}",
+                load_average()
+            );
+            let mut breakdown = Vec::new();
+            for (name, calls) in &after {
+                let d = calls - before.get(name).copied().unwrap_or(0);
+                if d > 0 {
+                    breakdown.push(format!("{name} {:.3}", d as f64 / requests));
+                }
+            }
+            println!("  per request: {}", breakdown.join(", "));
+            rps.push(r);
+            p50s.push(p50);
+            p99s.push(p99);
+            evals.push(scripts);
+            totals.push(total);
+        }
+        let _ = child.kill().await;
+        let deleted = delete_prefix(&mut conn, &prefix).await;
+        println!("deleted keys under {prefix}: {deleted:?}");
+        [
+            median(&mut rps),
+            median(&mut p50s),
+            median(&mut p99s),
+            median(&mut evals),
+            median(&mut totals),
+        ]
+        .map(|m| m.unwrap_or(f64::NAN))
+    });
+    let [rps, p50, p99, scripts, total] = result;
+    println!(
+        "\n| server | connections | req/s | p50 µs | p99 µs | EVALSHA+EVAL per request | Redis commands per request |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| tokenward-demo `GET /me`, Redis | {CONNECTIONS} | {rps:.0} | {p50:.1} | {p99:.1} | \
+         {scripts:.3} | {total:.3} |"
+    );
+    println!(
+        "@bench redis/me rps={rps:.0} p50_us={p50:.1} p99_us={p99:.1} \
+         round_trips_per_request={scripts:.3} commands_per_request={total:.3} rounds={rounds}"
+    );
+    println!("load average at the end {}", load_average());
+}
