@@ -14,9 +14,10 @@
 //! samples the demo's resident memory (`VmRSS` of `/proc/PID/status`) and the number of
 //! Redis keys under the run's prefix (SCAN).
 //!
-//! Exits 1 if any answer was unexpected. The run's keys are deleted at the end (SCAN +
-//! UNLINK under its prefix). Without `--minutes` it does nothing, so a workspace-wide
-//! `cargo bench` does not start a several-minute soak.
+//! Exits 1 if any answer was unexpected, or (runs of 2 minutes or more) if the demo's RSS
+//! grew by more than 10 % over the second half of the run. The run's keys are deleted at the
+//! end (SCAN + UNLINK under its prefix). Without `--minutes` it does nothing, so a
+//! workspace-wide `cargo bench` does not start a several-minute soak.
 //!
 //! Redis: `--redis URL`, else `REDIS_URL`, else `redis://127.0.0.1:6379` if it answers, else
 //! a throwaway `redis-server` started (and stopped) here.
@@ -469,15 +470,18 @@ async fn run(args: Args) -> Result<bool> {
     }
     let rss: Vec<u64> = samples.iter().map(|s| s.1).collect();
     let key_counts: Vec<usize> = samples.iter().map(|s| s.2).collect();
-    // "Warm": the first sample after a quarter of the run (allocator and caches settled).
-    let warm = samples
+    // Flat = the second half of the run adds nothing (the first half includes warm-up: the
+    // allocator keeping the memory of the Argon2id password hashes of the first logins).
+    let half = samples
         .iter()
-        .find(|s| s.0 >= duration.as_secs_f64() / 4.0)
+        .find(|s| s.0 >= duration.as_secs_f64() / 2.0)
         .map_or(0, |s| s.1);
+    let last = rss.last().copied().unwrap_or(0);
     println!(
-        "  demo RSS (KiB): first {}, warm (t >= 1/4) {warm}, last {}, max {}",
+        "  demo RSS (KiB): first {}, at half time {half}, last {last} ({:+} over the second \
+         half), max {}",
         rss.first().copied().unwrap_or(0),
-        rss.last().copied().unwrap_or(0),
+        i128::from(last) - i128::from(half),
         rss.iter().max().copied().unwrap_or(0),
     );
     println!(
@@ -491,5 +495,14 @@ async fn run(args: Args) -> Result<bool> {
     for e in &examples {
         println!("  unexpected: {e}");
     }
-    Ok(unexpected == 0)
+    // Judged on runs of 2 minutes or more: the second half may add at most 10 %.
+    let flat = if duration >= Duration::from_secs(120) {
+        let flat = last.saturating_mul(10) <= half.saturating_mul(11);
+        println!("  memory {}", if flat { "flat" } else { "NOT flat" });
+        flat
+    } else {
+        println!("  memory: run too short to judge (needs --minutes 2 or more)");
+        true
+    };
+    Ok(unexpected == 0 && flat)
 }
