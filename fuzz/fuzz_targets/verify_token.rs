@@ -164,10 +164,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             if fx.validator.verify(&token).is_ok() {
-                assert!(
-                    fx.valid.iter().any(|v| *v == token),
-                    "a mutated token verified"
-                );
+                assert!(fx.valid.contains(&token), "a mutated token verified");
             }
         }
     }
