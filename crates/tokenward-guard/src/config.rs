@@ -1,51 +1,4 @@
-//! The Guard's whole configuration as data: deserialize it from TOML, YAML, JSON or the
-//! environment with serde, then [`GuardConfig::validate`] and build.
-//!
-//! Durations are humantime strings (`"90s"`, `"5m"`, `"250ms"`). Unknown fields are errors,
-//! and every semantic error names its field (`subject_limit.requests: must be at least 1`),
-//! so a bad configuration fails at startup, not at the first request.
-//!
-//! ```
-//! use tokenward_guard::GuardConfig;
-//!
-//! let config: GuardConfig = toml::from_str(r#"
-//!     failure_policy = "closed"
-//!     outage_retry_after = "5s"
-//!
-//!     [validation]
-//!     issuers = ["https://auth.example.com"]
-//!     audiences = ["orders-api"]
-//!     leeway = "30s"
-//!     max_lifetime = "1h"
-//!
-//!     [subject_limit]
-//!     requests = 300
-//!     period = "1m"
-//!
-//!     [ban]
-//!     maxretry = 5
-//!     findtime = "60s"
-//!     bantime = "5m"
-//!
-//!     [client_ip]
-//!     header = "x-forwarded-for"
-//!     trusted_proxies = ["10.0.0.0/8"]
-//! "#)?;
-//! config.validate()?;
-//!
-//! let bad: GuardConfig = toml::from_str(r#"
-//!     [validation]
-//!     issuers = ["https://auth.example.com"]
-//!     audiences = ["orders-api"]
-//!     [subject_limit]
-//!     requests = 0
-//! "#)?;
-//! assert_eq!(
-//!     bad.validate().unwrap_err().to_string(),
-//!     "invalid configuration `subject_limit.requests`: must be at least 1"
-//! );
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The Guard's configuration as data (see [`GuardConfig`]).
 
 use std::time::Duration;
 
@@ -79,7 +32,56 @@ impl ConfigError {
     }
 }
 
-/// Everything a [`Guard`] needs except its keys. See the [module docs](self).
+/// Everything a [`Guard`] needs except its keys.
+///
+/// The Guard's whole configuration as data: deserialize it from TOML, YAML, JSON or the
+/// environment with serde, then [`GuardConfig::validate`] and build.
+///
+/// Durations are humantime strings (`"90s"`, `"5m"`, `"250ms"`). Unknown fields are errors,
+/// and every semantic error names its field (`subject_limit.requests: must be at least 1`),
+/// so a bad configuration fails at startup, not at the first request.
+///
+/// ```
+/// use tokenward_guard::GuardConfig;
+///
+/// let config: GuardConfig = toml::from_str(r#"
+///     failure_policy = "closed"
+///     outage_retry_after = "5s"
+///
+///     [validation]
+///     issuers = ["https://auth.example.com"]
+///     audiences = ["orders-api"]
+///     leeway = "30s"
+///     max_lifetime = "1h"
+///
+///     [subject_limit]
+///     requests = 300
+///     period = "1m"
+///
+///     [ban]
+///     maxretry = 5
+///     findtime = "60s"
+///     bantime = "5m"
+///
+///     [client_ip]
+///     header = "x-forwarded-for"
+///     trusted_proxies = ["10.0.0.0/8"]
+/// "#)?;
+/// config.validate()?;
+///
+/// let bad: GuardConfig = toml::from_str(r#"
+///     [validation]
+///     issuers = ["https://auth.example.com"]
+///     audiences = ["orders-api"]
+///     [subject_limit]
+///     requests = 0
+/// "#)?;
+/// assert_eq!(
+///     bad.validate().unwrap_err().to_string(),
+///     "invalid configuration `subject_limit.requests`: must be at least 1"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
@@ -305,9 +307,9 @@ impl GuardConfig {
     /// Checks every value; the error names the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validation_policy(None)?;
-        self.subject_limit()?;
-        self.ban()?;
-        self.client_ip()?;
+        self.build_subject_limit()?;
+        self.build_ban()?;
+        self.build_client_ip()?;
         if self.outage_retry_after.is_zero() {
             return Err(ConfigError::new(
                 "outage_retry_after",
@@ -369,7 +371,7 @@ impl GuardConfig {
             .map_err(|e| ConfigError::new("validation", e.to_string()))
     }
 
-    fn subject_limit(&self) -> Result<Option<SubjectLimit>, ConfigError> {
+    fn build_subject_limit(&self) -> Result<Option<SubjectLimit>, ConfigError> {
         let c = &self.subject_limit;
         if !c.enabled {
             return Ok(None);
@@ -400,7 +402,7 @@ impl GuardConfig {
         )))
     }
 
-    fn ban(&self) -> Result<Option<FailureBan>, ConfigError> {
+    fn build_ban(&self) -> Result<Option<FailureBan>, ConfigError> {
         let c = &self.ban;
         if !c.enabled {
             return Ok(None);
@@ -424,7 +426,7 @@ impl GuardConfig {
         )))
     }
 
-    fn client_ip(&self) -> Result<ClientIp, ConfigError> {
+    fn build_client_ip(&self) -> Result<ClientIp, ConfigError> {
         let c = &self.client_ip;
         let header = match c.header {
             None if c.trusted_proxies.is_empty() => return Ok(ClientIp::peer_only()),
@@ -489,15 +491,15 @@ impl GuardConfig {
         let mut b = Guard::builder(validator, stores)
             .failure_policy(self.failure_policy)
             .outage_retry_after(self.outage_retry_after)
-            .client_ip(self.client_ip()?);
+            .client_ip(self.build_client_ip()?);
         if let Some(p) = self.revocation.failure_policy {
             b = b.revocation_failure_policy(p);
         }
-        b = match self.subject_limit()? {
+        b = match self.build_subject_limit()? {
             Some(limit) => b.subject_limit(limit),
             None => b.no_subject_limit(),
         };
-        b = match self.ban()? {
+        b = match self.build_ban()? {
             Some(ban) => b.failure_ban(ban),
             None => b.no_failure_ban(),
         };
