@@ -8,7 +8,7 @@
 //! - `tokenward` — axum 0.8, `GuardLayer` around a `Guard` with **in-memory** stores: the
 //!   failure-ban check, full-policy verification, revocation check (10 000 revoked `jti`s in
 //!   the store, none of them this token's), a per-subject limit high enough never to deny
-//!   (10⁹/s, burst 10⁶), `RateLimit` response headers, and the audit event (no `tracing`
+//!   (10⁹/s, burst 10⁹), `RateLimit` response headers, and the audit event (no `tracing`
 //!   subscriber installed: a disabled callsite).
 //! - `jwt_authorizer` — axum 0.7 (the axum jwt-authorizer 0.15 is written for),
 //!   `JwtAuthorizer::from_secret` / `from_ed_pem_text` with the same key, validation of
@@ -76,7 +76,7 @@ async fn guard_for(fixture: &Fixture) -> Guard {
     );
     let limit = SubjectLimit::new(
         "subject",
-        GcraQuota::per_second(1_000_000_000).with_burst(1_000_000),
+        GcraQuota::per_second(1_000_000_000).with_burst(1_000_000_000),
     )
     .unwrap_or_else(|e| panic!("limit: {e}"));
     Guard::builder(fixture.validator().clone(), stores)
