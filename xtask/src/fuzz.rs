@@ -9,7 +9,7 @@
 //! `--sanitizer none` (sanitizers need nightly; the code under test forbids `unsafe`), with
 //! debug assertions and overflow checks on. Each target's corpus is `fuzz/corpus/<target>/`:
 //! its committed `seeds/` plus what libFuzzer adds beside them (git-ignored). Crash inputs
-//! go to `fuzz/target/artifacts/<target>/`.
+//! go to `fuzz/artifacts/<target>/` (git-ignored too).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,8 +197,8 @@ fn run_targets(root: &Path, targets: &[&'static str], secs: u32) -> Result {
     let mut failed = Vec::new();
     for &target in targets {
         eprintln!("--- fuzz {target}: {secs}s");
-        let artifacts = fuzz_dir.join("target").join("artifacts").join(target);
-        std::fs::create_dir_all(&artifacts).map_err(|e| format!("{}: {e}", artifacts.display()))?;
+        // cargo-fuzz's own choice (`-artifact_prefix`), git-ignored.
+        let artifacts = fuzz_dir.join("artifacts").join(target);
         let corpus = corpus_dir(&fuzz_dir, target);
         let mut fuzz = cargo_fuzz(&fuzz_dir);
         fuzz.args(["run", "--sanitizer", "none", target])
@@ -206,9 +206,7 @@ fn run_targets(root: &Path, targets: &[&'static str], secs: u32) -> Result {
             .arg("--")
             .arg(format!("-max_total_time={secs}"))
             .arg(format!("-max_len={MAX_LEN}"))
-            .arg("-print_final_stats=1")
-            // libFuzzer wants the trailing slash: the prefix is prepended to file names.
-            .arg(format!("-artifact_prefix={}/", artifacts.display()));
+            .arg("-print_final_stats=1");
         if let Err(err) = cmd::run(&mut fuzz) {
             eprintln!(
                 "fuzz target `{target}` failed: {err}\n  the crashing input is in {}; make it a \
