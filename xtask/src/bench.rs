@@ -160,7 +160,11 @@ fn parse_bench_lines(output: &str) -> BTreeMap<String, BTreeMap<String, f64>> {
 /// The markdown tables of a harness's output (lines starting with `|`), with the line of
 /// text just before each table as its caption.
 fn tables(output: &str) -> String {
-    let lines: Vec<&str> = output.lines().collect();
+    // `@bench` lines are for xtask, not for the reader.
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|l| !l.starts_with("@bench "))
+        .collect();
     let mut out = String::new();
     for (i, line) in lines.iter().enumerate() {
         if !line.starts_with('|') {
@@ -497,11 +501,6 @@ fn http(output: &str, report: &mut Report) -> Result {
         report.ratio(format!("http_{alg}_rps_ratio"), ratio, Some(met));
         report.ratio(format!("http_{alg}_p99_ratio"), p99_ratio, None);
     }
-    let _ = writeln!(
-        report.text,
-        "\nAll rows of the harness (median of the rounds):"
-    );
-    report.text.push_str(&tables(output));
     Ok(())
 }
 
@@ -734,7 +733,7 @@ mod tests {
 
     #[test]
     fn tables_keep_their_caption() {
-        let out = "start\nStore A:\n\n| x | y |\n|---|---|\n| 1 | 2 |\nend\n";
+        let out = "start\nStore A:\n\n| x | y |\n@bench x a=1\n|---|---|\n| 1 | 2 |\nend\n";
         assert_eq!(
             tables(out),
             "\nStore A:\n\n| x | y |\n|---|---|\n| 1 | 2 |\n"
