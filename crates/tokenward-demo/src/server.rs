@@ -152,6 +152,57 @@ struct Inner {
     users: Users,
     access_ttl: Duration,
     stats: Stats,
+    password_checks: PasswordGate,
+}
+
+/// Bounds password checks (Argon2id: 19 MiB and tens of milliseconds each): at most
+/// [`PasswordGate::MAX_CONCURRENT`] at once in this instance, and one at a time per client
+/// address. Without it, parallel attempts from one address all pass the ban check before
+/// the first failure is recorded (the ban would let dozens of guesses through instead of
+/// `maxretry`), and a burst of logins can claim gigabytes.
+struct PasswordGate {
+    permits: tokio::sync::Semaphore,
+    in_flight: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
+}
+
+impl PasswordGate {
+    const MAX_CONCURRENT: usize = 4;
+    /// How long a login waits for one of the permits before answering 503.
+    const WAIT: Duration = Duration::from_secs(2);
+
+    fn new() -> Self {
+        PasswordGate {
+            permits: tokio::sync::Semaphore::new(Self::MAX_CONCURRENT),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Claims `ip`'s single slot; `None` when a check of that address is already running.
+    fn claim(&self, ip: std::net::IpAddr) -> Option<AddressSlot<'_>> {
+        let inserted = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(ip);
+        // The lock is released here: a slot's drop takes it again.
+        inserted.then(|| AddressSlot { gate: self, ip })
+    }
+}
+
+/// One address's claim on the gate, released on drop.
+struct AddressSlot<'a> {
+    gate: &'a PasswordGate,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for AddressSlot<'_> {
+    fn drop(&mut self) {
+        self.gate
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.ip);
+    }
 }
 
 /// Counters since start (this instance), for `GET /admin/stats`.
@@ -219,6 +270,7 @@ impl Demo {
             engine,
             issuer,
             users: Users::new().map_err(|e| StartError::Users(e.to_string()))?,
+            password_checks: PasswordGate::new(),
             access_ttl: config.access_ttl,
             stats,
         };
@@ -380,6 +432,26 @@ async fn login(State(app): State<AppState>, req: Request) -> Response {
         Ok(form) => form,
         Err(res) => return res,
     };
+    // One password check at a time per address (so the ban counts every guess before the
+    // next one runs), and a few at a time overall (bounded memory and threads).
+    let Some(_slot) = app.0.password_checks.claim(ip) else {
+        return busy(
+            StatusCode::TOO_MANY_REQUESTS,
+            "a login from this address is in progress",
+        );
+    };
+    let permit =
+        tokio::time::timeout(PasswordGate::WAIT, app.0.password_checks.permits.acquire()).await;
+    let Ok(Ok(_permit)) = permit else {
+        return busy(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many logins in progress",
+        );
+    };
+    // Banned by a failure recorded while this request waited?
+    if let Err(denial) = app.0.guard.check_client(&auth_req).await {
+        return denial_response(&denial);
+    }
     let verifier = app.clone();
     let checked = tokio::task::spawn_blocking(move || {
         verifier.0.users.verify(&form.username, &form.password)
@@ -663,6 +735,21 @@ fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
         status,
         &serde_json::json!({ "error": error, "error_description": description }),
     )
+}
+
+/// 429 / 503 with `Retry-After: 1`: try again in a moment.
+fn busy(status: StatusCode, description: &str) -> Response {
+    let error = if status == StatusCode::TOO_MANY_REQUESTS {
+        "rate_limited"
+    } else {
+        "temporarily_unavailable"
+    };
+    let mut res = json_error(status, error, description);
+    res.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    res
 }
 
 fn server_error(description: &str) -> Response {

@@ -242,3 +242,48 @@ fn binary_prints_its_address_first_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_password_guesses_cannot_outrun_the_ban() {
+    let config = common::config();
+    let maxretry = usize::try_from(config.ban_maxretry).unwrap();
+    let server = common::start(&config, common::keys()).await;
+    let base = server.url();
+    let client = Client::new();
+    let wrong = json!({ "username": "alice", "password": "guess" });
+    // Bursts of parallel guesses from one address: every guess that reaches the password
+    // check is counted before the next one may run, so the total is exactly maxretry.
+    let mut checked = 0;
+    for _ in 0..(maxretry + 3) {
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let client = client.clone();
+            let url = format!("{base}/login");
+            let body = wrong.clone();
+            tasks.push(tokio::spawn(async move {
+                client.post(&url, &[], Some(&body)).await.unwrap()
+            }));
+        }
+        for task in tasks {
+            let r = task.await.unwrap();
+            match r.status.as_u16() {
+                // Only these reached the password check.
+                401 => checked += 1,
+                // Banned, or another guess from this address was being checked.
+                429 => assert!(r.header("retry-after").is_some(), "{}", r.text()),
+                other => panic!("unexpected status {other}: {}", r.text()),
+            }
+        }
+    }
+    assert_eq!(
+        checked, maxretry,
+        "parallel guesses reaching the password check; the ban allows {maxretry}"
+    );
+    // The right password is refused now: the address is banned.
+    let right = json!({ "username": "alice", "password": "alice-password" });
+    let r = client
+        .post(&format!("{base}/login"), &[], Some(&right))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 429, "{}", r.text());
+}
