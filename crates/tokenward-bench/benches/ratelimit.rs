@@ -129,6 +129,16 @@ fn bench_scenario(
             poll_once(store.gcra(black_box(&keys[i]), quota, 1))
         });
     });
+    // The trait's synchronous fast path, through a trait object as the Guard and
+    // `SubjectLimit` call it (an extra row: the rows above are unchanged).
+    let dyn_store: &dyn RateLimitStore = &store;
+    let mut i = 0;
+    group.bench_function("tokenward_now", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            dyn_store.gcra_now(black_box(&keys[i]), quota, 1)
+        });
+    });
     group.finish();
     Ok(())
 }

@@ -548,7 +548,12 @@ impl Guard {
         let Some((limit, key)) = &limit_key else {
             return Ok(None);
         };
-        match inner.stores.ratelimit.gcra(key, limit.quota(), 1).await {
+        let store = &*inner.stores.ratelimit;
+        let answer = match store.gcra_now(key, limit.quota(), 1) {
+            Some(answer) => answer,
+            None => store.gcra(key, limit.quota(), 1).await,
+        };
+        match answer {
             Ok(decision) => self.decide(RevocationStatus::Active, Some(decision)),
             Err(e) => self
                 .outage("subject_limit", limit.on_store_failure(), &e, degraded)

@@ -963,4 +963,17 @@ impl RateLimitStore for MemoryRateLimitStore {
     async fn lift_ban(&self, key: &str) -> Result<(), StoreError> {
         self.lift_ban_sync(key)
     }
+
+    fn gcra_now(
+        &self,
+        key: &str,
+        quota: &GcraQuota,
+        cost: u32,
+    ) -> Option<Result<Decision, StoreError>> {
+        Some(self.gcra_sync(key, quota, cost))
+    }
+
+    fn ban_status_now(&self, key: &str, quota: &BanQuota) -> Option<Result<Decision, StoreError>> {
+        Some(self.ban_status_sync(key, quota))
+    }
 }

@@ -123,7 +123,11 @@ impl SubjectLimit {
         identity: &str,
         cost: u32,
     ) -> Result<Decision, StoreError> {
-        store.gcra(&self.key(identity), &self.quota, cost).await
+        let key = self.key(identity);
+        match store.gcra_now(&key, &self.quota, cost) {
+            Some(answer) => answer,
+            None => store.gcra(&key, &self.quota, cost).await,
+        }
     }
 
     /// The `RateLimit-Policy` header item of this limit.
@@ -228,7 +232,11 @@ impl FailureBan {
         store: &dyn RateLimitStore,
         ip: IpAddr,
     ) -> Result<Decision, StoreError> {
-        store.ban_status(&self.ip_key(ip), &self.quota).await
+        let key = self.ip_key(ip);
+        match store.ban_status_now(&key, &self.quota) {
+            Some(answer) => answer,
+            None => store.ban_status(&key, &self.quota).await,
+        }
     }
 
     /// Records an authentication failure from `ip`.

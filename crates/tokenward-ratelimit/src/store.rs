@@ -208,4 +208,31 @@ pub trait RateLimitStore: Send + Sync + 'static {
     async fn record_failure(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError>;
     /// Lifts a ban and forgets the failures counted for `key` (operator action).
     async fn lift_ban(&self, key: &str) -> Result<(), StoreError>;
+
+    /// The synchronous fast path of [`gcra`](Self::gcra), for stores that answer without I/O
+    /// (in process): `Some(answer)` is the call itself — the cells are taken — and `None` (the
+    /// default, and what network stores return) means "call `gcra`".
+    ///
+    /// It exists because an `async_trait` call allocates its future: for an in-memory check
+    /// that costs about as much as the check. [`SubjectLimit`](crate::SubjectLimit) and the
+    /// Guard try it first.
+    ///
+    /// Contract: a store that returns `Some` gives exactly the answer `gcra` would have given
+    /// at that moment, with the same accounting (both paths share one state).
+    fn gcra_now(
+        &self,
+        key: &str,
+        quota: &GcraQuota,
+        cost: u32,
+    ) -> Option<Result<Decision, StoreError>> {
+        let _ = (key, quota, cost);
+        None
+    }
+
+    /// The synchronous fast path of [`ban_status`](Self::ban_status), with the contract of
+    /// [`gcra_now`](Self::gcra_now).
+    fn ban_status_now(&self, key: &str, quota: &BanQuota) -> Option<Result<Decision, StoreError>> {
+        let _ = (key, quota);
+        None
+    }
 }

@@ -290,3 +290,33 @@ async fn refused_key_leaves_no_state() {
     );
     assert_eq!(store.tracked_keys(), 1);
 }
+
+#[tokio::test]
+async fn fast_path_and_async_path_share_one_state() {
+    let (store, clock) = manual_store(MemoryStoreConfig::new());
+    let dyn_store: &dyn RateLimitStore = &store;
+    let quota = GcraQuota::per_minute(3);
+    // Two cells through the fast path, one through the async call: the budget is spent.
+    for _ in 0..2 {
+        let d = dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap();
+        assert!(d.allowed);
+    }
+    assert!(dyn_store.gcra("k", &quota, 1).await.unwrap().allowed);
+    let denied = dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(denied, dyn_store.gcra("k", &quota, 1).await.unwrap());
+    // Errors are the same on both paths.
+    let bad = dyn_store.gcra_now("", &quota, 1).unwrap().unwrap_err();
+    assert_eq!(bad.kind(), dyn_store.gcra("", &quota, 1).await.unwrap_err().kind());
+    // One emission interval later one cell is back, whichever path asks.
+    clock.advance(Duration::from_secs(20));
+    assert!(dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap().allowed);
+    // The ban status agrees too.
+    let ban = BanQuota::fail2ban_default();
+    for _ in 0..5 {
+        dyn_store.record_failure("ip", &ban).await.unwrap();
+    }
+    let now = dyn_store.ban_status_now("ip", &ban).unwrap().unwrap();
+    assert!(!now.allowed);
+    assert_eq!(now, dyn_store.ban_status("ip", &ban).await.unwrap());
+}
