@@ -307,7 +307,10 @@ async fn fast_path_and_async_path_share_one_state() {
     assert_eq!(denied, dyn_store.gcra("k", &quota, 1).await.unwrap());
     // Errors are the same on both paths.
     let bad = dyn_store.gcra_now("", &quota, 1).unwrap().unwrap_err();
-    assert_eq!(bad.kind(), dyn_store.gcra("", &quota, 1).await.unwrap_err().kind());
+    assert_eq!(
+        bad.kind(),
+        dyn_store.gcra("", &quota, 1).await.unwrap_err().kind()
+    );
     // One emission interval later one cell is back, whichever path asks.
     clock.advance(Duration::from_secs(20));
     assert!(dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap().allowed);
