@@ -97,6 +97,7 @@ macro_rules! __ratelimit_conformance_cases {
             lift_ban_forgets_failures
             failures_during_a_ban_do_not_extend_it
             ban_keys_are_independent
+            fast_path_shares_the_state
         }
     };
 }
@@ -762,5 +763,61 @@ pub async fn ban_keys_are_independent(
         .await
         .step("ban_status a")?;
     assert_denied(&d, "lifting b leaves a banned");
+    Ok(())
+}
+
+// ---- Synchronous fast path -----------------------------------------------------------------
+
+/// A store's synchronous fast path ([`RateLimitStore::gcra_now`],
+/// [`RateLimitStore::ban_status_now`]), where it has one, answers from the same state as the
+/// async calls: cells taken on one path are gone on the other, and a ban recorded through the
+/// async call shows on the fast path. (A store without a fast path — `None`, as network
+/// stores answer — passes trivially: callers then use the async calls.)
+pub async fn fast_path_shares_the_state(
+    store: Arc<dyn RateLimitStore>,
+    _clock: Arc<dyn TestClock>,
+) -> CaseResult {
+    let quota = GcraQuota::per_hour(3);
+    // Alternate the paths: fast, async, fast, then the fourth request is denied on both.
+    let fast = |store: &Arc<dyn RateLimitStore>| store.gcra_now("fp:k", &quota, 1);
+    let mut remaining = 3;
+    for (i, use_fast) in [true, false, true].into_iter().enumerate() {
+        let d = match use_fast.then(|| fast(&store)).flatten() {
+            Some(answer) => answer.step("gcra_now")?,
+            None => store.gcra("fp:k", &quota, 1).await.step("gcra")?,
+        };
+        remaining -= 1;
+        assert_allowed(
+            &d,
+            remaining,
+            &format!("request {} (fast path: {use_fast})", i + 1),
+        );
+    }
+    if let Some(answer) = fast(&store) {
+        assert_denied(
+            &answer.step("gcra_now")?,
+            "fast path after the budget is spent",
+        );
+    }
+    let d = store.gcra("fp:k", &quota, 1).await.step("gcra")?;
+    assert_denied(&d, "async call after the budget is spent");
+
+    let ban = BanQuota::new(2, Duration::from_secs(60), Duration::from_secs(300));
+    if let Some(answer) = store.ban_status_now("fp:b", &ban) {
+        assert_allowed(
+            &answer.step("ban_status_now")?,
+            2,
+            "fast path: no failure yet",
+        );
+    }
+    for _ in 0..2 {
+        store
+            .record_failure("fp:b", &ban)
+            .await
+            .step("record_failure")?;
+    }
+    if let Some(answer) = store.ban_status_now("fp:b", &ban) {
+        assert_denied(&answer.step("ban_status_now")?, "fast path sees the ban");
+    }
     Ok(())
 }

@@ -29,5 +29,5 @@ mod real_clock {
 
 #[test]
 fn cases_are_listed() {
-    assert_eq!(tokenward_ratelimit::conformance::CASES.len(), 15);
+    assert_eq!(tokenward_ratelimit::conformance::CASES.len(), 16);
 }
