@@ -9,7 +9,7 @@
 //! | `status` | the HTTP status the adapters answer with |
 //! | `jti`, `sub`, `sid`, `kid`, `iss` | from the verified token (empty when there is none) |
 //! | `token_fp` | for tokens that failed verification: the first 12 hex digits of the token's SHA-256 — enough to correlate, useless to replay |
-//! | `client_ip`, `method`, `path` | the request (the path never includes the query string) |
+//! | `client_ip`, `method`, `path` | the request (the path never includes the query string; method and path are cut to 16 and 256 bytes) |
 //! | `latency_us` | time spent in the Guard |
 //!
 //! Allowed requests are logged at `INFO`, everything else at `WARN`. The token itself is
@@ -45,6 +45,20 @@ pub fn fingerprint(secret: &str) -> String {
     out
 }
 
+/// The request's method and path are the client's words: logged (escaped by the
+/// formatter) but never longer than these many bytes.
+const MAX_METHOD: usize = 16;
+const MAX_PATH: usize = 256;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn capped(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
 fn micros(started: Instant) -> u64 {
     u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
@@ -67,8 +81,8 @@ pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Inst
             kid = auth.verified.kid.as_str(),
             iss = c.iss.as_deref().unwrap_or_default(),
             client_ip = %req.client_ip,
-            method = req.method,
-            path = req.path,
+            method = capped(req.method, MAX_METHOD),
+            path = capped(req.path, MAX_PATH),
             latency_us = micros(started),
             "authenticated"
         );
@@ -84,8 +98,8 @@ pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Inst
             kid = auth.verified.kid.as_str(),
             iss = c.iss.as_deref().unwrap_or_default(),
             client_ip = %req.client_ip,
-            method = req.method,
-            path = req.path,
+            method = capped(req.method, MAX_METHOD),
+            path = capped(req.path, MAX_PATH),
             latency_us = micros(started),
             "authenticated without a check (store unavailable, failure policy open)"
         );
@@ -115,8 +129,8 @@ pub(crate) fn denied(
         iss = get(|c| c.iss.as_ref()),
         token_fp = unverified_token.map(fingerprint).unwrap_or_default(),
         client_ip = %req.client_ip,
-        method = req.method,
-        path = req.path,
+        method = capped(req.method, MAX_METHOD),
+        path = capped(req.path, MAX_PATH),
         latency_us = micros(started),
         "request refused"
     );
@@ -129,8 +143,8 @@ pub(crate) fn failure(req: &AuthRequest<'_>, reason: &'static str, started: Inst
         reason,
         status = 401u16,
         client_ip = %req.client_ip,
-        method = req.method,
-        path = req.path,
+        method = capped(req.method, MAX_METHOD),
+        path = capped(req.path, MAX_PATH),
         latency_us = micros(started),
         "authentication failure recorded"
     );
@@ -150,6 +164,16 @@ pub(crate) fn store_error(check: &'static str, error: &StoreError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_words_are_capped_on_char_boundaries() {
+        assert_eq!(capped("/short", MAX_PATH), "/short");
+        let long = "/".repeat(10_000);
+        assert_eq!(capped(&long, MAX_PATH).len(), MAX_PATH);
+        // A 3-byte character straddling the cap is dropped whole.
+        let s = format!("{}€", "a".repeat(MAX_PATH - 1));
+        assert_eq!(capped(&s, MAX_PATH), "a".repeat(MAX_PATH - 1));
+    }
 
     #[test]
     fn fingerprint_is_a_sha256_prefix() {
