@@ -1,24 +1,22 @@
-//! The in-memory store: GCRA on `governor` keyed limiters, failure bans in a sharded,
-//! self-expiring map, both bounded.
+//! The in-memory store: GCRA on `governor`'s lock-free per-key state, failure bans in a
+//! sharded, self-expiring map, both bounded.
 
 use std::cell::Cell;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use governor::clock::{Clock as GovernorClock, QuantaClock, QuantaInstant, Reference};
-use governor::middleware::{NoOpMiddleware, StateInformationMiddleware, StateSnapshot};
 use governor::nanos::Nanos;
 use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use governor::state::{InMemoryState, NotKeyed, StateStore};
-use governor::{NotUntil, Quota, RateLimiter};
 use siphasher::sip128::SipHasher13;
+use strength_reduce::StrengthReducedU64;
 use tokenward_core::StoreError;
 
 use crate::store::{BanQuota, Decision, GcraQuota, RateLimitStore, validate_key};
@@ -130,47 +128,6 @@ impl fmt::Debug for ManualLimiterClock {
     }
 }
 
-/// The clock of the store's governor limiters: the instant the store has already read for
-/// the call this thread is running ([`CallInstant`]), so a check reads the clock once (the
-/// store needs the instant for its pruning schedule, and governor's limiter reads its clock
-/// on every check; reading the TSC is a good part of a check's cost). Outside a call (when
-/// governor creates a limiter or prunes), it reads the store's clock.
-#[derive(Clone)]
-struct CallClock(LimiterClock);
-
-thread_local! {
-    /// The instant of the check this thread is running, if any ([`CallInstant`]).
-    static CALL_NOW: Cell<Option<Nanos>> = const { Cell::new(None) };
-}
-
-impl GovernorClock for CallClock {
-    type Instant = Nanos;
-
-    fn now(&self) -> Nanos {
-        CALL_NOW
-            .with(Cell::get)
-            .unwrap_or_else(|| GovernorClock::now(&self.0))
-    }
-}
-
-/// The instant of one store call, seen by [`CallClock`] on this thread until dropped. Only
-/// the store's own synchronous code runs meanwhile (governor's check and the store's state
-/// map), so no other store's limiter can see it.
-struct CallInstant;
-
-impl CallInstant {
-    fn set(now: u64) -> Self {
-        CALL_NOW.with(|c| c.set(Some(Nanos::from(now))));
-        CallInstant
-    }
-}
-
-impl Drop for CallInstant {
-    fn drop(&mut self) {
-        CALL_NOW.with(|c| c.set(None));
-    }
-}
-
 // ---- configuration -----------------------------------------------------------------------
 
 /// Configuration of a [`MemoryRateLimitStore`].
@@ -181,7 +138,7 @@ pub struct MemoryStoreConfig {
     pub capacity: usize,
     /// Most failure-ban keys tracked at once (default 1 000 000).
     pub ban_capacity: usize,
-    /// Most distinct [`GcraQuota`]s (one governor limiter each; default 1024, at most
+    /// Most distinct [`GcraQuota`]s (one governor state map each; default 1024, at most
     /// 65 536). The store's table of quotas takes 32 bytes per allowed quota.
     pub max_quotas: usize,
     /// How often stale state is pruned, at the latest (default 10 s); also the least time
@@ -335,9 +292,9 @@ impl KeyBudget {
 
 type StateMap = DashMapStateStore<u128, PreHashed>;
 
-/// The key governor's limiter checks: the key's hash, and a flag the state store sets when
-/// the key is new and the store is full (its state is then neither created nor changed).
-/// (Governor asks keys for `Clone` and `Eq` too; equality is the hash's.)
+/// The key of a GCRA state lookup: the key's hash, and a flag the state store sets when the
+/// key is new and the store is full (its state is then neither created nor changed).
+/// (Governor's `StateStore` asks keys for `Clone` and `Eq` too; equality is the hash's.)
 #[derive(Clone)]
 struct GcraKey {
     hash: u128,
@@ -368,6 +325,7 @@ struct SharedState {
 impl StateStore for SharedState {
     type Key = GcraKey;
 
+    #[inline(always)]
     fn measure_and_replace<T, F, E>(&self, key: &GcraKey, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
@@ -438,31 +396,53 @@ impl ShrinkableKeyedStateStore<GcraKey> for SharedState {
     }
 }
 
-type Limiter = RateLimiter<GcraKey, SharedState, CallClock, StateInformationMiddleware>;
-
+/// One quota's GCRA: its parameters in clock nanoseconds, and its keys' state.
 struct QuotaLimiter {
-    limiter: Limiter,
+    state: SharedState,
     quota: GcraQuota,
-    /// `quota.emission_interval()`, computed once.
-    emission_interval: Duration,
+    /// `T`, the emission interval `period / limit` in nanoseconds (at least 1).
+    emission_nanos: u64,
+    /// `T`, prepared for division by multiplication (a 64-bit division was an eighth of an
+    /// admitted check in a profile).
+    emission_div: StrengthReducedU64,
+    /// `τ`, the delay tolerance: `T × (burst − 1)`.
+    tau_nanos: u64,
+    /// `T × burst`: the time a full burst takes to come back (`τ + T`).
+    burst_nanos: u64,
 }
 
-/// What governor's limiter answers: admitted (with the state after), or not until then.
-type Outcome = Result<StateSnapshot, NotUntil<Nanos>>;
+/// A GCRA step's answer: admitted, with the theoretical arrival time (TAT) stored; or denied
+/// until the given instant. Both in clock nanoseconds.
+type Outcome = Result<u64, u64>;
 
 impl QuotaLimiter {
-    /// governor's check of `cost` (validated: `1..=burst`) cells for `key`.
-    fn check(&self, key: &GcraKey, cost: u32) -> Result<Outcome, StoreError> {
-        if cost == 1 {
-            // The single-cell GCRA, without the multiplication of the n-cell one.
-            return Ok(self.limiter.check_key(key));
-        }
-        let n = NonZeroU32::new(cost).ok_or_else(|| StoreError::invalid_input("cost 0"))?;
-        self.limiter.check_key_n(key, n).map_err(|_insufficient| {
-            StoreError::invalid_input(format!(
-                "cost {cost} exceeds the burst {}",
-                self.quota.burst
-            ))
+    /// The GCRA step of governor's limiter (`Gcra::test_and_update` /
+    /// `test_n_all_and_update`) for `cost` cells (validated: `1..=burst`) at `now`: with a
+    /// TAT (a fresh key's is `now`), the request conforms unless `now` is before
+    /// `TAT + T × (cost − 1) − τ`; if it conforms, the TAT becomes
+    /// `max(TAT, now) + T × cost`. The update is governor's lock-free compare-and-swap on
+    /// the key's state.
+    ///
+    /// The step is done here rather than through governor's `RateLimiter`, which would read
+    /// the clock a second time (the store reads it once per call for its pruning schedule
+    /// and answers) and hands back a snapshot from which `remaining` costs a division.
+    #[inline(always)]
+    fn check(&self, key: &GcraKey, now: u64, cost: u32) -> Outcome {
+        let additional = self
+            .emission_nanos
+            .saturating_mul(u64::from(cost.saturating_sub(1)));
+        let increment = self.emission_nanos.saturating_add(additional);
+        self.state.measure_and_replace(key, |tat| {
+            let tat = tat.map_or(now, Nanos::as_u64);
+            let earliest = tat
+                .saturating_add(additional)
+                .saturating_sub(self.tau_nanos);
+            if now < earliest {
+                Err(earliest)
+            } else {
+                let next = tat.max(now).saturating_add(increment);
+                Ok((next, Nanos::from(next)))
+            }
         })
     }
 }
@@ -581,8 +561,11 @@ struct BanEntry {
 
 /// The in-memory [`RateLimitStore`]: nanoseconds per check, state local to one process.
 ///
-/// GCRA runs on `governor` keyed limiters (one per distinct [`GcraQuota`], created on first
-/// use); failure bans live in a sharded map of their own.
+/// GCRA state lives in `governor`'s keyed state store (its `DashMap` of lock-free
+/// `InMemoryState` cells, one map per distinct [`GcraQuota`], created on first use), updated
+/// by governor's GCRA step (`max(TAT, now) + T`, conforming unless `now < TAT − τ`; done by
+/// the store itself so that a check reads the clock once and computes `remaining` without a
+/// division); failure bans live in a sharded map of their own.
 ///
 /// # Bounded memory
 ///
@@ -692,7 +675,7 @@ impl MemoryRateLimitStore {
     /// GCRA keys currently tracked (at most [`capacity`](MemoryStoreConfig::capacity)),
     /// counted in the limiters' tables.
     pub fn tracked_keys(&self) -> usize {
-        self.quotas.limiters().iter().map(|l| l.limiter.len()).sum()
+        self.quotas.limiters().iter().map(|l| l.state.len()).sum()
     }
 
     /// Failure-ban keys currently tracked.
@@ -713,8 +696,11 @@ impl MemoryRateLimitStore {
     fn prune_at(&self, now: u64) {
         for l in self.quotas.limiters() {
             // Releases the dropped keys' slots in the budget.
-            l.limiter.retain_recent();
-            l.limiter.shrink_to_fit();
+            // governor's `RateLimiter::retain_recent`: a key whose TAT is at most `now − T`
+            // is indistinguishable from a fresh one.
+            l.state
+                .retain_recent(Nanos::from(now.saturating_sub(l.emission_nanos)));
+            l.state.shrink_to_fit();
         }
         for shard in self.ban_shards.iter() {
             let mut shard = lock(shard);
@@ -742,31 +728,30 @@ impl MemoryRateLimitStore {
         }
     }
 
+    /// The limiter of `quota`, created on first use.
     fn limiter_for(&self, quota: &GcraQuota) -> Result<&QuotaLimiter, StoreError> {
         if let Some(l) = self.quotas.get(quota) {
             return Ok(l);
         }
         self.quotas.get_or_create(quota, || {
-            let burst = NonZeroU32::new(quota.burst)
-                .ok_or_else(|| StoreError::invalid_input("burst must be > 0"))?;
-            let governor_quota = Quota::with_period(quota.emission_interval())
-                .ok_or_else(|| StoreError::invalid_input("emission interval must be > 0"))?
-                .allow_burst(burst);
-            let state = SharedState {
-                map: StateMap::with_hasher(PreHashed),
-                budget: Arc::clone(&self.budget),
-            };
-            let limiter =
-                RateLimiter::<GcraKey, SharedState, CallClock, NoOpMiddleware<Nanos>>::new(
-                    governor_quota,
-                    state,
-                    CallClock(self.config.clock.clone()),
-                )
-                .with_middleware::<StateInformationMiddleware>();
+            // `validate_cost` has checked limit, period and burst > 0; the interval is at
+            // least 1 ns.
+            let emission_nanos = nanos(quota.emission_interval());
+            if emission_nanos == 0 || quota.burst == 0 {
+                return Err(StoreError::invalid_input(
+                    "emission interval and burst must be > 0",
+                ));
+            }
             Ok(QuotaLimiter {
-                limiter,
+                state: SharedState {
+                    map: StateMap::with_hasher(PreHashed),
+                    budget: Arc::clone(&self.budget),
+                },
                 quota: *quota,
-                emission_interval: quota.emission_interval(),
+                emission_nanos,
+                emission_div: StrengthReducedU64::new(emission_nanos),
+                tau_nanos: emission_nanos.saturating_mul(u64::from(quota.burst.saturating_sub(1))),
+                burst_nanos: emission_nanos.saturating_mul(u64::from(quota.burst)),
             })
         })
     }
@@ -800,12 +785,11 @@ impl MemoryRateLimitStore {
         let now = self.now();
         self.maybe_prune(now);
         let l = self.limiter_for(quota)?;
-        let _instant = CallInstant::set(now);
         let key = GcraKey {
             hash: self.key_hasher.hash(key),
             refused: Cell::new(false),
         };
-        let mut outcome = l.check(&key, cost)?;
+        let mut outcome = l.check(&key, now, cost);
         if key.refused.get() {
             // A new key and a full store: nothing was stored. Try once more after a prune.
             if !self.forced_prune(now) {
@@ -814,26 +798,38 @@ impl MemoryRateLimitStore {
                 });
             }
             key.refused.set(false);
-            outcome = l.check(&key, cost)?;
+            outcome = l.check(&key, now, cost);
             if key.refused.get() {
                 return Err(StoreError::CapacityExceeded {
                     capacity: self.budget.capacity,
                 });
             }
         }
-        let t = l.emission_interval;
+        // Decisions are computed in nanoseconds and become `Duration`s once.
+        let t = l.emission_nanos;
         Ok(match outcome {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity().min(l.quota.burst);
+            Ok(tat) => {
+                // governor's `StateSnapshot::remaining_burst_capacity`: the whole cells
+                // between now and the stored TAT, out of the burst.
+                let left = now
+                    .saturating_add(l.burst_nanos)
+                    .saturating_sub(tat)
+                    .min(l.burst_nanos);
+                let remaining = u32::try_from(left / l.emission_div)
+                    .unwrap_or(u32::MAX)
+                    .min(l.quota.burst);
                 // Time until all cells are back, to a whole emission interval (rounded up).
-                let reset = t.saturating_mul(l.quota.burst.saturating_sub(remaining));
-                Decision::allowed(l.quota.limit, remaining, reset)
+                let reset = t.saturating_mul(u64::from(l.quota.burst.saturating_sub(remaining)));
+                Decision::allowed(l.quota.limit, remaining, Duration::from_nanos(reset))
             }
-            Err(not_until) => {
-                let retry = not_until.wait_time_from(Nanos::from(now));
-                let reset =
-                    retry.saturating_add(t.saturating_mul(l.quota.burst.saturating_sub(cost)));
-                Decision::denied(l.quota.limit, reset, retry)
+            Err(earliest) => {
+                let retry = earliest.saturating_sub(now);
+                let refill = t.saturating_mul(u64::from(l.quota.burst.saturating_sub(cost)));
+                Decision::denied(
+                    l.quota.limit,
+                    Duration::from_nanos(retry.saturating_add(refill)),
+                    Duration::from_nanos(retry),
+                )
             }
         })
     }

@@ -1,4 +1,5 @@
-//! In-memory store specifics: the GCRA bound (property test), bounded memory under floods of
+//! In-memory store specifics: the GCRA bound (property test), the GCRA step against
+//! governor's own limiter (differential property test), bounded memory under floods of
 //! distinct keys, and the capacity behaviour.
 
 use std::collections::VecDeque;
@@ -64,6 +65,66 @@ proptest! {
                 "{} admitted within {window_ms} ms, bound {bound} ({quota:?})",
                 in_window.len()
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The store runs governor's GCRA step itself (to read the clock once and compute
+    /// `remaining` without a division): for random request times and costs, every decision
+    /// is the one governor's own limiter takes — admitted or not, `remaining` as governor's
+    /// `StateSnapshot::remaining_burst_capacity`, and the wait as its `NotUntil`.
+    #[test]
+    fn gcra_decides_as_governors_limiter(
+        limit in 1u32..50,
+        period_ms in 1u64..5_000,
+        burst in 1u32..20,
+        steps in proptest::collection::vec((0u64..300_000_000, 1u32..=20), 1..300),
+    ) {
+        use governor::clock::FakeRelativeClock;
+        use governor::middleware::StateInformationMiddleware;
+        use governor::{Quota, RateLimiter};
+        use std::num::NonZeroU32;
+
+        let quota = GcraQuota::new(limit, Duration::from_millis(period_ms)).with_burst(burst);
+        let governor_quota = Quota::with_period(quota.emission_interval())
+            .unwrap()
+            .allow_burst(NonZeroU32::new(burst).unwrap());
+        let governor_clock = FakeRelativeClock::default();
+        let governor = RateLimiter::direct_with_clock(governor_quota, governor_clock.clone())
+            .with_middleware::<StateInformationMiddleware>();
+        let (store, clock) = manual_store(MemoryStoreConfig::new());
+        for (i, &(gap_ns, cost)) in steps.iter().enumerate() {
+            let cost = cost.min(burst);
+            clock.advance(Duration::from_nanos(gap_ns));
+            governor_clock.advance(Duration::from_nanos(gap_ns));
+            let ours = store
+                .gcra_now("p:k", &quota, cost)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let theirs = governor
+                .check_n(NonZeroU32::new(cost).unwrap())
+                .unwrap_or_else(|e| panic!("{e}"));
+            match theirs {
+                Ok(snapshot) => {
+                    prop_assert!(ours.allowed, "step {i}: governor admits, tokenward {ours:?}");
+                    prop_assert_eq!(
+                        ours.remaining,
+                        snapshot.remaining_burst_capacity(),
+                        "step {}: remaining",
+                        i
+                    );
+                }
+                Err(not_until) => {
+                    prop_assert!(!ours.allowed, "step {i}: governor denies, tokenward {ours:?}");
+                    let wait = not_until
+                        .wait_time_from(governor::clock::Clock::now(&governor_clock))
+                        .max(Duration::from_nanos(1));
+                    prop_assert_eq!(ours.retry_after, Some(wait), "step {}: retry-after", i);
+                }
+            }
         }
     }
 }
