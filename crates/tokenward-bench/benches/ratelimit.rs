@@ -1,27 +1,34 @@
-//! `MemoryRateLimitStore::gcra` against a raw `governor` keyed limiter doing the same GCRA.
+//! `MemoryRateLimitStore`'s GCRA check against a raw `governor` keyed limiter doing the same
+//! GCRA.
 //!
-//! One criterion group per scenario, each with the functions side by side:
+//! One criterion group per scenario, each with the functions side by side, every one
+//! returning its library's full answer (criterion `black_box`es and drops it):
 //!
 //! - `governor` — `RateLimiter::keyed(quota)` (governor's default: `DashMapStateStore<String>`
-//!   and the quanta clock, the same two tokenward's store uses), `check_key(&key)`;
-//! - `tokenward` — `RateLimitStore::gcra(&key, &quota, 1)` on the default store, awaited in a
-//!   Tokio current-thread runtime through criterion's `to_async` (the timed loop runs inside
+//!   and the quanta clock, the same two tokenward's store uses), `check_key(&key)`, its
+//!   `Result<(), NotUntil>` returned;
+//! - `tokenward_now` — the check as tokenward's policies (`SubjectLimit`, `FailureBan`) and
+//!   the Guard make it: the trait's synchronous `gcra_now(&key, &quota, 1)` through a
+//!   `&dyn RateLimitStore`, its `Option<Result<Decision, StoreError>>` returned. This is the
+//!   row the target (within 20 % of governor) is judged on;
+//! - `tokenward` — the trait's async `gcra(&key, &quota, 1)` on the default store, awaited in
+//!   a Tokio current-thread runtime through criterion's `to_async` (the timed loop runs inside
 //!   one `block_on` and awaits each call, so a figure includes the boxed `async_trait` future
-//!   but no per-call `block_on`);
-//! - `tokenward_polled` — the same call, its future polled once with a no-op waker and no
-//!   runtime at all (the in-memory store's future is ready at the first poll), to show how much
-//!   of any gap is the runtime rather than the store. It is not a cheaper API: the boxed
-//!   future and everything the store does are still in it.
+//!   but no per-call `block_on`): what code generic over any backend pays;
+//! - `tokenward_polled` — the same async call, its future polled once with a no-op waker and
+//!   no runtime at all (the in-memory store's future is ready at the first poll), to show how
+//!   much of the async figure is the runtime rather than the boxed future.
+//!
+//! Until 2026-12-05 the `governor` row returned `check_key(..).is_ok()` (a `bool`) while the
+//! tokenward rows returned their whole answer; reducing one side to a `bool` let the compiler
+//! skip materialising governor's result, measured here at 0–7 ns of governor's
+//! ≈ 50–65 ns rows (same machine, same day). Both sides now return what their API returns.
 //!
 //! The quota is the same on both sides: [`ADMIT`] (10⁹ per second, burst 10⁶) admits every
 //! request, so the `admit/*` groups measure the admit path; [`DENY`] (1 per hour, burst 1)
 //! denies all but each key's first request, so the `deny/*` groups measure the deny path.
 //! Keys: one hot key, or 10 000 keys used round-robin (`subject:` + a 22-character id, as a
 //! `SubjectLimit` builds them), the same `String`s on both sides.
-//!
-//! Governor is synchronous and tokenward's store is an async trait; that asymmetry is part of
-//! what is measured (an application calls the trait). Tokenward's synchronous core is private,
-//! so it is not measured on its own.
 //!
 //! `cargo bench -p tokenward-bench --bench ratelimit`; results in `docs/benchmarks.md`.
 
@@ -112,7 +119,7 @@ fn bench_scenario(
     group.bench_function("governor", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            governor.check_key(black_box(&keys[i])).is_ok()
+            governor.check_key(black_box(&keys[i]))
         });
     });
     let mut i = 0;
@@ -130,7 +137,7 @@ fn bench_scenario(
         });
     });
     // The trait's synchronous fast path, through a trait object as the Guard and
-    // `SubjectLimit` call it (an extra row: the rows above are unchanged).
+    // `SubjectLimit` call it.
     let dyn_store: &dyn RateLimitStore = &store;
     let mut i = 0;
     group.bench_function("tokenward_now", |b| {
