@@ -14,6 +14,13 @@
 //! Redis shared with other clients the deltas include their commands too (the harness prints
 //! `connected_clients`).
 //!
+//! The closed loops measure the demo's capacity, and their latency is the queue at saturation
+//! (64 requests in flight ÷ throughput). Then, on the same 64 connections, **paced** runs
+//! offer a fixed load of 5 %, 25 % and 50 % of that capacity (`load`'s paced mode, like
+//! `wrk2 -R`, without coordinated omission): the latency of `/me` when the server is not
+//! saturated, each next to the same server's unauthenticated `/.well-known/jwks.json` at the
+//! same offered load (the machine's, the client's and HTTP's share of that latency).
+//!
 //! The demo runs in its own process (as in production); client and server share the
 //! machine. Rounds are repeated and the summary is the median. At the end the demo is stopped
 //! and every key under the prefix deleted.
@@ -38,6 +45,8 @@ use tokenward_bench::revocation::{
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const CONNECTIONS: usize = 64;
+/// Offered loads of the paced runs, in percent of the capacity the closed loops measured.
+const PACED_PERCENT: [u32; 3] = [5, 25, 50];
 
 fn demo_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("TOKENWARD_DEMO_BIN") {
@@ -169,6 +178,7 @@ fn main() {
                 warm_up,
                 measure: Duration::ZERO,
                 expect: StatusCode::OK,
+                rate: None,
             };
             let warm = load::run(&spec)
                 .await
@@ -228,19 +238,76 @@ fn main() {
             evals.push(scripts);
             totals.push(total);
         }
+        // Paced: the same 64 connections at a fixed offered load, a fraction of the capacity
+        // the closed loops just measured (their median req/s).
+        let capacity = median(&mut rps.clone()).unwrap_or(f64::NAN);
+        let mut paced = Vec::new();
+        for percent in PACED_PERCENT {
+            let offered = capacity * f64::from(percent) / 100.0;
+            if !offered.is_finite() || offered < 1.0 {
+                panic!("no capacity measured to pace against ({capacity})");
+            }
+            // `/me` (the Guard, one Redis round trip), then the same server's unauthenticated
+            // JWKS route at the same offered load: what the machine, the client and HTTP
+            // cost without tokenward.
+            for (name, path, authorization) in [
+                ("me", "/me", Some(header.clone())),
+                ("jwks", "/.well-known/jwks.json", None),
+            ] {
+                let spec = LoadSpec {
+                    addr,
+                    path: path.to_owned(),
+                    authorization,
+                    connections: CONNECTIONS,
+                    warm_up,
+                    measure,
+                    expect: StatusCode::OK,
+                    rate: Some(offered),
+                };
+                let result = load::run(&spec)
+                    .await
+                    .unwrap_or_else(|e| panic!("paced {path}: {e}"));
+                assert_eq!(
+                    result.unexpected, 0,
+                    "paced {path} answered {:?}",
+                    result.first_unexpected
+                );
+                let us = |per_10k| {
+                    result
+                        .percentile(per_10k)
+                        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+                };
+                let line = format!(
+                    "@bench redis/{name}_paced_{percent} offered_rps={offered:.0} rps={:.0} \
+                     p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",
+                    result.requests_per_second(),
+                    us(5_000),
+                    us(9_900),
+                    us(9_990),
+                    us(10_000),
+                );
+                println!(
+                    "paced at {percent} % of capacity ({offered:.0} req/s offered), {path}: \
+                     {line}; load average {}",
+                    load_average()
+                );
+                paced.push(line);
+            }
+        }
         let _ = child.kill().await;
         let deleted = delete_prefix(&mut conn, &prefix).await;
         println!("deleted keys under {prefix}: {deleted:?}");
-        [
+        let medians = [
             median(&mut rps),
             median(&mut p50s),
             median(&mut p99s),
             median(&mut evals),
             median(&mut totals),
         ]
-        .map(|m| m.unwrap_or(f64::NAN))
+        .map(|m| m.unwrap_or(f64::NAN));
+        (medians, paced)
     });
-    let [rps, p50, p99, scripts, total] = result;
+    let ([rps, p50, p99, scripts, total], paced) = result;
     println!(
         "\n| server | connections | req/s | p50 µs | p99 µs | EVALSHA+EVAL per request | Redis commands per request |"
     );
@@ -253,5 +320,8 @@ fn main() {
         "@bench redis/me rps={rps:.0} p50_us={p50:.1} p99_us={p99:.1} \
          round_trips_per_request={scripts:.3} commands_per_request={total:.3} rounds={rounds}"
     );
+    for line in paced {
+        println!("{line}");
+    }
     println!("load average at the end {}", load_average());
 }

@@ -1,12 +1,25 @@
 //! An in-process HTTP/1.1 load generator for the HTTP benchmarks (`http`, `demo_redis`):
-//! `connections` keep-alive connections on loopback, each a closed loop (send a request, read
-//! the whole response, send the next), as `wrk -c N` does — in-process, so it needs nothing
-//! installed and runs wherever the workspace builds.
+//! `connections` keep-alive connections on loopback — in-process, so it needs nothing
+//! installed and runs wherever the workspace builds. Two modes:
 //!
-//! Every request started after the warm-up and answered before the end of the measurement
-//! is timed (`Instant` around send + full body); requests per second = timed requests ÷ the
-//! measurement time. Any status other than the expected one is counted, so a harness can
-//! refuse to report a run that measured an error path.
+//! - **closed loop** ([`LoadSpec::rate`] `None`): each connection sends a request, reads the
+//!   whole response, sends the next, as `wrk -c N` does. This finds the server's capacity;
+//!   its latencies are queueing at saturation (Little's law: connections ÷ throughput).
+//!   Every request started after the warm-up and answered before the end of the measurement
+//!   is timed (`Instant` around send + full body); requests per second = timed requests ÷
+//!   the measurement time.
+//! - **paced** (`rate` `Some(r)`): an offered load of `r` requests per second over all
+//!   connections, each connection sending on its own fixed schedule (every
+//!   `connections / r` seconds, the connections' schedules staggered), as `wrk2 -c N -R r`
+//!   does. A request's latency runs from the moment it was **due** when the connection was
+//!   still busy with an earlier, late response (so a slow response also counts against the
+//!   requests it held up: no coordinated omission), and from its actual send otherwise (the
+//!   Tokio timer's millisecond granularity, a client-side delay, is not charged to the
+//!   server). Every request due within the measurement is timed, however late it is
+//!   answered.
+//!
+//! Any status other than the expected one is counted, so a harness can refuse to report a
+//! run that measured an error path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +74,9 @@ pub struct LoadSpec {
     pub measure: Duration,
     /// The status every response must have.
     pub expect: StatusCode,
+    /// `None`: closed loops. `Some(r)`: paced at `r` requests per second in all (see the
+    /// module documentation).
+    pub rate: Option<f64>,
 }
 
 /// The outcome of one load run.
@@ -100,10 +116,10 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadResult, LoadError> {
     let end = timed_from + spec.measure;
     let spec = Arc::new(spec.clone());
     let mut tasks = Vec::with_capacity(spec.connections);
-    for _ in 0..spec.connections {
+    for index in 0..spec.connections {
         let spec = Arc::clone(&spec);
         tasks.push(tokio::spawn(async move {
-            connection(&spec, timed_from, end).await
+            connection(&spec, index, timed_from, end).await
         }));
     }
     let mut result = LoadResult {
@@ -138,8 +154,56 @@ async fn connect(
     Ok(sender)
 }
 
+fn get(spec: &LoadSpec) -> Result<Request<Full<Bytes>>, LoadError> {
+    let mut builder = Request::get(spec.path.as_str()).header(HOST, "127.0.0.1");
+    if let Some(value) = &spec.authorization {
+        builder = builder.header(AUTHORIZATION, value.clone());
+    }
+    Ok(builder.body(Full::new(Bytes::new()))?)
+}
+
+/// Connection `index`'s paced schedule: one request every `connections / rate` seconds,
+/// offset by `index / rate` so the connections' requests interleave evenly.
+async fn paced(
+    spec: &LoadSpec,
+    mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    mut result: LoadResult,
+    rate: f64,
+    index: usize,
+    timed_from: Instant,
+    end: Instant,
+) -> Result<LoadResult, LoadError> {
+    let rate = rate.max(1e-3);
+    let interval = Duration::from_secs_f64(spec.connections as f64 / rate);
+    let mut due = Instant::now() + Duration::from_secs_f64(index as f64 / rate);
+    let mut previous_done = Instant::now();
+    while due < end {
+        tokio::time::sleep_until(due.into()).await;
+        let req = get(spec)?;
+        sender.ready().await?;
+        let sent = Instant::now();
+        // Held up by a late response: the wait counts. Otherwise the timer's lateness does not.
+        let start = if previous_done > due { due } else { sent };
+        let res = sender.send_request(req).await?;
+        let status = res.status();
+        let _body = res.into_body().collect().await?;
+        let done = Instant::now();
+        previous_done = done;
+        if status != spec.expect {
+            result.unexpected += 1;
+            result.first_unexpected.get_or_insert(status);
+        }
+        if due >= timed_from {
+            result.latencies.push(done - start);
+        }
+        due += interval;
+    }
+    Ok(result)
+}
+
 async fn connection(
     spec: &LoadSpec,
+    index: usize,
     timed_from: Instant,
     end: Instant,
 ) -> Result<LoadResult, LoadError> {
@@ -150,12 +214,11 @@ async fn connection(
         unexpected: 0,
         first_unexpected: None,
     };
+    if let Some(rate) = spec.rate {
+        return paced(spec, sender, result, rate, index, timed_from, end).await;
+    }
     loop {
-        let mut builder = Request::get(spec.path.as_str()).header(HOST, "127.0.0.1");
-        if let Some(value) = &spec.authorization {
-            builder = builder.header(AUTHORIZATION, value.clone());
-        }
-        let req = builder.body(Full::new(Bytes::new()))?;
+        let req = get(spec)?;
         sender.ready().await?;
         let sent = Instant::now();
         if sent >= end {
@@ -230,6 +293,39 @@ mod tests {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.0));
         assert_eq!(median(&mut []), None);
+    }
+
+    /// A paced run sends exactly the requests its schedule makes due within the measurement
+    /// (±1 per connection at the edges), whatever the machine's speed: late requests are sent
+    /// late and timed, never skipped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_run_sends_what_is_due() {
+        async fn ok() -> &'static str {
+            "ok"
+        }
+        let app = axum::Router::new().route("/", axum::routing::get(ok));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let spec = LoadSpec {
+            addr,
+            path: "/".to_owned(),
+            authorization: None,
+            connections: 4,
+            warm_up: Duration::from_millis(100),
+            measure: Duration::from_millis(500),
+            expect: StatusCode::OK,
+            rate: Some(200.0),
+        };
+        let result = run(&spec).await.unwrap();
+        assert_eq!(result.unexpected, 0);
+        let timed = result.latencies.len();
+        assert!(
+            (96..=104).contains(&timed),
+            "{timed} timed requests, 100 due"
+        );
+        // Every latency is a real one (no zero placeholders for skipped requests).
+        assert!(result.latencies.iter().all(|l| !l.is_zero()));
     }
 
     #[tokio::test(flavor = "current_thread")]
