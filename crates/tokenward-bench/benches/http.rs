@@ -22,7 +22,12 @@
 //! 200 to the token and each authenticated one 401 without it. Load: 64 keep-alive
 //! connections, each a closed loop, all in this process on one multi-thread Tokio runtime
 //! (one worker per core) shared by client and servers. Rounds are interleaved (every variant
-//! once per round), and the summary is the median over rounds.
+//! once per round, in reverse order every other round so that a drift of the machine's speed
+//! within a round favours no one), and the summary is the median over rounds. Since the
+//! machine's speed moves between rounds by more than the difference being measured, the
+//! comparison is also made **per round** — tokenward's req/s ÷ jwt-authorizer's, measured
+//! seconds apart — and the `ratio` line gives the median, the range and how many rounds were
+//! at least 1.
 //!
 //! `cargo bench -p tokenward-bench --bench http [-- --quick]`; results in
 //! `docs/benchmarks.md`. Each summary line starting with `@bench` is read by
@@ -193,9 +198,9 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var_os("TOKENWARD_BENCH_QUICK").is_some();
     let (warm_up, measure, rounds) = if quick {
-        (Duration::from_millis(300), Duration::from_millis(1500), 1)
+        (Duration::from_millis(300), Duration::from_millis(1000), 3)
     } else {
-        (Duration::from_secs(1), Duration::from_secs(5), 3)
+        (Duration::from_secs(1), Duration::from_secs(3), 7)
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -225,9 +230,25 @@ fn main() {
             .iter()
             .map(|_| VARIANTS.iter().map(|_| Samples::default()).collect())
             .collect();
+        // tokenward / jwt-authorizer req/s of each round, per algorithm.
+        let mut round_ratios: Vec<Vec<f64>> = setups.iter().map(|_| Vec::new()).collect();
         for round in 1..=rounds {
-            for ((name, addrs, header), per_variant) in setups.iter().zip(&mut samples) {
-                for ((variant, addr), s) in VARIANTS.iter().zip(addrs).zip(per_variant) {
+            for (((name, addrs, header), per_variant), ratios) in
+                setups.iter().zip(&mut samples).zip(&mut round_ratios)
+            {
+                // Odd rounds run the variants in order, even rounds in reverse, so a drift
+                // of the machine's speed during a round favours no variant over the rounds.
+                let mut order: Vec<usize> = (0..VARIANTS.len()).collect();
+                if round % 2 == 0 {
+                    order.reverse();
+                }
+                let mut round_rps = [f64::NAN; VARIANTS.len()];
+                for i in order {
+                    let (Some(variant), Some(addr), Some(s)) =
+                        (VARIANTS.get(i), addrs.get(i), per_variant.get_mut(i))
+                    else {
+                        panic!("variant {i} out of range");
+                    };
                     let spec = LoadSpec {
                         addr: *addr,
                         path: "/hello".to_owned(),
@@ -236,6 +257,7 @@ fn main() {
                         warm_up,
                         measure,
                         expect: StatusCode::OK,
+                        rate: None,
                     };
                     let result = load::run(&spec)
                         .await
@@ -258,7 +280,17 @@ fn main() {
                     s.rps.push(rps);
                     s.p50_us.push(p50);
                     s.p99_us.push(p99);
+                    if let Some(slot) = round_rps.get_mut(i) {
+                        *slot = rps;
+                    }
                 }
+                // In `VARIANTS` order: tokenward, no_auth_axum08, jwt_authorizer, no_auth_axum07.
+                let [ours, _, theirs, _] = round_rps;
+                println!(
+                    "round {round} {name} req/s ratio tokenward / jwt_authorizer {:.3}",
+                    ours / theirs
+                );
+                ratios.push(ours / theirs);
             }
         }
         println!("\n| algorithm | server | req/s | p50 µs | p99 µs |");
@@ -274,6 +306,16 @@ fn main() {
                      rounds={rounds}"
                 );
             }
+        }
+        for ((name, _, _), ratios) in setups.iter().zip(&mut round_ratios) {
+            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let above = ratios.iter().filter(|&&r| r >= 1.0).count();
+            let med = median(ratios).unwrap_or(f64::NAN);
+            println!(
+                "@bench http/{name}/ratio rps_ratio_median={med:.4} rps_ratio_min={min:.4} \
+                 rps_ratio_max={max:.4} rounds_at_least_1={above} rounds={rounds}"
+            );
         }
         println!("load average at the end {}", load_average());
     });
