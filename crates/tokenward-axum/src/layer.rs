@@ -275,13 +275,23 @@ where
     }
 }
 
+/// The names the Guard gives its `RateLimit` fields, built at compile time (parsing them per
+/// response would allocate: they are not among `http`'s standard headers).
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+fn header_name(name: &'static str) -> Option<HeaderName> {
+    match name {
+        "ratelimit-policy" => Some(RATELIMIT_POLICY),
+        "ratelimit" => Some(RATELIMIT),
+        other => HeaderName::from_bytes(other.as_bytes()).ok(),
+    }
+}
+
 /// Adds the `RateLimit` fields unless the service set its own.
 fn add_missing(headers: &mut http::HeaderMap, fields: [(&'static str, String); 2]) {
     for (name, value) in fields {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::try_from(value),
-        ) {
+        if let (Some(name), Ok(value)) = (header_name(name), HeaderValue::try_from(value)) {
             headers.entry(name).or_insert(value);
         }
     }

@@ -226,6 +226,9 @@ fn main() {
              {rounds} round(s); load average at the start {}",
             load_average()
         );
+        // For profiling: `TOKENWARD_BENCH_HTTP_ONLY=HS256/tokenward[,HS256/jwt_authorizer…]`
+        // runs only those servers (the summary then has no figures for the others).
+        let only = std::env::var("TOKENWARD_BENCH_HTTP_ONLY").ok();
         let mut samples: Vec<Vec<Samples>> = setups
             .iter()
             .map(|_| VARIANTS.iter().map(|_| Samples::default()).collect())
@@ -249,6 +252,12 @@ fn main() {
                     else {
                         panic!("variant {i} out of range");
                     };
+                    if only
+                        .as_ref()
+                        .is_some_and(|o| !o.split(',').any(|v| v == format!("{name}/{variant}")))
+                    {
+                        continue;
+                    }
                     let spec = LoadSpec {
                         addr: *addr,
                         path: "/hello".to_owned(),

@@ -135,13 +135,28 @@ fn b64token(token: &[u8]) -> Option<&str> {
     let ok = !body.is_empty()
         && body
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+            .all(|&b| B64TOKEN_CHAR.get(usize::from(b)) == Some(&true))
         && padding.iter().all(|&b| b == b'=');
     if !ok {
         return None;
     }
     std::str::from_utf8(token).ok()
 }
+
+/// The characters of a `b64token` before its padding, as a table (one load per byte of a
+/// token of several hundred bytes).
+#[expect(clippy::indexing_slicing, reason = "b < 256, the table's length")]
+const B64TOKEN_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] =
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    table
+};
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
@@ -200,6 +215,26 @@ mod tests {
             "{:?}",
             String::from_utf8_lossy(header)
         );
+    }
+
+    #[test]
+    fn b64token_accepts_exactly_its_characters() {
+        for b in 0..=255u8 {
+            let allowed = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(b64token(&[b]).is_some(), allowed, "byte {b:#04x}");
+            // `=` is padding: allowed at the end only.
+            let padding = b == b'=';
+            assert_eq!(
+                b64token(&[b'a', b, b'=']).is_some(),
+                allowed || padding,
+                "{b:#04x}"
+            );
+            assert_eq!(
+                b64token(&[b'a', b, b'b']).is_some(),
+                allowed,
+                "byte {b:#04x}"
+            );
+        }
     }
 
     #[test]
