@@ -3,7 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
@@ -331,7 +331,7 @@ impl Guard {
 
     /// Runs the pipeline for one request.
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
-        let started = Instant::now();
+        let started = audit::start();
         let mut degraded = None;
         let deny = |denial: Denial, token: Option<&str>| {
             audit::denied(req, &denial, None, token, started);
@@ -394,14 +394,14 @@ impl Guard {
         requirements: &Requirements,
     ) -> Result<(), Denial> {
         requirements.check(auth).inspect_err(|denial| {
-            audit::denied(req, denial, Some(&auth.verified), None, Instant::now());
+            audit::denied(req, denial, Some(&auth.verified), None, audit::start());
         })
     }
 
     /// Whether `client_ip` may attempt to authenticate: the failure-ban check alone, for
     /// endpoints that authenticate by other means (a login form) before tokens exist.
     pub async fn check_client(&self, req: &AuthRequest<'_>) -> Result<(), Denial> {
-        let started = Instant::now();
+        let started = audit::start();
         let mut degraded = None;
         self.ban_check(req.client_ip, &mut degraded)
             .await
@@ -412,7 +412,7 @@ impl Guard {
     /// (wrong password at a login endpoint) for the failure ban, and audits it with
     /// `reason`.
     pub async fn record_failure(&self, req: &AuthRequest<'_>, reason: &'static str) {
-        let started = Instant::now();
+        let started = audit::start();
         let _banned_now = self.record_ban_failure(req.client_ip).await;
         audit::failure(req, reason, started);
     }
