@@ -16,6 +16,10 @@
 //!   type as the `verify` benchmark. It has no revocation, limits or audit events.
 //! - `no_auth_axum08` / `no_auth_axum07` — the same hello-world without auth on each axum,
 //!   the floor for each authenticated variant.
+//! - `tokenward_axum07` — tokenward's same `GuardLayer` and `Guard` on axum 0.7 (the layer is
+//!   plain tower, so it runs on either), behind a `map_request` that copies axum 0.7's
+//!   `ConnectInfo` into the axum 0.8 `ConnectInfo` tokenward-axum reads: the like-for-like
+//!   comparison with jwt-authorizer, whose axum 0.7 floor differs from axum 0.8's.
 //!
 //! Every server is served with `into_make_service_with_connect_info::<SocketAddr>()` (the
 //! Guard's failure ban needs the client address). Before measuring, each variant must answer
@@ -26,8 +30,9 @@
 //! within a round favours no one), and the summary is the median over rounds. Since the
 //! machine's speed moves between rounds by more than the difference being measured, the
 //! comparison is also made **per round** — tokenward's req/s ÷ jwt-authorizer's, measured
-//! seconds apart — and the `ratio` line gives the median, the range and how many rounds were
-//! at least 1.
+//! seconds apart — and the `ratio` (tokenward on axum 0.8) and `ratio_axum07` (tokenward on
+//! axum 0.7, like jwt-authorizer) lines give the median, the range and how many rounds were at
+//! least 1.
 //!
 //! `cargo bench -p tokenward-bench --bench http [-- --quick]`; results in
 //! `docs/benchmarks.md`. Each summary line starting with `@bench` is read by
@@ -52,12 +57,27 @@ use tokenward_refresh::MemoryRefreshStore;
 use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 
 const CONNECTIONS: usize = 64;
-const VARIANTS: [&str; 4] = [
+const VARIANTS: [&str; 5] = [
     "tokenward",
     "no_auth_axum08",
     "jwt_authorizer",
     "no_auth_axum07",
+    "tokenward_axum07",
 ];
+
+/// On axum 0.7, hands the connection's address to tokenward's layer the way axum 0.8 would:
+/// tokenward-axum reads axum 0.8's `ConnectInfo`, which axum 0.7 does not insert.
+async fn connect_info_08(mut req: axum07::extract::Request) -> axum07::extract::Request {
+    if let Some(axum07::extract::ConnectInfo(peer)) = req
+        .extensions()
+        .get::<axum07::extract::ConnectInfo<SocketAddr>>()
+        .copied()
+    {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+    }
+    req
+}
 
 async fn hello() -> &'static str {
     "hello, world"
@@ -123,11 +143,17 @@ async fn serve_axum07(app: axum07::Router) -> SocketAddr {
     addr
 }
 
-/// Starts the four servers for `fixture`, in [`VARIANTS`] order.
-async fn servers(fixture: &Fixture) -> [SocketAddr; 4] {
+/// Starts the five servers for `fixture`, in [`VARIANTS`] order.
+async fn servers(fixture: &Fixture) -> [SocketAddr; 5] {
+    let guard = guard_for(fixture).await;
     let tokenward = axum::Router::new()
         .route("/hello", axum::routing::get(hello))
-        .layer(GuardLayer::new(guard_for(fixture).await));
+        .layer(GuardLayer::new(guard.clone()));
+    // The same layer on the axum jwt-authorizer runs on (the layer is plain tower).
+    let tokenward07 = axum07::Router::new()
+        .route("/hello", axum07::routing::get(hello))
+        .layer(GuardLayer::new(guard))
+        .layer(axum07::middleware::map_request(connect_info_08));
     let plain08 = axum::Router::new().route("/hello", axum::routing::get(hello));
 
     let key = peer_key_text(fixture.alg())
@@ -161,11 +187,12 @@ async fn servers(fixture: &Fixture) -> [SocketAddr; 4] {
         serve_axum08(plain08).await,
         serve_axum07(jwt_authorizer).await,
         serve_axum07(plain07).await,
+        serve_axum07(tokenward07).await,
     ]
 }
 
 /// Each server answers 200 to the token; the authenticated ones 401 without it.
-async fn check(addrs: &[SocketAddr; 4], header: &HeaderValue) {
+async fn check(addrs: &[SocketAddr; 5], header: &HeaderValue) {
     for (name, addr) in VARIANTS.iter().zip(addrs) {
         let (status, body) = load::request(*addr, Method::GET, "/hello", Some(header), None)
             .await
@@ -233,8 +260,9 @@ fn main() {
             .iter()
             .map(|_| VARIANTS.iter().map(|_| Samples::default()).collect())
             .collect();
-        // tokenward / jwt-authorizer req/s of each round, per algorithm.
-        let mut round_ratios: Vec<Vec<f64>> = setups.iter().map(|_| Vec::new()).collect();
+        // tokenward / jwt-authorizer req/s of each round, per algorithm: tokenward on axum
+        // 0.8 and on axum 0.7.
+        let mut round_ratios: Vec<Vec<(f64, f64)>> = setups.iter().map(|_| Vec::new()).collect();
         for round in 1..=rounds {
             for (((name, addrs, header), per_variant), ratios) in
                 setups.iter().zip(&mut samples).zip(&mut round_ratios)
@@ -293,13 +321,15 @@ fn main() {
                         *slot = rps;
                     }
                 }
-                // In `VARIANTS` order: tokenward, no_auth_axum08, jwt_authorizer, no_auth_axum07.
-                let [ours, _, theirs, _] = round_rps;
+                // In `VARIANTS` order.
+                let [ours, _, theirs, _, ours07] = round_rps;
                 println!(
-                    "round {round} {name} req/s ratio tokenward / jwt_authorizer {:.3}",
-                    ours / theirs
+                    "round {round} {name} req/s ratio tokenward / jwt_authorizer {:.3}, on \
+                     axum 0.7 both {:.3}",
+                    ours / theirs,
+                    ours07 / theirs
                 );
-                ratios.push(ours / theirs);
+                ratios.push((ours / theirs, ours07 / theirs));
             }
         }
         println!("\n| algorithm | server | req/s | p50 µs | p99 µs |");
@@ -316,15 +346,21 @@ fn main() {
                 );
             }
         }
-        for ((name, _, _), ratios) in setups.iter().zip(&mut round_ratios) {
-            let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let above = ratios.iter().filter(|&&r| r >= 1.0).count();
-            let med = median(ratios).unwrap_or(f64::NAN);
-            println!(
-                "@bench http/{name}/ratio rps_ratio_median={med:.4} rps_ratio_min={min:.4} \
-                 rps_ratio_max={max:.4} rounds_at_least_1={above} rounds={rounds}"
-            );
+        for ((name, _, _), pairs) in setups.iter().zip(&round_ratios) {
+            for (line, pick) in [
+                ("ratio", (|p: &(f64, f64)| p.0) as fn(&(f64, f64)) -> f64),
+                ("ratio_axum07", |p: &(f64, f64)| p.1),
+            ] {
+                let mut ratios: Vec<f64> = pairs.iter().map(pick).collect();
+                let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let above = ratios.iter().filter(|&&r| r >= 1.0).count();
+                let med = median(&mut ratios).unwrap_or(f64::NAN);
+                println!(
+                    "@bench http/{name}/{line} rps_ratio_median={med:.4} rps_ratio_min={min:.4} \
+                     rps_ratio_max={max:.4} rounds_at_least_1={above} rounds={rounds}"
+                );
+            }
         }
         println!("load average at the end {}", load_average());
     });
