@@ -711,9 +711,9 @@ pub(crate) fn run(args: &[String]) -> Result {
         ratios: Vec::new(),
     };
     let mode = if quick {
-        "`cargo xtask bench --quick` (criterion warm-up 0.5 s and measurement 1.5 s; harnesses with `TOKENWARD_BENCH_QUICK=1`: one short round)"
+        "`cargo xtask bench --quick` (criterion warm-up 0.5 s and measurement 1.5 s; harnesses with `TOKENWARD_BENCH_QUICK=1`: `http` three interleaved rounds of 1 s, `demo_redis` one round and paced runs of 3 s)"
     } else {
-        "`cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: three interleaved rounds, median)"
+        "`cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians)"
     };
     let _ = writeln!(
         report.text,
