@@ -102,7 +102,7 @@ async fn flood(name: &str, capacity: usize) -> Result<(), BoxError> {
             .capacity(capacity)
             .clock(LimiterClock::manual(&clock)),
     );
-    // The store creates its governor limiter for the quota on first use: do that (with a
+    // The store creates the quota's limiter (its governor state map) on first use: do that (with a
     // key that goes stale with the rest) before the baseline.
     store.gcra("subject:warm-up", &QUOTA, 1).await?;
     let mut rows = vec![row(
