@@ -8,7 +8,10 @@ use std::task::{Context, Poll, ready};
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, HeaderValue, Request, Response};
-use tokenward_guard::{AuthRequest, Authenticated, Credentials, Guard, Requirements};
+use tokenward_guard::{
+    AuthRequest, Authenticated, Credentials, Guard, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER,
+    Requirements,
+};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -277,13 +280,13 @@ where
 
 /// The names the Guard gives its `RateLimit` fields, built at compile time (parsing them per
 /// response would allocate: they are not among `http`'s standard headers).
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static(RATELIMIT_POLICY_HEADER);
+const RATELIMIT: HeaderName = HeaderName::from_static(RATELIMIT_HEADER);
 
 fn header_name(name: &'static str) -> Option<HeaderName> {
     match name {
-        "ratelimit-policy" => Some(RATELIMIT_POLICY),
-        "ratelimit" => Some(RATELIMIT),
+        RATELIMIT_POLICY_HEADER => Some(RATELIMIT_POLICY),
+        RATELIMIT_HEADER => Some(RATELIMIT),
         other => HeaderName::from_bytes(other.as_bytes()).ok(),
     }
 }

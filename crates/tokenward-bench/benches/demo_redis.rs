@@ -211,12 +211,8 @@ fn main() {
             let total = (total_after - total_before).saturating_sub(1) as f64 / requests;
             let (r, p50, p99) = (
                 result.requests_per_second(),
-                result
-                    .percentile(5_000)
-                    .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6),
-                result
-                    .percentile(9_900)
-                    .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6),
+                result.percentile_us(5_000),
+                result.percentile_us(9_900),
             );
             println!(
                 "round {round}: {r:.0} req/s, p50 {p50:.1} µs, p99 {p99:.1} µs, \
@@ -272,11 +268,7 @@ fn main() {
                     "paced {path} answered {:?}",
                     result.first_unexpected
                 );
-                let us = |per_10k| {
-                    result
-                        .percentile(per_10k)
-                        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
-                };
+                let us = |per_10k| result.percentile_us(per_10k);
                 let line = format!(
                     "@bench redis/{name}_paced_{percent} offered_rps={offered:.0} rps={:.0} \
                      p50_us={:.1} p99_us={:.1} p999_us={:.1} max_us={:.1}",

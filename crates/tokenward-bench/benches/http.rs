@@ -217,10 +217,6 @@ struct Samples {
     p99_us: Vec<f64>,
 }
 
-fn micros(d: Option<Duration>) -> f64 {
-    d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var_os("TOKENWARD_BENCH_QUICK").is_some();
@@ -306,8 +302,8 @@ fn main() {
                     );
                     let (rps, p50, p99) = (
                         result.requests_per_second(),
-                        micros(result.percentile(5_000)),
-                        micros(result.percentile(9_900)),
+                        result.percentile_us(5_000),
+                        result.percentile_us(9_900),
                     );
                     println!(
                         "round {round} {name} {variant:<15} {rps:>9.0} req/s  p50 {p50:>7.1} µs  \

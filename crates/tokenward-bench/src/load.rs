@@ -107,6 +107,12 @@ impl LoadResult {
     pub fn percentile(&self, per_10k: usize) -> Option<Duration> {
         percentile(&self.latencies, per_10k)
     }
+
+    /// The same in microseconds; NaN when nothing was timed.
+    pub fn percentile_us(&self, per_10k: usize) -> f64 {
+        self.percentile(per_10k)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+    }
 }
 
 /// Runs `spec`: warm-up, then measurement, on the current Tokio runtime.
@@ -324,8 +330,40 @@ mod tests {
             (96..=104).contains(&timed),
             "{timed} timed requests, 100 due"
         );
-        // Every latency is a real one (no zero placeholders for skipped requests).
-        assert!(result.latencies.iter().all(|l| !l.is_zero()));
+    }
+
+    /// A response slower than the schedule holds up the requests due after it on its
+    /// connection, and they are timed from when they were due (no coordinated omission): with
+    /// a 50 ms server and a request due every 10 ms, the later requests wait far longer than
+    /// 50 ms. Timing them from their late send would show 50 ms throughout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_run_charges_the_wait_behind_a_slow_response() {
+        async fn slow() -> &'static str {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            "ok"
+        }
+        let app = axum::Router::new().route("/", axum::routing::get(slow));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let spec = LoadSpec {
+            addr,
+            path: "/".to_owned(),
+            authorization: None,
+            connections: 1,
+            warm_up: Duration::ZERO,
+            measure: Duration::from_millis(200),
+            expect: StatusCode::OK,
+            rate: Some(100.0),
+        };
+        let result = run(&spec).await.unwrap();
+        assert_eq!(result.unexpected, 0);
+        // 20 requests due, every one timed though most are answered after the measurement.
+        assert!((19..=21).contains(&result.latencies.len()), "{result:?}");
+        let slowest = result.percentile(10_000).unwrap();
+        // The last is due at ≈ 190 ms and sent after ≈ 19 × 50 ms: it waited ≈ 800 ms.
+        assert!(slowest >= Duration::from_millis(500), "slowest {slowest:?}");
+        assert!(result.percentile(0).unwrap() >= Duration::from_millis(50));
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -5,6 +5,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The name [`Guard::ratelimit_headers`] gives the `RateLimit-Policy` field (lowercase, as
+/// HTTP/2 requires and `http::HeaderName` stores it).
+pub const RATELIMIT_POLICY_HEADER: &str = "ratelimit-policy";
+/// The name [`Guard::ratelimit_headers`] gives the `RateLimit` field.
+pub const RATELIMIT_HEADER: &str = "ratelimit";
+
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use tokenward_claims::{IssuerRouter, RejectionClass, Validator, Verified};
@@ -417,7 +423,8 @@ impl Guard {
         audit::failure(req, reason, started);
     }
 
-    /// The `RateLimit-Policy` and `RateLimit` header values for a successful response.
+    /// The `RateLimit-Policy` and `RateLimit` header values for a successful response, named
+    /// [`RATELIMIT_POLICY_HEADER`] and [`RATELIMIT_HEADER`].
     pub fn ratelimit_headers(&self, auth: &Authenticated) -> Option<[(&'static str, String); 2]> {
         let (limit, policy, decision) = (
             self.inner.subject_limit.as_ref()?,
@@ -425,8 +432,8 @@ impl Guard {
             auth.limit.as_ref()?,
         );
         Some([
-            ("ratelimit-policy", policy.clone()),
-            ("ratelimit", limit.ratelimit_header(decision)),
+            (RATELIMIT_POLICY_HEADER, policy.clone()),
+            (RATELIMIT_HEADER, limit.ratelimit_header(decision)),
         ])
     }
 

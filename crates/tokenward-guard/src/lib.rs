@@ -73,7 +73,7 @@ pub use config::{
 pub use denial::Denial;
 pub use guard::{
     Authenticated, CustomClaims, DEFAULT_OUTAGE_RETRY_AFTER, DEFAULT_SUBJECT_QUOTA, Guard,
-    GuardBuilder, KeyRefetch, Requirements, Verifier,
+    GuardBuilder, KeyRefetch, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER, Requirements, Verifier,
 };
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
