@@ -24,6 +24,7 @@ use std::sync::Arc;
 use criterion::Criterion;
 use tokenward_bench::{Fixture, FixtureError};
 use tokenward_claims::{Algorithm, alg};
+use tokenward_core::StoreId;
 use tokenward_core::UnixTime;
 use tokenward_guard::{AuthRequest, Credentials, Guard, GuardStores};
 use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, SubjectLimit};
@@ -38,7 +39,8 @@ fn guard_for(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> Guard {
         for n in 0..10_000u64 {
             revocation
                 .revoke_token(
-                    &format!("revoked-{n:016x}"),
+                    &StoreId::new(format!("revoked-{n:016x}"))
+                        .unwrap_or_else(|e| panic!("id: {e}")),
                     UnixTime::from_secs(u64::from(u32::MAX)),
                 )
                 .await

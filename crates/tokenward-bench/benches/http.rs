@@ -50,6 +50,7 @@ use tokenward_axum::GuardLayer;
 use tokenward_bench::load::{self, LoadSpec, load_average, median};
 use tokenward_bench::{AUDIENCE, Fixture, ISSUER, JwtClaims, peer_key_text};
 use tokenward_claims::{Algorithm, alg};
+use tokenward_core::StoreId;
 use tokenward_core::UnixTime;
 use tokenward_guard::{Guard, GuardStores};
 use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, SubjectLimit};
@@ -88,7 +89,7 @@ async fn guard_for(fixture: &Fixture) -> Guard {
     for n in 0..10_000u64 {
         revocation
             .revoke_token(
-                &format!("revoked-{n:016x}"),
+                &StoreId::new(format!("revoked-{n:016x}")).unwrap_or_else(|e| panic!("id: {e}")),
                 UnixTime::from_secs(u64::from(u32::MAX)),
             )
             .await

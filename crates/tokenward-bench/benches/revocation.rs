@@ -15,10 +15,8 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use tokenward_bench::revocation::{Population, T0, TokenIds, token_id};
-use tokenward_core::{Clock, ManualClock, TokenRef};
-use tokenward_revocation::{
-    MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevocationStore, RevokedBy,
-};
+use tokenward_core::{Clock, ManualClock, StoreId, TokenRef};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore, RevokedBy};
 
 /// Live revocations in the store.
 const LIVE: usize = 100_000;
@@ -66,13 +64,11 @@ fn bench_check(
 )]
 fn bench_revoke(
     c: &mut Criterion,
+    ids: &[StoreId<'static>],
     rt: &tokio::runtime::Runtime,
     store: &MemoryRevocationStore,
     clock: &ManualClock,
 ) {
-    let ids: Vec<String> = (0..REVOKE_IDS as u64)
-        .map(|n| token_id((1 << 50) + n))
-        .collect();
     let mut group = c.benchmark_group("revocation/memory_100k");
     let mut i = 0;
     group.bench_function("revoke_token", |b| {
@@ -89,8 +85,7 @@ fn bench_revoke(
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let clock = ManualClock::new(T0);
-    let store =
-        MemoryRevocationStore::with_config(MemoryStoreConfig::new().clock(Arc::new(clock.clone())));
+    let store = MemoryRevocationStore::with_clock(Arc::new(clock.clone()));
     let population = Population::new(LIVE);
     rt.block_on(population.revoke_into(&store, T0))?;
     if store.len() != LIVE {
@@ -105,17 +100,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cases: Vec<(&str, Vec<TokenRef<'_>>, RevocationStatus)> = vec![
         (
             "check/active",
-            active.iter().map(TokenIds::token_ref).collect(),
+            active
+                .iter()
+                .map(TokenIds::token_ref)
+                .collect::<Result<_, _>>()?,
             RevocationStatus::Active,
         ),
         (
             "check/revoked_token",
-            revoked.iter().map(TokenIds::token_ref).collect(),
+            revoked
+                .iter()
+                .map(TokenIds::token_ref)
+                .collect::<Result<_, _>>()?,
             RevocationStatus::Revoked(RevokedBy::Token),
         ),
         (
             "check/revoked_subject",
-            subject.iter().map(TokenIds::token_ref).collect(),
+            subject
+                .iter()
+                .map(TokenIds::token_ref)
+                .collect::<Result<_, _>>()?,
             RevocationStatus::Revoked(RevokedBy::Subject { before: T0 }),
         ),
     ];
@@ -137,7 +141,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bench_check(&mut criterion, &rt, &store, &cases);
     // Last: it moves the clock (by at most a few minutes of manual time, well within the
     // population's 15-minute lifetime).
-    bench_revoke(&mut criterion, &rt, &store, &clock);
+    let ids: Vec<StoreId<'static>> = (0..REVOKE_IDS as u64)
+        .map(|n| StoreId::new(token_id((1 << 50) + n)))
+        .collect::<Result<_, _>>()?;
+    bench_revoke(&mut criterion, &ids, &rt, &store, &clock);
     criterion.final_summary();
     println!(
         "after revoke_token: {} live revocations, {} stored, manual clock +{:?}",

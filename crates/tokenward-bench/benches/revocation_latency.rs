@@ -35,9 +35,7 @@ use tokenward_bench::revocation::{
 };
 use tokenward_core::{Clock, ManualClock, SystemClock};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
-use tokenward_revocation::{
-    MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevocationStore,
-};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
 /// Timed checks per configuration, unless `REVOCATION_LATENCY_CHECKS` says otherwise (more
 /// make the timed part dominate a profile).
@@ -84,7 +82,8 @@ struct Check<S> {
 impl<S: RevocationStore> Probe for Check<S> {
     async fn call(&self, i: usize) -> Result<(), String> {
         let token = self.tokens.get(i % self.tokens.len()).ok_or("no tokens")?;
-        match self.store.check(&token.token_ref()).await {
+        let token = token.token_ref().map_err(|e| e.to_string())?;
+        match self.store.check(&token).await {
             Ok(RevocationStatus::Active) => Ok(()),
             Ok(other) => Err(format!("active token answered {other:?}")),
             Err(e) => Err(e.to_string()),
@@ -375,9 +374,7 @@ fn run() -> Result<(), BoxError> {
 
         if CONCURRENCY.iter().any(|&tasks| selected(MEMORY, tasks)) {
             let clock = ManualClock::new(T0);
-            let memory = Arc::new(MemoryRevocationStore::with_config(
-                MemoryStoreConfig::new().clock(Arc::new(clock)),
-            ));
+            let memory = Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock)));
             population.revoke_into(&*memory, T0).await?;
             for tasks in CONCURRENCY {
                 let probe = Check {

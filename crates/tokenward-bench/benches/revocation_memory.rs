@@ -27,9 +27,9 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tokenward_bench::revocation::{
     T0, TOKEN_LIFETIME, connect_redis, delete_prefix, info_field, keys_under, redis_url, token_id,
 };
-use tokenward_core::{Clock, ManualClock, SystemClock, UnixTime};
+use tokenward_core::{Clock, ManualClock, StoreId, SystemClock, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
-use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationStore};
+use tokenward_revocation::{MemoryRevocationConfig, MemoryRevocationStore, RevocationStore};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -101,20 +101,23 @@ fn until_of(n: u64, now: UnixTime) -> UnixTime {
 
 async fn memory_store() -> Result<(), BoxError> {
     let clock = ManualClock::new(T0);
-    let shards = MemoryStoreConfig::DEFAULT_SHARDS;
+    let shards = MemoryRevocationConfig::DEFAULT_SHARDS;
     // Room for the million and the sweeping writes (the default capacity is exactly 1 M).
     let store = MemoryRevocationStore::with_config(
-        MemoryStoreConfig::new()
+        MemoryRevocationConfig::new()
             .capacity(2 * MEMORY_ENTRIES as usize)
             .clock(Arc::new(clock.clone())),
-    );
+    )?;
     let mut rows = vec![row("baseline: empty store", &store)?];
     let mut sweep_id = 0;
     for cycle in 1..=2 {
         let now = clock.now();
         for n in 0..MEMORY_ENTRIES {
             store
-                .revoke_token(&token_id(n + cycle * (1 << 32)), until_of(n, now))
+                .revoke_token(
+                    &StoreId::new(token_id(n + cycle * (1 << 32)))?,
+                    until_of(n, now),
+                )
                 .await?;
         }
         rows.push(row(&format!("cycle {cycle}: 1 000 000 live"), &store)?);
@@ -130,7 +133,7 @@ async fn memory_store() -> Result<(), BoxError> {
             sweep_id += 1;
             store
                 .revoke_token(
-                    &token_id(1 << 60 | sweep_id),
+                    &StoreId::new(token_id(1 << 60 | sweep_id))?,
                     clock.now().saturating_add(Duration::from_secs(1)),
                 )
                 .await?;
@@ -212,7 +215,9 @@ async fn redis_fill(
         let store = store.clone();
         fill.spawn(async move {
             for n in (task..REDIS_ENTRIES).step_by(REDIS_FILL_TASKS as usize) {
-                store.revoke_token(&token_id(n), until).await?;
+                store
+                    .revoke_token(&StoreId::new(token_id(n))?, until)
+                    .await?;
             }
             Ok::<_, tokenward_core::StoreError>(())
         });

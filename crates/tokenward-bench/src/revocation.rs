@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::MultiplexedConnection;
-use tokenward_core::{StoreError, TokenRef, UnixTime};
+use tokenward_core::{InvalidId, StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_redis::RedisConfig;
 use tokenward_revocation::RevocationStore;
 
@@ -88,15 +88,16 @@ pub struct TokenIds {
 }
 
 impl TokenIds {
-    /// The token as a store sees it, expiring [`TOKEN_LIFETIME`] after `iat`.
-    pub fn token_ref(&self) -> TokenRef<'_> {
-        TokenRef {
-            jti: Some(&self.jti),
-            sid: Some(&self.sid),
-            sub: Some(&self.sub),
-            iat: Some(self.iat),
-            exp: self.iat.saturating_add(TOKEN_LIFETIME),
-        }
+    /// The token as a store sees it, expiring [`TOKEN_LIFETIME`] after `iat` (an error only
+    /// for ids no store accepts, which the population never makes).
+    pub fn token_ref(&self) -> Result<TokenRef<'_>, InvalidId> {
+        TokenRef::from_parts(
+            Some(&self.jti),
+            Some(&self.sid),
+            Some(&self.sub),
+            Some(self.iat),
+            self.iat.saturating_add(TOKEN_LIFETIME),
+        )
     }
 }
 
@@ -127,15 +128,19 @@ impl Population {
     ) -> Result<(), StoreError> {
         let token_until = now.saturating_add(TOKEN_LIFETIME);
         for n in 0..self.tokens as u64 {
-            store.revoke_token(&token_id(n), token_until).await?;
+            store
+                .revoke_token(&StoreId::new(token_id(n))?, token_until)
+                .await?;
         }
         let session_until = now.saturating_add(SESSION_LIFETIME);
         for n in 0..self.sessions as u64 {
-            store.revoke_session(&session_id(n), session_until).await?;
+            store
+                .revoke_session(&StoreId::new(session_id(n))?, session_until)
+                .await?;
         }
         for n in 0..self.subjects as u64 {
             store
-                .revoke_subject(&subject_id(n), now, token_until)
+                .revoke_subject(&StoreId::new(subject_id(n))?, now, token_until)
                 .await?;
         }
         Ok(())
@@ -335,9 +340,7 @@ mod tests {
     use std::sync::Arc;
 
     use tokenward_core::ManualClock;
-    use tokenward_revocation::{
-        MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevokedBy,
-    };
+    use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevokedBy};
 
     use super::*;
 
@@ -377,14 +380,13 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let clock = ManualClock::new(T0);
-            let store = MemoryRevocationStore::with_config(
-                MemoryStoreConfig::new().clock(Arc::new(clock.clone())),
-            );
+            let store = MemoryRevocationStore::with_clock(Arc::new(clock.clone()));
             let p = Population::new(1_000);
             p.revoke_into(&store, T0).await.unwrap();
             assert_eq!(store.len(), 1_000);
             for n in [0, 1, 799, 800, 5_000] {
-                let check = async |ids: TokenIds| store.check(&ids.token_ref()).await.unwrap();
+                let check =
+                    async |ids: TokenIds| store.check(&ids.token_ref().unwrap()).await.unwrap();
                 assert_eq!(check(p.active_token(n, T0)).await, RevocationStatus::Active);
                 assert_eq!(
                     check(p.revoked_token(n, T0)).await,
@@ -399,7 +401,10 @@ mod tests {
             let mut with_session = p.active_token(3, T0);
             with_session.sid = session_id(3);
             assert_eq!(
-                store.check(&with_session.token_ref()).await.unwrap(),
+                store
+                    .check(&with_session.token_ref().unwrap())
+                    .await
+                    .unwrap(),
                 RevocationStatus::Revoked(RevokedBy::Session)
             );
             // Everything lasts at least the token lifetime, then the token entries go.

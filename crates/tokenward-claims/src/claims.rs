@@ -146,15 +146,19 @@ impl RegisteredClaims {
     }
 
     /// The parts a revocation store needs, or `None` without an `exp` (tokenward requires
-    /// `exp` by default, so verified tokens have one unless the policy was weakened).
+    /// `exp` by default, so verified tokens have one unless the policy was weakened) or with
+    /// an id no store accepts (an empty `jti`, `sid` or `sub`, one over
+    /// [`MAX_ID_LEN`](tokenward_core::MAX_ID_LEN) bytes or containing NUL: see
+    /// [`StoreId`](tokenward_core::StoreId)).
     pub fn token_ref(&self) -> Option<TokenRef<'_>> {
-        Some(TokenRef {
-            jti: self.jti.as_deref(),
-            sid: self.sid.as_deref(),
-            sub: self.sub.as_deref(),
-            iat: self.iat.map(UnixTime::from_secs),
-            exp: UnixTime::from_secs(self.exp?),
-        })
+        TokenRef::from_parts(
+            self.jti.as_deref(),
+            self.sid.as_deref(),
+            self.sub.as_deref(),
+            self.iat.map(UnixTime::from_secs),
+            UnixTime::from_secs(self.exp?),
+        )
+        .ok()
     }
 
     /// Whether the named registered claim is present.

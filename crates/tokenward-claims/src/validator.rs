@@ -33,8 +33,9 @@ pub struct Verified<C = NoCustomClaims> {
 }
 
 impl<C> Verified<C> {
-    /// The parts a revocation store needs. `None` only if the policy made `exp` optional and
-    /// the token has none.
+    /// The parts a revocation store needs. `None` if the policy made `exp` optional and the
+    /// token has none, or if an id is one no store accepts
+    /// ([`RegisteredClaims::token_ref`](crate::RegisteredClaims::token_ref)).
     pub fn token_ref(&self) -> Option<TokenRef<'_>> {
         self.claims.token_ref()
     }

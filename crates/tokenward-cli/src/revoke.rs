@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokenward_core::{TokenRef, UnixTime};
+use tokenward_core::{StoreId, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
@@ -111,6 +111,12 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
+/// The id given with `flag`, as a store takes it: a usage error names the flag otherwise (the
+/// value may be a pasted token; it is not echoed).
+fn store_id<'a>(flag: &str, value: &'a str) -> Result<StoreId<'a>, CliError> {
+    StoreId::new(value).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
+}
+
 pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
     if args.before.is_some() && args.sub.is_none() {
         return Err(CliError::Usage("--before only applies to --sub".into()));
@@ -124,19 +130,20 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
                 .ok_or_else(|| CliError::Usage("--jti needs --exp".into()))?;
             // Past exp by the verifiers' leeway, during which the token still verifies.
             let until = tokenward_revocation::revoke_until(UnixTime::from_secs(exp));
-            runtime()?.block_on(store.revoke_token(jti, until))?;
+            runtime()?.block_on(store.revoke_token(&store_id("--jti", jti)?, until))?;
             (format!("token {jti:?}"), until.as_secs())
         }
         (None, Some(sid), _) => {
             let until = args.until.unwrap_or(now.saturating_add(DEFAULT_SPAN));
-            runtime()?.block_on(store.revoke_session(sid, UnixTime::from_secs(until)))?;
+            let sid_id = store_id("--sid", sid)?;
+            runtime()?.block_on(store.revoke_session(&sid_id, UnixTime::from_secs(until)))?;
             (format!("session {sid:?}"), until)
         }
         (None, None, Some(sub)) => {
             let before = args.before.unwrap_or(now.saturating_add(1));
             let until = args.until.unwrap_or(before.saturating_add(DEFAULT_SPAN));
             runtime()?.block_on(store.revoke_subject(
-                sub,
+                &store_id("--sub", sub)?,
                 UnixTime::from_secs(before),
                 UnixTime::from_secs(until),
             ))?;
@@ -187,9 +194,21 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
     }
     let store = args.redis.store()?;
     let token = TokenRef {
-        jti: args.jti.as_deref(),
-        sid: args.sid.as_deref(),
-        sub: args.sub.as_deref(),
+        jti: args
+            .jti
+            .as_deref()
+            .map(|v| store_id("--jti", v))
+            .transpose()?,
+        sid: args
+            .sid
+            .as_deref()
+            .map(|v| store_id("--sid", v))
+            .transpose()?,
+        sub: args
+            .sub
+            .as_deref()
+            .map(|v| store_id("--sub", v))
+            .transpose()?,
         iat: args.iat.map(UnixTime::from_secs),
         exp: UnixTime::from_secs(args.exp.unwrap_or_else(|| now_or(None))),
     };

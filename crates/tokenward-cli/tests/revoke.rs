@@ -111,13 +111,14 @@ fn token<'a>(
     sub: Option<&'a str>,
     iat: Option<u64>,
 ) -> TokenRef<'a> {
-    TokenRef {
+    TokenRef::from_parts(
         jti,
         sid,
         sub,
-        iat: iat.map(UnixTime::from_secs),
-        exp: UnixTime::from_secs(now() + 900),
-    }
+        iat.map(UnixTime::from_secs),
+        UnixTime::from_secs(now() + 900),
+    )
+    .unwrap()
 }
 
 /// `tokenward check` with `parts`, as text and as JSON: returns (exit code, text, JSON).

@@ -40,6 +40,18 @@ impl UnixTime {
         u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Milliseconds since the epoch, rounded **up** (saturating at `u64::MAX`): what a store
+    /// keeping millisecond precision writes for an expiry or a cutoff, so that it never
+    /// revokes less than it was asked to.
+    pub fn as_millis_ceil(self) -> u64 {
+        let millis = self.as_millis();
+        if self.0.subsec_nanos().is_multiple_of(1_000_000) {
+            millis
+        } else {
+            millis.saturating_add(1)
+        }
+    }
+
     /// The duration since the epoch.
     pub const fn as_duration(self) -> Duration {
         self.0
@@ -187,6 +199,15 @@ mod tests {
             UnixTime::from_secs(5).saturating_duration_since(UnixTime::from_secs(9)),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn millis_round_down_or_up() {
+        let t = UnixTime::from_duration(Duration::new(5, 1_000_001));
+        assert_eq!(t.as_millis(), 5_001);
+        assert_eq!(t.as_millis_ceil(), 5_002);
+        assert_eq!(UnixTime::from_millis(5_001).as_millis_ceil(), 5_001);
+        assert_eq!(UnixTime::from_secs(u64::MAX).as_millis_ceil(), u64::MAX);
     }
 
     #[test]

@@ -112,6 +112,64 @@ impl StoreError {
     }
 }
 
+/// A setting out of its range, refused when the thing it configures is built.
+///
+/// tokenward never clamps a setting silently: a value outside the documented range is an
+/// error at build time (startup), naming the setting, so a typo cannot quietly become a
+/// weaker or different configuration. Every config type in tokenward reports this error (or
+/// wraps it).
+///
+/// ```
+/// use tokenward_core::SettingError;
+/// let e = SettingError::new("shards", "must be 1..=4096, got 0");
+/// assert_eq!(e.setting(), "shards");
+/// assert_eq!(e.to_string(), "invalid setting `shards`: must be 1..=4096, got 0");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{setting}`: {message}")]
+pub struct SettingError {
+    setting: &'static str,
+    message: String,
+}
+
+impl SettingError {
+    /// `setting` is out of range; `message` says what was expected and what was given.
+    pub fn new(setting: &'static str, message: impl Into<String>) -> Self {
+        SettingError {
+            setting,
+            message: message.into(),
+        }
+    }
+
+    /// The name of the setting.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+
+    /// Checks that `value` is within `range`, or names the setting.
+    pub fn check_range<T>(
+        setting: &'static str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, SettingError>
+    where
+        T: PartialOrd + std::fmt::Debug,
+    {
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(SettingError::new(
+                setting,
+                format!(
+                    "must be within {:?}..={:?}, got {value:?}",
+                    range.start(),
+                    range.end()
+                ),
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

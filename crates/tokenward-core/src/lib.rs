@@ -9,6 +9,10 @@
 //! - [`StoreError`] — what a storage backend (in memory, Redis, your own) may fail with.
 //! - [`FailurePolicy`] — what to do when a store cannot answer: fail closed (the default) or open.
 //! - [`TokenRef`] — the identifying parts of a verified token a store needs (jti, sid, sub, iat, exp).
+//! - [`StoreId`] — an id (`jti`, `sid`, `sub`) checked once where it is made, so that store
+//!   traits take only valid ids and no backend has to check them again.
+//! - `conformance` (feature `conformance`) — the harness every backend conformance suite
+//!   shares: test clocks, fixtures with setup and teardown, probes, the suite runner.
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,10 +26,15 @@
 
 mod clock;
 mod error;
+mod id;
 mod policy;
 mod token;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
-pub use error::{StoreError, StoreErrorKind};
+pub use error::{SettingError, StoreError, StoreErrorKind};
+pub use id::{InvalidId, MAX_ID_LEN, StoreId};
 pub use policy::FailurePolicy;
 pub use token::TokenRef;

@@ -1,30 +1,53 @@
-use crate::UnixTime;
+use crate::{InvalidId, StoreId, UnixTime};
 
 /// The parts of a verified token that revocation and session stores look at.
 ///
-/// Borrowed from the verified claims, so building one per request allocates nothing.
+/// Borrowed from the verified claims, so building one per request allocates nothing. Its ids
+/// are [`StoreId`]s: checked once here, so no store has to check them again.
 ///
 /// ```
 /// use tokenward_core::{TokenRef, UnixTime};
-/// let t = TokenRef {
-///     jti: Some("0f3a9c"),
-///     sid: Some("fam_81"),
-///     sub: Some("alice"),
-///     iat: Some(UnixTime::from_secs(1_700_000_000)),
-///     exp: UnixTime::from_secs(1_700_000_900),
-/// };
-/// assert_eq!(t.sub, Some("alice"));
+/// let t = TokenRef::from_parts(
+///     Some("0f3a9c"),
+///     Some("fam_81"),
+///     Some("alice"),
+///     Some(UnixTime::from_secs(1_700_000_000)),
+///     UnixTime::from_secs(1_700_000_900),
+/// )?;
+/// assert_eq!(t.sub.as_ref().map(|s| s.as_str()), Some("alice"));
+/// // An empty or oversized id never becomes a TokenRef.
+/// assert!(TokenRef::from_parts(Some(""), None, None, None, t.exp).is_err());
+/// # Ok::<(), tokenward_core::InvalidId>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenRef<'a> {
     /// The token's unique id (`jti`).
-    pub jti: Option<&'a str>,
+    pub jti: Option<StoreId<'a>>,
     /// The session / refresh-family id (`sid`).
-    pub sid: Option<&'a str>,
+    pub sid: Option<StoreId<'a>>,
     /// The subject (`sub`).
-    pub sub: Option<&'a str>,
+    pub sub: Option<StoreId<'a>>,
     /// When the token was issued (`iat`).
     pub iat: Option<UnixTime>,
     /// When the token expires (`exp`); revocation entries never need to outlive it.
     pub exp: UnixTime,
+}
+
+impl<'a> TokenRef<'a> {
+    /// A token reference from the claims' strings, each id checked ([`StoreId::new`]).
+    pub fn from_parts(
+        jti: Option<&'a str>,
+        sid: Option<&'a str>,
+        sub: Option<&'a str>,
+        iat: Option<UnixTime>,
+        exp: UnixTime,
+    ) -> Result<Self, InvalidId> {
+        Ok(TokenRef {
+            jti: jti.map(StoreId::new).transpose()?,
+            sid: sid.map(StoreId::new).transpose()?,
+            sub: sub.map(StoreId::new).transpose()?,
+            iat,
+            exp,
+        })
+    }
 }

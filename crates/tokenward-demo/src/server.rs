@@ -16,7 +16,7 @@ use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_client_ip};
 use tokenward_claims::{AccessToken, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer};
-use tokenward_core::UnixTime;
+use tokenward_core::{StoreId, UnixTime};
 use tokenward_guard::{
     AuthRequest, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig, GuardStores,
     Requirements, fingerprint,
@@ -563,7 +563,12 @@ async fn logout(State(app): State<AppState>, Auth(auth): Auth) -> Response {
     let revocation = &app.0.stores.revocation;
     if let (Some(jti), Some(exp)) = (auth.jti(), auth.exp()) {
         let until = UnixTime::from_secs(exp).saturating_add(REVOCATION_MARGIN);
-        if let Err(e) = revocation.revoke_token(jti, until).await {
+        // The Guard verified the token, so its ids are valid `StoreId`s.
+        let revoked = match StoreId::new(jti) {
+            Ok(jti) => revocation.revoke_token(&jti, until).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = revoked {
             return store_unavailable("revocation", &e);
         }
     }
@@ -588,13 +593,14 @@ async fn logout_all(State(app): State<AppState>, Auth(auth): Auth) -> Response {
     let until = before
         .saturating_add(app.0.access_ttl)
         .saturating_add(REVOCATION_MARGIN);
-    if let Err(e) = app
-        .0
-        .stores
-        .revocation
-        .revoke_subject(sub, before, until)
-        .await
-    {
+    let revoked = match StoreId::new(sub) {
+        Ok(id) => {
+            let revocation = &app.0.stores.revocation;
+            revocation.revoke_subject(&id, before, until).await
+        }
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = revoked {
         return store_unavailable("revocation", &e);
     }
     let families = match app.0.engine.revoke_subject(sub).await {

@@ -14,7 +14,7 @@ pub const RATELIMIT_HEADER: &str = "ratelimit";
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use tokenward_claims::{IssuerRouter, RejectionClass, Validator, Verified};
-use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, TokenRef, UnixTime};
+use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, StoreId, TokenRef, UnixTime};
 use tokenward_ratelimit::{
     BanQuota, ClientIp, Decision, FailureBan, GcraQuota, RateLimitStore, SubjectLimit,
 };
@@ -92,7 +92,7 @@ pub struct Authenticated {
     pub client_ip: IpAddr,
     /// The subject limit's decision (for `RateLimit` headers on the response), if one ran.
     pub limit: Option<Decision>,
-    /// A check that could not be made and was skipped under [`FailurePolicy::Open`]
+    /// A check that could not be made and was skipped under [`FailurePolicy::DangerousOpen`]
     /// (`revocation`, `subject_limit` or `ban`); audited.
     pub degraded: Option<&'static str>,
 }
@@ -505,8 +505,8 @@ impl Guard {
                 class: RejectionClass::Claims,
             });
         };
-        let limit_key = match (&inner.subject_limit, token.sub) {
-            (Some(limit), Some(sub)) => Some((limit, limit.key(sub))),
+        let limit_key = match (&inner.subject_limit, &token.sub) {
+            (Some(limit), Some(sub)) => Some((limit, limit.key(sub.as_str()))),
             _ => None,
         };
         let limit_arg = limit_key
@@ -623,7 +623,7 @@ impl Guard {
             .stores
             .revocation
             .revoke_token(
-                jti,
+                &StoreId::new(jti)?,
                 tokenward_revocation::revoke_until(UnixTime::from_secs(exp)),
             )
             .await

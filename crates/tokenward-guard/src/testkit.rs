@@ -46,7 +46,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokenward_claims::{
     AccessToken, Algorithm, Key, KeySet, RejectionClass, TokenIssuer, ValidationPolicy, Validator,
 };
-use tokenward_core::{Clock, ManualClock, StoreError, SystemClock, TokenRef, UnixTime};
+use tokenward_core::{Clock, ManualClock, StoreError, StoreId, SystemClock, TokenRef, UnixTime};
 use tokenward_ratelimit::{ClientIp, ForwardedHeader, GcraQuota, SubjectLimit};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
@@ -87,22 +87,22 @@ struct FailingFor {
 
 #[async_trait]
 impl RevocationStore for FailingFor {
-    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
         self.inner.revoke_token(jti, until).await
     }
-    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
         self.inner.revoke_session(sid, until).await
     }
     async fn revoke_subject(
         &self,
-        sub: &str,
+        sub: &StoreId<'_>,
         before: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {
         self.inner.revoke_subject(sub, before, until).await
     }
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        if token.sub == Some(self.sub) {
+        if token.sub.as_ref().is_some_and(|sub| *sub == self.sub) {
             return Err(StoreError::unavailable("testkit", "simulated outage"));
         }
         self.inner.check(token).await
@@ -339,19 +339,26 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
     let exp = UnixTime::from_secs(revoked_jti.claims.exp.expect("exp"));
     f.stores
         .revocation
-        .revoke_token(revoked_jti.claims.jti.as_deref().expect("jti"), exp)
+        .revoke_token(
+            &StoreId::new(revoked_jti.claims.jti.as_deref().expect("jti")).expect("id"),
+            exp,
+        )
         .await
         .expect("revoke");
     let revoked_sid = f.issue(&AccessToken::new("dave").sid("testkit-session"));
     f.stores
         .revocation
-        .revoke_session("testkit-session", exp)
+        .revoke_session(&StoreId::new("testkit-session").expect("id"), exp)
         .await
         .expect("revoke");
     let signed_out = f.token("erin");
     f.stores
         .revocation
-        .revoke_subject("erin", now.saturating_add(Duration::from_secs(1)), exp)
+        .revoke_subject(
+            &StoreId::new("erin").expect("id"),
+            now.saturating_add(Duration::from_secs(1)),
+            exp,
+        )
         .await
         .expect("revoke");
     let limited = f.token("frank");

@@ -34,6 +34,7 @@ mod faults {
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
+    use tokenward_core::StoreId;
     use tokenward_core::UnixTime;
     use tokenward_guard::{AuthRequest, Credentials, Guard, GuardConfig, GuardStores};
     use tokenward_redis::{RedisConfig, RedisStores};
@@ -345,7 +346,10 @@ mod faults {
                 .token;
             stores
                 .revocation
-                .revoke_session("stolen-laptop", UnixTime::from_secs(now_secs() + 3600))
+                .revoke_session(
+                    &StoreId::new("stolen-laptop").unwrap(),
+                    UnixTime::from_secs(now_secs() + 3600),
+                )
                 .await
                 .unwrap();
             let other = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32]).unwrap());

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, SharedKeySet, TokenIssuer};
-use tokenward_core::{FailurePolicy, StoreError, TokenRef, UnixTime};
+use tokenward_core::{FailurePolicy, StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_guard::testkit::{self, Fixture};
 use tokenward_guard::{
     AuthRequest, CombinedAnswer, CombinedCheck, Credentials, Denial, GuardConfig, GuardStores,
@@ -126,17 +126,22 @@ struct Down;
 
 #[async_trait]
 impl RevocationStore for Down {
-    async fn revoke_token(&self, _: &str, _: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_token(&self, _: &StoreId<'_>, _: UnixTime) -> Result<(), StoreError> {
         Err(StoreError::Timeout {
             after: Duration::from_millis(1),
         })
     }
-    async fn revoke_session(&self, _: &str, _: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_session(&self, _: &StoreId<'_>, _: UnixTime) -> Result<(), StoreError> {
         Err(StoreError::Timeout {
             after: Duration::from_millis(1),
         })
     }
-    async fn revoke_subject(&self, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_subject(
+        &self,
+        _: &StoreId<'_>,
+        _: UnixTime,
+        _: UnixTime,
+    ) -> Result<(), StoreError> {
         Err(StoreError::Timeout {
             after: Duration::from_millis(1),
         })
@@ -186,7 +191,7 @@ async fn outage_is_503_when_closed_and_degraded_when_open() {
     let open = config
         .guard_builder(keys.clone(), down_stores(), None)
         .unwrap()
-        .revocation_failure_policy(FailurePolicy::Open)
+        .revocation_failure_policy(FailurePolicy::DangerousOpen)
         .build();
     let auth = open
         .authenticate(&request(Credentials::Bearer(&token)))
@@ -760,7 +765,7 @@ mod config {
     #[test]
     fn config_builds_the_guard_it_describes() {
         let c = parse(&format!(
-            "failure_policy = \"open\"\n{BASE}[subject_limit]\nrequests = 10\nperiod = \"1s\"\nburst = 2\n[ban]\nenabled = false\n[client_ip]\nheader = \"forwarded\"\ntrusted_proxies = [\"10.0.0.0/8\"]"
+            "failure_policy = \"dangerous_open\"\n{BASE}[subject_limit]\nrequests = 10\nperiod = \"1s\"\nburst = 2\n[ban]\nenabled = false\n[client_ip]\nheader = \"forwarded\"\ntrusted_proxies = [\"10.0.0.0/8\"]"
         ))
         .unwrap();
         let guard = c
@@ -772,7 +777,7 @@ mod config {
             *limit.quota(),
             GcraQuota::new(10, Duration::from_secs(1)).with_burst(2)
         );
-        assert_eq!(limit.on_store_failure(), FailurePolicy::Open);
+        assert_eq!(limit.on_store_failure(), FailurePolicy::DangerousOpen);
         assert!(guard.failure_ban().is_none());
         assert_eq!(
             guard.client_ip().header(),

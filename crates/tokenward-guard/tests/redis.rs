@@ -15,6 +15,7 @@ mod on_redis {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
+    use tokenward_core::StoreId;
     use tokenward_core::UnixTime;
     use tokenward_guard::{AuthRequest, Credentials, Denial, Guard, GuardConfig, GuardStores};
     use tokenward_redis::{RedisConfig, RedisStores};
@@ -97,7 +98,10 @@ mod on_redis {
             .token;
         stores_a
             .revocation
-            .revoke_session("fam-2", UnixTime::from_secs(u64::from(u32::MAX)))
+            .revoke_session(
+                &StoreId::new("fam-2").unwrap(),
+                UnixTime::from_secs(u64::from(u32::MAX)),
+            )
             .await
             .unwrap();
         for _ in 0..10 {

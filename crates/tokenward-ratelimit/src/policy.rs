@@ -52,7 +52,7 @@ fn check_name(name: &str) -> Result<String, InvalidPolicyName> {
 ///
 /// When the store cannot answer, a subject limit refuses the request ([`FailurePolicy::Closed`]:
 /// HTTP 503 with `Retry-After` in the adapters), like every other tokenward check — one rule,
-/// no surprises. Choose [`FailurePolicy::Open`] (audited by the Guard) where the limit only
+/// no surprises. Choose [`FailurePolicy::DangerousOpen`] (audited by the Guard) where the limit only
 /// protects capacity and fairness: the request already carries a verified, unrevoked token,
 /// and a limiter outage that refused every authenticated request turns a degraded Redis into
 /// a full outage. Keep it closed where the limit guards something costly (paid API quotas).

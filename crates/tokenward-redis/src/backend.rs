@@ -51,6 +51,8 @@ struct Inner {
     next: AtomicUsize,
     /// Numbers connections, so a failing call replaces only the connection it used.
     opened: AtomicU64,
+    /// Calls made ([`RedisBackend::round_trips`]).
+    calls: AtomicU64,
     operation_timeout: Duration,
     /// `host:port` or the socket path: never the password.
     endpoint: String,
@@ -108,6 +110,7 @@ impl RedisBackend {
                 slots,
                 next: AtomicUsize::new(0),
                 opened: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
                 operation_timeout: config.operation_timeout,
                 endpoint,
                 key_prefix: config.key_prefix.clone(),
@@ -147,6 +150,14 @@ impl RedisBackend {
         self.inner.operation_timeout
     }
 
+    /// How many calls this backend (and its clones) has made: each is one round trip to
+    /// Redis — one command, one pipeline or one script (plus, once after a server restart,
+    /// the `SCRIPT LOAD` of a script the server forgot). The stores' "one round trip per
+    /// check / rotation" promises are counted with it (conformance suites, benchmarks).
+    pub fn round_trips(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
+    }
+
     /// Runs `op` on the next shared connection, all of it (opening the connection included)
     /// within the operation timeout, and maps failures onto [`StoreError`]. The connection is
     /// replaced if the command failed at the connection level or was abandoned at the
@@ -156,6 +167,7 @@ impl RedisBackend {
         F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
     {
         let inner = &*self.inner;
+        inner.calls.fetch_add(1, Ordering::Relaxed);
         let attempt = async {
             let n = inner.next.fetch_add(1, Ordering::Relaxed) % inner.slots.len().max(1);
             let Some(slot) = inner.slots.get(n) else {

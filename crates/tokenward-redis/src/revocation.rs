@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::{Script, Value};
-use tokenward_core::{StoreError, TokenRef, UnixTime};
-use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy, validate_id};
+use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
+use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
@@ -59,8 +59,11 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_LUA));
 /// An id containing `{` or `}` is stored hex-encoded under `rv:jx:`, `rv:sx:` or `rv:ux:`
 /// instead, so no id can carry a Redis Cluster hash tag of its own (which would pin its key
 /// to a chosen slot). The id always comes last and after a fixed marker, so ids cannot reach
-/// into each other's namespaces; their length is bounded by [`validate_id`]. A hash tag in
+/// into each other's namespaces; their length is bounded by [`StoreId`]. A hash tag in
 /// the prefix itself (`{tw}:`) is honoured: it puts all of the application's keys in one slot.
+///
+/// Times are written in whole milliseconds rounded **up** (`until` and the cutoff), so an
+/// entry never expires, and a cutoff never falls, before the instant it was given.
 ///
 /// Every command touches one key, so the layout is Redis Cluster safe. Revokes are one
 /// `EVALSHA` (re-sent as `SCRIPT LOAD` + `EVALSHA` after a `NOSCRIPT`, e.g. after a restart),
@@ -128,9 +131,10 @@ impl RedisRevocationStore {
         key
     }
 
+    /// Writes `value` (ms) under `key` until `until`, rounded up to the millisecond.
     async fn revoke(&self, key: String, value: u64, until: UnixTime) -> Result<(), StoreError> {
         let value = value.min(MAX_MS);
-        let until = until.as_millis().min(MAX_MS);
+        let until = until.as_millis_ceil().min(MAX_MS);
         self.backend
             .run(async move |conn| {
                 let _wrote: i64 = REVOKE
@@ -147,31 +151,28 @@ impl RedisRevocationStore {
 
 #[async_trait]
 impl RevocationStore for RedisRevocationStore {
-    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
-        validate_id("jti", jti)?;
-        self.revoke(self.token_key(jti), until.as_millis(), until)
-            .await
+    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
+        let key = self.token_key(jti.as_str());
+        self.revoke(key, until.as_millis_ceil(), until).await
     }
 
-    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
-        validate_id("sid", sid)?;
-        self.revoke(self.session_key(sid), until.as_millis(), until)
-            .await
+    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
+        let key = self.session_key(sid.as_str());
+        self.revoke(key, until.as_millis_ceil(), until).await
     }
 
     async fn revoke_subject(
         &self,
-        sub: &str,
+        sub: &StoreId<'_>,
         before: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {
-        validate_id("sub", sub)?;
-        self.revoke(self.subject_key(sub), before.as_millis(), until)
-            .await
+        let key = self.subject_key(sub.as_str());
+        self.revoke(key, before.as_millis_ceil(), until).await
     }
 
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        let keys = self.check_keys(token)?;
+        let keys = self.check_keys(token);
         if keys.is_empty() {
             return Ok(RevocationStatus::Active);
         }
@@ -188,26 +189,19 @@ impl RevocationStore for RedisRevocationStore {
 }
 
 impl RedisRevocationStore {
-    /// The keys a check of `token` reads, in precedence order (token, session, subject),
-    /// after validating its ids.
-    pub(crate) fn check_keys(
-        &self,
-        token: &TokenRef<'_>,
-    ) -> Result<Vec<(Rule, String)>, StoreError> {
+    /// The keys a check of `token` reads, in precedence order (token, session, subject).
+    pub(crate) fn check_keys(&self, token: &TokenRef<'_>) -> Vec<(Rule, String)> {
         let mut keys: Vec<(Rule, String)> = Vec::with_capacity(3);
-        if let Some(jti) = token.jti {
-            validate_id("jti", jti)?;
-            keys.push((Rule::Token, self.token_key(jti)));
+        if let Some(jti) = &token.jti {
+            keys.push((Rule::Token, self.token_key(jti.as_str())));
         }
-        if let Some(sid) = token.sid {
-            validate_id("sid", sid)?;
-            keys.push((Rule::Session, self.session_key(sid)));
+        if let Some(sid) = &token.sid {
+            keys.push((Rule::Session, self.session_key(sid.as_str())));
         }
-        if let Some(sub) = token.sub {
-            validate_id("sub", sub)?;
-            keys.push((Rule::Subject, self.subject_key(sub)));
+        if let Some(sub) = &token.sub {
+            keys.push((Rule::Subject, self.subject_key(sub.as_str())));
         }
-        Ok(keys)
+        keys
     }
 }
 

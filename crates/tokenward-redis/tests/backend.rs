@@ -60,13 +60,14 @@ async fn concurrent_calls_share_pool_size_connections() {
         let stores = stores.clone();
         tasks.spawn(async move {
             let (jti, iat) = token(i);
-            let t = TokenRef {
-                jti: Some(&jti),
-                sid: None,
-                sub: Some("u"),
-                iat: Some(UnixTime::from_millis(iat)),
-                exp: UnixTime::from_secs(4_000_000_000),
-            };
+            let t = TokenRef::from_parts(
+                Some(&jti),
+                None,
+                Some("u"),
+                Some(UnixTime::from_millis(iat)),
+                UnixTime::from_secs(4_000_000_000),
+            )
+            .unwrap();
             for _ in 0..20 {
                 let (status, d) = stores
                     .check_token(&t, Some(("subject:u", &quota, 1)))

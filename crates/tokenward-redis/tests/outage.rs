@@ -14,7 +14,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use tokenward_core::{Clock, StoreErrorKind, SystemClock, TokenRef, UnixTime};
+use tokenward_core::{Clock, StoreErrorKind, StoreId, SystemClock, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
@@ -32,13 +32,14 @@ fn until() -> UnixTime {
 }
 
 fn token(jti: &str) -> TokenRef<'_> {
-    TokenRef {
-        jti: Some(jti),
-        sid: Some("s"),
-        sub: Some("u"),
-        iat: Some(SystemClock.now()),
-        exp: until(),
-    }
+    TokenRef::from_parts(
+        Some(jti),
+        Some("s"),
+        Some("u"),
+        Some(SystemClock.now()),
+        until(),
+    )
+    .unwrap()
 }
 
 /// Every store method fails within the timeout, `rounds` times over; returns the slowest.
@@ -53,19 +54,19 @@ async fn all_calls_fail(
             bounded_failure(
                 &format!("round {round}: revoke_token"),
                 kinds,
-                store.revoke_token("j", until()),
+                store.revoke_token(&StoreId::new("j").unwrap(), until()),
             )
             .await,
             bounded_failure(
                 &format!("round {round}: revoke_session"),
                 kinds,
-                store.revoke_session("s", until()),
+                store.revoke_session(&StoreId::new("s").unwrap(), until()),
             )
             .await,
             bounded_failure(
                 &format!("round {round}: revoke_subject"),
                 kinds,
-                store.revoke_subject("u", SystemClock.now(), until()),
+                store.revoke_subject(&StoreId::new("u").unwrap(), SystemClock.now(), until()),
             )
             .await,
             bounded_failure(
@@ -93,7 +94,10 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
     let port = free_port();
     let server = ThrowawayRedis::start(port);
     let store = store_at(&server.url());
-    store.revoke_token("j", until()).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("j").unwrap(), until())
+        .await
+        .unwrap();
     assert_eq!(
         store.check(&token("j")).await.unwrap(),
         RevocationStatus::Revoked(RevokedBy::Token)
@@ -113,7 +117,10 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
         RevocationStatus::Active
     );
     eprintln!("first call after the restart took {:?}", start.elapsed());
-    store.revoke_token("j2", until()).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("j2").unwrap(), until())
+        .await
+        .unwrap();
     assert!(store.check(&token("j2")).await.unwrap().is_revoked());
 
     // A restart while the connections sit idle is noticed before a request uses them (each
@@ -121,7 +128,10 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
     // no call fails.
     server.kill();
     let _server = ThrowawayRedis::start(port);
-    store.revoke_token("j3", until()).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("j3").unwrap(), until())
+        .await
+        .unwrap();
     assert!(store.check(&token("j3")).await.unwrap().is_revoked());
 }
 

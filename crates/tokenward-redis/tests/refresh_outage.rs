@@ -62,13 +62,14 @@ fn app(url: &str) -> App {
 }
 
 async fn sid_revoked(app: &App, id: &FamilyId) -> bool {
-    let token = TokenRef {
-        jti: None,
-        sid: Some(id.as_str()),
-        sub: None,
-        iat: None,
-        exp: UnixTime::from_secs(4_000_000_000),
-    };
+    let token = TokenRef::from_parts(
+        None,
+        Some(id.as_str()),
+        None,
+        None,
+        UnixTime::from_secs(4_000_000_000),
+    )
+    .unwrap();
     app.revocation.check(&token).await.unwrap().is_revoked()
 }
 

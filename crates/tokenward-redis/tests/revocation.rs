@@ -12,18 +12,19 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenward_core::{Clock, StoreErrorKind, SystemClock, TokenRef, UnixTime};
+use tokenward_core::{Clock, StoreErrorKind, StoreId, SystemClock, TokenRef, UnixTime};
 use tokenward_redis::{Error, RedisConfig, RedisRevocationStore};
-use tokenward_revocation::conformance::{RealClock, TestClock};
+use tokenward_revocation::conformance::{RealClock, RevocationEnv};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
-use common::{keys_under, raw_connection, store};
+use common::{RedisProbe, keys_under, raw_connection, store};
 
-async fn make_env() -> (Arc<dyn RevocationStore>, Arc<dyn TestClock>) {
-    (
-        Arc::new(store("conformance").await),
-        Arc::new(RealClock::new()),
-    )
+async fn make_env() -> RevocationEnv {
+    let store = store("conformance").await;
+    let probe = RedisProbe {
+        backend: store.backend().clone(),
+    };
+    RevocationEnv::new(Arc::new(store), Arc::new(RealClock::new()), Arc::new(probe))
 }
 
 tokenward_revocation::revocation_conformance_tests!(make_env);
@@ -33,13 +34,14 @@ fn now() -> UnixTime {
 }
 
 fn token<'a>(jti: Option<&'a str>, sid: Option<&'a str>, sub: Option<&'a str>) -> TokenRef<'a> {
-    TokenRef {
+    TokenRef::from_parts(
         jti,
         sid,
         sub,
-        iat: Some(now()),
-        exp: now().saturating_add(Duration::from_secs(900)),
-    }
+        Some(now()),
+        now().saturating_add(Duration::from_secs(900)),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -48,18 +50,33 @@ async fn every_key_has_a_ttl_and_the_documented_name() {
     let prefix = store.backend().key_prefix().to_owned();
     let t0 = now();
     let hour = t0.saturating_add(Duration::from_secs(3600));
-    store.revoke_token("j-1", hour).await.unwrap();
-    store.revoke_session("s-1", hour).await.unwrap();
-    store.revoke_subject("alice", t0, hour).await.unwrap();
-    store.revoke_token("{tag}", hour).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("j-1").unwrap(), hour)
+        .await
+        .unwrap();
+    store
+        .revoke_session(&StoreId::new("s-1").unwrap(), hour)
+        .await
+        .unwrap();
+    store
+        .revoke_subject(&StoreId::new("alice").unwrap(), t0, hour)
+        .await
+        .unwrap();
+    store
+        .revoke_token(&StoreId::new("{tag}").unwrap(), hour)
+        .await
+        .unwrap();
     // An absurd `until` (attacker-chosen exp) is clamped, not an error, and still gets a TTL.
     store
-        .revoke_token("far", UnixTime::from_secs(u64::MAX))
+        .revoke_token(&StoreId::new("far").unwrap(), UnixTime::from_secs(u64::MAX))
         .await
         .unwrap();
     // Re-revoking with an earlier until must not shorten the TTL.
     store
-        .revoke_session("s-1", t0.saturating_add(Duration::from_secs(5)))
+        .revoke_session(
+            &StoreId::new("s-1").unwrap(),
+            t0.saturating_add(Duration::from_secs(5)),
+        )
         .await
         .unwrap();
 
@@ -102,7 +119,8 @@ async fn every_key_has_a_ttl_and_the_documented_name() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(cutoff, t0.as_millis());
+    // Stored rounded up to the millisecond: never a cutoff earlier than the one given.
+    assert_eq!(cutoff, t0.as_millis_ceil());
     assert_eq!(store.token_key("j-1"), expected[1]);
     assert_eq!(store.session_key("s-1"), expected[3]);
     assert_eq!(store.subject_key("alice"), expected[4]);
@@ -113,9 +131,18 @@ async fn past_until_writes_nothing() {
     let store = store("past").await;
     let prefix = store.backend().key_prefix().to_owned();
     let past = now().saturating_sub(Duration::from_secs(1));
-    store.revoke_token("j", past).await.unwrap();
-    store.revoke_session("s", UnixTime::EPOCH).await.unwrap();
-    store.revoke_subject("u", now(), past).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("j").unwrap(), past)
+        .await
+        .unwrap();
+    store
+        .revoke_session(&StoreId::new("s").unwrap(), UnixTime::EPOCH)
+        .await
+        .unwrap();
+    store
+        .revoke_subject(&StoreId::new("u").unwrap(), now(), past)
+        .await
+        .unwrap();
     assert!(keys_under(&prefix).await.is_empty());
 }
 
@@ -179,13 +206,19 @@ async fn corrupt_entries_are_errors_never_active() {
     let got = store.check(&token(Some("hash"), None, None)).await;
     assert_eq!(got.map_err(|e| e.kind()), Err(StoreErrorKind::Corrupt));
     let got = store
-        .revoke_token("hash", now().saturating_add(Duration::from_secs(60)))
+        .revoke_token(
+            &StoreId::new("hash").unwrap(),
+            now().saturating_add(Duration::from_secs(60)),
+        )
         .await;
     assert_eq!(got.map_err(|e| e.kind()), Err(StoreErrorKind::Corrupt));
 
     // A revoke overwrites garbage with a valid entry (revoking must not be blocked by it).
     store
-        .revoke_token("j0", now().saturating_add(Duration::from_secs(60)))
+        .revoke_token(
+            &StoreId::new("j0").unwrap(),
+            now().saturating_add(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -199,7 +232,9 @@ async fn stores_with_different_prefixes_do_not_see_each_other() {
     let a = store("prefix-a").await;
     let b = store("prefix-b").await;
     let until = now().saturating_add(Duration::from_secs(60));
-    a.revoke_token("shared", until).await.unwrap();
+    a.revoke_token(&StoreId::new("shared").unwrap(), until)
+        .await
+        .unwrap();
     let t = token(Some("shared"), None, None);
     assert!(a.check(&t).await.unwrap().is_revoked());
     assert_eq!(b.check(&t).await.unwrap(), RevocationStatus::Active);
@@ -210,14 +245,20 @@ async fn script_is_reloaded_after_script_flush() {
     // SCRIPT FLUSH affects only the script cache (what a Redis restart or failover does to it).
     let store = store("noscript").await;
     let until = now().saturating_add(Duration::from_secs(60));
-    store.revoke_token("before", until).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("before").unwrap(), until)
+        .await
+        .unwrap();
     let mut conn = raw_connection().await;
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut conn)
         .await
         .unwrap();
-    store.revoke_token("after", until).await.unwrap();
+    store
+        .revoke_token(&StoreId::new("after").unwrap(), until)
+        .await
+        .unwrap();
     assert!(
         store
             .check(&token(Some("after"), None, None))

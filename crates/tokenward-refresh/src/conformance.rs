@@ -53,9 +53,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::SystemRandom;
 use tokenward_core::{SharedClock, StoreError, TokenRef, UnixTime};
-use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationStore};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 
-pub use tokenward_revocation::conformance::{RealClock, TestClock};
+pub use tokenward_core::conformance::{RealClock, TestClock};
 
 mod model;
 
@@ -226,9 +226,9 @@ fn config(env: &RefreshEnv) -> RefreshConfig {
 }
 
 fn fixture_with(env: RefreshEnv, store: Arc<dyn RefreshStore>, config: RefreshConfig) -> Fixture {
-    let revocation = Arc::new(MemoryRevocationStore::with_config(
-        MemoryStoreConfig::new().clock(Arc::clone(&env.engine_clock)),
-    ));
+    let revocation = Arc::new(MemoryRevocationStore::with_clock(Arc::clone(
+        &env.engine_clock,
+    )));
     Fixture {
         engine: RefreshEngine::new(store, revocation.clone(), config),
         revocation,
@@ -265,13 +265,14 @@ async fn rotate_ok(
 }
 
 async fn session_revoked(f: &Fixture, family: &FamilyId) -> Result<bool, ConformanceError> {
-    let token = TokenRef {
-        jti: None,
-        sid: Some(family.as_str()),
-        sub: None,
-        iat: None,
-        exp: UnixTime::from_secs(4_000_000_000),
-    };
+    let token = TokenRef::from_parts(
+        None,
+        Some(family.as_str()),
+        None,
+        None,
+        UnixTime::from_secs(4_000_000_000),
+    )
+    .step("the family id as a StoreId")?;
     Ok(f.revocation
         .check(&token)
         .await

@@ -393,7 +393,7 @@ impl RefreshEngine {
                 .saturating_add(self.config.max_access_token_lifetime),
         );
         self.revocation
-            .revoke_session(family_id.as_str(), until)
+            .revoke_session(&tokenward_core::StoreId::new(family_id.as_str())?, until)
             .await
     }
 

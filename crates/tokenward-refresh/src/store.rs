@@ -8,7 +8,7 @@ use tokenward_core::{StoreError, UnixTime};
 use crate::token::{FamilyId, Sealed, TokenHash};
 
 /// The longest `sub` a store accepts, in bytes.
-pub const MAX_SUB_LEN: usize = tokenward_revocation::MAX_ID_LEN;
+pub const MAX_SUB_LEN: usize = tokenward_core::MAX_ID_LEN;
 
 /// How many rotated hashes of one family a store must remember at least (besides the
 /// current and the immediately previous one), to recognise the reuse of an old token.

@@ -12,7 +12,7 @@ use tokenward_core::{ManualClock, UnixTime};
 use tokenward_refresh::{
     MemoryRefreshStore, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
 };
-use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationStore};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 
 #[tokio::test]
 async fn access_tokens_carry_the_family_and_die_with_it() {
@@ -31,9 +31,7 @@ async fn access_tokens_carry_the_family_and_die_with_it() {
         .build()
         .unwrap();
     let validator = Validator::new(policy, keys);
-    let revocation = Arc::new(MemoryRevocationStore::with_config(
-        MemoryStoreConfig::new().clock(Arc::new(clock.clone())),
-    ));
+    let revocation = Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock.clone())));
     let engine = RefreshEngine::new(
         Arc::new(MemoryRefreshStore::new()),
         revocation.clone(),

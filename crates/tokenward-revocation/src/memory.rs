@@ -8,42 +8,47 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
-use tokenward_core::{SharedClock, StoreError, SystemClock, TokenRef, UnixTime};
+use tokenward_core::{
+    SettingError, SharedClock, StoreError, StoreId, SystemClock, TokenRef, UnixTime,
+};
 
-use crate::store::{RevocationStatus, RevocationStore, RevokedBy, validate_id};
+use crate::store::{RevocationStatus, RevocationStore, RevokedBy};
 
 /// Configuration of a [`MemoryRevocationStore`]: capacity, shard count and clock.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use tokenward_core::{ManualClock, UnixTime};
-/// use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig};
+/// use tokenward_revocation::{MemoryRevocationStore, MemoryRevocationConfig};
 ///
 /// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
 /// let store = MemoryRevocationStore::with_config(
-///     MemoryStoreConfig::new().capacity(10_000).clock(Arc::new(clock.clone())),
-/// );
+///     MemoryRevocationConfig::new().capacity(10_000).clock(Arc::new(clock.clone())),
+/// )?;
 /// assert_eq!(store.capacity(), 10_000);
+/// // Out-of-range settings are refused when the store is built, never clamped.
+/// assert!(MemoryRevocationStore::with_config(MemoryRevocationConfig::new().shards(0)).is_err());
+/// # Ok::<(), tokenward_core::SettingError>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct MemoryStoreConfig {
+pub struct MemoryRevocationConfig {
     capacity: usize,
     shards: usize,
     clock: SharedClock,
 }
 
-impl MemoryStoreConfig {
+impl MemoryRevocationConfig {
     /// The default [`capacity`](Self::capacity): one million entries.
     pub const DEFAULT_CAPACITY: usize = 1_000_000;
     /// The default number of [`shards`](Self::shards).
     pub const DEFAULT_SHARDS: usize = 32;
-    /// The largest accepted number of shards; larger values are lowered to it.
+    /// The largest accepted number of shards.
     pub const MAX_SHARDS: usize = 4096;
 
     /// The defaults: [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) entries,
     /// [`DEFAULT_SHARDS`](Self::DEFAULT_SHARDS) shards, the [`SystemClock`].
     pub fn new() -> Self {
-        MemoryStoreConfig {
+        MemoryRevocationConfig {
             capacity: Self::DEFAULT_CAPACITY,
             shards: Self::DEFAULT_SHARDS,
             clock: Arc::new(SystemClock),
@@ -61,10 +66,11 @@ impl MemoryStoreConfig {
 
     /// How many independently locked shards the entries are spread over (by a keyed hash of
     /// the id). More shards mean less contention between concurrent revokes; checks only ever
-    /// take shared locks. Clamped to `1..=`[`MAX_SHARDS`](Self::MAX_SHARDS).
+    /// take shared locks. `1..=`[`MAX_SHARDS`](Self::MAX_SHARDS); another value makes
+    /// [`MemoryRevocationStore::with_config`] fail.
     #[must_use]
     pub fn shards(mut self, shards: usize) -> Self {
-        self.shards = shards.clamp(1, Self::MAX_SHARDS);
+        self.shards = shards;
         self
     }
 
@@ -76,7 +82,7 @@ impl MemoryStoreConfig {
     }
 }
 
-impl Default for MemoryStoreConfig {
+impl Default for MemoryRevocationConfig {
     fn default() -> Self {
         Self::new()
     }
@@ -84,7 +90,7 @@ impl Default for MemoryStoreConfig {
 
 /// A [`RevocationStore`] in process memory: concurrent, self-expiring and bounded.
 ///
-/// - **Concurrent.** Entries are spread over shards (see [`MemoryStoreConfig::shards`]), each
+/// - **Concurrent.** Entries are spread over shards (see [`MemoryRevocationConfig::shards`]), each
 ///   behind its own `RwLock`. A [`check`](RevocationStore::check) takes a shared lock on at
 ///   most three shards, one at a time (those of the token's `jti`, `sid` and `sub`); there is
 ///   no global lock.
@@ -94,7 +100,7 @@ impl Default for MemoryStoreConfig {
 ///   without any cleanup job: after a burst of revocations, at most one write per shard
 ///   returns the store to its live size. [`purge_expired`](Self::purge_expired) sweeps every
 ///   shard at once, for callers who want that now.
-/// - **Bounded.** At most [`capacity`](MemoryStoreConfig::capacity) entries (default one
+/// - **Bounded.** At most [`capacity`](MemoryRevocationConfig::capacity) entries (default one
 ///   million). **A full store refuses, it never forgets:** when a revoke would exceed the
 ///   capacity, expired entries are purged first; if the store is still full the revoke fails
 ///   with [`StoreError::CapacityExceeded`] and every live revocation stays in force. Evicting
@@ -110,25 +116,26 @@ impl Default for MemoryStoreConfig {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use tokenward_core::{Clock, ManualClock, StoreError, UnixTime};
-/// use tokenward_revocation::{MemoryRevocationStore, MemoryStoreConfig, RevocationStore};
+/// use tokenward_core::{Clock, ManualClock, StoreError, StoreId, UnixTime};
+/// use tokenward_revocation::{MemoryRevocationConfig, MemoryRevocationStore, RevocationStore};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
 /// let store = MemoryRevocationStore::with_config(
-///     MemoryStoreConfig::new().capacity(2).clock(Arc::new(clock.clone())),
-/// );
+///     MemoryRevocationConfig::new().capacity(2).clock(Arc::new(clock.clone())),
+/// )?;
 /// let exp = clock.now().saturating_add(Duration::from_secs(900));
-/// store.revoke_token("a", exp).await?;
-/// store.revoke_token("b", exp).await?;
+/// let [a, b, c] = ["a", "b", "c"].map(|id| StoreId::new(id).expect("a valid id"));
+/// store.revoke_token(&a, exp).await?;
+/// store.revoke_token(&b, exp).await?;
 /// // Full: the third revoke is refused, "a" and "b" stay revoked.
-/// let err = store.revoke_token("c", exp).await.unwrap_err();
+/// let err = store.revoke_token(&c, exp).await.unwrap_err();
 /// assert!(matches!(err, StoreError::CapacityExceeded { capacity: 2 }));
 /// // Once "a" and "b" have expired there is room again.
 /// clock.advance(Duration::from_secs(900));
-/// store.revoke_token("c", exp.saturating_add(Duration::from_secs(900))).await?;
+/// store.revoke_token(&c, exp.saturating_add(Duration::from_secs(900))).await?;
 /// assert_eq!(store.len(), 1);
-/// # Ok::<(), StoreError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
 pub struct MemoryRevocationStore {
@@ -151,16 +158,6 @@ enum Kind {
     Token,
     Session,
     Subject,
-}
-
-impl Kind {
-    fn id_name(self) -> &'static str {
-        match self {
-            Kind::Token => "jti",
-            Kind::Session => "sid",
-            Kind::Subject => "sub",
-        }
-    }
 }
 
 /// One revocation. `before` is only meaningful for subjects (and `EPOCH` otherwise).
@@ -291,16 +288,33 @@ impl Shard {
 }
 
 impl MemoryRevocationStore {
-    /// A store with the default configuration ([`MemoryStoreConfig::new`]).
+    /// A store with the default configuration ([`MemoryRevocationConfig::new`]).
     pub fn new() -> Self {
-        Self::with_config(MemoryStoreConfig::new())
+        Self::build(MemoryRevocationConfig::new())
     }
 
-    /// A store with the given configuration.
-    pub fn with_config(config: MemoryStoreConfig) -> Self {
-        let shards = config.shards.clamp(1, MemoryStoreConfig::MAX_SHARDS);
+    /// A store with the default configuration, reading time from `clock` (a `ManualClock` in
+    /// tests).
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Self::build(MemoryRevocationConfig::new().clock(clock))
+    }
+
+    /// A store with the given configuration; a setting out of range is an error.
+    pub fn with_config(config: MemoryRevocationConfig) -> Result<Self, SettingError> {
+        SettingError::check_range(
+            "shards",
+            config.shards,
+            1..=MemoryRevocationConfig::MAX_SHARDS,
+        )?;
+        Ok(Self::build(config))
+    }
+
+    /// `config.shards` is in range (the defaults are).
+    fn build(config: MemoryRevocationConfig) -> Self {
         MemoryRevocationStore {
-            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..config.shards.max(1))
+                .map(|_| RwLock::new(Shard::default()))
+                .collect(),
             hasher: RandomState::new(),
             stored: AtomicUsize::new(0),
             sweep_cursor: AtomicUsize::new(0),
@@ -339,6 +353,22 @@ impl MemoryRevocationStore {
         self.stored.load(Ordering::Acquire)
     }
 
+    /// Every id held, each as one buffer (the conformance probe's `stored_bytes`).
+    #[cfg(feature = "conformance")]
+    pub(crate) fn stored_ids(&self) -> Vec<Vec<u8>> {
+        self.shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = read(shard);
+                shard
+                    .expiry
+                    .iter()
+                    .map(|(_, _, id)| id.as_bytes().to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Drops every expired entry from every shard now and returns how many were dropped.
     ///
     /// Never required for correctness or for bounded memory (revokes reclaim expired entries
@@ -358,7 +388,7 @@ impl MemoryRevocationStore {
     }
 
     fn shard_index(&self, kind: Kind, id: &str) -> usize {
-        // `shards.len()` is at least 1 (see `with_config`), and the remainder is below it;
+        // `shards.len()` is at least 1 (see `build`), and the remainder is below it;
         // the u64 → usize conversion of a remainder below `len` cannot truncate.
         let hash = self.hasher.hash_one((kind, id));
         usize::try_from(hash % self.shards.len() as u64).unwrap_or_default()
@@ -387,7 +417,6 @@ impl MemoryRevocationStore {
     }
 
     fn revoke(&self, kind: Kind, id: &str, new: Entry) -> Result<(), StoreError> {
-        validate_id(kind.id_name(), id)?;
         let now = self.clock.now();
         if new.until <= now {
             // Nothing this entry could match is still valid.
@@ -475,54 +504,45 @@ impl fmt::Debug for MemoryRevocationStore {
 
 #[async_trait]
 impl RevocationStore for MemoryRevocationStore {
-    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
         let entry = Entry {
             until,
             before: UnixTime::EPOCH,
         };
-        self.revoke(Kind::Token, jti, entry)
+        self.revoke(Kind::Token, jti.as_str(), entry)
     }
 
-    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
         let entry = Entry {
             until,
             before: UnixTime::EPOCH,
         };
-        self.revoke(Kind::Session, sid, entry)
+        self.revoke(Kind::Session, sid.as_str(), entry)
     }
 
     async fn revoke_subject(
         &self,
-        sub: &str,
+        sub: &StoreId<'_>,
         before: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {
-        self.revoke(Kind::Subject, sub, Entry { until, before })
+        self.revoke(Kind::Subject, sub.as_str(), Entry { until, before })
     }
 
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        for (kind, id) in [
-            (Kind::Token, token.jti),
-            (Kind::Session, token.sid),
-            (Kind::Subject, token.sub),
-        ] {
-            if let Some(id) = id {
-                validate_id(kind.id_name(), id)?;
-            }
-        }
         let now = self.clock.now();
-        if let Some(jti) = token.jti
-            && self.lookup(Kind::Token, jti, now).is_some()
+        if let Some(jti) = &token.jti
+            && self.lookup(Kind::Token, jti.as_str(), now).is_some()
         {
             return Ok(RevocationStatus::Revoked(RevokedBy::Token));
         }
-        if let Some(sid) = token.sid
-            && self.lookup(Kind::Session, sid, now).is_some()
+        if let Some(sid) = &token.sid
+            && self.lookup(Kind::Session, sid.as_str(), now).is_some()
         {
             return Ok(RevocationStatus::Revoked(RevokedBy::Session));
         }
-        if let Some(sub) = token.sub
-            && let Some(entry) = self.lookup(Kind::Subject, sub, now)
+        if let Some(sub) = &token.sub
+            && let Some(entry) = self.lookup(Kind::Subject, sub.as_str(), now)
             && token.iat.is_none_or(|iat| iat < entry.before)
         {
             return Ok(RevocationStatus::Revoked(RevokedBy::Subject {
@@ -550,11 +570,12 @@ mod tests {
     fn store(capacity: usize, shards: usize) -> (MemoryRevocationStore, ManualClock) {
         let clock = ManualClock::new(T0);
         let store = MemoryRevocationStore::with_config(
-            MemoryStoreConfig::new()
+            MemoryRevocationConfig::new()
                 .capacity(capacity)
                 .shards(shards)
                 .clock(Arc::new(clock.clone())),
-        );
+        )
+        .expect("a valid config");
         (store, clock)
     }
 
@@ -585,14 +606,13 @@ mod tests {
             .block_on(f)
     }
 
-    fn jti(id: &str) -> TokenRef<'_> {
-        TokenRef {
-            jti: Some(id),
-            sid: None,
-            sub: None,
-            iat: None,
-            exp: T0.saturating_add(secs(3600)),
-        }
+    fn id(id: &str) -> StoreId<'_> {
+        StoreId::new(id).expect("a valid id")
+    }
+
+    fn jti(jti: &str) -> TokenRef<'_> {
+        TokenRef::from_parts(Some(jti), None, None, None, T0.saturating_add(secs(3600)))
+            .expect("valid ids")
     }
 
     #[test]
@@ -601,10 +621,10 @@ mod tests {
             let (store, clock) = store(100, 4);
             let short = T0.saturating_add(secs(10));
             let long = T0.saturating_add(secs(100));
-            store.revoke_token("a", short).await.unwrap();
-            store.revoke_token("a", long).await.unwrap();
-            store.revoke_token("a", short).await.unwrap(); // does not shorten
-            store.revoke_session("a", short).await.unwrap(); // another namespace
+            store.revoke_token(&id("a"), short).await.unwrap();
+            store.revoke_token(&id("a"), long).await.unwrap();
+            store.revoke_token(&id("a"), short).await.unwrap(); // does not shorten
+            store.revoke_session(&id("a"), short).await.unwrap(); // another namespace
             assert_consistent(&store);
             assert_eq!(store.stored(), 2);
             let held = |kind| {
@@ -633,8 +653,8 @@ mod tests {
             let (store, _clock) = store(100, 1);
             let early = T0.saturating_add(secs(10));
             let late = T0.saturating_add(secs(20));
-            store.revoke_subject("u", late, early).await.unwrap();
-            store.revoke_subject("u", early, late).await.unwrap();
+            store.revoke_subject(&id("u"), late, early).await.unwrap();
+            store.revoke_subject(&id("u"), early, late).await.unwrap();
             assert_consistent(&store);
             let shard = read(store.shard(0));
             assert_eq!(
@@ -653,12 +673,12 @@ mod tests {
             let (store, clock) = store(100, 1);
             let late_cutoff = T0.saturating_add(secs(50));
             store
-                .revoke_subject("u", late_cutoff, T0.saturating_add(secs(10)))
+                .revoke_subject(&id("u"), late_cutoff, T0.saturating_add(secs(10)))
                 .await
                 .unwrap();
             clock.advance(secs(10));
             store
-                .revoke_subject("u", T0, T0.saturating_add(secs(100)))
+                .revoke_subject(&id("u"), T0, T0.saturating_add(secs(100)))
                 .await
                 .unwrap();
             let before = read(store.shard(0)).subjects.get("u").map(|e| e.before);
@@ -673,20 +693,20 @@ mod tests {
         block_on(async {
             let (store, clock) = store(3, 2);
             let until = T0.saturating_add(secs(10));
-            for id in ["a", "b", "c"] {
-                store.revoke_token(id, until).await.unwrap();
+            for name in ["a", "b", "c"] {
+                store.revoke_token(&id(name), until).await.unwrap();
             }
-            let err = store.revoke_session("d", until).await.unwrap_err();
+            let err = store.revoke_session(&id("d"), until).await.unwrap_err();
             assert_eq!(err.kind(), StoreErrorKind::CapacityExceeded);
             assert!(matches!(err, StoreError::CapacityExceeded { capacity: 3 }));
             // Re-revoking held ids (also extending them) needs no room.
-            store.revoke_token("a", until).await.unwrap();
+            store.revoke_token(&id("a"), until).await.unwrap();
             store
-                .revoke_token("b", until.saturating_add(secs(10)))
+                .revoke_token(&id("b"), until.saturating_add(secs(10)))
                 .await
                 .unwrap();
             // A no-op (past `until`) needs no room either.
-            store.revoke_token("z", T0).await.unwrap();
+            store.revoke_token(&id("z"), T0).await.unwrap();
             assert_eq!(store.stored(), 3);
             assert_consistent(&store);
 
@@ -695,7 +715,7 @@ mod tests {
             // write swept depends on the (randomly keyed) shard of each id: its own shard and
             // one more in rotation, or a full purge if the store was still full.
             store
-                .revoke_session("d", until.saturating_add(secs(1)))
+                .revoke_session(&id("d"), until.saturating_add(secs(1)))
                 .await
                 .unwrap();
             assert_eq!(store.len(), 2);
@@ -711,7 +731,7 @@ mod tests {
         block_on(async {
             let (store, _clock) = store(0, 1);
             let err = store
-                .revoke_token("a", T0.saturating_add(secs(1)))
+                .revoke_token(&id("a"), T0.saturating_add(secs(1)))
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), StoreErrorKind::CapacityExceeded);
@@ -725,7 +745,10 @@ mod tests {
             let (store, clock) = store(10_000, 8);
             let until = T0.saturating_add(secs(1));
             for i in 0..1000 {
-                store.revoke_token(&format!("t{i}"), until).await.unwrap();
+                store
+                    .revoke_token(&id(&format!("t{i}")), until)
+                    .await
+                    .unwrap();
             }
             assert_eq!(store.stored(), 1000);
             clock.advance(secs(1));
@@ -733,7 +756,10 @@ mod tests {
             assert_eq!(store.stored(), 1000, "nothing reclaimed without a write");
             let long = T0.saturating_add(secs(100));
             for i in 0..8 {
-                store.revoke_session(&format!("s{i}"), long).await.unwrap();
+                store
+                    .revoke_session(&id(&format!("s{i}")), long)
+                    .await
+                    .unwrap();
             }
             assert_eq!(store.stored(), 8, "eight writes swept all eight shards");
             assert_consistent(&store);
@@ -745,7 +771,7 @@ mod tests {
         block_on(async {
             let (store, clock) = store(10, 4);
             let until = T0.saturating_add(secs(5));
-            store.revoke_token("a", until).await.unwrap();
+            store.revoke_token(&id("a"), until).await.unwrap();
             clock.set(until.saturating_sub(Duration::from_nanos(1)));
             assert!(store.check(&jti("a")).await.unwrap().is_revoked());
             assert_eq!(store.len(), 1);
@@ -753,20 +779,27 @@ mod tests {
             assert!(!store.check(&jti("a")).await.unwrap().is_revoked());
             assert_eq!(store.len(), 0);
             // `until == now` is a no-op.
-            store.revoke_token("b", until).await.unwrap();
+            store.revoke_token(&id("b"), until).await.unwrap();
             assert_eq!(store.stored(), 1, "only the expired \"a\" is still held");
         });
     }
 
     #[test]
-    fn config_clamps_shards() {
-        let s = MemoryRevocationStore::with_config(MemoryStoreConfig::new().shards(0));
-        assert_eq!(s.shards.len(), 1);
-        let s = MemoryRevocationStore::with_config(MemoryStoreConfig::new().shards(usize::MAX));
-        assert_eq!(s.shards.len(), MemoryStoreConfig::MAX_SHARDS);
+    fn out_of_range_shards_are_refused() {
+        let max = MemoryRevocationConfig::MAX_SHARDS;
+        for bad in [0, max + 1, usize::MAX] {
+            let err = MemoryRevocationStore::with_config(MemoryRevocationConfig::new().shards(bad))
+                .expect_err("out of range");
+            assert_eq!(err.setting(), "shards");
+        }
+        for good in [1, max] {
+            let s = MemoryRevocationStore::with_config(MemoryRevocationConfig::new().shards(good))
+                .expect("in range");
+            assert_eq!(s.shards.len(), good);
+        }
         let s = MemoryRevocationStore::default();
-        assert_eq!(s.shards.len(), MemoryStoreConfig::DEFAULT_SHARDS);
-        assert_eq!(s.capacity(), MemoryStoreConfig::DEFAULT_CAPACITY);
+        assert_eq!(s.shards.len(), MemoryRevocationConfig::DEFAULT_SHARDS);
+        assert_eq!(s.capacity(), MemoryRevocationConfig::DEFAULT_CAPACITY);
     }
 
     #[test]
@@ -774,10 +807,16 @@ mod tests {
         block_on(async {
             let (store, _clock) = store(10, 2);
             let until = T0.saturating_add(secs(5));
-            store.revoke_token("secret-jti-123", until).await.unwrap();
-            store.revoke_session("secret-sid-456", until).await.unwrap();
             store
-                .revoke_subject("alice@example.com", until, until)
+                .revoke_token(&id("secret-jti-123"), until)
+                .await
+                .unwrap();
+            store
+                .revoke_session(&id("secret-sid-456"), until)
+                .await
+                .unwrap();
+            store
+                .revoke_subject(&id("alice@example.com"), until, until)
                 .await
                 .unwrap();
             let debug = format!("{store:?}");

@@ -1,25 +1,5 @@
 use async_trait::async_trait;
-use tokenward_core::{StoreError, TokenRef, UnixTime};
-
-/// The longest `jti`, `sid` or `sub` a store accepts, in bytes. Longer ids are
-/// [`StoreError::InvalidInput`]: they come from tokens, and a store must not let an attacker
-/// choose the size of its keys.
-pub const MAX_ID_LEN: usize = 512;
-
-/// Checks an id (`jti`, `sid`, `sub`) before it reaches a store: non-empty, at most
-/// [`MAX_ID_LEN`] bytes. Backends call this in every method so that all of them refuse the
-/// same inputs.
-pub fn validate_id(kind: &'static str, id: &str) -> Result<(), StoreError> {
-    if id.is_empty() {
-        return Err(StoreError::invalid_input(format!("empty {kind}")));
-    }
-    if id.len() > MAX_ID_LEN {
-        return Err(StoreError::invalid_input(format!(
-            "{kind} longer than {MAX_ID_LEN} bytes"
-        )));
-    }
-    Ok(())
-}
+use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
 
 /// How long a revocation must outlive the token's `exp`: verifiers accept a token for their
 /// clock leeway after `exp` (tokenward policies: 30 s by default, at most 5 minutes without a
@@ -103,13 +83,24 @@ impl RevocationStatus {
 ///   entry returns [`StoreError::CapacityExceeded`]; it must not evict a live revocation.
 /// - **Bounded and typed failures.** Every method returns within the backend's configured
 ///   timeout; outages are [`StoreError::Unavailable`] / [`StoreError::Timeout`], garbage read
-///   back is [`StoreError::Corrupt`] (never "not revoked"), ids failing [`validate_id`] are
-///   [`StoreError::InvalidInput`] in every method, `check` included. Never panic.
+///   back is [`StoreError::Corrupt`] (never "not revoked"). Never panic.
+/// - **Ids are opaque.** Every id arrives as a [`StoreId`] (1 to
+///   [`MAX_ID_LEN`](tokenward_core::MAX_ID_LEN) bytes, no NUL: checked where it was made, so
+///   a backend never checks again). Any other byte — separators, hash-tag braces, control
+///   characters, non-ASCII text — must round-trip without aliasing another id, and the three
+///   rules are separate namespaces.
 /// - **`until` in the past** (or equal to now) is a no-op that returns `Ok`: nothing it could
 ///   match is still valid. An entry "until T" matches while `now < T`.
-/// - **Millisecond precision is enough.** A backend may keep `until` and `before` in whole
-///   milliseconds (Redis `PXAT`), rounding so that it never revokes less (both up). The
-///   conformance suite uses millisecond-aligned times.
+/// - **Millisecond precision is enough, rounded the safe way.** A backend may keep `until`
+///   and `before` in whole milliseconds (Redis `PXAT`), rounding so that it never revokes
+///   less: both *up* to the next millisecond. The conformance suite uses times that are not
+///   on a millisecond, and checks them exactly with an exact clock.
+/// - **The store keeps its own time.** No method takes "now": the store decides expiry by its
+///   own clock — an injected [`Clock`](tokenward_core::Clock) in memory, the server's clock on
+///   a shared backend (Redis `TIME`, PostgreSQL `now()`). Every tokenward store trait follows
+///   this convention, because a store shared by several application instances is the only
+///   clock they all agree on; `until` and `before` are instants taken from tokens (`exp`,
+///   `iat`), not readings of the caller's clock.
 /// - **`check` is one call** answering for the token's `jti`, `sid` and `sub`/`iat` together
 ///   (one round trip on a networked backend). A subject cutoff revokes tokens with
 ///   `iat < before`, and tokens without `iat` (they cannot prove they are newer).
@@ -122,8 +113,8 @@ impl RevocationStatus {
 /// use std::collections::HashMap;
 /// use std::sync::Mutex;
 /// use async_trait::async_trait;
-/// use tokenward_core::{StoreError, TokenRef, UnixTime};
-/// use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy, validate_id};
+/// use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
+/// use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 ///
 /// /// A toy backend: one map per rule, entries kept with their expiry.
 /// #[derive(Default)]
@@ -133,22 +124,26 @@ impl RevocationStatus {
 ///
 /// #[async_trait]
 /// impl RevocationStore for MapStore {
-///     async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
-///         validate_id("jti", jti)?;
+///     async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
 ///         let mut map = self.tokens.lock().map_err(|_| StoreError::corrupt("poisoned"))?;
-///         let entry = map.entry(jti.to_owned()).or_insert(until);
+///         let entry = map.entry(jti.as_str().to_owned()).or_insert(until);
 ///         *entry = (*entry).max(until); // revocations only ever extend
 ///         Ok(())
 ///     }
-///     async fn revoke_session(&self, _sid: &str, _until: UnixTime) -> Result<(), StoreError> {
+///     async fn revoke_session(&self, _: &StoreId<'_>, _: UnixTime) -> Result<(), StoreError> {
 ///         Err(StoreError::invalid_input("sessions are not supported by this toy"))
 ///     }
-///     async fn revoke_subject(&self, _: &str, _: UnixTime, _: UnixTime) -> Result<(), StoreError> {
+///     async fn revoke_subject(
+///         &self,
+///         _: &StoreId<'_>,
+///         _: UnixTime,
+///         _: UnixTime,
+///     ) -> Result<(), StoreError> {
 ///         Err(StoreError::invalid_input("subjects are not supported by this toy"))
 ///     }
 ///     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
 ///         let map = self.tokens.lock().map_err(|_| StoreError::corrupt("poisoned"))?;
-///         Ok(match token.jti.and_then(|jti| map.get(jti)) {
+///         Ok(match token.jti.as_ref().and_then(|jti| map.get(jti.as_str())) {
 ///             Some(_) => RevocationStatus::Revoked(RevokedBy::Token),
 ///             None => RevocationStatus::Active,
 ///         })
@@ -158,10 +153,10 @@ impl RevocationStatus {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store: std::sync::Arc<dyn RevocationStore> = std::sync::Arc::new(MapStore::default());
 /// let exp = UnixTime::from_secs(2_000_000_000);
-/// store.revoke_token("j-1", exp).await?;
-/// let token = TokenRef { jti: Some("j-1"), sid: None, sub: Some("alice"), iat: None, exp };
+/// store.revoke_token(&StoreId::new("j-1")?, exp).await?;
+/// let token = TokenRef::from_parts(Some("j-1"), None, Some("alice"), None, exp)?;
 /// assert_eq!(store.check(&token).await?, RevocationStatus::Revoked(RevokedBy::Token));
-/// # Ok::<(), StoreError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
 /// (A real backend must also expire entries on its own; this toy keeps them forever.)
@@ -169,12 +164,12 @@ impl RevocationStatus {
 pub trait RevocationStore: Send + Sync + 'static {
     /// Revokes the token with this `jti` until `until` (normally [`revoke_until`] of the
     /// token's `exp`, which covers the verifiers' leeway).
-    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError>;
+    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError>;
 
     /// Revokes every token carrying `sid` until `until` (normally the issue time of the
     /// session's newest access token plus the maximum access-token lifetime, or the refresh
     /// family's absolute expiry).
-    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError>;
+    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError>;
 
     /// Revokes every token of `sub` issued before `before` (`iat < before`), until `until`
     /// (normally `before` plus the maximum access-token lifetime). "Sign out everywhere" at
@@ -182,7 +177,7 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// issued earlier in the same second are included.
     async fn revoke_subject(
         &self,
-        sub: &str,
+        sub: &StoreId<'_>,
         before: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError>;
@@ -193,15 +188,15 @@ pub trait RevocationStore: Send + Sync + 'static {
 
 #[async_trait]
 impl<S: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<S> {
-    async fn revoke_token(&self, jti: &str, until: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
         (**self).revoke_token(jti, until).await
     }
-    async fn revoke_session(&self, sid: &str, until: UnixTime) -> Result<(), StoreError> {
+    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
         (**self).revoke_session(sid, until).await
     }
     async fn revoke_subject(
         &self,
-        sub: &str,
+        sub: &StoreId<'_>,
         before: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError> {

@@ -5,41 +5,49 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenward_core::{Clock, ManualClock, StoreError, StoreErrorKind, TokenRef, UnixTime};
+use tokenward_core::{Clock, ManualClock, StoreError, StoreErrorKind, StoreId, TokenRef, UnixTime};
 use tokenward_revocation::{
-    MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevocationStore, RevokedBy,
+    MemoryRevocationConfig, MemoryRevocationStore, RevocationStatus, RevocationStore, RevokedBy,
 };
 
 const T0: UnixTime = UnixTime::from_secs(1_700_000_000);
 
+#[expect(clippy::unwrap_used, reason = "a test helper")]
 fn store(capacity: usize) -> (MemoryRevocationStore, ManualClock) {
     let clock = ManualClock::new(T0);
-    let config = MemoryStoreConfig::new()
+    let config = MemoryRevocationConfig::new()
         .capacity(capacity)
         .clock(Arc::new(clock.clone()));
-    (MemoryRevocationStore::with_config(config), clock)
+    (MemoryRevocationStore::with_config(config).unwrap(), clock)
 }
 
-fn jti(id: &str) -> TokenRef<'_> {
-    TokenRef {
-        jti: Some(id),
-        sid: None,
-        sub: None,
-        iat: None,
-        exp: T0.saturating_add(Duration::from_secs(3600)),
-    }
+#[expect(clippy::unwrap_used, reason = "a test helper")]
+fn id(id: &str) -> StoreId<'_> {
+    StoreId::new(id).unwrap()
+}
+
+#[expect(clippy::unwrap_used, reason = "a test helper")]
+fn jti(jti: &str) -> TokenRef<'_> {
+    TokenRef::from_parts(
+        Some(jti),
+        None,
+        None,
+        None,
+        T0.saturating_add(Duration::from_secs(3600)),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn a_burst_of_short_lived_revocations_goes_away_on_its_own() {
     const N: usize = 100_000;
-    let (store, clock) = store(MemoryStoreConfig::DEFAULT_CAPACITY);
+    let (store, clock) = store(MemoryRevocationConfig::DEFAULT_CAPACITY);
     // 15-minute tokens, revoked at various points of their life.
     for i in 0..N {
         let secs = 60 + (i as u64 % 840);
         let until = T0.saturating_add(Duration::from_secs(secs));
         store
-            .revoke_token(&format!("jti-{i:06}"), until)
+            .revoke_token(&id(&format!("jti-{i:06}")), until)
             .await
             .unwrap();
     }
@@ -67,22 +75,25 @@ async fn a_burst_of_short_lived_revocations_goes_away_on_its_own() {
     );
     // ... and ordinary writes reclaim the memory, without any cleanup job: each revoke
     // drops the expired entries of its own shard and of one more, in turn.
-    for i in 0..MemoryStoreConfig::DEFAULT_SHARDS {
+    for i in 0..MemoryRevocationConfig::DEFAULT_SHARDS {
         let until = clock.now().saturating_add(Duration::from_secs(1));
         store
-            .revoke_session(&format!("sid-{i}"), until)
+            .revoke_session(&id(&format!("sid-{i}")), until)
             .await
             .unwrap();
     }
     assert_eq!(
         store.stored(),
-        MemoryStoreConfig::DEFAULT_SHARDS,
+        MemoryRevocationConfig::DEFAULT_SHARDS,
         "only the new, live sessions are held"
     );
 
     // And once those have expired, one purge returns the store to empty.
     clock.advance(Duration::from_secs(1));
-    assert_eq!(store.purge_expired(), MemoryStoreConfig::DEFAULT_SHARDS);
+    assert_eq!(
+        store.purge_expired(),
+        MemoryRevocationConfig::DEFAULT_SHARDS
+    );
     assert_eq!(store.stored(), 0);
     assert!(store.is_empty());
 }
@@ -96,17 +107,17 @@ async fn a_full_store_refuses_and_never_forgets() {
     // Half of the entries expire soon, half later; tokens, sessions and subjects all count.
     for i in 0..CAPACITY / 2 {
         store
-            .revoke_token(&format!("soon-{i}"), soon)
+            .revoke_token(&id(&format!("soon-{i}")), soon)
             .await
             .unwrap();
     }
     for i in 0..CAPACITY / 4 {
         store
-            .revoke_session(&format!("later-{i}"), later)
+            .revoke_session(&id(&format!("later-{i}")), later)
             .await
             .unwrap();
         store
-            .revoke_subject(&format!("later-{i}"), T0, later)
+            .revoke_subject(&id(&format!("later-{i}")), T0, later)
             .await
             .unwrap();
     }
@@ -115,9 +126,9 @@ async fn a_full_store_refuses_and_never_forgets() {
     // Full: new revocations are refused, with the capacity in the error ...
     for call in 0..3 {
         let err = match call {
-            0 => store.revoke_token("one-too-many", later).await,
-            1 => store.revoke_session("one-too-many", later).await,
-            _ => store.revoke_subject("one-too-many", T0, later).await,
+            0 => store.revoke_token(&id("one-too-many"), later).await,
+            1 => store.revoke_session(&id("one-too-many"), later).await,
+            _ => store.revoke_subject(&id("one-too-many"), T0, later).await,
         }
         .unwrap_err();
         assert_eq!(err.kind(), StoreErrorKind::CapacityExceeded);
@@ -128,7 +139,7 @@ async fn a_full_store_refuses_and_never_forgets() {
         assert!(err.is_transient());
     }
     // ... re-revoking (and extending) what is held still works ...
-    store.revoke_token("soon-0", later).await.unwrap();
+    store.revoke_token(&id("soon-0"), later).await.unwrap();
     // ... and nothing live was dropped to make room.
     assert_eq!(store.len(), CAPACITY);
     for i in 0..CAPACITY / 2 {
@@ -141,13 +152,16 @@ async fn a_full_store_refuses_and_never_forgets() {
     clock.set(soon);
     for i in 0..CAPACITY / 2 - 1 {
         store
-            .revoke_token(&format!("new-{i}"), later)
+            .revoke_token(&id(&format!("new-{i}")), later)
             .await
             .unwrap();
     }
     assert_eq!(store.len(), CAPACITY);
     assert_eq!(store.stored(), CAPACITY);
-    let err = store.revoke_token("one-too-many", later).await.unwrap_err();
+    let err = store
+        .revoke_token(&id("one-too-many"), later)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::CapacityExceeded);
     assert!(store.check(&jti("soon-0")).await.unwrap().is_revoked());
     assert!(!store.check(&jti("soon-1")).await.unwrap().is_revoked());

@@ -294,3 +294,24 @@ pub async fn bounded_failure<T: std::fmt::Debug>(
     );
     took
 }
+
+/// The conformance suites' [`StoreProbe`](tokenward_core::conformance::StoreProbe) into a
+/// Redis store: a `SCAN` of its key prefix, and its backend's round-trip counter.
+pub struct RedisProbe {
+    pub backend: tokenward_redis::RedisBackend,
+}
+
+#[async_trait::async_trait]
+impl tokenward_core::conformance::StoreProbe for RedisProbe {
+    async fn stored_entries(&self) -> Result<u64, tokenward_core::StoreError> {
+        Ok(keys_under(self.backend.key_prefix()).await.len() as u64)
+    }
+
+    async fn stored_bytes(&self) -> Result<Vec<Vec<u8>>, tokenward_core::StoreError> {
+        Ok(dump_prefix(self.backend.key_prefix()).await)
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.backend.round_trips()
+    }
+}

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ring::rand::SystemRandom;
+use tokenward_core::conformance::check_model;
 use tokenward_core::{TokenRef, UnixTime};
-use tokenward_revocation::conformance::{MODEL_CASES_EXACT, MODEL_CASES_REAL, check_model};
-use tokenward_revocation::{
-    MemoryRevocationStore, MemoryStoreConfig, RevocationStatus, RevocationStore, RevokedBy,
-};
+use tokenward_revocation::conformance::{MODEL_CASES_EXACT, MODEL_CASES_REAL};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore, RevokedBy};
 
 use super::{CaseResult, ConformanceError, DOWN, FailingStore, HEALTHY, LOSE_ROTATE_REPLY, mint};
 use crate::{
@@ -591,13 +590,14 @@ impl Run {
                 }
                 let index = usize::from(fam) % self.families.len();
                 let f = self.families.get(index).ok_or("no family")?;
-                let token = TokenRef {
-                    jti: None,
-                    sid: Some(f.id.as_str()),
-                    sub: None,
-                    iat: None,
-                    exp: UnixTime::from_secs(4_000_000_000),
-                };
+                let token = TokenRef::from_parts(
+                    None,
+                    Some(f.id.as_str()),
+                    None,
+                    None,
+                    UnixTime::from_secs(4_000_000_000),
+                )
+                .map_err(|e| fail(&e))?;
                 let got = self.revocation.check(&token).await.map_err(|e| fail(&e))?;
                 let expected = if f.session_until.is_some_and(|u| u > self.now) {
                     RevocationStatus::Revoked(RevokedBy::Session)
@@ -639,9 +639,9 @@ async fn run_ops(env: &super::RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
         inner: Arc::clone(&env.store),
         mode: AtomicU8::new(HEALTHY),
     });
-    let revocation = Arc::new(MemoryRevocationStore::with_config(
-        MemoryStoreConfig::new().clock(Arc::clone(&env.engine_clock)),
-    ));
+    let revocation = Arc::new(MemoryRevocationStore::with_clock(Arc::clone(
+        &env.engine_clock,
+    )));
     let config = RefreshConfig::new()
         .grace_window(grace)
         .idle_timeout(idle)

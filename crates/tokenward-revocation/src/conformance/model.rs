@@ -3,22 +3,20 @@
 //! the rules of the [contract](crate::RevocationStore#contract-for-implementations)); every
 //! `check` answer must be the model's, rule included.
 //!
-//! Also [`check_model`], the small async property runner (proptest generation and
-//! shrinking) that the refresh suite's model case uses too.
+//! The property runner is `tokenward_core::conformance::check_model`, shared with the refresh
+//! suite's model case.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::strategy::{Strategy, ValueTree};
-use proptest::test_runner::{Config, TestRunner};
-use tokenward_core::{TokenRef, UnixTime};
+use tokenward_core::conformance::check_model;
+use tokenward_core::{StoreId, TokenRef, UnixTime};
 
-use super::{CaseResult, ConformanceError, TestClock};
+use super::{CaseResult, ConformanceError, RevocationEnv, TestClock};
 use crate::{RevocationStatus, RevocationStore, RevokedBy};
 
 /// How many sequences [`model_based`] runs on an exact clock (`ManualClock`).
@@ -27,68 +25,6 @@ pub const MODEL_CASES_EXACT: u32 = 256;
 pub const MODEL_CASES_REAL: u32 = 32;
 /// The longest generated sequence.
 const MAX_OPS: usize = 40;
-/// The most shrinking steps after a failure.
-const MAX_SHRINK_STEPS: u32 = 2_000;
-
-/// Runs `cases` values of `strategy` through `run` — generation and shrinking by proptest,
-/// driven from async code. On a failure, shrinks it and returns the **minimal failing
-/// value** with the reason, as the error message.
-///
-/// `PROPTEST_CASES` overrides `cases` and `PROPTEST_RNG_SEED` fixes the seed (as in
-/// proptest). Nothing is persisted: the message carries the sequence to replay.
-pub async fn check_model<S, F, Fut>(strategy: S, cases: u32, mut run: F) -> Result<(), String>
-where
-    S: Strategy,
-    S::Value: fmt::Debug,
-    F: FnMut(S::Value) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new(config);
-    for case in 0..cases {
-        let mut tree = strategy
-            .new_tree(&mut runner)
-            .map_err(|e| format!("generating case {case}: {e}"))?;
-        let Err(first) = run(tree.current()).await else {
-            continue;
-        };
-        let mut reason = first;
-        let mut minimal = format!("{:#?}", tree.current());
-        let mut steps = 0;
-        if tree.simplify() {
-            while steps < MAX_SHRINK_STEPS {
-                steps += 1;
-                match run(tree.current()).await {
-                    Ok(()) => {
-                        if !tree.complicate() {
-                            break;
-                        }
-                    }
-                    Err(why) => {
-                        reason = why;
-                        minimal = format!("{:#?}", tree.current());
-                        if !tree.simplify() {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        return Err(format!(
-            "model-based case failed (case {case} of {cases}, shrunk in {steps} steps).\n\
-             Minimal failing sequence:\n{minimal}\nFailure: {reason}"
-        ));
-    }
-    Ok(())
-}
 
 /// One step of a generated sequence. Times are whole seconds relative to the run (see
 /// [`model_based`] for how a real clock reads them).
@@ -292,6 +228,10 @@ impl Run {
     }
 }
 
+fn store_id(id: &str) -> Result<StoreId<'_>, String> {
+    StoreId::new(id).map_err(|e| format!("the model made an invalid id: {e}"))
+}
+
 async fn run_ops(
     store: &dyn RevocationStore,
     clock: Arc<dyn TestClock>,
@@ -324,7 +264,7 @@ async fn run_ops(
             Op::RevokeToken { jti, until } => {
                 let until = run.until(*until);
                 store
-                    .revoke_token(&id("j", *jti), until)
+                    .revoke_token(&store_id(&id("j", *jti))?, until)
                     .await
                     .map_err(|e| fail(&e))?;
                 Model::revoke(&mut model.tokens, *jti, until, now);
@@ -332,7 +272,7 @@ async fn run_ops(
             Op::RevokeSession { sid, until } => {
                 let until = run.until(*until);
                 store
-                    .revoke_session(&id("s", *sid), until)
+                    .revoke_session(&store_id(&id("s", *sid))?, until)
                     .await
                     .map_err(|e| fail(&e))?;
                 Model::revoke(&mut model.sessions, *sid, until, now);
@@ -340,7 +280,7 @@ async fn run_ops(
             Op::RevokeSubject { sub, before, until } => {
                 let (before, until) = (run.instant(*before), run.until(*until));
                 store
-                    .revoke_subject(&id("u", *sub), before, until)
+                    .revoke_subject(&store_id(&id("u", *sub))?, before, until)
                     .await
                     .map_err(|e| fail(&e))?;
                 model.revoke_subject(*sub, before, until, now);
@@ -352,13 +292,14 @@ async fn run_ops(
                     probe.sub.map(|n| id("u", n)),
                 );
                 let iat = probe.iat.map(|s| run.instant(s));
-                let token = TokenRef {
-                    jti: jti.as_deref(),
-                    sid: sid.as_deref(),
-                    sub: sub.as_deref(),
+                let token = TokenRef::from_parts(
+                    jti.as_deref(),
+                    sid.as_deref(),
+                    sub.as_deref(),
                     iat,
-                    exp: UnixTime::from_secs(4_000_000_000),
-                };
+                    UnixTime::from_secs(4_000_000_000),
+                )
+                .map_err(|e| fail(&e))?;
                 let got = store.check(&token).await.map_err(|e| fail(&e))?;
                 let expected = model.check(probe, iat, now);
                 if got != expected {
@@ -393,7 +334,8 @@ async fn run_ops(
 ///
 /// The store may be shared by all sequences (each uses ids of its own), so it is the usual
 /// fresh store of a case.
-pub async fn model_based(store: Arc<dyn RevocationStore>, clock: Arc<dyn TestClock>) -> CaseResult {
+pub async fn model_based(env: RevocationEnv) -> CaseResult {
+    let RevocationEnv { store, clock, .. } = env;
     // On a real clock time passing costs a sleep: about one run in seven has one.
     let (cases, advance) = if clock.tolerance().is_zero() {
         (MODEL_CASES_EXACT, 80)
@@ -407,8 +349,5 @@ pub async fn model_based(store: Arc<dyn RevocationStore>, clock: Arc<dyn TestClo
         async move { run_ops(&*store, clock, ops).await }
     })
     .await
-    .map_err(|message| ConformanceError {
-        message,
-        source: None,
-    })
+    .map_err(ConformanceError::new)
 }
