@@ -118,24 +118,14 @@ fn criterion_dir(id: &str) -> String {
         .collect()
 }
 
-/// The number after `"key":` in `text`.
-fn json_number(text: &str, key: &str) -> Option<f64> {
-    let at = text.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = text.get(at..)?.trim_start();
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
-        .unwrap_or(rest.len());
-    rest.get(..end)?.parse().ok()
-}
-
-/// The `mean` of a criterion `estimates.json`.
+/// The `mean` of a criterion `estimates.json`: its point estimate and 95 % interval.
 fn parse_estimate(json: &str) -> Option<Estimate> {
-    let mean = json.get(json.find("\"mean\":")?..)?;
-    let mean = mean.get(..mean.find("\"median\":").unwrap_or(mean.len()))?;
+    let json: serde_json::Value = serde_json::from_str(json).ok()?;
+    let number = |pointer: &str| json.pointer(pointer)?.as_f64();
     Some(Estimate {
-        mean: json_number(mean, "point_estimate")?,
-        low: json_number(mean, "lower_bound")?,
-        high: json_number(mean, "upper_bound")?,
+        mean: number("/mean/point_estimate")?,
+        low: number("/mean/confidence_interval/lower_bound")?,
+        high: number("/mean/confidence_interval/upper_bound")?,
     })
 }
 
@@ -318,7 +308,8 @@ impl Report {
         self.ratios.push(Ratio { key, value, met });
     }
 
-    /// The JSON object of the ratios, plus the keys of the missed targets.
+    /// The JSON object of the ratios (4 decimals; `null` when not finite), plus the keys of
+    /// the missed targets.
     fn json(&self) -> String {
         let mut fields: Vec<String> = self
             .ratios
@@ -329,16 +320,19 @@ impl Report {
                 } else {
                     "null".to_owned()
                 };
-                format!("\"{}\":{value}", r.key)
+                format!("{}:{value}", serde_json::Value::from(r.key.as_str()))
             })
             .collect();
-        let missed: Vec<String> = self
+        let missed: Vec<&str> = self
             .ratios
             .iter()
             .filter(|r| r.met == Some(false))
-            .map(|r| format!("\"{}\"", r.key))
+            .map(|r| r.key.as_str())
             .collect();
-        fields.push(format!("\"targets_missed\":[{}]", missed.join(",")));
+        fields.push(format!(
+            "\"targets_missed\":{}",
+            serde_json::Value::from(missed)
+        ));
         format!("{{{}}}", fields.join(","))
     }
 }
@@ -784,7 +778,17 @@ mod tests {
             })
         );
         assert_eq!(parse_estimate("{}"), None);
-        assert_eq!(json_number(r#"{"a": 1e3,"b":2}"#, "a"), Some(1000.0));
+        assert_eq!(parse_estimate("not json"), None);
+        assert_eq!(
+            parse_estimate(
+                r#"{"mean": {"point_estimate": 1e3, "confidence_interval": {"lower_bound": 9.5e2, "upper_bound": 1050}}}"#
+            ),
+            Some(Estimate {
+                mean: 1000.0,
+                low: 950.0,
+                high: 1050.0
+            })
+        );
     }
 
     #[test]
@@ -835,9 +839,10 @@ mod tests {
         report.ratio("a".to_owned(), 0.5, Some(true));
         report.ratio("b".to_owned(), 1.25, Some(false));
         report.ratio("c".to_owned(), f64::NAN, None);
+        report.ratio("d\"e".to_owned(), 2.0, Some(false));
         assert_eq!(
             report.json(),
-            r#"{"a":0.5000,"b":1.2500,"c":null,"targets_missed":["b"]}"#
+            r#"{"a":0.5000,"b":1.2500,"c":null,"d\"e":2.0000,"targets_missed":["b","d\"e"]}"#
         );
     }
 

@@ -23,6 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::Result;
 use crate::cmd;
 
@@ -120,6 +123,41 @@ enum Expect {
     Rejected(&'static str),
 }
 
+impl Expect {
+    /// Whether a step that exited with `code` and printed `stdout` did what was expected.
+    fn is_met(&self, code: Option<i32>, stdout: &str) -> bool {
+        // `verify --json` prints one JSON object per token: `{"valid":true,"claims":{...}}`
+        // or `{"valid":false,"class":"...","reason":"..."}`.
+        let answer = || {
+            let line = stdout.lines().next()?;
+            serde_json::from_str::<serde_json::Value>(line).ok()
+        };
+        match self {
+            Expect::Success => code == Some(0),
+            Expect::Valid => {
+                code == Some(0) && answer().is_some_and(|a| a.get("valid") == Some(&true.into()))
+            }
+            Expect::Rejected(class) => {
+                code == Some(1)
+                    && answer().is_some_and(|a| {
+                        a.get("valid") == Some(&false.into())
+                            && a.get("class").and_then(|c| c.as_str()) == Some(*class)
+                    })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Expect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expect::Success => f.write_str("exit 0"),
+            Expect::Valid => f.write_str("valid, exit 0"),
+            Expect::Rejected(class) => write!(f, "rejected with class `{class}`, exit 1"),
+        }
+    }
+}
+
 struct Demo {
     bin: PathBuf,
     server_bin: PathBuf,
@@ -208,7 +246,9 @@ impl Demo {
 
         // An attacker edits the claims and keeps the signature.
         let claims = String::from_utf8(
-            b64url_decode(payload).ok_or("the issued token's payload is not base64url")?,
+            URL_SAFE_NO_PAD
+                .decode(payload)
+                .map_err(|_| "the issued token's payload is not base64url")?,
         )?;
         if !claims.contains(r#""sub":"alice""#) {
             return Err(format!("unexpected claims in the issued token: {claims}").into());
@@ -216,7 +256,7 @@ impl Demo {
         let forged_claims = claims.replace(r#""sub":"alice""#, r#""sub":"admin""#);
         let tampered = format!(
             "{header}.{}.{signature}",
-            b64url_encode(forged_claims.as_bytes())
+            URL_SAFE_NO_PAD.encode(forged_claims.as_bytes())
         );
         let mut args = verify(&[]);
         args.push(tampered.clone());
@@ -266,7 +306,10 @@ impl Demo {
         )?;
 
         let none_header = format!(r#"{{"alg":"none","typ":"at+jwt","kid":"{KID}"}}"#);
-        let unsigned = format!("{}.{payload}.", b64url_encode(none_header.as_bytes()));
+        let unsigned = format!(
+            "{}.{payload}.",
+            URL_SAFE_NO_PAD.encode(none_header.as_bytes())
+        );
         let mut args = verify(&[]);
         args.push(unsigned.clone());
         self.exec_owned(
@@ -420,18 +463,8 @@ impl Demo {
             println!("  ! {line}");
         }
         let code = output.status.code();
-        let (ok, expected) = match expect {
-            Expect::Success => (code == Some(0), "exit 0".to_owned()),
-            Expect::Valid => (
-                code == Some(0) && stdout.starts_with(r#"{"valid":true,"#),
-                "valid, exit 0".to_owned(),
-            ),
-            Expect::Rejected(class) => (
-                code == Some(1)
-                    && stdout.starts_with(&format!(r#"{{"valid":false,"class":"{class}","#)),
-                format!("rejected with class `{class}`, exit 1"),
-            ),
-        };
+        let ok = expect.is_met(code, &stdout);
+        let expected = expect.to_string();
         let status = code.map_or_else(|| "killed by a signal".to_owned(), |c| format!("exit {c}"));
         if ok {
             println!("  => as expected: {expected}\n");
@@ -680,66 +713,18 @@ fn target_dir(root: &Path) -> Result<PathBuf> {
         "1",
         "--no-deps",
     ]))?;
-    json_string_field(&metadata, "target_directory")
+    target_directory(&metadata)
+}
+
+/// The `target_directory` of `cargo metadata`'s JSON output.
+fn target_directory(metadata: &str) -> Result<PathBuf> {
+    let metadata: serde_json::Value = serde_json::from_str(metadata)
+        .map_err(|e| format!("`cargo metadata` printed no JSON: {e}"))?;
+    metadata
+        .get("target_directory")
+        .and_then(serde_json::Value::as_str)
         .map(PathBuf::from)
         .ok_or_else(|| "`cargo metadata` output has no target_directory".into())
-}
-
-/// The value of the first `"name":"..."` string member in `json` (enough for cargo's
-/// compact metadata output, without a JSON dependency).
-fn json_string_field(json: &str, name: &str) -> Option<String> {
-    let key = format!("\"{name}\":\"");
-    let start = json.find(&key)? + key.len();
-    let mut out = String::new();
-    let mut chars = json.get(start..)?.chars();
-    loop {
-        match chars.next()? {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                }
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-}
-
-const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Unpadded base64url.
-fn b64url_encode(input: &[u8]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..=chunk.len() {
-            let index = (n >> (18 - 6 * i)) & 63;
-            out.extend(B64URL.get(index as usize).map(|&b| char::from(b)));
-        }
-    }
-    out
-}
-
-/// Unpadded base64url; `None` on a byte outside the alphabet.
-fn b64url_decode(input: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in input.bytes() {
-        let value = B64URL.iter().position(|&b| b == c)?;
-        acc = (acc << 6) | value as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -747,30 +732,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64url_known_vectors_and_round_trip() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg"),
-            ("fo", "Zm8"),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg"),
-            (r#"{"alg":"none"}"#, "eyJhbGciOiJub25lIn0"),
-            ("\u{ff}\u{fe}?", "w7_Dvj8"),
-        ] {
-            assert_eq!(b64url_encode(plain.as_bytes()), encoded);
-            assert_eq!(b64url_decode(encoded).unwrap(), plain.as_bytes());
-        }
-        assert_eq!(b64url_decode("a+b"), None);
-    }
-
-    #[test]
     fn target_directory_from_metadata() {
         let json = r#"{"packages":[],"target_directory":"C:\\work\\target","version":1}"#;
         assert_eq!(
-            json_string_field(json, "target_directory").as_deref(),
-            Some(r"C:\work\target")
+            target_directory(json).unwrap(),
+            PathBuf::from(r"C:\work\target")
         );
-        assert_eq!(json_string_field(json, "workspace_root"), None);
+        for bad in [
+            r#"{"packages":[],"workspace_root":"/w","version":1}"#,
+            r#"{"target_directory":7}"#,
+            "error: could not find `Cargo.toml`",
+        ] {
+            assert!(target_directory(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn verify_answers_are_judged_on_exit_code_valid_and_class() {
+        let valid = r#"{"valid":true,"claims":{"sub":"alice","class":"x"}}"#;
+        let rejected = r#"{"valid":false,"class":"signature","reason":"InvalidSignature"}"#;
+        for (expect, code, stdout, met) in [
+            (Expect::Success, Some(0), "", true),
+            (Expect::Success, Some(1), "", false),
+            (Expect::Success, None, "", false),
+            (Expect::Valid, Some(0), valid, true),
+            (Expect::Valid, Some(1), valid, false),
+            (Expect::Valid, Some(0), rejected, false),
+            (Expect::Valid, Some(0), "valid", false),
+            (Expect::Rejected("signature"), Some(1), rejected, true),
+            (Expect::Rejected("expired"), Some(1), rejected, false),
+            (Expect::Rejected("signature"), Some(0), rejected, false),
+            (Expect::Rejected("signature"), Some(1), valid, false),
+            (Expect::Rejected("signature"), Some(1), "", false),
+        ] {
+            assert_eq!(
+                expect.is_met(code, stdout),
+                met,
+                "{expect} {code:?} {stdout}"
+            );
+        }
+        assert_eq!(
+            Expect::Rejected("audience").to_string(),
+            "rejected with class `audience`, exit 1"
+        );
     }
 
     #[test]
