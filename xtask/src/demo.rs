@@ -28,6 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::Result;
 use crate::cmd;
+use crate::workdir::WorkDir;
 
 const KID: &str = "demo-2026-11";
 const ISS: &str = "https://auth.demo.example";
@@ -71,13 +72,13 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
     };
 
-    let work = WorkDir::create()?;
-    println!("tokenward demo — working in {}\n", work.path.display());
+    let work = WorkDir::create("tokenward-demo")?;
+    println!("tokenward demo — working in {}\n", work.path().display());
     let mut demo = Demo {
         bin: binary("tokenward")?,
         server_bin: binary("tokenward-demo")?,
         lifecycle_bin: binary("tokenward-demo-lifecycle")?,
-        dir: work.path.clone(),
+        dir: work.path().to_owned(),
         step: 0,
         failures: Vec::new(),
     };
@@ -665,37 +666,6 @@ fn shell_quote(arg: &str) -> String {
         arg.to_owned()
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
-/// A fresh directory under the system temp dir, removed on drop unless kept.
-struct WorkDir {
-    path: PathBuf,
-    keep: std::cell::Cell<bool>,
-}
-
-impl WorkDir {
-    fn create() -> Result<WorkDir> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.subsec_nanos();
-        let path =
-            std::env::temp_dir().join(format!("tokenward-demo-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(WorkDir {
-            path,
-            keep: std::cell::Cell::new(false),
-        })
-    }
-
-    fn keep(&self) {
-        self.keep.set(true);
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep.get() {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
     }
 }
 
