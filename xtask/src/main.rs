@@ -9,6 +9,7 @@ mod demo;
 mod deny;
 mod fuzz;
 mod redis;
+mod tool;
 mod workdir;
 
 use std::path::{Path, PathBuf};
