@@ -159,7 +159,7 @@ pub(super) fn yes_no(met: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::super::testdata::{
-        HTTP_OUTPUT, REDIS_OUTPUT, criterion_results, golden_sections, temp_dir,
+        HTTP_OUTPUT, REDIS_OUTPUT, criterion_fixture, golden_sections, temp_dir,
     };
     use super::*;
 
@@ -206,11 +206,7 @@ mod tests {
     /// The whole report of a full run and of a quick one, from fixed results.
     #[test]
     fn reports_are_rendered_from_the_results() {
-        let dir = temp_dir();
-        criterion_results(dir.path());
-        let criterion = Criterion {
-            dir: dir.path().join("criterion"),
-        };
+        let (_dir, criterion) = criterion_fixture();
         let full_run_only = [(
             "6. Refresh rotation, memory and Redis (`refresh_latency`)",
             "noise\nStore:\n| a | b |\n|---|---|\n| 1 | 2 |\n@bench x y=1\n".to_owned(),

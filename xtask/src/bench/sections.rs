@@ -319,7 +319,7 @@ fn redis_paced(results: &BenchLines, report: &mut Report) -> Result {
 #[cfg(test)]
 mod tests {
     use super::super::testdata::{
-        GOLDEN, HTTP_OUTPUT, REDIS_OUTPUT, criterion_results, golden_sections, temp_dir,
+        GOLDEN, HTTP_OUTPUT, REDIS_OUTPUT, criterion_fixture, golden_sections,
     };
     use super::*;
 
@@ -328,11 +328,7 @@ mod tests {
     /// change of the report (review its diff).
     #[test]
     fn sections_match_the_golden_report() {
-        let dir = temp_dir();
-        criterion_results(dir.path());
-        let criterion = Criterion {
-            dir: dir.path().join("criterion"),
-        };
+        let (_dir, criterion) = criterion_fixture();
         let mut report = Report::new();
         verification(&criterion, &mut report).unwrap();
         guard(&criterion, &mut report).unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::results::criterion_dir;
+use super::results::{Criterion, criterion_dir};
 use crate::workdir::WorkDir;
 
 /// A fresh directory for a test, removed at its end.
@@ -27,9 +27,19 @@ pub(super) fn estimate_file(target: &Path, group: &str, function: &str, mean: f6
     std::fs::write(dir.join("estimates.json"), json).unwrap();
 }
 
+/// [`criterion_results`] in a fresh directory (removed when the first value is dropped).
+pub(super) fn criterion_fixture() -> (WorkDir, Criterion) {
+    let dir = temp_dir();
+    criterion_results(dir.path());
+    let criterion = Criterion {
+        dir: dir.path().join("criterion"),
+    };
+    (dir, criterion)
+}
+
 /// Criterion results under `target` for every group the report reads: some targets met,
 /// some missed.
-pub(super) fn criterion_results(target: &Path) {
+fn criterion_results(target: &Path) {
     for (alg, ours, theirs) in [
         ("HS256", 700.0, 1000.0),
         ("RS256", 30_500.0, 30_000.0),
