@@ -21,8 +21,9 @@
 //! ratios as one JSON object on its last line.
 //!
 //! The modules follow the run: [`runner`] runs the commands, [`results`] reads what they
-//! measured, [`sections`] judges each area against its target, [`report`] puts the report
-//! together with the [`machine`] it ran on, and [`docs`] splices it into the docs.
+//! measured, [`sections`] judges each area against its target and writes its table into the
+//! [`report`], [`machine`] describes the machine, and [`docs`] splices the report into the
+//! docs; this module runs them in order.
 
 mod docs;
 mod machine;
@@ -33,13 +34,14 @@ mod sections;
 #[cfg(test)]
 mod testdata;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{Result, redis};
 use machine::Machine;
-use report::{Report, Run};
-use results::Criterion;
+use report::Report;
+use results::{Criterion, tables};
 use runner::Runner;
 
 /// The criterion benches, run first.
@@ -100,7 +102,7 @@ pub(crate) fn run(args: &[String]) -> Result {
 
     let took = started.elapsed();
     let machine = Machine::probe(&runner.root, &runner.redis_url, load_start).table();
-    let report = Report::render(&Run {
+    let report = render(&Run {
         quick,
         took,
         machine: &machine,
@@ -131,6 +133,61 @@ pub(crate) fn run(args: &[String]) -> Result {
     Ok(())
 }
 
+/// What one run produced, to be reported.
+struct Run<'a> {
+    /// A `--quick` run.
+    quick: bool,
+    /// How long the benchmarks took.
+    took: Duration,
+    /// The machine table ([`Machine::table`]).
+    machine: &'a str,
+    /// Where criterion wrote its results.
+    criterion: &'a Criterion,
+    /// The stdout of the `http` harness.
+    http: &'a str,
+    /// The stdout of the `demo_redis` harness.
+    demo_redis: &'a str,
+    /// The title and stdout of each full-run-only harness that ran.
+    full_run_only: &'a [(&'static str, String)],
+    /// Every command run, as a person would type it.
+    commands: &'a [String],
+}
+
+/// The report of `run`: what the run was, the machine, a section per area, the commands; an
+/// error when a result it needs is missing.
+fn render(run: &Run<'_>) -> Result<Report> {
+    let mut report = Report::new();
+    let mode = if run.quick {
+        "`cargo xtask bench --quick` (criterion warm-up 0.5 s and measurement 1.5 s; harnesses with `TOKENWARD_BENCH_QUICK=1`: `http` three interleaved rounds of 1 s, `demo_redis` one round and paced runs of 3 s)"
+    } else {
+        "`cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians)"
+    };
+    let _ = writeln!(
+        report.text,
+        "All figures below come from **one run** of {mode}, taking {:.0} s; every comparison is between numbers measured side by side in that run.\n",
+        run.took.as_secs_f64()
+    );
+    report.text.push_str(run.machine);
+    sections::verification(run.criterion, &mut report)?;
+    sections::guard(run.criterion, &mut report)?;
+    sections::ratelimit(run.criterion, &mut report)?;
+    sections::http(run.http, &mut report)?;
+    sections::redis_me(run.demo_redis, &mut report)?;
+    for (title, output) in run.full_run_only {
+        let _ = writeln!(
+            report.text,
+            "\n### {title}\n\nThe harness's own tables, as printed:"
+        );
+        report.text.push_str(&tables(output));
+    }
+    let _ = writeln!(report.text, "\n### Commands\n\n```sh");
+    for line in run.commands {
+        let _ = writeln!(report.text, "{line}");
+    }
+    let _ = writeln!(report.text, "```");
+    Ok(report)
+}
+
 /// `--quick`, or nothing.
 fn parse_args(args: &[String]) -> Result<bool> {
     let mut quick = false;
@@ -153,7 +210,69 @@ fn write(path: &Path, text: &str) -> Result {
 
 #[cfg(test)]
 mod tests {
+    use super::testdata::{
+        HTTP_OUTPUT, REDIS_OUTPUT, criterion_fixture, golden_sections, temp_dir,
+    };
     use super::*;
+
+    /// The whole report of a full run and of a quick one, from fixed results.
+    #[test]
+    fn reports_are_rendered_from_the_results() {
+        let (_dir, criterion) = criterion_fixture();
+        let full_run_only = [(
+            "6. Refresh rotation, memory and Redis (`refresh_latency`)",
+            "noise\nStore:\n| a | b |\n|---|---|\n| 1 | 2 |\n@bench x y=1\n".to_owned(),
+        )];
+        let commands = ["cargo bench -p tokenward-bench --bench verify".to_owned()];
+        let mut run = Run {
+            quick: false,
+            took: Duration::from_millis(820_600),
+            machine: "| | |\n|---|---|\n| cores (available parallelism) | 2 |\n",
+            criterion: &criterion,
+            http: HTTP_OUTPUT,
+            demo_redis: REDIS_OUTPUT,
+            full_run_only: &full_run_only,
+            commands: &commands,
+        };
+        let (sections, json) = golden_sections();
+        let report = render(&run).unwrap();
+        assert_eq!(report.json(), json);
+        let head = "All figures below come from **one run** of `cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians), taking 821 s; every comparison is between numbers measured side by side in that run.\n\n| | |\n|---|---|\n| cores (available parallelism) | 2 |\n";
+        let tail = "\n### 6. Refresh rotation, memory and Redis (`refresh_latency`)\n\nThe harness's own tables, as printed:\n\nStore:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n### Commands\n\n```sh\ncargo bench -p tokenward-bench --bench verify\n```\n";
+        assert_eq!(report.text, format!("{head}{sections}{tail}"));
+
+        run.quick = true;
+        run.full_run_only = &[];
+        let quick = render(&run).unwrap();
+        assert!(
+            quick
+                .text
+                .starts_with("All figures below come from **one run** of `cargo xtask bench --quick` (criterion warm-up 0.5 s")
+        );
+        assert!(quick.text.contains(&sections));
+        assert!(!quick.text.contains("### 6."));
+        assert_eq!(quick.json(), json);
+    }
+
+    #[test]
+    fn a_missing_result_is_an_error() {
+        let dir = temp_dir();
+        let criterion = Criterion {
+            dir: dir.path().join("criterion"),
+        };
+        let run = Run {
+            quick: true,
+            took: Duration::ZERO,
+            machine: "",
+            criterion: &criterion,
+            http: HTTP_OUTPUT,
+            demo_redis: REDIS_OUTPUT,
+            full_run_only: &[],
+            commands: &[],
+        };
+        let err = render(&run).err().unwrap().to_string();
+        assert!(err.contains("did the bench run?"), "{err}");
+    }
 
     #[test]
     fn arguments() {

@@ -1,36 +1,14 @@
-//! The report of one `cargo xtask bench` run: the markdown text (what the run was, on which
-//! machine, a section per area, the commands) and the figures of its last line, a JSON
-//! object with every ratio and the targets missed.
+//! The report of one `cargo xtask bench` run as it is written: its markdown text, table by
+//! table, and the figures of its last line, a JSON object with every ratio and the targets
+//! missed.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use super::results::{Criterion, Estimate, tables};
-use super::sections;
-use crate::Result;
-
-/// What one run produced, to be reported.
-pub(super) struct Run<'a> {
-    /// A `--quick` run.
-    pub(super) quick: bool,
-    /// How long the benchmarks took.
-    pub(super) took: Duration,
-    /// The machine table ([`super::machine::Machine::table`]).
-    pub(super) machine: &'a str,
-    /// Where criterion wrote its results.
-    pub(super) criterion: &'a Criterion,
-    /// The stdout of the `http` harness.
-    pub(super) http: &'a str,
-    /// The stdout of the `demo_redis` harness.
-    pub(super) demo_redis: &'a str,
-    /// The title and stdout of each full-run-only harness that ran.
-    pub(super) full_run_only: &'a [(&'static str, String)],
-    /// Every command run, as a person would type it.
-    pub(super) commands: &'a [String],
-}
+use super::results::Estimate;
 
 /// The report and its figures.
 pub(super) struct Report {
+    /// The markdown.
     pub(super) text: String,
     ratios: Vec<Ratio>,
 }
@@ -43,40 +21,7 @@ struct Ratio {
 }
 
 impl Report {
-    /// The report of `run`; an error when a result it needs is missing.
-    pub(super) fn render(run: &Run<'_>) -> Result<Report> {
-        let mut report = Report::new();
-        let mode = if run.quick {
-            "`cargo xtask bench --quick` (criterion warm-up 0.5 s and measurement 1.5 s; harnesses with `TOKENWARD_BENCH_QUICK=1`: `http` three interleaved rounds of 1 s, `demo_redis` one round and paced runs of 3 s)"
-        } else {
-            "`cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians)"
-        };
-        let _ = writeln!(
-            report.text,
-            "All figures below come from **one run** of {mode}, taking {:.0} s; every comparison is between numbers measured side by side in that run.\n",
-            run.took.as_secs_f64()
-        );
-        report.text.push_str(run.machine);
-        sections::verification(run.criterion, &mut report)?;
-        sections::guard(run.criterion, &mut report)?;
-        sections::ratelimit(run.criterion, &mut report)?;
-        sections::http(run.http, &mut report)?;
-        sections::redis_me(run.demo_redis, &mut report)?;
-        for (title, output) in run.full_run_only {
-            let _ = writeln!(
-                report.text,
-                "\n### {title}\n\nThe harness's own tables, as printed:"
-            );
-            report.text.push_str(&tables(output));
-        }
-        let _ = writeln!(report.text, "\n### Commands\n\n```sh");
-        for line in run.commands {
-            let _ = writeln!(report.text, "{line}");
-        }
-        let _ = writeln!(report.text, "```");
-        Ok(report)
-    }
-
+    /// An empty report.
     pub(super) fn new() -> Report {
         Report {
             text: String::new(),
@@ -158,9 +103,6 @@ pub(super) fn yes_no(met: bool) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testdata::{
-        HTTP_OUTPUT, REDIS_OUTPUT, criterion_fixture, golden_sections, temp_dir,
-    };
     use super::*;
 
     #[test]
@@ -201,64 +143,5 @@ mod tests {
             "1.35 µs [990.0, 1.36 µs]"
         );
         assert_eq!((yes_no(true), yes_no(false)), ("yes", "**no**"));
-    }
-
-    /// The whole report of a full run and of a quick one, from fixed results.
-    #[test]
-    fn reports_are_rendered_from_the_results() {
-        let (_dir, criterion) = criterion_fixture();
-        let full_run_only = [(
-            "6. Refresh rotation, memory and Redis (`refresh_latency`)",
-            "noise\nStore:\n| a | b |\n|---|---|\n| 1 | 2 |\n@bench x y=1\n".to_owned(),
-        )];
-        let commands = ["cargo bench -p tokenward-bench --bench verify".to_owned()];
-        let mut run = Run {
-            quick: false,
-            took: Duration::from_millis(820_600),
-            machine: "| | |\n|---|---|\n| cores (available parallelism) | 2 |\n",
-            criterion: &criterion,
-            http: HTTP_OUTPUT,
-            demo_redis: REDIS_OUTPUT,
-            full_run_only: &full_run_only,
-            commands: &commands,
-        };
-        let (sections, json) = golden_sections();
-        let report = Report::render(&run).unwrap();
-        assert_eq!(report.json(), json);
-        let head = "All figures below come from **one run** of `cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians), taking 821 s; every comparison is between numbers measured side by side in that run.\n\n| | |\n|---|---|\n| cores (available parallelism) | 2 |\n";
-        let tail = "\n### 6. Refresh rotation, memory and Redis (`refresh_latency`)\n\nThe harness's own tables, as printed:\n\nStore:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n### Commands\n\n```sh\ncargo bench -p tokenward-bench --bench verify\n```\n";
-        assert_eq!(report.text, format!("{head}{sections}{tail}"));
-
-        run.quick = true;
-        run.full_run_only = &[];
-        let quick = Report::render(&run).unwrap();
-        assert!(
-            quick
-                .text
-                .starts_with("All figures below come from **one run** of `cargo xtask bench --quick` (criterion warm-up 0.5 s")
-        );
-        assert!(quick.text.contains(&sections));
-        assert!(!quick.text.contains("### 6."));
-        assert_eq!(quick.json(), json);
-    }
-
-    #[test]
-    fn a_missing_result_is_an_error() {
-        let dir = temp_dir();
-        let criterion = Criterion {
-            dir: dir.path().join("criterion"),
-        };
-        let run = Run {
-            quick: true,
-            took: Duration::ZERO,
-            machine: "",
-            criterion: &criterion,
-            http: HTTP_OUTPUT,
-            demo_redis: REDIS_OUTPUT,
-            full_run_only: &[],
-            commands: &[],
-        };
-        let err = Report::render(&run).err().unwrap().to_string();
-        assert!(err.contains("did the bench run?"), "{err}");
     }
 }
