@@ -9,11 +9,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::Result;
 use crate::ci::Ctx;
 use crate::cmd;
+use crate::tool::PinnedTool;
 
 /// The cargo-deny release CI uses: the newest 0.20.x, which builds with Rust 1.88+
 /// (the workspace MSRV) and so with the toolchain in use. Installed on demand when
 /// `cargo deny --version` reports anything else.
-pub(crate) const CARGO_DENY_VERSION: &str = "0.20.2";
+pub(crate) const CARGO_DENY: PinnedTool = PinnedTool {
+    package: "cargo-deny",
+    version: "0.20.2",
+};
 
 /// Where the offline advisory-database snapshot lives, relative to the workspace root.
 const SNAPSHOT_DIR: &str = "../shared/advisory-db";
@@ -27,7 +31,7 @@ const MAX_SNAPSHOT_AGE_DAYS: i64 = 90;
 
 /// Runs `cargo deny check`, installing the pinned cargo-deny first if needed.
 pub(crate) fn check(ctx: &Ctx) -> Result {
-    ensure_cargo_deny(ctx)?;
+    CARGO_DENY.ensure(|| ctx.cargo())?;
 
     let snapshot = ctx.root.join(SNAPSHOT_DIR);
     let mut deny = ctx.cargo();
@@ -56,44 +60,6 @@ pub(crate) fn check(ctx: &Ctx) -> Result {
     deny.args(["check", "advisories", "bans", "licenses", "sources"]);
     cmd::run(&mut deny)?;
     Ok(())
-}
-
-/// Makes sure `cargo deny` is [`CARGO_DENY_VERSION`], installing it if not.
-fn ensure_cargo_deny(ctx: &Ctx) -> Result {
-    let installed = || {
-        cmd::read(ctx.cargo().args(["deny", "--version"]))
-            .ok()
-            .map(|out| {
-                out.trim()
-                    .trim_start_matches("cargo-deny")
-                    .trim()
-                    .to_owned()
-            })
-    };
-    let found = installed();
-    if found.as_deref() == Some(CARGO_DENY_VERSION) {
-        return Ok(());
-    }
-    eprintln!(
-        "cargo-deny {CARGO_DENY_VERSION} is required, found {}; installing it",
-        found.as_deref().unwrap_or("none")
-    );
-    cmd::run(ctx.cargo().args([
-        "install",
-        "cargo-deny",
-        "--version",
-        CARGO_DENY_VERSION,
-        "--locked",
-    ]))?;
-    match installed() {
-        Some(version) if version == CARGO_DENY_VERSION => Ok(()),
-        other => Err(format!(
-            "installed cargo-deny {CARGO_DENY_VERSION}, but `cargo deny --version` now reports \
-             {}; is another cargo-deny earlier on PATH?",
-            other.as_deref().unwrap_or("nothing")
-        )
-        .into()),
-    }
 }
 
 /// Turns the snapshot into the git repository cargo-deny expects under `db_path`, and

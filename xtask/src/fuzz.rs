@@ -14,12 +14,16 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::tool::PinnedTool;
 use crate::{Result, cmd};
 
 /// The cargo-fuzz release used, installed on demand (`--locked`) when
 /// `cargo fuzz --version` reports anything else. 0.13 builds on stable with
 /// `--sanitizer none`.
-pub(crate) const CARGO_FUZZ_VERSION: &str = "0.13.2";
+pub(crate) const CARGO_FUZZ: PinnedTool = PinnedTool {
+    package: "cargo-fuzz",
+    version: "0.13.2",
+};
 
 /// Seconds per target in a smoke run (`cargo xtask fuzz --smoke`, and CI).
 pub(crate) const SMOKE_SECS: u32 = 15;
@@ -151,43 +155,11 @@ fn ensure_toolchain(root: &Path) -> std::result::Result<(), String> {
             cxx.to_string_lossy()
         ));
     }
-    let installed = || {
-        cmd::read(cmd::cargo().current_dir(root).args(["fuzz", "--version"]))
-            .ok()
-            .map(|out| {
-                out.trim()
-                    .trim_start_matches("cargo-fuzz")
-                    .trim()
-                    .to_owned()
-            })
-    };
-    let found = installed();
-    if found.as_deref() == Some(CARGO_FUZZ_VERSION) {
-        return Ok(());
-    }
-    eprintln!(
-        "cargo-fuzz {CARGO_FUZZ_VERSION} is required, found {}; installing it",
-        found.as_deref().unwrap_or("none")
-    );
-    let manual = format!("cargo install cargo-fuzz --version {CARGO_FUZZ_VERSION} --locked");
-    cmd::run(cmd::cargo().args([
-        "install",
-        "cargo-fuzz",
-        "--version",
-        CARGO_FUZZ_VERSION,
-        "--locked",
-    ]))
-    .map_err(|err| {
-        format!("cargo-fuzz is not installed and installing it failed ({err}); run `{manual}`")
-    })?;
-    match installed() {
-        Some(version) if version == CARGO_FUZZ_VERSION => Ok(()),
-        other => Err(format!(
-            "installed cargo-fuzz {CARGO_FUZZ_VERSION}, but `cargo fuzz --version` reports {}; \
-             is another cargo-fuzz earlier on PATH?",
-            other.as_deref().unwrap_or("nothing")
-        )),
-    }
+    CARGO_FUZZ.ensure(|| {
+        let mut cargo = cmd::cargo();
+        cargo.current_dir(root);
+        cargo
+    })
 }
 
 /// Builds every target, then runs each of `targets` for `secs` seconds, one at a time.

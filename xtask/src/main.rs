@@ -9,6 +9,8 @@ mod demo;
 mod deny;
 mod fuzz;
 mod redis;
+mod tool;
+mod workdir;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

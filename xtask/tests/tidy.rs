@@ -57,27 +57,12 @@ fn no_unfinished_code_or_skipped_tests() {
 
 #[test]
 fn crate_directory_names_match_package_names() {
-    let mut problems = Vec::new();
-    for krate in crates() {
-        let manifest = krate.join("Cargo.toml");
-        let dir_name = krate.file_name().unwrap_or_default().to_string_lossy();
-        problems.extend(package_name_problem(
-            &rel(&manifest),
-            &read(&manifest),
-            &dir_name,
-        ));
-    }
-    assert_tidy(problems);
+    check_manifests(package_name_problem);
 }
 
 #[test]
 fn manifests_inherit_edition_and_lints_from_the_workspace() {
-    let mut problems = Vec::new();
-    for krate in crates() {
-        let manifest = krate.join("Cargo.toml");
-        problems.extend(inheritance_problems(&rel(&manifest), &read(&manifest)));
-    }
-    assert_tidy(problems);
+    check_manifests(|file, manifest, _| inheritance_problems(file, manifest));
 }
 
 #[test]
@@ -344,6 +329,18 @@ fn rel(path: &Path) -> String {
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: cannot read: {err}", rel(path)))
+}
+
+/// Runs `check(file, manifest, directory name)` on every crate's Cargo.toml.
+#[track_caller]
+fn check_manifests<P: IntoIterator<Item = String>>(check: impl Fn(&str, &str, &str) -> P) {
+    let mut problems = Vec::new();
+    for krate in crates() {
+        let manifest = krate.join("Cargo.toml");
+        let dir_name = krate.file_name().unwrap_or_default().to_string_lossy();
+        problems.extend(check(&rel(&manifest), &read(&manifest), &dir_name));
+    }
+    assert_tidy(problems);
 }
 
 /// Every crate directory: each folder under crates/, and xtask/.

@@ -1,0 +1,294 @@
+//! `cargo xtask bench [--quick]`: runs tokenward's benchmarks against their peers and
+//! reports them side by side, from one run.
+//!
+//! - Criterion benches of `tokenward-bench` — `verify` (tokenward vs `jsonwebtoken::decode`),
+//!   `guard` (the in-memory Guard vs verification alone), `ratelimit` (the in-memory store vs
+//!   raw `governor`) — read back from `target/criterion/<group>/<function>/new/estimates.json`
+//!   (the mean and its 95 % interval).
+//! - Own harnesses, whose `@bench NAME key=value ...` stdout lines are read: `http` (axum
+//!   behind tokenward's layer, behind jwt-authorizer's, and without auth) and `demo_redis`
+//!   (`GET /me` on the demo with Redis at 64 connections; Redis commands per request from
+//!   `INFO`). Redis comes from xtask's provisioning (`REDIS_URL`, 127.0.0.1:6379, or a
+//!   throwaway `redis-server`); the demo binary is built first.
+//! - Full run only: `refresh_latency`, `revocation_memory`, `ratelimit_memory`, whose own
+//!   tables are copied as printed.
+//!
+//! The full run rewrites the generated section of `docs/benchmarks.md` (between
+//! [`docs::BEGIN`] and [`docs::END`]; everything else in the file is left alone). `--quick`
+//! shortens criterion's warm-up/measurement and the harnesses' runs
+//! (`TOKENWARD_BENCH_QUICK=1`), skips the full-run-only harnesses, writes its report to
+//! `target/xtask-bench/quick.md` instead of the docs, and — like the full run — prints the
+//! ratios as one JSON object on its last line.
+//!
+//! The modules follow the run: [`runner`] runs the commands, [`results`] reads what they
+//! measured, [`sections`] judges each area against its target and writes its table into the
+//! [`report`], [`machine`] describes the machine, and [`docs`] splices the report into the
+//! docs; this module runs them in order.
+
+mod docs;
+mod machine;
+mod report;
+mod results;
+mod runner;
+mod sections;
+#[cfg(test)]
+mod testdata;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::{Result, redis};
+use machine::Machine;
+use report::Report;
+use results::{Criterion, tables};
+use runner::Runner;
+
+/// The criterion benches, run first.
+const CRITERION_BENCHES: [&str; 3] = ["verify", "guard", "ratelimit"];
+
+/// The harnesses only a full run runs, and their section titles: the report copies their
+/// tables as printed (they have no peer ratio).
+const FULL_RUN_ONLY: [(&str, &str); 3] = [
+    (
+        "refresh_latency",
+        "6. Refresh rotation, memory and Redis (`refresh_latency`)",
+    ),
+    (
+        "revocation_memory",
+        "7a. Memory per live revocation at 1 000 000 entries (`revocation_memory`)",
+    ),
+    (
+        "ratelimit_memory",
+        "7b. Rate-limit state under a flood of 1 000 000 keys (`ratelimit_memory`)",
+    ),
+];
+
+/// Runs `cargo xtask bench [--quick]`.
+pub(crate) fn run(args: &[String]) -> Result {
+    let quick = parse_args(args)?;
+    let started = Instant::now();
+    let load_start = machine::load_average();
+    let root = crate::workspace_root();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    eprintln!("==> redis: the Redis for the demo_redis (and full-run Redis) harnesses");
+    let redis = redis::provision()?;
+    let mut runner = Runner {
+        root,
+        target,
+        quick,
+        redis_url: redis.url.clone(),
+        commands: Vec::new(),
+    };
+
+    eprintln!("==> build the demo binary (demo_redis starts it)");
+    runner.build_demo()?;
+    for bench in CRITERION_BENCHES {
+        eprintln!("==> criterion: {bench}");
+        runner.criterion(bench)?;
+    }
+    eprintln!("==> http");
+    let http = runner.harness("http")?;
+    eprintln!("==> demo_redis");
+    let demo_redis = runner.harness("demo_redis")?;
+    let mut full_run_only = Vec::new();
+    if !quick {
+        for (bench, title) in FULL_RUN_ONLY {
+            eprintln!("==> {bench}");
+            full_run_only.push((title, runner.harness(bench)?));
+        }
+    }
+
+    let took = started.elapsed();
+    let machine = Machine::probe(&runner.root, &runner.redis_url, load_start).table();
+    let report = render(&Run {
+        quick,
+        took,
+        machine: &machine,
+        criterion: &Criterion {
+            dir: runner.target.join("criterion"),
+        },
+        http: &http,
+        demo_redis: &demo_redis,
+        full_run_only: &full_run_only,
+        commands: &runner.commands,
+    })?;
+
+    let (path, text) = if quick {
+        let dir = runner.target.join("xtask-bench");
+        std::fs::create_dir_all(&dir)?;
+        (dir.join("quick.md"), report.text.clone())
+    } else {
+        let path = runner.root.join("docs/benchmarks.md");
+        let docs = std::fs::read_to_string(&path)?;
+        let spliced = docs::splice(&docs, &report.text);
+        (path, spliced)
+    };
+    write(&path, &text)?;
+    println!("\n{}", report.text);
+    eprintln!("wrote {}", path.display());
+    drop(redis);
+    println!("{}", report.json());
+    Ok(())
+}
+
+/// What one run produced, to be reported.
+struct Run<'a> {
+    /// A `--quick` run.
+    quick: bool,
+    /// How long the benchmarks took.
+    took: Duration,
+    /// The machine table ([`Machine::table`]).
+    machine: &'a str,
+    /// Where criterion wrote its results.
+    criterion: &'a Criterion,
+    /// The stdout of the `http` harness.
+    http: &'a str,
+    /// The stdout of the `demo_redis` harness.
+    demo_redis: &'a str,
+    /// The title and stdout of each full-run-only harness that ran.
+    full_run_only: &'a [(&'static str, String)],
+    /// Every command run, as a person would type it.
+    commands: &'a [String],
+}
+
+/// The report of `run`: what the run was, the machine, a section per area, the commands; an
+/// error when a result it needs is missing.
+fn render(run: &Run<'_>) -> Result<Report> {
+    let mut report = Report::new();
+    let mode = if run.quick {
+        "`cargo xtask bench --quick` (criterion warm-up 0.5 s and measurement 1.5 s; harnesses with `TOKENWARD_BENCH_QUICK=1`: `http` three interleaved rounds of 1 s, `demo_redis` one round and paced runs of 3 s)"
+    } else {
+        "`cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians)"
+    };
+    let _ = writeln!(
+        report.text,
+        "All figures below come from **one run** of {mode}, taking {:.0} s; every comparison is between numbers measured side by side in that run.\n",
+        run.took.as_secs_f64()
+    );
+    report.text.push_str(run.machine);
+    sections::verification(run.criterion, &mut report)?;
+    sections::guard(run.criterion, &mut report)?;
+    sections::ratelimit(run.criterion, &mut report)?;
+    sections::http(run.http, &mut report)?;
+    sections::redis_me(run.demo_redis, &mut report)?;
+    for (title, output) in run.full_run_only {
+        let _ = writeln!(
+            report.text,
+            "\n### {title}\n\nThe harness's own tables, as printed:"
+        );
+        report.text.push_str(&tables(output));
+    }
+    let _ = writeln!(report.text, "\n### Commands\n\n```sh");
+    for line in run.commands {
+        let _ = writeln!(report.text, "{line}");
+    }
+    let _ = writeln!(report.text, "```");
+    Ok(report)
+}
+
+/// `--quick`, or nothing.
+fn parse_args(args: &[String]) -> Result<bool> {
+    let mut quick = false;
+    for arg in args {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            other => {
+                return Err(
+                    format!("`cargo xtask bench` takes only `--quick`, got `{other}`").into(),
+                );
+            }
+        }
+    }
+    Ok(quick)
+}
+
+fn write(path: &Path, text: &str) -> Result {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testdata::{
+        HTTP_OUTPUT, REDIS_OUTPUT, criterion_fixture, golden_sections, temp_dir,
+    };
+    use super::*;
+
+    /// The whole report of a full run and of a quick one, from fixed results.
+    #[test]
+    fn reports_are_rendered_from_the_results() {
+        let (_dir, criterion) = criterion_fixture();
+        let full_run_only = [(
+            "6. Refresh rotation, memory and Redis (`refresh_latency`)",
+            "noise\nStore:\n| a | b |\n|---|---|\n| 1 | 2 |\n@bench x y=1\n".to_owned(),
+        )];
+        let commands = ["cargo bench -p tokenward-bench --bench verify".to_owned()];
+        let mut run = Run {
+            quick: false,
+            took: Duration::from_millis(820_600),
+            machine: "| | |\n|---|---|\n| cores (available parallelism) | 2 |\n",
+            criterion: &criterion,
+            http: HTTP_OUTPUT,
+            demo_redis: REDIS_OUTPUT,
+            full_run_only: &full_run_only,
+            commands: &commands,
+        };
+        let (sections, json) = golden_sections();
+        let report = render(&run).unwrap();
+        assert_eq!(report.json(), json);
+        let head = "All figures below come from **one run** of `cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians), taking 821 s; every comparison is between numbers measured side by side in that run.\n\n| | |\n|---|---|\n| cores (available parallelism) | 2 |\n";
+        let tail = "\n### 6. Refresh rotation, memory and Redis (`refresh_latency`)\n\nThe harness's own tables, as printed:\n\nStore:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n### Commands\n\n```sh\ncargo bench -p tokenward-bench --bench verify\n```\n";
+        assert_eq!(report.text, format!("{head}{sections}{tail}"));
+
+        run.quick = true;
+        run.full_run_only = &[];
+        let quick = render(&run).unwrap();
+        assert!(
+            quick
+                .text
+                .starts_with("All figures below come from **one run** of `cargo xtask bench --quick` (criterion warm-up 0.5 s")
+        );
+        assert!(quick.text.contains(&sections));
+        assert!(!quick.text.contains("### 6."));
+        assert_eq!(quick.json(), json);
+    }
+
+    #[test]
+    fn a_missing_result_is_an_error() {
+        let dir = temp_dir();
+        let criterion = Criterion {
+            dir: dir.path().join("criterion"),
+        };
+        let run = Run {
+            quick: true,
+            took: Duration::ZERO,
+            machine: "",
+            criterion: &criterion,
+            http: HTTP_OUTPUT,
+            demo_redis: REDIS_OUTPUT,
+            full_run_only: &[],
+            commands: &[],
+        };
+        let err = render(&run).err().unwrap().to_string();
+        assert!(err.contains("did the bench run?"), "{err}");
+    }
+
+    #[test]
+    fn arguments() {
+        for (args, quick) in [
+            (&[][..], Some(false)),
+            (&["--quick"][..], Some(true)),
+            (&["--quick", "--quick"][..], Some(true)),
+            (&["--help"][..], None),
+            (&["--quick", "verify"][..], None),
+        ] {
+            let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+            assert_eq!(parse_args(&args).ok(), quick, "{args:?}");
+        }
+        assert_eq!(
+            parse_args(&["--full".to_owned()]).unwrap_err().to_string(),
+            "`cargo xtask bench` takes only `--quick`, got `--full`"
+        );
+    }
+}
