@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
     EllipticCurveKeyType, Jwk, KeyAlgorithm, KeyOperations, OctetKeyPairParameters,
     OctetKeyPairType, OctetKeyParameters, OctetKeyType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
 };
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, KeyPair as _};
 use ring::{hmac, rand};
@@ -229,6 +229,10 @@ impl Key {
     }
 
     /// A private key from PKCS#8 DER, bound to `alg`.
+    ///
+    /// The key's type is read from the document first: a key given an algorithm of another
+    /// type (an Ed25519 key as `ES256`, a P-256 key as `ES384`) is a
+    /// [`KeyError::AlgorithmMismatch`].
     pub fn from_pkcs8_der(
         kid: impl Into<String>,
         alg: Algorithm,
@@ -236,17 +240,14 @@ impl Key {
     ) -> Result<Key, KeyError> {
         let kid = kid.into();
         check_kid(&kid)?;
-        match alg {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => {
+        let info = pkcs8::PrivateKeyInfo::try_from(der)
+            .map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
+        match KeyType::of(&info.algorithm)?.bind(alg)? {
+            KeyType::Rsa => {
                 let pair = sig::RsaKeyPair::from_pkcs8(der).map_err(rejected)?;
                 Key::from_rsa_pair(kid, alg, pair)
             }
-            Algorithm::ES256 | Algorithm::ES384 => {
+            KeyType::P256 | KeyType::P384 => {
                 let signing = ecdsa_signing(alg)?;
                 let pair = sig::EcdsaKeyPair::from_pkcs8(signing, der, &SystemRandom::new())
                     .map_err(rejected)?;
@@ -260,7 +261,7 @@ impl Key {
                     },
                 })
             }
-            Algorithm::EdDSA => {
+            KeyType::Ed25519 => {
                 let pair =
                     sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
                 let public = pair.public_key().as_ref().to_vec();
@@ -273,10 +274,6 @@ impl Key {
                     },
                 })
             }
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                Err(mismatch(alg, "HMAC keys are secrets, not PKCS#8 documents"))
-            }
-            other => Err(KeyError::Unsupported(format!("algorithm {other:?}"))),
         }
     }
 
@@ -294,33 +291,13 @@ impl Key {
         let bits = info.subject_public_key.as_bytes().ok_or_else(|| {
             KeyError::Malformed("public key bit string is not byte-aligned".into())
         })?;
-        let oid = info.algorithm.oid;
-        if oid == OID_RSA {
-            let (n, e) = parse_pkcs1_public(bits)?;
-            Key::rsa_public(kid, alg, n, e)
-        } else if oid == OID_EC {
-            let curve = info
-                .algorithm
-                .parameters_oid()
-                .map_err(|_| KeyError::Malformed("EC key without a named curve".into()))?;
-            let expected = match alg {
-                Algorithm::ES256 => OID_P256,
-                Algorithm::ES384 => OID_P384,
-                other => return Err(mismatch(other, "an EC public key needs ES256 or ES384")),
-            };
-            if curve != expected {
-                return Err(mismatch(
-                    alg,
-                    "the key's curve does not match the algorithm",
-                ));
+        match KeyType::of(&info.algorithm)?.bind(alg)? {
+            KeyType::Rsa => {
+                let (n, e) = parse_pkcs1_public(bits)?;
+                Key::rsa_public(kid, alg, n, e)
             }
-            Key::ec_point(kid, alg, bits.to_vec())
-        } else if oid == OID_ED25519 {
-            Key::ed25519_public(kid, alg, bits.to_vec())
-        } else {
-            Err(KeyError::Unsupported(format!(
-                "public key algorithm OID {oid}"
-            )))
+            KeyType::P256 | KeyType::P384 => Key::ec_point(kid, alg, bits.to_vec()),
+            KeyType::Ed25519 => Key::ed25519_public(kid, alg, bits.to_vec()),
         }
     }
 
@@ -674,6 +651,61 @@ const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.8
 const OID_P256: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// The type of an asymmetric key, read from its DER `AlgorithmIdentifier` (PKCS#8 or
+/// SubjectPublicKeyInfo) before ring parses it, so that a key given the wrong algorithm is an
+/// [`KeyError::AlgorithmMismatch`] whatever its encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyType {
+    Rsa,
+    P256,
+    P384,
+    Ed25519,
+}
+
+impl KeyType {
+    fn of(id: &spki::AlgorithmIdentifierRef<'_>) -> Result<KeyType, KeyError> {
+        if id.oid == OID_RSA {
+            Ok(KeyType::Rsa)
+        } else if id.oid == OID_EC {
+            let curve = id
+                .parameters_oid()
+                .map_err(|_| KeyError::Malformed("EC key without a named curve".into()))?;
+            if curve == OID_P256 {
+                Ok(KeyType::P256)
+            } else if curve == OID_P384 {
+                Ok(KeyType::P384)
+            } else {
+                Err(KeyError::Unsupported(format!("EC curve OID {curve}")))
+            }
+        } else if id.oid == OID_ED25519 {
+            Ok(KeyType::Ed25519)
+        } else {
+            Err(KeyError::Unsupported(format!(
+                "key algorithm OID {}",
+                id.oid
+            )))
+        }
+    }
+
+    /// `self` if a key of this type can be bound to `alg`, else the mismatch.
+    fn bind(self, alg: Algorithm) -> Result<KeyType, KeyError> {
+        let (fits, reason) = match self {
+            KeyType::Rsa => (
+                alg.family() == AlgorithmFamily::Rsa,
+                "an RSA key needs RS256/384/512 or PS256/384/512",
+            ),
+            KeyType::P256 => (alg == Algorithm::ES256, "a P-256 key needs ES256"),
+            KeyType::P384 => (alg == Algorithm::ES384, "a P-384 key needs ES384"),
+            KeyType::Ed25519 => (alg == Algorithm::EdDSA, "an Ed25519 key needs EdDSA"),
+        };
+        if fits {
+            Ok(self)
+        } else {
+            Err(mismatch(alg, reason))
+        }
+    }
+}
 
 fn parse_pkcs1_public(der: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
     use pkcs1::der::Decode as _;

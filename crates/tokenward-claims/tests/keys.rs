@@ -110,7 +110,7 @@ fn weak_malformed_and_mismatched_keys_are_errors_not_panics() {
             Algorithm::EdDSA,
             P256_PRIVATE.as_bytes()
         )),
-        KeyError::Rejected(_)
+        KeyError::AlgorithmMismatch { .. }
     ));
     // HMAC secrets shorter than the hash.
     assert!(matches!(
@@ -141,6 +141,109 @@ fn weak_malformed_and_mismatched_keys_are_errors_not_panics() {
     // Error messages never carry key material.
     let msg = err(Key::hmac("k", Algorithm::HS256, b"short-secret")).to_string();
     assert!(!msg.contains("short-secret"), "{msg}");
+}
+
+/// Every key type, in every encoding it loads from, bound to every algorithm: the algorithms
+/// of its type load; every other one is `AlgorithmMismatch` naming that algorithm, never
+/// ring's `WrongAlgorithm` (an Ed25519 PKCS#8 key loaded as ES256 used to report that).
+#[test]
+fn every_key_type_refuses_every_other_algorithm_with_algorithm_mismatch() {
+    use Algorithm::*;
+    type Load = Box<dyn Fn(Algorithm) -> Result<Key, KeyError>>;
+    let pem_key = |text: &'static str| -> Load {
+        Box::new(move |alg| Key::from_pem("k", alg, text.as_bytes()))
+    };
+    let pkcs8_der = |text: &'static str| -> Load {
+        let der = pem::parse(text).unwrap().into_contents();
+        Box::new(move |alg| Key::from_pkcs8_der("k", alg, &der))
+    };
+    let spki_der = |text: &'static str| -> Load {
+        let der = pem::parse(text).unwrap().into_contents();
+        Box::new(move |alg| Key::from_spki_der("k", alg, &der))
+    };
+    // The JWK of a public key file: as published (with its `alg`), or without `alg`, where
+    // the algorithm asked for is the only binding.
+    let jwk = |text: &'static str, key_alg: Algorithm, keep_alg: bool| -> Load {
+        let mut jwk = Key::from_pem("k", key_alg, text.as_bytes())
+            .unwrap()
+            .public_jwk()
+            .unwrap();
+        if !keep_alg {
+            jwk.common.key_algorithm = None;
+        }
+        Box::new(move |alg| Key::from_jwk(&jwk, None, Some(alg)))
+    };
+    let secret = [7u8; 64];
+    let oct: tokenward_claims::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "oct", "kid": "k", "k": b64(&secret)})).unwrap();
+    let rsa = &[RS256, RS384, RS512, PS256, PS384, PS512][..];
+    let cases: Vec<(&str, &[Algorithm], Load)> = vec![
+        ("RSA PKCS#8 PEM", rsa, pem_key(RSA_PRIVATE)),
+        ("RSA PKCS#8 DER", rsa, pkcs8_der(RSA_PRIVATE)),
+        ("RSA PKCS#1 private PEM", rsa, pem_key(RSA_PKCS1_PRIVATE)),
+        ("RSA SPKI PEM", rsa, pem_key(RSA_PUBLIC)),
+        ("RSA SPKI DER", rsa, spki_der(RSA_PUBLIC)),
+        ("RSA PKCS#1 public PEM", rsa, pem_key(RSA_PKCS1_PUBLIC)),
+        ("RSA JWK without alg", rsa, jwk(RSA_PUBLIC, RS256, false)),
+        (
+            "RSA JWK with alg RS256",
+            &[RS256],
+            jwk(RSA_PUBLIC, RS256, true),
+        ),
+        ("P-256 PKCS#8 PEM", &[ES256], pem_key(P256_PRIVATE)),
+        ("P-256 PKCS#8 DER", &[ES256], pkcs8_der(P256_PRIVATE)),
+        ("P-256 SPKI PEM", &[ES256], pem_key(P256_PUBLIC)),
+        (
+            "P-256 JWK without alg",
+            &[ES256],
+            jwk(P256_PUBLIC, ES256, false),
+        ),
+        ("P-384 PKCS#8 PEM", &[ES384], pem_key(P384_PRIVATE)),
+        ("P-384 SPKI DER", &[ES384], spki_der(P384_PUBLIC)),
+        (
+            "P-384 JWK without alg",
+            &[ES384],
+            jwk(P384_PUBLIC, ES384, false),
+        ),
+        ("Ed25519 PKCS#8 PEM", &[EdDSA], pem_key(ED_PRIVATE)),
+        ("Ed25519 PKCS#8 DER", &[EdDSA], pkcs8_der(ED_PRIVATE)),
+        ("Ed25519 SPKI PEM", &[EdDSA], pem_key(ED_PUBLIC)),
+        (
+            "Ed25519 JWK without alg",
+            &[EdDSA],
+            jwk(ED_PUBLIC, EdDSA, false),
+        ),
+        (
+            "Ed25519 JWK with alg",
+            &[EdDSA],
+            jwk(ED_PUBLIC, EdDSA, true),
+        ),
+        (
+            "HMAC secret",
+            &[HS256, HS384, HS512],
+            Box::new(move |alg| Key::hmac("k", alg, &secret)),
+        ),
+        (
+            "oct JWK without alg",
+            &[HS256, HS384, HS512],
+            Box::new(move |alg| Key::from_jwk(&oct, None, Some(alg))),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, fits, load) in &cases {
+        for alg in tokenward_claims::alg::SUPPORTED {
+            match (load(alg), fits.contains(&alg)) {
+                (Ok(key), true) if key.algorithm() == alg => {}
+                (Err(KeyError::AlgorithmMismatch { alg: named, reason }), false)
+                    if named == alg && !reason.contains("WrongAlgorithm") => {}
+                (got, fits) => failures.push(format!(
+                    "{name} as {alg:?}: expected {}, got {got:?}",
+                    if fits { "Ok" } else { "AlgorithmMismatch" }
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
