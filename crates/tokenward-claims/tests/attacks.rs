@@ -934,7 +934,7 @@ fn issuer_audience_required_claims_and_typ() {
             Ok(()),
         ),
     ];
-    check(&validator_with(&s, |p| p.require_typ(true)), &typ_required);
+    check(&validator_with(&s, |p| p.require_typ()), &typ_required);
 
     let at_only = vec![case(
         "typ JWT when only at+jwt",
@@ -981,13 +981,19 @@ fn missing_kid_only_with_a_single_key_and_opt_in() {
     let strict = Validator::new(policy(&clock).build().unwrap(), single.clone());
     assert_eq!(strict.verify(&no_kid).unwrap_err().class(), Key);
     let lenient = Validator::new(
-        policy(&clock).allow_missing_kid(true).build().unwrap(),
+        policy(&clock)
+            .dangerous_allow_missing_kid()
+            .build()
+            .unwrap(),
         single,
     );
     assert!(lenient.verify(&no_kid).is_ok());
     // With several keys a missing kid is ambiguous, opt-in or not.
     let many = Validator::new(
-        policy(&clock).allow_missing_kid(true).build().unwrap(),
+        policy(&clock)
+            .dangerous_allow_missing_kid()
+            .build()
+            .unwrap(),
         verifier_keys(&s),
     );
     assert_eq!(many.verify(&no_kid).unwrap_err().class(), Key);

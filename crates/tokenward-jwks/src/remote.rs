@@ -92,7 +92,9 @@ pub struct RemoteKeySetBuilder {
 
 impl RemoteKeySetBuilder {
     /// Bounds for the TTL a response's `Cache-Control: max-age` asks for (defaults 60 s and
-    /// 24 h). `no-cache`/`no-store` get the minimum.
+    /// 24 h): a response's `max-age` outside them is brought within them, `no-cache`/`no-store`
+    /// get the minimum. The minimum must be at least 1 s and not above the maximum
+    /// ([`build`](Self::build) fails otherwise).
     pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.min_ttl = min;
         self.max_ttl = max;
@@ -100,7 +102,7 @@ impl RemoteKeySetBuilder {
     }
 
     /// The TTL when a response has no `max-age` (default 5 minutes); must lie within the
-    /// bounds.
+    /// bounds ([`build`](Self::build) fails otherwise).
     pub fn default_ttl(mut self, ttl: Duration) -> Self {
         self.default_ttl = ttl;
         self
@@ -114,7 +116,8 @@ impl RemoteKeySetBuilder {
     }
 
     /// Minimum time between two refetches triggered by unknown `kid`s (default 30 s; at
-    /// least 1 s). Random `kid`s cost at most one outbound request per cooldown.
+    /// least 1 s, [`build`](Self::build) fails otherwise). Random `kid`s cost at most one
+    /// outbound request per cooldown.
     pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
         self.unknown_kid_cooldown = cooldown;
         self
@@ -128,14 +131,15 @@ impl RemoteKeySetBuilder {
         self
     }
 
-    /// Timeout of one HTTP exchange: connect, headers and the whole body (default 5 s).
+    /// Timeout of one HTTP exchange: connect, headers and the whole body (default 5 s; not
+    /// zero, [`build`](Self::build) fails otherwise).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
-    /// Cap on a response body in bytes (default 256 KiB; at least 1 KiB), enforced while
-    /// streaming.
+    /// Cap on a response body in bytes (default 256 KiB; at least 1 KiB,
+    /// [`build`](Self::build) fails otherwise), enforced while streaming.
     pub fn max_response_size(mut self, bytes: usize) -> Self {
         self.max_response_size = bytes;
         self
@@ -163,27 +167,33 @@ impl RemoteKeySetBuilder {
     }
 
     /// Checks the settings and builds the key set, **without** fetching anything and without a
-    /// background refresher: it holds no keys until [`RemoteKeySet::refresh`] or an
+    /// background refresher. A setting out of range is [`JwksError::InvalidConfig`] naming it
+    /// (never clamped). The key set holds no keys until [`RemoteKeySet::refresh`] or an
     /// unknown-`kid` refetch succeeds. Most services want [`start`](Self::start).
     pub fn build(self) -> Result<RemoteKeySet, JwksError> {
-        let invalid = |what: &str| Err(JwksError::InvalidConfig(what.to_owned()));
+        let invalid = |field: &'static str, reason: &str| {
+            Err(JwksError::InvalidConfig {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
         if self.min_ttl < Duration::from_secs(1) {
-            return invalid("the minimum TTL must be at least 1 s");
+            return invalid("ttl_bounds", "the minimum TTL must be at least 1 s");
         }
         if self.min_ttl > self.max_ttl {
-            return invalid("the minimum TTL exceeds the maximum TTL");
+            return invalid("ttl_bounds", "the minimum TTL exceeds the maximum TTL");
         }
         if self.default_ttl < self.min_ttl || self.default_ttl > self.max_ttl {
-            return invalid("the default TTL must lie within the TTL bounds");
+            return invalid("default_ttl", "must lie within the TTL bounds");
         }
         if self.unknown_kid_cooldown < Duration::from_secs(1) {
-            return invalid("the unknown-kid cooldown must be at least 1 s");
+            return invalid("unknown_kid_cooldown", "must be at least 1 s");
         }
         if self.request_timeout.is_zero() {
-            return invalid("the request timeout must not be zero");
+            return invalid("request_timeout", "must not be zero");
         }
         if self.max_response_size < 1024 {
-            return invalid("the response size cap must be at least 1 KiB");
+            return invalid("max_response_size", "must be at least 1 KiB");
         }
         let (target, jwks_url) = match &self.source.kind {
             SourceKind::Url(url) => {
@@ -662,7 +672,10 @@ impl Inner {
             Some(url) => url,
             None => {
                 let SourceKind::OidcIssuer(issuer) = &self.cfg.source.kind else {
-                    return Err(JwksError::InvalidConfig("no JWKS URL".into()));
+                    return Err(JwksError::InvalidConfig {
+                        field: "source",
+                        reason: "no JWKS URL".into(),
+                    });
                 };
                 {
                     let mut state = lock(&self.state);
