@@ -99,7 +99,7 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// `d` in seconds, if it is a whole number of them (JWT times are whole seconds).
 pub(crate) fn whole_secs(d: Duration) -> Option<u64> {
-    (d.subsec_nanos() == 0).then(|| d.as_secs())
+    (d.subsec_nanos() == 0).then_some(d.as_secs())
 }
 
 /// Strict rules for accepting a token. Built with [`ValidationPolicy::builder`].
@@ -379,7 +379,7 @@ impl PolicyBuilder {
             });
         }
         if let Some(max) = self.max_lifetime
-            && !whole_secs(max).is_some_and(|secs| secs > 0)
+            && whole_secs(max).is_none_or(|secs| secs == 0)
         {
             return Err(PolicyError::Invalid {
                 field: "max_lifetime",
