@@ -89,7 +89,10 @@ pub use issue::{
 };
 pub use key::{Key, KeyError, MAX_KID_LEN, generate_pkcs8, generate_secret};
 pub use keyset::{KeyResolver, KeySet, KeySetError, SharedKeySet};
-pub use policy::{Claim, MAX_LEEWAY, PolicyBuilder, PolicyError, ValidationPolicy};
+pub use policy::{
+    Claim, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, PolicyBuilder,
+    PolicyError, ValidationPolicy,
+};
 pub use rejection::{Rejection, RejectionClass};
 pub use validator::{IssuerRouter, RouterError, Validator, Verified};
 

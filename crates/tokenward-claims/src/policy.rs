@@ -96,6 +96,12 @@ pub enum PolicyError {
 
 /// The largest leeway a policy accepts without [`PolicyBuilder::dangerous_leeway`].
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// The leeway of a policy unless set: 30 s.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The maximum token lifetime (`exp − iat`) of a policy unless set: 1 hour.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+/// The maximum token size of a policy unless set: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
 
 /// `d` in seconds, if it is a whole number of them (JWT times are whole seconds).
 pub(crate) fn whole_secs(d: Duration) -> Option<u64> {
@@ -153,13 +159,13 @@ impl ValidationPolicy {
             skip_issuer: false,
             skip_audience: false,
             algorithms: None,
-            leeway: Duration::from_secs(30),
+            leeway: DEFAULT_LEEWAY,
             dangerous_leeway: false,
-            max_lifetime: Some(Duration::from_secs(3600)),
+            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
             required: Claim::DEFAULT_REQUIRED.to_vec(),
             typ: vec!["JWT".to_owned(), "at+jwt".to_owned()],
             require_typ: false,
-            max_token_size: 8 * 1024,
+            max_token_size: DEFAULT_MAX_TOKEN_SIZE,
             require_kid: true,
             clock: Arc::new(SystemClock),
         }
