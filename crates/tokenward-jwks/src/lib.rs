@@ -97,13 +97,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod config;
 mod error;
 mod fetch;
+mod refresher;
 mod remote;
 
-pub use error::{JwksError, SourceError};
-pub use remote::{
+pub use config::{
     DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_STALENESS, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL,
     DEFAULT_REFRESH_AHEAD, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TTL, DEFAULT_UNKNOWN_KID_COOLDOWN,
-    JwksSource, JwksStats, RemoteKeySet, RemoteKeySetBuilder,
+    JwksSource, RemoteKeySetBuilder,
 };
+pub use error::{JwksError, SourceError};
+pub use remote::{JwksStats, RemoteKeySet};
