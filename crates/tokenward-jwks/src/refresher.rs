@@ -33,9 +33,9 @@ impl Drop for Refresher {
 
 impl RemoteKeySet {
     /// Starts the background refresher if it is not running (idempotent;
-    /// [`start`](crate::RemoteKeySetBuilder::start) does this). It fetches when the key set is due (never
-    /// fetched, refresh-ahead point reached, or after failures with backoff from 1 s doubling
-    /// to 5 min) and stops when the last clone of this key set is dropped.
+    /// [`start`](crate::RemoteKeySetBuilder::start) does this). It fetches when the key set is
+    /// due (never fetched, refresh-ahead point reached, or after failures with backoff from 1 s
+    /// doubling to 5 min) and stops when the last clone of this key set is dropped.
     pub fn spawn_refresher(&self) -> Result<(), JwksError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| JwksError::NoRuntime)?;
         let mut task = lock(&self.refresher.task);
