@@ -1,18 +1,10 @@
 //! Issuing, typed custom claims, and several issuers in one process.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde::{Deserialize, Serialize};
 use tokenward_claims::{
     AccessToken, Algorithm, Audience, IssueError, IssuerRouter, Key, KeySet, RejectionClass,
@@ -26,19 +18,14 @@ struct Tenant {
 }
 
 fn ed_keys(kid: &str) -> KeySet {
-    let pkcs8 = tokenward_claims::generate_pkcs8(Algorithm::EdDSA).unwrap();
-    KeySet::single(Key::from_pkcs8_der(kid, Algorithm::EdDSA, &pkcs8).unwrap())
+    KeySet::single(generated_key(kid, Algorithm::EdDSA))
 }
 
 #[test]
 fn issued_tokens_carry_every_registered_claim() {
     let clock = clock();
     let keys = ed_keys("k1");
-    let issuer = TokenIssuer::builder(keys.clone(), ISS)
-        .audience(AUD)
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let issuer = issuer(keys.clone(), &clock);
     let t = issuer
         .issue(
             &AccessToken::new("alice")
@@ -111,11 +98,7 @@ fn issued_tokens_carry_every_registered_claim() {
 fn typed_custom_claims() {
     let keys = ed_keys("k");
     let clock = clock();
-    let issuer = TokenIssuer::builder(keys.clone(), ISS)
-        .audience(AUD)
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let issuer = issuer(keys.clone(), &clock);
     let custom = Tenant {
         tenant: "acme".into(),
         plan: Some("gold".into()),
