@@ -149,14 +149,13 @@ fn every_key_type_refuses_every_other_algorithm_with_algorithm_mismatch() {
     let pem_key = |text: &'static str| -> Load {
         Box::new(move |alg| Key::from_pem("k", alg, text.as_bytes()))
     };
-    let pkcs8_der = |text: &'static str| -> Load {
+    // DER from a PEM file, loaded with `load` (`Key::from_pkcs8_der` or `Key::from_spki_der`).
+    let der = |text: &'static str, load: fn(Algorithm, &[u8]) -> Result<Key, KeyError>| -> Load {
         let der = pem::parse(text).unwrap().into_contents();
-        Box::new(move |alg| Key::from_pkcs8_der("k", alg, &der))
+        Box::new(move |alg| load(alg, &der))
     };
-    let spki_der = |text: &'static str| -> Load {
-        let der = pem::parse(text).unwrap().into_contents();
-        Box::new(move |alg| Key::from_spki_der("k", alg, &der))
-    };
+    let pkcs8_der = |text| der(text, |alg, der| Key::from_pkcs8_der("k", alg, der));
+    let spki_der = |text| der(text, |alg, der| Key::from_spki_der("k", alg, der));
     // The JWK of a public key file: as published (with its `alg`), or without `alg`, where
     // the algorithm asked for is the only binding.
     let jwk = |text: &'static str, key_alg: Algorithm, keep_alg: bool| -> Load {

@@ -6,12 +6,8 @@
 //! with neither, one and both `jsonwebtoken` backends; with neither or both, a call into
 //! `jsonwebtoken`'s crypto would panic). The tests that install the provider are the `provider`
 //! binary, in a process of their own.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test helpers outside `#[test]` functions (clippy.toml allows these inside them).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `tokenward` binary: keygen → issue → verify, typed rejections,
 //! stdin mode, exit statuses, inspect lints, key rotation. (`tests/revoke.rs`, which needs
 //! Redis, is the other test binary.)
+// Test helpers outside `#[test]` functions (clippy.toml allows these inside them).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -69,11 +69,8 @@ async fn server_down_keeps_the_last_good_keys_until_max_staleness_then_a_typed_e
 
 #[tokio::test]
 async fn the_keys_come_back_when_the_server_does() {
-    let server = TestServer::start().await;
     let k1 = signer("k1");
-    server.set("/jwks", Reply::json(jwks(&[&k1])));
-    let clock = clock();
-    let remote = builder(server.url("/jwks"), &clock).start().await.unwrap();
+    let (server, clock, remote) = serving(Reply::json(jwks(&[&k1]))).await;
     server.set("/jwks", Reply::json("oops").status(503));
     clock.advance(Duration::from_secs(301));
     assert!(matches!(
@@ -109,10 +106,7 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
         if let Some(value) = header {
             reply = reply.header("cache-control", value);
         }
-        let clock = clock();
-        let server = TestServer::start().await;
-        server.set("/jwks", reply);
-        let remote = builder(server.url("/jwks"), &clock).start().await.unwrap();
+        let (_server, _clock, remote) = serving(reply).await;
         assert_eq!(
             remote.stats().expires_at,
             Some(UnixTime::from_secs(1_800_000_000 + ttl)),

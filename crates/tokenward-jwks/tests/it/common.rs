@@ -73,6 +73,16 @@ pub async fn verify(
     }
 }
 
+/// A test server answering `/jwks` with `reply`, and a remote key set started against it on a
+/// manual clock.
+pub async fn serving(reply: Reply) -> (TestServer, ManualClock, RemoteKeySet) {
+    let server = TestServer::start().await;
+    server.set("/jwks", reply);
+    let clock = clock();
+    let remote = builder(server.url("/jwks"), &clock).start().await.unwrap();
+    (server, clock, remote)
+}
+
 /// One fetch of `reply` with `configure`d limits: its result.
 pub async fn fetch_once(
     reply: Reply,

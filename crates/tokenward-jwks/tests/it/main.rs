@@ -1,11 +1,7 @@
 //! The integration tests of tokenward-jwks, in one test binary: `RemoteKeySet` against a real
 //! local HTTP(S) server the tests control ([`server`]), and the `tracing` signals it emits.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+// Test helpers outside `#[test]` functions (clippy.toml allows these inside them).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 mod server;

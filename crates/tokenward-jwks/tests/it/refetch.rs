@@ -7,15 +7,12 @@ use std::time::Duration;
 use tokenward_claims::RejectionClass;
 
 use crate::common::*;
-use crate::server::{Reply, TestServer};
+use crate::server::Reply;
 
 #[tokio::test]
 async fn rotation_is_picked_up_by_refetch_on_unknown_kid_within_the_cooldown() {
-    let server = TestServer::start().await;
     let (k1, k2, k3) = (signer("k1"), signer("k2"), signer("k3"));
-    server.set("/jwks", Reply::json(jwks(&[&k1])));
-    let clock = clock();
-    let remote = builder(server.url("/jwks"), &clock).start().await.unwrap();
+    let (server, clock, remote) = serving(Reply::json(jwks(&[&k1]))).await;
     let validator = validator(&remote, &clock);
     assert_eq!(server.hits("/jwks"), 1);
     assert_eq!(
@@ -62,11 +59,8 @@ async fn rotation_is_picked_up_by_refetch_on_unknown_kid_within_the_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_with_a_new_kid_cause_exactly_one_fetch() {
-    let server = TestServer::start().await;
     let (k1, k2) = (signer("k1"), signer("k2"));
-    server.set("/jwks", Reply::json(jwks(&[&k1])));
-    let clock = clock();
-    let remote = builder(server.url("/jwks"), &clock).start().await.unwrap();
+    let (server, clock, remote) = serving(Reply::json(jwks(&[&k1]))).await;
     let validator = Arc::new(validator(&remote, &clock));
 
     // The new key, served slowly so the requests pile up on the one fetch.
@@ -94,11 +88,8 @@ async fn a_thousand_concurrent_requests_with_a_new_kid_cause_exactly_one_fetch()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_unknown_kids_cause_at_most_one_fetch_per_cooldown() {
-    let server = TestServer::start().await;
     let k1 = signer("k1");
-    server.set("/jwks", Reply::json(jwks(&[&k1])));
-    let clock = clock();
-    let remote = builder(server.url("/jwks"), &clock).start().await.unwrap();
+    let (server, clock, remote) = serving(Reply::json(jwks(&[&k1]))).await;
 
     let burst = |round: usize| {
         let tasks: Vec<_> = (0..1000)

@@ -74,13 +74,15 @@ async fn oidc_discovery_finds_the_jwks_uri() {
     let server = TestServer::start().await;
     let k1 = signer("k1");
     let issuer = server.url("/tenant");
-    server.set(
-        "/tenant/.well-known/openid-configuration",
-        Reply::json(
-            serde_json::json!({ "issuer": issuer, "jwks_uri": server.url("/tenant/keys") })
-                .to_string(),
-        ),
-    );
+    // The issuer's discovery document, naming `keys` as its JWKS.
+    let discovery = |keys: &str| {
+        let document = serde_json::json!({ "issuer": issuer, "jwks_uri": server.url(keys) });
+        server.set(
+            "/tenant/.well-known/openid-configuration",
+            Reply::json(document.to_string()),
+        );
+    };
+    discovery("/tenant/keys");
     server.set("/tenant/keys", Reply::json(jwks(&[&k1])));
     let clock = clock();
     let remote = RemoteKeySet::builder(JwksSource::oidc_issuer(issuer.clone()))
@@ -101,13 +103,7 @@ async fn oidc_discovery_finds_the_jwks_uri() {
     // After a failed JWKS fetch, discovery runs again (the issuer may have moved its keys).
     server.set("/tenant/keys", Reply::json("gone").status(404));
     assert!(remote.refresh().await.is_err());
-    server.set(
-        "/tenant/.well-known/openid-configuration",
-        Reply::json(
-            serde_json::json!({ "issuer": issuer, "jwks_uri": server.url("/tenant/keys-v2") })
-                .to_string(),
-        ),
-    );
+    discovery("/tenant/keys-v2");
     server.set("/tenant/keys-v2", Reply::json(jwks(&[&k1])));
     remote.refresh().await.unwrap();
     assert_eq!(server.hits("/tenant/keys-v2"), 1);
