@@ -8,9 +8,8 @@ use crate::*;
 
 #[test]
 fn usage_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let jwks = keys.join("jwks.json");
     let pem = keys.join("k1.pem");
     let token = issue(keys, &[]);
@@ -64,9 +63,8 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn key_errors_exit_2_and_never_print_key_material() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let token = issue(keys, &[]);
     let secret_marker = "TOPSECRETMATERIAL";
     let file = |name: &str, content: String| {

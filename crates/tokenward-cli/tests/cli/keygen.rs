@@ -5,9 +5,8 @@ use crate::*;
 
 #[test]
 fn keygen_refuses_to_overwrite_unless_forced() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let pem = keys.join("k1.pem");
     let jwks = keys.join("jwks.json");
     let (pem_before, jwks_before) = (std::fs::read(&pem).unwrap(), std::fs::read(&jwks).unwrap());
@@ -45,9 +44,8 @@ fn keygen_refuses_to_overwrite_unless_forced() {
 
 #[test]
 fn keygen_rotation_adds_to_the_key_set_and_old_tokens_still_verify() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "2026-10");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "2026-10");
     let old = issue(keys, &[]);
     assert_eq!(decode_part(&old, 0)["kid"], "2026-10");
 

@@ -39,6 +39,21 @@ fn keygen(dir: &Path, alg: &str, kid: &str) {
     assert_eq!(out.code, 0, "keygen {alg}: {}", out.stderr);
 }
 
+/// A temporary key directory with one key, `kid` of `alg`, written by `keygen`.
+fn key_dir(alg: &str, kid: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), alg, kid);
+    dir
+}
+
+/// Fails unless `text` (a command's output) starts with `prefix`.
+fn assert_starts_with(text: &str, prefix: &str) {
+    assert!(
+        text.starts_with(prefix),
+        "expected {prefix:?} first: {text}"
+    );
+}
+
 /// A token for alice from the key directory `dir`, issued at `NOW`.
 fn issue(dir: &Path, extra: &[&str]) -> String {
     let now = NOW.to_string();

@@ -88,19 +88,14 @@ fn keygen_issue_verify_for_every_algorithm() {
             &vars,
         ));
         assert_eq!(out.code, 0, "{alg} {flag}: {}{}", out.stdout, out.stderr);
-        assert!(
-            out.stdout.starts_with("valid: sub=alice exp=1800000900"),
-            "{}",
-            out.stdout
-        );
+        assert_starts_with(&out.stdout, "valid: sub=alice exp=1800000900");
     }
 }
 
 #[test]
 fn rejections_have_typed_classes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let token = issue(keys, &[]);
     let (header, claims) = (decode_part(&token, 0), decode_part(&token, 1));
     let signature = token.rsplit('.').next().unwrap();
@@ -179,17 +174,12 @@ fn rejections_have_typed_classes() {
         &[("jwks", s(&jwks)), ("token", token.as_str())],
     ));
     assert_eq!(out.code, 1);
-    assert!(
-        out.stdout.starts_with("invalid (issuer): "),
-        "{}",
-        out.stdout
-    );
+    assert_starts_with(&out.stdout, "invalid (issuer): ");
 }
 
 #[test]
 fn missing_iss_and_aud_are_warned_about_on_stderr_only() {
-    let dir = tempfile::tempdir().unwrap();
-    keygen(dir.path(), "ES256", "k1");
+    let dir = key_dir("ES256", "k1");
     let token = issue(dir.path(), &[]);
     let jwks = dir.path().join("jwks.json");
     let out = run(&words(
@@ -205,9 +195,8 @@ fn missing_iss_and_aud_are_warned_about_on_stderr_only() {
 
 #[test]
 fn stdin_mode_answers_every_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let good = issue(keys, &[]);
     let other = issue(keys, &["--sid", "s2"]);
     let tampered = format!("{}x", good);
@@ -253,9 +242,8 @@ fn stdin_mode_answers_every_line() {
 
 #[test]
 fn a_huge_line_on_stdin_is_rejected_by_the_size_cap() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let good = issue(keys, &[]);
     let huge = "a".repeat(5 * 1024 * 1024);
     let input = format!("{huge}\n{good}\n{huge}\r\n");
@@ -283,9 +271,8 @@ fn a_huge_line_on_stdin_is_rejected_by_the_size_cap() {
 
 #[test]
 fn single_key_verification_and_kid_binding() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = key_dir("EdDSA", "k1");
     let keys = dir.path();
-    keygen(keys, "EdDSA", "k1");
     let token = issue(keys, &[]);
     let pem = keys.join("k1.pem");
     // `verify --key k1.pem --json [extra] TOKEN`: the class of its answer.
