@@ -191,7 +191,7 @@ fn unknown_peer_response() -> HttpResponse {
 /// # }
 /// ```
 pub async fn jwks(keys: web::Data<SharedKeySet>) -> HttpResponse {
-    match serde_json::to_string(&keys.snapshot().public_jwks()) {
+    match keys.snapshot().public_jwks_json() {
         Ok(body) => HttpResponse::Ok()
             .insert_header((
                 CONTENT_TYPE,

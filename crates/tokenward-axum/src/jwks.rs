@@ -22,7 +22,7 @@ pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 ///
 /// Mount it with state `SharedKeySet`, or use [`jwks_router`].
 pub async fn jwks(State(keys): State<SharedKeySet>) -> Response {
-    match serde_json::to_string(&keys.snapshot().public_jwks()) {
+    match keys.snapshot().public_jwks_json() {
         Ok(body) => (
             [
                 (

@@ -1,6 +1,7 @@
 //! Issuing short-lived access tokens.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use tokenward_core::{SharedClock, SystemClock};
 use crate::claims::{Audience, REGISTERED_CLAIMS, RegisteredClaims};
 use crate::key::KeyError;
 use crate::keyset::{KeySet, SharedKeySet};
+use crate::policy::whole_secs;
 use crate::{alg, b64};
 
 /// The default access-token lifetime: 15 minutes.
@@ -81,7 +83,8 @@ impl AccessToken {
         self
     }
 
-    /// Overrides the issuer's default lifetime.
+    /// Overrides the issuer's default lifetime: whole seconds, at least one (otherwise
+    /// [`TokenIssuer::issue`] fails with [`IssueError::Invalid`], field `ttl`).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
@@ -119,10 +122,21 @@ pub struct TokenIssuer {
     keys: SharedKeySet,
     iss: String,
     aud: Option<Audience>,
-    ttl: Duration,
+    ttl: NonZeroU64,
     typ: String,
     clock: SharedClock,
     rng: SystemRandom,
+}
+
+/// A token lifetime in seconds: `exp` and `iat` are whole seconds, so a lifetime is too (a
+/// fraction would be rounded, zero would make tokens that are born expired).
+fn checked_ttl(ttl: Duration) -> Result<NonZeroU64, IssueError> {
+    whole_secs(ttl)
+        .and_then(NonZeroU64::new)
+        .ok_or(IssueError::Invalid {
+            field: "ttl",
+            reason: "must be a positive number of whole seconds",
+        })
 }
 
 /// Builder for [`TokenIssuer`].
@@ -172,7 +186,10 @@ impl TokenIssuer {
         let key = keys.active().ok_or(IssueError::NoSigningKey)?;
 
         let now = self.clock.now().as_secs();
-        let ttl = req.ttl.unwrap_or(self.ttl).as_secs().max(1);
+        let ttl = match req.ttl {
+            Some(ttl) => checked_ttl(ttl)?,
+            None => self.ttl,
+        };
         let mut jti = [0u8; 16];
         self.rng.fill(&mut jti).map_err(|_| KeyError::Rng)?;
         let scope = (!req.scopes.is_empty()).then(|| req.scopes.join(" "));
@@ -180,7 +197,7 @@ impl TokenIssuer {
             iss: Some(self.iss.clone()),
             sub: Some(req.sub.clone()),
             aud: req.audience.clone().or_else(|| self.aud.clone()),
-            exp: Some(now.saturating_add(ttl)),
+            exp: Some(now.saturating_add(ttl.get())),
             nbf: Some(now),
             iat: Some(now),
             jti: Some(b64::encode(&jti)),
@@ -247,7 +264,8 @@ impl TokenIssuerBuilder {
         self
     }
 
-    /// The default lifetime (15 minutes unless set).
+    /// The default lifetime (15 minutes unless set): whole seconds, at least one
+    /// ([`build`](Self::build) fails otherwise, field `ttl`).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
@@ -265,7 +283,8 @@ impl TokenIssuerBuilder {
         self
     }
 
-    /// Builds the issuer.
+    /// Checks the settings and builds the issuer; a setting out of range is an error naming
+    /// it, never adjusted silently.
     pub fn build(self) -> Result<TokenIssuer, IssueError> {
         if self.iss.is_empty() {
             return Err(IssueError::Invalid {
@@ -273,12 +292,7 @@ impl TokenIssuerBuilder {
                 reason: "empty issuer",
             });
         }
-        if self.ttl.is_zero() {
-            return Err(IssueError::Invalid {
-                field: "ttl",
-                reason: "must be positive",
-            });
-        }
+        let ttl = checked_ttl(self.ttl)?;
         let aud = match self.aud.len() {
             0 => None,
             1 => self.aud.into_iter().next().map(Audience::One),
@@ -288,7 +302,7 @@ impl TokenIssuerBuilder {
             keys: self.keys,
             iss: self.iss,
             aud,
-            ttl: self.ttl,
+            ttl,
             typ: self.typ,
             clock: self.clock,
             rng: SystemRandom::new(),

@@ -1,20 +1,27 @@
 //! Keys: one `kid`, bound to exactly one algorithm, backed by ring.
+//!
+//! This module holds the key itself — signing, verification, JWK export and key generation;
+//! `load` turns PEM, DER and JWK input into keys, checking each once.
 
 use std::fmt;
 
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
-    EllipticCurveKeyType, Jwk, KeyAlgorithm, KeyOperations, OctetKeyPairParameters,
-    OctetKeyPairType, OctetKeyParameters, OctetKeyType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
+    EllipticCurveKeyType, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
+    OctetKeyParameters, OctetKeyType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
 };
 use ring::rand::SystemRandom;
-use ring::signature::{self as sig, KeyPair as _};
+use ring::signature as sig;
 use ring::{hmac, rand};
 use zeroize::Zeroizing;
 
 use crate::alg;
 use crate::b64;
+
+mod load;
+
+pub(crate) use load::json_error;
 
 /// Why a key could not be loaded, generated or used.
 ///
@@ -106,35 +113,6 @@ impl fmt::Debug for Key {
     }
 }
 
-/// Describes a JSON error by its category and position only: serde_json's messages can quote
-/// values from the document, which for a secret JWK would be key material.
-pub(crate) fn json_error(what: &str, e: &serde_json::Error) -> String {
-    let category = match e.classify() {
-        serde_json::error::Category::Io => "I/O error",
-        serde_json::error::Category::Syntax => "invalid JSON",
-        serde_json::error::Category::Data => "unexpected structure or value type",
-        serde_json::error::Category::Eof => "unexpected end of input",
-    };
-    format!(
-        "{what}: {category} at line {} column {}",
-        e.line(),
-        e.column()
-    )
-}
-
-fn check_kid(kid: &str) -> Result<(), KeyError> {
-    if kid.is_empty() {
-        return Err(KeyError::InvalidKid("empty"));
-    }
-    if kid.len() > MAX_KID_LEN {
-        return Err(KeyError::InvalidKid("longer than 256 bytes"));
-    }
-    if kid.chars().any(char::is_control) {
-        return Err(KeyError::InvalidKid("contains control characters"));
-    }
-    Ok(())
-}
-
 fn mismatch(alg: Algorithm, reason: impl Into<String>) -> KeyError {
     KeyError::AlgorithmMismatch {
         alg,
@@ -142,391 +120,7 @@ fn mismatch(alg: Algorithm, reason: impl Into<String>) -> KeyError {
     }
 }
 
-fn rejected(e: ring::error::KeyRejected) -> KeyError {
-    KeyError::Rejected(e.to_string())
-}
-
 impl Key {
-    /// An HMAC key (`HS256`/`HS384`/`HS512`) from a shared secret.
-    ///
-    /// The secret must be at least as long as the hash output (32/48/64 bytes, RFC 7518 §3.2).
-    pub fn hmac(kid: impl Into<String>, alg: Algorithm, secret: &[u8]) -> Result<Key, KeyError> {
-        let kid = kid.into();
-        check_kid(&kid)?;
-        let (ring_alg, min) = match alg {
-            Algorithm::HS256 => (hmac::HMAC_SHA256, 32),
-            Algorithm::HS384 => (hmac::HMAC_SHA384, 48),
-            Algorithm::HS512 => (hmac::HMAC_SHA512, 64),
-            other => return Err(mismatch(other, "a shared secret can only be used with HS*")),
-        };
-        if secret.len() < min {
-            return Err(KeyError::Weak(format!(
-                "{} needs a secret of at least {min} bytes, got {}",
-                alg::name(alg),
-                secret.len()
-            )));
-        }
-        Ok(Key {
-            kid,
-            alg,
-            material: Material::Hmac {
-                key: hmac::Key::new(ring_alg, secret),
-                secret: Zeroizing::new(secret.to_vec()),
-            },
-        })
-    }
-
-    /// A key from PEM text, bound to `alg`.
-    ///
-    /// Accepted: `PRIVATE KEY` (PKCS#8: RSA, P-256, P-384, Ed25519), `RSA PRIVATE KEY`
-    /// (PKCS#1), `PUBLIC KEY` (SubjectPublicKeyInfo) and `RSA PUBLIC KEY` (PKCS#1). For HMAC
-    /// secrets use [`Key::hmac`].
-    pub fn from_pem(kid: impl Into<String>, alg: Algorithm, pem: &[u8]) -> Result<Key, KeyError> {
-        let kid = kid.into();
-        check_kid(&kid)?;
-        let parsed = pem::parse(pem).map_err(|e| KeyError::Malformed(format!("PEM: {e}")))?;
-        let der = Zeroizing::new(parsed.contents().to_vec());
-        match parsed.tag() {
-            "PRIVATE KEY" => Key::from_pkcs8_der(kid, alg, &der),
-            "RSA PRIVATE KEY" => Key::from_pkcs1_private_der(kid, alg, &der),
-            "PUBLIC KEY" => Key::from_spki_der(kid, alg, &der),
-            "RSA PUBLIC KEY" => Key::from_pkcs1_public_der(kid, alg, &der),
-            "EC PRIVATE KEY" => Err(KeyError::Unsupported(
-                "SEC1 `EC PRIVATE KEY`: convert it to PKCS#8 \
-                 (`openssl pkcs8 -topk8 -nocrypt -in key.pem`)"
-                    .into(),
-            )),
-            "ENCRYPTED PRIVATE KEY" => Err(KeyError::Unsupported(
-                "encrypted PKCS#8: decrypt it first".into(),
-            )),
-            other => Err(KeyError::Malformed(format!(
-                "unsupported PEM label `{other}`"
-            ))),
-        }
-    }
-
-    /// An RSA private key from PKCS#1 `RSAPrivateKey` DER (`RSA PRIVATE KEY` PEM contents).
-    pub fn from_pkcs1_private_der(
-        kid: impl Into<String>,
-        alg: Algorithm,
-        der: &[u8],
-    ) -> Result<Key, KeyError> {
-        let kid = kid.into();
-        check_kid(&kid)?;
-        require_rsa(alg)?;
-        let pair = sig::RsaKeyPair::from_der(der).map_err(rejected)?;
-        Key::from_rsa_pair(kid, alg, pair)
-    }
-
-    /// An RSA public key from PKCS#1 `RSAPublicKey` DER (`RSA PUBLIC KEY` PEM contents).
-    pub fn from_pkcs1_public_der(
-        kid: impl Into<String>,
-        alg: Algorithm,
-        der: &[u8],
-    ) -> Result<Key, KeyError> {
-        let (n, e) = parse_pkcs1_public(der)?;
-        Key::rsa_public(kid, alg, n, e)
-    }
-
-    /// A private key from PKCS#8 DER, bound to `alg`.
-    pub fn from_pkcs8_der(
-        kid: impl Into<String>,
-        alg: Algorithm,
-        der: &[u8],
-    ) -> Result<Key, KeyError> {
-        let kid = kid.into();
-        check_kid(&kid)?;
-        match alg {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => {
-                let pair = sig::RsaKeyPair::from_pkcs8(der).map_err(rejected)?;
-                Key::from_rsa_pair(kid, alg, pair)
-            }
-            Algorithm::ES256 | Algorithm::ES384 => {
-                let signing = ecdsa_signing(alg)?;
-                let pair = sig::EcdsaKeyPair::from_pkcs8(signing, der, &SystemRandom::new())
-                    .map_err(rejected)?;
-                let point = pair.public_key().as_ref().to_vec();
-                Ok(Key {
-                    kid,
-                    alg,
-                    material: Material::Ec {
-                        point,
-                        pair: Some(pair),
-                    },
-                })
-            }
-            Algorithm::EdDSA => {
-                let pair =
-                    sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
-                let public = pair.public_key().as_ref().to_vec();
-                Ok(Key {
-                    kid,
-                    alg,
-                    material: Material::Ed {
-                        public,
-                        pair: Some(pair),
-                    },
-                })
-            }
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-                Err(mismatch(alg, "HMAC keys are secrets, not PKCS#8 documents"))
-            }
-            other => Err(KeyError::Unsupported(format!("algorithm {other:?}"))),
-        }
-    }
-
-    /// A public key from SubjectPublicKeyInfo DER (`PUBLIC KEY` PEM), bound to `alg`.
-    pub fn from_spki_der(
-        kid: impl Into<String>,
-        alg: Algorithm,
-        der: &[u8],
-    ) -> Result<Key, KeyError> {
-        use spki::der::Decode as _;
-        let kid = kid.into();
-        check_kid(&kid)?;
-        let info = spki::SubjectPublicKeyInfoRef::from_der(der)
-            .map_err(|e| KeyError::Malformed(format!("SubjectPublicKeyInfo: {e}")))?;
-        let bits = info.subject_public_key.as_bytes().ok_or_else(|| {
-            KeyError::Malformed("public key bit string is not byte-aligned".into())
-        })?;
-        let oid = info.algorithm.oid;
-        if oid == OID_RSA {
-            let (n, e) = parse_pkcs1_public(bits)?;
-            Key::rsa_public(kid, alg, n, e)
-        } else if oid == OID_EC {
-            let curve = info
-                .algorithm
-                .parameters_oid()
-                .map_err(|_| KeyError::Malformed("EC key without a named curve".into()))?;
-            let expected = match alg {
-                Algorithm::ES256 => OID_P256,
-                Algorithm::ES384 => OID_P384,
-                other => return Err(mismatch(other, "an EC public key needs ES256 or ES384")),
-            };
-            if curve != expected {
-                return Err(mismatch(
-                    alg,
-                    "the key's curve does not match the algorithm",
-                ));
-            }
-            Key::ec_point(kid, alg, bits.to_vec())
-        } else if oid == OID_ED25519 {
-            Key::ed25519_public(kid, alg, bits.to_vec())
-        } else {
-            Err(KeyError::Unsupported(format!(
-                "public key algorithm OID {oid}"
-            )))
-        }
-    }
-
-    /// An RSA public key from its big-endian modulus and exponent.
-    ///
-    /// The modulus must be 2048 to 8192 bits; the exponent odd, at least 3, at most 2³³−1.
-    pub fn rsa_public(
-        kid: impl Into<String>,
-        alg: Algorithm,
-        n: &[u8],
-        e: &[u8],
-    ) -> Result<Key, KeyError> {
-        let kid = kid.into();
-        check_kid(&kid)?;
-        require_rsa(alg)?;
-        let n = strip_leading_zeros(n);
-        let e = strip_leading_zeros(e);
-        let bits = bit_len(n);
-        if bits < 2048 {
-            return Err(KeyError::Weak(format!(
-                "RSA modulus of {bits} bits; at least 2048 needed"
-            )));
-        }
-        if bits > 8192 {
-            return Err(KeyError::Malformed(format!(
-                "RSA modulus of {bits} bits; at most 8192"
-            )));
-        }
-        if n.last().is_none_or(|b| b & 1 == 0) {
-            return Err(KeyError::Malformed("RSA modulus is even".into()));
-        }
-        let e_value = match e.len() {
-            1..=5 => e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
-            _ => return Err(KeyError::Malformed("RSA exponent out of range".into())),
-        };
-        if e_value < 3 || e_value % 2 == 0 || e_value > (1 << 33) - 1 {
-            return Err(KeyError::Malformed("RSA exponent out of range".into()));
-        }
-        Ok(Key {
-            kid,
-            alg,
-            material: Material::Rsa {
-                public: sig::RsaPublicKeyComponents {
-                    n: n.to_vec(),
-                    e: e.to_vec(),
-                },
-                pair: None,
-            },
-        })
-    }
-
-    fn from_rsa_pair(kid: String, alg: Algorithm, pair: sig::RsaKeyPair) -> Result<Key, KeyError> {
-        require_rsa(alg)?;
-        let components = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
-        // Reuse the public-key checks (size, exponent) for private keys too.
-        let checked = Key::rsa_public(kid, alg, &components.n, &components.e)?;
-        let Material::Rsa { public, .. } = checked.material else {
-            return Err(KeyError::Malformed(
-                "RSA key did not yield RSA components".into(),
-            ));
-        };
-        Ok(Key {
-            kid: checked.kid,
-            alg,
-            material: Material::Rsa {
-                public,
-                pair: Some(pair),
-            },
-        })
-    }
-
-    fn ec_point(kid: String, alg: Algorithm, point: Vec<u8>) -> Result<Key, KeyError> {
-        let len = match alg {
-            Algorithm::ES256 => 65,
-            Algorithm::ES384 => 97,
-            other => return Err(mismatch(other, "an EC public key needs ES256 or ES384")),
-        };
-        if point.len() != len || point.first() != Some(&4) {
-            return Err(KeyError::Malformed(format!(
-                "{} public key must be an uncompressed point of {len} bytes",
-                alg::name(alg)
-            )));
-        }
-        Ok(Key {
-            kid,
-            alg,
-            material: Material::Ec { point, pair: None },
-        })
-    }
-
-    fn ed25519_public(kid: String, alg: Algorithm, public: Vec<u8>) -> Result<Key, KeyError> {
-        if alg != Algorithm::EdDSA {
-            return Err(mismatch(alg, "an Ed25519 key needs EdDSA"));
-        }
-        if public.len() != sig::ED25519_PUBLIC_KEY_LEN {
-            return Err(KeyError::Malformed(format!(
-                "Ed25519 public key must be 32 bytes, got {}",
-                public.len()
-            )));
-        }
-        Ok(Key {
-            kid,
-            alg,
-            material: Material::Ed { public, pair: None },
-        })
-    }
-
-    /// A key from a JWK (RFC 7517), public (`RSA`, `EC`, `OKP`) or secret (`oct`).
-    ///
-    /// The JWK's `kid` is used, or `kid` when the JWK has none. The algorithm is the JWK's
-    /// `alg`, or `alg` when it has none; where the curve fixes it (`P-256` → ES256, `P-384` →
-    /// ES384, `Ed25519` → EdDSA) it is inferred. `alg` and the JWK's `alg` must agree.
-    /// JWKs marked `"use": "enc"` or whose `key_ops` exclude `verify` are refused.
-    pub fn from_jwk(jwk: &Jwk, kid: Option<&str>, alg: Option<Algorithm>) -> Result<Key, KeyError> {
-        let kid = jwk
-            .common
-            .key_id
-            .as_deref()
-            .or(kid)
-            .ok_or_else(|| KeyError::UnusableJwk("no `kid`".into()))?
-            .to_owned();
-        check_kid(&kid)?;
-        if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
-            return Err(KeyError::UnusableJwk("`use` is not `sig`".into()));
-        }
-        if let Some(ops) = &jwk.common.key_operations
-            && !ops
-                .iter()
-                .any(|op| matches!(op, KeyOperations::Verify | KeyOperations::Sign))
-        {
-            return Err(KeyError::UnusableJwk(
-                "`key_ops` allow neither sign nor verify".into(),
-            ));
-        }
-        let jwk_alg = match jwk.common.key_algorithm {
-            None => None,
-            Some(ka) => Some(Algorithm::try_from(ka).map_err(|_| {
-                KeyError::UnusableJwk(format!("`alg` {ka} is not a signature algorithm"))
-            })?),
-        };
-        let alg = match (jwk_alg, alg) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(mismatch(b, format!("the JWK says {}", alg::name(a))));
-            }
-            (Some(a), _) | (None, Some(a)) => Some(a),
-            (None, None) => None,
-        };
-        let decode = |field: &str, value: &str| {
-            b64::decode(value.as_bytes())
-                .ok_or_else(|| KeyError::Malformed(format!("JWK `{field}` is not base64url")))
-        };
-        match &jwk.algorithm {
-            AlgorithmParameters::RSA(p) => {
-                let alg = alg.ok_or_else(|| {
-                    KeyError::UnusableJwk("RSA JWK without `alg` (RS* or PS*?)".into())
-                })?;
-                Key::rsa_public(kid, alg, &decode("n", &p.n)?, &decode("e", &p.e)?)
-            }
-            AlgorithmParameters::EllipticCurve(p) => {
-                let implied = match p.curve {
-                    EllipticCurve::P256 => Algorithm::ES256,
-                    EllipticCurve::P384 => Algorithm::ES384,
-                    _ => return Err(KeyError::UnusableJwk("unsupported EC curve".into())),
-                };
-                let alg = alg.unwrap_or(implied);
-                if alg != implied {
-                    return Err(mismatch(alg, "the JWK's curve does not match"));
-                }
-                let (x, y) = (decode("x", &p.x)?, decode("y", &p.y)?);
-                let size = if implied == Algorithm::ES256 { 32 } else { 48 };
-                if x.len() != size || y.len() != size {
-                    return Err(KeyError::Malformed(format!(
-                        "EC JWK coordinates must be {size} bytes each"
-                    )));
-                }
-                let mut point = Vec::with_capacity(1 + 2 * size);
-                point.push(4);
-                point.extend_from_slice(&x);
-                point.extend_from_slice(&y);
-                Key::ec_point(kid, alg, point)
-            }
-            AlgorithmParameters::OctetKeyPair(p) => {
-                if p.curve != EllipticCurve::Ed25519 {
-                    return Err(KeyError::UnusableJwk("unsupported OKP curve".into()));
-                }
-                let alg = alg.unwrap_or(Algorithm::EdDSA);
-                Key::ed25519_public(kid, alg, decode("x", &p.x)?)
-            }
-            AlgorithmParameters::OctetKey(p) => {
-                let alg = alg.ok_or_else(|| {
-                    KeyError::UnusableJwk("`oct` JWK without `alg` (HS256/384/512?)".into())
-                })?;
-                let secret = Zeroizing::new(decode("k", &p.value)?);
-                Key::hmac(kid, alg, &secret)
-            }
-            _ => Err(KeyError::UnusableJwk("unsupported `kty`".into())),
-        }
-    }
-
-    /// A key from a JWK given as JSON text.
-    pub fn from_jwk_json(json: &str, alg: Option<Algorithm>) -> Result<Key, KeyError> {
-        let jwk: Jwk =
-            serde_json::from_str(json).map_err(|e| KeyError::Malformed(json_error("JWK", &e)))?;
-        Key::from_jwk(&jwk, None, alg)
-    }
-
     /// The key id.
     pub fn kid(&self) -> &str {
         &self.kid
@@ -559,12 +153,12 @@ impl Key {
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Hmac { key, .. } => hmac::verify(key, message, signature).is_ok(),
-            Material::Rsa { public, .. } => match rsa_params(self.alg) {
-                Some(params) => public.verify(params, message, signature).is_ok(),
+            Material::Rsa { public, .. } => match rsa_algorithms(self.alg) {
+                Some((params, _)) => public.verify(params, message, signature).is_ok(),
                 None => false,
             },
-            Material::Ec { point, .. } => match ecdsa_verification(self.alg) {
-                Some(v) => sig::UnparsedPublicKey::new(v, point)
+            Material::Ec { point, .. } => match ecdsa_algorithms(self.alg) {
+                Some((v, _)) => sig::UnparsedPublicKey::new(v, point)
                     .verify(message, signature)
                     .is_ok(),
                 None => false,
@@ -584,7 +178,7 @@ impl Key {
             Material::Hmac { key, .. } => Ok(hmac::sign(key, message).as_ref().to_vec()),
             Material::Rsa { pair, .. } => {
                 let pair = pair.as_ref().ok_or_else(cannot)?;
-                let padding = rsa_padding(self.alg).ok_or_else(cannot)?;
+                let (_, padding) = rsa_algorithms(self.alg).ok_or_else(cannot)?;
                 let mut out = vec![0; pair.public().modulus_len()];
                 pair.sign(padding, &SystemRandom::new(), message, &mut out)
                     .map_err(|_| KeyError::Rng)?;
@@ -669,72 +263,40 @@ impl Key {
     }
 }
 
-const OID_RSA: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_EC: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_P256: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_P384: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const OID_ED25519: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
-
-fn parse_pkcs1_public(der: &[u8]) -> Result<(&[u8], &[u8]), KeyError> {
-    use pkcs1::der::Decode as _;
-    let key = pkcs1::RsaPublicKey::from_der(der)
-        .map_err(|e| KeyError::Malformed(format!("RSAPublicKey: {e}")))?;
-    Ok((key.modulus.as_bytes(), key.public_exponent.as_bytes()))
-}
-
-fn require_rsa(alg: Algorithm) -> Result<(), KeyError> {
-    if rsa_params(alg).is_some() {
-        Ok(())
-    } else {
-        Err(mismatch(
-            alg,
-            "an RSA key needs RS256/384/512 or PS256/384/512",
-        ))
-    }
-}
-
-fn strip_leading_zeros(b: &[u8]) -> &[u8] {
-    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    b.get(first..).unwrap_or_default()
-}
-
-fn bit_len(n: &[u8]) -> usize {
-    match n.first() {
-        None => 0,
-        Some(&top) => n.len() * 8 - top.leading_zeros() as usize,
-    }
-}
-
-pub(crate) fn rsa_params(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
-    Some(match alg {
-        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
-}
-
-pub(crate) fn rsa_padding(alg: Algorithm) -> Option<&'static dyn sig::RsaEncoding> {
-    Some(match alg {
-        Algorithm::RS256 => &sig::RSA_PKCS1_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_SHA512,
-        _ => return None,
-    })
-}
-
-pub(crate) fn ecdsa_verification(
+/// ring's algorithms for an RSA JWS algorithm: the verification parameters and the signing
+/// padding (PKCS#1 v1.5 for RS*, PSS for PS*; 2048 to 8192 bits).
+fn rsa_algorithms(
     alg: Algorithm,
-) -> Option<&'static sig::EcdsaVerificationAlgorithm> {
+) -> Option<(&'static sig::RsaParameters, &'static dyn sig::RsaEncoding)> {
+    let algorithms: (&'static sig::RsaParameters, &'static dyn sig::RsaEncoding) = match alg {
+        Algorithm::RS256 => (&sig::RSA_PKCS1_2048_8192_SHA256, &sig::RSA_PKCS1_SHA256),
+        Algorithm::RS384 => (&sig::RSA_PKCS1_2048_8192_SHA384, &sig::RSA_PKCS1_SHA384),
+        Algorithm::RS512 => (&sig::RSA_PKCS1_2048_8192_SHA512, &sig::RSA_PKCS1_SHA512),
+        Algorithm::PS256 => (&sig::RSA_PSS_2048_8192_SHA256, &sig::RSA_PSS_SHA256),
+        Algorithm::PS384 => (&sig::RSA_PSS_2048_8192_SHA384, &sig::RSA_PSS_SHA384),
+        Algorithm::PS512 => (&sig::RSA_PSS_2048_8192_SHA512, &sig::RSA_PSS_SHA512),
+        _ => return None,
+    };
+    Some(algorithms)
+}
+
+/// ring's algorithms for an ECDSA JWS algorithm: verification and signing, both in the
+/// fixed-width `r || s` form JWS uses.
+fn ecdsa_algorithms(
+    alg: Algorithm,
+) -> Option<(
+    &'static sig::EcdsaVerificationAlgorithm,
+    &'static sig::EcdsaSigningAlgorithm,
+)> {
     match alg {
-        Algorithm::ES256 => Some(&sig::ECDSA_P256_SHA256_FIXED),
-        Algorithm::ES384 => Some(&sig::ECDSA_P384_SHA384_FIXED),
+        Algorithm::ES256 => Some((
+            &sig::ECDSA_P256_SHA256_FIXED,
+            &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )),
+        Algorithm::ES384 => Some((
+            &sig::ECDSA_P384_SHA384_FIXED,
+            &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+        )),
         _ => None,
     }
 }
@@ -742,11 +304,9 @@ pub(crate) fn ecdsa_verification(
 pub(crate) fn ecdsa_signing(
     alg: Algorithm,
 ) -> Result<&'static sig::EcdsaSigningAlgorithm, KeyError> {
-    match alg {
-        Algorithm::ES256 => Ok(&sig::ECDSA_P256_SHA256_FIXED_SIGNING),
-        Algorithm::ES384 => Ok(&sig::ECDSA_P384_SHA384_FIXED_SIGNING),
-        other => Err(mismatch(other, "an EC private key needs ES256 or ES384")),
-    }
+    ecdsa_algorithms(alg)
+        .map(|(_, signing)| signing)
+        .ok_or_else(|| mismatch(alg, "an EC private key needs ES256 or ES384"))
 }
 
 /// Generates a new private key as PKCS#8 DER for `ES256`, `ES384` or `EdDSA`, using ring's

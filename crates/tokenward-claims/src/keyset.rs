@@ -30,6 +30,9 @@ pub enum KeySetError {
     /// A JWKS document did not parse.
     #[error("malformed JWKS: {0}")]
     MalformedJwks(String),
+    /// A JWKS document could not be written as JSON.
+    #[error("serializing the JWKS failed")]
+    Serialize(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 /// Keys by `kid`, each bound to one algorithm; at most one of them is the active signer.
@@ -43,8 +46,7 @@ pub enum KeySetError {
 /// 3. after the longest token lifetime has passed, [`remove`](KeySet::remove) the old key.
 ///
 /// ```
-/// use jsonwebtoken::Algorithm;
-/// use tokenward_claims::{Key, KeySet};
+/// use tokenward_claims::{Algorithm, Key, KeySet};
 ///
 /// let mut keys = KeySet::new();
 /// keys.insert(Key::hmac("2026-01", Algorithm::HS256, &[7u8; 32])?)?;
@@ -176,6 +178,27 @@ impl KeySet {
         }
     }
 
+    /// The public keys as JWKS JSON text, what a `/.well-known/jwks.json` endpoint serves and
+    /// [`KeySet::from_jwks_json`] reads back (HMAC keys are never included; keys in `kid`
+    /// order).
+    ///
+    /// ```
+    /// use tokenward_claims::{Algorithm, Key, KeySet, generate_pkcs8};
+    ///
+    /// let pkcs8 = generate_pkcs8(Algorithm::EdDSA)?;
+    /// let mut keys = KeySet::single(Key::from_pkcs8_der("2026-11", Algorithm::EdDSA, &pkcs8)?);
+    /// keys.insert(Key::hmac("shared", Algorithm::HS256, &[7u8; 32])?)?;
+    /// let json = keys.public_jwks_json()?;
+    /// assert!(json.starts_with(r#"{"keys":[{"#) && !json.contains(r#""kty":"oct""#));
+    /// let published = KeySet::from_jwks_json(&json)?;
+    /// assert_eq!(published.len(), 1);
+    /// assert!(!published.get("2026-11").is_some_and(|k| k.can_sign()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn public_jwks_json(&self) -> Result<String, KeySetError> {
+        serde_json::to_string(&self.public_jwks()).map_err(|e| KeySetError::Serialize(e.into()))
+    }
+
     /// The HMAC keys **with their secrets** as a JWKS document; only for distributing shared
     /// secrets to services that must verify HS* tokens.
     pub fn dangerous_secret_jwks(&self) -> JwkSet {
@@ -215,8 +238,7 @@ impl KeyResolver for KeySet {
 /// validators and issuers. Readers take a cheap snapshot; writers replace the whole set.
 ///
 /// ```
-/// use jsonwebtoken::Algorithm;
-/// use tokenward_claims::{Key, KeySet, SharedKeySet};
+/// use tokenward_claims::{Algorithm, Key, KeySet, SharedKeySet};
 ///
 /// let shared = SharedKeySet::new(KeySet::single(Key::hmac("a", Algorithm::HS256, &[1; 32])?));
 /// shared.update(|keys| {

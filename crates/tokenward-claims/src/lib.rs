@@ -4,7 +4,10 @@
 //! pinned by the key (never by the header), issuer and audience are mandatory, lifetimes are
 //! capped, `typ`, `crit` and embedded-key headers are checked, the size is capped before any
 //! decoding, and every rejection has a stable [`RejectionClass`]. It does no I/O and needs no
-//! async runtime.
+//! async runtime, and it is usable on its own: the types its API takes and returns
+//! ([`Algorithm`], the JWK types in [`jwk`], the clocks [`ManualClock`] / [`SystemClock`] /
+//! [`SharedClock`] and [`UnixTime`]) are re-exported here, so the examples below need no other
+//! dependency.
 //!
 //! - [`Key`] / [`KeySet`] / [`SharedKeySet`] — keys by `kid`, each bound to one algorithm; one
 //!   active signer plus retired verify-only keys; PEM, JWK and JWKS in, JWKS out.
@@ -16,9 +19,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use jsonwebtoken::Algorithm;
 //! use tokenward_claims::*;
-//! use tokenward_core::{ManualClock, UnixTime};
 //!
 //! // Keys: an Ed25519 key generated in memory (load PEM/JWK/JWKS in production).
 //! let pkcs8 = generate_pkcs8(Algorithm::EdDSA)?;
@@ -45,16 +46,17 @@
 //! let rejection = validator.verify(&token.token).unwrap_err();
 //! assert_eq!(rejection.class(), RejectionClass::Expired);
 //!
-//! // The public keys, for other services.
-//! let jwks = serde_json::to_string(&keys.public_jwks())?;
+//! // The public keys as a JWKS document, for other services.
+//! let jwks = keys.public_jwks_json()?;
 //! assert!(jwks.contains("\"kid\":\"2026-11\""));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Typed custom claims are parsed in the same pass as the registered ones:
+//! Typed custom claims are parsed in the same pass as the registered ones. A custom claims type
+//! is any serde type; deriving serde's traits for your own struct, as here, takes `serde` with its
+//! `derive` feature in your `Cargo.toml` (a map such as `BTreeMap<String, String>` needs none):
 //!
 //! ```
-//! # use jsonwebtoken::Algorithm;
 //! # use tokenward_claims::*;
 //! #[derive(serde::Serialize, serde::Deserialize)]
 //! struct Tenant { tenant: String }
@@ -87,9 +89,15 @@ pub use issue::{
 };
 pub use key::{Key, KeyError, MAX_KID_LEN, generate_pkcs8, generate_secret};
 pub use keyset::{KeyResolver, KeySet, KeySetError, SharedKeySet};
-pub use policy::{Claim, MAX_LEEWAY, PolicyBuilder, PolicyError, ValidationPolicy};
+pub use policy::{
+    Claim, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, PolicyBuilder,
+    PolicyError, ValidationPolicy,
+};
 pub use rejection::{Rejection, RejectionClass};
 pub use validator::{IssuerRouter, RouterError, Validator, Verified};
 
 /// `jsonwebtoken`'s algorithm and JWK types, which tokenward's API uses.
-pub use jsonwebtoken::{Algorithm, jwk};
+pub use jsonwebtoken::{Algorithm, AlgorithmFamily, jwk};
+/// The clock types of `tokenward-core` that policies and issuers take: pin time in tests with
+/// a [`ManualClock`] (`Arc::new(clock.clone())` is a [`SharedClock`]).
+pub use tokenward_core::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};

@@ -96,6 +96,17 @@ pub enum PolicyError {
 
 /// The largest leeway a policy accepts without [`PolicyBuilder::dangerous_leeway`].
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// The leeway of a policy unless set: 30 s.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The maximum token lifetime (`exp − iat`) of a policy unless set: 1 hour.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+/// The maximum token size of a policy unless set: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_SIZE: usize = 8 * 1024;
+
+/// `d` in seconds, if it is a whole number of them (JWT times are whole seconds).
+pub(crate) fn whole_secs(d: Duration) -> Option<u64> {
+    (d.subsec_nanos() == 0).then_some(d.as_secs())
+}
 
 /// Strict rules for accepting a token. Built with [`ValidationPolicy::builder`].
 ///
@@ -108,7 +119,7 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// | required claims | `exp`, `iat`, `iss`, `aud`, `sub`, `jti` |
 /// | accepted `typ` | `JWT`, `at+jwt`; a token without `typ` is accepted unless [`PolicyBuilder::require_typ`] |
 /// | maximum token size | 8 KiB, checked before any decoding |
-/// | `kid` | required, unless [`PolicyBuilder::allow_missing_kid`] and the key set has one key |
+/// | `kid` | required, unless [`PolicyBuilder::dangerous_allow_missing_kid`] and the key set has one key |
 /// | clock | the system clock |
 ///
 /// ```
@@ -148,13 +159,13 @@ impl ValidationPolicy {
             skip_issuer: false,
             skip_audience: false,
             algorithms: None,
-            leeway: Duration::from_secs(30),
+            leeway: DEFAULT_LEEWAY,
             dangerous_leeway: false,
-            max_lifetime: Some(Duration::from_secs(3600)),
+            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
             required: Claim::DEFAULT_REQUIRED.to_vec(),
             typ: vec!["JWT".to_owned(), "at+jwt".to_owned()],
             require_typ: false,
-            max_token_size: 8 * 1024,
+            max_token_size: DEFAULT_MAX_TOKEN_SIZE,
             require_kid: true,
             clock: Arc::new(SystemClock),
         }
@@ -249,22 +260,26 @@ impl PolicyBuilder {
         self
     }
 
-    /// The leeway applied to `exp`, `nbf` and `iat` for clock skew (at most 5 minutes).
+    /// The leeway applied to `exp`, `nbf` and `iat` for clock skew: whole seconds, at most
+    /// 5 minutes ([`build`](Self::build) fails otherwise: [`PolicyError::LeewayTooLarge`],
+    /// [`PolicyError::Invalid`] with field `leeway`).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self.dangerous_leeway = false;
         self
     }
 
-    /// **Dangerous**: a leeway over 5 minutes, which extends every token's life by as much.
+    /// **Dangerous**: a leeway over 5 minutes (still whole seconds), which extends every
+    /// token's life by as much.
     pub fn dangerous_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self.dangerous_leeway = true;
         self
     }
 
-    /// The maximum accepted `exp − iat`. Tokens minted with a longer life are rejected even
-    /// when unexpired.
+    /// The maximum accepted `exp − iat`: whole seconds, at least one ([`build`](Self::build)
+    /// fails otherwise, field `max_lifetime`). Tokens minted with a longer life are rejected
+    /// even when unexpired.
     pub fn max_lifetime(mut self, max: Duration) -> Self {
         self.max_lifetime = Some(max);
         self
@@ -309,21 +324,26 @@ impl PolicyBuilder {
         self
     }
 
-    /// Rejects tokens without a `typ` header (RFC 9068 access tokens always carry one).
-    pub fn require_typ(mut self, require: bool) -> Self {
-        self.require_typ = require;
+    /// Rejects tokens without a `typ` header (RFC 9068 access tokens always carry one). By
+    /// default a token without `typ` is accepted (many identity providers send none); a `typ`
+    /// that is present is always checked against [`typ`](Self::typ).
+    pub fn require_typ(mut self) -> Self {
+        self.require_typ = true;
         self
     }
 
-    /// The maximum token size in bytes, checked before any decoding.
+    /// The maximum token size in bytes, checked before any decoding (at least 16;
+    /// [`build`](Self::build) fails otherwise, field `max_token_size`).
     pub fn max_token_size(mut self, bytes: usize) -> Self {
         self.max_token_size = bytes;
         self
     }
 
-    /// Accepts tokens without `kid` when the key set holds exactly one key.
-    pub fn allow_missing_kid(mut self, allow: bool) -> Self {
-        self.require_kid = !allow;
+    /// **Dangerous**: accepts tokens without `kid` when the key resolver has one key to offer
+    /// for them (a key set of exactly one key). Such tokens survive no key rotation: once a
+    /// second key is added, none of them verifies.
+    pub fn dangerous_allow_missing_kid(mut self) -> Self {
+        self.require_kid = false;
         self
     }
 
@@ -333,7 +353,9 @@ impl PolicyBuilder {
         self
     }
 
-    /// Checks the settings and builds the policy.
+    /// Checks the settings and builds the policy. A setting out of range is an error naming
+    /// it, never adjusted silently: token times are whole seconds, so a leeway or maximum
+    /// lifetime with a fraction of a second is refused rather than rounded.
     pub fn build(self) -> Result<ValidationPolicy, PolicyError> {
         if self.issuers.is_empty() && !self.skip_issuer {
             return Err(PolicyError::NoIssuer);
@@ -356,10 +378,18 @@ impl PolicyBuilder {
         if self.leeway > MAX_LEEWAY && !self.dangerous_leeway {
             return Err(PolicyError::LeewayTooLarge(self.leeway));
         }
-        if self.max_lifetime == Some(Duration::ZERO) {
+        if whole_secs(self.leeway).is_none() {
+            return Err(PolicyError::Invalid {
+                field: "leeway",
+                reason: "must be whole seconds (token times are whole seconds)",
+            });
+        }
+        if let Some(max) = self.max_lifetime
+            && whole_secs(max).is_none_or(|secs| secs == 0)
+        {
             return Err(PolicyError::Invalid {
                 field: "max_lifetime",
-                reason: "must be positive",
+                reason: "must be a positive number of whole seconds",
             });
         }
         if self.max_token_size < 16 {
@@ -427,6 +457,26 @@ mod tests {
         );
         let err = base().max_token_size(0).build().unwrap_err();
         assert!(err.to_string().starts_with("`max_token_size`"), "{err}");
+        // Out of range is an error naming the setting, never rounded or clamped.
+        for (builder, field) in [
+            (base().leeway(Duration::from_millis(1500)), "`leeway`"),
+            (
+                base().dangerous_leeway(Duration::from_millis(400_500)),
+                "`leeway`",
+            ),
+            (base().max_lifetime(Duration::ZERO), "`max_lifetime`"),
+            (
+                base().max_lifetime(Duration::from_millis(500)),
+                "`max_lifetime`",
+            ),
+            (
+                base().max_lifetime(Duration::from_millis(60_001)),
+                "`max_lifetime`",
+            ),
+        ] {
+            let err = builder.build().unwrap_err();
+            assert!(err.to_string().starts_with(field), "{field}: {err}");
+        }
         let err = base().algorithms([]).build().unwrap_err();
         assert!(err.to_string().starts_with("`algorithms`"), "{err}");
         assert!(base().issuer("").build().is_err());

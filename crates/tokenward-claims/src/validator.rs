@@ -48,8 +48,7 @@ impl<C> Verified<C> {
 /// rejected, and `none` never verifies.
 ///
 /// ```
-/// use jsonwebtoken::Algorithm;
-/// use tokenward_claims::{AccessToken, Key, KeySet, RejectionClass, TokenIssuer, ValidationPolicy, Validator};
+/// use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, RejectionClass, TokenIssuer, ValidationPolicy, Validator};
 ///
 /// let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[42u8; 32])?);
 /// let issuer = TokenIssuer::builder(keys.clone(), "https://auth.example").audience("api").build()?;
@@ -314,7 +313,6 @@ fn check_claims(policy: &ValidationPolicy, c: &RegisteredClaims) -> Result<(), R
 /// both use the same `kid`. Routing costs one extra parse of the payload's `iss`.
 ///
 /// ```
-/// use jsonwebtoken::Algorithm;
 /// use tokenward_claims::*;
 ///
 /// let keys_a = KeySet::single(Key::hmac("k", Algorithm::HS256, &[1u8; 32])?);

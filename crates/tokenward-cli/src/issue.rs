@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenward_claims::{AccessToken, Algorithm, KeySet, TokenIssuer, alg as algs};
+use tokenward_claims::{
+    AccessToken, Algorithm, DEFAULT_MAX_LIFETIME, KeySet, TokenIssuer, alg as algs,
+};
 use tokenward_core::{ManualClock, UnixTime};
 
 use crate::error::CliError;
@@ -86,10 +88,11 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
             ));
         }
     };
-    if args.ttl > 3600 {
+    let max_lifetime = DEFAULT_MAX_LIFETIME.as_secs();
+    if args.ttl > max_lifetime {
         eprintln!(
             "tokenward: warning: --ttl {} is over an hour; tokenward's default policy rejects \
-             tokens living longer than 3600 s",
+             tokens living longer than {max_lifetime} s",
             args.ttl
         );
     }

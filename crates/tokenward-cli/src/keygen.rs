@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use rsa::pkcs8::{EncodePrivateKey as _, LineEnding};
 use serde_json::Value;
-use tokenward_claims::{Algorithm, Key, KeyError, alg, generate_pkcs8, generate_secret};
+use tokenward_claims::jwk::Jwk;
+use tokenward_claims::{
+    Algorithm, AlgorithmFamily, Key, KeyError, alg, generate_pkcs8, generate_secret,
+};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -82,12 +85,8 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
     };
 
     let generated = generate(&args.kid, args.alg)?;
-    self_test(&generated.key)?;
-    let entry = generated
-        .key
-        .public_jwk()
-        .or_else(|| generated.key.dangerous_secret_jwk())
-        .ok_or_else(|| KeyError::Unsupported("the key has no JWK form".into()))?;
+    let entry = published_jwk(&generated.key)?;
+    self_test(&generated.key, &entry)?;
     let entry = serde_json::to_value(&entry).map_err(|e| KeyError::Malformed(e.to_string()))?;
 
     let (mut doc, mut kids) = match existing {
@@ -129,12 +128,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
 }
 
 fn generate(kid: &str, alg: Algorithm) -> Result<Generated, CliError> {
-    let (key, file) = match alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+    let (key, file) = match alg.family() {
+        AlgorithmFamily::Hmac => {
             let secret = generate_secret(alg)?;
             (Key::hmac(kid, alg, &secret)?, secret)
         }
-        Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA => {
+        AlgorithmFamily::Ec | AlgorithmFamily::Ed => {
             let der = generate_pkcs8(alg)?;
             let pem = pem::Pem::new("PRIVATE KEY", der.to_vec());
             let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
@@ -143,12 +142,7 @@ fn generate(kid: &str, alg: Algorithm) -> Result<Generated, CliError> {
             // Reloaded from the PEM text, as every later command will load it.
             (Key::from_pem(kid, alg, &text)?, text)
         }
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => {
+        AlgorithmFamily::Rsa => {
             // ring cannot generate RSA keys; the `rsa` crate does (it never decrypts here).
             let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_BITS)
                 .map_err(|e| KeyError::Unsupported(format!("RSA key generation failed: {e}")))?;
@@ -159,26 +153,24 @@ fn generate(kid: &str, alg: Algorithm) -> Result<Generated, CliError> {
             // Proves the `rsa` crate's PKCS#8 round-trips through ring.
             (Key::from_pem(kid, alg, &text)?, text)
         }
-        other => {
-            return Err(CliError::Usage(format!(
-                "keygen does not support {}",
-                alg::name(other)
-            )));
-        }
     };
     Ok(Generated { key, file })
 }
 
-/// Signs with the new key and verifies with the key rebuilt from the JWK that is about to be
-/// published, so a key set never advertises a key that does not match its private part.
-fn self_test(key: &Key) -> Result<(), CliError> {
-    let message = b"tokenward keygen self-test";
-    let signature = key.sign(message)?;
-    let jwk = key
+/// The JWK `jwks.json` gets for `key`: its public part, or for HMAC the secret itself.
+fn published_jwk(key: &Key) -> Result<Jwk, CliError> {
+    Ok(key
         .public_jwk()
         .or_else(|| key.dangerous_secret_jwk())
-        .ok_or_else(|| KeyError::Unsupported("the key has no JWK form".into()))?;
-    let published = Key::from_jwk(&jwk, None, None)?;
+        .ok_or_else(|| KeyError::Unsupported("the key has no JWK form".into()))?)
+}
+
+/// Signs with the new key and verifies with the key rebuilt from `jwk`, the entry about to be
+/// published, so a key set never advertises a key that does not match its private part.
+fn self_test(key: &Key, jwk: &Jwk) -> Result<(), CliError> {
+    let message = b"tokenward keygen self-test";
+    let signature = key.sign(message)?;
+    let published = Key::from_jwk(jwk, None, None)?;
     if published.algorithm() == key.algorithm() && published.verify(message, &signature) {
         Ok(())
     } else {

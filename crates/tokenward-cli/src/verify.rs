@@ -152,7 +152,9 @@ fn validator(args: &Args) -> Result<Validator, CliError> {
     if !args.typs.is_empty() {
         policy = policy.typ(args.typs.iter().cloned());
     }
-    policy = policy.require_typ(args.require_typ);
+    if args.require_typ {
+        policy = policy.require_typ();
+    }
     if let Some(bytes) = args.max_size {
         policy = policy.max_token_size(bytes);
     }
@@ -203,7 +205,7 @@ fn validator(args: &Args) -> Result<Validator, CliError> {
             ));
         }
     };
-    let policy = policy.allow_missing_kid(true).build()?;
+    let policy = policy.dangerous_allow_missing_kid().build()?;
     Ok(if args.kid.is_some() {
         Validator::new(policy, KeySet::single(key))
     } else {

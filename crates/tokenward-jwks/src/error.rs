@@ -15,9 +15,17 @@ pub type SourceError = Arc<dyn std::error::Error + Send + Sync + 'static>;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwksError {
-    /// A setting is out of range (the message says which).
-    #[error("invalid remote key set configuration: {0}")]
-    InvalidConfig(String),
+    /// A setting is out of range, or the HTTP client cannot be set up with the settings
+    /// given. Out-of-range settings are refused at build time, never clamped.
+    #[error("invalid remote key set configuration: `{field}`: {reason}")]
+    InvalidConfig {
+        /// The setting at fault: the builder method's name (`ttl_bounds`, `default_ttl`,
+        /// `unknown_kid_cooldown`, `request_timeout`, `max_response_size`,
+        /// `add_root_certificate`), or `tls` / `http_client` for the client's own setup.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A URL does not parse, or is not usable (no host, credentials, fragment).
     #[error("invalid URL: {0}")]
     InvalidUrl(String),

@@ -62,8 +62,14 @@ pub(crate) fn client(
     use rustls::pki_types::CertificateDer;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls_error = |e: rustls::Error| {
-        JwksError::InvalidConfig(format!("cannot set up TLS: {}", cap(&e.to_string())))
+    let field = if extra_roots.is_empty() {
+        "tls"
+    } else {
+        "add_root_certificate"
+    };
+    let tls_error = |e: rustls::Error| JwksError::InvalidConfig {
+        field,
+        reason: format!("cannot set up TLS: {}", cap(&e.to_string())),
     };
     let verifier = if extra_roots.is_empty() {
         rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
@@ -99,11 +105,12 @@ pub(crate) fn client(
         .connect_timeout(timeout)
         .user_agent(concat!("tokenward-jwks/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| {
-            JwksError::InvalidConfig(format!(
+        .map_err(|e| JwksError::InvalidConfig {
+            field: "http_client",
+            reason: format!(
                 "cannot build the HTTP client: {}",
                 cap(&e.without_url().to_string())
-            ))
+            ),
         })
 }
 

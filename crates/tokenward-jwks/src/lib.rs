@@ -52,7 +52,7 @@
 //! // The issuer: signs tokens and publishes its public keys.
 //! let signing = KeySet::single(Key::from_pkcs8_der(
 //!     "2026-11", Algorithm::EdDSA, &generate_pkcs8(Algorithm::EdDSA)?)?);
-//! let jwks = serde_json::to_string(&signing.public_jwks())?;
+//! let jwks = signing.public_jwks_json()?;
 //! # // A tiny local HTTP server standing in for the issuer's JWKS endpoint.
 //! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! # let url = format!("http://{}/jwks.json", listener.local_addr()?);
@@ -97,13 +97,16 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod config;
 mod error;
 mod fetch;
+mod refresher;
 mod remote;
 
-pub use error::{JwksError, SourceError};
-pub use remote::{
+pub use config::{
     DEFAULT_MAX_RESPONSE_SIZE, DEFAULT_MAX_STALENESS, DEFAULT_MAX_TTL, DEFAULT_MIN_TTL,
     DEFAULT_REFRESH_AHEAD, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TTL, DEFAULT_UNKNOWN_KID_COOLDOWN,
-    JwksSource, JwksStats, RemoteKeySet, RemoteKeySetBuilder,
+    JwksSource, RemoteKeySetBuilder,
 };
+pub use error::{JwksError, SourceError};
+pub use remote::{JwksStats, RemoteKeySet};

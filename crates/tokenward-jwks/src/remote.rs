@@ -2,226 +2,18 @@
 //! the background refresher.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::Url;
 use tokenward_claims::{Key, KeyResolver, KeySet, MAX_KID_LEN};
-use tokenward_core::{SharedClock, SystemClock, UnixTime};
+use tokenward_core::UnixTime;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 
+use crate::config::{RemoteKeySetBuilder, SourceKind};
 use crate::error::{JwksError, redact};
 use crate::fetch::{self, Freshness};
-
-/// Default lower bound for a `Cache-Control: max-age` (and the TTL used for `no-cache`).
-pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(60);
-/// Default upper bound for a `Cache-Control: max-age`.
-pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
-/// Default TTL when the response has no `max-age`.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
-/// Default refresh-ahead: the background refresh starts this long before the TTL runs out
-/// (but never before half the TTL has passed).
-pub const DEFAULT_REFRESH_AHEAD: Duration = Duration::from_secs(30);
-/// Default minimum time between two refetches triggered by unknown `kid`s.
-pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
-/// Default maximum staleness: how long after its TTL ran out a key set is still used while
-/// refreshes fail.
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(24 * 60 * 60);
-/// Default timeout of one HTTP exchange (connect, headers and the whole body).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default cap on a response body.
-pub const DEFAULT_MAX_RESPONSE_SIZE: usize = 256 * 1024;
-
-/// First retry delay of the background refresher after a failed fetch (doubling per failure).
-const RETRY_MIN: Duration = Duration::from_secs(1);
-/// Longest retry delay after failed fetches.
-const RETRY_MAX: Duration = Duration::from_secs(5 * 60);
-/// The background refresher re-reads the clock at least this often (so a clock that jumps,
-/// or a test's manual clock, is noticed).
-const MAX_SLEEP: Duration = Duration::from_secs(60);
-
-/// Where a remote key set comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwksSource {
-    kind: SourceKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum SourceKind {
-    Url(String),
-    OidcIssuer(String),
-}
-
-impl JwksSource {
-    /// A JWKS document at `url` (`https://`; see
-    /// [`dangerous_allow_http`](RemoteKeySetBuilder::dangerous_allow_http)).
-    pub fn url(url: impl Into<String>) -> Self {
-        JwksSource {
-            kind: SourceKind::Url(url.into()),
-        }
-    }
-
-    /// The JWKS of an OpenID Connect issuer, found through
-    /// `{issuer}/.well-known/openid-configuration` → `jwks_uri`. The document's `issuer` must
-    /// equal `issuer` exactly. Discovery is repeated after a failed JWKS fetch.
-    pub fn oidc_issuer(issuer: impl Into<String>) -> Self {
-        JwksSource {
-            kind: SourceKind::OidcIssuer(issuer.into()),
-        }
-    }
-}
-
-/// Settings of a [`RemoteKeySet`]; start with [`RemoteKeySet::builder`].
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct RemoteKeySetBuilder {
-    source: JwksSource,
-    min_ttl: Duration,
-    max_ttl: Duration,
-    default_ttl: Duration,
-    refresh_ahead: Duration,
-    unknown_kid_cooldown: Duration,
-    max_staleness: Duration,
-    request_timeout: Duration,
-    max_response_size: usize,
-    allow_http: bool,
-    extra_roots: Vec<Vec<u8>>,
-    clock: SharedClock,
-}
-
-impl RemoteKeySetBuilder {
-    /// Bounds for the TTL a response's `Cache-Control: max-age` asks for (defaults 60 s and
-    /// 24 h). `no-cache`/`no-store` get the minimum.
-    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
-        self.min_ttl = min;
-        self.max_ttl = max;
-        self
-    }
-
-    /// The TTL when a response has no `max-age` (default 5 minutes); must lie within the
-    /// bounds.
-    pub fn default_ttl(mut self, ttl: Duration) -> Self {
-        self.default_ttl = ttl;
-        self
-    }
-
-    /// How long before the TTL runs out the background refresh starts (default 30 s; never
-    /// before half the TTL has passed).
-    pub fn refresh_ahead(mut self, ahead: Duration) -> Self {
-        self.refresh_ahead = ahead;
-        self
-    }
-
-    /// Minimum time between two refetches triggered by unknown `kid`s (default 30 s; at
-    /// least 1 s). Random `kid`s cost at most one outbound request per cooldown.
-    pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.unknown_kid_cooldown = cooldown;
-        self
-    }
-
-    /// How long after its TTL ran out the last good key set is still used while refreshes fail
-    /// (default 24 h). After that every key lookup fails (the validator rejects with class
-    /// `key`) and [`RemoteKeySet::snapshot`] returns [`JwksError::Stale`].
-    pub fn max_staleness(mut self, max: Duration) -> Self {
-        self.max_staleness = max;
-        self
-    }
-
-    /// Timeout of one HTTP exchange: connect, headers and the whole body (default 5 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Cap on a response body in bytes (default 256 KiB; at least 1 KiB), enforced while
-    /// streaming.
-    pub fn max_response_size(mut self, bytes: usize) -> Self {
-        self.max_response_size = bytes;
-        self
-    }
-
-    /// Allows plain `http://` URLs (configured, discovered and redirected to). **Only for tests
-    /// and local development**: over plain HTTP anyone on the path can substitute their own
-    /// keys and forge tokens.
-    pub fn dangerous_allow_http(mut self, allow: bool) -> Self {
-        self.allow_http = allow;
-        self
-    }
-
-    /// Trusts this root certificate (DER) in addition to the operating system's — for an
-    /// issuer behind a private certificate authority. May be called several times.
-    pub fn add_root_certificate(mut self, der: impl Into<Vec<u8>>) -> Self {
-        self.extra_roots.push(der.into());
-        self
-    }
-
-    /// Where "now" comes from for TTLs, staleness and the cooldown (default [`SystemClock`]).
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Checks the settings and builds the key set, **without** fetching anything and without a
-    /// background refresher: it holds no keys until [`RemoteKeySet::refresh`] or an
-    /// unknown-`kid` refetch succeeds. Most services want [`start`](Self::start).
-    pub fn build(self) -> Result<RemoteKeySet, JwksError> {
-        let invalid = |what: &str| Err(JwksError::InvalidConfig(what.to_owned()));
-        if self.min_ttl < Duration::from_secs(1) {
-            return invalid("the minimum TTL must be at least 1 s");
-        }
-        if self.min_ttl > self.max_ttl {
-            return invalid("the minimum TTL exceeds the maximum TTL");
-        }
-        if self.default_ttl < self.min_ttl || self.default_ttl > self.max_ttl {
-            return invalid("the default TTL must lie within the TTL bounds");
-        }
-        if self.unknown_kid_cooldown < Duration::from_secs(1) {
-            return invalid("the unknown-kid cooldown must be at least 1 s");
-        }
-        if self.request_timeout.is_zero() {
-            return invalid("the request timeout must not be zero");
-        }
-        if self.max_response_size < 1024 {
-            return invalid("the response size cap must be at least 1 KiB");
-        }
-        let (target, jwks_url) = match &self.source.kind {
-            SourceKind::Url(url) => {
-                let url = fetch::check_url(url, self.allow_http)?;
-                (redact(&url), Some(url))
-            }
-            SourceKind::OidcIssuer(issuer) => {
-                let url = fetch::check_url(issuer, self.allow_http)?;
-                (redact(&url), None)
-            }
-        };
-        let client = fetch::client(self.request_timeout, self.allow_http, &self.extra_roots)?;
-        let inner = Arc::new(Inner {
-            client,
-            target,
-            cached: RwLock::new(None),
-            state: Mutex::new(State {
-                jwks_url,
-                ..State::default()
-            }),
-            cfg: self,
-        });
-        Ok(RemoteKeySet {
-            inner,
-            refresher: Arc::new(Refresher::default()),
-        })
-    }
-
-    /// Builds the key set, fetches it once (an error if that fails: a service should not
-    /// start without its issuer's keys) and starts the background refresher, which runs until
-    /// the last clone of the returned [`RemoteKeySet`] is dropped. Needs a tokio runtime.
-    pub async fn start(self) -> Result<RemoteKeySet, JwksError> {
-        let remote = self.build()?;
-        remote.refresh().await?;
-        remote.spawn_refresher()?;
-        Ok(remote)
-    }
-}
+use crate::refresher::Refresher;
 
 /// A key set fetched from an issuer's JWKS endpoint, cached, and refreshed in the background.
 ///
@@ -246,59 +38,45 @@ impl RemoteKeySetBuilder {
 /// keys of two issuers never mix.
 #[derive(Clone)]
 pub struct RemoteKeySet {
-    inner: Arc<Inner>,
-    refresher: Arc<Refresher>,
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) refresher: Arc<Refresher>,
 }
 
-/// Aborts the background refresher when the last [`RemoteKeySet`] clone goes away.
-#[derive(Debug, Default)]
-struct Refresher {
-    task: Mutex<Option<AbortHandle>>,
-}
-
-impl Drop for Refresher {
-    fn drop(&mut self) {
-        if let Some(task) = lock(&self.task).take() {
-            task.abort();
-        }
-    }
-}
-
-struct Inner {
-    cfg: RemoteKeySetBuilder,
-    client: reqwest::Client,
+pub(crate) struct Inner {
+    pub(crate) cfg: RemoteKeySetBuilder,
+    pub(crate) client: reqwest::Client,
     /// The configured URL or issuer, redacted, for messages and events.
-    target: String,
+    pub(crate) target: String,
     /// The last good key set, swapped whole.
-    cached: RwLock<Option<Arc<Cached>>>,
-    state: Mutex<State>,
+    pub(crate) cached: RwLock<Option<Arc<Cached>>>,
+    pub(crate) state: Mutex<State>,
 }
 
 #[derive(Debug)]
-struct Cached {
-    keys: Arc<KeySet>,
-    fetched_at: UnixTime,
-    expires_at: UnixTime,
-    refresh_at: UnixTime,
-    usable_until: UnixTime,
+pub(crate) struct Cached {
+    pub(crate) keys: Arc<KeySet>,
+    pub(crate) fetched_at: UnixTime,
+    pub(crate) expires_at: UnixTime,
+    pub(crate) refresh_at: UnixTime,
+    pub(crate) usable_until: UnixTime,
 }
 
 type Outcome = Option<Result<(), JwksError>>;
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     /// The JWKS URL: configured, or discovered (cleared after a failure, to rediscover).
-    jwks_url: Option<Url>,
-    inflight: Option<watch::Receiver<Outcome>>,
-    last_unknown_kid_fetch: Option<UnixTime>,
-    fetches: u64,
-    discoveries: u64,
-    failures: u64,
-    consecutive_failures: u32,
-    refused_refetches: u64,
-    last_success: Option<UnixTime>,
-    last_failure: Option<UnixTime>,
-    last_error: Option<JwksError>,
+    pub(crate) jwks_url: Option<Url>,
+    pub(crate) inflight: Option<watch::Receiver<Outcome>>,
+    pub(crate) last_unknown_kid_fetch: Option<UnixTime>,
+    pub(crate) fetches: u64,
+    pub(crate) discoveries: u64,
+    pub(crate) failures: u64,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) refused_refetches: u64,
+    pub(crate) last_success: Option<UnixTime>,
+    pub(crate) last_failure: Option<UnixTime>,
+    pub(crate) last_error: Option<JwksError>,
 }
 
 /// Counters and state of a [`RemoteKeySet`], for tests, metrics and health checks.
@@ -333,32 +111,43 @@ pub struct JwksStats {
 
 /// Why a fetch is started: only unknown-`kid` fetches are subject to the cooldown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Trigger {
+pub(crate) enum Trigger {
     Scheduled,
     UnknownKid,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl RemoteKeySet {
-    /// Settings for a remote key set from `source`.
-    pub fn builder(source: JwksSource) -> RemoteKeySetBuilder {
-        RemoteKeySetBuilder {
-            source,
-            min_ttl: DEFAULT_MIN_TTL,
-            max_ttl: DEFAULT_MAX_TTL,
-            default_ttl: DEFAULT_TTL,
-            refresh_ahead: DEFAULT_REFRESH_AHEAD,
-            unknown_kid_cooldown: DEFAULT_UNKNOWN_KID_COOLDOWN,
-            max_staleness: DEFAULT_MAX_STALENESS,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
-            allow_http: false,
-            extra_roots: Vec::new(),
-            clock: Arc::new(SystemClock),
-        }
+    /// The key set of checked settings: URLs checked, HTTP client built, nothing fetched.
+    pub(crate) fn new(cfg: RemoteKeySetBuilder) -> Result<RemoteKeySet, JwksError> {
+        let (target, jwks_url) = match &cfg.source.kind {
+            SourceKind::Url(url) => {
+                let url = fetch::check_url(url, cfg.allow_http)?;
+                (redact(&url), Some(url))
+            }
+            SourceKind::OidcIssuer(issuer) => {
+                let url = fetch::check_url(issuer, cfg.allow_http)?;
+                (redact(&url), None)
+            }
+        };
+        let client = fetch::client(cfg.request_timeout, cfg.allow_http, &cfg.extra_roots)?;
+        let inner = Arc::new(Inner {
+            client,
+            target,
+            cached: RwLock::new(None),
+            state: Mutex::new(State {
+                jwks_url,
+                ..State::default()
+            }),
+            cfg,
+        });
+        Ok(RemoteKeySet {
+            inner,
+            refresher: Arc::new(Refresher::default()),
+        })
     }
 
     /// Same as [`builder.start()`](RemoteKeySetBuilder::start): build, fetch once, start the
@@ -448,21 +237,6 @@ impl RemoteKeySet {
         }
     }
 
-    /// Starts the background refresher if it is not running (idempotent;
-    /// [`start`](RemoteKeySetBuilder::start) does this). It fetches when the key set is due (never
-    /// fetched, refresh-ahead point reached, or after failures with backoff from 1 s doubling
-    /// to 5 min) and stops when the last clone of this key set is dropped.
-    pub fn spawn_refresher(&self) -> Result<(), JwksError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| JwksError::NoRuntime)?;
-        let mut task = lock(&self.refresher.task);
-        if task.as_ref().is_some_and(|t| !t.is_finished()) {
-            return Ok(());
-        }
-        let weak = Arc::downgrade(&self.inner);
-        *task = Some(runtime.spawn(refresh_loop(weak)).abort_handle());
-        Ok(())
-    }
-
     fn knows(&self, kid: &str) -> bool {
         self.inner.knows(kid)
     }
@@ -485,7 +259,7 @@ impl KeyResolver for RemoteKeySet {
     }
 }
 
-enum Flight {
+pub(crate) enum Flight {
     /// The `kid` turned out to be known (a fetch finished meanwhile).
     Known,
     /// The cooldown refused a new fetch.
@@ -496,7 +270,7 @@ enum Flight {
     Failed(JwksError),
 }
 
-async fn wait(mut rx: watch::Receiver<Outcome>) -> Result<(), JwksError> {
+pub(crate) async fn wait(mut rx: watch::Receiver<Outcome>) -> Result<(), JwksError> {
     match rx.wait_for(Option::is_some).await {
         Ok(outcome) => outcome.clone().unwrap_or(Err(JwksError::Interrupted)),
         Err(_) => Err(JwksError::Interrupted),
@@ -504,7 +278,7 @@ async fn wait(mut rx: watch::Receiver<Outcome>) -> Result<(), JwksError> {
 }
 
 impl Inner {
-    fn cached(&self) -> Option<Arc<Cached>> {
+    pub(crate) fn cached(&self) -> Option<Arc<Cached>> {
         self.cached
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -520,7 +294,7 @@ impl Inner {
 
     /// Joins the running fetch, or starts one (subject to the cooldown for unknown `kid`s).
     /// The state lock is held only for these decisions, never across I/O.
-    fn join_or_start(self: &Arc<Self>, trigger: Trigger, kid: Option<&str>) -> Flight {
+    pub(crate) fn join_or_start(self: &Arc<Self>, trigger: Trigger, kid: Option<&str>) -> Flight {
         // Polled outside a tokio runtime, `tokio::spawn` would panic.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Flight::Failed(JwksError::NoRuntime);
@@ -662,7 +436,10 @@ impl Inner {
             Some(url) => url,
             None => {
                 let SourceKind::OidcIssuer(issuer) = &self.cfg.source.kind else {
-                    return Err(JwksError::InvalidConfig("no JWKS URL".into()));
+                    return Err(JwksError::InvalidConfig {
+                        field: "source",
+                        reason: "no JWKS URL".into(),
+                    });
                 };
                 {
                     let mut state = lock(&self.state);
@@ -700,96 +477,5 @@ impl Inner {
             lock(&self.state).jwks_url = None;
         }
         result
-    }
-
-    /// How long until the background refresher should fetch (zero: now). After failures:
-    /// a backoff from the last failure, 1 s doubling per consecutive failure up to 5 min.
-    fn due_in(&self) -> Duration {
-        let now = self.cfg.clock.now();
-        let cached = self.cached();
-        let state = lock(&self.state);
-        if state.consecutive_failures > 0 {
-            let doublings = state.consecutive_failures.saturating_sub(1).min(16);
-            let backoff = RETRY_MIN.saturating_mul(1 << doublings).min(RETRY_MAX);
-            let last = state.last_failure.unwrap_or(now);
-            return last.saturating_add(backoff).saturating_duration_since(now);
-        }
-        cached.map_or(Duration::ZERO, |c| {
-            c.refresh_at.saturating_duration_since(now)
-        })
-    }
-}
-
-/// The background refresher: holds only a weak reference, so it never keeps a dropped key set
-/// alive (and it is aborted when the last handle goes). It reads the injected clock at least
-/// every minute, so a clock that jumps is noticed.
-async fn refresh_loop(inner: Weak<Inner>) {
-    loop {
-        let due_in = match inner.upgrade() {
-            Some(inner) => inner.due_in(),
-            None => return,
-        };
-        if !due_in.is_zero() {
-            tokio::time::sleep(due_in.min(MAX_SLEEP)).await;
-            continue;
-        }
-        let flight = match inner.upgrade() {
-            Some(inner) => inner.join_or_start(Trigger::Scheduled, None),
-            None => return,
-        };
-        match flight {
-            // Success and failure are recorded in the state (and `due_in` reads them).
-            Flight::Wait(rx) => {
-                let _ = wait(rx).await;
-            }
-            // Not expected inside a runtime; never spin.
-            Flight::Known | Flight::Refused | Flight::Failed(_) => {
-                tokio::time::sleep(RETRY_MIN).await;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use super::*;
-
-    #[tokio::test]
-    async fn dropping_the_last_handle_ends_the_refresher() {
-        // Nothing listens on port 9 here: every fetch fails fast, and the refresher retries
-        // with backoff for ever, unless it is stopped.
-        let remote = RemoteKeySet::builder(JwksSource::url("http://127.0.0.1:9/jwks"))
-            .dangerous_allow_http(true)
-            .build()
-            .unwrap();
-        remote.spawn_refresher().unwrap();
-        remote.spawn_refresher().unwrap(); // idempotent
-        let task = lock(&remote.refresher.task).clone().unwrap();
-        let inner = Arc::downgrade(&remote.inner);
-        let clone = remote.clone();
-        drop(remote);
-        tokio::task::yield_now().await;
-        assert!(!task.is_finished(), "a clone is alive");
-        drop(clone);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !task.is_finished() || inner.upgrade().is_some() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "refresher still running"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    #[test]
-    fn spawn_refresher_needs_a_runtime() {
-        let remote = RemoteKeySet::builder(JwksSource::url("https://idp.example/jwks"))
-            .build()
-            .unwrap();
-        assert!(matches!(
-            remote.spawn_refresher(),
-            Err(JwksError::NoRuntime)
-        ));
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tokenward_claims::{Algorithm, Key, KeySet, ValidationPolicy};
-use tokenward_core::{ManualClock, UnixTime};
+use tokenward_claims::{
+    Algorithm, Key, KeySet, ManualClock, SharedKeySet, TokenIssuer, UnixTime, ValidationPolicy,
+};
 
 pub const NOW: u64 = 1_800_000_000;
 pub const ISS: &str = "https://auth.example.com";
@@ -44,14 +45,19 @@ pub struct Signers {
     pub ed2: Key,
 }
 
+/// A freshly generated private key (`EdDSA`, `ES256` or `ES384`).
+pub fn generated_key(kid: &str, alg: Algorithm) -> Key {
+    let pkcs8 = tokenward_claims::generate_pkcs8(alg).unwrap();
+    Key::from_pkcs8_der(kid, alg, &pkcs8).unwrap()
+}
+
 pub fn signers() -> Signers {
-    let ed2 = tokenward_claims::generate_pkcs8(Algorithm::EdDSA).unwrap();
     Signers {
         hs: Key::hmac("hs", Algorithm::HS256, HS_SECRET).unwrap(),
         rsa: Key::from_pem("rsa", Algorithm::RS256, RSA_PRIVATE.as_bytes()).unwrap(),
         ec: Key::from_pem("ec", Algorithm::ES256, P256_PRIVATE.as_bytes()).unwrap(),
         ed: Key::from_pem("ed", Algorithm::EdDSA, ED_PRIVATE.as_bytes()).unwrap(),
-        ed2: Key::from_pkcs8_der("ed2", Algorithm::EdDSA, &ed2).unwrap(),
+        ed2: generated_key("ed2", Algorithm::EdDSA),
     }
 }
 
@@ -74,6 +80,15 @@ pub fn verifier_keys(s: &Signers) -> KeySet {
 
 pub fn clock() -> ManualClock {
     ManualClock::new(UnixTime::from_secs(NOW))
+}
+
+/// The issuer `ISS`, audience `AUD`, on `clock`, signing with the active key of `keys`.
+pub fn issuer(keys: impl Into<SharedKeySet>, clock: &ManualClock) -> TokenIssuer {
+    TokenIssuer::builder(keys, ISS)
+        .audience(AUD)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap()
 }
 
 pub fn policy(clock: &ManualClock) -> tokenward_claims::PolicyBuilder {

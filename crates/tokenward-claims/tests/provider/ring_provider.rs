@@ -1,43 +1,26 @@
-//! The ring `CryptoProvider` for jsonwebtoken, and tokenward's independence from
-//! jsonwebtoken's backend features.
+//! The ring `CryptoProvider` for jsonwebtoken: installed as the process-wide provider, it signs
+//! and verifies for `jsonwebtoken::encode`/`decode`.
 //!
-//! `cargo xtask ci` runs this file with neither jsonwebtoken backend (the default build), with
-//! `rust_crypto` only, and with both (`--all-features`): tokenward's own paths never touch
-//! jsonwebtoken's process-wide provider, and installing ours works in every configuration.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! `cargo xtask ci` runs this with neither jsonwebtoken backend (the default build), with
+//! `rust_crypto` only, and with both (`--all-features`): installing ours works in every
+//! configuration.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
-use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer, Validator};
+use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
 
 fn der(pem_text: &str) -> Vec<u8> {
     pem::parse(pem_text).unwrap().into_contents()
 }
 
-#[test]
-fn tokenward_works_without_touching_jsonwebtoken_default_provider() {
-    // No provider installed in this test: issuing and verifying must not call into
-    // jsonwebtoken's crypto (which panics with both or neither backend enabled).
-    let s = signers();
-    for (kid, alg, signer) in [
-        ("hs", "HS256", &s.hs),
-        ("rsa", "RS256", &s.rsa),
-        ("ec", "ES256", &s.ec),
-        ("ed", "EdDSA", &s.ed),
-    ] {
-        let token = forge(&header(alg, kid), &claims(json!({})), signer);
-        let clock = clock();
-        let v = Validator::new(policy(&clock).build().unwrap(), verifier_keys(&s));
-        assert!(v.verify(&token).is_ok(), "{alg}");
-    }
+/// jsonwebtoken's decoding key for a public key file, through tokenward's JWK of it.
+fn decoding_key(alg: Algorithm, public_pem: &str) -> DecodingKey {
+    let jwk = Key::from_pem("k", alg, public_pem.as_bytes())
+        .unwrap()
+        .public_jwk()
+        .unwrap();
+    DecodingKey::from_jwk(&jwk).unwrap()
 }
 
 #[test]
@@ -77,24 +60,12 @@ fn ring_provider_round_trips_through_jsonwebtoken() {
         (
             Algorithm::ES256,
             EncodingKey::from_ec_der(&der(P256_PRIVATE)),
-            {
-                let jwk = Key::from_pem("k", Algorithm::ES256, P256_PUBLIC.as_bytes())
-                    .unwrap()
-                    .public_jwk()
-                    .unwrap();
-                DecodingKey::from_jwk(&jwk).unwrap()
-            },
+            decoding_key(Algorithm::ES256, P256_PUBLIC),
         ),
         (
             Algorithm::EdDSA,
             EncodingKey::from_ed_der(&der(ED_PRIVATE)),
-            {
-                let jwk = Key::from_pem("k", Algorithm::EdDSA, ED_PUBLIC.as_bytes())
-                    .unwrap()
-                    .public_jwk()
-                    .unwrap();
-                DecodingKey::from_jwk(&jwk).unwrap()
-            },
+            decoding_key(Algorithm::EdDSA, ED_PUBLIC),
         ),
     ];
     for (alg, ek, dk) in cases {
@@ -136,20 +107,32 @@ fn tokens_cross_verify_between_tokenward_and_jsonwebtoken() {
         .build()
         .unwrap();
     let token = issuer.issue(&AccessToken::new("alice")).unwrap();
-    let jwk = Key::from_pem("ed", Algorithm::EdDSA, ED_PUBLIC.as_bytes())
-        .unwrap()
-        .public_jwk()
-        .unwrap();
     let mut v = Validation::new(Algorithm::EdDSA);
     v.set_audience(&[AUD]);
     v.set_issuer(&[ISS]);
     let data = jsonwebtoken::decode::<serde_json::Value>(
         &token.token,
-        &DecodingKey::from_jwk(&jwk).unwrap(),
+        &decoding_key(Algorithm::EdDSA, ED_PUBLIC),
         &v,
     )
     .unwrap();
     assert_eq!(data.claims["jti"], token.claims.jti.clone().unwrap());
     assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
     assert_eq!(data.header.kid.as_deref(), Some("ed"));
+}
+
+/// jsonwebtoken's `rust_crypto` backend can panic on a short Ed25519 JWK; through the ring
+/// provider it is an error.
+#[test]
+fn a_short_ed25519_jwk_is_an_error_through_the_provider() {
+    tokenward_claims::crypto::install_ring_provider();
+    let jwk: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[7u8; 31])}))
+            .unwrap();
+    let key = DecodingKey::from_jwk(&jwk).unwrap();
+    let token = forge(&header("EdDSA", "e"), &claims(json!({})), &signers().ed);
+    let mut strict = Validation::new(Algorithm::EdDSA);
+    strict.validate_exp = false;
+    strict.set_audience(&[AUD]);
+    assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &key, &strict).is_err());
 }

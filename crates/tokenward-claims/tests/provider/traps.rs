@@ -1,16 +1,8 @@
 //! The `jsonwebtoken` 11 traps docs/security.md lists, measured: each case is accepted by
 //! `jsonwebtoken::decode` with a straightforward `Validation` and rejected by tokenward.
 //! If a `jsonwebtoken` upgrade fixes one, the test says so and the docs must be updated.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::json;
 use tokenward_claims::{Algorithm, Key, KeySet, RejectionClass, ValidationPolicy, Validator};

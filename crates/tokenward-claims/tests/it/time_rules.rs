@@ -1,18 +1,10 @@
 //! Property tests: the time rules (exp, nbf, iat, leeway, max lifetime) against a plain
 //! reference model written from RFC 7519 in wide integer arithmetic.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use proptest::prelude::*;
 use tokenward_claims::{Algorithm, Key, KeySet, RejectionClass, ValidationPolicy, Validator};
 use tokenward_core::{ManualClock, UnixTime};

@@ -1,24 +1,18 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! The `tracing` signals: warnings for skipped keys and failed fetches, audit events for
 //! serving stale keys, for keys past their maximum staleness, and for recovery.
-
-mod common;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Reply, TestServer, jwks, signer};
-use tokenward_core::{ManualClock, UnixTime};
+use tokenward_claims::{ManualClock, UnixTime};
 use tokenward_jwks::{JwksSource, RemoteKeySet};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
+
+use crate::common::{jwks, signer};
+use crate::server::{Reply, TestServer};
 
 /// One recorded event: target, level, and its fields as text.
 #[derive(Debug, Clone)]
@@ -89,11 +83,16 @@ impl Subscriber for Recorder {
     fn exit(&self, _: &Id) {}
 }
 
-fn audit<'a>(events: &'a [Recorded], decision: &str) -> Vec<&'a Recorded> {
-    events
+/// The one audit event with this `decision` among `events` (fails unless exactly one).
+fn audit<'a>(events: &'a [Recorded], decision: &str) -> &'a Recorded {
+    let found: Vec<&Recorded> = events
         .iter()
         .filter(|e| e.target == "tokenward::audit" && e.field("decision") == Some(decision))
-        .collect()
+        .collect();
+    match found.as_slice() {
+        [one] => one,
+        _ => panic!("expected one `{decision}` audit event: {events:?}"),
+    }
 }
 
 // A current-thread runtime: the fetch tasks run on this thread, under the recorder.
@@ -151,23 +150,19 @@ async fn skipped_keys_failures_staleness_and_recovery_are_signalled() {
     assert!(remote.refresh().await.is_err());
     let events = recorder.take();
     let stale = audit(&events, "jwks_serving_stale");
-    assert_eq!(stale.len(), 1, "{events:?}");
-    assert_eq!(stale[0].level, Level::WARN);
-    assert_eq!(stale[0].field("consecutive_failures"), Some("2"));
+    assert_eq!(stale.level, Level::WARN);
+    assert_eq!(stale.field("consecutive_failures"), Some("2"));
 
     // Past the maximum staleness: an error-level audit event.
     clock.advance(Duration::from_secs(3600));
     assert!(remote.refresh().await.is_err());
     let events = recorder.take();
-    let unusable = audit(&events, "jwks_stale_unusable");
-    assert_eq!(unusable.len(), 1, "{events:?}");
-    assert_eq!(unusable[0].level, Level::ERROR);
+    assert_eq!(audit(&events, "jwks_stale_unusable").level, Level::ERROR);
 
     // Back: recovery is audited.
     server.set("/jwks", Reply::json(jwks(&[&k1])));
     remote.refresh().await.unwrap();
     let events = recorder.take();
     let recovered = audit(&events, "jwks_recovered");
-    assert_eq!(recovered.len(), 1, "{events:?}");
-    assert_eq!(recovered[0].field("failed_fetches"), Some("3"));
+    assert_eq!(recovered.field("failed_fetches"), Some("3"));
 }

@@ -1,18 +1,10 @@
 //! Issuing, typed custom claims, and several issuers in one process.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde::{Deserialize, Serialize};
 use tokenward_claims::{
     AccessToken, Algorithm, Audience, IssueError, IssuerRouter, Key, KeySet, RejectionClass,
@@ -26,19 +18,14 @@ struct Tenant {
 }
 
 fn ed_keys(kid: &str) -> KeySet {
-    let pkcs8 = tokenward_claims::generate_pkcs8(Algorithm::EdDSA).unwrap();
-    KeySet::single(Key::from_pkcs8_der(kid, Algorithm::EdDSA, &pkcs8).unwrap())
+    KeySet::single(generated_key(kid, Algorithm::EdDSA))
 }
 
 #[test]
 fn issued_tokens_carry_every_registered_claim() {
     let clock = clock();
     let keys = ed_keys("k1");
-    let issuer = TokenIssuer::builder(keys.clone(), ISS)
-        .audience(AUD)
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let issuer = issuer(keys.clone(), &clock);
     let t = issuer
         .issue(
             &AccessToken::new("alice")
@@ -70,7 +57,7 @@ fn issued_tokens_carry_every_registered_claim() {
         serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "k1"})
     );
 
-    let v = Validator::new(policy(&clock).require_typ(true).build().unwrap(), keys);
+    let v = Validator::new(policy(&clock).require_typ().build().unwrap(), keys);
     let verified = v.verify(&t.token).unwrap();
     assert_eq!(verified.claims, t.claims);
     assert_eq!(verified.kid, "k1");
@@ -109,11 +96,7 @@ fn issued_tokens_carry_every_registered_claim() {
 fn typed_custom_claims() {
     let keys = ed_keys("k");
     let clock = clock();
-    let issuer = TokenIssuer::builder(keys.clone(), ISS)
-        .audience(AUD)
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let issuer = issuer(keys.clone(), &clock);
     let custom = Tenant {
         tenant: "acme".into(),
         plan: Some("gold".into()),
@@ -164,6 +147,39 @@ fn issuing_needs_an_active_signing_key() {
             .build()
             .is_err()
     );
+}
+
+/// Token times are whole seconds: a lifetime of zero or with a fraction of a second is an
+/// error naming `ttl`, where it used to be rounded (a zero per-token TTL became 1 s).
+#[test]
+fn lifetimes_out_of_range_are_errors_not_rounded() {
+    let keys = ed_keys("k");
+    for ttl in [
+        Duration::ZERO,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+    ] {
+        let err = TokenIssuer::builder(keys.clone(), ISS)
+            .ttl(ttl)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("`ttl`"), "{ttl:?}: {err}");
+        let issuer = TokenIssuer::builder(keys.clone(), ISS).build().unwrap();
+        let err = issuer
+            .issue(&AccessToken::new("alice").ttl(ttl))
+            .unwrap_err();
+        assert!(
+            matches!(err, IssueError::Invalid { field: "ttl", .. }),
+            "{ttl:?}: {err}"
+        );
+    }
+    let issuer = TokenIssuer::builder(keys, ISS)
+        .ttl(Duration::from_secs(1))
+        .clock(Arc::new(clock()))
+        .build()
+        .unwrap();
+    let t = issuer.issue(&AccessToken::new("alice")).unwrap();
+    assert_eq!(t.claims.exp, Some(NOW + 1));
 }
 
 #[test]

@@ -1,20 +1,10 @@
 //! Key loading (PEM, JWK, JWKS), refusal of weak or malformed keys, JWKS export, rotation.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
-use std::sync::Arc;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use tokenward_claims::{
     AccessToken, Algorithm, Key, KeyError, KeySet, KeySetError, RejectionClass, SharedKeySet,
-    TokenIssuer, Validator,
+    Validator,
 };
 
 fn err(r: Result<Key, KeyError>) -> KeyError {
@@ -51,96 +41,204 @@ fn every_fixture_loads_and_signs_what_its_public_half_verifies() {
 
 #[test]
 fn weak_malformed_and_mismatched_keys_are_errors_not_panics() {
-    assert!(matches!(
-        err(Key::from_pem(
-            "k",
-            Algorithm::RS256,
-            RSA1024_PRIVATE.as_bytes()
-        )),
-        KeyError::Rejected(_) | KeyError::Weak(_)
-    ));
-    assert!(matches!(
-        err(Key::from_pem(
-            "k",
-            Algorithm::RS256,
-            RSA1024_PUBLIC.as_bytes()
-        )),
-        KeyError::Weak(_)
-    ));
-    assert!(matches!(
-        err(Key::from_pem("k", Algorithm::ES256, P256_SEC1.as_bytes())),
-        KeyError::Unsupported(_)
-    ));
-    assert!(matches!(
-        err(Key::from_pem("k", Algorithm::RS256, b"garbage")),
-        KeyError::Malformed(_)
-    ));
-    assert!(matches!(
-        err(Key::from_pem(
-            "k",
-            Algorithm::RS256,
-            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
-        )),
-        KeyError::Malformed(_)
-    ));
-    assert!(matches!(
-        err(Key::from_pem(
-            "k",
-            Algorithm::RS256,
-            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-        )),
-        KeyError::Malformed(_)
-    ));
-    // A key used with an algorithm of another family.
-    assert!(matches!(
-        err(Key::from_pem("k", Algorithm::ES256, RSA_PUBLIC.as_bytes())),
-        KeyError::AlgorithmMismatch { .. }
-    ));
-    assert!(matches!(
-        err(Key::from_pem("k", Algorithm::ES384, P256_PUBLIC.as_bytes())),
-        KeyError::AlgorithmMismatch { .. }
-    ));
-    assert!(matches!(
-        err(Key::from_pem("k", Algorithm::HS256, ED_PRIVATE.as_bytes())),
-        KeyError::AlgorithmMismatch { .. }
-    ));
-    assert!(matches!(
-        err(Key::from_pem(
-            "k",
-            Algorithm::EdDSA,
-            P256_PRIVATE.as_bytes()
-        )),
-        KeyError::Rejected(_)
-    ));
-    // HMAC secrets shorter than the hash.
-    assert!(matches!(
-        err(Key::hmac("k", Algorithm::HS256, &[1; 31])),
-        KeyError::Weak(_)
-    ));
-    assert!(matches!(
-        err(Key::hmac("k", Algorithm::HS512, &[1; 63])),
-        KeyError::Weak(_)
-    ));
-    assert!(matches!(
-        err(Key::hmac("k", Algorithm::RS256, &[1; 64])),
-        KeyError::AlgorithmMismatch { .. }
-    ));
-    // Bad kids.
-    assert!(matches!(
-        err(Key::hmac("", Algorithm::HS256, &[1; 32])),
-        KeyError::InvalidKid(_)
-    ));
-    assert!(matches!(
-        err(Key::hmac("a\nb", Algorithm::HS256, &[1; 32])),
-        KeyError::InvalidKid(_)
-    ));
-    assert!(matches!(
-        err(Key::hmac("k".repeat(257), Algorithm::HS256, &[1; 32])),
-        KeyError::InvalidKid(_)
-    ));
+    use Algorithm::*;
+    /// The variant of a `KeyError`, for the table.
+    fn kind(e: &KeyError) -> &'static str {
+        match e {
+            KeyError::InvalidKid(_) => "InvalidKid",
+            KeyError::Malformed(_) => "Malformed",
+            KeyError::AlgorithmMismatch { .. } => "AlgorithmMismatch",
+            KeyError::Weak(_) => "Weak",
+            KeyError::Rejected(_) => "Rejected",
+            KeyError::Unsupported(_) => "Unsupported",
+            _ => "other",
+        }
+    }
+    let pem = |alg, text: &str| Key::from_pem("k", alg, text.as_bytes());
+    let cases: Vec<(&str, Result<Key, KeyError>, &[&str])> = vec![
+        (
+            "RSA-1024 private",
+            pem(RS256, RSA1024_PRIVATE),
+            &["Rejected", "Weak"],
+        ),
+        ("RSA-1024 public", pem(RS256, RSA1024_PUBLIC), &["Weak"]),
+        ("SEC1 EC key", pem(ES256, P256_SEC1), &["Unsupported"]),
+        ("not PEM", pem(RS256, "garbage"), &["Malformed"]),
+        (
+            "PEM of garbage",
+            pem(
+                RS256,
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            ),
+            &["Malformed"],
+        ),
+        (
+            "a certificate",
+            pem(
+                RS256,
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ),
+            &["Malformed"],
+        ),
+        // A key used with an algorithm of another family or curve.
+        (
+            "RSA as ES256",
+            pem(ES256, RSA_PUBLIC),
+            &["AlgorithmMismatch"],
+        ),
+        (
+            "P-256 as ES384",
+            pem(ES384, P256_PUBLIC),
+            &["AlgorithmMismatch"],
+        ),
+        (
+            "Ed25519 as HS256",
+            pem(HS256, ED_PRIVATE),
+            &["AlgorithmMismatch"],
+        ),
+        (
+            "P-256 as EdDSA",
+            pem(EdDSA, P256_PRIVATE),
+            &["AlgorithmMismatch"],
+        ),
+        // HMAC secrets shorter than the hash.
+        (
+            "HS256, 31 bytes",
+            Key::hmac("k", HS256, &[1; 31]),
+            &["Weak"],
+        ),
+        (
+            "HS512, 63 bytes",
+            Key::hmac("k", HS512, &[1; 63]),
+            &["Weak"],
+        ),
+        (
+            "secret as RS256",
+            Key::hmac("k", RS256, &[1; 64]),
+            &["AlgorithmMismatch"],
+        ),
+        // Bad kids.
+        ("empty kid", Key::hmac("", HS256, &[1; 32]), &["InvalidKid"]),
+        (
+            "kid with a newline",
+            Key::hmac("a\nb", HS256, &[1; 32]),
+            &["InvalidKid"],
+        ),
+        (
+            "kid of 257 bytes",
+            Key::hmac("k".repeat(257), HS256, &[1; 32]),
+            &["InvalidKid"],
+        ),
+    ];
+    for (name, result, expected) in cases {
+        let e = err(result);
+        assert!(expected.contains(&kind(&e)), "{name}: got {e:?}");
+    }
     // Error messages never carry key material.
-    let msg = err(Key::hmac("k", Algorithm::HS256, b"short-secret")).to_string();
+    let msg = err(Key::hmac("k", HS256, b"short-secret")).to_string();
     assert!(!msg.contains("short-secret"), "{msg}");
+}
+
+/// Every key type, in every encoding it loads from, bound to every algorithm: the algorithms
+/// of its type load; every other one is `AlgorithmMismatch` naming that algorithm, never
+/// ring's `WrongAlgorithm` (an Ed25519 PKCS#8 key loaded as ES256 used to report that).
+#[test]
+fn every_key_type_refuses_every_other_algorithm_with_algorithm_mismatch() {
+    use Algorithm::*;
+    type Load = Box<dyn Fn(Algorithm) -> Result<Key, KeyError>>;
+    let pem_key = |text: &'static str| -> Load {
+        Box::new(move |alg| Key::from_pem("k", alg, text.as_bytes()))
+    };
+    // DER from a PEM file, loaded with `load` (`Key::from_pkcs8_der` or `Key::from_spki_der`).
+    let der = |text: &'static str, load: fn(Algorithm, &[u8]) -> Result<Key, KeyError>| -> Load {
+        let der = pem::parse(text).unwrap().into_contents();
+        Box::new(move |alg| load(alg, &der))
+    };
+    let pkcs8_der = |text| der(text, |alg, der| Key::from_pkcs8_der("k", alg, der));
+    let spki_der = |text| der(text, |alg, der| Key::from_spki_der("k", alg, der));
+    // The JWK of a public key file: as published (with its `alg`), or without `alg`, where
+    // the algorithm asked for is the only binding.
+    let jwk = |text: &'static str, key_alg: Algorithm, keep_alg: bool| -> Load {
+        let mut jwk = Key::from_pem("k", key_alg, text.as_bytes())
+            .unwrap()
+            .public_jwk()
+            .unwrap();
+        if !keep_alg {
+            jwk.common.key_algorithm = None;
+        }
+        Box::new(move |alg| Key::from_jwk(&jwk, None, Some(alg)))
+    };
+    let secret = [7u8; 64];
+    let oct: tokenward_claims::jwk::Jwk =
+        serde_json::from_value(json!({"kty": "oct", "kid": "k", "k": b64(&secret)})).unwrap();
+    let rsa = &[RS256, RS384, RS512, PS256, PS384, PS512][..];
+    let cases: Vec<(&str, &[Algorithm], Load)> = vec![
+        ("RSA PKCS#8 PEM", rsa, pem_key(RSA_PRIVATE)),
+        ("RSA PKCS#8 DER", rsa, pkcs8_der(RSA_PRIVATE)),
+        ("RSA PKCS#1 private PEM", rsa, pem_key(RSA_PKCS1_PRIVATE)),
+        ("RSA SPKI PEM", rsa, pem_key(RSA_PUBLIC)),
+        ("RSA SPKI DER", rsa, spki_der(RSA_PUBLIC)),
+        ("RSA PKCS#1 public PEM", rsa, pem_key(RSA_PKCS1_PUBLIC)),
+        ("RSA JWK without alg", rsa, jwk(RSA_PUBLIC, RS256, false)),
+        (
+            "RSA JWK with alg RS256",
+            &[RS256],
+            jwk(RSA_PUBLIC, RS256, true),
+        ),
+        ("P-256 PKCS#8 PEM", &[ES256], pem_key(P256_PRIVATE)),
+        ("P-256 PKCS#8 DER", &[ES256], pkcs8_der(P256_PRIVATE)),
+        ("P-256 SPKI PEM", &[ES256], pem_key(P256_PUBLIC)),
+        (
+            "P-256 JWK without alg",
+            &[ES256],
+            jwk(P256_PUBLIC, ES256, false),
+        ),
+        ("P-384 PKCS#8 PEM", &[ES384], pem_key(P384_PRIVATE)),
+        ("P-384 SPKI DER", &[ES384], spki_der(P384_PUBLIC)),
+        (
+            "P-384 JWK without alg",
+            &[ES384],
+            jwk(P384_PUBLIC, ES384, false),
+        ),
+        ("Ed25519 PKCS#8 PEM", &[EdDSA], pem_key(ED_PRIVATE)),
+        ("Ed25519 PKCS#8 DER", &[EdDSA], pkcs8_der(ED_PRIVATE)),
+        ("Ed25519 SPKI PEM", &[EdDSA], pem_key(ED_PUBLIC)),
+        (
+            "Ed25519 JWK without alg",
+            &[EdDSA],
+            jwk(ED_PUBLIC, EdDSA, false),
+        ),
+        (
+            "Ed25519 JWK with alg",
+            &[EdDSA],
+            jwk(ED_PUBLIC, EdDSA, true),
+        ),
+        (
+            "HMAC secret",
+            &[HS256, HS384, HS512],
+            Box::new(move |alg| Key::hmac("k", alg, &secret)),
+        ),
+        (
+            "oct JWK without alg",
+            &[HS256, HS384, HS512],
+            Box::new(move |alg| Key::from_jwk(&oct, None, Some(alg))),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, fits, load) in &cases {
+        for alg in tokenward_claims::alg::SUPPORTED {
+            match (load(alg), fits.contains(&alg)) {
+                (Ok(key), true) if key.algorithm() == alg => {}
+                (Err(KeyError::AlgorithmMismatch { alg: named, reason }), false)
+                    if named == alg && !reason.contains("WrongAlgorithm") => {}
+                (got, fits) => failures.push(format!(
+                    "{name} as {alg:?}: expected {}, got {got:?}",
+                    if fits { "Ok" } else { "AlgorithmMismatch" }
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -180,16 +278,6 @@ fn hostile_jwks_are_errors_not_panics() {
     for text in ["", "{", "[]", r#"{"keys": {}}"#, r#"{"keys": [1]}"#] {
         assert!(KeySet::from_jwks_json(text).is_err(), "accepted {text:?}");
     }
-    // Even installed as jsonwebtoken's provider, a short Ed25519 key is an error.
-    tokenward_claims::crypto::install_ring_provider();
-    let jwk: jsonwebtoken::jwk::Jwk =
-        serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": x(31)})).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
-    let token = forge(&header("EdDSA", "e"), &claims(json!({})), &signers().ed);
-    let mut strict = jsonwebtoken::Validation::new(Algorithm::EdDSA);
-    strict.validate_exp = false;
-    strict.set_audience(&[AUD]);
-    assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &key, &strict).is_err());
 }
 
 #[test]
@@ -200,7 +288,8 @@ fn jwks_round_trip_and_secret_export() {
         .unwrap();
     set.insert(Key::from_pem("ps", Algorithm::PS256, RSA_PUBLIC.as_bytes()).unwrap())
         .unwrap();
-    let public = serde_json::to_string(&set.public_jwks()).unwrap();
+    let public = set.public_jwks_json().unwrap();
+    assert_eq!(public, serde_json::to_string(&set.public_jwks()).unwrap());
     assert!(
         !public.contains("\"oct\""),
         "HMAC keys must not be published"
@@ -241,16 +330,9 @@ fn jwks_round_trip_and_secret_export() {
 #[test]
 fn overlapping_rotation() {
     let clock = clock();
-    let key = |kid: &str| {
-        let pkcs8 = tokenward_claims::generate_pkcs8(Algorithm::EdDSA).unwrap();
-        Key::from_pkcs8_der(kid, Algorithm::EdDSA, &pkcs8).unwrap()
-    };
+    let key = |kid: &str| generated_key(kid, Algorithm::EdDSA);
     let keys = SharedKeySet::new(KeySet::single(key("2026-10")));
-    let issuer = TokenIssuer::builder(keys.clone(), ISS)
-        .audience(AUD)
-        .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+    let issuer = issuer(keys.clone(), &clock);
     let validator = Validator::new(policy(&clock).build().unwrap(), keys.clone());
     let old = issuer.issue(&AccessToken::new("alice")).unwrap();
     assert_eq!(old.kid, "2026-10");

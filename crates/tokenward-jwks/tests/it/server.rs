@@ -1,15 +1,12 @@
 //! A tiny HTTP/1.1 server on 127.0.0.1:0 that the tests control: per-path replies that can be
 //! swapped at any time, request counts, delays, trickled and chunked bodies, and stop.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokenward_claims::{Algorithm, Key, KeySet, generate_pkcs8};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// What the server answers on one path.
@@ -80,16 +77,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shared = Arc::new(Shared::default());
-        let for_task = Arc::clone(&shared);
-        let task = tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve(socket, Arc::clone(&for_task)));
-            }
-        });
-        TestServer { addr, shared, task }
+        TestServer::serve_with(serve).await
     }
 
     /// The same server over TLS, with this certificate chain and PKCS#8 key (DER).
@@ -106,18 +94,30 @@ impl TestServer {
         .with_single_cert(chain, key)
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        TestServer::serve_with(move |socket, shared| {
+            let acceptor = acceptor.clone();
+            async move {
+                if let Ok(stream) = acceptor.accept(socket).await {
+                    serve(stream, shared).await;
+                }
+            }
+        })
+        .await
+    }
+
+    /// Listens on 127.0.0.1:0 and hands every connection to `handle`, in a task of its own.
+    async fn serve_with<F, Fut>(handle: F) -> TestServer
+    where
+        F: Fn(TcpStream, Arc<Shared>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shared = Arc::new(Shared::default());
         let for_task = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                let (acceptor, shared) = (acceptor.clone(), Arc::clone(&for_task));
-                tokio::spawn(async move {
-                    if let Ok(stream) = acceptor.accept(socket).await {
-                        serve(stream, shared).await;
-                    }
-                });
+                tokio::spawn(handle(socket, Arc::clone(&for_task)));
             }
         });
         TestServer { addr, shared, task }
@@ -213,19 +213,4 @@ async fn serve(mut socket: impl AsyncRead + AsyncWrite + Unpin, shared: Arc<Shar
         let _ = socket.write_all(&reply.body).await;
     }
     let _ = socket.shutdown().await;
-}
-
-/// An Ed25519 signing key set with one key `kid`.
-pub fn signer(kid: &str) -> KeySet {
-    let pkcs8 = generate_pkcs8(Algorithm::EdDSA).unwrap();
-    KeySet::single(Key::from_pkcs8_der(kid, Algorithm::EdDSA, &pkcs8).unwrap())
-}
-
-/// The public JWKS of these key sets, as JSON text.
-pub fn jwks(sets: &[&KeySet]) -> String {
-    let keys: Vec<_> = sets
-        .iter()
-        .flat_map(|s| s.public_jwks().keys.into_iter())
-        .collect();
-    serde_json::to_string(&serde_json::json!({ "keys": keys })).unwrap()
 }
