@@ -516,6 +516,31 @@ pub fn public_async_fns(sources: &[&str]) -> Vec<String> {
     names
 }
 
+/// The sources of a suite module: `module.rs` and every `.rs` file under `module/` (for
+/// [`check_cases_listed`]: a case in a new file is seen without listing the file anywhere).
+/// `module` is a path without extension, such as `src/conformance` under the crate's
+/// `CARGO_MANIFEST_DIR`.
+pub fn suite_sources(module: &std::path::Path) -> std::io::Result<Vec<String>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::path);
+        for entry in entries {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                out.push(std::fs::read_to_string(&path)?);
+            }
+        }
+        Ok(())
+    }
+    let mut sources = vec![std::fs::read_to_string(module.with_extension("rs"))?];
+    if module.is_dir() {
+        walk(module, &mut sources)?;
+    }
+    Ok(sources)
+}
+
 /// Checks that `listed` (a suite's `CASES`, generated from its macro's list) names exactly the
 /// `pub async fn`s of the suite's `sources`: a case written but not run, or listed twice, is an
 /// error naming it.
