@@ -38,10 +38,9 @@ use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode};
 use redis::aio::MultiplexedConnection;
-use tokenward_bench::load::{self, LoadSpec, load_average, median};
-use tokenward_bench::revocation::{
-    connect_redis, delete_prefix, info_field, redis_url, unique_prefix,
-};
+use tokenward_bench::harness::{command_calls, info, load_average, quick, runtime};
+use tokenward_bench::load::{self, LoadSpec, median};
+use tokenward_testsupport::{connect, delete_prefix, redis_url, unique_prefix};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const CONNECTIONS: usize = 64;
@@ -59,53 +58,33 @@ fn demo_binary() -> PathBuf {
     target.join("release/tokenward-demo")
 }
 
-/// `INFO commandstats` as command → calls, plus `total_commands_processed`.
+/// Calls per command (`INFO commandstats`), `total_commands_processed` and
+/// `connected_clients`.
 async fn snapshot(conn: &mut MultiplexedConnection) -> (BTreeMap<String, u64>, u64, String) {
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
+    let calls = command_calls(conn)
         .await
         .unwrap_or_else(|e| panic!("INFO commandstats: {e}"));
-    let mut calls = BTreeMap::new();
-    for line in stats.lines() {
-        let Some((name, rest)) = line.trim_end().split_once(':') else {
-            continue;
-        };
-        let Some(name) = name.strip_prefix("cmdstat_") else {
-            continue;
-        };
-        let n = rest
-            .split(',')
-            .find_map(|kv| kv.strip_prefix("calls="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        calls.insert(name.to_owned(), n);
-    }
-    let info: String = redis::cmd("INFO")
-        .query_async(conn)
+    let stats = info(conn, "stats clients")
         .await
         .unwrap_or_else(|e| panic!("INFO: {e}"));
-    let total = info_field(&info, "total_commands_processed").unwrap_or(0.0) as u64;
-    let clients = info_field(&info, "connected_clients").map_or("?".to_owned(), |c| c.to_string());
+    let total = stats.get("total_commands_processed").unwrap_or(0);
+    let clients = stats
+        .get("connected_clients")
+        .unwrap_or_else(|| "?".to_owned());
     (calls, total, clients)
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("TOKENWARD_BENCH_QUICK").is_some();
-    let (warm_up, measure, rounds) = if quick {
+    let (warm_up, measure, rounds) = if quick() {
         (Duration::from_millis(500), Duration::from_secs(3), 1)
     } else {
         (Duration::from_secs(2), Duration::from_secs(10), 3)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let rt = runtime(None).unwrap_or_else(|e| panic!("runtime: {e}"));
     let url = redis_url();
-    let prefix = unique_prefix("demo");
+    let prefix = unique_prefix("bench-demo");
     let result = rt.block_on(async {
-        let mut conn = match connect_redis(&url).await {
+        let mut conn = match connect(&url).await {
             Ok(conn) => conn,
             Err(e) => panic!("{e}"),
         };

@@ -47,7 +47,8 @@ use std::time::Duration;
 use http::{HeaderValue, Method, StatusCode};
 use jwt_authorizer::{IntoLayer as _, JwtAuthorizer, Validation};
 use tokenward_axum::GuardLayer;
-use tokenward_bench::load::{self, LoadSpec, load_average, median};
+use tokenward_bench::harness::{load_average, quick, runtime};
+use tokenward_bench::load::{self, LoadSpec, median};
 use tokenward_bench::{AUDIENCE, Fixture, ISSUER, JwtClaims, peer_key_text};
 use tokenward_claims::{Algorithm, alg};
 use tokenward_core::StoreId;
@@ -219,17 +220,12 @@ struct Samples {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var_os("TOKENWARD_BENCH_QUICK").is_some();
-    let (warm_up, measure, rounds) = if quick {
+    let (warm_up, measure, rounds) = if quick() {
         (Duration::from_millis(300), Duration::from_millis(1000), 3)
     } else {
         (Duration::from_secs(1), Duration::from_secs(3), 7)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let rt = runtime(None).unwrap_or_else(|e| panic!("runtime: {e}"));
     let algorithms = [Algorithm::HS256, Algorithm::EdDSA];
     let fixtures: Vec<Fixture> = algorithms
         .into_iter()

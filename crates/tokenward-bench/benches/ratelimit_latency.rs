@@ -21,15 +21,21 @@
 //!
 //! `cargo bench -p tokenward-bench --bench ratelimit_latency`; results in `docs/benchmarks.md`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use tokenward_bench::revocation::{
-    LatencySummary, connect_redis, delete_prefix, info_field, redis_url, token_id, unique_prefix,
+use tokenward_bench::harness::{
+    BoxError, command_calls, connect_redis, exit_code, finish, process_cpu, redis_cpu, runtime,
 };
+use tokenward_bench::latency::{
+    LATENCY_COLUMNS, LatencySummary, Timings, closed_loops, micros, task_calls,
+};
+use tokenward_bench::revocation::token_id;
 use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisRateLimitStore};
+use tokenward_testsupport::unique_prefix;
 
 /// Timed calls per configuration.
 const CALLS: usize = 20_000;
@@ -42,8 +48,6 @@ const KEYS: usize = 10_000;
 /// A per-subject quota; admits everything the benchmark sends (≤ 3 calls per key).
 const QUOTA: GcraQuota = GcraQuota::per_minute(300);
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Command counts of `INFO commandstats`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Commands {
@@ -53,53 +57,25 @@ struct Commands {
     total: u64,
 }
 
-async fn commands(conn: &mut MultiplexedConnection) -> Result<Commands, BoxError> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
-    let mut c = Commands::default();
-    for line in info.lines() {
-        // cmdstat_evalsha:calls=12,usec=...
-        let Some((name, stats)) = line.trim_end().split_once(':') else {
-            continue;
-        };
-        let Some(name) = name.strip_prefix("cmdstat_") else {
-            continue;
-        };
-        let calls = stats
-            .split(',')
-            .find_map(|f| f.strip_prefix("calls="))
-            .ok_or("commandstats line without calls=")?
-            .parse::<u64>()?;
-        c.total += calls;
-        match name {
-            "evalsha" => c.evalsha += calls,
-            "eval" => c.eval += calls,
-            n if n == "script" || n.starts_with("script|") => c.script += calls,
-            _ => {}
+impl Commands {
+    fn from_calls(calls: &BTreeMap<String, u64>) -> Commands {
+        let mut c = Commands::default();
+        for (command, &n) in calls {
+            c.total += n;
+            match command.as_str() {
+                "evalsha" => c.evalsha += n,
+                "eval" => c.eval += n,
+                "script" => c.script += n,
+                sub if sub.starts_with("script|") => c.script += n,
+                _ => {}
+            }
         }
+        c
     }
-    Ok(c)
 }
 
-/// CPU time used so far by this process, all threads (`/proc/self/task/*/schedstat`, ns).
-fn process_cpu() -> Result<Duration, BoxError> {
-    let mut nanos: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task")? {
-        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
-        let on_cpu = stat.split_whitespace().next().ok_or("empty schedstat")?;
-        nanos += on_cpu.parse::<u64>()?;
-    }
-    Ok(Duration::from_nanos(nanos))
-}
-
-/// CPU time used so far by the Redis server (`INFO cpu`, user + sys).
-async fn redis_cpu(conn: &mut MultiplexedConnection) -> Result<Duration, BoxError> {
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
-    let user = info_field(&info, "used_cpu_user").ok_or("no used_cpu_user")?;
-    let sys = info_field(&info, "used_cpu_sys").ok_or("no used_cpu_sys")?;
-    Ok(Duration::from_secs_f64(user + sys))
+async fn commands(conn: &mut MultiplexedConnection) -> Result<Commands, BoxError> {
+    Ok(Commands::from_calls(&command_calls(conn).await?))
 }
 
 /// Runs `total` calls over `tasks` tasks started together; every call's latency and the
@@ -110,58 +86,30 @@ async fn run_tasks(
     tasks: usize,
     total: usize,
     first: usize,
-) -> Result<(Vec<Duration>, Vec<String>), BoxError> {
-    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
-    let handles: Vec<_> = (0..tasks)
-        .map(|task| {
-            let (store, keys, barrier) =
-                (Arc::clone(store), Arc::clone(keys), Arc::clone(&barrier));
-            let calls = (task..total).step_by(tasks).map(move |i| first + i);
-            tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(total / tasks + 1);
-                let mut errors = Vec::new();
-                barrier.wait().await;
-                for i in calls {
-                    let Some(key) = keys.get(i % keys.len()) else {
-                        errors.push("no keys".to_owned());
-                        break;
-                    };
-                    let start = Instant::now();
-                    let result = store.gcra(key, &QUOTA, 1).await;
-                    samples.push(start.elapsed());
-                    match result {
-                        Ok(d) if d.allowed => {}
-                        Ok(d) => errors.push(format!("denied: {d:?}")),
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                    tokio::task::yield_now().await;
+) -> Result<Timings, BoxError> {
+    Ok(closed_loops(0..tasks, |task| {
+        let (store, keys) = (Arc::clone(store), Arc::clone(keys));
+        async move {
+            let mut t = Timings::with_capacity(total / tasks + 1);
+            for i in task_calls(task, tasks, total).map(|i| first + i) {
+                let Some(key) = keys.get(i % keys.len()) else {
+                    t.errors.push("no keys".to_owned());
+                    break;
+                };
+                if let Some(d) = t.time(store.gcra(key, &QUOTA, 1)).await
+                    && !d.allowed
+                {
+                    t.errors.push(format!("denied: {d:?}"));
                 }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let mut samples = Vec::with_capacity(total);
-    let mut errors = Vec::new();
-    for handle in handles {
-        let (s, e) = handle.await?;
-        samples.extend(s);
-        errors.extend(e);
-    }
-    Ok((samples, errors))
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
+            }
+            t
+        }
+    })
+    .await?)
 }
 
 fn per_call(d: Duration, calls: usize) -> String {
-    us(d.div_f64(calls as f64))
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    micros(d.div_f64(calls as f64))
 }
 
 /// Measures one configuration and prints its table row (and its first error, if any).
@@ -179,7 +127,10 @@ async fn measure(
     };
     let client_before = process_cpu()?;
     let start = Instant::now();
-    let (mut samples, errors) = run_tasks(&store, keys, tasks, CALLS, WARMUP).await?;
+    let Timings {
+        mut samples,
+        errors,
+    } = run_tasks(&store, keys, tasks, CALLS, WARMUP).await?;
     let wall = start.elapsed();
     let client_cpu = process_cpu()?.saturating_sub(client_before);
     let (server_cpu, cmds) = match (redis, cpu_before, cmd_before) {
@@ -204,13 +155,8 @@ async fn measure(
     };
     let s = LatencySummary::from_samples(&mut samples).ok_or("no samples")?;
     println!(
-        "| {name} | {tasks} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {server_cpu} | {cmds} | {} |",
-        us(s.p50),
-        us(s.p90),
-        us(s.p99),
-        us(s.p999),
-        us(s.max),
-        us(s.mean),
+        "| {name} | {tasks} | {} | {:.0} | {} | {server_cpu} | {cmds} | {} |",
+        s.micros_cells(),
         s.count as f64 / wall.as_secs_f64(),
         per_call(client_cpu, s.count),
         errors.len(),
@@ -240,46 +186,23 @@ async fn redis_runs(
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run())
 }
 
 fn run() -> Result<(), BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let url = redis_url();
-        // Fail before measuring anything if Redis is not there.
-        let mut conn = connect_redis(&url).await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        println!(
-            "redis {} at {}; {CALLS} calls per configuration after {WARMUP} warm-up; \
-             load average {}",
-            info.lines()
-                .find_map(|l| l.trim_end().strip_prefix("redis_version:"))
-                .unwrap_or("?"),
-            RedisConfig::new(url.as_str()).redacted_url(),
-            loadavg()
-        );
+    runtime(Some(2))?.block_on(async {
+        let (url, mut conn) = connect_redis(&format!(
+            "{CALLS} calls per configuration after {WARMUP} warm-up"
+        ))
+        .await?;
         let keys: Arc<Vec<String>> = Arc::new(
             (0..KEYS as u64)
                 .map(|n| format!("subject:{}", token_id(n)))
                 .collect(),
         );
         println!(
-            "\n| store | tasks | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs | \
-             calls/s | client CPU µs/call | Redis CPU µs/call | EVALSHA/call | EVAL/call | \
-             SCRIPT/call | all commands/call | errors |"
+            "\n| store | tasks | {LATENCY_COLUMNS} | calls/s | client CPU µs/call | Redis CPU \
+             µs/call | EVALSHA/call | EVAL/call | SCRIPT/call | all commands/call | errors |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let memory: Arc<dyn RateLimitStore> = Arc::new(MemoryRateLimitStore::new());
@@ -287,14 +210,9 @@ fn run() -> Result<(), BoxError> {
         for tasks in CONCURRENCY {
             errors += measure("memory", Arc::clone(&memory), &keys, tasks, None).await?;
         }
-        let prefix = unique_prefix("ratelimit");
+        let prefix = unique_prefix("bench-ratelimit");
         let result = redis_runs(&url, &prefix, &mut conn, &keys).await;
-        let deleted = delete_prefix(&mut conn, &prefix).await;
-        println!("\nload average at the end {}", loadavg());
-        match deleted {
-            Ok(n) => println!("deleted {n} keys under {prefix}"),
-            Err(e) => eprintln!("could not delete the keys under {prefix}: {e}"),
-        }
+        finish(&mut conn, &prefix).await;
         errors += result?;
         if errors > 0 {
             return Err(format!("{errors} calls failed or were denied").into());

@@ -23,6 +23,8 @@ use std::alloc::System;
 use std::time::{Duration, Instant};
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
+use tokenward_bench::harness::{BoxError, exit_code};
+use tokenward_bench::memory::{Heap, mib, rss};
 use tokenward_bench::revocation::token_id;
 use tokenward_core::StoreError;
 use tokenward_ratelimit::{
@@ -33,8 +35,6 @@ use tokenward_ratelimit::{
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 /// Distinct keys per flood.
 const FLOOD: u64 = 1_000_000;
 /// The smaller cap.
@@ -44,34 +44,8 @@ const QUOTA: GcraQuota = GcraQuota::per_minute(300);
 /// Past the quota's period: every key's state is then indistinguishable from a fresh one.
 const STALE: Duration = Duration::from_secs(61);
 
-/// The allocator's view: live bytes and live blocks.
-#[derive(Debug, Clone, Copy)]
-struct Heap {
-    bytes: usize,
-    blocks: usize,
-}
-
 fn heap() -> Heap {
-    let s = GLOBAL.stats();
-    Heap {
-        bytes: s.bytes_allocated.saturating_sub(s.bytes_deallocated),
-        blocks: s.allocations.saturating_sub(s.deallocations),
-    }
-}
-
-/// Resident set size in bytes (`VmRSS`).
-fn rss() -> Result<usize, BoxError> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .ok_or("no VmRSS in /proc/self/status")?;
-    Ok(kib.trim().parse::<usize>()? * 1024)
-}
-
-fn mib(bytes: f64) -> String {
-    format!("{:.1}", bytes / (1024.0 * 1024.0))
+    Heap::live(GLOBAL)
 }
 
 struct Row {
@@ -180,13 +154,7 @@ async fn flood(name: &str, capacity: usize) -> Result<(), BoxError> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run())
 }
 
 fn run() -> Result<(), BoxError> {

@@ -41,14 +41,18 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jsonwebtoken::Algorithm;
 use redis::aio::MultiplexedConnection;
 use tokenward_bench::Fixture;
-use tokenward_bench::revocation::{
-    LatencySummary, T0, connect_redis, delete_prefix, redis_url, unique_prefix,
+use tokenward_bench::harness::{
+    BoxError, command_calls, connect_redis, exit_code, finish, process_cpu, runtime, selected,
 };
+use tokenward_bench::latency::{
+    LATENCY_COLUMNS, LatencySummary, Timings, closed_loops, micros, task_calls,
+};
+use tokenward_bench::revocation::T0;
 use tokenward_claims::AccessToken;
 use tokenward_core::ManualClock;
 use tokenward_redis::{RedisConfig, RedisRefreshStore};
@@ -57,6 +61,7 @@ use tokenward_refresh::{
     RotationKind,
 };
 use tokenward_revocation::MemoryRevocationStore;
+use tokenward_testsupport::unique_prefix;
 
 /// Timed rotations per configuration.
 const ROTATIONS: usize = 20_000;
@@ -67,8 +72,6 @@ const CONCURRENCY: [usize; 2] = [1, 64];
 /// Length of the fake access token (about an EdDSA JWT with `iss`, `aud`, `sub`, `iat`,
 /// `nbf`, `exp`, `jti`, `sid`).
 const FAKE_ACCESS_TOKEN_LEN: usize = 320;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the tasks present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,7 +190,7 @@ async fn run_tasks(
     scenario: Scenario,
     tasks: usize,
     total: usize,
-) -> Result<(Vec<Duration>, Vec<String>), BoxError> {
+) -> Result<Timings, BoxError> {
     // The token each task starts from, prepared before the timed part.
     let mut starts = Vec::with_capacity(tasks);
     match scenario {
@@ -207,88 +210,27 @@ async fn run_tasks(
             starts.resize(tasks, first);
         }
     }
-    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
-    let handles: Vec<_> = starts
-        .into_iter()
-        .enumerate()
-        .map(|(task, mut current)| {
-            let setup = Arc::clone(setup);
-            let barrier = Arc::clone(&barrier);
-            let calls = (task..total).step_by(tasks).count();
-            tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(calls);
-                let mut errors = Vec::new();
-                barrier.wait().await;
-                for _ in 0..calls {
-                    let start = Instant::now();
-                    let result = setup.rotate(&current).await;
-                    samples.push(start.elapsed());
-                    match result {
-                        Ok(r) if r.kind == scenario.expected() => {
-                            if scenario == Scenario::OwnFamily {
-                                current = r.refresh_token.expose().to_owned();
-                            }
-                        }
-                        Ok(r) => errors.push(format!("unexpected {:?}", r.kind)),
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                    tokio::task::yield_now().await;
+    let timings = closed_loops(starts.into_iter().enumerate(), |(task, mut current)| {
+        let setup = Arc::clone(setup);
+        let calls = task_calls(task, tasks, total).count();
+        async move {
+            let mut t = Timings::with_capacity(calls);
+            for _ in 0..calls {
+                let Some(r) = t.time(setup.rotate(&current)).await else {
+                    continue;
+                };
+                if r.kind != scenario.expected() {
+                    t.errors.push(format!("unexpected {:?}", r.kind));
+                } else if scenario == Scenario::OwnFamily {
+                    // The task's own family: the successor is the next token to present.
+                    current = r.refresh_token.expose().to_owned();
                 }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let mut samples = Vec::with_capacity(total);
-    let mut errors = Vec::new();
-    for handle in handles {
-        let (s, e) = handle.await?;
-        samples.extend(s);
-        errors.extend(e);
-    }
-    Ok((samples, errors))
-}
-
-/// CPU time used so far by this process, all threads (`/proc/self/task/*/schedstat`, ns).
-fn process_cpu() -> Result<Duration, BoxError> {
-    let mut nanos: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task")? {
-        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
-        let on_cpu = stat.split_whitespace().next().ok_or("empty schedstat")?;
-        nanos += on_cpu.parse::<u64>()?;
-    }
-    Ok(Duration::from_nanos(nanos))
-}
-
-/// The configurations to run: those whose `name × tasks` contains the first command-line
-/// argument that is not an option (all without one), as criterion's filter does.
-fn selected(name: &str, tasks: usize) -> bool {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    filter.is_none_or(|f| format!("{name} × {tasks}").contains(&f))
-}
-
-/// Calls per command of `INFO commandstats`.
-async fn commands(conn: &mut MultiplexedConnection) -> Result<BTreeMap<String, u64>, BoxError> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await?;
-    let mut counts = BTreeMap::new();
-    for line in info.lines() {
-        // cmdstat_evalsha:calls=12,usec=...
-        let Some((name, stats)) = line.trim_end().split_once(':') else {
-            continue;
-        };
-        let Some(name) = name.strip_prefix("cmdstat_") else {
-            continue;
-        };
-        let calls = stats
-            .split(',')
-            .find_map(|f| f.strip_prefix("calls="))
-            .ok_or("commandstats line without calls=")?
-            .parse::<u64>()?;
-        counts.insert(name.to_owned(), calls);
-    }
-    Ok(counts)
+            }
+            t
+        }
+    })
+    .await?;
+    Ok(timings)
 }
 
 /// The commands that ran between `before` and `after`, per rotation (`INFO` left out).
@@ -306,16 +248,6 @@ fn per_rotation(
         })
         .collect();
     deltas.join(", ")
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// Measures one configuration and prints its table row (and its first error, if any);
@@ -338,29 +270,27 @@ async fn measure(
     let setup = Arc::new(setup);
     run_tasks(&setup, scenario, tasks, WARMUP).await?;
     let cmd_before = match redis.as_deref_mut() {
-        Some(conn) => Some(commands(conn).await?),
+        Some(conn) => Some(command_calls(conn).await?),
         None => None,
     };
     let cpu_before = process_cpu()?;
     let start = Instant::now();
-    let (mut samples, errors) = run_tasks(&setup, scenario, tasks, ROTATIONS).await?;
+    let Timings {
+        mut samples,
+        errors,
+    } = run_tasks(&setup, scenario, tasks, ROTATIONS).await?;
     let wall = start.elapsed();
     let cpu = process_cpu()?.saturating_sub(cpu_before);
     let cmds = match (redis, cmd_before) {
-        (Some(conn), Some(before)) => per_rotation(&before, &commands(conn).await?, ROTATIONS),
+        (Some(conn), Some(before)) => per_rotation(&before, &command_calls(conn).await?, ROTATIONS),
         _ => "–".to_owned(),
     };
     let s = LatencySummary::from_samples(&mut samples).ok_or("no samples")?;
     println!(
-        "| {name} | {tasks} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {cmds} | {} |",
-        us(s.p50),
-        us(s.p90),
-        us(s.p99),
-        us(s.p999),
-        us(s.max),
-        us(s.mean),
+        "| {name} | {tasks} | {} | {:.0} | {} | {cmds} | {} |",
+        s.micros_cells(),
         s.count as f64 / wall.as_secs_f64(),
-        us(cpu.div_f64(s.count as f64)),
+        micros(cpu.div_f64(s.count as f64)),
         errors.len(),
     );
     if let Some(e) = errors.first() {
@@ -387,42 +317,19 @@ async fn redis_runs(
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run())
 }
 
 fn run() -> Result<(), BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let url = redis_url();
-        // Fail before measuring anything if Redis is not there.
-        let mut conn = connect_redis(&url).await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        println!(
-            "redis {} at {}; {ROTATIONS} rotations per configuration after {WARMUP} warm-up; \
-             load average {}",
-            info.lines()
-                .find_map(|l| l.trim_end().strip_prefix("redis_version:"))
-                .unwrap_or("?"),
-            RedisConfig::new(url.as_str()).redacted_url(),
-            loadavg()
-        );
+    runtime(Some(2))?.block_on(async {
+        let (url, mut conn) = connect_redis(&format!(
+            "{ROTATIONS} rotations per configuration after {WARMUP} warm-up"
+        ))
+        .await?;
         let fixture = Arc::new(Fixture::new(Algorithm::EdDSA)?);
         println!(
-            "\n| store | access token | scenario | tasks | p50 µs | p90 µs | p99 µs | p99.9 µs | \
-             max µs | mean µs | rotations/s | client CPU µs/rotation | Redis commands/rotation \
-             | errors |"
+            "\n| store | access token | scenario | tasks | {LATENCY_COLUMNS} | rotations/s | client \
+             CPU µs/rotation | Redis commands/rotation | errors |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut errors = 0;
@@ -435,14 +342,9 @@ fn run() -> Result<(), BoxError> {
                 errors += measure(Setup::memory(mint, &fixture), scenario, tasks, None).await?;
             }
         }
-        let prefix = unique_prefix("refresh");
+        let prefix = unique_prefix("bench-refresh");
         let result = redis_runs(&url, &prefix, &mut conn, &fixture).await;
-        let deleted = delete_prefix(&mut conn, &prefix).await;
-        println!("\nload average at the end {}", loadavg());
-        match deleted {
-            Ok(n) => println!("deleted {n} keys under {prefix}"),
-            Err(e) => eprintln!("could not delete the keys under {prefix}: {e}"),
-        }
+        finish(&mut conn, &prefix).await;
         errors += result?;
         if errors > 0 {
             return Err(format!("{errors} rotations failed or had the wrong kind").into());

@@ -29,13 +29,17 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 use redis::aio::MultiplexedConnection;
-use tokenward_bench::revocation::{
-    LatencySummary, Population, T0, TokenIds, connect_redis, delete_prefix, info_field, redis_url,
-    unique_prefix,
+use tokenward_bench::harness::{
+    BoxError, connect_redis, exit_code, finish, process_cpu, redis_cpu, runtime, selected,
 };
+use tokenward_bench::latency::{
+    LATENCY_COLUMNS, LatencySummary, Timings, closed_loops, micros, task_calls,
+};
+use tokenward_bench::revocation::{Population, T0, TokenIds};
 use tokenward_core::{Clock, ManualClock, SystemClock};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
+use tokenward_testsupport::unique_prefix;
 
 /// Timed checks per configuration, unless `REVOCATION_LATENCY_CHECKS` says otherwise (more
 /// make the timed part dominate a profile).
@@ -65,8 +69,6 @@ const POOL_SIZES: [usize; 3] = [RedisConfig::DEFAULT_POOL_SIZE, 1, 64];
 const MEMORY: &str = "memory (100 000 live)";
 /// The name of the redis-rs floor.
 const RAW: &str = "raw redis-rs pipeline, 1 connection";
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One operation to time: call number `i`.
 trait Probe: Send + Sync + 'static {
@@ -137,65 +139,18 @@ async fn run_tasks<P: Probe>(
     tasks: usize,
     total: usize,
     first: usize,
-) -> Result<(Vec<Duration>, Vec<String>), BoxError> {
-    let barrier = Arc::new(tokio::sync::Barrier::new(tasks));
-    let handles: Vec<_> = (0..tasks)
-        .map(|task| {
-            let probe = Arc::clone(probe);
-            let barrier = Arc::clone(&barrier);
-            // Calls task, task + tasks, task + 2 tasks, ... below `total`.
-            let calls = (task..total).step_by(tasks).map(move |i| first + i);
-            tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(total / tasks + 1);
-                let mut errors = Vec::new();
-                barrier.wait().await;
-                for i in calls {
-                    let start = Instant::now();
-                    let result = probe.call(i).await;
-                    samples.push(start.elapsed());
-                    if let Err(e) = result {
-                        errors.push(e);
-                    }
-                    tokio::task::yield_now().await;
-                }
-                (samples, errors)
-            })
-        })
-        .collect();
-    let mut samples = Vec::with_capacity(total);
-    let mut errors = Vec::new();
-    for handle in handles {
-        let (s, e) = handle.await?;
-        samples.extend(s);
-        errors.extend(e);
-    }
-    Ok((samples, errors))
-}
-
-/// CPU time used so far by this process, all threads (`/proc/self/task/*/schedstat`, ns).
-fn process_cpu() -> Result<Duration, BoxError> {
-    let mut nanos: u64 = 0;
-    for task in std::fs::read_dir("/proc/self/task")? {
-        let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
-        let on_cpu = stat.split_whitespace().next().ok_or("empty schedstat")?;
-        nanos += on_cpu.parse::<u64>()?;
-    }
-    Ok(Duration::from_nanos(nanos))
-}
-
-/// CPU time used so far by the Redis server (`INFO cpu`, user + sys).
-async fn redis_cpu(conn: &mut MultiplexedConnection) -> Result<Duration, BoxError> {
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
-    let user = info_field(&info, "used_cpu_user").ok_or("no used_cpu_user")?;
-    let sys = info_field(&info, "used_cpu_sys").ok_or("no used_cpu_sys")?;
-    Ok(Duration::from_secs_f64(user + sys))
-}
-
-/// The configurations to run: those whose `name × tasks` contains the first command-line
-/// argument that is not an option (all without one), as criterion's filter does.
-fn selected(name: &str, tasks: usize) -> bool {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    filter.is_none_or(|f| format!("{name} × {tasks}").contains(&f))
+) -> Result<Timings, BoxError> {
+    Ok(closed_loops(0..tasks, |task| {
+        let probe = Arc::clone(probe);
+        async move {
+            let mut t = Timings::with_capacity(total / tasks + 1);
+            for i in task_calls(task, tasks, total) {
+                t.time(probe.call(first + i)).await;
+            }
+            t
+        }
+    })
+    .await?)
 }
 
 async fn measure<P: Probe>(
@@ -216,7 +171,10 @@ async fn measure<P: Probe>(
     };
     let cpu_before = process_cpu()?;
     let start = Instant::now();
-    let (mut samples, errors) = run_tasks(&probe, tasks, checks(), WARMUP).await?;
+    let Timings {
+        mut samples,
+        errors,
+    } = run_tasks(&probe, tasks, checks(), WARMUP).await?;
     let wall = start.elapsed();
     let client_cpu = process_cpu()?.saturating_sub(cpu_before);
     let redis_cpu = match (redis, redis_before) {
@@ -237,32 +195,23 @@ async fn measure<P: Probe>(
     Ok(())
 }
 
-fn us(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1e6)
-}
-
 fn per_check(d: Duration, checks: usize) -> String {
-    us(d.div_f64(checks as f64))
+    micros(d.div_f64(checks as f64))
 }
 
 fn print_table(runs: &[Run]) {
     println!(
-        "\n| store | tasks | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs | checks/s | \
-         client CPU µs/check | Redis CPU µs/check | errors |"
+        "\n| store | tasks | {LATENCY_COLUMNS} | checks/s | client CPU µs/check | Redis CPU \
+         µs/check | errors |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         let s = &r.summary;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} |",
             r.name,
             r.tasks,
-            us(s.p50),
-            us(s.p90),
-            us(s.p99),
-            us(s.p999),
-            us(s.max),
-            us(s.mean),
+            s.micros_cells(),
             s.count as f64 / r.wall.as_secs_f64(),
             per_check(r.client_cpu, s.count),
             r.redis_cpu
@@ -278,12 +227,6 @@ fn print_table(runs: &[Run]) {
             );
         }
     }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 /// The Redis part, under `prefix`; the caller deletes the prefix whatever happens.
@@ -333,38 +276,16 @@ async fn redis_runs(
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run())
 }
 
 fn run() -> Result<(), BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let url = redis_url();
-        // Fail before measuring anything if Redis is not there.
-        let mut conn = connect_redis(&url).await?;
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut conn)
-            .await?;
-        println!(
-            "redis {} at {}; {} checks per configuration after {} warm-up; load average {}",
-            info.lines()
-                .find_map(|l| l.trim_end().strip_prefix("redis_version:"))
-                .unwrap_or("?"),
-            RedisConfig::new(url.as_str()).redacted_url(),
-            checks(),
-            WARMUP,
-            loadavg()
-        );
+    runtime(Some(2))?.block_on(async {
+        let (url, mut conn) = connect_redis(&format!(
+            "{} checks per configuration after {WARMUP} warm-up",
+            checks()
+        ))
+        .await?;
 
         let population = Population::new(MEMORY_LIVE);
         let tokens: Vec<TokenIds> = (0..TOKENS as u64)
@@ -394,15 +315,10 @@ fn run() -> Result<(), BoxError> {
                 ..t.clone()
             })
             .collect();
-        let prefix = unique_prefix("latency");
+        let prefix = unique_prefix("bench-latency");
         let result = redis_runs(&url, &prefix, &mut conn, &redis_tokens, &mut runs).await;
-        let deleted = delete_prefix(&mut conn, &prefix).await;
         print_table(&runs);
-        println!("\nload average at the end {}", loadavg());
-        match deleted {
-            Ok(n) => println!("deleted {n} keys under {prefix}"),
-            Err(e) => eprintln!("could not delete the keys under {prefix}: {e}"),
-        }
+        finish(&mut conn, &prefix).await;
         result
     })
 }

@@ -24,17 +24,16 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use tokenward_bench::revocation::{
-    T0, TOKEN_LIFETIME, connect_redis, delete_prefix, info_field, keys_under, redis_url, token_id,
-};
+use tokenward_bench::harness::{BoxError, connect_redis, exit_code, info};
+use tokenward_bench::memory::{Heap, mib, rss};
+use tokenward_bench::revocation::{T0, TOKEN_LIFETIME, token_id};
 use tokenward_core::{Clock, ManualClock, StoreId, SystemClock, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{MemoryRevocationConfig, MemoryRevocationStore, RevocationStore};
+use tokenward_testsupport::{delete_prefix, keys_under};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Token revocations in the in-memory store.
 const MEMORY_ENTRIES: u64 = 1_000_000;
@@ -45,34 +44,8 @@ const REDIS_FILL_TASKS: u64 = 16;
 /// Keys whose `MEMORY USAGE` is read.
 const REDIS_SAMPLES: u64 = 1_000;
 
-/// The allocator's view: live bytes and live blocks.
-#[derive(Debug, Clone, Copy)]
-struct Heap {
-    bytes: usize,
-    blocks: usize,
-}
-
 fn heap() -> Heap {
-    let s = GLOBAL.stats();
-    Heap {
-        bytes: s.bytes_allocated.saturating_sub(s.bytes_deallocated),
-        blocks: s.allocations.saturating_sub(s.deallocations),
-    }
-}
-
-/// Resident set size in bytes (`VmRSS`).
-fn rss() -> Result<usize, BoxError> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .ok_or("no VmRSS in /proc/self/status")?;
-    Ok(kib.trim().parse::<usize>()? * 1024)
-}
-
-fn mib(bytes: f64) -> String {
-    format!("{:.1}", bytes / (1024.0 * 1024.0))
+    Heap::live(GLOBAL)
 }
 
 /// One row of the in-memory table, relative to the baseline.
@@ -184,8 +157,10 @@ async fn memory_store() -> Result<(), BoxError> {
 }
 
 async fn used_memory(conn: &mut MultiplexedConnection) -> Result<f64, BoxError> {
-    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
-    Ok(info_field(&info, "used_memory").ok_or("no used_memory in INFO memory")?)
+    let memory = info(conn, "memory").await?;
+    Ok(memory
+        .get("used_memory")
+        .ok_or("no used_memory in INFO memory")?)
 }
 
 /// The Redis part, under `prefix`; the caller deletes the prefix whatever happens.
@@ -288,13 +263,7 @@ async fn redis_fill(
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code(run())
 }
 
 fn run() -> Result<(), BoxError> {
@@ -302,9 +271,8 @@ fn run() -> Result<(), BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let url = redis_url();
-        // Fail before measuring anything if Redis is not there.
-        let mut conn = connect_redis(&url).await?;
+        let (url, mut conn) =
+            connect_redis("1 000 000 revocations in memory, 100 000 in Redis").await?;
         memory_store().await?;
 
         // A short prefix, like a production one (`tokenward:`), so that key sizes are

@@ -7,9 +7,15 @@
 //! - [`Fixture`] — for one algorithm: a token issued by tokenward's [`TokenIssuer`], the
 //!   full-policy tokenward [`Validator`] for it, and the equivalent `jsonwebtoken`
 //!   [`DecodingKey`] + [`Validation`] + claims type ([`JwtClaims`]).
-//! - [`revocation`] — for the revocation-store benchmarks: realistic ids, a mix of live
-//!   revocations ([`Population`](revocation::Population)), latency percentiles, and the Redis
-//!   plumbing (fresh key prefix, reachability check, cleanup of that prefix).
+//! - [`revocation`] — for the revocation-store benchmarks: realistic ids and a mix of live
+//!   revocations ([`Population`](revocation::Population)).
+//! - [`latency`] — latency under concurrency: closed loops of timed calls started together,
+//!   nearest-rank percentiles.
+//! - [`harness`] — what every harness does around its measurement: exit code, runtime,
+//!   `--quick` and the configuration filter, CPU time, load average, and the benchmark Redis
+//!   (described before, its counters read, the run's key prefix deleted after; through
+//!   `tokenward-testsupport`, which the tests use too).
+//! - [`memory`] — the live heap (`stats_alloc`) and resident set size.
 //! - [`load`] — for the HTTP benchmarks: an in-process HTTP/1.1 load generator (closed-loop
 //!   keep-alive connections on loopback, latency of every timed request).
 //!
@@ -35,7 +41,10 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod harness;
+pub mod latency;
 pub mod load;
+pub mod memory;
 pub mod revocation;
 
 use std::time::Duration;

@@ -32,7 +32,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::revocation::percentile;
+use crate::latency::percentile;
 
 /// Why a load run or a single request failed.
 #[derive(Debug, thiserror::Error)]
@@ -282,14 +282,6 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     values.get(mid).copied()
 }
 
-/// The 1-minute load average from `/proc/loadavg` (`"?"` where there is none).
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,15 +293,24 @@ mod tests {
         assert_eq!(median(&mut []), None);
     }
 
-    /// A paced run sends exactly the requests its schedule makes due within the measurement
-    /// (±1 per connection at the edges), whatever the machine's speed: late requests are sent
-    /// late and timed, never skipped.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn paced_run_sends_what_is_due() {
-        async fn ok() -> &'static str {
-            "ok"
-        }
-        let app = axum::Router::new().route("/", axum::routing::get(ok));
+    /// Serves `GET /` with the answer of `delay` later, and paces `connections` connections at
+    /// `rate` requests per second against it.
+    async fn paced_against(
+        delay: Duration,
+        connections: usize,
+        rate: f64,
+        warm_up: Duration,
+        measure: Duration,
+    ) -> LoadResult {
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                "ok"
+            }),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -317,14 +318,24 @@ mod tests {
             addr,
             path: "/".to_owned(),
             authorization: None,
-            connections: 4,
-            warm_up: Duration::from_millis(100),
-            measure: Duration::from_millis(500),
+            connections,
+            warm_up,
+            measure,
             expect: StatusCode::OK,
-            rate: Some(200.0),
+            rate: Some(rate),
         };
         let result = run(&spec).await.unwrap();
         assert_eq!(result.unexpected, 0);
+        result
+    }
+
+    /// A paced run sends exactly the requests its schedule makes due within the measurement
+    /// (±1 per connection at the edges), whatever the machine's speed: late requests are sent
+    /// late and timed, never skipped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_run_sends_what_is_due() {
+        let ms = Duration::from_millis;
+        let result = paced_against(Duration::ZERO, 4, 200.0, ms(100), ms(500)).await;
         let timed = result.latencies.len();
         assert!(
             (96..=104).contains(&timed),
@@ -338,26 +349,8 @@ mod tests {
     /// 50 ms. Timing them from their late send would show 50 ms throughout.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn paced_run_charges_the_wait_behind_a_slow_response() {
-        async fn slow() -> &'static str {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            "ok"
-        }
-        let app = axum::Router::new().route("/", axum::routing::get(slow));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let spec = LoadSpec {
-            addr,
-            path: "/".to_owned(),
-            authorization: None,
-            connections: 1,
-            warm_up: Duration::ZERO,
-            measure: Duration::from_millis(200),
-            expect: StatusCode::OK,
-            rate: Some(100.0),
-        };
-        let result = run(&spec).await.unwrap();
-        assert_eq!(result.unexpected, 0);
+        let ms = Duration::from_millis;
+        let result = paced_against(ms(50), 1, 100.0, Duration::ZERO, ms(200)).await;
         // 20 requests due, every one timed though most are answered after the measurement.
         assert!((19..=21).contains(&result.latencies.len()), "{result:?}");
         let slowest = result.percentile(10_000).unwrap();
@@ -368,9 +361,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn connection_refused_is_an_error() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        drop(listener);
+        let addr = SocketAddr::from(([127, 0, 0, 1], tokenward_testsupport::free_port()));
         let err = request(addr, Method::GET, "/", None, None)
             .await
             .unwrap_err();

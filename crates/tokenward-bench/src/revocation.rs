@@ -1,6 +1,6 @@
-//! What the revocation benchmarks share: realistic ids, a population of revocations,
-//! latency percentiles, and the Redis plumbing of the benchmarks that need Redis (a fresh key
-//! prefix, a reachability check with a clear message, and cleanup of that prefix).
+//! What the revocation benchmarks share: realistic ids and a population of revocations.
+//! (Latency percentiles: [`latency`](crate::latency); the benchmark Redis:
+//! [`harness`](crate::harness).)
 //!
 //! ```
 //! use tokenward_bench::revocation::{Population, token_id};
@@ -11,13 +11,11 @@
 //! assert_eq!(population.tokens + population.sessions + population.subjects, 100_000);
 //! ```
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use redis::aio::MultiplexedConnection;
 use tokenward_core::{InvalidId, StoreError, StoreId, TokenRef, UnixTime};
-use tokenward_redis::RedisConfig;
 use tokenward_revocation::RevocationStore;
 
 /// The start of the benchmarks' manual clocks (2023-11-14T22:13:20Z).
@@ -178,162 +176,6 @@ impl Population {
     }
 }
 
-/// Latency percentiles of one benchmark configuration (nearest-rank: the smallest sample
-/// with at least `p` % of the samples at or below it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LatencySummary {
-    /// Number of samples.
-    pub count: usize,
-    /// Mean.
-    pub mean: Duration,
-    /// Median.
-    pub p50: Duration,
-    /// 90th percentile.
-    pub p90: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// 99.9th percentile.
-    pub p999: Duration,
-    /// Slowest sample.
-    pub max: Duration,
-}
-
-impl LatencySummary {
-    /// Summarises `samples` (sorted in place); `None` when there are none.
-    pub fn from_samples(samples: &mut [Duration]) -> Option<Self> {
-        samples.sort_unstable();
-        let count = samples.len();
-        let total: Duration = samples.iter().sum();
-        let mean = total.checked_div(u32::try_from(count).ok()?)?;
-        Some(LatencySummary {
-            count,
-            mean,
-            p50: percentile(samples, 5_000)?,
-            p90: percentile(samples, 9_000)?,
-            p99: percentile(samples, 9_900)?,
-            p999: percentile(samples, 9_990)?,
-            max: *samples.last()?,
-        })
-    }
-}
-
-/// The nearest-rank percentile of `sorted` (ascending), `per_10k` in hundredths of a per
-/// cent (9 900 = p99): the sample at rank ⌈per_10k × n / 10 000⌉ (at least 1), in integers so
-/// that no rounding moves it.
-pub fn percentile(sorted: &[Duration], per_10k: usize) -> Option<Duration> {
-    let rank = (per_10k.checked_mul(sorted.len())?).div_ceil(10_000).max(1);
-    sorted.get(rank - 1).copied()
-}
-
-/// The Redis the benchmarks use: `REDIS_URL`, or [`RedisConfig::DEFAULT_URL`].
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned())
-}
-
-/// A key prefix no other run (of a benchmark or of a test on the same server) uses.
-pub fn unique_prefix(bench: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("twbench:{bench}:{}-{nanos:x}:", std::process::id())
-}
-
-/// Why Redis could not be used, with what to do about it.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "this benchmark needs a Redis >= 7.0 at {url} (set REDIS_URL to use another one), and it \
-     failed: {why}. Start one with `redis-server` (Debian/Ubuntu: `apt-get install \
-     redis-server`) or `docker run --rm -p 6379:6379 redis:7`."
-)]
-pub struct RedisUnavailable {
-    /// The URL, password redacted.
-    pub url: String,
-    /// What went wrong.
-    pub why: String,
-}
-
-/// A raw connection to `url` that answered `PING` within 5 s.
-pub async fn connect_redis(url: &str) -> Result<MultiplexedConnection, RedisUnavailable> {
-    let attempt = async {
-        let client = redis::Client::open(url)?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok::<_, redis::RedisError>(conn)
-    };
-    let why = match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Ok(Ok(conn)) => return Ok(conn),
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "no answer within 5 s".to_owned(),
-    };
-    Err(RedisUnavailable {
-        url: RedisConfig::new(url).redacted_url(),
-        why,
-    })
-}
-
-/// `s` with Redis glob metacharacters escaped, for `SCAN MATCH`.
-pub fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// The keys under `prefix` (`SCAN MATCH`, never `KEYS`).
-pub async fn keys_under(
-    conn: &mut MultiplexedConnection,
-    prefix: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let pattern = format!("{}*", glob_escape(prefix));
-    let mut cursor: u64 = 0;
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    Ok(keys)
-}
-
-/// Deletes every key under `prefix` (`SCAN MATCH` + `UNLINK`), only those; returns how many.
-pub async fn delete_prefix(
-    conn: &mut MultiplexedConnection,
-    prefix: &str,
-) -> redis::RedisResult<usize> {
-    let keys = keys_under(conn, prefix).await?;
-    let mut deleted = 0;
-    for batch in keys.chunks(1000) {
-        let n: usize = redis::cmd("UNLINK").arg(batch).query_async(conn).await?;
-        deleted += n;
-    }
-    Ok(deleted)
-}
-
-/// A numeric field of a Redis `INFO` section (`used_memory`, `used_cpu_user`, ...).
-pub fn info_field(info: &str, field: &str) -> Option<f64> {
-    info.lines()
-        .filter_map(|line| line.trim_end().split_once(':'))
-        .find(|(name, _)| *name == field)
-        .and_then(|(_, value)| value.parse().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -410,82 +252,6 @@ mod tests {
             // Everything lasts at least the token lifetime, then the token entries go.
             clock.advance(TOKEN_LIFETIME);
             assert_eq!(store.len(), p.sessions);
-        });
-    }
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let ms = Duration::from_millis;
-        // 1..=100 ms, shuffled: the p-th percentile is p ms.
-        let mut samples: Vec<Duration> = (1..=100).rev().map(ms).collect();
-        samples.swap(3, 70);
-        let s = LatencySummary::from_samples(&mut samples).unwrap();
-        assert_eq!(s.count, 100);
-        assert_eq!(
-            (s.p50, s.p90, s.p99, s.max),
-            (ms(50), ms(90), ms(99), ms(100))
-        );
-        assert_eq!(s.p999, ms(100));
-        assert_eq!(s.mean, Duration::from_micros(50_500));
-        assert_eq!(percentile(&[ms(7)], 9_990), Some(ms(7)));
-        assert_eq!(percentile(&[ms(1), ms(2)], 5_000), Some(ms(1)));
-        assert_eq!(percentile(&[ms(1), ms(2)], 5_001), Some(ms(2)));
-        assert_eq!(percentile(&[ms(1), ms(2)], 0), Some(ms(1)));
-        assert_eq!(percentile(&[], 5_000), None);
-        // 20 000 samples: p99.9 is the 19 980th, exactly (floats would say 19 981).
-        let many: Vec<Duration> = (1..=20_000).map(Duration::from_nanos).collect();
-        assert_eq!(percentile(&many, 9_990), Some(Duration::from_nanos(19_980)));
-        assert_eq!(percentile(&many, 9_900), Some(Duration::from_nanos(19_800)));
-        assert_eq!(LatencySummary::from_samples(&mut []), None);
-    }
-
-    #[test]
-    fn info_fields_and_globs() {
-        let info = "# Memory\r\nused_memory:1262336\r\nused_memory_human:1.20M\r\n\
-                    used_cpu_user:12.5\r\n";
-        assert_eq!(info_field(info, "used_memory"), Some(1_262_336.0));
-        assert_eq!(info_field(info, "used_cpu_user"), Some(12.5));
-        assert_eq!(info_field(info, "used_memory_human"), None);
-        assert_eq!(info_field(info, "used"), None);
-        assert_eq!(glob_escape("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:");
-        let p = unique_prefix("x");
-        assert!(p.starts_with("twbench:x:") && p.ends_with(':'), "{p}");
-        assert_ne!(p, unique_prefix("x"));
-    }
-
-    /// Cleanup deletes exactly the prefix's keys, on the real Redis (fails, saying how to get
-    /// one, if there is none).
-    #[test]
-    fn delete_prefix_deletes_only_its_own_keys() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut conn = connect_redis(&redis_url())
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-            let mine = unique_prefix("cleanup-test");
-            // A sibling prefix that merely starts like a glob of ours must survive.
-            let sibling = format!("{}[x]", mine.trim_end_matches(':'));
-            for key in [
-                format!("{mine}a"),
-                format!("{mine}b*"),
-                format!("{sibling}c"),
-            ] {
-                let () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(1)
-                    .arg("EX")
-                    .arg(60)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            assert_eq!(keys_under(&mut conn, &mine).await.unwrap().len(), 2);
-            assert_eq!(delete_prefix(&mut conn, &mine).await.unwrap(), 2);
-            assert!(keys_under(&mut conn, &mine).await.unwrap().is_empty());
-            assert_eq!(delete_prefix(&mut conn, &sibling).await.unwrap(), 1);
         });
     }
 }

@@ -8,15 +8,14 @@
     clippy::indexing_slicing
 )]
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tokenward_core::{TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
+use tokenward_testsupport::{BlackHole, free_port, redis_url, shared_redis, unique_prefix};
 
 struct Out {
     code: i32,
@@ -59,33 +58,11 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned())
-}
-
-/// The test Redis under a fresh prefix: `(url, prefix)`. Fails (never skips) without Redis.
+/// The test Redis under a fresh prefix: `(url, prefix)`. Fails (never skips), saying how to
+/// get one, without Redis.
 fn redis() -> (String, String) {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let url = redis_url();
-    let store = RedisRevocationStore::connect(
-        &RedisConfig::new(&url).operation_timeout(Duration::from_secs(5)),
-    )
-    .unwrap();
-    if let Err(e) = block_on(store.backend().ping()) {
-        panic!(
-            "these tests need a Redis >= 7.0 at {} (set REDIS_URL to use another one): {e}. \
-             Start one with `redis-server` (Debian/Ubuntu: `apt-get install redis-server`) \
-             or `docker run --rm -p 6379:6379 redis:7`.",
-            RedisConfig::new(&url).redacted_url()
-        );
-    }
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let prefix = format!("twtest:cli:{}-{nanos:x}-{n}:", std::process::id());
-    (url, prefix)
+    block_on(shared_redis());
+    (redis_url(), unique_prefix("cli"))
 }
 
 fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
@@ -326,14 +303,6 @@ fn url_from_the_environment() {
     assert_eq!((out.code, out.stdout.trim()), (1, "revoked by token"));
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn unreachable_redis_exits_2_quickly_without_the_password() {
     let url = format!("redis://:hunter2@127.0.0.1:{}", free_port());
@@ -353,15 +322,8 @@ fn unreachable_redis_exits_2_quickly_without_the_password() {
     }
 
     // A server that accepts and never answers: exit 2 after --timeout-ms.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            held.push(stream);
-        }
-    });
-    let url = format!("redis://127.0.0.1:{port}");
+    let hole = BlackHole::start();
+    let url = hole.redis_url();
     let start = Instant::now();
     let out = run(&[
         "check",

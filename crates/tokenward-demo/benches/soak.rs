@@ -27,11 +27,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::json;
 use tokenward_demo::client::{Client, Reply};
+use tokenward_testsupport::{
+    DEFAULT_REDIS_URL, ThrowawayRedis, connect, delete_prefix, keys_under, unique_prefix,
+};
 
 type Result<T, E = Box<dyn Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -237,33 +240,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn keys_under(
-    conn: &mut redis::aio::MultiplexedConnection,
-    prefix: &str,
-) -> Result<Vec<String>> {
-    let pattern = format!("{prefix}*");
-    let mut cursor: u64 = 0;
-    let mut keys = Vec::new();
-    loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await?;
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
-}
-
 /// A child process killed (SIGKILL) on drop unless stopped before.
 struct ChildGuard(Option<Child>);
 
@@ -276,50 +252,25 @@ impl Drop for ChildGuard {
     }
 }
 
-async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection> {
-    let client = redis::Client::open(url)?;
-    let attempt = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok::<_, redis::RedisError>(conn)
-    };
-    Ok(tokio::time::timeout(Duration::from_secs(3), attempt).await??)
-}
-
-/// The Redis URL to use, and the throwaway server if one was started.
-async fn provision(args: &Args) -> Result<(String, ChildGuard)> {
+/// The Redis URL to use, and the throwaway server if one was started (stopped when dropped).
+async fn provision(args: &Args) -> (String, Option<ThrowawayRedis>) {
     if let Some(url) = args
         .redis
         .clone()
         .or_else(|| std::env::var("REDIS_URL").ok())
     {
-        return Ok((url, ChildGuard(None)));
+        return (url, None);
     }
-    let default = "redis://127.0.0.1:6379".to_owned();
-    if connect(&default).await.is_ok() {
-        return Ok((default, ChildGuard(None)));
+    if connect(DEFAULT_REDIS_URL).await.is_ok() {
+        return (DEFAULT_REDIS_URL.to_owned(), None);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("no Redis answers and `redis-server` cannot be started: {e}"))?;
-    let guard = ChildGuard(Some(child));
-    let url = format!("redis://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while connect(&url).await.is_err() {
-        if Instant::now() > deadline {
-            return Err("the throwaway redis-server did not come up".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("soak: started a throwaway redis-server on port {port}");
-    Ok((url, guard))
+    // Fails, saying how to install it, without `redis-server`.
+    let server = ThrowawayRedis::start();
+    eprintln!(
+        "soak: started a throwaway redis-server on port {}",
+        server.port()
+    );
+    (server.url(), Some(server))
 }
 
 /// Starts the demo binary; its pid and base URL.
@@ -374,10 +325,9 @@ async fn run(args: Args) -> Result<bool> {
         return Ok(true);
     };
     let duration = Duration::from_secs_f64((minutes * 60.0).max(1.0));
-    let (redis_url, _redis_child) = provision(&args).await?;
+    let (redis_url, _redis_server) = provision(&args).await;
     let mut conn = connect(&redis_url).await?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-    let prefix = format!("tokenward-soak:{}-{nanos:x}:", std::process::id());
+    let prefix = unique_prefix("soak");
     let (mut demo, pid, base) = start_demo(&redis_url, &prefix)?;
     println!(
         "soak: demo pid {pid} at {base}, redis prefix {prefix}, {} clients, {:.1} min",
@@ -435,13 +385,7 @@ async fn run(args: Args) -> Result<bool> {
         let _ = child.wait();
     }
     demo.0 = None;
-    let keys = keys_under(&mut conn, &prefix).await?;
-    for chunk in keys.chunks(500) {
-        let _: i64 = redis::cmd("UNLINK")
-            .arg(chunk)
-            .query_async(&mut conn)
-            .await?;
-    }
+    let deleted = delete_prefix(&mut conn, &prefix).await?;
 
     let c = &load.counters;
     let total = c.total.load(Ordering::Relaxed);
@@ -489,7 +433,7 @@ async fn run(args: Args) -> Result<bool> {
         key_counts.first().copied().unwrap_or(0),
         key_counts.last().copied().unwrap_or(0),
         key_counts.iter().max().copied().unwrap_or(0),
-        keys.len()
+        deleted
     );
     let examples = c.examples.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for e in &examples {

@@ -46,7 +46,8 @@
 //! assert_eq!(auth.sub(), Some("alice"));
 //!
 //! // Revoke the session: the same token is refused, with an RFC 6750 challenge.
-//! stores.revocation.revoke_session("family-1", tokenward_core::UnixTime::from_secs(u64::MAX / 2)).await?;
+//! let sid = tokenward_core::StoreId::new("family-1")?;
+//! stores.revocation.revoke_session(&sid, tokenward_core::UnixTime::from_secs(u64::MAX / 2)).await?;
 //! let denial = guard.authenticate(&request).await.unwrap_err();
 //! assert_eq!(denial.status(), 401);
 //! assert!(matches!(denial, Denial::Revoked { .. }));

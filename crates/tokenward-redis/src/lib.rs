@@ -55,7 +55,7 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use tokenward_core::{TokenRef, UnixTime};
+//! use tokenward_core::{StoreId, TokenRef, UnixTime};
 //! use tokenward_redis::{RedisConfig, RedisRevocationStore};
 //! use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 //!
@@ -67,10 +67,11 @@
 //! let store = RedisRevocationStore::connect(&config)?; // does not connect yet
 //!
 //! let exp = UnixTime::from_secs(2_000_000_000);
-//! store.revoke_token("0f3a9c", exp).await?; // the stolen laptop's token, until its exp
+//! // The stolen laptop's token, until its exp.
+//! store.revoke_token(&StoreId::new("0f3a9c")?, exp).await?;
 //!
-//! let token = TokenRef { jti: Some("0f3a9c"), sid: Some("fam_81"), sub: Some("alice"),
-//!                        iat: Some(UnixTime::from_secs(1_999_999_100)), exp };
+//! let iat = Some(UnixTime::from_secs(1_999_999_100));
+//! let token = TokenRef::from_parts(Some("0f3a9c"), Some("fam_81"), Some("alice"), iat, exp)?;
 //! assert_eq!(store.check(&token).await?, RevocationStatus::Revoked(RevokedBy::Token));
 //! # Ok(())
 //! # }

@@ -80,9 +80,8 @@ pub struct RequestCheck {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let stores = RedisStores::connect(&RedisConfig::new("redis://127.0.0.1:6379"))?;
-/// let token = TokenRef { jti: Some("0f3a9c"), sid: Some("fam_81"), sub: Some("alice"),
-///                        iat: Some(UnixTime::from_secs(1_999_999_100)),
-///                        exp: UnixTime::from_secs(2_000_000_000) };
+/// let (iat, exp) = (UnixTime::from_secs(1_999_999_100), UnixTime::from_secs(2_000_000_000));
+/// let token = TokenRef::from_parts(Some("0f3a9c"), Some("fam_81"), Some("alice"), Some(iat), exp)?;
 /// let quota = GcraQuota::per_minute(300);
 /// let (status, decision) =
 ///     stores.check_token(&token, Some(("subject:alice", &quota, 1))).await?;

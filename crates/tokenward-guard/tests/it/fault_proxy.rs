@@ -1,17 +1,8 @@
-//! Test support for the Redis fault-injection tests: a TCP [`FaultProxy`] between the stores
-//! and Redis whose behaviour is switched at run time, and a throwaway `redis-server` with an
-//! append-only file, so that it can be SIGKILLed and restarted on the same port with its data.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+//! A TCP [`FaultProxy`] between the stores and Redis whose behaviour is switched at run time,
+//! for the fault-injection tests (`faults`). The throwaway `redis-server` behind it is
+//! `tokenward_testsupport::ThrowawayRedis`.
 
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -47,9 +38,7 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts forwarding to `upstream` in [`Mode::Pass`].
     pub async fn start(upstream: SocketAddr) -> Self {
-        let std = StdListener::bind("127.0.0.1:0").unwrap();
-        let addr = std.local_addr().unwrap();
-        drop(std);
+        let addr = SocketAddr::from(([127, 0, 0, 1], tokenward_testsupport::free_port()));
         let (mode, mode_rx) = watch::channel(Mode::Pass);
         let listener = listen(addr).await;
         let supervisor = tokio::spawn(supervise(listener, addr, upstream, mode_rx));
@@ -58,11 +47,6 @@ impl FaultProxy {
             mode,
             supervisor,
         }
-    }
-
-    /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// `redis://` URL of the proxy.
@@ -221,147 +205,4 @@ async fn writer(mut rx: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>, mut w: Owne
             return;
         }
     }
-}
-
-/// A fresh directory under the system temp dir, removed on drop (for the Redis data).
-pub struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "tokenward-faults-{}-{nanos:x}-{n}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A TCP port that was free a moment ago.
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `redis-server` child with an append-only file in a directory the test owns, killed on
-/// drop. `appendfsync everysec`: Redis `write()`s the AOF before it answers, so every write
-/// it acknowledged survives a SIGKILL of the process (only a machine crash loses up to 1 s).
-pub struct ThrowawayRedis {
-    child: Child,
-    pub port: u16,
-    reaped: bool,
-}
-
-impl ThrowawayRedis {
-    /// Starts one on `port` with its data in `dir` (reloading what is there) and waits (at
-    /// most 10 s) until it answers PING.
-    pub fn start(port: u16, dir: &Path) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the fault tests start throwaway Redis servers and need `redis-server` on \
-                     PATH (Debian/Ubuntu: `apt-get install redis-server`): {e}"
-                )
-            });
-        let server = ThrowawayRedis {
-            child,
-            port,
-            reaped: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !ping_blocking(port) {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, and wait until the process is gone.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.reaped = true;
-    }
-
-    /// SIGSTOP (`true`) or SIGCONT (`false`).
-    pub fn freeze(&self, stop: bool) {
-        let sig = if stop { "-STOP" } else { "-CONT" };
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} failed");
-    }
-}
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether a Redis on `port` answers PING (by hand, sharing nothing with the test).
-pub fn ping_blocking(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_millis(200),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }

@@ -1,26 +1,26 @@
 //! A Redis outage over real HTTP: a throwaway `redis-server` is killed mid-test. Every route
 //! that needs a store answers 503 with `Retry-After` within the operation timeout (never 401,
 //! never 200), and the service recovers once Redis is back on the same port.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod common;
-
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokenward_demo::client::{Client, Reply};
+use tokenward_demo::client::{Client, ClientError, Reply};
+use tokenward_testsupport::{ThrowawayRedis, unique_prefix};
+
+use crate::common::{config, keys, login, start};
 
 /// The Redis operation timeout configured here.
 const TIMEOUT: Duration = Duration::from_millis(250);
 /// Scheduling slack on a shared, loaded 2-core machine (HTTP round trip included).
 const MARGIN: Duration = Duration::from_millis(750);
 
-fn assert_unavailable(what: &str, reply: &Reply, took: Duration) {
+/// `request` is answered 503 with `Retry-After` and the JSON error within the timeout.
+async fn unavailable(what: &str, request: impl Future<Output = Result<Reply, ClientError>>) {
+    let start = Instant::now();
+    let reply = request.await.unwrap();
+    let took = start.elapsed();
     assert_eq!(
         reply.status,
         503,
@@ -48,19 +48,16 @@ fn assert_unavailable(what: &str, reply: &Reply, took: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_fails_closed_then_recovers() {
-    let port = common::free_port();
-    let redis = common::ThrowawayRedis::start(port);
-    let mut config = common::config();
+    let mut redis = ThrowawayRedis::start();
+    let mut config = config();
     config.redis = Some(redis.url());
-    config.redis_prefix = common::unique_prefix("outage");
+    config.redis_prefix = unique_prefix("demo-outage");
     config.redis_timeout = TIMEOUT;
-    let server = common::start(&config, common::keys()).await;
+    let server = start(&config, keys()).await;
     let base = server.url();
     let client = Client::new();
 
-    let login = json!({ "username": "alice", "password": "alice-password" });
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&login))
+    let r = login(&client, &base, "alice", "alice-password")
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
@@ -76,42 +73,31 @@ async fn redis_outage_fails_closed_then_recovers() {
 
     let bearer = format!("Bearer {access}");
     for attempt in 0..3 {
-        let start = Instant::now();
-        let r = client
-            .get(&format!("{base}/me"), Some(&access))
-            .await
-            .unwrap();
-        assert_unavailable(&format!("GET /me #{attempt}"), &r, start.elapsed());
+        let me = format!("{base}/me");
+        unavailable(
+            &format!("GET /me #{attempt}"),
+            client.get(&me, Some(&access)),
+        )
+        .await;
     }
-    let start = Instant::now();
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&login))
-        .await
-        .unwrap();
-    assert_unavailable("POST /login", &r, start.elapsed());
-    let start = Instant::now();
-    let r = client
-        .post(
-            &format!("{base}/refresh"),
-            &[],
-            Some(&json!({ "refresh_token": refresh })),
-        )
-        .await
-        .unwrap();
-    assert_unavailable("POST /refresh", &r, start.elapsed());
-    let start = Instant::now();
-    let r = client
-        .post(
-            &format!("{base}/logout"),
-            &[("authorization", &bearer)],
-            None,
-        )
-        .await
-        .unwrap();
-    assert_unavailable("POST /logout", &r, start.elapsed());
+    unavailable(
+        "POST /login",
+        login(&client, &base, "alice", "alice-password"),
+    )
+    .await;
+    let (url, body) = (
+        format!("{base}/refresh"),
+        json!({ "refresh_token": refresh }),
+    );
+    unavailable("POST /refresh", client.post(&url, &[], Some(&body))).await;
+    let (url, auth) = (
+        format!("{base}/logout"),
+        [("authorization", bearer.as_str())],
+    );
+    unavailable("POST /logout", client.post(&url, &auth, None)).await;
 
     // Back on the same port (empty: no persistence): the service recovers on its own.
-    let _redis = common::ThrowawayRedis::start(port);
+    redis.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let r = client
@@ -125,8 +111,7 @@ async fn redis_outage_fails_closed_then_recovers() {
         assert!(Instant::now() < deadline, "no recovery within 15 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&login))
+    let r = login(&client, &base, "alice", "alice-password")
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());

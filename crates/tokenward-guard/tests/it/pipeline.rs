@@ -1,11 +1,6 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! The Guard pipeline without a web framework: the adapters' case table run through a
-//! minimal in-process "adapter", failure policies, the combined check, key refetch, audit.
+//! minimal in-process "adapter", failure policies, the combined check, key refetch,
+//! configuration. (Audit events: `tests/audit.rs`.)
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, SharedKeySet, TokenIssuer};
+use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, SharedKeySet};
 use tokenward_core::{FailurePolicy, StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_guard::testkit::{self, Fixture};
 use tokenward_guard::{
@@ -23,6 +18,8 @@ use tokenward_guard::{
 use tokenward_ratelimit::{Decision, GcraQuota, RateLimitStore};
 use tokenward_refresh::MemoryRefreshStore;
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
+
+use crate::common::{issuer, keys};
 
 /// The smallest adapter: what tokenward-axum and tokenward-actix do, minus HTTP.
 async fn serve(f: &Fixture, case: &testkit::Case) -> (u16, Vec<(String, String)>, String) {
@@ -103,17 +100,6 @@ async fn check_catches_a_wrong_answer() {
     let token = valid.headers[1].1.trim_start_matches("Bearer ").to_owned();
     let body = format!(r#"{{"sub":"alice","t":"{token}"}}"#);
     assert!(testkit::check(valid, 200, &[], &body).is_err());
-}
-
-fn keys() -> KeySet {
-    KeySet::single(Key::hmac("k1", Algorithm::HS256, &[9u8; 32]).unwrap())
-}
-
-fn issuer(keys: &KeySet) -> TokenIssuer {
-    TokenIssuer::builder(keys.clone(), "iss")
-        .audience("aud")
-        .build()
-        .unwrap()
 }
 
 fn request<'a>(creds: Credentials<'a>) -> AuthRequest<'a> {
@@ -583,104 +569,6 @@ async fn revoking_through_the_guard() {
     guard.revoke_token(&auth).await.unwrap();
     let d = guard.authenticate(&req).await.unwrap_err();
     assert_eq!(d.reason(), "token");
-}
-
-mod audit {
-    use super::*;
-    use std::io::Write;
-    use tracing_subscriber::fmt::MakeWriter;
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl<'a> MakeWriter<'a> for Buf {
-        type Writer = Buf;
-        fn make_writer(&'a self) -> Buf {
-            self.clone()
-        }
-    }
-
-    /// A process-wide subscriber: a subscriber scoped to this thread (`with_default`) can
-    /// miss events whose callsite another test thread registered first without one (the
-    /// interest is cached per callsite). Other tests of this binary log into the buffer too;
-    /// only this test's lines (its own path) are looked at.
-    #[test]
-    fn every_decision_is_audited_without_the_token() {
-        const PATH: &str = "/audited-only-here";
-        let buf = Buf::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buf.clone())
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let keys = keys();
-        let token = issuer(&keys)
-            .issue(&AccessToken::new("alice").sid("s1"))
-            .unwrap()
-            .token;
-        fn req(creds: Credentials<'_>) -> AuthRequest<'_> {
-            AuthRequest::new("GET", PATH, "192.0.2.1".parse().unwrap(), creds)
-        }
-        runtime.block_on(async {
-            let guard = GuardConfig::new("iss", "aud")
-                .guard_builder(keys.clone(), GuardStores::memory(), None)
-                .unwrap()
-                .build();
-            guard
-                .authenticate(&req(Credentials::Bearer(&token)))
-                .await
-                .unwrap();
-            let tampered = format!("{token}x");
-            let _ = guard
-                .authenticate(&req(Credentials::Bearer(&tampered)))
-                .await;
-            let _ = guard.authenticate(&req(Credentials::Absent)).await;
-        });
-        let all = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = all
-            .lines()
-            .filter(|l| l.contains(&format!("path=\"{PATH}\"")))
-            .collect();
-        let out = lines.join("\n");
-        assert_eq!(lines.len(), 3, "{out}");
-        assert!(lines[0].contains("tokenward::audit"), "{out}");
-        for field in [
-            "decision=\"allow\"",
-            "reason=\"ok\"",
-            "sub=\"alice\"",
-            "sid=\"s1\"",
-            "kid=\"k1\"",
-            "iss=\"iss\"",
-            "client_ip=192.0.2.1",
-            "method=\"GET\"",
-            "path=\"/audited-only-here\"",
-            "latency_us=",
-            "jti=\"",
-        ] {
-            assert!(lines[0].contains(field), "{field} missing: {}", lines[0]);
-        }
-        assert!(lines[1].contains("decision=\"deny\""), "{}", lines[1]);
-        assert!(lines[1].contains("token_fp=\""), "{}", lines[1]);
-        assert!(
-            lines[2].contains("reason=\"missing_token\""),
-            "{}",
-            lines[2]
-        );
-        // Neither the token nor its signature part appears anywhere.
-        let signature = token.rsplit('.').next().unwrap();
-        assert!(!all.contains(signature), "{all}");
-    }
 }
 
 mod config {

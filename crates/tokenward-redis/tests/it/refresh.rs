@@ -2,14 +2,6 @@
 //! checked on a dump of every key and value under the test's prefix), TTLs on every key, a
 //! family's keys in one hash slot, two application instances rotating one token, corrupt
 //! family data.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +15,7 @@ use tokenward_refresh::{
 };
 use tokenward_revocation::MemoryRevocationStore;
 
-use common::{config, delete_under, dump_prefix, keys_under, raw_connection, refresh_store};
+use crate::common::{config, delete_under, dump_prefix, keys_under, raw_connection, refresh_store};
 
 /// Everything stored under one prefix.
 struct PrefixDump(String);

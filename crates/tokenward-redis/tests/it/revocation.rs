@@ -1,13 +1,5 @@
 //! `RedisRevocationStore` against a real Redis: the conformance suite, TTLs on every key, the
 //! documented key layout, corrupt data, configuration errors.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +9,7 @@ use tokenward_redis::{Error, RedisConfig, RedisRevocationStore};
 use tokenward_revocation::conformance::{RealClock, RevocationEnv};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
-use common::{RedisProbe, keys_under, raw_connection, store};
+use crate::common::{RedisProbe, keys_under, raw_connection, set_raw, set_wrong_type, store};
 
 async fn make_env() -> RevocationEnv {
     let store = store("conformance").await;
@@ -149,29 +141,14 @@ async fn past_until_writes_nothing() {
 #[tokio::test]
 async fn corrupt_entries_are_errors_never_active() {
     let store = store("corrupt").await;
-    let mut conn = raw_connection().await;
-    let set = |key: String, value: &'static str| {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("EX").arg(60);
-        cmd
-    };
     for (i, garbage) in ["revoked", "", "-5", "1.5e12", "12 "]
         .into_iter()
         .enumerate()
     {
         let (j, s, u) = (format!("j{i}"), format!("s{i}"), format!("u{i}"));
-        let _: () = set(store.token_key(&j), garbage)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let _: () = set(store.session_key(&s), garbage)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let _: () = set(store.subject_key(&u), garbage)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        set_raw(&store.token_key(&j), garbage).await;
+        set_raw(&store.session_key(&s), garbage).await;
+        set_raw(&store.subject_key(&u), garbage).await;
         for t in [
             token(Some(&j), None, None),
             token(None, Some(&s), None),
@@ -190,19 +167,7 @@ async fn corrupt_entries_are_errors_never_active() {
 
     // A key of the wrong type, read by check and written by a revoke.
     let key = store.token_key("hash");
-    let _: () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("f")
-        .arg("v")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("EXPIRE")
-        .arg(&key)
-        .arg(60)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    set_wrong_type(&key).await;
     let got = store.check(&token(Some("hash"), None, None)).await;
     assert_eq!(got.map_err(|e| e.kind()), Err(StoreErrorKind::Corrupt));
     let got = store

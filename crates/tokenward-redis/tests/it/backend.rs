@@ -1,47 +1,20 @@
 //! `RedisBackend`'s shared connections, counted by a throwaway Redis of our own: concurrent
 //! calls share `pool_size` connections, error replies keep them, a connection the server
 //! closes is replaced before a call uses it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::time::Duration;
 
 use tokenward_core::{StoreErrorKind, TokenRef, UnixTime};
 use tokenward_ratelimit::{GcraQuota, RateLimitStore};
-use tokenward_redis::{RedisConfig, RedisStores};
 use tokenward_revocation::RevocationStatus;
 
-use common::{ThrowawayRedis, free_port};
+use tokenward_testsupport::ThrowawayRedis;
 
-fn stores_at(server: &ThrowawayRedis, pool_size: usize) -> RedisStores {
-    RedisStores::connect(
-        &RedisConfig::new(server.url())
-            .key_prefix("backend:")
-            .operation_timeout(Duration::from_secs(2))
-            .pool_size(pool_size),
-    )
-    .unwrap()
-}
+use crate::common::{info, own_server_stores, stat};
 
-async fn admin(server: &ThrowawayRedis) -> redis::aio::MultiplexedConnection {
-    let client = redis::Client::open(server.url()).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
-async fn stat(conn: &mut redis::aio::MultiplexedConnection, name: &str) -> u64 {
-    let text: String = redis::cmd("INFO").query_async(conn).await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO"))
-        .trim()
-        .parse()
-        .unwrap()
+/// How many connections the server has accepted so far.
+async fn connections_received(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    stat(&info(conn).await, "total_connections_received")
 }
 
 fn token(i: usize) -> (String, u64) {
@@ -50,10 +23,9 @@ fn token(i: usize) -> (String, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_share_pool_size_connections() {
-    let server = ThrowawayRedis::start(free_port());
-    let mut conn = admin(&server).await;
-    let before = stat(&mut conn, "total_connections_received").await;
-    let stores = stores_at(&server, 2);
+    let server = ThrowawayRedis::start();
+    let (stores, mut conn) = own_server_stores(&server, "backend:", 2).await;
+    let before = connections_received(&mut conn).await;
     let quota = GcraQuota::new(1_000_000, Duration::from_secs(1));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..64 {
@@ -82,7 +54,7 @@ async fn concurrent_calls_share_pool_size_connections() {
         done.unwrap();
     }
     // 1 280 calls, 64 at a time, over exactly two connections.
-    let after = stat(&mut conn, "total_connections_received").await;
+    let after = connections_received(&mut conn).await;
     assert_eq!(after - before, 2);
     assert!(
         format!("{stores:?}").contains("open_connections: 2"),
@@ -92,13 +64,12 @@ async fn concurrent_calls_share_pool_size_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_replies_keep_the_connection() {
-    let server = ThrowawayRedis::start(free_port());
-    let mut conn = admin(&server).await;
-    let stores = stores_at(&server, 1);
+    let server = ThrowawayRedis::start();
+    let (stores, mut conn) = own_server_stores(&server, "backend:", 1).await;
     let rl = stores.ratelimit();
     let quota = GcraQuota::new(10, Duration::from_secs(1));
     rl.gcra("k", &quota, 1).await.unwrap();
-    let before = stat(&mut conn, "total_connections_received").await;
+    let before = connections_received(&mut conn).await;
 
     // WRONGTYPE from inside a script: a corrupt-state error, the connection stays.
     let _: () = redis::cmd("HSET")
@@ -123,18 +94,17 @@ async fn error_replies_keep_the_connection() {
         .unwrap();
     rl.gcra("k", &quota, 1).await.unwrap();
     stores.backend().ping().await.unwrap();
-    assert_eq!(stat(&mut conn, "total_connections_received").await, before);
+    assert_eq!(connections_received(&mut conn).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_the_server_closes_is_replaced_before_a_call_uses_it() {
-    let server = ThrowawayRedis::start(free_port());
-    let mut conn = admin(&server).await;
-    let stores = stores_at(&server, 2);
+    let server = ThrowawayRedis::start();
+    let (stores, mut conn) = own_server_stores(&server, "backend:", 2).await;
     for _ in 0..4 {
         stores.backend().ping().await.unwrap();
     }
-    let before = stat(&mut conn, "total_connections_received").await;
+    let before = connections_received(&mut conn).await;
     // The server drops every client but this one (what a restart, a failover or an idle
     // timeout does to the store's connections while nobody uses them).
     let killed: i64 = redis::cmd("CLIENT")
@@ -158,8 +128,5 @@ async fn a_connection_the_server_closes_is_replaced_before_a_call_uses_it() {
     for _ in 0..4 {
         stores.backend().ping().await.unwrap();
     }
-    assert_eq!(
-        stat(&mut conn, "total_connections_received").await - before,
-        2
-    );
+    assert_eq!(connections_received(&mut conn).await - before, 2);
 }

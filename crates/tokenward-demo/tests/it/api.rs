@@ -1,13 +1,5 @@
 //! The API's edges over real HTTP: error bodies, the binary's flags and first line, the key
 //! directory `tokenward keygen` writes, graceful shutdown.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -18,15 +10,15 @@ use serde_json::json;
 use tokenward_claims::{Algorithm, Key, KeySet, generate_pkcs8};
 use tokenward_demo::client::Client;
 
+use crate::common::{config, keys, login, start};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
-    let server = common::start(&common::config(), common::keys()).await;
+    let server = start(&config(), keys()).await;
     let base = server.url();
     let client = Client::new();
 
-    let wrong = json!({ "username": "alice", "password": "hunter2-secret" });
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&wrong))
+    let r = login(&client, &base, "alice", "hunter2-secret")
         .await
         .unwrap();
     assert_eq!(r.status, 401);
@@ -46,9 +38,7 @@ async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
     );
 
     // An unknown user gets exactly the same answer.
-    let unknown = json!({ "username": "nobody", "password": "hunter2-secret" });
-    let r2 = client
-        .post(&format!("{base}/login"), &[], Some(&unknown))
+    let r2 = login(&client, &base, "nobody", "hunter2-secret")
         .await
         .unwrap();
     assert_eq!((r2.status, r2.text()), (r.status, r.text()));
@@ -77,9 +67,7 @@ async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
     assert_eq!(r.str_field("error").as_deref(), Some("invalid_grant"));
     assert!(!r.text().contains(garbage));
 
-    let login = json!({ "username": "alice", "password": "alice-password" });
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&login))
+    let r = login(&client, &base, "alice", "alice-password")
         .await
         .unwrap();
     assert_eq!(r.status, 200);
@@ -98,9 +86,7 @@ async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
     assert_eq!(r.status, 400, "{}", r.text());
 
     // Admin: the scope is in the token and opens /admin/stats.
-    let admin = json!({ "username": "admin", "password": "admin-password" });
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&admin))
+    let r = login(&client, &base, "admin", "admin-password")
         .await
         .unwrap();
     let access = r.str_field("access_token").unwrap();
@@ -215,9 +201,7 @@ fn binary_prints_its_address_first_and_stops_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(jwks.json()["keys"][0]["kid"], "k1");
-        let login = json!({ "username": "bob", "password": "bob-password" });
-        let r = client
-            .post(&format!("http://{url}/login"), &[], Some(&login))
+        let r = login(&client, &format!("http://{url}"), "bob", "bob-password")
             .await
             .unwrap();
         assert_eq!(r.status, 200);
@@ -245,9 +229,9 @@ fn binary_prints_its_address_first_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_password_guesses_cannot_outrun_the_ban() {
-    let config = common::config();
+    let config = config();
     let maxretry = usize::try_from(config.ban_maxretry).unwrap();
-    let server = common::start(&config, common::keys()).await;
+    let server = start(&config, keys()).await;
     let base = server.url();
     let client = Client::new();
     let wrong = json!({ "username": "alice", "password": "guess" });
@@ -280,9 +264,7 @@ async fn parallel_password_guesses_cannot_outrun_the_ban() {
         "parallel guesses reaching the password check; the ban allows {maxretry}"
     );
     // The right password is refused now: the address is banned.
-    let right = json!({ "username": "alice", "password": "alice-password" });
-    let r = client
-        .post(&format!("{base}/login"), &[], Some(&right))
+    let r = login(&client, &base, "alice", "alice-password")
         .await
         .unwrap();
     assert_eq!(r.status, 429, "{}", r.text());

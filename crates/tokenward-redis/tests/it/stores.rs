@@ -3,14 +3,6 @@
 //! separate stores over tables of cases, a revoked token (or a banned client) consuming no
 //! rate-limit cell, a limit shared by two instances, a hash-tagged prefix, outages, NOSCRIPT,
 //! and the round trips counted by Redis itself.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +14,11 @@ use tokenward_ratelimit::{BanQuota, Decision, GcraQuota, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisStores, RequestCheck};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
-use common::{
-    ThrowawayRedis, bounded_failure, config, dump_prefix, free_port, raw_connection, unique_prefix,
+use tokenward_testsupport::{ThrowawayRedis, command_calls, free_port, redis_url, unique_prefix};
+
+use crate::common::{
+    OUTAGE, bounded_failure, config, delete_under, dump_prefix, info, keys_under, outage_config,
+    own_server_stores, raw_connection, set_raw, set_wrong_type, stat,
 };
 
 /// 2 per hour, burst 2: nothing replenishes while a test runs (T = 30 min).
@@ -276,7 +271,6 @@ fn token(case: &Case) -> TokenRef<'static> {
 
 /// Writes a case's revocation entries and uses up `before` cells of the limit.
 async fn prepare(stores: &RedisStores, case: &Case, limit: Limit) {
-    let mut conn = raw_connection().await;
     let revocation = stores.revocation();
     for &(rule, entry) in case.entries {
         let key = match rule {
@@ -285,31 +279,8 @@ async fn prepare(stores: &RedisStores, case: &Case, limit: Limit) {
             Rule::Subject => revocation.subject_key("u"),
         };
         match entry {
-            Entry::Value(v) => {
-                let _: () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(v)
-                    .arg("EX")
-                    .arg(600)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-            Entry::Hash => {
-                let _: () = redis::cmd("HSET")
-                    .arg(&key)
-                    .arg("f")
-                    .arg("v")
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                let _: () = redis::cmd("EXPIRE")
-                    .arg(&key)
-                    .arg(600)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
+            Entry::Value(v) => set_raw(&key, v).await,
+            Entry::Hash => set_wrong_type(&key).await,
         }
     }
     if let Limit::Used { before, .. } = limit {
@@ -429,13 +400,21 @@ async fn check_token_equals_the_separate_stores() {
         }
     }
     // The table covers every outcome.
-    for class in [
-        "active, allowed",
-        "active, denied",
-        "active, no limit",
-        "revoked",
-        "corrupt",
-    ] {
+    covers_every_class(
+        &seen,
+        &[
+            "active, allowed",
+            "active, denied",
+            "active, no limit",
+            "revoked",
+            "corrupt",
+        ],
+    );
+}
+
+/// Every one of `classes` was the outcome of at least one case in `seen`.
+fn covers_every_class(seen: &BTreeMap<&str, usize>, classes: &[&str]) {
+    for class in classes {
         assert!(
             seen.get(class).is_some_and(|&n| n > 0),
             "no case is {class}: {seen:?}"
@@ -609,7 +588,7 @@ async fn a_hash_tagged_prefix_works() {
     raw_connection().await;
     let prefix = format!("{{{}}}:", unique_prefix("tagged"));
     let s = RedisStores::connect(
-        &RedisConfig::new(common::redis_url())
+        &RedisConfig::new(redis_url())
             .key_prefix(&prefix)
             .operation_timeout(Duration::from_secs(2)),
     )
@@ -639,24 +618,16 @@ async fn a_hash_tagged_prefix_works() {
         s.check_token(&t("a", "{fam}"), limit).await.unwrap(),
         (RevocationStatus::Revoked(RevokedBy::Session), None)
     );
-    let keys = common::keys_under(&prefix).await;
+    let keys = keys_under(&prefix).await;
     assert_eq!(keys.len(), 2, "{keys:?}");
     for key in &keys {
         assert!(key.starts_with(&prefix), "{key}");
     }
-    common::delete_under(&prefix).await;
+    delete_under(&prefix).await;
 }
 
-const TIMEOUT: Duration = common::TIMEOUT;
-const OUTAGE: &[StoreErrorKind] = &[StoreErrorKind::Unavailable, StoreErrorKind::Timeout];
-
 fn stores_at(url: &str) -> RedisStores {
-    RedisStores::connect(
-        &RedisConfig::new(url)
-            .key_prefix(unique_prefix("stores-outage"))
-            .operation_timeout(TIMEOUT),
-    )
-    .unwrap()
+    RedisStores::connect(&outage_config("stores-outage", url)).unwrap()
 }
 
 fn any_token() -> TokenRef<'static> {
@@ -702,8 +673,7 @@ async fn check_fails(s: &RedisStores, kinds: &[StoreErrorKind], what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outages_fail_within_the_timeout_and_recover() {
-    let port = free_port();
-    let server = ThrowawayRedis::start(port);
+    let mut server = ThrowawayRedis::start();
     let s = stores_at(&server.url());
     let (status, d) = s
         .check_token(&any_token(), Some((LIMIT_KEY, &QUOTA, 1)))
@@ -718,7 +688,7 @@ async fn outages_fail_within_the_timeout_and_recover() {
     for round in 0..3 {
         check_fails(&s, OUTAGE, &format!("killed, round {round}")).await;
     }
-    let _server = ThrowawayRedis::start(port);
+    server.restart();
     let (status, d) = s
         .check_token(&any_token(), Some((LIMIT_KEY, &QUOTA, 1)))
         .await
@@ -758,42 +728,50 @@ async fn outages_fail_within_the_timeout_and_recover() {
     );
 }
 
-/// `INFO` sections as `name → value` (e.g. `total_commands_processed`, `cmdstat_get`).
-async fn info(conn: &mut redis::aio::MultiplexedConnection) -> BTreeMap<String, String> {
-    let text: String = redis::cmd("INFO")
-        .arg("stats")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-fn calls(info: &BTreeMap<String, String>, command: &str) -> u64 {
-    info.get(&format!("cmdstat_{command}")).map_or(0, |v| {
-        let calls = v.split(',').next().unwrap();
-        calls.strip_prefix("calls=").unwrap().parse().unwrap()
-    })
-}
-
-fn stat(info: &BTreeMap<String, String>, name: &str) -> u64 {
-    info[name].parse().unwrap()
+/// What a server of the test's own processed between the `INFO`s `before` and `after`, in
+/// which the client sent `n` calls of `what` (and the one `INFO` of `after`). Checks that each
+/// call was one `EVALSHA` and nothing else (no `EVAL`, `SCRIPT`, `PING`, handshake), that no
+/// connection was opened, and that the commands `internal` the scripts ran are, with the
+/// client's `n + 1`, everything the server processed. Returns the calls of each command.
+fn one_evalsha_per_call(
+    what: &str,
+    before: &redis::InfoDict,
+    after: &redis::InfoDict,
+    n: u64,
+    internal: &[&str],
+) -> impl Fn(&str) -> u64 + use<> {
+    let (before_calls, after_calls) = (command_calls(before), command_calls(after));
+    let delta = move |c: &str| {
+        after_calls.get(c).copied().unwrap_or(0) - before_calls.get(c).copied().unwrap_or(0)
+    };
+    assert_eq!(delta("evalsha"), n);
+    assert_eq!(delta("info"), 1);
+    for quiet in [
+        "eval", "script", "ping", "hello", "client", "select", "auth",
+    ] {
+        assert_eq!(delta(quiet), 0, "{quiet}");
+    }
+    let inside = internal.iter().map(|c| delta(c)).sum::<u64>();
+    let processed =
+        stat(after, "total_commands_processed") - stat(before, "total_commands_processed");
+    assert_eq!(processed, n + 1 + inside, "commands not accounted for");
+    assert_eq!(
+        stat(after, "total_connections_received"),
+        stat(before, "total_connections_received"),
+        "reconnects"
+    );
+    eprintln!(
+        "{n} {what}: {} EVALSHA, {processed} commands processed in all ({inside} inside the \
+         scripts)",
+        delta("evalsha")
+    );
+    delta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_evalsha_per_check_counted_by_redis() {
-    // A server of our own: no other client's commands in its counters.
-    let server = ThrowawayRedis::start(free_port());
-    let s = RedisStores::connect(
-        &RedisConfig::new(server.url())
-            .key_prefix("rt:")
-            .operation_timeout(Duration::from_secs(2))
-            .pool_size(2),
-    )
-    .unwrap();
+    let server = ThrowawayRedis::start();
+    let (s, mut conn) = own_server_stores(&server, "rt:", 2).await;
     let exp = UnixTime::from_secs(4_000_000_000);
     s.revocation()
         .revoke_token(&StoreId::new("revoked").unwrap(), exp)
@@ -815,8 +793,6 @@ async fn one_evalsha_per_check_counted_by_redis() {
     for _ in 0..8 {
         s.check_token(&token("active"), limit).await.unwrap();
     }
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let before = info(&mut conn).await;
 
     const N: u64 = 60;
@@ -841,54 +817,23 @@ async fn one_evalsha_per_check_counted_by_redis() {
         }
     }
     let after = info(&mut conn).await;
-    let delta = |c: &str| calls(&after, c) - calls(&before, c);
-
-    // One EVALSHA per check, nothing else from the client but our one INFO in between.
-    assert_eq!(delta("evalsha"), N);
-    assert_eq!(delta("info"), 1);
-    for quiet in [
-        "eval", "script", "ping", "hello", "client", "select", "auth",
-    ] {
-        assert_eq!(delta(quiet), 0, "{quiet}");
-    }
+    let delta = one_evalsha_per_call("checks", &before, &after, N, &["get", "time", "set"]);
     // Inside the scripts: 3 GETs of revocation keys per check, plus TIME, GET and SET of
     // the GCRA step for an active token with a limit (none for a revoked one).
     assert_eq!(delta("get"), 3 * N + active);
     assert_eq!(delta("time"), active);
     assert_eq!(delta("set"), active);
     assert_eq!(revoked + unlimited + active, N);
-    // Every command Redis processed is accounted for: the client sent N + 1.
-    let internal = delta("get") + delta("time") + delta("set");
-    assert_eq!(
-        stat(&after, "total_commands_processed") - stat(&before, "total_commands_processed"),
-        N + 1 + internal
-    );
-    // No reconnects.
-    assert_eq!(
-        stat(&after, "total_connections_received"),
-        stat(&before, "total_connections_received")
-    );
-    eprintln!(
-        "{N} checks: {} EVALSHA, {} commands processed in all ({internal} inside the scripts)",
-        delta("evalsha"),
-        stat(&after, "total_commands_processed") - stat(&before, "total_commands_processed")
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_script_is_reloaded_after_script_flush() {
-    let server = ThrowawayRedis::start(free_port());
-    let s = RedisStores::connect(
-        &RedisConfig::new(server.url())
-            .key_prefix("noscript:")
-            .operation_timeout(Duration::from_secs(2)),
-    )
-    .unwrap();
+    let server = ThrowawayRedis::start();
+    let (s, mut conn) =
+        own_server_stores(&server, "noscript:", RedisConfig::DEFAULT_POOL_SIZE).await;
     let limit = Some((LIMIT_KEY, &QUOTA, 1));
     let (_, d) = s.check_token(&any_token(), limit).await.unwrap();
     assert_eq!(d.unwrap().remaining, 1);
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     assert_eq!(cached_scripts(&mut conn).await, 1);
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
@@ -906,17 +851,7 @@ async fn the_script_is_reloaded_after_script_flush() {
 }
 
 async fn cached_scripts(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let text: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(conn)
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    stat(&info(conn).await, "number_of_cached_scripts")
 }
 
 // ---- check_request: the client's ban status too -------------------------------------------
@@ -1122,26 +1057,24 @@ async fn check_request_equals_ban_status_then_check_token() {
                     _ => "other",
                 };
                 *seen.entry(class).or_default() += 1;
-                common::delete_under(a.backend().key_prefix()).await;
-                common::delete_under(b.backend().key_prefix()).await;
+                delete_under(a.backend().key_prefix()).await;
+                delete_under(b.backend().key_prefix()).await;
             }
         }
     }
-    for class in [
-        "revoked and banned",
-        "banned",
-        "not banned, 0 failures, limited",
-        "not banned, 2 failures, limited",
-        "no ban asked, limited",
-        "revoked",
-        "corrupt ban marker",
-        "corrupt revocation entry",
-    ] {
-        assert!(
-            seen.get(class).is_some_and(|&n| n > 0),
-            "no case is {class}: {seen:?}"
-        );
-    }
+    covers_every_class(
+        &seen,
+        &[
+            "revoked and banned",
+            "banned",
+            "not banned, 0 failures, limited",
+            "not banned, 2 failures, limited",
+            "no ban asked, limited",
+            "revoked",
+            "corrupt ban marker",
+            "corrupt revocation entry",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -1209,20 +1142,13 @@ async fn check_request_in_detail() {
             "{what}"
         );
     }
-    common::delete_under(s.backend().key_prefix()).await;
+    delete_under(s.backend().key_prefix()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_evalsha_per_check_request_counted_by_redis() {
-    // A server of our own: no other client's commands in its counters.
-    let server = ThrowawayRedis::start(free_port());
-    let s = RedisStores::connect(
-        &RedisConfig::new(server.url())
-            .key_prefix("rq:")
-            .operation_timeout(Duration::from_secs(2))
-            .pool_size(2),
-    )
-    .unwrap();
+    let server = ThrowawayRedis::start();
+    let (s, mut conn) = own_server_stores(&server, "rq:", 2).await;
     let t = any_token();
     let q = GcraQuota::new(1_000_000, Duration::from_secs(1));
     let limit = Some(("subject:u", &q, 1));
@@ -1238,8 +1164,6 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
             .await
             .unwrap();
     }
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let before = info(&mut conn).await;
 
     const N: u64 = 60;
@@ -1261,16 +1185,14 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
         }
     }
     let after = info(&mut conn).await;
-    let delta = |c: &str| calls(&after, c) - calls(&before, c);
-
-    // One EVALSHA per request, nothing else from the client but our one INFO in between.
-    assert_eq!(delta("evalsha"), N);
-    assert_eq!(delta("info"), 1);
-    for quiet in [
-        "eval", "script", "ping", "hello", "client", "select", "auth",
-    ] {
-        assert_eq!(delta(quiet), 0, "{quiet}");
-    }
+    let internal = ["pttl", "zcount", "zrangebyscore", "time", "get", "set"];
+    let delta = one_evalsha_per_call(
+        "check_request calls (ban + token + limit)",
+        &before,
+        &after,
+        N,
+        &internal,
+    );
     assert_eq!((charged, with_failures, was_banned), (40, 20, 20));
     // Inside the script: PTTL of the ban marker; not banned, TIME and ZCOUNT (and the oldest
     // failure when there are some); 3 GETs of revocation keys; TIME, GET and SET of the GCRA
@@ -1281,23 +1203,4 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
     assert_eq!(delta("time"), 2 * charged);
     assert_eq!(delta("get"), 3 * N + charged);
     assert_eq!(delta("set"), charged);
-    let internal = ["pttl", "zcount", "zrangebyscore", "time", "get", "set"]
-        .iter()
-        .map(|c| delta(c))
-        .sum::<u64>();
-    // Every command Redis processed is accounted for: the client sent N + 1.
-    assert_eq!(
-        stat(&after, "total_commands_processed") - stat(&before, "total_commands_processed"),
-        N + 1 + internal
-    );
-    assert_eq!(
-        stat(&after, "total_connections_received"),
-        stat(&before, "total_connections_received")
-    );
-    eprintln!(
-        "{N} check_request calls (ban + token + limit): {} EVALSHA, {} commands processed in \
-         all ({internal} inside the scripts)",
-        delta("evalsha"),
-        stat(&after, "total_commands_processed") - stat(&before, "total_commands_processed")
-    );
 }

@@ -1,12 +1,6 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! Fault injection with a real Redis (issue 9): a throwaway `redis-server` (append-only file,
 //! so a SIGKILL + restart keeps its data), a TCP fault proxy in front of it
-//! (`fault_support::FaultProxy`: pass / delay / drop / black-hole), and under each fault 32
+//! (`fault_proxy::FaultProxy`: pass / delay / drop / black-hole), and under each fault 32
 //! tasks authenticating through one `Guard` on `RedisStores` — valid tokens (including the
 //! latest access token of each refresh family), a revoked token, forged and garbage tokens —
 //! while one task per family keeps rotating it through a `RefreshEngine` on the same Redis.
@@ -21,13 +15,10 @@
 //! retried with the same token, within the grace window, and every family still rotates).
 //!
 //! Each scenario prints its counts (`cargo nextest run -p tokenward-guard --all-features
-//! --test faults --no-capture`); docs/operations.md records a run.
+//! --test it faults:: --no-capture`); docs/operations.md records a run.
 
 #[cfg(feature = "redis")]
-mod fault_support;
-
-#[cfg(feature = "redis")]
-mod faults {
+mod on_redis {
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
@@ -40,7 +31,10 @@ mod faults {
     use tokenward_redis::{RedisConfig, RedisStores};
     use tokenward_refresh::{RefreshConfig, RefreshEngine, RotationKind};
 
-    use crate::fault_support::{FaultProxy, Mode, TempDir, ThrowawayRedis, free_port};
+    use tokenward_testsupport::{ThrowawayRedis, unique_prefix};
+
+    use crate::common::{issuer, keys};
+    use crate::fault_proxy::{FaultProxy, Mode};
 
     /// The Redis operation timeout of every store here.
     const TIMEOUT: Duration = Duration::from_millis(200);
@@ -56,10 +50,6 @@ mod faults {
     const BEFORE: Duration = Duration::from_millis(800);
     const DURING: Duration = Duration::from_secs(2);
     const AFTER: Duration = Duration::from_millis(800);
-
-    fn keys() -> KeySet {
-        KeySet::single(Key::hmac("k1", Algorithm::HS256, &[9u8; 32]).unwrap())
-    }
 
     fn now_secs() -> u64 {
         SystemTime::now()
@@ -293,12 +283,8 @@ mod faults {
     impl Harness {
         /// Sets up tokens and families on `url` (while it is healthy) and starts the traffic.
         async fn start(name: &'static str, url: &str) -> Harness {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
             let config = RedisConfig::new(url)
-                .key_prefix(format!("tw-test:faults:{name}:{nanos}:"))
+                .key_prefix(unique_prefix(&format!("guard-faults-{name}")))
                 .operation_timeout(TIMEOUT);
             let redis = RedisStores::connect(&config).unwrap();
             redis.backend().ping().await.unwrap();
@@ -309,10 +295,7 @@ mod faults {
                 .guard_builder(keys(), stores.clone(), None)
                 .unwrap()
                 .build();
-            let issuer = TokenIssuer::builder(keys(), "iss")
-                .audience("aud")
-                .build()
-                .unwrap();
+            let issuer = issuer(&keys());
             let engine = RefreshEngine::new(
                 Arc::clone(&stores.refresh),
                 Arc::clone(&stores.revocation),
@@ -353,10 +336,7 @@ mod faults {
                 .await
                 .unwrap();
             let other = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32]).unwrap());
-            let forged = TokenIssuer::builder(other, "iss")
-                .audience("aud")
-                .build()
-                .unwrap()
+            let forged = crate::common::issuer(&other)
                 .issue(&AccessToken::new("fixed-0"))
                 .unwrap()
                 .token;
@@ -516,24 +496,28 @@ mod faults {
         println!("{out}");
     }
 
-    /// A throwaway Redis in a temp dir and a fault proxy in front of it.
-    async fn redis_and_proxy() -> (TempDir, ThrowawayRedis, FaultProxy) {
-        let dir = TempDir::new();
-        let redis = ThrowawayRedis::start(free_port(), dir.path());
+    /// A throwaway Redis with an append-only file, so that a SIGKILL + restart keeps its data.
+    fn redis() -> ThrowawayRedis {
+        ThrowawayRedis::builder().append_only().start()
+    }
+
+    /// The traffic of scenario `name` through a fault proxy in front of a throwaway Redis;
+    /// the proxy turns to `mode` for [`DURING`], then passes traffic again.
+    async fn through_proxy(name: &'static str, mode: Mode) -> Stats {
+        let redis = redis();
         let proxy = FaultProxy::start(redis.addr()).await;
-        (dir, redis, proxy)
+        let h = Harness::start(name, &proxy.url()).await;
+        h.before().await;
+        proxy.set(mode);
+        tokio::time::sleep(DURING).await;
+        proxy.recover();
+        h.recover_and_finish().await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn delay_below_the_timeout_changes_nothing() {
-        let (_dir, _redis, proxy) = redis_and_proxy().await;
-        let h = Harness::start("delay_below", &proxy.url()).await;
-        h.before().await;
         // 2 × 20 ms per round trip, against a 200 ms timeout.
-        proxy.set(Mode::Delay(Duration::from_millis(20)));
-        tokio::time::sleep(DURING).await;
-        proxy.recover();
-        let stats = h.recover_and_finish().await;
+        let stats = through_proxy("delay_below", Mode::Delay(Duration::from_millis(20))).await;
         let ok = stats.count(1, Kind::Valid, 200);
         let unavailable = stats.count(1, Kind::Valid, 503);
         // Correct answers throughout; the odd 503 is scheduling noise of a loaded machine, a
@@ -547,64 +531,43 @@ mod faults {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn delay_above_the_timeout_is_503_within_the_timeout() {
-        let (_dir, _redis, proxy) = redis_and_proxy().await;
-        let h = Harness::start("delay_above", &proxy.url()).await;
-        h.before().await;
-        proxy.set(Mode::Delay(Duration::from_millis(400)));
-        tokio::time::sleep(DURING).await;
-        proxy.recover();
-        let stats = h.recover_and_finish().await;
+        let stats = through_proxy("delay_above", Mode::Delay(Duration::from_millis(400))).await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropped_connections_are_503_then_recover() {
-        let (_dir, _redis, proxy) = redis_and_proxy().await;
-        let h = Harness::start("drop", &proxy.url()).await;
-        h.before().await;
-        proxy.set(Mode::Drop);
-        tokio::time::sleep(DURING).await;
-        proxy.recover();
-        let stats = h.recover_and_finish().await;
+        let stats = through_proxy("drop", Mode::Drop).await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn black_hole_is_503_within_the_timeout_then_recovers() {
-        let (_dir, _redis, proxy) = redis_and_proxy().await;
-        let h = Harness::start("black_hole", &proxy.url()).await;
-        h.before().await;
-        proxy.set(Mode::BlackHole);
-        tokio::time::sleep(DURING).await;
-        proxy.recover();
-        let stats = h.recover_and_finish().await;
+        let stats = through_proxy("black_hole", Mode::BlackHole).await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn killed_and_restarted_redis_keeps_revocations_and_families() {
-        let dir = TempDir::new();
-        let port = free_port();
-        let redis = ThrowawayRedis::start(port, dir.path());
+        let mut redis = redis();
         let h = Harness::start("kill_restart", &redis.url()).await;
         h.before().await;
         redis.kill();
         tokio::time::sleep(DURING).await;
         // Same port, same append-only file: revocations and families are back.
-        let _redis = ThrowawayRedis::start(port, dir.path());
+        redis.restart();
         let stats = h.recover_and_finish().await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn frozen_redis_is_503_within_the_timeout_then_recovers() {
-        let dir = TempDir::new();
-        let redis = ThrowawayRedis::start(free_port(), dir.path());
+        let redis = redis();
         let h = Harness::start("sigstop", &redis.url()).await;
         h.before().await;
-        redis.freeze(true);
+        redis.freeze();
         tokio::time::sleep(DURING).await;
-        redis.freeze(false);
+        redis.thaw();
         let stats = h.recover_and_finish().await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
     }

@@ -1,9 +1,3 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 //! The Guard on real Redis stores (REDIS_URL, default 127.0.0.1:6379; a random key prefix per
 //! test): the combined one-call check decides like the in-memory stores, and two Guards on two
 //! connection pools share revocations and limits.
@@ -12,36 +6,24 @@
 mod on_redis {
 
     use std::net::IpAddr;
-    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    use std::time::Duration;
 
-    use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
+    use tokenward_claims::AccessToken;
     use tokenward_core::StoreId;
     use tokenward_core::UnixTime;
     use tokenward_guard::{AuthRequest, Credentials, Denial, Guard, GuardConfig, GuardStores};
     use tokenward_redis::{RedisConfig, RedisStores};
+    use tokenward_testsupport::{redis_url, shared_redis, unique_prefix};
+
+    use crate::common::{issuer, keys};
 
     fn redis_config(test: &str) -> RedisConfig {
-        let url =
-            std::env::var("REDIS_URL").unwrap_or_else(|_| RedisConfig::DEFAULT_URL.to_owned());
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        RedisConfig::new(url).key_prefix(format!("tw-test:guard:{test}:{nanos}:"))
-    }
-
-    fn keys() -> KeySet {
-        KeySet::single(Key::hmac("k1", Algorithm::HS256, &[9u8; 32]).unwrap())
+        RedisConfig::new(redis_url()).key_prefix(unique_prefix(&format!("guard-{test}")))
     }
 
     async fn guard(config: &RedisConfig, requests: u32) -> (Guard, GuardStores) {
+        shared_redis().await; // fails, saying how to get one, if there is no Redis
         let stores = RedisStores::connect(config).unwrap();
-        stores.backend().ping().await.unwrap_or_else(|e| {
-            panic!(
-                "these tests need Redis at {} (set REDIS_URL): {e}",
-                config.redacted_url()
-            )
-        });
         let stores = GuardStores::redis(&stores);
         assert_eq!(stores.backend(), "redis");
         assert!(stores.combined.is_some());
@@ -64,10 +46,7 @@ mod on_redis {
         let config = redis_config("share");
         let (a, stores_a) = guard(&config, 4).await;
         let (b, _) = guard(&config, 4).await;
-        let issuer = TokenIssuer::builder(keys(), "iss")
-            .audience("aud")
-            .build()
-            .unwrap();
+        let issuer = issuer(&keys());
         let token = issuer
             .issue(&AccessToken::new("alice").sid("fam-1"))
             .unwrap()
@@ -129,10 +108,7 @@ mod on_redis {
         let mut c = GuardConfig::new("iss", "aud");
         c.ban.enabled = false;
         let guard = c.guard_builder(keys(), stores, None).unwrap().build();
-        let issuer = TokenIssuer::builder(keys(), "iss")
-            .audience("aud")
-            .build()
-            .unwrap();
+        let issuer = issuer(&keys());
         let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
         let started = std::time::Instant::now();
         let d = guard
@@ -165,10 +141,7 @@ mod on_redis {
         let stores = c.connect_stores().unwrap();
         assert_eq!(stores.backend(), "redis");
         let guard = c.guard_builder(keys(), stores, None).unwrap().build();
-        let issuer = TokenIssuer::builder(keys(), "iss")
-            .audience("aud")
-            .build()
-            .unwrap();
+        let issuer = issuer(&keys());
         let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
         guard
             .authenticate(&req(Credentials::Bearer(&token)))

@@ -1,13 +1,5 @@
 //! `RedisRateLimitStore` against a real Redis: the conformance suite, TTLs on every key, the
 //! documented key layout, two application instances sharing one limit, corrupt state.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,8 +9,9 @@ use tokenward_core::StoreErrorKind;
 use tokenward_ratelimit::conformance::{RealClock, TestClock};
 use tokenward_ratelimit::{BanQuota, GcraQuota, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisRateLimitStore};
+use tokenward_testsupport::{redis_url, unique_prefix};
 
-use common::{config, keys_under, ratelimit_store, raw_connection};
+use crate::common::{config, keys_under, ratelimit_store, raw_connection, set_raw, set_wrong_type};
 
 async fn make_env() -> (Arc<dyn RateLimitStore>, Arc<dyn TestClock>) {
     (
@@ -301,24 +294,12 @@ async fn two_instances_share_one_limit_exactly() {
 #[tokio::test]
 async fn corrupt_state_is_an_error() {
     let store = ratelimit_store("rl-corrupt").await;
-    let mut conn = raw_connection().await;
     let q = gcra(5, Duration::from_secs(1), 5);
     let b = ban(3, Duration::from_secs(1), Duration::from_secs(1));
-    let set = |key: String, value: &'static str| {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(value).arg("EX").arg(60);
-        cmd
-    };
     for (i, garbage) in ["x", "", "-5", "1.5e12"].into_iter().enumerate() {
         let key = format!("k{i}");
-        let _: () = set(store.gcra_key(&key), garbage)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let _: () = set(store.failures_key(&key), garbage)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        set_raw(&store.gcra_key(&key), garbage).await;
+        set_raw(&store.failures_key(&key), garbage).await;
         let got = store.gcra(&key, &q, 1).await;
         assert_eq!(
             got.map_err(|e| e.kind()).err(),
@@ -340,19 +321,7 @@ async fn corrupt_state_is_an_error() {
     }
     // A key of the wrong type.
     let key = store.gcra_key("hash");
-    let _: () = redis::cmd("HSET")
-        .arg(&key)
-        .arg("f")
-        .arg("v")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("EXPIRE")
-        .arg(&key)
-        .arg(60)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    set_wrong_type(&key).await;
     let got = store.gcra("hash", &q, 1).await;
     assert_eq!(
         got.map_err(|e| e.kind()).err(),
@@ -384,7 +353,7 @@ async fn works_behind_arc_dyn_and_prefixes_separate_stores() {
     let a: Arc<dyn RateLimitStore> = Arc::new(ratelimit_store("rl-dyn-a").await);
     let b: Arc<dyn RateLimitStore> = Arc::new(
         RedisRateLimitStore::connect(
-            &RedisConfig::new(common::redis_url()).key_prefix(common::unique_prefix("rl-dyn-b")),
+            &RedisConfig::new(redis_url()).key_prefix(unique_prefix("rl-dyn-b")),
         )
         .unwrap(),
     );

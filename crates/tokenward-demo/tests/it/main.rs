@@ -1,0 +1,16 @@
+//! The demo's end-to-end tests over real HTTP: the API's edges, the whole lifecycle (in memory
+//! and on Redis with two instances), a Redis outage.
+//!
+//! One test binary, one module per concern; nothing here needs a process of its own.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+mod api;
+mod lifecycle;
+mod outage;
