@@ -28,7 +28,7 @@ use redis::aio::MultiplexedConnection;
 use tokenward_bench::revocation::{
     LatencySummary, connect_redis, delete_prefix, info_field, redis_url, token_id, unique_prefix,
 };
-use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, RateLimitStore};
+use tokenward_ratelimit::{GcraCharge, GcraQuota, LimitKey, MemoryRateLimitStore, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisRateLimitStore};
 
 /// Timed calls per configuration.
@@ -40,7 +40,9 @@ const CONCURRENCY: [usize; 2] = [1, 64];
 /// Distinct keys the calls cycle through.
 const KEYS: usize = 10_000;
 /// A per-subject quota; admits everything the benchmark sends (≤ 3 calls per key).
-const QUOTA: GcraQuota = GcraQuota::per_minute(300);
+const QUOTA: GcraCharge = GcraCharge::single(GcraQuota::per_minute(
+    std::num::NonZeroU32::new(300).unwrap(),
+));
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -106,7 +108,7 @@ async fn redis_cpu(conn: &mut MultiplexedConnection) -> Result<Duration, BoxErro
 /// errors (a denied call is an error: the quota admits everything).
 async fn run_tasks(
     store: &Arc<dyn RateLimitStore>,
-    keys: &Arc<Vec<String>>,
+    keys: &Arc<Vec<LimitKey<'static>>>,
     tasks: usize,
     total: usize,
     first: usize,
@@ -127,7 +129,7 @@ async fn run_tasks(
                         break;
                     };
                     let start = Instant::now();
-                    let result = store.gcra(key, &QUOTA, 1).await;
+                    let result = store.gcra(key, &QUOTA).await;
                     samples.push(start.elapsed());
                     match result {
                         Ok(d) if d.allowed => {}
@@ -168,7 +170,7 @@ fn loadavg() -> String {
 async fn measure(
     name: &str,
     store: Arc<dyn RateLimitStore>,
-    keys: &Arc<Vec<String>>,
+    keys: &Arc<Vec<LimitKey<'static>>>,
     tasks: usize,
     mut redis: Option<&mut MultiplexedConnection>,
 ) -> Result<usize, BoxError> {
@@ -226,7 +228,7 @@ async fn redis_runs(
     url: &str,
     prefix: &str,
     conn: &mut MultiplexedConnection,
-    keys: &Arc<Vec<String>>,
+    keys: &Arc<Vec<LimitKey<'static>>>,
 ) -> Result<usize, BoxError> {
     let store: Arc<dyn RateLimitStore> = Arc::new(RedisRateLimitStore::connect(
         &RedisConfig::new(url).key_prefix(prefix),
@@ -271,10 +273,10 @@ fn run() -> Result<(), BoxError> {
             RedisConfig::new(url.as_str()).redacted_url(),
             loadavg()
         );
-        let keys: Arc<Vec<String>> = Arc::new(
+        let keys: Arc<Vec<LimitKey<'static>>> = Arc::new(
             (0..KEYS as u64)
-                .map(|n| format!("subject:{}", token_id(n)))
-                .collect(),
+                .map(|n| LimitKey::new(format!("subject:{}", token_id(n))))
+                .collect::<Result<_, _>>()?,
         );
         println!(
             "\n| store | tasks | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | mean µs | \

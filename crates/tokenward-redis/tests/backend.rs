@@ -10,14 +10,24 @@
 
 mod common;
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tokenward_core::{StoreErrorKind, TokenRef, UnixTime};
-use tokenward_ratelimit::{GcraQuota, RateLimitStore};
+use tokenward_ratelimit::{GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisStores};
 use tokenward_revocation::RevocationStatus;
 
 use common::{ThrowawayRedis, free_port};
+
+/// One cell of `limit` per second.
+fn per_second(limit: u32) -> GcraCharge {
+    GcraCharge::single(GcraQuota::per_second(NonZeroU32::new(limit).unwrap()))
+}
+
+fn key(k: &str) -> LimitKey<'_> {
+    LimitKey::new(k).unwrap()
+}
 
 fn stores_at(server: &ThrowawayRedis, pool_size: usize) -> RedisStores {
     RedisStores::connect(
@@ -54,7 +64,7 @@ async fn concurrent_calls_share_pool_size_connections() {
     let mut conn = admin(&server).await;
     let before = stat(&mut conn, "total_connections_received").await;
     let stores = stores_at(&server, 2);
-    let quota = GcraQuota::new(1_000_000, Duration::from_secs(1));
+    let quota = per_second(1_000_000);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..64 {
         let stores = stores.clone();
@@ -70,7 +80,7 @@ async fn concurrent_calls_share_pool_size_connections() {
             .unwrap();
             for _ in 0..20 {
                 let (status, d) = stores
-                    .check_token(&t, Some(("subject:u", &quota, 1)))
+                    .check_token(&t, Some((&key("subject:u"), &quota)))
                     .await
                     .unwrap();
                 assert_eq!(status, RevocationStatus::Active);
@@ -96,20 +106,20 @@ async fn error_replies_keep_the_connection() {
     let mut conn = admin(&server).await;
     let stores = stores_at(&server, 1);
     let rl = stores.ratelimit();
-    let quota = GcraQuota::new(10, Duration::from_secs(1));
-    rl.gcra("k", &quota, 1).await.unwrap();
+    let quota = per_second(10);
+    rl.gcra(&key("k"), &quota).await.unwrap();
     let before = stat(&mut conn, "total_connections_received").await;
 
     // WRONGTYPE from inside a script: a corrupt-state error, the connection stays.
     let _: () = redis::cmd("HSET")
-        .arg(rl.gcra_key("hash"))
+        .arg(rl.gcra_key(&key("hash")))
         .arg("f")
         .arg("v")
         .query_async(&mut conn)
         .await
         .unwrap();
     for _ in 0..3 {
-        let got = rl.gcra("hash", &quota, 1).await;
+        let got = rl.gcra(&key("hash"), &quota).await;
         assert_eq!(
             got.map_err(|e| e.kind()).err(),
             Some(StoreErrorKind::Corrupt)
@@ -121,7 +131,7 @@ async fn error_replies_keep_the_connection() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    rl.gcra("k", &quota, 1).await.unwrap();
+    rl.gcra(&key("k"), &quota).await.unwrap();
     stores.backend().ping().await.unwrap();
     assert_eq!(stat(&mut conn, "total_connections_received").await, before);
 }

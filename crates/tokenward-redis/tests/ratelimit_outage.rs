@@ -12,24 +12,30 @@
 mod common;
 
 use std::net::TcpListener;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use tokenward_core::StoreErrorKind;
-use tokenward_ratelimit::{BanQuota, GcraQuota, RateLimitStore};
+use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisRateLimitStore};
 
 use common::{MARGIN, TIMEOUT, ThrowawayRedis, bounded_failure, free_port, unique_prefix};
 
-const GCRA: GcraQuota = GcraQuota {
-    limit: 10,
-    period: Duration::from_secs(1),
-    burst: 10,
-};
-const BAN: BanQuota = BanQuota {
-    maxretry: 3,
-    findtime: Duration::from_secs(60),
-    bantime: Duration::from_secs(60),
-};
+/// One cell of 10 per second.
+const GCRA: GcraCharge = GcraCharge::single(GcraQuota::per_second(NonZeroU32::new(10).unwrap()));
+
+fn ban() -> BanQuota {
+    BanQuota::new(
+        NonZeroU32::new(3).unwrap(),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
+fn key(k: &str) -> LimitKey<'static> {
+    LimitKey::new(k.to_owned()).unwrap()
+}
 
 fn store_at(url: &str) -> RedisRateLimitStore {
     let config = RedisConfig::new(url)
@@ -50,25 +56,25 @@ async fn all_calls_fail(
             bounded_failure(
                 &format!("round {round}: gcra"),
                 kinds,
-                store.gcra("k", &GCRA, 1),
+                store.gcra(&key("k"), &GCRA),
             )
             .await,
             bounded_failure(
                 &format!("round {round}: ban_status"),
                 kinds,
-                store.ban_status("k", &BAN),
+                store.ban_status(&key("k"), &ban()),
             )
             .await,
             bounded_failure(
                 &format!("round {round}: record_failure"),
                 kinds,
-                store.record_failure("k", &BAN),
+                store.record_failure(&key("k"), &ban()),
             )
             .await,
             bounded_failure(
                 &format!("round {round}: lift_ban"),
                 kinds,
-                store.lift_ban("k"),
+                store.lift_ban(&key("k")),
             )
             .await,
         ];
@@ -84,8 +90,8 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
     let port = free_port();
     let server = ThrowawayRedis::start(port);
     let store = store_at(&server.url());
-    assert!(store.gcra("k", &GCRA, 1).await.unwrap().allowed);
-    store.record_failure("k", &BAN).await.unwrap();
+    assert!(store.gcra(&key("k"), &GCRA).await.unwrap().allowed);
+    store.record_failure(&key("k"), &ban()).await.unwrap();
 
     server.kill();
     let slowest = all_calls_fail(&store, OUTAGE, 3).await;
@@ -93,9 +99,9 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
 
     // Back on the same port (without persistence: the state is gone); the same store works.
     let _server = ThrowawayRedis::start(port);
-    let d = store.gcra("k", &GCRA, 1).await.unwrap();
+    let d = store.gcra(&key("k"), &GCRA).await.unwrap();
     assert_eq!((d.allowed, d.remaining), (true, 9));
-    let d = store.record_failure("k", &BAN).await.unwrap();
+    let d = store.record_failure(&key("k"), &ban()).await.unwrap();
     assert_eq!((d.allowed, d.remaining), (true, 2));
 }
 
@@ -121,7 +127,10 @@ async fn black_hole_times_out_within_the_deadline() {
         let store = store.clone();
         tasks.spawn(async move {
             let key = format!("sub:{i}");
-            store.gcra(&key, &GCRA, 1).await.map(|_| ())
+            store
+                .gcra(&LimitKey::new(key).unwrap(), &GCRA)
+                .await
+                .map(|_| ())
         });
     }
     while let Some(result) = tasks.join_next().await {
@@ -142,7 +151,7 @@ async fn nothing_listening_is_unavailable() {
     let store = store_at(&format!("redis://:hunter2@127.0.0.1:{port}"));
     let slowest = all_calls_fail(&store, &[StoreErrorKind::Unavailable], 2).await;
     eprintln!("connection refused: slowest call took {slowest:?}");
-    let err = store.gcra("k", &GCRA, 1).await.unwrap_err();
+    let err = store.gcra(&key("k"), &GCRA).await.unwrap_err();
     let shown = format!("{err} / {err:?}");
     assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
