@@ -237,10 +237,21 @@ impl MemoryRateLimitStore {
     #[inline]
     fn gcra_sync(&self, key: &LimitKey<'_>, charge: &GcraCharge) -> Result<Decision, StoreError> {
         let now = self.now();
-        if let Some(decision) = self.gcra.check(key, charge, now)? {
-            return Ok(decision);
+        match self.gcra.check(key, charge, now)? {
+            Some(decision) => Ok(decision),
+            None => self.gcra_when_full(key, charge, now),
         }
-        // A new key and a full store: nothing was stored. Try once more after a prune.
+    }
+
+    /// A new key met a full store, and nothing was stored: try once more after a prune.
+    #[cold]
+    #[inline(never)]
+    fn gcra_when_full(
+        &self,
+        key: &LimitKey<'_>,
+        charge: &GcraCharge,
+        now: u64,
+    ) -> Result<Decision, StoreError> {
         if self.forced_prune(now)
             && let Some(decision) = self.gcra.check(key, charge, now)?
         {
