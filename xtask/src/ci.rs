@@ -61,6 +61,9 @@ struct FeatureConfig {
     package: &'static str,
     /// Features enabled on top of the defaults; empty tests the default build.
     features: &'static [&'static str],
+    /// Without the package's default features. Such a build is checked (`cargo check` of the
+    /// library), not tested: the tests' dev-dependencies would turn the defaults back on.
+    no_default_features: bool,
     /// Why this configuration matters.
     why: &'static str,
 }
@@ -68,22 +71,32 @@ struct FeatureConfig {
 /// jsonwebtoken panics at run time when both or neither of its crypto backends are enabled,
 /// and tokenward-claims must be correct whatever the user's dependency graph enables. The
 /// `test` step covers both backends (`--all-features`); these cover neither and one. The Guard
-/// must build and pass without its optional backends too.
+/// must build and pass without its optional backends too, and tokenward-ratelimit must build
+/// without its in-memory store (a user with a store of their own compiles no governor).
 const FEATURE_MATRIX: &[FeatureConfig] = &[
     FeatureConfig {
         package: "tokenward-claims",
         features: &[],
+        no_default_features: false,
         why: "default build: no jsonwebtoken crypto backend",
     },
     FeatureConfig {
         package: "tokenward-claims",
         features: &["__jsonwebtoken-rust-crypto"],
+        no_default_features: false,
         why: "jsonwebtoken's rust_crypto backend enabled",
     },
     FeatureConfig {
         package: "tokenward-guard",
         features: &["testkit"],
+        no_default_features: false,
         why: "the Guard without its redis and jwks features (in-memory stores only)",
+    },
+    FeatureConfig {
+        package: "tokenward-ratelimit",
+        features: &[],
+        no_default_features: true,
+        why: "without the in-memory store: no governor, dashmap or quanta (checked, not tested)",
     },
 ];
 
@@ -213,7 +226,16 @@ fn feature_matrix(ctx: &Ctx) -> Result {
     for config in FEATURE_MATRIX {
         eprintln!("--- {}: {}", config.package, config.why);
         let mut cargo = ctx.cargo();
-        cargo.args(["test", "--package", config.package]);
+        if config.no_default_features {
+            cargo.args([
+                "check",
+                "--package",
+                config.package,
+                "--no-default-features",
+            ]);
+        } else {
+            cargo.args(["test", "--package", config.package]);
+        }
         if !config.features.is_empty() {
             cargo.arg("--features").arg(config.features.join(","));
         }
@@ -254,7 +276,7 @@ mod tests {
         let mut seen = HashSet::new();
         for config in FEATURE_MATRIX {
             assert!(
-                seen.insert((config.package, config.features)),
+                seen.insert((config.package, config.features, config.no_default_features)),
                 "{} {:?} is listed twice",
                 config.package,
                 config.features

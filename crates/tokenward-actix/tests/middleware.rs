@@ -458,7 +458,7 @@ async fn jwks_serves_public_keys_only() {
 async fn banned_client_on_optional_route() {
     let f = Fixture::new().await;
     let ip: IpAddr = PEER.parse::<SocketAddr>().unwrap().ip();
-    let maxretry = f.guard.failure_ban().unwrap().quota().maxretry;
+    let maxretry = f.guard.failure_ban().unwrap().quota().maxretry();
     for _ in 0..maxretry {
         let req = tokenward_guard::AuthRequest::new(
             "POST",

@@ -259,7 +259,13 @@ fn limited_guard(f: &Fixture) -> Guard {
         Validator::new(policy, f.keys.clone()),
         GuardStores::memory(),
     )
-    .subject_limit(SubjectLimit::new("subject", GcraQuota::per_minute(2)).unwrap())
+    .subject_limit(
+        SubjectLimit::new(
+            "subject",
+            GcraQuota::per_minute(std::num::NonZeroU32::new(2).unwrap()),
+        )
+        .unwrap(),
+    )
     .build()
 }
 

@@ -19,6 +19,7 @@
 
 use std::hint::black_box;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use criterion::Criterion;
@@ -54,7 +55,9 @@ fn guard_for(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> Guard {
     );
     let limit = SubjectLimit::new(
         "subject",
-        GcraQuota::per_second(1_000_000_000).with_burst(1_000_000),
+        GcraQuota::per_second(NonZeroU32::new(1_000_000_000).unwrap_or(NonZeroU32::MAX))
+            .with_burst(NonZeroU32::new(1_000_000).unwrap_or(NonZeroU32::MAX))
+            .unwrap_or_else(|e| panic!("quota: {e}")),
     )
     .unwrap_or_else(|e| panic!("limit: {e}"));
     Guard::builder(fixture.validator().clone(), stores)

@@ -41,6 +41,7 @@
 #![expect(clippy::panic, reason = "a benchmark stops loudly on a broken fixture")]
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,7 +104,7 @@ async fn guard_for(fixture: &Fixture) -> Guard {
     );
     let limit = SubjectLimit::new(
         "subject",
-        GcraQuota::per_second(1_000_000_000).with_burst(1_000_000_000),
+        GcraQuota::per_second(NonZeroU32::new(1_000_000_000).unwrap_or(NonZeroU32::MAX)),
     )
     .unwrap_or_else(|e| panic!("limit: {e}"));
     Guard::builder(fixture.validator().clone(), stores)

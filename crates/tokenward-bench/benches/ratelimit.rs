@@ -8,10 +8,10 @@
 //!   and the quanta clock, the same two tokenward's store uses), `check_key(&key)`, its
 //!   `Result<(), NotUntil>` returned;
 //! - `tokenward_now` — the check as tokenward's policies (`SubjectLimit`, `FailureBan`) and
-//!   the Guard make it: the trait's synchronous `gcra_now(&key, &quota, 1)` through a
+//!   the Guard make it: the trait's synchronous `gcra_now(&key, &charge)` through a
 //!   `&dyn RateLimitStore`, its `Option<Result<Decision, StoreError>>` returned. This is the
 //!   row the target (within 20 % of governor) is judged on;
-//! - `tokenward` — the trait's async `gcra(&key, &quota, 1)` on the default store, awaited in
+//! - `tokenward` — the trait's async `gcra(&key, &charge)` on the default store, awaited in
 //!   a Tokio current-thread runtime through criterion's `to_async` (the timed loop runs inside
 //!   one `block_on` and awaits each call, so a figure includes the boxed `async_trait` future
 //!   but no per-call `block_on`): what code generic over any backend pays;
@@ -24,11 +24,13 @@
 //! skip materialising governor's result, measured here at 0–7 ns of governor's
 //! ≈ 50–65 ns rows (same machine, same day). Both sides now return what their API returns.
 //!
-//! The quota is the same on both sides: [`ADMIT`] (10⁹ per second, burst 10⁶) admits every
-//! request, so the `admit/*` groups measure the admit path; [`DENY`] (1 per hour, burst 1)
+//! The quota is the same on both sides: [`admit`] (10⁹ per second, burst 10⁶) admits every
+//! request, so the `admit/*` groups measure the admit path; [`deny`] (1 per hour, burst 1)
 //! denies all but each key's first request, so the `deny/*` groups measure the deny path.
 //! Keys: one hot key, or 10 000 keys used round-robin (`subject:` + a 22-character id, as a
-//! `SubjectLimit` builds them), the same `String`s on both sides.
+//! `SubjectLimit` builds them), the same strings on both sides (`String`s for governor, the
+//! `LimitKey`s made of them for tokenward, built before measuring as a policy builds its key
+//! before the check).
 //!
 //! `cargo bench -p tokenward-bench --bench ratelimit`; results in `docs/benchmarks.md`.
 
@@ -41,13 +43,24 @@ use std::time::Duration;
 use criterion::Criterion;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokenward_bench::revocation::token_id;
-use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, RateLimitStore};
+use tokenward_ratelimit::{GcraCharge, GcraQuota, LimitKey, MemoryRateLimitStore, RateLimitStore};
 
 /// Admits everything: 10⁹ per second (one cell per nanosecond), burst 10⁶.
-const ADMIT: GcraQuota =
-    GcraQuota::new(1_000_000_000, Duration::from_secs(1)).with_burst(1_000_000);
+fn admit() -> Result<GcraQuota, BoxError> {
+    Ok(
+        GcraQuota::new(nonzero(1_000_000_000)?, Duration::from_secs(1))?
+            .with_burst(nonzero(1_000_000)?)?,
+    )
+}
+
 /// Admits each key's first request, then denies for an hour.
-const DENY: GcraQuota = GcraQuota::per_hour(1).with_burst(1);
+fn deny() -> Result<GcraQuota, BoxError> {
+    Ok(GcraQuota::per_hour(nonzero(1)?))
+}
+
+fn nonzero(n: u32) -> Result<NonZeroU32, BoxError> {
+    NonZeroU32::new(n).ok_or_else(|| "zero".into())
+}
 
 /// Keys of the round-robin scenario.
 const MANY: usize = 10_000;
@@ -56,7 +69,7 @@ type BoxError = Box<dyn std::error::Error>;
 
 /// The governor quota of `quota`, built the way tokenward's store builds it.
 fn governor_quota(quota: &GcraQuota) -> Result<Quota, BoxError> {
-    let burst = NonZeroU32::new(quota.burst).ok_or("burst 0")?;
+    let burst = nonzero(quota.burst())?;
     Ok(Quota::with_period(quota.emission_interval())
         .ok_or("emission interval 0")?
         .allow_burst(burst))
@@ -93,18 +106,23 @@ fn bench_scenario(
     scenario: &Scenario,
 ) -> Result<(), BoxError> {
     let keys = &scenario.keys;
+    let limit_keys = keys
+        .iter()
+        .map(|k| LimitKey::new(k.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
     let quota = &scenario.quota;
+    let charge = &GcraCharge::single(*quota);
     let governor: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(governor_quota(quota)?);
     let store = MemoryRateLimitStore::new();
     // Every key once (the deny scenarios use up each key's single cell), then check that both
     // sides give the answer the scenario claims.
-    for key in keys {
+    for (key, limit_key) in keys.iter().zip(&limit_keys) {
         governor.check_key(key).ok();
-        rt.block_on(store.gcra(key, quota, 1))?;
+        rt.block_on(store.gcra(limit_key, charge))?;
     }
-    for key in keys {
+    for (key, limit_key) in keys.iter().zip(&limit_keys) {
         let g = governor.check_key(key).is_ok();
-        let t = rt.block_on(store.gcra(key, quota, 1))?.allowed;
+        let t = rt.block_on(store.gcra(limit_key, charge))?.allowed;
         if g != scenario.admitted || t != scenario.admitted {
             return Err(format!(
                 "{}: {key}: governor admitted {g}, tokenward {t}, expected {}",
@@ -126,14 +144,14 @@ fn bench_scenario(
     group.bench_function("tokenward", |b| {
         b.to_async(rt).iter(|| {
             i = (i + 1) % keys.len();
-            store.gcra(black_box(&keys[i]), quota, 1)
+            store.gcra(black_box(&limit_keys[i]), charge)
         });
     });
     let mut i = 0;
     group.bench_function("tokenward_polled", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            poll_once(store.gcra(black_box(&keys[i]), quota, 1))
+            poll_once(store.gcra(black_box(&limit_keys[i]), charge))
         });
     });
     // The trait's synchronous fast path, through a trait object as the Guard and
@@ -143,7 +161,7 @@ fn bench_scenario(
     group.bench_function("tokenward_now", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            dyn_store.gcra_now(black_box(&keys[i]), quota, 1)
+            dyn_store.gcra_now(black_box(&limit_keys[i]), charge)
         });
     });
     group.finish();
@@ -159,25 +177,25 @@ fn main() -> Result<(), BoxError> {
     let scenarios = [
         Scenario {
             group: "ratelimit/admit/1_key",
-            quota: ADMIT,
+            quota: admit()?,
             keys: hot.clone(),
             admitted: true,
         },
         Scenario {
             group: "ratelimit/admit/10k_keys",
-            quota: ADMIT,
+            quota: admit()?,
             keys: many.clone(),
             admitted: true,
         },
         Scenario {
             group: "ratelimit/deny/1_key",
-            quota: DENY,
+            quota: deny()?,
             keys: hot,
             admitted: false,
         },
         Scenario {
             group: "ratelimit/deny/10k_keys",
-            quota: DENY,
+            quota: deny()?,
             keys: many,
             admitted: false,
         },

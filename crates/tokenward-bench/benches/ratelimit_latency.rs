@@ -33,7 +33,7 @@ use tokenward_bench::latency::{
     LATENCY_COLUMNS, LatencySummary, Timings, closed_loops, micros, task_calls,
 };
 use tokenward_bench::revocation::token_id;
-use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, RateLimitStore};
+use tokenward_ratelimit::{GcraCharge, GcraQuota, LimitKey, MemoryRateLimitStore, RateLimitStore};
 use tokenward_redis::{RedisConfig, RedisRateLimitStore};
 use tokenward_testsupport::unique_prefix;
 
@@ -46,7 +46,9 @@ const CONCURRENCY: [usize; 2] = [1, 64];
 /// Distinct keys the calls cycle through.
 const KEYS: usize = 10_000;
 /// A per-subject quota; admits everything the benchmark sends (≤ 3 calls per key).
-const QUOTA: GcraQuota = GcraQuota::per_minute(300);
+const QUOTA: GcraCharge = GcraCharge::single(GcraQuota::per_minute(
+    std::num::NonZeroU32::new(300).unwrap(),
+));
 
 /// Command counts of `INFO commandstats`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,7 +84,7 @@ async fn commands(conn: &mut MultiplexedConnection) -> Result<Commands, BoxError
 /// errors (a denied call is an error: the quota admits everything).
 async fn run_tasks(
     store: &Arc<dyn RateLimitStore>,
-    keys: &Arc<Vec<String>>,
+    keys: &Arc<Vec<LimitKey<'static>>>,
     tasks: usize,
     total: usize,
     first: usize,
@@ -96,7 +98,7 @@ async fn run_tasks(
                     t.errors.push("no keys".to_owned());
                     break;
                 };
-                if let Some(d) = t.time(store.gcra(key, &QUOTA, 1)).await
+                if let Some(d) = t.time(store.gcra(key, &QUOTA)).await
                     && !d.allowed
                 {
                     t.errors.push(format!("denied: {d:?}"));
@@ -116,7 +118,7 @@ fn per_call(d: Duration, calls: usize) -> String {
 async fn measure(
     name: &str,
     store: Arc<dyn RateLimitStore>,
-    keys: &Arc<Vec<String>>,
+    keys: &Arc<Vec<LimitKey<'static>>>,
     tasks: usize,
     mut redis: Option<&mut MultiplexedConnection>,
 ) -> Result<usize, BoxError> {
@@ -172,7 +174,7 @@ async fn redis_runs(
     url: &str,
     prefix: &str,
     conn: &mut MultiplexedConnection,
-    keys: &Arc<Vec<String>>,
+    keys: &Arc<Vec<LimitKey<'static>>>,
 ) -> Result<usize, BoxError> {
     let store: Arc<dyn RateLimitStore> = Arc::new(RedisRateLimitStore::connect(
         &RedisConfig::new(url).key_prefix(prefix),
@@ -195,10 +197,10 @@ fn run() -> Result<(), BoxError> {
             "{CALLS} calls per configuration after {WARMUP} warm-up"
         ))
         .await?;
-        let keys: Arc<Vec<String>> = Arc::new(
+        let keys: Arc<Vec<LimitKey<'static>>> = Arc::new(
             (0..KEYS as u64)
-                .map(|n| format!("subject:{}", token_id(n)))
-                .collect(),
+                .map(|n| LimitKey::new(format!("subject:{}", token_id(n))))
+                .collect::<Result<_, _>>()?,
         );
         println!(
             "\n| store | tasks | {LATENCY_COLUMNS} | calls/s | client CPU µs/call | Redis CPU \

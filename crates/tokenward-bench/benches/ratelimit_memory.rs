@@ -3,7 +3,7 @@
 //!
 //! The heap is measured exactly with `stats_alloc`'s counting wrapper of the system allocator
 //! (live = allocated − freed), and coarsely with the resident set size (`VmRSS`), as in
-//! `revocation_memory`. Two stores, each with a `ManualLimiterClock` and the default
+//! `revocation_memory`. Two stores, each with a core `ManualClock` and the default
 //! `prune_interval` (10 s):
 //!
 //! - **default cap** (`capacity` 1 000 000): the flood fits; this gives the cost per key;
@@ -26,9 +26,9 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tokenward_bench::harness::{BoxError, exit_code};
 use tokenward_bench::memory::{Heap, mib, rss};
 use tokenward_bench::revocation::token_id;
-use tokenward_core::StoreError;
+use tokenward_core::{ManualClock, StoreError, UnixTime};
 use tokenward_ratelimit::{
-    GcraQuota, LimiterClock, ManualLimiterClock, MemoryRateLimitStore, MemoryStoreConfig,
+    GcraCharge, GcraQuota, LimitKey, LimiterClock, MemoryRateLimitConfig, MemoryRateLimitStore,
     RateLimitStore,
 };
 
@@ -40,7 +40,9 @@ const FLOOD: u64 = 1_000_000;
 /// The smaller cap.
 const SMALL_CAP: usize = 100_000;
 /// The quota of every call.
-const QUOTA: GcraQuota = GcraQuota::per_minute(300);
+const QUOTA: GcraCharge = GcraCharge::single(GcraQuota::per_minute(
+    std::num::NonZeroU32::new(300).unwrap(),
+));
 /// Past the quota's period: every key's state is then indistinguishable from a fresh one.
 const STALE: Duration = Duration::from_secs(61);
 
@@ -65,20 +67,24 @@ fn row(stage: String, store: &MemoryRateLimitStore) -> Result<Row, BoxError> {
 }
 
 /// Key number `n` of cycle `cycle`.
-fn key(cycle: u64, n: u64) -> String {
-    format!("subject:{}", token_id(n + cycle * (1 << 32)))
+fn key(cycle: u64, n: u64) -> Result<LimitKey<'static>, BoxError> {
+    Ok(LimitKey::new(format!(
+        "subject:{}",
+        token_id(n + cycle * (1 << 32))
+    ))?)
 }
 
 async fn flood(name: &str, capacity: usize) -> Result<(), BoxError> {
-    let clock = ManualLimiterClock::new();
+    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
     let store = MemoryRateLimitStore::with_config(
-        MemoryStoreConfig::new()
+        MemoryRateLimitConfig::new()
             .capacity(capacity)
             .clock(LimiterClock::manual(&clock)),
-    );
+    )?;
+    let warm_up = LimitKey::new("subject:warm-up")?;
     // The store creates the quota's limiter (its governor state map) on first use: do that (with a
     // key that goes stale with the rest) before the baseline.
-    store.gcra("subject:warm-up", &QUOTA, 1).await?;
+    store.gcra(&warm_up, &QUOTA).await?;
     let mut rows = vec![row(
         "baseline: store with its limiter, 1 key".to_owned(),
         &store,
@@ -87,7 +93,7 @@ async fn flood(name: &str, capacity: usize) -> Result<(), BoxError> {
         let (mut admitted, mut refused) = (0u64, 0u64);
         let start = Instant::now();
         for n in 0..FLOOD {
-            match store.gcra(&key(cycle, n), &QUOTA, 1).await {
+            match store.gcra(&key(cycle, n)?, &QUOTA).await {
                 Ok(d) if d.allowed => admitted += 1,
                 Ok(d) => return Err(format!("a new key was denied: {d:?}").into()),
                 Err(StoreError::CapacityExceeded { .. }) => refused += 1,
@@ -111,7 +117,7 @@ async fn flood(name: &str, capacity: usize) -> Result<(), BoxError> {
         clock.advance(STALE);
         rows.push(row(format!("cycle {cycle}: +61 s, no call yet"), &store)?);
         // The first call after the prune interval prunes.
-        store.gcra("subject:warm-up", &QUOTA, 1).await?;
+        store.gcra(&warm_up, &QUOTA).await?;
         rows.push(row(
             format!("cycle {cycle}: one call (periodic prune)"),
             &store,
@@ -160,7 +166,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<(), BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     rt.block_on(async {
-        flood("default cap", MemoryStoreConfig::new().capacity).await?;
+        flood("default cap", MemoryRateLimitConfig::DEFAULT_CAPACITY).await?;
         flood("cap 100 000", SMALL_CAP).await
     })
 }

@@ -1,10 +1,11 @@
 //! The Guard's configuration as data (see [`GuardConfig`]).
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokenward_claims::{KeyResolver, ValidationPolicy, Validator};
-use tokenward_core::{FailurePolicy, SharedClock};
+use tokenward_core::{FailurePolicy, SettingError, SharedClock};
 use tokenward_ratelimit::{
     BanQuota, ClientIp, FailureBan, ForwardedHeader, GcraQuota, SubjectLimit,
 };
@@ -214,9 +215,9 @@ impl Default for BanConfig {
         BanConfig {
             enabled: true,
             name: "auth-ban".to_owned(),
-            maxretry: q.maxretry,
-            findtime: q.findtime,
-            bantime: q.bantime,
+            maxretry: q.maxretry(),
+            findtime: q.findtime(),
+            bantime: q.bantime(),
             ipv6_prefix: FailureBan::DEFAULT_IPV6_PREFIX,
             failure_policy: None,
         }
@@ -376,25 +377,11 @@ impl GuardConfig {
         if !c.enabled {
             return Ok(None);
         }
-        if c.requests == 0 {
-            return Err(ConfigError::new(
-                "subject_limit.requests",
-                "must be at least 1",
-            ));
-        }
-        if c.period.is_zero() {
-            return Err(ConfigError::new(
-                "subject_limit.period",
-                "must be more than 0",
-            ));
-        }
-        if c.burst == Some(0) {
-            return Err(ConfigError::new(
-                "subject_limit.burst",
-                "must be at least 1",
-            ));
-        }
-        let quota = GcraQuota::new(c.requests, c.period).with_burst(c.burst.unwrap_or(c.requests));
+        let requests = at_least_one("subject_limit.requests", c.requests)?;
+        let burst = at_least_one("subject_limit.burst", c.burst.unwrap_or(c.requests))?;
+        let quota = GcraQuota::new(requests, c.period)
+            .and_then(|q| q.with_burst(burst))
+            .map_err(|e| setting_error("subject_limit", &e))?;
         let limit = SubjectLimit::new(&c.name, quota)
             .map_err(|e| ConfigError::new("subject_limit.name", e.to_string()))?;
         Ok(Some(limit.failure_policy(
@@ -407,21 +394,14 @@ impl GuardConfig {
         if !c.enabled {
             return Ok(None);
         }
-        if c.maxretry == 0 {
-            return Err(ConfigError::new("ban.maxretry", "must be at least 1"));
-        }
-        if c.findtime.is_zero() {
-            return Err(ConfigError::new("ban.findtime", "must be more than 0"));
-        }
-        if c.bantime.is_zero() {
-            return Err(ConfigError::new("ban.bantime", "must be more than 0"));
-        }
-        if c.ipv6_prefix > 128 {
-            return Err(ConfigError::new("ban.ipv6_prefix", "must be at most 128"));
-        }
-        let ban = FailureBan::new(&c.name, BanQuota::new(c.maxretry, c.findtime, c.bantime))
-            .map_err(|e| ConfigError::new("ban.name", e.to_string()))?;
-        Ok(Some(ban.ipv6_prefix(c.ipv6_prefix).failure_policy(
+        let maxretry = at_least_one("ban.maxretry", c.maxretry)?;
+        let quota =
+            BanQuota::new(maxretry, c.findtime, c.bantime).map_err(|e| setting_error("ban", &e))?;
+        let ban = FailureBan::new(&c.name, quota)
+            .map_err(|e| ConfigError::new("ban.name", e.to_string()))?
+            .ipv6_prefix(c.ipv6_prefix)
+            .map_err(|e| setting_error("ban", &e))?;
+        Ok(Some(ban.failure_policy(
             c.failure_policy.unwrap_or(self.failure_policy),
         )))
     }
@@ -508,4 +488,15 @@ impl GuardConfig {
         }
         Ok(b)
     }
+}
+
+/// `n` as a count of at least 1, or an error naming `field`.
+fn at_least_one(field: &str, n: u32) -> Result<NonZeroU32, ConfigError> {
+    NonZeroU32::new(n).ok_or_else(|| ConfigError::new(field, "must be at least 1"))
+}
+
+/// A rate-limit setting out of range (`SettingError` names it as the configuration does),
+/// under `section`.
+fn setting_error(section: &str, e: &SettingError) -> ConfigError {
+    ConfigError::new(format!("{section}.{}", e.setting()), e.to_string())
 }

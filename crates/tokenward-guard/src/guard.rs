@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use tokenward_claims::{IssuerRouter, RejectionClass, Validator, Verified};
 use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, StoreId, TokenRef, UnixTime};
 use tokenward_ratelimit::{
-    BanQuota, ClientIp, Decision, FailureBan, GcraQuota, RateLimitStore, SubjectLimit,
+    BanQuota, ClientIp, Decision, FailureBan, GcraCharge, GcraQuota, LimitKey, RateLimitStore,
+    SubjectLimit,
 };
 use tokenward_revocation::RevocationStatus;
 
@@ -276,7 +277,8 @@ impl fmt::Debug for dyn KeyRefetch {
 }
 
 /// The default subject limit: 300 requests per minute per subject, bursts of 300.
-pub const DEFAULT_SUBJECT_QUOTA: GcraQuota = GcraQuota::per_minute(300);
+pub const DEFAULT_SUBJECT_QUOTA: GcraQuota =
+    GcraQuota::per_minute(std::num::NonZeroU32::new(300).unwrap());
 /// The default `Retry-After` of a 503 under fail-closed.
 pub const DEFAULT_OUTAGE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -505,19 +507,16 @@ impl Guard {
                 class: RejectionClass::Claims,
             });
         };
-        let limit_key = match (&inner.subject_limit, &token.sub) {
-            (Some(limit), Some(sub)) => Some((limit, limit.key(sub.as_str()))),
-            _ => None,
-        };
-        let limit_arg = limit_key
-            .as_ref()
-            .map(|(limit, key)| (key.as_str(), limit.quota(), 1));
+        let limit_key: Option<(&SubjectLimit, LimitKey<'_>, GcraCharge)> =
+            match (&inner.subject_limit, &token.sub) {
+                (Some(limit), Some(sub)) => Some((limit, limit.key(sub), limit.charge())),
+                _ => None,
+            };
+        let limit_arg = limit_key.as_ref().map(|(_, key, charge)| (key, charge));
 
         if let Some(combined) = &inner.stores.combined {
             let ban_key = inner.ban.as_ref().map(|ban| (ban, ban.ip_key(ip)));
-            let ban_arg = ban_key
-                .as_ref()
-                .map(|(ban, key)| (key.as_str(), ban.quota()));
+            let ban_arg = ban_key.as_ref().map(|(ban, key)| (key, ban.quota()));
             return match combined.check_request(&token, limit_arg, ban_arg).await {
                 Ok(answer) => {
                     if let (Some(decision), Some((ban, _))) = (answer.ban, &ban_key)
@@ -533,7 +532,7 @@ impl Guard {
                         Some(("revocation", inner.revocation_failure)),
                         limit_key
                             .as_ref()
-                            .map(|(l, _)| ("subject_limit", l.on_store_failure())),
+                            .map(|(l, _, _)| ("subject_limit", l.on_store_failure())),
                         ban_key.as_ref().map(|(b, _)| ("ban", b.on_store_failure())),
                     ];
                     let (check, policy) = checks
@@ -552,13 +551,13 @@ impl Guard {
             }
             Err(e) => self.outage("revocation", inner.revocation_failure, &e, degraded)?,
         }
-        let Some((limit, key)) = &limit_key else {
+        let Some((limit, key, charge)) = &limit_key else {
             return Ok(None);
         };
         let store = &*inner.stores.ratelimit;
-        let answer = match store.gcra_now(key, limit.quota(), 1) {
+        let answer = match store.gcra_now(key, charge) {
             Some(answer) => answer,
-            None => store.gcra(key, limit.quota(), 1).await,
+            None => store.gcra(key, charge).await,
         };
         match answer {
             Ok(decision) => self.decide(RevocationStatus::Active, Some(decision)),

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokenward_core::{StoreError, TokenRef};
-use tokenward_ratelimit::{BanQuota, Decision, GcraQuota, MemoryRateLimitStore, RateLimitStore};
+use tokenward_ratelimit::{
+    BanQuota, Decision, GcraCharge, LimitKey, MemoryRateLimitStore, RateLimitStore,
+};
 use tokenward_refresh::{MemoryRefreshStore, RefreshStore};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
@@ -50,7 +52,7 @@ impl CombinedAnswer {
 /// - The ban answer follows [`RateLimitStore::ban_status`] (read-only: nothing is counted),
 ///   the revocation answer [`RevocationStore::check`], the limit answer
 ///   [`RateLimitStore::gcra`].
-/// - `limit` = (key, quota, cost) is charged **only if the client is not banned and the
+/// - `limit` = (key, charge) is charged **only if the client is not banned and the
 ///   token is not revoked**: a stolen, revoked token must not drain its victim's budget.
 /// - An error means nothing is known; the Guard applies the failure policies.
 #[async_trait]
@@ -59,8 +61,8 @@ pub trait CombinedCheck: Send + Sync + 'static {
     async fn check_request(
         &self,
         token: &TokenRef<'_>,
-        limit: Option<(&str, &GcraQuota, u32)>,
-        ban: Option<(&str, &BanQuota)>,
+        limit: Option<(&LimitKey<'_>, &GcraCharge)>,
+        ban: Option<(&LimitKey<'_>, &BanQuota)>,
     ) -> Result<CombinedAnswer, StoreError>;
 }
 
@@ -151,8 +153,8 @@ impl CombinedCheck for tokenward_redis::RedisStores {
     async fn check_request(
         &self,
         token: &TokenRef<'_>,
-        limit: Option<(&str, &GcraQuota, u32)>,
-        ban: Option<(&str, &BanQuota)>,
+        limit: Option<(&LimitKey<'_>, &GcraCharge)>,
+        ban: Option<(&LimitKey<'_>, &BanQuota)>,
     ) -> Result<CombinedAnswer, StoreError> {
         let found = tokenward_redis::RedisStores::check_request(self, token, limit, ban).await?;
         Ok(CombinedAnswer::new(

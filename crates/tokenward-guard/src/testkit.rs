@@ -37,6 +37,7 @@
     clippy::indexing_slicing
 )]
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,7 +132,11 @@ impl Fixture {
             .expect("policy");
         let guard = Guard::builder(Validator::new(policy, keys.clone()), stores.clone())
             .subject_limit(
-                SubjectLimit::new("subject", GcraQuota::per_minute(SUBJECT_LIMIT)).expect("limit"),
+                SubjectLimit::new(
+                    "subject",
+                    GcraQuota::per_minute(NonZeroU32::new(SUBJECT_LIMIT).expect("limit")),
+                )
+                .expect("limit"),
             )
             .client_ip(
                 ClientIp::behind_proxies(ForwardedHeader::XForwardedFor, ["127.0.0.0/8", "::1"])
@@ -371,7 +376,7 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
             .await;
     }
     let banned_ip = "203.0.113.250".parse().expect("ip");
-    let ban_quota = f.guard.failure_ban().expect("ban").quota().maxretry;
+    let ban_quota = f.guard.failure_ban().expect("ban").quota().maxretry();
     for _ in 0..ban_quota {
         let req = crate::AuthRequest::new("POST", "/login", banned_ip, crate::Credentials::Absent);
         f.guard.record_failure(&req, "testkit").await;

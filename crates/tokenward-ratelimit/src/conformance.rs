@@ -1,81 +1,113 @@
 //! The conformance suite every [`RateLimitStore`] backend runs: tokenward's in-memory and
 //! Redis stores, and yours.
 //!
-//! Each case is a `pub async fn(store, clock)` that exercises one part of the
-//! [contract](RateLimitStore#contract): assertions on decisions and error *kinds* panic,
-//! unexpected store errors come back as a [`ConformanceError`] naming the call that failed.
-//! [`CASES`] lists them all. Every case needs a **fresh, empty store** (a networked backend:
-//! a new random key prefix per case), because cases reuse keys.
+//! Each case is a `pub async fn(env: RateLimitEnv) -> CaseResult` that exercises one part of
+//! the [contract](RateLimitStore#contract) — its GCRA and ban formulas exactly (to the
+//! nanosecond on an exact clock, within the clock's tolerance on a real one), expiry without
+//! a cleanup job, one round trip per call, atomicity under concurrency — and fails with a
+//! message saying what the backend got wrong: assertions on decisions panic, unexpected store
+//! errors come back as a [`ConformanceError`] naming the call that failed. [`CASES`] lists
+//! them all (and a test checks that every `pub async fn` of the suite is listed). Every case
+//! needs a **fresh, empty store** (a networked backend: a new random key prefix per case),
+//! because cases reuse keys.
 //!
-//! Time comes from a [`TestClock`]: a [`ManualLimiterClock`] the store also reads (time
-//! jumps, no waiting), or [`RealClock`] for backends that keep their own time, such as
-//! Redis's `TIME` (the cases then sleep; no case waits much more than three seconds).
+//! The harness — [`TestClock`], [`RealClock`], [`StoreProbe`], [`Fixture`], the runner — is
+//! `tokenward_core::conformance`, shared by every tokenward suite; read its docs for how
+//! cases keep time and why a backend must not do maintenance across cases' namespaces.
 //!
 //! # Running the suite
 //!
 //! [`ratelimit_conformance_tests!`](crate::ratelimit_conformance_tests) expands to one
-//! `#[tokio::test]` per case. It takes an async function (or closure) returning a fresh
-//! `(Arc<dyn RateLimitStore>, Arc<dyn TestClock>)`, and needs, in the crate that invokes it:
+//! `#[test]` per case, all run on one tokio runtime. It needs only this crate, with the
+//! feature, in the crate that invokes it:
 //!
 //! ```toml
 //! [dev-dependencies]
 //! tokenward-ratelimit = { version = "0.1", features = ["conformance"] }
-//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
 //! ```
+//!
+//! The one-liner takes an async function returning a fresh [`RateLimitEnv`]: the store, the
+//! clock it keeps time by, and a [`StoreProbe`] into it.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tokenward_ratelimit::conformance::TestClock;
-//! use tokenward_ratelimit::{
-//!     LimiterClock, ManualLimiterClock, MemoryRateLimitStore, RateLimitStore,
-//! };
+//! use std::time::Duration;
+//! use tokenward_core::{ManualClock, UnixTime};
+//! use tokenward_ratelimit::conformance::RateLimitEnv;
+//! use tokenward_ratelimit::{LimiterClock, MemoryRateLimitConfig, MemoryRateLimitStore};
 //!
-//! async fn make_env() -> (Arc<dyn RateLimitStore>, Arc<dyn TestClock>) {
-//!     let clock = ManualLimiterClock::new();
-//!     let store = MemoryRateLimitStore::with_clock(LimiterClock::manual(&clock));
-//!     (Arc::new(store), Arc::new(clock))
+//! async fn make_env() -> RateLimitEnv {
+//!     let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+//!     let config = MemoryRateLimitConfig::new()
+//!         .clock(LimiterClock::manual(&clock))
+//!         // Expired state must be gone within a second of use (see `expired_state_leaves_the_store`).
+//!         .prune_interval(Duration::from_secs(1));
+//!     let store = Arc::new(MemoryRateLimitStore::with_config(config).expect("valid config"));
+//!     // The in-memory store is its own probe.
+//!     RateLimitEnv::new(store.clone(), Arc::new(clock), store)
 //! }
 //!
-//! // In a test file (tests/conformance.rs): one #[tokio::test] per case.
+//! // In a test file (tests/conformance.rs): one #[test] per case. Wrap it in a `mod` to run
+//! // the suite more than once in a file (e.g. for two configurations).
 //! tokenward_ratelimit::ratelimit_conformance_tests!(make_env);
-//! # fn main() {
-//! #     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-//! #     rt.block_on(async {
-//! #         let (store, clock) = make_env().await;
-//! #         tokenward_ratelimit::conformance::ban_lifecycle(store, clock).await.unwrap();
-//! #     });
-//! # }
+//! # fn main() {}
 //! ```
 //!
-//! With a backend that keeps its own time, return `Arc::new(RealClock::new())` as the clock.
+//! A backend with a connection pool, or tables to create and drop, implements
+//! [`Fixture<RateLimitEnv>`](Fixture) once and runs the suite with
+//! `ratelimit_conformance_tests!(fixture = MyFixture, setup = MyFixture::setup)`: `setup`
+//! runs once per test binary, `Fixture::env` before each case, `Fixture::teardown` after each
+//! (passed or failed).
+//!
+//! With a backend that keeps its own time (Redis `TIME`), return
+//! [`RealClock::new()`](RealClock::new) as the clock: the cases then sleep (no case waits much
+//! more than three seconds) and check durations within its tolerance.
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use tokenward_core::{StoreError, StoreErrorKind};
+use tokenward_core::conformance::{LOST_ENTRY_HINT, advance_past};
 
-use crate::{BanQuota, Decision, GcraQuota, ManualLimiterClock, RateLimitStore};
+use crate::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, MAX_KEY_LEN, RateLimitStore};
+
+mod ban;
+mod gcra;
+
+#[doc(hidden)]
+pub use tokenward_core as __core;
+pub use tokenward_core::conformance::{
+    CaseResult, ConformanceError, Fixture, RealClock, Step, StoreProbe, TestClock,
+};
+
+pub use ban::*;
+pub use gcra::*;
 
 /// The names of all cases, in the order the macro expands them. Each is a function of this
 /// module.
 pub const CASES: &[&str] = crate::__ratelimit_conformance_cases!(names);
 
-/// Expands to one `#[tokio::test]` per conformance case (see the
-/// [`conformance`](crate::conformance) module for an example and the dependencies it needs).
+/// Expands to one `#[test]` per conformance case (see the [`conformance`](crate::conformance)
+/// module for an example and the dependencies it needs).
 ///
-/// `$make_env` is an async function or closure returning a fresh
-/// `(Arc<dyn RateLimitStore>, Arc<dyn TestClock>)`; it is called once per case.
+/// - `ratelimit_conformance_tests!(make_env)`: `make_env` is an async function or closure
+///   returning a fresh [`RateLimitEnv`](crate::conformance::RateLimitEnv); it is called once
+///   per case.
+/// - `ratelimit_conformance_tests!(fixture = F, setup = f)`: `F: Fixture<RateLimitEnv>`, `f`
+///   an async function returning `Result<F, E>`, called once per test binary.
 #[macro_export]
 macro_rules! ratelimit_conformance_tests {
+    (fixture = $fixture:ty, setup = $setup:expr $(,)?) => {
+        $crate::__ratelimit_conformance_cases!(tests [fixture = $fixture, setup = $setup]);
+    };
     ($make_env:expr $(,)?) => {
-        $crate::__ratelimit_conformance_cases!(tests $make_env);
+        $crate::__ratelimit_conformance_cases!(tests [make_env = $make_env]);
     };
 }
 
-// The one place a new case is listed (besides its function).
+// The list of cases, expanded by `__ratelimit_conformance_expand` into tests or into the
+// `CASES` names: the one place a new case is listed (besides its function).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ratelimit_conformance_cases {
@@ -87,16 +119,21 @@ macro_rules! __ratelimit_conformance_cases {
             reset_after_the_period
             burst_narrower_than_limit
             cost_above_one
-            invalid_input_is_rejected
+            gcra_decisions_follow_the_formulas
+            emission_interval_is_never_rounded_down
             distinct_keys_are_independent
             no_over_admission_under_concurrency
             ban_lifecycle
+            ban_decisions_follow_the_formulas
             ban_outlasts_findtime_and_expires
             failures_outside_findtime_do_not_accumulate
             findtime_is_a_sliding_window
             lift_ban_forgets_failures
             failures_during_a_ban_do_not_extend_it
             ban_keys_are_independent
+            keys_of_any_bytes_up_to_the_limit_work
+            expired_state_leaves_the_store
+            each_call_is_one_round_trip
             fast_path_shares_the_state
         }
     };
@@ -105,137 +142,64 @@ macro_rules! __ratelimit_conformance_cases {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ratelimit_conformance_expand {
-    ([tests $make_env:expr] $($case:ident)*) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() -> ::core::result::Result<(), $crate::conformance::ConformanceError> {
-                let (store, clock) = ($make_env)().await;
-                $crate::conformance::$case(store, clock).await
-            }
-        )*
+    ([tests [$($form:tt)*]] $($case:ident)*) => {
+        $crate::conformance::__core::__conformance_tests! {
+            $($form)*,
+            cases = [$($case => $crate::conformance::$case),*]
+        }
     };
     ([names] $($case:ident)*) => {
         &[$(::core::stringify!($case)),*]
     };
 }
 
-/// Time as a conformance case sees it.
-///
-/// Implemented for [`ManualLimiterClock`] (share it with the store: [`advance`](Self::advance)
-/// moves the store's time instantly) and [`RealClock`] (`advance` sleeps).
-#[async_trait]
-pub trait TestClock: Send + Sync + 'static {
-    /// Lets at least `d` pass.
-    async fn advance(&self, d: Duration);
-
-    /// How far from a boundary a case keeps its checks (time a call takes, millisecond
-    /// rounding, clock differences). Zero for an exact clock (the default): the cases then
-    /// check durations exactly.
-    fn tolerance(&self) -> Duration {
-        Duration::ZERO
-    }
+/// What a case runs against: a fresh, empty store, the clock it keeps time by, and a probe
+/// into it.
+#[derive(Clone)]
+pub struct RateLimitEnv {
+    store: Arc<dyn RateLimitStore>,
+    clock: Arc<dyn TestClock>,
+    probe: Arc<dyn StoreProbe>,
 }
 
-#[async_trait]
-impl TestClock for ManualLimiterClock {
-    async fn advance(&self, d: Duration) {
-        ManualLimiterClock::advance(self, d);
-    }
-}
-
-/// Real time, for backends that keep their own (Redis `TIME`): `advance` sleeps with
-/// `tokio::time::sleep`, so tokio's clock must not be paused.
-#[derive(Debug, Clone, Copy)]
-pub struct RealClock {
-    tolerance: Duration,
-}
-
-impl RealClock {
-    /// The default [`tolerance`](TestClock::tolerance): 250 ms.
-    pub const DEFAULT_TOLERANCE: Duration = Duration::from_millis(250);
-
-    /// A real clock with the [default tolerance](Self::DEFAULT_TOLERANCE).
-    pub fn new() -> Self {
-        RealClock {
-            tolerance: Self::DEFAULT_TOLERANCE,
-        }
-    }
-
-    /// A real clock with another tolerance (keep it under 400 ms: the shortest windows in
-    /// the cases are one second).
-    pub fn with_tolerance(tolerance: Duration) -> Self {
-        RealClock { tolerance }
-    }
-}
-
-impl Default for RealClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-#[async_trait]
-impl TestClock for RealClock {
-    async fn advance(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
-
-    fn tolerance(&self) -> Duration {
-        self.tolerance
-    }
-}
-
-/// A conformance case failed because a store call returned an error, or a spawned task
-/// failed (assertion failures panic instead). Says which call failed.
-pub struct ConformanceError {
-    message: String,
-    source: Option<StoreError>,
-}
-
-impl ConformanceError {
-    /// The store error, if the failure was one.
-    pub fn store_error(&self) -> Option<&StoreError> {
-        self.source.as_ref()
-    }
-}
-
-impl fmt::Display for ConformanceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(e) => write!(f, "{}: {e} ({:?})", self.message, e.kind()),
-            None => f.write_str(&self.message),
+impl RateLimitEnv {
+    /// A fresh, empty `store`; the `clock` it reads (a `ManualClock` shared with it, or
+    /// [`RealClock`] for a store keeping its own time); and a `probe` into the same store.
+    pub fn new(
+        store: Arc<dyn RateLimitStore>,
+        clock: Arc<dyn TestClock>,
+        probe: Arc<dyn StoreProbe>,
+    ) -> Self {
+        RateLimitEnv {
+            store,
+            clock,
+            probe,
         }
     }
 }
 
-/// Same as `Display`: this is what a failing `#[tokio::test]` prints.
-impl fmt::Debug for ConformanceError {
+impl fmt::Debug for RateLimitEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
+        f.debug_struct("RateLimitEnv").finish_non_exhaustive()
     }
 }
 
-impl std::error::Error for ConformanceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_ref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+/// The in-memory store answers its own probe: the GCRA and ban keys it tracks (expired ones
+/// not yet pruned included), what it holds for them, and no round trips.
+#[cfg(feature = "memory")]
+#[async_trait::async_trait]
+impl StoreProbe for crate::MemoryRateLimitStore {
+    async fn stored_entries(&self) -> Result<u64, tokenward_core::StoreError> {
+        let entries = self.tracked_keys().saturating_add(self.ban_keys());
+        Ok(u64::try_from(entries).unwrap_or(u64::MAX))
     }
-}
 
-/// What a case returns.
-pub type CaseResult = Result<(), ConformanceError>;
+    async fn stored_bytes(&self) -> Result<Vec<Vec<u8>>, tokenward_core::StoreError> {
+        Ok(crate::MemoryRateLimitStore::stored_bytes(self))
+    }
 
-trait Step<T> {
-    fn step(self, what: &str) -> Result<T, ConformanceError>;
-}
-
-impl<T> Step<T> for Result<T, StoreError> {
-    fn step(self, what: &str) -> Result<T, ConformanceError> {
-        self.map_err(|e| ConformanceError {
-            message: format!("{what} failed"),
-            source: Some(e),
-        })
+    fn round_trips(&self) -> u64 {
+        0
     }
 }
 
@@ -249,8 +213,55 @@ fn ms(m: u64) -> Duration {
     Duration::from_millis(m)
 }
 
-/// Asserts `actual` is within `[expected - tol, expected]` (time only passes, so a backend
-/// measured later sees a shorter wait), or exactly `expected` for an exact clock.
+/// A suite key; the suite only uses valid ones.
+#[expect(
+    clippy::expect_used,
+    reason = "the suite's keys are valid by construction"
+)]
+fn key(key: &str) -> LimitKey<'static> {
+    LimitKey::new(key.to_owned()).expect("the suite's keys are valid LimitKeys")
+}
+
+/// A suite quota: `limit` per `period`, burst `burst`; the suite only uses valid ones.
+#[expect(
+    clippy::expect_used,
+    reason = "the suite's quotas are valid by construction"
+)]
+fn quota(limit: u32, period: Duration, burst: u32) -> GcraQuota {
+    let nz = |n| NonZeroU32::new(n).expect("the suite's counts are not zero");
+    GcraQuota::new(nz(limit), period)
+        .and_then(|q| q.with_burst(nz(burst)))
+        .expect("the suite's quotas are valid")
+}
+
+/// `cost` cells of `quota`; the suite only uses costs within the burst.
+#[expect(
+    clippy::expect_used,
+    reason = "the suite's costs are valid by construction"
+)]
+fn cells(quota: GcraQuota, cost: u32) -> GcraCharge {
+    quota
+        .charge(cost)
+        .expect("the suite's costs are within the burst")
+}
+
+/// One cell of `quota`.
+fn one(quota: GcraQuota) -> GcraCharge {
+    GcraCharge::single(quota)
+}
+
+/// A suite ban quota; the suite only uses valid ones.
+#[expect(
+    clippy::expect_used,
+    reason = "the suite's quotas are valid by construction"
+)]
+fn ban_quota(maxretry: u32, findtime: Duration, bantime: Duration) -> BanQuota {
+    let maxretry = NonZeroU32::new(maxretry).expect("the suite's counts are not zero");
+    BanQuota::new(maxretry, findtime, bantime).expect("the suite's quotas are valid")
+}
+
+/// Asserts `actual` is within `[expected - tol, expected + tol / 10]` (time only passes, so a
+/// backend measured later sees a shorter wait), or exactly `expected` for an exact clock.
 #[track_caller]
 fn assert_about(actual: Duration, expected: Duration, clock: &dyn TestClock, what: &str) {
     let tol = clock.tolerance();
@@ -284,507 +295,179 @@ fn assert_denied(d: &Decision, what: &str) -> Duration {
     retry
 }
 
+/// Asserts that the round trips made since `before` are at most one.
 #[track_caller]
-fn assert_kind<T: fmt::Debug>(r: Result<T, StoreError>, kind: StoreErrorKind, what: &str) {
-    assert!(r.is_err(), "{what}: expected a {kind:?} error, got {r:?}");
-    if let Err(e) = r {
-        assert_eq!(e.kind(), kind, "{what}: wrong error kind: {e}");
-    }
-}
-
-// ---- GCRA --------------------------------------------------------------------------------
-
-/// `limit` requests are admitted (with `remaining` counting down), the next is denied, and a
-/// denial consumes nothing.
-pub async fn n_allowed_then_denied(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    // 5 per hour: nothing replenishes while the case runs.
-    let quota = GcraQuota::per_hour(5);
-    for i in 0..5 {
-        let d = store.gcra("n:k", &quota, 1).await.step("gcra")?;
-        assert_allowed(&d, 4 - i, &format!("request {}", i + 1));
-        assert_eq!(d.limit, 5);
-    }
-    for _ in 0..3 {
-        let d = store.gcra("n:k", &quota, 1).await.step("gcra")?;
-        assert_denied(&d, "request over the limit");
-        assert_eq!(d.limit, 5);
-    }
-    Ok(())
-}
-
-/// A denial's `retry_after` is when one cell is back; retrying then is admitted, retrying
-/// before is not.
-pub async fn retry_after_is_correct(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    // 3 per 3 s: one cell every second.
-    let quota = GcraQuota::new(3, secs(3));
-    for _ in 0..3 {
-        let d = store.gcra("ra:k", &quota, 1).await.step("gcra")?;
-        assert!(d.allowed, "within the limit: {d:?}");
-    }
-    let d = store.gcra("ra:k", &quota, 1).await.step("gcra")?;
-    let retry = assert_denied(&d, "4th request");
-    assert_about(retry, secs(1), &*clock, "retry_after");
-    assert_about(d.reset, secs(3), &*clock, "reset when empty");
-
-    clock.advance(ms(500)).await;
-    let d = store.gcra("ra:k", &quota, 1).await.step("gcra")?;
-    let retry = assert_denied(&d, "half-way to retry_after");
-    assert_about(retry, ms(500), &*clock, "retry_after half-way");
-
-    clock.advance(ms(500) + clock.tolerance()).await;
-    let d = store.gcra("ra:k", &quota, 1).await.step("gcra")?;
-    assert_allowed(&d, 0, "at retry_after");
-    let d = store.gcra("ra:k", &quota, 1).await.step("gcra")?;
-    assert_denied(&d, "right after the replenished cell");
-    Ok(())
-}
-
-/// After a whole period without requests the full burst is available again.
-pub async fn reset_after_the_period(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = GcraQuota::new(2, secs(1));
-    for round in 0..2 {
-        for i in 0..2 {
-            let d = store.gcra("rp:k", &quota, 1).await.step("gcra")?;
-            assert!(d.allowed, "round {round}, request {i}: {d:?}");
-        }
-        let d = store.gcra("rp:k", &quota, 1).await.step("gcra")?;
-        assert_denied(&d, "over the limit");
-        clock.advance(secs(1) + clock.tolerance()).await;
-    }
-    let d = store.gcra("rp:k", &quota, 1).await.step("gcra")?;
-    assert!(d.allowed, "after the period: {d:?}");
-    assert_eq!(d.remaining, 1, "a full burst is back: {d:?}");
-    Ok(())
-}
-
-/// `burst < limit`: only `burst` at once, then one per emission interval.
-pub async fn burst_narrower_than_limit(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    // 60 per minute (one per second), at most 3 at once.
-    let quota = GcraQuota::per_minute(60).with_burst(3);
-    for i in 0..3 {
-        let d = store.gcra("b:k", &quota, 1).await.step("gcra")?;
-        assert_allowed(&d, 2 - i, "within the burst");
-        assert_eq!(d.limit, 60, "limit is the rate, not the burst");
-    }
-    let d = store.gcra("b:k", &quota, 1).await.step("gcra")?;
-    let retry = assert_denied(&d, "past the burst");
-    assert_about(retry, secs(1), &*clock, "retry_after past the burst");
-    assert_about(d.reset, secs(3), &*clock, "reset past the burst");
-
-    clock.advance(secs(1) + clock.tolerance()).await;
-    let d = store.gcra("b:k", &quota, 1).await.step("gcra")?;
-    assert_allowed(&d, 0, "one cell replenished");
-    let d = store.gcra("b:k", &quota, 1).await.step("gcra")?;
-    assert_denied(&d, "only one replenished");
-    Ok(())
-}
-
-/// A request of cost `n` takes `n` cells, all or nothing.
-pub async fn cost_above_one(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    // 10 per minute: one cell every 6 s.
-    let quota = GcraQuota::per_minute(10);
-    let d = store.gcra("c:k", &quota, 4).await.step("gcra cost 4")?;
-    assert_allowed(&d, 6, "first cost 4");
-    let d = store.gcra("c:k", &quota, 4).await.step("gcra cost 4")?;
-    assert_allowed(&d, 2, "second cost 4");
-    let d = store.gcra("c:k", &quota, 4).await.step("gcra cost 4")?;
-    let retry = assert_denied(&d, "third cost 4 (2 left)");
-    assert_about(retry, secs(12), &*clock, "retry_after for 2 missing cells");
-    // The denial took nothing: the 2 cells left still serve a cost-2 request.
-    let d = store.gcra("c:k", &quota, 2).await.step("gcra cost 2")?;
-    assert_allowed(&d, 0, "cost 2 with 2 left");
-    let d = store.gcra("c:k", &quota, 1).await.step("gcra cost 1")?;
-    assert_denied(&d, "empty");
-    Ok(())
-}
-
-/// Invalid keys, quotas and costs are `InvalidInput` errors.
-pub async fn invalid_input_is_rejected(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    use StoreErrorKind::InvalidInput;
-    let quota = GcraQuota::per_minute(10).with_burst(5);
-    assert_kind(store.gcra("i:k", &quota, 0).await, InvalidInput, "cost 0");
-    assert_kind(
-        store.gcra("i:k", &quota, 6).await,
-        InvalidInput,
-        "cost > burst",
-    );
-    assert_kind(store.gcra("", &quota, 1).await, InvalidInput, "empty key");
-    let long = "k".repeat(crate::MAX_KEY_LEN + 1);
-    assert_kind(store.gcra(&long, &quota, 1).await, InvalidInput, "long key");
-    for bad in [
-        GcraQuota::per_minute(0),
-        GcraQuota::new(10, Duration::ZERO),
-        GcraQuota::per_minute(10).with_burst(0),
-    ] {
-        assert_kind(store.gcra("i:k", &bad, 1).await, InvalidInput, "bad quota");
-    }
-    let ban = BanQuota::new(3, secs(60), secs(300));
-    for bad in [
-        BanQuota::new(0, secs(60), secs(300)),
-        BanQuota::new(3, Duration::ZERO, secs(300)),
-        BanQuota::new(3, secs(60), Duration::ZERO),
-    ] {
-        assert_kind(
-            store.record_failure("i:b", &bad).await,
-            InvalidInput,
-            "bad ban",
-        );
-        assert_kind(store.ban_status("i:b", &bad).await, InvalidInput, "bad ban");
-    }
-    assert_kind(
-        store.record_failure("", &ban).await,
-        InvalidInput,
-        "empty key",
-    );
-    assert_kind(store.ban_status("", &ban).await, InvalidInput, "empty key");
-    assert_kind(store.lift_ban("").await, InvalidInput, "empty key");
-    // Nothing was consumed by the rejected calls.
-    let d = store
-        .gcra("i:k", &quota, 5)
-        .await
-        .step("gcra after rejections")?;
-    assert_allowed(&d, 0, "full burst after rejections");
-    let d = store.ban_status("i:b", &ban).await.step("ban_status")?;
-    assert_allowed(&d, 3, "no failure counted after rejections");
-    Ok(())
-}
-
-/// Exhausting one key leaves the others untouched.
-pub async fn distinct_keys_are_independent(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = GcraQuota::per_hour(2);
-    for _ in 0..2 {
-        store.gcra("d:a", &quota, 1).await.step("gcra a")?;
-    }
-    let d = store.gcra("d:a", &quota, 1).await.step("gcra a")?;
-    assert_denied(&d, "a exhausted");
-    let d = store.gcra("d:b", &quota, 1).await.step("gcra b")?;
-    assert_allowed(&d, 1, "b untouched");
-    // Keys that merely share a prefix or differ in case are distinct too.
-    let d = store.gcra("d:a:", &quota, 1).await.step("gcra a:")?;
-    assert_allowed(&d, 1, "prefix of another key");
-    let d = store.gcra("D:A", &quota, 1).await.step("gcra A")?;
-    assert_allowed(&d, 1, "case differs");
-    Ok(())
-}
-
-/// 64 tasks hammering one key with a limit of 300 admit exactly 300.
-pub async fn no_over_admission_under_concurrency(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    // 300 per hour: one cell every 12 s, far longer than the hammering takes.
-    let quota = GcraQuota::per_hour(300);
-    let admitted = Arc::new(AtomicU32::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let store = Arc::clone(&store);
-        let admitted = Arc::clone(&admitted);
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..8 {
-                let d = store.gcra("cc:k", &quota, 1).await?;
-                if d.allowed {
-                    admitted.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Ok::<(), StoreError>(())
-        }));
-    }
-    for t in tasks {
-        match t.await {
-            Ok(r) => r.step("concurrent gcra")?,
-            Err(e) => {
-                return Err(ConformanceError {
-                    message: format!("a hammering task failed: {e}"),
-                    source: None,
-                });
-            }
-        }
-    }
-    assert_eq!(
-        admitted.load(Ordering::Relaxed),
-        300,
-        "64 × 8 requests, limit 300"
-    );
-    Ok(())
-}
-
-// ---- failure bans ------------------------------------------------------------------------
-
-/// `maxretry - 1` failures: not banned (one failure left); `maxretry`: banned for `bantime`.
-pub async fn ban_lifecycle(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = BanQuota::new(3, secs(60), secs(300));
-    let d = store.ban_status("bl:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 3, "no failures yet");
-    assert_eq!(d.limit, 3);
-    for i in 0..2 {
-        let d = store
-            .record_failure("bl:k", &quota)
-            .await
-            .step("record_failure")?;
-        assert_allowed(&d, 2 - i, "below maxretry");
-    }
-    let d = store.ban_status("bl:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 1, "maxretry - 1 failures");
+fn assert_one_round_trip(probe: &dyn StoreProbe, before: u64, what: &str) {
+    let made = probe.round_trips().saturating_sub(before);
     assert!(
-        d.reset > Duration::ZERO && d.reset <= secs(60),
-        "reset within findtime: {d:?}"
+        made <= 1,
+        "{what} made {made} round trips; the contract allows one"
     );
-
-    let d = store
-        .record_failure("bl:k", &quota)
-        .await
-        .step("record_failure")?;
-    let retry = assert_denied(&d, "maxretry-th failure bans");
-    assert_about(retry, secs(300), &*clock, "ban length");
-    let d = store.ban_status("bl:k", &quota).await.step("ban_status")?;
-    let retry = assert_denied(&d, "banned");
-    assert_about(retry, secs(300), &*clock, "ban left");
-    assert_eq!(d.limit, 3);
-    Ok(())
 }
 
-/// The ban holds past `findtime` and ends after `bantime`; counting then starts afresh.
-pub async fn ban_outlasts_findtime_and_expires(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let tol = clock.tolerance();
-    let quota = BanQuota::new(2, secs(1), secs(2));
-    store
-        .record_failure("be:k", &quota)
-        .await
-        .step("record_failure")?;
-    let d = store
-        .record_failure("be:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_denied(&d, "second failure bans");
+// ---- keys and the store as a whole ---------------------------------------------------------
 
-    clock.advance(secs(1) + tol).await;
-    let d = store.ban_status("be:k", &quota).await.step("ban_status")?;
-    let retry = assert_denied(&d, "past findtime, within bantime");
-    assert!(retry <= secs(1), "ban left after 1 s of 2: {d:?}");
-
-    clock.advance(secs(1)).await;
-    let d = store.ban_status("be:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 2, "after bantime, nothing counted");
-
-    let d = store
-        .record_failure("be:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_allowed(&d, 1, "one failure after the ban");
-    Ok(())
-}
-
-/// Failures further apart than `findtime` never add up to a ban.
-pub async fn failures_outside_findtime_do_not_accumulate(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = BanQuota::new(3, secs(1), secs(60));
-    for _ in 0..2 {
-        store
-            .record_failure("fw:k", &quota)
-            .await
-            .step("record_failure")?;
-    }
-    clock.advance(secs(1) + clock.tolerance()).await;
-    let d = store.ban_status("fw:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 3, "earlier failures left the window");
-    for i in 0..2 {
+/// Keys are opaque bytes: any but NUL, up to [`MAX_KEY_LEN`] (braces, spaces, control
+/// characters, any Unicode), each key independent — also of one that differs only in its last
+/// byte, or only in case — and GCRA state never shares a key's ban state.
+pub async fn keys_of_any_bytes_up_to_the_limit_work(env: RateLimitEnv) -> CaseResult {
+    let RateLimitEnv { store, .. } = env;
+    let q = quota(2, secs(3600), 2);
+    let ban = ban_quota(2, secs(60), secs(300));
+    let longest = format!("ko:{}", "k".repeat(MAX_KEY_LEN - 4));
+    let keys = [
+        "ko:{tag}".to_owned(),
+        "ko:}{".to_owned(),
+        "ko:\u{1}\t\r\n \u{7f}".to_owned(),
+        "ko:ü€😀\u{202e}".to_owned(),
+        "ko:{".repeat(MAX_KEY_LEN / 4),
+        format!("{longest}x"),
+        format!("{longest}y"),
+        "ko:case".to_owned(),
+        "ko:CASE".to_owned(),
+    ];
+    for k in &keys {
+        let k = key(k);
+        let d = store.gcra(&k, &one(q)).await.step("gcra")?;
+        assert_allowed(&d, 1, &format!("first request of {k:?}"));
+        let d = store.gcra(&k, &one(q)).await.step("gcra")?;
+        assert_allowed(&d, 0, &format!("second request of {k:?}"));
+        let d = store.gcra(&k, &one(q)).await.step("gcra")?;
+        assert_denied(&d, &format!("third request of {k:?}"));
         let d = store
-            .record_failure("fw:k", &quota)
+            .record_failure(&k, &ban)
             .await
             .step("record_failure")?;
-        assert_allowed(&d, 2 - i, "fresh failures only");
+        assert_allowed(&d, 1, &format!("one failure of {k:?}, GCRA state apart"));
     }
-    let d = store
-        .record_failure("fw:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_denied(&d, "three within findtime");
+    // Each key kept its own state: the last one of each pair neither saw the other's
+    // requests nor its failures (it would be banned or denied one request early).
     Ok(())
 }
 
-/// `findtime` slides: each failure counts for `findtime` after it happened (not in fixed
-/// windows anchored anywhere).
-pub async fn findtime_is_a_sliding_window(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = BanQuota::new(3, secs(1), secs(60));
-    // Failures at 0 s, 0.7 s and 1.4 s: at 1.4 s the first has left the window.
-    store
-        .record_failure("sw:k", &quota)
-        .await
-        .step("record_failure")?;
-    clock.advance(ms(700)).await;
-    let d = store
-        .record_failure("sw:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_allowed(&d, 1, "two within findtime");
-    clock.advance(ms(700)).await;
-    let d = store
-        .record_failure("sw:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_allowed(&d, 1, "the first failure slid out of the window");
-    // A fourth right away: three within one second (0.7 s, 1.4 s, now) ban. A fixed window
-    // anchored at the first failure, or at 1 s, would hold only two.
-    let d = store
-        .record_failure("sw:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_denied(&d, "three within a sliding findtime");
-    Ok(())
-}
-
-/// `lift_ban` ends a ban and forgets the counted failures; lifting an unknown key is fine.
-pub async fn lift_ban_forgets_failures(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = BanQuota::new(3, secs(60), secs(300));
-    for _ in 0..3 {
+/// Expired state leaves the store on its own, without a cleanup job: GCRA keys whose cells
+/// are all back, counted failures past `findtime`, ended bans. Counted with
+/// [`StoreProbe::stored_entries`] after the store was used again (one second after
+/// everything expired): a backend that removes expired state on a schedule (the in-memory
+/// store's `prune_interval`) runs the suite with a schedule of at most a second.
+pub async fn expired_state_leaves_the_store(env: RateLimitEnv) -> CaseResult {
+    const KEYS: usize = 24;
+    const LATER: u64 = 16;
+    /// Expired entries a backend may still hold after the later writes (lazily expiring
+    /// backends reclaim on access or in the background).
+    const SLACK: u64 = 8;
+    let RateLimitEnv {
+        store,
+        clock,
+        probe,
+    } = env;
+    // One cell per 100 ms; failures count for a second; bans last a second.
+    let short = quota(10, secs(1), 10);
+    let ban = ban_quota(2, secs(1), secs(1));
+    for i in 0..KEYS {
         store
-            .record_failure("lb:k", &quota)
+            .gcra(&key(&format!("ex:g{i}")), &one(short))
             .await
-            .step("record_failure")?;
-    }
-    let d = store.ban_status("lb:k", &quota).await.step("ban_status")?;
-    assert_denied(&d, "banned");
-    store.lift_ban("lb:k").await.step("lift_ban")?;
-    let d = store.ban_status("lb:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 3, "lifted");
-    for i in 0..2 {
-        let d = store
-            .record_failure("lb:k", &quota)
-            .await
-            .step("record_failure")?;
-        assert_allowed(&d, 2 - i, "counting afresh after the lift");
-    }
-    store
-        .lift_ban("lb:k")
-        .await
-        .step("lift_ban without a ban")?;
-    let d = store.ban_status("lb:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 3, "lift forgets failures below maxretry too");
-    store
-        .lift_ban("lb:unknown")
-        .await
-        .step("lift_ban of an unknown key")?;
-    Ok(())
-}
-
-/// Failures recorded while banned neither count nor extend the ban.
-pub async fn failures_during_a_ban_do_not_extend_it(
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = BanQuota::new(1, secs(1), secs(2));
-    let d = store
-        .record_failure("fb:k", &quota)
-        .await
-        .step("record_failure")?;
-    assert_denied(&d, "maxretry 1 bans at once");
-    clock.advance(ms(1000)).await;
-    let d = store
-        .record_failure("fb:k", &quota)
-        .await
-        .step("record_failure")?;
-    let retry = assert_denied(&d, "failure while banned");
-    assert!(retry <= secs(1), "the ban was extended: {d:?}");
-    clock.advance(secs(1) + clock.tolerance()).await;
-    let d = store.ban_status("fb:k", &quota).await.step("ban_status")?;
-    assert_allowed(&d, 1, "ban over, the failure during it not counted");
-    Ok(())
-}
-
-/// Bans and failure counts of one key leave the others untouched.
-pub async fn ban_keys_are_independent(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = BanQuota::new(2, secs(60), secs(300));
-    for _ in 0..2 {
+            .step("gcra of a short-lived key")?;
+        let failing = key(&format!("ex:f{i}"));
         store
-            .record_failure("bk:a", &quota)
+            .record_failure(&failing, &ban)
             .await
-            .step("record_failure a")?;
+            .step("record_failure")?;
+        if i % 2 == 0 {
+            let d = store
+                .record_failure(&failing, &ban)
+                .await
+                .step("record_failure")?;
+            assert_denied(&d, "the second failure bans");
+        }
     }
-    store
-        .record_failure("bk:b", &quota)
+    let held = probe
+        .stored_entries()
         .await
-        .step("record_failure b")?;
+        .step("StoreProbe::stored_entries")?;
+    assert!(
+        held >= 2 * KEYS as u64,
+        "the probe counts {held} entries after {} keys were used: it must count what the \
+         store holds for this case",
+        2 * KEYS
+    );
+    // Everything has expired after 1 s; one more second for stores that prune on a schedule.
+    advance_past(&*clock, secs(2)).await;
+    let long = quota(10, secs(3600), 10);
+    for i in 0..LATER {
+        store
+            .gcra(&key(&format!("ex:live{i}")), &one(long))
+            .await
+            .step("gcra of a long-lived key")?;
+    }
+    let held = probe
+        .stored_entries()
+        .await
+        .step("StoreProbe::stored_entries")?;
+    assert!(
+        held <= LATER + SLACK,
+        "{held} entries held after {} expired and {LATER} live ones were written: expired \
+         state must leave the store without a cleanup job",
+        2 * KEYS
+    );
+    assert!(
+        held >= LATER,
+        "{held} entries held, fewer than the {LATER} live ones: {LOST_ENTRY_HINT}"
+    );
     let d = store
-        .ban_status("bk:a", &quota)
+        .gcra(&key("ex:live0"), &one(long))
         .await
-        .step("ban_status a")?;
-    assert_denied(&d, "a banned");
-    let d = store
-        .ban_status("bk:b", &quota)
-        .await
-        .step("ban_status b")?;
-    assert_allowed(&d, 1, "b one failure");
-    let d = store
-        .ban_status("bk:c", &quota)
-        .await
-        .step("ban_status c")?;
-    assert_allowed(&d, 2, "c untouched");
-    store.lift_ban("bk:b").await.step("lift_ban b")?;
-    let d = store
-        .ban_status("bk:a", &quota)
-        .await
-        .step("ban_status a")?;
-    assert_denied(&d, "lifting b leaves a banned");
+        .step("gcra of a live key")?;
+    assert_allowed(&d, 8, "a live key kept its state");
     Ok(())
 }
 
-// ---- Synchronous fast path -----------------------------------------------------------------
+/// Every call — `gcra`, `ban_status`, `record_failure`, `lift_ban` — is one round trip to the
+/// backend, banned or not, counted through [`StoreProbe::round_trips`].
+pub async fn each_call_is_one_round_trip(env: RateLimitEnv) -> CaseResult {
+    let RateLimitEnv { store, probe, .. } = env;
+    let q = quota(1, secs(3600), 1);
+    let ban = ban_quota(1, secs(60), secs(300));
+    let k = key("rt:k");
+    for what in ["admitted", "denied"] {
+        let before = probe.round_trips();
+        store.gcra(&k, &cells(q, 1)).await.step("gcra")?;
+        assert_one_round_trip(&*probe, before, &format!("gcra ({what})"));
+    }
+    for what in ["not banned", "banned"] {
+        let before = probe.round_trips();
+        store.ban_status(&k, &ban).await.step("ban_status")?;
+        assert_one_round_trip(&*probe, before, &format!("ban_status ({what})"));
+        let before = probe.round_trips();
+        store
+            .record_failure(&k, &ban)
+            .await
+            .step("record_failure")?;
+        assert_one_round_trip(&*probe, before, &format!("record_failure ({what})"));
+    }
+    let before = probe.round_trips();
+    store.lift_ban(&k).await.step("lift_ban")?;
+    assert_one_round_trip(&*probe, before, "lift_ban");
+    Ok(())
+}
 
 /// A store's synchronous fast path ([`RateLimitStore::gcra_now`],
 /// [`RateLimitStore::ban_status_now`]), where it has one, answers from the same state as the
 /// async calls: cells taken on one path are gone on the other, and a ban recorded through the
 /// async call shows on the fast path. (A store without a fast path — `None`, as network
 /// stores answer — passes trivially: callers then use the async calls.)
-pub async fn fast_path_shares_the_state(
-    store: Arc<dyn RateLimitStore>,
-    _clock: Arc<dyn TestClock>,
-) -> CaseResult {
-    let quota = GcraQuota::per_hour(3);
+pub async fn fast_path_shares_the_state(env: RateLimitEnv) -> CaseResult {
+    let RateLimitEnv { store, .. } = env;
+    let q = one(quota(3, secs(3600), 3));
+    let k = key("fp:k");
     // Alternate the paths: fast, async, fast, then the fourth request is denied on both.
-    let fast = |store: &Arc<dyn RateLimitStore>| store.gcra_now("fp:k", &quota, 1);
+    let fast = |store: &Arc<dyn RateLimitStore>| store.gcra_now(&k, &q);
     let mut remaining = 3;
     for (i, use_fast) in [true, false, true].into_iter().enumerate() {
         let d = match use_fast.then(|| fast(&store)).flatten() {
             Some(answer) => answer.step("gcra_now")?,
-            None => store.gcra("fp:k", &quota, 1).await.step("gcra")?,
+            None => store.gcra(&k, &q).await.step("gcra")?,
         };
         remaining -= 1;
         assert_allowed(
@@ -799,11 +482,12 @@ pub async fn fast_path_shares_the_state(
             "fast path after the budget is spent",
         );
     }
-    let d = store.gcra("fp:k", &quota, 1).await.step("gcra")?;
+    let d = store.gcra(&k, &q).await.step("gcra")?;
     assert_denied(&d, "async call after the budget is spent");
 
-    let ban = BanQuota::new(2, Duration::from_secs(60), Duration::from_secs(300));
-    if let Some(answer) = store.ban_status_now("fp:b", &ban) {
+    let ban = ban_quota(2, secs(60), secs(300));
+    let b = key("fp:b");
+    if let Some(answer) = store.ban_status_now(&b, &ban) {
         assert_allowed(
             &answer.step("ban_status_now")?,
             2,
@@ -812,12 +496,30 @@ pub async fn fast_path_shares_the_state(
     }
     for _ in 0..2 {
         store
-            .record_failure("fp:b", &ban)
+            .record_failure(&b, &ban)
             .await
             .step("record_failure")?;
     }
-    if let Some(answer) = store.ban_status_now("fp:b", &ban) {
+    if let Some(answer) = store.ban_status_now(&b, &ban) {
         assert_denied(&answer.step("ban_status_now")?, "fast path sees the ban");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub async fn` of the suite (in any of its files) is in the macro's list — so it
+    /// runs — and only once.
+    #[test]
+    fn every_case_is_listed() {
+        let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/conformance");
+        let sources = tokenward_core::conformance::suite_sources(&module)
+            .expect("the suite's sources are readable");
+        let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+        if let Err(problems) =
+            tokenward_core::conformance::check_cases_listed(&sources, super::CASES)
+        {
+            panic!("{problems}");
+        }
+    }
 }

@@ -13,7 +13,8 @@
 
 use std::time::Duration;
 
-use crate::store::{BanQuota, Decision, GcraQuota};
+use crate::quota::{BanQuota, GcraQuota};
+use crate::store::Decision;
 
 impl Decision {
     /// An admitted request: `remaining` more are admissible now; everything is replenished
@@ -91,9 +92,11 @@ impl Decision {
 /// rounded up}`. Several policies go into one header joined by `, `.
 ///
 /// ```
+/// use std::num::NonZeroU32;
 /// use tokenward_ratelimit::{GcraQuota, ratelimit_policy_header};
+/// let quota = GcraQuota::per_minute(NonZeroU32::new(300).unwrap());
 /// assert_eq!(
-///     ratelimit_policy_header("subject", &GcraQuota::per_minute(300)),
+///     ratelimit_policy_header("subject", &quota),
 ///     "\"subject\";q=300;w=60"
 /// );
 /// ```
@@ -101,8 +104,8 @@ pub fn ratelimit_policy_header(policy_name: &str, quota: &GcraQuota) -> String {
     format!(
         "{};q={};w={}",
         sf_string(policy_name),
-        quota.limit,
-        ceil_secs(quota.period).max(1)
+        quota.limit(),
+        ceil_secs(quota.period()).max(1)
     )
 }
 
@@ -111,8 +114,8 @@ pub fn ban_policy_header(policy_name: &str, quota: &BanQuota) -> String {
     format!(
         "{};q={};w={}",
         sf_string(policy_name),
-        quota.maxretry,
-        ceil_secs(quota.findtime).max(1)
+        quota.maxretry(),
+        ceil_secs(quota.findtime()).max(1)
     )
 }
 
@@ -145,6 +148,10 @@ mod tests {
 
     fn ms(m: u64) -> Duration {
         Duration::from_millis(m)
+    }
+
+    fn nz(n: u32) -> std::num::NonZeroU32 {
+        std::num::NonZeroU32::new(n).unwrap()
     }
 
     #[test]
@@ -209,15 +216,20 @@ mod tests {
     #[test]
     fn policy_headers() {
         assert_eq!(
-            ratelimit_policy_header("subject", &GcraQuota::per_minute(300)),
+            ratelimit_policy_header("subject", &GcraQuota::per_minute(nz(300))),
             "\"subject\";q=300;w=60"
         );
         assert_eq!(
-            ratelimit_policy_header("burst", &GcraQuota::new(10, ms(1500)).with_burst(3)),
+            ratelimit_policy_header(
+                "burst",
+                &GcraQuota::new(nz(10), ms(1500))
+                    .and_then(|q| q.with_burst(nz(3)))
+                    .unwrap()
+            ),
             "\"burst\";q=10;w=2"
         );
         assert_eq!(
-            ratelimit_policy_header("tiny", &GcraQuota::new(10, ms(100))),
+            ratelimit_policy_header("tiny", &GcraQuota::new(nz(10), ms(100)).unwrap()),
             "\"tiny\";q=10;w=1"
         );
         assert_eq!(

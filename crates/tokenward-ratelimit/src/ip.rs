@@ -17,7 +17,6 @@
 //! Bans key IPv6 clients by network ([`client_network`], /64 by default): one host usually
 //! has a whole /64 to rotate through.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -44,16 +43,9 @@ impl ForwardedHeader {
 }
 
 /// A trusted-proxy entry that is not a CIDR network or an address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidNetwork(String);
-
-impl fmt::Display for InvalidNetwork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "not a CIDR network or IP address: {:?}", self.0)
-    }
-}
-
-impl std::error::Error for InvalidNetwork {}
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a CIDR network or IP address: {0:?}")]
+pub struct NetworkError(String);
 
 /// How to find the client address of a request (see the [module docs](self)).
 ///
@@ -85,7 +77,7 @@ impl ClientIp {
     pub fn behind_proxies<I, S>(
         header: ForwardedHeader,
         trusted_proxies: I,
-    ) -> Result<Self, InvalidNetwork>
+    ) -> Result<Self, NetworkError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -178,14 +170,14 @@ pub fn client_network(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
     }
 }
 
-fn parse_network(s: &str) -> Result<IpNet, InvalidNetwork> {
+fn parse_network(s: &str) -> Result<IpNet, NetworkError> {
     let s = s.trim();
     if let Ok(net) = IpNet::from_str(s) {
         return Ok(net.trunc());
     }
     match IpAddr::from_str(s) {
         Ok(ip) => Ok(IpNet::from(ip)),
-        Err(_) => Err(InvalidNetwork(s.to_owned())),
+        Err(_) => Err(NetworkError(s.to_owned())),
     }
 }
 

@@ -15,35 +15,43 @@
 //! - [`ClientIp`] — the client address from the peer, or from `Forwarded` /
 //!   `X-Forwarded-For` only through trusted proxies, walked from the right ([`ip`]).
 //!
-//! Backends: [`MemoryRateLimitStore`] (this crate, on `governor`, bounded) and the Redis
-//! store in `tokenward-redis` (Lua scripts on the server's clock, shared by all instances).
-//! Custom backends implement [`RateLimitStore`] and run the `conformance` suite (feature
-//! `conformance`).
+//! Backends: [`MemoryRateLimitStore`] (this crate, on `governor`, bounded; feature `memory`,
+//! on by default) and the Redis store in `tokenward-redis` (Lua scripts on the server's clock,
+//! shared by all instances). Custom backends implement [`RateLimitStore`] — whose inputs are
+//! valid by construction: [`LimitKey`]s built by the policies, [`GcraCharge`]s and
+//! [`BanQuota`]s checked where they are made — and run the `conformance` suite (feature
+//! `conformance`). A user with a store of their own turns default features off and compiles
+//! none of the in-memory store's dependencies.
 //!
 //! ```
 //! use std::net::IpAddr;
+//! use std::num::NonZeroU32;
 //! use std::time::Duration;
+//! use tokenward_core::{ManualClock, StoreId, UnixTime};
 //! use tokenward_ratelimit::{
-//!     BanQuota, FailureBan, GcraQuota, LimiterClock, ManualLimiterClock,
-//!     MemoryRateLimitStore, SubjectLimit,
+//!     BanQuota, FailureBan, GcraQuota, LimiterClock, MemoryRateLimitStore, SubjectLimit,
 //! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let runtime = tokio::runtime::Builder::new_current_thread().build()?;
 //! # runtime.block_on(async {
-//! let clock = ManualLimiterClock::new();
+//! // The store keeps its own (monotonic) time; a test drives it with a ManualClock.
+//! let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
 //! let store = MemoryRateLimitStore::with_clock(LimiterClock::manual(&clock));
 //!
 //! // Per subject: 300 requests per minute, at most 10 at once.
-//! let per_subject = SubjectLimit::new("subject", GcraQuota::per_minute(300).with_burst(10))?;
+//! let n = |n| NonZeroU32::new(n).ok_or("zero");
+//! let quota = GcraQuota::per_minute(n(300)?).with_burst(n(10)?)?;
+//! let per_subject = SubjectLimit::new("subject", quota)?;
+//! let (alice, bob) = (StoreId::new("alice")?, StoreId::new("bob")?);
 //! for _ in 0..10 {
-//!     assert!(per_subject.check(&store, "alice").await?.allowed);
+//!     assert!(per_subject.check(&store, &alice).await?.allowed);
 //! }
-//! let denied = per_subject.check(&store, "alice").await?;
+//! let denied = per_subject.check(&store, &alice).await?;
 //! assert!(!denied.allowed);
 //! assert_eq!(denied.retry_after_header().as_deref(), Some("1")); // one cell per 200 ms
 //! assert_eq!(per_subject.ratelimit_header(&denied), "\"subject\";r=0;t=2"); // all 10 back in 2 s
-//! assert!(per_subject.check(&store, "bob").await?.allowed); // bob has his own budget
+//! assert!(per_subject.check(&store, &bob).await?.allowed); // bob has his own budget
 //!
 //! // Failure ban: 5 failures within 60 s ban the client for 5 minutes.
 //! let ban = FailureBan::new("auth-ban", BanQuota::fail2ban_default())?;
@@ -101,15 +109,21 @@
 
 pub mod decision;
 pub mod ip;
+mod key;
+#[cfg(feature = "memory")]
 mod memory;
 mod policy;
+mod quota;
 mod store;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use decision::{ban_policy_header, ratelimit_policy_header};
-pub use ip::{ClientIp, ForwardedHeader, InvalidNetwork, client_network};
-pub use memory::{LimiterClock, ManualLimiterClock, MemoryRateLimitStore, MemoryStoreConfig};
-pub use policy::{FailureBan, InvalidPolicyName, MAX_POLICY_NAME_LEN, SubjectLimit};
-pub use store::{BanQuota, Decision, GcraQuota, MAX_KEY_LEN, RateLimitStore, validate_key};
+pub use ip::{ClientIp, ForwardedHeader, NetworkError, client_network};
+pub use key::{LimitKey, LimitKeyError, MAX_KEY_LEN};
+#[cfg(feature = "memory")]
+pub use memory::{LimiterClock, MemoryRateLimitConfig, MemoryRateLimitStore};
+pub use policy::{FailureBan, MAX_POLICY_NAME_LEN, PolicyNameError, SubjectLimit};
+pub use quota::{BanQuota, GcraCharge, GcraQuota, MAX_SPAN};
+pub use store::{Decision, RateLimitStore};

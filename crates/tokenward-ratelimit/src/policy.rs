@@ -4,35 +4,31 @@
 //! policies never collide) and calls the [`RateLimitStore`]. It returns the store's result
 //! unchanged; the caller (the Guard) applies the policy's [`FailurePolicy`] to an error.
 
-use std::fmt;
 use std::net::IpAddr;
 
-use tokenward_core::{FailurePolicy, StoreError};
+use tokenward_core::{FailurePolicy, MAX_ID_LEN, SettingError, StoreError, StoreId};
 
 use crate::decision::{ban_policy_header, ratelimit_policy_header};
 use crate::ip::client_network;
-use crate::store::{BanQuota, Decision, GcraQuota, RateLimitStore};
+use crate::key::{LimitKey, MAX_KEY_LEN};
+use crate::quota::{BanQuota, GcraCharge, GcraQuota};
+use crate::store::{Decision, RateLimitStore};
 
 /// The longest policy name.
 pub const MAX_POLICY_NAME_LEN: usize = 64;
 
+/// The longest key a policy builds: `{name}:account:{id}` (an IP network is shorter than an
+/// id). Every policy key fits in a [`LimitKey`], so building one never fails.
+const _: () = assert!(MAX_POLICY_NAME_LEN + ":account:".len() + MAX_ID_LEN <= MAX_KEY_LEN);
+
 /// A policy name that is not 1..=64 ASCII letters, digits, `-`, `_` or `.`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidPolicyName(String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid policy name {0:?}: use 1..={MAX_POLICY_NAME_LEN} ASCII letters, digits, '-', '_', '.'"
+)]
+pub struct PolicyNameError(String);
 
-impl fmt::Display for InvalidPolicyName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid policy name {:?}: use 1..={MAX_POLICY_NAME_LEN} ASCII letters, digits, '-', '_', '.'",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for InvalidPolicyName {}
-
-fn check_name(name: &str) -> Result<String, InvalidPolicyName> {
+fn check_name(name: &str) -> Result<String, PolicyNameError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_POLICY_NAME_LEN
         && name
@@ -41,7 +37,7 @@ fn check_name(name: &str) -> Result<String, InvalidPolicyName> {
     if ok {
         Ok(name.to_owned())
     } else {
-        Err(InvalidPolicyName(name.to_owned()))
+        Err(PolicyNameError(name.to_owned()))
     }
 }
 
@@ -58,10 +54,15 @@ fn check_name(name: &str) -> Result<String, InvalidPolicyName> {
 /// a full outage. Keep it closed where the limit guards something costly (paid API quotas).
 ///
 /// ```
+/// use std::num::NonZeroU32;
+/// use tokenward_core::StoreId;
 /// use tokenward_ratelimit::{GcraQuota, SubjectLimit};
-/// let limit = SubjectLimit::new("subject", GcraQuota::per_minute(300)).unwrap();
-/// assert_eq!(limit.key("alice"), "subject:alice");
+///
+/// let quota = GcraQuota::per_minute(NonZeroU32::new(300).unwrap());
+/// let limit = SubjectLimit::new("subject", quota)?;
+/// assert_eq!(limit.key(&StoreId::new("alice")?), "subject:alice");
 /// assert_eq!(limit.policy_header(), "\"subject\";q=300;w=60");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectLimit {
@@ -72,8 +73,9 @@ pub struct SubjectLimit {
 
 impl SubjectLimit {
     /// A limit named `name` (1..=64 ASCII letters, digits, `-`, `_`, `.`; it appears in
-    /// store keys and `RateLimit` headers) with failure policy open.
-    pub fn new(name: &str, quota: GcraQuota) -> Result<Self, InvalidPolicyName> {
+    /// store keys and `RateLimit` headers) with failure policy closed
+    /// ([`FailurePolicy::Closed`]).
+    pub fn new(name: &str, quota: GcraQuota) -> Result<Self, PolicyNameError> {
         Ok(SubjectLimit {
             name: check_name(name)?,
             quota,
@@ -97,41 +99,74 @@ impl SubjectLimit {
         &self.quota
     }
 
+    /// What one ordinary request takes: one cell of the quota.
+    pub fn charge(&self) -> GcraCharge {
+        GcraCharge::single(self.quota)
+    }
+
     /// What a store failure means.
     pub fn on_store_failure(&self) -> FailurePolicy {
         self.failure_policy
     }
 
     /// The store key for `identity`: `{name}:{identity}`.
-    pub fn key(&self, identity: &str) -> String {
+    pub fn key(&self, identity: &StoreId<'_>) -> LimitKey<'static> {
         // Built without the formatting machinery: this runs on every authenticated request.
-        let mut key = String::with_capacity(self.name.len() + 1 + identity.len());
+        let mut key = String::with_capacity(self.name.len() + 1 + identity.as_str().len());
         key.push_str(&self.name);
         key.push(':');
-        key.push_str(identity);
-        key
+        key.push_str(identity.as_str());
+        LimitKey::from_policy(key)
     }
 
     /// Takes one cell for `identity`.
     pub async fn check(
         &self,
         store: &dyn RateLimitStore,
-        identity: &str,
+        identity: &StoreId<'_>,
     ) -> Result<Decision, StoreError> {
-        self.check_cost(store, identity, 1).await
+        self.check_charge(store, identity, &self.charge()).await
     }
 
-    /// Takes `cost` cells for `identity` (a per-route cost; `1..=burst`).
+    /// Takes `cost` cells for `identity` (a per-route cost). A cost outside `1..=burst` is an
+    /// [`InvalidInput`](StoreError::InvalidInput) error, and nothing is taken; make the
+    /// charge once with [`GcraQuota::charge`] and use [`check_charge`](Self::check_charge) to
+    /// have it checked at startup instead.
     pub async fn check_cost(
         &self,
         store: &dyn RateLimitStore,
-        identity: &str,
+        identity: &StoreId<'_>,
         cost: u32,
     ) -> Result<Decision, StoreError> {
+        let charge = self
+            .quota
+            .charge(cost)
+            .map_err(|e| StoreError::invalid_input(e.to_string()))?;
+        self.check_charge(store, identity, &charge).await
+    }
+
+    /// Takes `charge` for `identity`: a charge of this limit's quota, made once with
+    /// [`GcraQuota::charge`] (a per-route cost checked at startup). A charge of another quota
+    /// is refused ([`InvalidInput`](StoreError::InvalidInput)), so the key's state is only
+    /// ever kept under this limit's quota.
+    pub async fn check_charge(
+        &self,
+        store: &dyn RateLimitStore,
+        identity: &StoreId<'_>,
+        charge: &GcraCharge,
+    ) -> Result<Decision, StoreError> {
+        if *charge.quota() != self.quota {
+            return Err(StoreError::invalid_input(format!(
+                "a charge of {:?} for the limit `{}` of {:?}",
+                charge.quota(),
+                self.name,
+                self.quota
+            )));
+        }
         let key = self.key(identity);
-        match store.gcra_now(&key, &self.quota, cost) {
+        match store.gcra_now(&key, charge) {
             Some(answer) => answer,
-            None => store.gcra(&key, &self.quota, cost).await,
+            None => store.gcra(&key, charge).await,
         }
     }
 
@@ -165,11 +200,14 @@ impl SubjectLimit {
 ///
 /// ```
 /// use std::net::IpAddr;
+/// use tokenward_core::StoreId;
 /// use tokenward_ratelimit::{BanQuota, FailureBan};
-/// let ban = FailureBan::new("auth-ban", BanQuota::fail2ban_default()).unwrap();
-/// let ip: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+///
+/// let ban = FailureBan::new("auth-ban", BanQuota::fail2ban_default())?;
+/// let ip: IpAddr = "2001:db8:1:2:aaaa::1".parse()?;
 /// assert_eq!(ban.ip_key(ip), "auth-ban:ip:2001:db8:1:2::/64");
-/// assert_eq!(ban.account_key("alice"), "auth-ban:account:alice");
+/// assert_eq!(ban.account_key(&StoreId::new("alice")?), "auth-ban:account:alice");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureBan {
@@ -185,7 +223,7 @@ impl FailureBan {
 
     /// A ban named `name` (same rules as [`SubjectLimit::new`]), IPv6 /64, failure policy
     /// closed.
-    pub fn new(name: &str, quota: BanQuota) -> Result<Self, InvalidPolicyName> {
+    pub fn new(name: &str, quota: BanQuota) -> Result<Self, PolicyNameError> {
         Ok(FailureBan {
             name: check_name(name)?,
             quota,
@@ -194,10 +232,11 @@ impl FailureBan {
         })
     }
 
-    /// Bans IPv6 clients by this prefix length (clamped to 0..=128; default 64).
-    pub fn ipv6_prefix(mut self, prefix: u8) -> Self {
-        self.ipv6_prefix = prefix.min(128);
-        self
+    /// Bans IPv6 clients by this prefix length (default 64). More than 128 is a
+    /// [`SettingError`] naming `ipv6_prefix`, never clamped.
+    pub fn ipv6_prefix(mut self, prefix: u8) -> Result<Self, SettingError> {
+        self.ipv6_prefix = SettingError::check_range("ipv6_prefix", prefix, 0..=128)?;
+        Ok(self)
     }
 
     /// Sets what a store failure during the check means (default: [`FailurePolicy::Closed`]).
@@ -222,13 +261,17 @@ impl FailureBan {
     }
 
     /// The store key for a client address: `{name}:ip:{network}`.
-    pub fn ip_key(&self, ip: IpAddr) -> String {
-        format!("{}:ip:{}", self.name, client_network(ip, self.ipv6_prefix))
+    pub fn ip_key(&self, ip: IpAddr) -> LimitKey<'static> {
+        LimitKey::from_policy(format!(
+            "{}:ip:{}",
+            self.name,
+            client_network(ip, self.ipv6_prefix)
+        ))
     }
 
     /// The store key for an account: `{name}:account:{account}`.
-    pub fn account_key(&self, account: &str) -> String {
-        format!("{}:account:{account}", self.name)
+    pub fn account_key(&self, account: &StoreId<'_>) -> LimitKey<'static> {
+        LimitKey::from_policy(format!("{}:account:{}", self.name, account.as_str()))
     }
 
     /// Whether `ip` (its network) is banned.
@@ -237,11 +280,7 @@ impl FailureBan {
         store: &dyn RateLimitStore,
         ip: IpAddr,
     ) -> Result<Decision, StoreError> {
-        let key = self.ip_key(ip);
-        match store.ban_status_now(&key, &self.quota) {
-            Some(answer) => answer,
-            None => store.ban_status(&key, &self.quota).await,
-        }
+        self.status(store, &self.ip_key(ip)).await
     }
 
     /// Records an authentication failure from `ip`.
@@ -262,18 +301,16 @@ impl FailureBan {
     pub async fn check_account(
         &self,
         store: &dyn RateLimitStore,
-        account: &str,
+        account: &StoreId<'_>,
     ) -> Result<Decision, StoreError> {
-        store
-            .ban_status(&self.account_key(account), &self.quota)
-            .await
+        self.status(store, &self.account_key(account)).await
     }
 
     /// Records an authentication failure against `account`.
     pub async fn record_account_failure(
         &self,
         store: &dyn RateLimitStore,
-        account: &str,
+        account: &StoreId<'_>,
     ) -> Result<Decision, StoreError> {
         store
             .record_failure(&self.account_key(account), &self.quota)
@@ -284,9 +321,21 @@ impl FailureBan {
     pub async fn lift_account(
         &self,
         store: &dyn RateLimitStore,
-        account: &str,
+        account: &StoreId<'_>,
     ) -> Result<(), StoreError> {
         store.lift_ban(&self.account_key(account)).await
+    }
+
+    /// The ban status of `key`, through the store's synchronous fast path where it has one.
+    async fn status(
+        &self,
+        store: &dyn RateLimitStore,
+        key: &LimitKey<'_>,
+    ) -> Result<Decision, StoreError> {
+        match store.ban_status_now(key, &self.quota) {
+            Some(answer) => answer,
+            None => store.ban_status(key, &self.quota).await,
+        }
     }
 
     /// The `RateLimit-Policy` header item of this ban (`q` = maxretry, `w` = findtime).
@@ -297,35 +346,34 @@ impl FailureBan {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
     use super::*;
+
+    fn quota() -> GcraQuota {
+        GcraQuota::per_minute(NonZeroU32::MIN)
+    }
 
     #[test]
     fn names() {
         for good in ["subject", "auth-ban", "a.b_c-1", &"x".repeat(64)] {
-            assert!(
-                SubjectLimit::new(good, GcraQuota::per_minute(1)).is_ok(),
-                "{good}"
-            );
+            assert!(SubjectLimit::new(good, quota()).is_ok(), "{good}");
         }
         for bad in ["", "a:b", "sp ace", "quo\"te", "é", &"x".repeat(65)] {
-            assert!(
-                SubjectLimit::new(bad, GcraQuota::per_minute(1)).is_err(),
-                "{bad}"
-            );
+            assert!(SubjectLimit::new(bad, quota()).is_err(), "{bad}");
             assert!(FailureBan::new(bad, BanQuota::default()).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn defaults_and_keys() {
-        let s = SubjectLimit::new("subject", GcraQuota::per_minute(300))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let s = SubjectLimit::new("subject", quota()).unwrap();
         assert_eq!(s.on_store_failure(), FailurePolicy::Closed);
-        assert_eq!(s.key("a:b"), "subject:a:b");
-        let b = FailureBan::new("ban", BanQuota::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.key(&StoreId::new("a:b").unwrap()), "subject:a:b");
+        let b = FailureBan::new("ban", BanQuota::default()).unwrap();
         assert_eq!(b.on_store_failure(), FailurePolicy::Closed);
         assert_eq!(b.policy_header(), "\"ban\";q=5;w=60");
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{e}"));
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(b.ip_key(ip("192.0.2.1")), "ban:ip:192.0.2.1/32");
         assert_eq!(b.ip_key(ip("::ffff:192.0.2.1")), "ban:ip:192.0.2.1/32");
         assert_eq!(
@@ -333,7 +381,29 @@ mod tests {
             b.ip_key(ip("2001:db8::ffff:1")),
             "same /64"
         );
-        let b48 = b.clone().ipv6_prefix(48);
+        let b48 = b.clone().ipv6_prefix(48).unwrap();
         assert_eq!(b48.ip_key(ip("2001:db8:0:7::1")), "ban:ip:2001:db8::/48");
+        // Out of range is an error at build time, not a clamp.
+        let err = b.ipv6_prefix(129).unwrap_err();
+        assert_eq!(err.setting(), "ipv6_prefix");
+    }
+
+    #[test]
+    fn longest_keys_fit() {
+        let name = "n".repeat(MAX_POLICY_NAME_LEN);
+        let id = "i".repeat(MAX_ID_LEN);
+        let id = StoreId::new(id.as_str()).unwrap();
+        let s = SubjectLimit::new(&name, quota()).unwrap();
+        let b = FailureBan::new(&name, BanQuota::default()).unwrap();
+        for key in [s.key(&id), b.account_key(&id)] {
+            assert!(
+                LimitKey::new(key.as_str()).is_ok(),
+                "{} bytes",
+                key.as_str().len()
+            );
+        }
+        let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        let all = b.ipv6_prefix(128).unwrap().ip_key(v6);
+        assert!(LimitKey::new(all.as_str()).is_ok());
     }
 }

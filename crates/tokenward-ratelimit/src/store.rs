@@ -1,38 +1,12 @@
-//! The rate-limit store trait and the types its methods exchange.
+//! The rate-limit store trait and the decision its methods return.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokenward_core::StoreError;
 
-/// A GCRA quota: `limit` requests per `period`, admitted at most `burst` at once.
-///
-/// GCRA (the generic cell rate algorithm) spaces requests `period / limit` apart
-/// (the emission interval) and tolerates `burst` requests arriving together.
-/// [`GcraQuota::per_minute(300)`](GcraQuota::per_minute) is 300 requests per minute with a
-/// burst of 300; [`with_burst`](GcraQuota::with_burst) narrows the burst.
-///
-/// Over any window of length `w`, GCRA admits at most `burst + limit * w / period` requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GcraQuota {
-    /// Requests per period (> 0).
-    pub limit: u32,
-    /// The period (> 0).
-    pub period: Duration,
-    /// Requests that may arrive at once (1..=limit is typical; > 0).
-    pub burst: u32,
-}
-
-/// fail2ban-style ban: `maxretry` failures within `findtime` ban the key for `bantime`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BanQuota {
-    /// Failures within `findtime` that trigger a ban (> 0).
-    pub maxretry: u32,
-    /// The counting window (> 0).
-    pub findtime: Duration,
-    /// How long a ban lasts once triggered (> 0); may outlast `findtime`.
-    pub bantime: Duration,
-}
+use crate::key::LimitKey;
+use crate::quota::{BanQuota, GcraCharge};
 
 /// The outcome of one rate-limit check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,164 +24,98 @@ pub struct Decision {
     pub retry_after: Option<Duration>,
 }
 
-/// The longest key a store accepts, in bytes ([`validate_key`]).
-pub const MAX_KEY_LEN: usize = 1024;
-
-impl GcraQuota {
-    /// `limit` requests per `period`, with a burst of `limit`.
-    pub const fn new(limit: u32, period: Duration) -> Self {
-        GcraQuota {
-            limit,
-            period,
-            burst: limit,
-        }
-    }
-
-    /// `limit` requests per second, burst `limit`.
-    pub const fn per_second(limit: u32) -> Self {
-        Self::new(limit, Duration::from_secs(1))
-    }
-
-    /// `limit` requests per minute, burst `limit`.
-    pub const fn per_minute(limit: u32) -> Self {
-        Self::new(limit, Duration::from_secs(60))
-    }
-
-    /// `limit` requests per hour, burst `limit`.
-    pub const fn per_hour(limit: u32) -> Self {
-        Self::new(limit, Duration::from_secs(3600))
-    }
-
-    /// The same rate with another burst.
-    pub const fn with_burst(self, burst: u32) -> Self {
-        GcraQuota { burst, ..self }
-    }
-
-    /// The emission interval `period / limit`: the time one request's cell takes to
-    /// replenish (at least 1 ns). `Duration::ZERO` only for an invalid quota (`limit == 0`).
-    pub fn emission_interval(&self) -> Duration {
-        match self.period.checked_div(self.limit) {
-            Some(t) => t.max(Duration::from_nanos(1)),
-            None => Duration::ZERO,
-        }
-    }
-
-    /// Checks `limit > 0`, `period > 0`, `burst > 0`: an
-    /// [`InvalidInput`](StoreError::InvalidInput) error otherwise. Every backend calls this.
-    pub fn validate(&self) -> Result<(), StoreError> {
-        if self.limit == 0 || self.period.is_zero() || self.burst == 0 {
-            return Err(StoreError::invalid_input(format!(
-                "invalid GCRA quota {self:?}: limit, period and burst must be > 0"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Checks the quota ([`validate`](Self::validate)) and that `1 <= cost <= burst` (a cost
-    /// above the burst could never be admitted): an [`InvalidInput`](StoreError::InvalidInput)
-    /// error otherwise. Every backend calls this before [`RateLimitStore::gcra`] does anything.
-    pub fn validate_cost(&self, cost: u32) -> Result<(), StoreError> {
-        self.validate()?;
-        if cost == 0 || cost > self.burst {
-            return Err(StoreError::invalid_input(format!(
-                "cost {cost} outside 1..={} (the quota's burst)",
-                self.burst
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl BanQuota {
-    /// `maxretry` failures within `findtime` ban for `bantime`.
-    pub const fn new(maxretry: u32, findtime: Duration, bantime: Duration) -> Self {
-        BanQuota {
-            maxretry,
-            findtime,
-            bantime,
-        }
-    }
-
-    /// fail2ban's and tokenward's default: 5 failures within 60 s ban for 300 s.
-    pub const fn fail2ban_default() -> Self {
-        Self::new(5, Duration::from_secs(60), Duration::from_secs(300))
-    }
-
-    /// Checks `maxretry > 0`, `findtime > 0`, `bantime > 0`: an
-    /// [`InvalidInput`](StoreError::InvalidInput) error otherwise. Every backend calls this.
-    pub fn validate(&self) -> Result<(), StoreError> {
-        if self.maxretry == 0 || self.findtime.is_zero() || self.bantime.is_zero() {
-            return Err(StoreError::invalid_input(format!(
-                "invalid ban quota {self:?}: maxretry, findtime and bantime must be > 0"
-            )));
-        }
-        Ok(())
-    }
-}
-
-impl Default for BanQuota {
-    /// [`BanQuota::fail2ban_default`].
-    fn default() -> Self {
-        Self::fail2ban_default()
-    }
-}
-
-/// Checks a store key: non-empty and at most [`MAX_KEY_LEN`] bytes; an
-/// [`InvalidInput`](StoreError::InvalidInput) error otherwise. Every backend calls this.
-pub fn validate_key(key: &str) -> Result<(), StoreError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(StoreError::invalid_input(format!(
-            "rate-limit key must be 1..={MAX_KEY_LEN} bytes, got {}",
-            key.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Where rate-limit state lives. Keys are opaque strings built by the policies (they already
-/// include the policy name); a store must keep different keys independent.
+/// Where rate-limit state lives: GCRA limits and fail2ban-style failure bans, per key.
 ///
-/// Build [`Decision`]s with [`Decision::allowed`] and [`Decision::denied`] (the type is
-/// `#[non_exhaustive]`).
+/// Keys ([`LimitKey`]) are built by the policies and already include the policy's name;
+/// quotas ([`GcraCharge`], [`BanQuota`]) are checked where they are made. **Every input a
+/// method receives is valid by construction**: a backend does not validate again, and has no
+/// invalid-input case to get wrong. Build [`Decision`]s with [`Decision::allowed`] and
+/// [`Decision::denied`] (the type is `#[non_exhaustive]`).
 ///
 /// # Contract
-/// - `gcra` is atomic per key: concurrent callers (tasks, threads, processes for shared
-///   stores) never admit more than the quota allows.
-/// - All state expires on its own (TTL / pruning); memory stays bounded under floods of
-///   distinct keys (documented per backend).
-/// - Time never runs backwards for a key's decision (in-memory: a monotonic clock; Redis: the
-///   server's `TIME`).
-/// - Bounded waiting; typed `StoreError`s; never panic.
-/// - Input is checked first with [`validate_key`], [`GcraQuota::validate_cost`] and
-///   [`BanQuota::validate`]; invalid input is an [`InvalidInput`](StoreError::InvalidInput)
-///   error and changes no state.
 ///
-/// # Decisions
-/// - `gcra`: `limit` is `quota.limit`; allowed: `remaining` is the cells still available
-///   at once after this request, `reset` the time until all `burst` cells are back (to
-///   within one emission interval, rounded up);
-///   denied: nothing is consumed, `remaining` is 0, `retry_after` is when `cost` cells will
-///   be available (> 0), `reset` when all will be.
-/// - Ban decisions: `limit` is `quota.maxretry`. Not banned: allowed, `remaining` is the
-///   failures still tolerated before a ban (`maxretry` minus those within `findtime`),
-///   `reset` the time until the oldest counted failure leaves the window (zero if none),
-///   `retry_after` `None`. Banned: denied, `remaining` 0, `reset` = `retry_after` = the time
-///   until the ban ends.
-/// - A failure at time `f` counts while `now < f + findtime` (a sliding window: keep the
-///   last `maxretry` failure times, not a counter per fixed window); a ban from `b` holds while
-///   `now < b + bantime`, however `findtime` compares. Failures recorded during a ban do not
-///   extend it, and the counting starts afresh once it ends.
+/// - **The store keeps its own time.** No method takes "now": an in-process store reads its
+///   own clock (the in-memory store a monotonic clock, or a `ManualClock` in tests), a shared
+///   store its server's (Redis `TIME`). This is the convention of every tokenward store
+///   trait, and for rate limits it matters most: a store shared by several application
+///   instances is the only clock they all agree on — were each to pass its own "now", an
+///   instance whose clock runs ahead would take cells back early and one stepped backwards
+///   would lift bans late or early. **Time never runs backwards** for a key's decisions.
+/// - **Atomic per key**: concurrent callers (tasks, threads, processes for a shared store)
+///   never admit more than the quota allows, and every call sees the effect of every call
+///   acknowledged before it.
+/// - **Keys are opaque and independent**: any bytes but NUL, up to
+///   [`MAX_KEY_LEN`](crate::MAX_KEY_LEN); keys differing in a single byte (or only in case)
+///   never share state, and GCRA state never mixes with ban state.
+/// - **State expires on its own**: a GCRA key once its TAT (below) is back at "now" — it then
+///   means what a missing key means —, counted failures `findtime` after the latest of them,
+///   a ban when it ends. No cleanup job: removal happens by TTL or inside ordinary calls (a
+///   store that prunes on a schedule documents it). Memory stays bounded under a flood of
+///   distinct keys (documented per backend); a full store refuses a *new* key with
+///   [`StoreError::CapacityExceeded`] and never evicts live state (that would hand out a
+///   fresh burst or lift a ban).
+/// - **One round trip per call** on a networked backend (one command, one pipeline or one
+///   script).
+/// - Bounded waiting; errors are typed [`StoreError`]s; never a panic, never a made-up
+///   decision.
+///
+/// # GCRA
+///
+/// [`gcra`](Self::gcra) with a charge of `n` cells of a quota with limit `L`, burst `B` and
+/// emission interval `T` ([`GcraQuota::emission_interval`](crate::GcraQuota::emission_interval);
+/// a store keeping coarser time rounds `T` **up** to its unit, at most 1 ms — never down,
+/// which would admit more than the quota). The key's theoretical arrival time `TAT` is the
+/// stored one, or `now` if none is stored or it is earlier than `now`. Then:
+///
+/// - the request is **admitted if and only if `TAT + n·T − B·T ≤ now`** (equivalently
+///   `TAT − now ≤ (B − n)·T`);
+/// - admitted: the key's TAT becomes `TAT' = TAT + n·T`, and the decision is allowed with
+///   `limit = L`, `remaining = ⌊(now + B·T − TAT') / T⌋`, `reset = TAT' − now`,
+///   `retry_after = None`;
+/// - denied: **nothing is stored**, and the decision is denied with `limit = L`,
+///   `remaining = 0`, `retry_after = TAT + n·T − B·T − now` (more than zero), and
+///   `reset = TAT − now`.
+///
+/// So `reset` is exactly the time until all `B` cells are back and `retry_after` the time
+/// until `n` are: a fresh key admits `B` single requests at once, then one every `T`. The
+/// durations are exact to the store's time unit (Redis: microseconds).
+///
+/// # Failure bans
+///
+/// With `maxretry` `M`, and the failures of the key *counted* at `now` being those recorded at
+/// times `f` with `now < f + findtime` (a sliding window, as fail2ban's: keep the last `M`
+/// failure times, not a counter per fixed window):
+///
+/// - **banned** from the failure that makes `M` counted, at `b`, while `now < b + bantime` —
+///   however `findtime` compares. Failures recorded during a ban neither count nor extend
+///   it; when it ends, counting starts afresh (the failures before it are forgotten).
+/// - [`ban_status`](Self::ban_status) and [`record_failure`](Self::record_failure) decide with
+///   `limit = M`. Not banned: allowed, `remaining = M − counted`, `reset` = the time until
+///   the oldest counted failure leaves the window (`f_oldest + findtime − now`; zero if none
+///   counts), `retry_after = None`. Banned: denied, `remaining = 0`,
+///   `reset = retry_after = b + bantime − now`.
+/// - [`lift_ban`](Self::lift_ban) ends a ban and forgets the counted failures.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync + 'static {
-    /// Takes `cost` (≥ 1) cells for `key` under `quota`.
-    async fn gcra(&self, key: &str, quota: &GcraQuota, cost: u32) -> Result<Decision, StoreError>;
-    /// Whether `key` is banned now under `quota` (a denied decision carries the ban's end).
-    async fn ban_status(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError>;
+    /// Takes `charge.cost()` cells of `charge.quota()` for `key` ([GCRA](Self#gcra)).
+    async fn gcra(&self, key: &LimitKey<'_>, charge: &GcraCharge) -> Result<Decision, StoreError>;
+    /// Whether `key` is banned now under `quota`; records nothing
+    /// ([failure bans](Self#failure-bans)).
+    async fn ban_status(
+        &self,
+        key: &LimitKey<'_>,
+        quota: &BanQuota,
+    ) -> Result<Decision, StoreError>;
     /// Records one authentication failure for `key`; the returned decision is denied if the
     /// key is (now) banned.
-    async fn record_failure(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError>;
-    /// Lifts a ban and forgets the failures counted for `key` (operator action).
-    async fn lift_ban(&self, key: &str) -> Result<(), StoreError>;
+    async fn record_failure(
+        &self,
+        key: &LimitKey<'_>,
+        quota: &BanQuota,
+    ) -> Result<Decision, StoreError>;
+    /// Lifts a ban and forgets the failures counted for `key` (operator action); lifting a
+    /// key without a ban is no error.
+    async fn lift_ban(&self, key: &LimitKey<'_>) -> Result<(), StoreError>;
 
     /// The synchronous fast path of [`gcra`](Self::gcra), for stores that answer without I/O
     /// (in process): `Some(answer)` is the call itself — the cells are taken — and `None` (the
@@ -221,17 +129,20 @@ pub trait RateLimitStore: Send + Sync + 'static {
     /// at that moment, with the same accounting (both paths share one state).
     fn gcra_now(
         &self,
-        key: &str,
-        quota: &GcraQuota,
-        cost: u32,
+        key: &LimitKey<'_>,
+        charge: &GcraCharge,
     ) -> Option<Result<Decision, StoreError>> {
-        let _ = (key, quota, cost);
+        let _ = (key, charge);
         None
     }
 
     /// The synchronous fast path of [`ban_status`](Self::ban_status), with the contract of
     /// [`gcra_now`](Self::gcra_now).
-    fn ban_status_now(&self, key: &str, quota: &BanQuota) -> Option<Result<Decision, StoreError>> {
+    fn ban_status_now(
+        &self,
+        key: &LimitKey<'_>,
+        quota: &BanQuota,
+    ) -> Option<Result<Decision, StoreError>> {
         let _ = (key, quota);
         None
     }

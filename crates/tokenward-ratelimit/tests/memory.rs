@@ -2,24 +2,46 @@
 //! governor's own limiter (differential property test), bounded memory under floods of
 //! distinct keys, and the capacity behaviour.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use tokenward_core::{StoreError, StoreErrorKind};
+use tokenward_core::{ManualClock, StoreError, StoreErrorKind, UnixTime};
 use tokenward_ratelimit::{
-    BanQuota, GcraQuota, LimiterClock, ManualLimiterClock, MemoryRateLimitStore, MemoryStoreConfig,
-    RateLimitStore,
+    BanQuota, GcraCharge, GcraQuota, LimitKey, LimiterClock, MemoryRateLimitConfig,
+    MemoryRateLimitStore, RateLimitStore,
 };
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().build()
 }
 
-fn manual_store(config: MemoryStoreConfig) -> (MemoryRateLimitStore, ManualLimiterClock) {
-    let clock = ManualLimiterClock::new();
-    let store = MemoryRateLimitStore::with_config(config.clock(LimiterClock::manual(&clock)));
+fn manual_store(config: MemoryRateLimitConfig) -> (MemoryRateLimitStore, ManualClock) {
+    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+    let store = MemoryRateLimitStore::with_config(config.clock(LimiterClock::manual(&clock)))
+        .expect("a valid config");
     (store, clock)
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+fn quota(limit: u32, period: Duration, burst: u32) -> GcraQuota {
+    GcraQuota::new(nz(limit), period)
+        .and_then(|q| q.with_burst(nz(burst)))
+        .unwrap()
+}
+
+fn one(quota: GcraQuota) -> GcraCharge {
+    GcraCharge::single(quota)
+}
+
+fn key(key: impl Into<String>) -> LimitKey<'static> {
+    LimitKey::new(key.into()).unwrap()
 }
 
 proptest! {
@@ -37,15 +59,15 @@ proptest! {
         window_ms in 1u64..10_000,
     ) {
         let burst = (limit * burst_frac).div_ceil(100).max(1);
-        let quota = GcraQuota::new(limit, Duration::from_millis(period_ms)).with_burst(burst);
-        let (store, clock) = manual_store(MemoryStoreConfig::new());
+        let quota = quota(limit, Duration::from_millis(period_ms), burst);
+        let (store, clock) = manual_store(MemoryRateLimitConfig::new());
         let mut admitted = Vec::new();
         let mut now = 0u64;
         runtime().unwrap().block_on(async {
             for gap in &gaps {
                 clock.advance(Duration::from_millis(*gap));
                 now += gap;
-                let d = store.gcra("p:k", &quota, 1).await.unwrap_or_else(|e| panic!("{e}"));
+                let d = store.gcra(&key("p:k"), &one(quota)).await.unwrap_or_else(|e| panic!("{e}"));
                 if d.allowed {
                     admitted.push(now);
                 }
@@ -86,22 +108,21 @@ proptest! {
         use governor::clock::FakeRelativeClock;
         use governor::middleware::StateInformationMiddleware;
         use governor::{Quota, RateLimiter};
-        use std::num::NonZeroU32;
 
-        let quota = GcraQuota::new(limit, Duration::from_millis(period_ms)).with_burst(burst);
+        let quota = quota(limit, Duration::from_millis(period_ms), burst);
         let governor_quota = Quota::with_period(quota.emission_interval())
             .unwrap()
             .allow_burst(NonZeroU32::new(burst).unwrap());
         let governor_clock = FakeRelativeClock::default();
         let governor = RateLimiter::direct_with_clock(governor_quota, governor_clock.clone())
             .with_middleware::<StateInformationMiddleware>();
-        let (store, clock) = manual_store(MemoryStoreConfig::new());
+        let (store, clock) = manual_store(MemoryRateLimitConfig::new());
         for (i, &(gap_ns, cost)) in steps.iter().enumerate() {
             let cost = cost.min(burst);
             clock.advance(Duration::from_nanos(gap_ns));
             governor_clock.advance(Duration::from_nanos(gap_ns));
             let ours = store
-                .gcra_now("p:k", &quota, cost)
+                .gcra_now(&key("p:k"), &quota.charge(cost).unwrap())
                 .unwrap()
                 .unwrap_or_else(|e| panic!("{e}"));
             let theirs = governor
@@ -137,18 +158,18 @@ async fn flood_of_distinct_keys_stays_under_the_cap() {
     const CAP: usize = 100_000;
     const FLOOD: usize = 1_000_000;
     let (store, clock) = manual_store(
-        MemoryStoreConfig::new()
+        MemoryRateLimitConfig::new()
             .capacity(CAP)
             .prune_interval(Duration::from_secs(10)),
     );
-    let quota = GcraQuota::per_minute(10);
+    let quota = GcraQuota::per_minute(nz(10));
     let mut refused = 0;
     for i in 0..FLOOD {
         // Time moves a little; the flood keys stay live (each for 6 s).
         if i % 1000 == 0 {
             clock.advance(Duration::from_millis(1));
         }
-        match store.gcra(&format!("flood:{i}"), &quota, 1).await {
+        match store.gcra(&key(format!("flood:{i}")), &one(quota)).await {
             Ok(d) => assert!(d.allowed),
             Err(e) => {
                 assert_eq!(e.kind(), StoreErrorKind::CapacityExceeded, "{e}");
@@ -160,14 +181,14 @@ async fn flood_of_distinct_keys_stays_under_the_cap() {
     assert_eq!(refused, FLOOD - CAP, "everything past the cap refused");
     // A key tracked before the cap still works.
     let d = store
-        .gcra("flood:0", &quota, 1)
+        .gcra(&key("flood:0"), &one(quota))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(d.allowed);
     // The flood goes stale; the next new key prunes and is admitted.
     clock.advance(Duration::from_secs(60));
     let d = store
-        .gcra("fresh", &quota, 1)
+        .gcra(&key("fresh"), &one(quota))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(d.allowed);
@@ -182,16 +203,16 @@ async fn flood_of_distinct_keys_stays_under_the_cap() {
 #[tokio::test]
 async fn periodic_pruning_forgets_stale_keys() {
     let (store, clock) =
-        manual_store(MemoryStoreConfig::new().prune_interval(Duration::from_secs(1)));
-    let quota = GcraQuota::per_second(10);
-    let ban = BanQuota::new(3, Duration::from_secs(1), Duration::from_secs(2));
+        manual_store(MemoryRateLimitConfig::new().prune_interval(Duration::from_secs(1)));
+    let quota = GcraQuota::per_second(nz(10));
+    let ban = BanQuota::new(nz(3), Duration::from_secs(1), Duration::from_secs(2)).unwrap();
     for i in 0..10_000 {
         store
-            .gcra(&format!("k{i}"), &quota, 1)
+            .gcra(&key(format!("k{i}")), &one(quota))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         store
-            .record_failure(&format!("b{i}"), &ban)
+            .record_failure(&key(format!("b{i}")), &ban)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -200,7 +221,7 @@ async fn periodic_pruning_forgets_stale_keys() {
     clock.advance(Duration::from_secs(3));
     // Any call past the interval prunes.
     store
-        .gcra("other", &quota, 1)
+        .gcra(&key("other"), &one(quota))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.tracked_keys(), 1);
@@ -211,11 +232,11 @@ async fn periodic_pruning_forgets_stale_keys() {
 #[tokio::test]
 async fn ban_map_is_capped() {
     const CAP: usize = 1_600;
-    let (store, clock) = manual_store(MemoryStoreConfig::new().ban_capacity(CAP));
-    let ban = BanQuota::new(1, Duration::from_secs(60), Duration::from_secs(300));
+    let (store, clock) = manual_store(MemoryRateLimitConfig::new().ban_capacity(CAP));
+    let ban = BanQuota::new(nz(1), Duration::from_secs(60), Duration::from_secs(300)).unwrap();
     let mut refused = 0;
     for i in 0..(CAP * 4) {
-        match store.record_failure(&format!("ban:{i}"), &ban).await {
+        match store.record_failure(&key(format!("ban:{i}")), &ban).await {
             Ok(d) => assert!(!d.allowed, "maxretry 1 bans"),
             Err(e) => {
                 assert_eq!(e.kind(), StoreErrorKind::CapacityExceeded);
@@ -231,7 +252,7 @@ async fn ban_map_is_capped() {
     // After the bans end, room is made again.
     clock.advance(Duration::from_secs(301));
     let d = store
-        .record_failure("ban:new", &ban)
+        .record_failure(&key("ban:new"), &ban)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!d.allowed);
@@ -244,7 +265,11 @@ async fn count_banned(
 ) -> Result<usize, StoreError> {
     let mut banned = 0;
     for i in 0..n {
-        if !store.ban_status(&format!("ban:{i}"), ban).await?.allowed {
+        if !store
+            .ban_status(&key(format!("ban:{i}")), ban)
+            .await?
+            .allowed
+        {
             banned += 1;
         }
     }
@@ -254,14 +279,17 @@ async fn count_banned(
 /// Distinct quotas get distinct limiters, capped.
 #[tokio::test]
 async fn quota_count_is_capped() {
-    let (store, _clock) = manual_store(MemoryStoreConfig::new().max_quotas(2));
+    let (store, _clock) = manual_store(MemoryRateLimitConfig::new().max_quotas(2));
     for limit in 1..=2 {
         store
-            .gcra("q", &GcraQuota::per_minute(limit), 1)
+            .gcra(&key("q"), &one(GcraQuota::per_minute(nz(limit))))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    let err = store.gcra("q", &GcraQuota::per_minute(3), 1).await.err();
+    let err = store
+        .gcra(&key("q"), &one(GcraQuota::per_minute(nz(3))))
+        .await
+        .err();
     assert_eq!(
         err.map(|e| e.kind()),
         Some(StoreErrorKind::CapacityExceeded)
@@ -276,8 +304,8 @@ fn cap_is_exact_under_concurrent_new_keys() {
     const CAP: usize = 1_000;
     const THREADS: usize = 4;
     const PER_THREAD: usize = 1_000;
-    let (store, _clock) = manual_store(MemoryStoreConfig::new().capacity(CAP));
-    let quotas = [GcraQuota::per_minute(10), GcraQuota::per_second(5)];
+    let (store, _clock) = manual_store(MemoryRateLimitConfig::new().capacity(CAP));
+    let quotas = [GcraQuota::per_minute(nz(10)), GcraQuota::per_second(nz(5))];
     let (admitted, refused) = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -287,7 +315,7 @@ fn cap_is_exact_under_concurrent_new_keys() {
                     let (mut admitted, mut refused) = (0, 0);
                     for i in 0..PER_THREAD {
                         let quota = &quotas[i % 2];
-                        match rt.block_on(store.gcra(&format!("new:{t}:{i}"), quota, 1)) {
+                        match rt.block_on(store.gcra(&key(format!("new:{t}:{i}")), &one(*quota))) {
                             Ok(d) => {
                                 assert!(d.allowed);
                                 admitted += 1;
@@ -317,19 +345,19 @@ fn cap_is_exact_under_concurrent_new_keys() {
 #[tokio::test]
 async fn refused_key_leaves_no_state() {
     let (store, clock) = manual_store(
-        MemoryStoreConfig::new()
+        MemoryRateLimitConfig::new()
             .capacity(2)
             .prune_interval(Duration::from_secs(600)),
     );
-    let quota = GcraQuota::per_minute(3).with_burst(3);
-    for key in ["a", "b"] {
+    let quota = quota(3, Duration::from_secs(60), 3);
+    for k in ["a", "b"] {
         store
-            .gcra(key, &quota, 1)
+            .gcra(&key(k), &one(quota))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
     for _ in 0..5 {
-        let err = store.gcra("c", &quota, 1).await.err();
+        let err = store.gcra(&key("c"), &one(quota)).await.err();
         assert_eq!(
             err.map(|e| e.kind()),
             Some(StoreErrorKind::CapacityExceeded)
@@ -341,7 +369,7 @@ async fn refused_key_leaves_no_state() {
     // room, and the call is retried.
     clock.advance(Duration::from_secs(61));
     let d = store
-        .gcra("c", &quota, 1)
+        .gcra(&key("c"), &one(quota))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(d.allowed);
@@ -354,33 +382,42 @@ async fn refused_key_leaves_no_state() {
 
 #[tokio::test]
 async fn fast_path_and_async_path_share_one_state() {
-    let (store, clock) = manual_store(MemoryStoreConfig::new());
+    let (store, clock) = manual_store(MemoryRateLimitConfig::new());
     let dyn_store: &dyn RateLimitStore = &store;
-    let quota = GcraQuota::per_minute(3);
+    let quota = GcraQuota::per_minute(nz(3));
     // Two cells through the fast path, one through the async call: the budget is spent.
     for _ in 0..2 {
-        let d = dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap();
+        let d = dyn_store.gcra_now(&key("k"), &one(quota)).unwrap().unwrap();
         assert!(d.allowed);
     }
-    assert!(dyn_store.gcra("k", &quota, 1).await.unwrap().allowed);
-    let denied = dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap();
+    assert!(
+        dyn_store
+            .gcra(&key("k"), &one(quota))
+            .await
+            .unwrap()
+            .allowed
+    );
+    let denied = dyn_store.gcra_now(&key("k"), &one(quota)).unwrap().unwrap();
     assert!(!denied.allowed);
-    assert_eq!(denied, dyn_store.gcra("k", &quota, 1).await.unwrap());
-    // Errors are the same on both paths.
-    let bad = dyn_store.gcra_now("", &quota, 1).unwrap().unwrap_err();
     assert_eq!(
-        bad.kind(),
-        dyn_store.gcra("", &quota, 1).await.unwrap_err().kind()
+        denied,
+        dyn_store.gcra(&key("k"), &one(quota)).await.unwrap()
     );
     // One emission interval later one cell is back, whichever path asks.
     clock.advance(Duration::from_secs(20));
-    assert!(dyn_store.gcra_now("k", &quota, 1).unwrap().unwrap().allowed);
+    assert!(
+        dyn_store
+            .gcra_now(&key("k"), &one(quota))
+            .unwrap()
+            .unwrap()
+            .allowed
+    );
     // The ban status agrees too.
     let ban = BanQuota::fail2ban_default();
     for _ in 0..5 {
-        dyn_store.record_failure("ip", &ban).await.unwrap();
+        dyn_store.record_failure(&key("ip"), &ban).await.unwrap();
     }
-    let now = dyn_store.ban_status_now("ip", &ban).unwrap().unwrap();
+    let now = dyn_store.ban_status_now(&key("ip"), &ban).unwrap().unwrap();
     assert!(!now.allowed);
-    assert_eq!(now, dyn_store.ban_status("ip", &ban).await.unwrap());
+    assert_eq!(now, dyn_store.ban_status(&key("ip"), &ban).await.unwrap());
 }

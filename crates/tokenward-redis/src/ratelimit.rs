@@ -8,17 +8,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::Script;
 use tokenward_core::StoreError;
-use tokenward_ratelimit::{BanQuota, Decision, GcraQuota, RateLimitStore, validate_key};
+use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
 use crate::error::Error;
 
-/// The longest span (emission interval, burst tolerance, findtime, bantime) the scripts work
-/// with: 2^50 µs, about 35.7 years. Longer ones are clamped to it, which keeps every time the
-/// scripts compute (the server's `TIME` in µs, ≈ 1.8 × 10^15, plus at most two such spans)
-/// an exact integer in Lua's doubles (< 2^53).
-const MAX_SPAN_US: u64 = 1 << 50;
+/// The longest span (emission interval, burst tolerance, findtime, bantime) the scripts see:
+/// [`MAX_SPAN`](tokenward_ratelimit::MAX_SPAN) (2^50 µs, about 35.7 years), which the quotas guarantee when they are made
+/// (a longer one is a `SettingError` there, never clamped here). That keeps every time the
+/// scripts compute (the server's `TIME` in µs, ≈ 1.8 × 10^15, plus at most two such spans,
+/// each rounded up by at most `burst` µs) an exact integer in Lua's doubles (< 2^53).
+#[cfg(test)]
+const MAX_SPAN_US: u64 = tokenward_ratelimit::MAX_SPAN.as_micros() as u64;
 
 /// GCRA, one check, as a Lua function `gcra(key, period, tau, weight)` shared by the GCRA
 /// script and by the combined per-request script of [`RedisStores`](crate::RedisStores):
@@ -144,18 +146,21 @@ static BAN_STATUS: LazyLock<Script> =
 /// serialised by Redis, so together they admit exactly what the quota allows.
 ///
 /// ```no_run
-/// use tokenward_ratelimit::{BanQuota, GcraQuota, RateLimitStore};
+/// use std::num::NonZeroU32;
+/// use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 /// use tokenward_redis::{RedisConfig, RedisRateLimitStore};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = RedisRateLimitStore::connect(&RedisConfig::new("redis://127.0.0.1:6379"))?;
 ///
-/// let decision = store.gcra("subject:alice", &GcraQuota::per_minute(300), 1).await?;
+/// let per_minute = GcraQuota::per_minute(NonZeroU32::new(300).ok_or("zero")?);
+/// let key = LimitKey::new("subject:alice")?;
+/// let decision = store.gcra(&key, &GcraCharge::single(per_minute)).await?;
 /// assert!(decision.allowed);
 ///
 /// let ban = BanQuota::fail2ban_default(); // 5 failures within 60 s ban for 300 s
-/// let after = store.record_failure("ip:203.0.113.7", &ban).await?;
+/// let after = store.record_failure(&LimitKey::new("ip:203.0.113.7")?, &ban).await?;
 /// assert_eq!(after.remaining, 4);
 /// # Ok(())
 /// # }
@@ -174,16 +179,17 @@ static BAN_STATUS: LazyLock<Script> =
 /// precedence and puts all of the application's keys in one slot). A key containing `{` or `}` is stored
 /// hex-encoded, as `{prefix}rl:x:{<hex>}:…`, so it can neither pick its own slot nor split a
 /// script's keys across slots; raw keys always have `{` right after `rl:`, so the two forms
-/// cannot collide. Keys are checked by [`validate_key`] (1 to 1024 bytes). Every key has a
+/// cannot collide. Keys are [`LimitKey`]s (1 to 1024 bytes, no NUL). Every key has a
 /// TTL: Redis memory stays proportional to the keys active within their quota's period (or
 /// findtime / bantime), however many distinct keys a flood brings.
 ///
 /// # GCRA
 ///
-/// Emission interval `T = period / limit` (as `Duration` division, like `governor`), rounded
-/// *up* to whole microseconds; burst tolerance `tau = burst × T`. A request of cost `n` with
-/// stored TAT `tat` (or `now` when absent or past) is admitted iff
-/// `tat + n × T − tau ≤ now`; then the TAT becomes `new_tat = tat + n × T` and
+/// The [contract's formulas](RateLimitStore#gcra) in microseconds of the server's clock:
+/// emission interval `T` = [`GcraQuota::emission_interval`] rounded *up* to whole
+/// microseconds, `tau = burst × T`. A request of cost `n` with stored TAT `tat` (or `now`
+/// when absent or past) is admitted iff `tat + n × T − tau ≤ now`; then the TAT becomes
+/// `new_tat = tat + n × T` and
 ///
 /// - `remaining = ⌊(now + tau − new_tat) / T⌋`, `reset = new_tat − now`;
 /// - when denied (nothing written): `remaining = 0`, `reset = tat − now`,
@@ -191,11 +197,11 @@ static BAN_STATUS: LazyLock<Script> =
 ///
 /// So a fresh key admits exactly `burst` unit requests at once and one more every `T`. The
 /// TAT key's TTL is `⌈(new_tat − now) / 1 ms⌉`: it vanishes exactly when the quota is full
-/// again, when its absence means the same as its presence. A cost above `burst` could never
-/// be admitted and is rejected up front ([`GcraQuota::validate_cost`]). Rounding `T` up
-/// means a non-µs interval admits marginally *less* than `limit` per period, never more.
-/// Spans longer than 2^50 µs (≈ 35 years) are clamped to it, which keeps all script
-/// arithmetic exact in Lua's doubles.
+/// again, when its absence means the same as its presence. A cost above `burst` cannot be
+/// asked for ([`GcraCharge`] is checked when made). Rounding `T` up means a non-µs interval
+/// admits marginally *less* than `limit` per period, never more. Every span is at most
+/// [`MAX_SPAN`](tokenward_ratelimit::MAX_SPAN) (the quotas refuse longer ones), which keeps all script arithmetic exact in
+/// Lua's doubles.
 ///
 /// # Failure bans (fail2ban)
 ///
@@ -239,41 +245,35 @@ impl RedisRateLimitStore {
     }
 
     /// The Redis key holding `key`'s GCRA state, for operators.
-    pub fn gcra_key(&self, key: &str) -> String {
+    pub fn gcra_key(&self, key: &LimitKey<'_>) -> String {
         self.key(key, 'g')
     }
 
     /// The Redis key counting `key`'s failures, for operators.
-    pub fn failures_key(&self, key: &str) -> String {
+    pub fn failures_key(&self, key: &LimitKey<'_>) -> String {
         self.key(key, 'f')
     }
 
     /// The Redis key marking `key` as banned, for operators.
-    pub fn ban_key(&self, key: &str) -> String {
+    pub fn ban_key(&self, key: &LimitKey<'_>) -> String {
         self.key(key, 'b')
     }
 
-    /// Validates a GCRA request and turns it into the script's key and arguments.
-    pub(crate) fn gcra_call(
-        &self,
-        key: &str,
-        quota: &GcraQuota,
-        cost: u32,
-    ) -> Result<GcraCall, StoreError> {
-        validate_key(key)?;
-        quota.validate_cost(cost)?;
-        let Gcra { emission, tau } = Gcra::new(quota);
-        // cost ≤ burst, so this is ≤ tau but for clamping.
-        let weight = u64::from(cost).saturating_mul(emission).min(tau);
-        Ok(GcraCall {
+    /// A GCRA request as the script's key and arguments.
+    pub(crate) fn gcra_call(&self, key: &LimitKey<'_>, charge: &GcraCharge) -> GcraCall {
+        let Gcra { emission, tau } = Gcra::new(charge.quota());
+        // cost ≤ burst (a GcraCharge's promise), so this is at most tau.
+        let weight = u64::from(charge.cost()).saturating_mul(emission);
+        GcraCall {
             key: self.gcra_key(key),
             emission,
             tau,
             weight,
-        })
+        }
     }
 
-    fn key(&self, key: &str, kind: char) -> String {
+    fn key(&self, key: &LimitKey<'_>, kind: char) -> String {
+        let key = key.as_str();
         let prefix = self.backend.key_prefix();
         let mut out = String::with_capacity(prefix.len() + 10 + 2 * key.len());
         out.push_str(prefix);
@@ -292,26 +292,24 @@ impl RedisRateLimitStore {
         out
     }
 
-    /// Validates a ban request and turns it into the ban scripts' keys and arguments.
-    pub(crate) fn ban_call(&self, key: &str, quota: &BanQuota) -> Result<BanCall, StoreError> {
-        validate_key(key)?;
-        quota.validate()?;
-        Ok(BanCall {
+    /// A ban request as the ban scripts' keys and arguments.
+    pub(crate) fn ban_call(&self, key: &LimitKey<'_>, quota: &BanQuota) -> BanCall {
+        BanCall {
             failures: self.failures_key(key),
             ban: self.ban_key(key),
-            maxretry: quota.maxretry,
-            findtime: span_us(quota.findtime),
-            bantime: span_ms(quota.bantime),
-        })
+            maxretry: quota.maxretry(),
+            findtime: span_us(quota.findtime()),
+            bantime: span_ms(quota.bantime()),
+        }
     }
 
     async fn ban_script(
         &self,
         script: &'static Script,
-        key: &str,
+        key: &LimitKey<'_>,
         quota: &BanQuota,
     ) -> Result<Decision, StoreError> {
-        let call = self.ban_call(key, quota)?;
+        let call = self.ban_call(key, quota);
         let reply: Vec<i64> = self
             .backend
             .run(async move |conn| {
@@ -331,8 +329,8 @@ impl RedisRateLimitStore {
 
 #[async_trait]
 impl RateLimitStore for RedisRateLimitStore {
-    async fn gcra(&self, key: &str, quota: &GcraQuota, cost: u32) -> Result<Decision, StoreError> {
-        let call = self.gcra_call(key, quota, cost)?;
+    async fn gcra(&self, key: &LimitKey<'_>, charge: &GcraCharge) -> Result<Decision, StoreError> {
+        let call = self.gcra_call(key, charge);
         let reply: Vec<i64> = self
             .backend
             .run(async move |conn| {
@@ -344,19 +342,26 @@ impl RateLimitStore for RedisRateLimitStore {
                     .await
             })
             .await?;
-        gcra_decision(quota, &reply)
+        gcra_decision(charge.quota(), &reply)
     }
 
-    async fn ban_status(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError> {
+    async fn ban_status(
+        &self,
+        key: &LimitKey<'_>,
+        quota: &BanQuota,
+    ) -> Result<Decision, StoreError> {
         self.ban_script(&BAN_STATUS, key, quota).await
     }
 
-    async fn record_failure(&self, key: &str, quota: &BanQuota) -> Result<Decision, StoreError> {
+    async fn record_failure(
+        &self,
+        key: &LimitKey<'_>,
+        quota: &BanQuota,
+    ) -> Result<Decision, StoreError> {
         self.ban_script(&RECORD_FAILURE, key, quota).await
     }
 
-    async fn lift_ban(&self, key: &str) -> Result<(), StoreError> {
-        validate_key(key)?;
+    async fn lift_ban(&self, key: &LimitKey<'_>) -> Result<(), StoreError> {
         let (failures, ban) = (self.failures_key(key), self.ban_key(key));
         // One command, two keys in one slot: atomic, Cluster safe.
         self.backend
@@ -372,7 +377,7 @@ impl RateLimitStore for RedisRateLimitStore {
     }
 }
 
-/// One validated GCRA request: the TAT key and the arguments of [`GCRA_FN_LUA`]'s `gcra`.
+/// One GCRA request: the TAT key and the arguments of [`GCRA_FN_LUA`]'s `gcra`.
 #[derive(Debug, Clone)]
 pub(crate) struct GcraCall {
     /// The TAT key ([`RedisRateLimitStore::gcra_key`]).
@@ -385,7 +390,7 @@ pub(crate) struct GcraCall {
     pub(crate) weight: u64,
 }
 
-/// One validated ban request: the keys and arguments of [`RECORD_FAILURE_LUA`] and
+/// One ban request: the keys and arguments of [`RECORD_FAILURE_LUA`] and
 /// [`BAN_STATUS_FN_LUA`]'s `ban_status`.
 #[derive(Debug, Clone)]
 pub(crate) struct BanCall {
@@ -407,12 +412,12 @@ pub(crate) fn ban_decision(quota: &BanQuota, reply: &[i64]) -> Result<Decision, 
     match *reply {
         [1, ban_ms] if ban_ms > 0 => {
             let left = ms(ban_ms);
-            Ok(Decision::denied(quota.maxretry, left, left))
+            Ok(Decision::denied(quota.maxretry(), left, left))
         }
         [0, count, window_us] if count >= 0 && window_us >= 0 => {
-            let remaining = u64::from(quota.maxretry).saturating_sub(count.unsigned_abs());
+            let remaining = u64::from(quota.maxretry()).saturating_sub(count.unsigned_abs());
             Ok(Decision::allowed(
-                quota.maxretry,
+                quota.maxretry(),
                 u32::try_from(remaining).unwrap_or(u32::MAX),
                 us(window_us),
             ))
@@ -425,12 +430,12 @@ pub(crate) fn ban_decision(quota: &BanQuota, reply: &[i64]) -> Result<Decision, 
 pub(crate) fn gcra_decision(quota: &GcraQuota, reply: &[i64]) -> Result<Decision, StoreError> {
     match *reply {
         [1, remaining, reset_us, _] if remaining >= 0 && reset_us >= 0 => Ok(Decision::allowed(
-            quota.limit,
+            quota.limit(),
             u32::try_from(remaining).unwrap_or(u32::MAX),
             us(reset_us),
         )),
         [0, _, reset_us, retry_us] if reset_us >= 0 && retry_us > 0 => {
-            Ok(Decision::denied(quota.limit, us(reset_us), us(retry_us)))
+            Ok(Decision::denied(quota.limit(), us(reset_us), us(retry_us)))
         }
         _ => Err(corrupt("GCRA", reply)),
     }
@@ -446,29 +451,23 @@ struct Gcra {
 }
 
 impl Gcra {
-    /// For a validated quota.
     fn new(quota: &GcraQuota) -> Self {
         let emission = span_us(quota.emission_interval());
-        let tau = emission
-            .saturating_mul(u64::from(quota.burst))
-            .min(MAX_SPAN_US);
+        let tau = emission.saturating_mul(u64::from(quota.burst()));
         Gcra { emission, tau }
     }
 }
 
-/// A span in whole µs: rounded up (at least 1), clamped to [`MAX_SPAN_US`].
+/// A span (at most [`MAX_SPAN`](tokenward_ratelimit::MAX_SPAN), more than zero: the quotas' promise) in whole µs, rounded
+/// up.
 fn span_us(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1000))
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_SPAN_US)
+    u64::try_from(d.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX)
 }
 
-/// A span in whole ms for `PX` / `PEXPIRE`: rounded up (at least 1), clamped to
-/// [`MAX_SPAN_US`].
+/// A span (at most [`MAX_SPAN`](tokenward_ratelimit::MAX_SPAN), more than zero) in whole ms for `PX` / `PEXPIRE`, rounded
+/// up.
 fn span_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos().div_ceil(1_000_000))
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_SPAN_US / 1000)
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 fn us(v: i64) -> Duration {
@@ -489,29 +488,41 @@ fn corrupt(what: &str, reply: &[i64]) -> StoreError {
 
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
+    use tokenward_ratelimit::MAX_SPAN;
+
     use super::*;
 
     fn store(prefix: &str) -> RedisRateLimitStore {
         RedisRateLimitStore::connect(&RedisConfig::default().key_prefix(prefix)).unwrap()
     }
 
+    fn key(k: &str) -> LimitKey<'_> {
+        LimitKey::new(k).unwrap()
+    }
+
     #[test]
     fn key_layout() {
         let s = store("app:");
-        assert_eq!(s.gcra_key("sub:alice"), "app:rl:{sub:alice}:g");
-        assert_eq!(s.failures_key("ip:10.0.0.1"), "app:rl:{ip:10.0.0.1}:f");
-        assert_eq!(s.ban_key("ip:10.0.0.1"), "app:rl:{ip:10.0.0.1}:b");
+        assert_eq!(s.gcra_key(&key("sub:alice")), "app:rl:{sub:alice}:g");
+        assert_eq!(
+            s.failures_key(&key("ip:10.0.0.1")),
+            "app:rl:{ip:10.0.0.1}:f"
+        );
+        assert_eq!(s.ban_key(&key("ip:10.0.0.1")), "app:rl:{ip:10.0.0.1}:b");
         // Hash tags in keys are defused, in a namespace of their own.
-        assert_eq!(s.ban_key("{a}"), "app:rl:x:{7b617d}:b");
-        assert_ne!(s.ban_key("x:{7b617d}"), s.ban_key("{a}"));
+        assert_eq!(s.ban_key(&key("{a}")), "app:rl:x:{7b617d}:b");
+        assert_ne!(s.ban_key(&key("x:{7b617d}")), s.ban_key(&key("{a}")));
     }
 
     #[test]
     fn quota_units() {
-        let q = |limit, period, burst| GcraQuota {
-            limit,
-            period,
-            burst,
+        let nz = |n| NonZeroU32::new(n).unwrap();
+        let q = |limit, period, burst| {
+            GcraQuota::new(nz(limit), period)
+                .and_then(|q| q.with_burst(nz(burst)))
+                .unwrap()
         };
         let g = Gcra::new(&q(300, Duration::from_secs(60), 300));
         assert_eq!(
@@ -533,8 +544,8 @@ mod tests {
         // Sub-µs intervals still cost something.
         let g = Gcra::new(&q(u32::MAX, Duration::from_nanos(1), 1));
         assert_eq!(g.emission, 1);
-        // Absurd spans are clamped.
-        let g = Gcra::new(&q(1, Duration::MAX, u32::MAX));
+        // The longest quota stays within the span the scripts compute exactly with.
+        let g = Gcra::new(&q(1, MAX_SPAN, 1));
         assert_eq!(
             g,
             Gcra {
@@ -545,6 +556,6 @@ mod tests {
         assert_eq!(span_us(Duration::from_nanos(1)), 1);
         assert_eq!(span_ms(Duration::from_micros(1)), 1);
         assert_eq!(span_ms(Duration::from_micros(1500)), 2);
-        assert_eq!(span_ms(Duration::MAX), MAX_SPAN_US / 1000);
+        assert_eq!(span_ms(MAX_SPAN), MAX_SPAN_US.div_ceil(1000));
     }
 }

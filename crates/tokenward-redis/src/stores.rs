@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 use tokenward_core::{StoreError, TokenRef};
-use tokenward_ratelimit::{BanQuota, Decision, GcraQuota};
+use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, LimitKey};
 use tokenward_revocation::RevocationStatus;
 
 use crate::backend::RedisBackend;
@@ -71,28 +71,34 @@ pub struct RequestCheck {
 /// ([`check_token`](Self::check_token) is the same without the ban).
 ///
 /// ```no_run
-/// use std::time::Duration;
+/// use std::num::NonZeroU32;
 /// use tokenward_core::{TokenRef, UnixTime};
-/// use tokenward_ratelimit::{BanQuota, GcraQuota};
+/// use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey};
 /// use tokenward_redis::{RedisConfig, RedisStores};
 /// use tokenward_revocation::RevocationStatus;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let stores = RedisStores::connect(&RedisConfig::new("redis://127.0.0.1:6379"))?;
-/// let (iat, exp) = (UnixTime::from_secs(1_999_999_100), UnixTime::from_secs(2_000_000_000));
-/// let token = TokenRef::from_parts(Some("0f3a9c"), Some("fam_81"), Some("alice"), Some(iat), exp)?;
-/// let quota = GcraQuota::per_minute(300);
-/// let (status, decision) =
-///     stores.check_token(&token, Some(("subject:alice", &quota, 1))).await?;
+/// let token = TokenRef::from_parts(
+///     Some("0f3a9c"),
+///     Some("fam_81"),
+///     Some("alice"),
+///     Some(UnixTime::from_secs(1_999_999_100)),
+///     UnixTime::from_secs(2_000_000_000),
+/// )?;
+/// let one = GcraCharge::single(GcraQuota::per_minute(NonZeroU32::new(300).ok_or("zero")?));
+/// let subject = LimitKey::new("subject:alice")?;
+/// let (status, decision) = stores.check_token(&token, Some((&subject, &one))).await?;
 /// if status == RevocationStatus::Active {
 ///     assert!(decision.is_some_and(|d| d.allowed));
 /// }
 ///
 /// // With the client's failure ban too: still one round trip.
 /// let ban = BanQuota::fail2ban_default();
+/// let client = LimitKey::new("ip:203.0.113.7")?;
 /// let check = stores
-///     .check_request(&token, Some(("subject:alice", &quota, 1)), Some(("ip:203.0.113.7", &ban)))
+///     .check_request(&token, Some((&subject, &one)), Some((&client, &ban)))
 ///     .await?;
 /// if check.ban.is_some_and(|b| !b.allowed) {
 ///     assert_eq!(check.limit, None); // banned: no cell consumed
@@ -154,7 +160,7 @@ impl RedisStores {
     }
 
     /// The revocation check of `token` and — only if the token is not revoked — one GCRA
-    /// step for `limit` = `(key, quota, cost)`, in **one script call** (one `EVALSHA`, one
+    /// step for `limit` = `(key, charge)`, in **one script call** (one `EVALSHA`, one
     /// round trip, atomic).
     ///
     /// Returns the revocation status and the limit's decision (`None` when no limit was asked
@@ -168,9 +174,8 @@ impl RedisStores {
     /// or one whose revocation entries do not parse — consumes **no** rate-limit cell: a
     /// stolen, revoked token cannot drain its subject's budget.
     ///
-    /// Everything is validated before anything is sent: an invalid id, rate-limit key,
-    /// quota or cost is an `InvalidInput` error even for a token that would turn out to be
-    /// revoked. Any failure fails the whole call: an outage is `Unavailable` / `Timeout`
+    /// Every input is valid by construction (`StoreId`s, a `LimitKey`, a `GcraCharge`).
+    /// Any failure fails the whole call: an outage is `Unavailable` / `Timeout`
     /// within the operation timeout, unparseable state (revocation entries *or* the GCRA
     /// state) is `Corrupt` — never "active", never a made-up decision. A token without
     /// `jti`, `sid` or `sub` and without a limit is `Active` without a round trip. It is
@@ -178,7 +183,7 @@ impl RedisStores {
     pub async fn check_token(
         &self,
         token: &TokenRef<'_>,
-        limit: Option<(&str, &GcraQuota, u32)>,
+        limit: Option<(&LimitKey<'_>, &GcraCharge)>,
     ) -> Result<(RevocationStatus, Option<Decision>), StoreError> {
         let check = self.check_request(token, limit, None).await?;
         Ok((check.revocation, check.limit))
@@ -186,7 +191,7 @@ impl RedisStores {
 
     /// The ban status of `ban` = `(key, quota)`, the revocation check of `token` and — only
     /// when the client is not banned and the token is active — one GCRA step for `limit` =
-    /// `(key, quota, cost)`, in **one script call** (one `EVALSHA`, one round trip, atomic):
+    /// `(key, charge)`, in **one script call** (one `EVALSHA`, one round trip, atomic):
     /// everything a request needs from the stores, for the Guard.
     ///
     /// - [`ban`](RequestCheck::ban) is exactly
@@ -200,9 +205,9 @@ impl RedisStores {
     ///   limit was asked or the token is revoked): a banned client cannot drain a subject's
     ///   budget either.
     ///
-    /// Everything is validated before anything is sent (ids, rate-limit and ban keys, both
-    /// quotas, the cost): invalid input is an `InvalidInput` error whatever the state in
-    /// Redis. Any failure fails the whole call: an outage is `Unavailable` / `Timeout` within
+    /// Every input is valid by construction (ids, rate-limit and ban keys, the charge and the
+    /// ban quota are typed and checked where they are made). Any failure fails the whole
+    /// call: an outage is `Unavailable` / `Timeout` within
     /// the operation timeout; unparseable state — revocation entries, GCRA state, or a ban
     /// marker without a TTL (as `ban_status` reports it) — is `Corrupt`, and then no cell is
     /// consumed. A token without `jti`, `sid` or `sub`, without a limit and without a ban is
@@ -213,18 +218,13 @@ impl RedisStores {
     pub async fn check_request(
         &self,
         token: &TokenRef<'_>,
-        limit: Option<(&str, &GcraQuota, u32)>,
-        ban: Option<(&str, &BanQuota)>,
+        limit: Option<(&LimitKey<'_>, &GcraCharge)>,
+        ban: Option<(&LimitKey<'_>, &BanQuota)>,
     ) -> Result<RequestCheck, StoreError> {
         let keys = self.revocation.check_keys(token);
-        let limit = match limit {
-            Some((key, quota, cost)) => Some((quota, self.ratelimit.gcra_call(key, quota, cost)?)),
-            None => None,
-        };
-        let ban = match ban {
-            Some((key, quota)) => Some((quota, self.ratelimit.ban_call(key, quota)?)),
-            None => None,
-        };
+        let limit =
+            limit.map(|(key, charge)| (charge.quota(), self.ratelimit.gcra_call(key, charge)));
+        let ban = ban.map(|(key, quota)| (quota, self.ratelimit.ban_call(key, quota)));
         if keys.is_empty() && limit.is_none() && ban.is_none() {
             return Ok(RequestCheck {
                 ban: None,
@@ -340,11 +340,12 @@ mod tests {
         limit_key: &str,
         ban_key: &str,
     ) -> Vec<String> {
-        let quota = GcraQuota::per_minute(10);
+        let quota = tokenward_ratelimit::GcraQuota::per_minute(std::num::NonZeroU32::MIN);
+        let limit_key = LimitKey::new(limit_key).unwrap();
+        let ban_key = LimitKey::new(ban_key).unwrap();
         let ban = stores
             .ratelimit
-            .ban_call(ban_key, &BanQuota::fail2ban_default())
-            .unwrap();
+            .ban_call(&ban_key, &BanQuota::fail2ban_default());
         let mut keys: Vec<String> = stores
             .revocation
             .check_keys(token)
@@ -354,8 +355,7 @@ mod tests {
         keys.push(
             stores
                 .ratelimit
-                .gcra_call(limit_key, &quota, 1)
-                .unwrap()
+                .gcra_call(&limit_key, &GcraCharge::single(quota))
                 .key,
         );
         keys.push(ban.failures);

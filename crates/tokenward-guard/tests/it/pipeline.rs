@@ -3,6 +3,7 @@
 //! configuration. (Audit events: `tests/audit.rs`.)
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use tokenward_guard::{
     AuthRequest, CombinedAnswer, CombinedCheck, Credentials, Denial, GuardConfig, GuardStores,
     KeyRefetch, Requirements,
 };
-use tokenward_ratelimit::{Decision, GcraQuota, RateLimitStore};
+use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_refresh::MemoryRefreshStore;
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
@@ -207,8 +208,8 @@ impl CombinedCheck for Counting {
     async fn check_request(
         &self,
         _token: &TokenRef<'_>,
-        limit: Option<(&str, &GcraQuota, u32)>,
-        ban: Option<(&str, &tokenward_ratelimit::BanQuota)>,
+        limit: Option<(&LimitKey<'_>, &GcraCharge)>,
+        ban: Option<(&LimitKey<'_>, &BanQuota)>,
     ) -> Result<CombinedAnswer, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         assert!(ban.is_some(), "the ban is read in the combined call");
@@ -244,21 +245,13 @@ struct Unused {
 
 #[async_trait]
 impl RateLimitStore for Unused {
-    async fn gcra(&self, _: &str, _: &GcraQuota, _: u32) -> Result<Decision, StoreError> {
+    async fn gcra(&self, _: &LimitKey<'_>, _: &GcraCharge) -> Result<Decision, StoreError> {
         panic!("gcra called separately despite the combined check")
     }
-    async fn ban_status(
-        &self,
-        _: &str,
-        _: &tokenward_ratelimit::BanQuota,
-    ) -> Result<Decision, StoreError> {
+    async fn ban_status(&self, _: &LimitKey<'_>, _: &BanQuota) -> Result<Decision, StoreError> {
         panic!("ban_status called separately despite the combined check")
     }
-    async fn record_failure(
-        &self,
-        _: &str,
-        _: &tokenward_ratelimit::BanQuota,
-    ) -> Result<Decision, StoreError> {
+    async fn record_failure(&self, _: &LimitKey<'_>, _: &BanQuota) -> Result<Decision, StoreError> {
         let n = self.failures.fetch_add(1, Ordering::SeqCst);
         Ok(if n + 1 >= 2 {
             Decision::denied(2, Duration::from_secs(300), Duration::from_secs(300))
@@ -266,7 +259,7 @@ impl RateLimitStore for Unused {
             Decision::allowed(2, 1, Duration::ZERO)
         })
     }
-    async fn lift_ban(&self, _: &str) -> Result<(), StoreError> {
+    async fn lift_ban(&self, _: &LimitKey<'_>) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -663,7 +656,9 @@ mod config {
         let limit = guard.subject_limit().unwrap();
         assert_eq!(
             *limit.quota(),
-            GcraQuota::new(10, Duration::from_secs(1)).with_burst(2)
+            GcraQuota::new(NonZeroU32::new(10).unwrap(), Duration::from_secs(1))
+                .and_then(|q| q.with_burst(NonZeroU32::new(2).unwrap()))
+                .unwrap()
         );
         assert_eq!(limit.on_store_failure(), FailurePolicy::DangerousOpen);
         assert!(guard.failure_ban().is_none());

@@ -2,15 +2,25 @@
 //! calls share `pool_size` connections, error replies keep them, a connection the server
 //! closes is replaced before a call uses it.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tokenward_core::{StoreErrorKind, TokenRef, UnixTime};
-use tokenward_ratelimit::{GcraQuota, RateLimitStore};
+use tokenward_ratelimit::{GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_revocation::RevocationStatus;
 
 use tokenward_testsupport::ThrowawayRedis;
 
 use crate::common::{info, own_server_stores, stat};
+
+/// One cell of `limit` per second.
+fn per_second(limit: u32) -> GcraCharge {
+    GcraCharge::single(GcraQuota::per_second(NonZeroU32::new(limit).unwrap()))
+}
+
+fn key(k: &str) -> LimitKey<'_> {
+    LimitKey::new(k).unwrap()
+}
 
 /// How many connections the server has accepted so far.
 async fn connections_received(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
@@ -26,7 +36,7 @@ async fn concurrent_calls_share_pool_size_connections() {
     let server = ThrowawayRedis::start();
     let (stores, mut conn) = own_server_stores(&server, "backend:", 2).await;
     let before = connections_received(&mut conn).await;
-    let quota = GcraQuota::new(1_000_000, Duration::from_secs(1));
+    let quota = per_second(1_000_000);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..64 {
         let stores = stores.clone();
@@ -42,7 +52,7 @@ async fn concurrent_calls_share_pool_size_connections() {
             .unwrap();
             for _ in 0..20 {
                 let (status, d) = stores
-                    .check_token(&t, Some(("subject:u", &quota, 1)))
+                    .check_token(&t, Some((&key("subject:u"), &quota)))
                     .await
                     .unwrap();
                 assert_eq!(status, RevocationStatus::Active);
@@ -67,20 +77,20 @@ async fn error_replies_keep_the_connection() {
     let server = ThrowawayRedis::start();
     let (stores, mut conn) = own_server_stores(&server, "backend:", 1).await;
     let rl = stores.ratelimit();
-    let quota = GcraQuota::new(10, Duration::from_secs(1));
-    rl.gcra("k", &quota, 1).await.unwrap();
+    let quota = per_second(10);
+    rl.gcra(&key("k"), &quota).await.unwrap();
     let before = connections_received(&mut conn).await;
 
     // WRONGTYPE from inside a script: a corrupt-state error, the connection stays.
     let _: () = redis::cmd("HSET")
-        .arg(rl.gcra_key("hash"))
+        .arg(rl.gcra_key(&key("hash")))
         .arg("f")
         .arg("v")
         .query_async(&mut conn)
         .await
         .unwrap();
     for _ in 0..3 {
-        let got = rl.gcra("hash", &quota, 1).await;
+        let got = rl.gcra(&key("hash"), &quota).await;
         assert_eq!(
             got.map_err(|e| e.kind()).err(),
             Some(StoreErrorKind::Corrupt)
@@ -92,7 +102,7 @@ async fn error_replies_keep_the_connection() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    rl.gcra("k", &quota, 1).await.unwrap();
+    rl.gcra(&key("k"), &quota).await.unwrap();
     stores.backend().ping().await.unwrap();
     assert_eq!(connections_received(&mut conn).await, before);
 }

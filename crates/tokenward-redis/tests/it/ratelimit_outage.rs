@@ -3,10 +3,11 @@
 //! `Unavailable` or `Timeout` — never hang, never a made-up decision — and the store must
 //! recover by itself.
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tokenward_core::StoreErrorKind;
-use tokenward_ratelimit::{BanQuota, GcraQuota, RateLimitStore};
+use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_redis::RedisRateLimitStore;
 
 use tokenward_testsupport::{BlackHole, ThrowawayRedis, free_port};
@@ -16,16 +17,21 @@ use crate::common::{
     outage_config, shows_the_address_not_the_password,
 };
 
-const GCRA: GcraQuota = GcraQuota {
-    limit: 10,
-    period: Duration::from_secs(1),
-    burst: 10,
-};
-const BAN: BanQuota = BanQuota {
-    maxretry: 3,
-    findtime: Duration::from_secs(60),
-    bantime: Duration::from_secs(60),
-};
+/// One cell of 10 per second.
+const GCRA: GcraCharge = GcraCharge::single(GcraQuota::per_second(NonZeroU32::new(10).unwrap()));
+
+fn ban() -> BanQuota {
+    BanQuota::new(
+        NonZeroU32::new(3).unwrap(),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
+fn key(k: &str) -> LimitKey<'static> {
+    LimitKey::new(k.to_owned()).unwrap()
+}
 
 fn store_at(url: &str) -> RedisRateLimitStore {
     RedisRateLimitStore::connect(&outage_config("rl-outage", url))
@@ -37,17 +43,20 @@ impl EveryMethod for RedisRateLimitStore {
         vec![
             (
                 "gcra",
-                Box::pin(async move { self.gcra("k", &GCRA, 1).await.map(drop) }),
+                Box::pin(async move { self.gcra(&key("k"), &GCRA).await.map(drop) }),
             ),
             (
                 "ban_status",
-                Box::pin(async move { self.ban_status("k", &BAN).await.map(drop) }),
+                Box::pin(async move { self.ban_status(&key("k"), &ban()).await.map(drop) }),
             ),
             (
                 "record_failure",
-                Box::pin(async move { self.record_failure("k", &BAN).await.map(drop) }),
+                Box::pin(async move { self.record_failure(&key("k"), &ban()).await.map(drop) }),
             ),
-            ("lift_ban", self.lift_ban("k")),
+            (
+                "lift_ban",
+                Box::pin(async move { self.lift_ban(&key("k")).await }),
+            ),
         ]
     }
 }
@@ -56,8 +65,8 @@ impl EveryMethod for RedisRateLimitStore {
 async fn redis_killed_and_restarted_without_rebuilding_the_store() {
     let mut server = ThrowawayRedis::start();
     let store = store_at(&server.url());
-    assert!(store.gcra("k", &GCRA, 1).await.unwrap().allowed);
-    store.record_failure("k", &BAN).await.unwrap();
+    assert!(store.gcra(&key("k"), &GCRA).await.unwrap().allowed);
+    store.record_failure(&key("k"), &ban()).await.unwrap();
 
     server.kill();
     let slowest = all_calls_fail(&store, OUTAGE, 3).await;
@@ -65,9 +74,9 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
 
     // Back on the same port (without persistence: the state is gone); the same store works.
     server.restart();
-    let d = store.gcra("k", &GCRA, 1).await.unwrap();
+    let d = store.gcra(&key("k"), &GCRA).await.unwrap();
     assert_eq!((d.allowed, d.remaining), (true, 9));
-    let d = store.record_failure("k", &BAN).await.unwrap();
+    let d = store.record_failure(&key("k"), &ban()).await.unwrap();
     assert_eq!((d.allowed, d.remaining), (true, 2));
 }
 
@@ -79,8 +88,8 @@ async fn black_hole_times_out_within_the_deadline() {
     black_hole_times_out(&store, TIMEOUT + MARGIN, |i| {
         let store = store.clone();
         async move {
-            let key = format!("sub:{i}");
-            store.gcra(&key, &GCRA, 1).await.map(|_| ())
+            let key_name = format!("sub:{i}");
+            store.gcra(&key(&key_name), &GCRA).await.map(|_| ())
         }
     })
     .await;
@@ -92,6 +101,6 @@ async fn nothing_listening_is_unavailable() {
     let store = store_at(&format!("redis://:hunter2@127.0.0.1:{port}"));
     let slowest = all_calls_fail(&store, &[StoreErrorKind::Unavailable], 2).await;
     eprintln!("connection refused: slowest call took {slowest:?}");
-    let err = store.gcra("k", &GCRA, 1).await.unwrap_err();
+    let err = store.gcra(&key("k"), &GCRA).await.unwrap_err();
     shows_the_address_not_the_password(&err, port);
 }
