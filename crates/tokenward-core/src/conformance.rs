@@ -203,6 +203,46 @@ pub trait StoreProbe: Send + Sync + 'static {
     fn round_trips(&self) -> u64;
 }
 
+/// What a case of a store suite runs against: a fresh, empty store, the clock it keeps time by,
+/// and a probe into the same store. The suites name it for their trait
+/// (`RevocationEnv = StoreEnv<dyn RevocationStore>`, ...).
+pub struct StoreEnv<S: ?Sized> {
+    /// The store under test, fresh and empty.
+    pub store: Arc<S>,
+    /// The clock the store keeps time by: a [`ManualClock`] it shares, or [`RealClock`].
+    pub clock: Arc<dyn TestClock>,
+    /// A probe into the same store.
+    pub probe: Arc<dyn StoreProbe>,
+}
+
+impl<S: ?Sized> StoreEnv<S> {
+    /// A fresh, empty `store`; the `clock` it reads (a `ManualClock` shared with it, or
+    /// [`RealClock`] for a store keeping its own time); and a `probe` into the same store.
+    pub fn new(store: Arc<S>, clock: Arc<dyn TestClock>, probe: Arc<dyn StoreProbe>) -> Self {
+        StoreEnv {
+            store,
+            clock,
+            probe,
+        }
+    }
+}
+
+impl<S: ?Sized> Clone for StoreEnv<S> {
+    fn clone(&self) -> Self {
+        StoreEnv {
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            probe: Arc::clone(&self.probe),
+        }
+    }
+}
+
+impl<S: ?Sized> fmt::Debug for StoreEnv<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreEnv").finish_non_exhaustive()
+    }
+}
+
 // ---- errors --------------------------------------------------------------------------------
 
 /// A case failed because a call returned an error it did not expect, or a spawned task
@@ -568,6 +608,32 @@ pub fn check_cases_listed(sources: &[&str], listed: &[&str]) -> Result<(), Strin
     }
 }
 
+/// Expands a suite's case list (the one place a suite lists its cases) into tests, or into
+/// the names of its `CASES`: `[tests [form]] (path of the suite module) case…` or
+/// `[names] (path) case…`. Used by the suites' own macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_expand {
+    ([tests [$($form:tt)*]] $suite:tt $($case:ident)*) => {
+        $crate::__conformance_tests! {
+            $($form)*,
+            cases = [$($case => $crate::__conformance_case!($suite $case)),*]
+        }
+    };
+    ([names] $suite:tt $($case:ident)*) => {
+        &[$(::core::stringify!($case)),*]
+    };
+}
+
+/// `(path) case` → `path::case` (a path made inside a repetition of cases).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case {
+    (($($suite:tt)*) $case:ident) => {
+        $($suite)*::$case
+    };
+}
+
 /// Expands a suite's case list into tests (used by the suites' own macros; backend authors
 /// call those).
 ///
@@ -578,7 +644,7 @@ pub fn check_cases_listed(sources: &[&str], listed: &[&str]) -> Result<(), Strin
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    (fixture = $fixture:ty, setup = $setup:expr, cases = [$($case:ident => $func:path),* $(,)?]) => {
+    (fixture = $fixture:ty, setup = $setup:expr, cases = [$($case:ident => $func:expr),* $(,)?]) => {
         static __TOKENWARD_SUITE: $crate::conformance::SuiteRuntime<$fixture> =
             $crate::conformance::SuiteRuntime::new();
         $(
@@ -591,12 +657,12 @@ macro_rules! __conformance_tests {
                             .await
                             .map_err(::core::convert::Into::<$crate::conformance::BoxError>::into)
                     },
-                    |env| $func(env),
+                    |env| ($func)(env),
                 )
             }
         )*
     };
-    (make_env = $make_env:expr, cases = [$($case:ident => $func:path),* $(,)?]) => {
+    (make_env = $make_env:expr, cases = [$($case:ident => $func:expr),* $(,)?]) => {
         static __TOKENWARD_SUITE: $crate::conformance::SuiteRuntime<$crate::conformance::NoFixture> =
             $crate::conformance::SuiteRuntime::new();
         $(
@@ -605,7 +671,7 @@ macro_rules! __conformance_tests {
                 __TOKENWARD_SUITE.run_case(
                     ::core::stringify!($case),
                     || async { ::core::result::Result::Ok($crate::conformance::NoFixture) },
-                    |()| async move { $func(($make_env)().await).await },
+                    |()| async move { ($func)(($make_env)().await).await },
                 )
             }
         )*

@@ -63,7 +63,6 @@
 //! [`RealClock::new()`](RealClock::new) as the clock: the cases then sleep (no case waits much
 //! more than three seconds) and check durations within its tolerance.
 
-use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +77,7 @@ mod gcra;
 #[doc(hidden)]
 pub use tokenward_core as __core;
 pub use tokenward_core::conformance::{
-    CaseResult, ConformanceError, Fixture, RealClock, Step, StoreProbe, TestClock,
+    CaseResult, ConformanceError, Fixture, RealClock, Step, StoreEnv, StoreProbe, TestClock,
 };
 
 pub use ban::*;
@@ -106,14 +105,14 @@ macro_rules! ratelimit_conformance_tests {
     };
 }
 
-// The list of cases, expanded by `__ratelimit_conformance_expand` into tests or into the
+// The list of cases, expanded by `tokenward_core::__conformance_expand` into tests or into the
 // `CASES` names: the one place a new case is listed (besides its function).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ratelimit_conformance_cases {
     ($($mode:tt)*) => {
-        $crate::__ratelimit_conformance_expand! {
-            [$($mode)*]
+        $crate::conformance::__core::__conformance_expand! {
+            [$($mode)*] ($crate::conformance)
             n_allowed_then_denied
             retry_after_is_correct
             reset_after_the_period
@@ -139,50 +138,9 @@ macro_rules! __ratelimit_conformance_cases {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __ratelimit_conformance_expand {
-    ([tests [$($form:tt)*]] $($case:ident)*) => {
-        $crate::conformance::__core::__conformance_tests! {
-            $($form)*,
-            cases = [$($case => $crate::conformance::$case),*]
-        }
-    };
-    ([names] $($case:ident)*) => {
-        &[$(::core::stringify!($case)),*]
-    };
-}
-
 /// What a case runs against: a fresh, empty store, the clock it keeps time by, and a probe
-/// into it.
-#[derive(Clone)]
-pub struct RateLimitEnv {
-    store: Arc<dyn RateLimitStore>,
-    clock: Arc<dyn TestClock>,
-    probe: Arc<dyn StoreProbe>,
-}
-
-impl RateLimitEnv {
-    /// A fresh, empty `store`; the `clock` it reads (a `ManualClock` shared with it, or
-    /// [`RealClock`] for a store keeping its own time); and a `probe` into the same store.
-    pub fn new(
-        store: Arc<dyn RateLimitStore>,
-        clock: Arc<dyn TestClock>,
-        probe: Arc<dyn StoreProbe>,
-    ) -> Self {
-        RateLimitEnv {
-            store,
-            clock,
-            probe,
-        }
-    }
-}
-
-impl fmt::Debug for RateLimitEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RateLimitEnv").finish_non_exhaustive()
-    }
-}
+/// into it ([`StoreEnv::new`]).
+pub type RateLimitEnv = StoreEnv<dyn RateLimitStore>;
 
 /// The in-memory store answers its own probe: the GCRA and ban keys it tracks (expired ones
 /// not yet pruned included), what it holds for them, and no round trips.

@@ -56,7 +56,6 @@
 //! With a backend that keeps its own time, return [`RealClock::new()`](RealClock::new) as the
 //! clock (the cases then sleep; no case waits much more than a second or two).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +82,7 @@ pub use time::{
 #[doc(hidden)]
 pub use tokenward_core as __core;
 pub use tokenward_core::conformance::{
-    CaseResult, ConformanceError, Fixture, RealClock, Step, StoreProbe, TestClock,
+    CaseResult, ConformanceError, Fixture, RealClock, Step, StoreEnv, StoreProbe, TestClock,
 };
 use tokenward_core::conformance::{
     LOST_ENTRY_HINT, advance_to, joined, just_after, just_before, now_ms,
@@ -113,14 +112,14 @@ macro_rules! revocation_conformance_tests {
     };
 }
 
-// The list of cases, expanded by `__revocation_conformance_expand` into tests or into the
+// The list of cases, expanded by `tokenward_core::__conformance_expand` into tests or into the
 // `CASES` names: the one place a new case is listed (besides its function).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __revocation_conformance_cases {
     ($($mode:tt)*) => {
-        $crate::__revocation_conformance_expand! {
-            [$($mode)*]
+        $crate::conformance::__core::__conformance_expand! {
+            [$($mode)*] ($crate::conformance)
             revoke_token_then_check
             unknown_tokens_are_active
             idempotent_revokes
@@ -143,50 +142,9 @@ macro_rules! __revocation_conformance_cases {
     };
 }
 
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __revocation_conformance_expand {
-    ([tests [$($form:tt)*]] $($case:ident)*) => {
-        $crate::conformance::__core::__conformance_tests! {
-            $($form)*,
-            cases = [$($case => $crate::conformance::$case),*]
-        }
-    };
-    ([names] $($case:ident)*) => {
-        &[$(::core::stringify!($case)),*]
-    };
-}
-
 /// What a case runs against: a fresh, empty store, the clock it keeps time by, and a probe
-/// into it.
-#[derive(Clone)]
-pub struct RevocationEnv {
-    store: Arc<dyn RevocationStore>,
-    clock: Arc<dyn TestClock>,
-    probe: Arc<dyn StoreProbe>,
-}
-
-impl RevocationEnv {
-    /// A fresh, empty `store`; the `clock` it reads (a `ManualClock` shared with it, or
-    /// [`RealClock`] for a store keeping its own time); and a `probe` into the same store.
-    pub fn new(
-        store: Arc<dyn RevocationStore>,
-        clock: Arc<dyn TestClock>,
-        probe: Arc<dyn StoreProbe>,
-    ) -> Self {
-        RevocationEnv {
-            store,
-            clock,
-            probe,
-        }
-    }
-}
-
-impl fmt::Debug for RevocationEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationEnv").finish_non_exhaustive()
-    }
-}
+/// into it ([`StoreEnv::new`]).
+pub type RevocationEnv = StoreEnv<dyn RevocationStore>;
 
 /// The in-memory store answers its own probe: entries held (expired ones not yet reclaimed
 /// included), the ids it holds, and no round trips.
