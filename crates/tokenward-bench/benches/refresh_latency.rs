@@ -45,7 +45,6 @@ use std::time::Instant;
 
 use jsonwebtoken::Algorithm;
 use redis::aio::MultiplexedConnection;
-use tokenward_bench::Fixture;
 use tokenward_bench::harness::{
     BoxError, command_calls, connect_redis, exit_code, finish, process_cpu, runtime, selected,
 };
@@ -53,12 +52,13 @@ use tokenward_bench::latency::{
     LATENCY_COLUMNS, LatencySummary, Timings, closed_loops, micros, task_calls,
 };
 use tokenward_bench::revocation::T0;
+use tokenward_bench::{Fixture, TOKEN_TTL};
 use tokenward_claims::AccessToken;
-use tokenward_core::ManualClock;
+use tokenward_core::{Clock, ManualClock, StoreId, SystemClock};
 use tokenward_redis::{RedisConfig, RedisRefreshStore};
 use tokenward_refresh::{
-    MemoryRefreshStore, MintRequest, RefreshConfig, RefreshEngine, RefreshError, Rotation,
-    RotationKind,
+    MemoryRefreshStore, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError,
+    Rotation, RotationKind,
 };
 use tokenward_revocation::MemoryRevocationStore;
 use tokenward_testsupport::unique_prefix;
@@ -116,6 +116,22 @@ impl Mint {
     }
 }
 
+/// An engine over `store` with a `MemoryRevocationStore`, expecting the fixture's access-token
+/// lifetime (so no rotation needs a second store call).
+fn engine(store: Arc<dyn tokenward_refresh::RefreshStore>) -> Result<RefreshEngine, BoxError> {
+    let config = RefreshConfig::new().max_access_token_lifetime(TOKEN_TTL);
+    Ok(RefreshEngine::with_config(
+        store,
+        Arc::new(MemoryRevocationStore::new()),
+        config,
+    )?)
+}
+
+/// The login's access token (not timed): a placeholder expiring when the engine expects.
+fn fake_mint(req: MintRequest<'_>) -> Result<MintedToken, Infallible> {
+    Ok(MintedToken::new("login", req.covered_until))
+}
+
 /// One configuration's engine and minter.
 struct Setup {
     store: String,
@@ -126,19 +142,16 @@ struct Setup {
 }
 
 impl Setup {
-    fn memory(mint: Mint, fixture: &Arc<Fixture>) -> Setup {
+    fn memory(mint: Mint, fixture: &Arc<Fixture>) -> Result<Setup, BoxError> {
+        // The store keeps its own time: a manual clock that does not move.
         let clock = Arc::new(ManualClock::new(T0));
-        Setup {
+        Ok(Setup {
             store: "memory".to_owned(),
-            engine: RefreshEngine::new(
-                Arc::new(MemoryRefreshStore::new()),
-                Arc::new(MemoryRevocationStore::new()),
-                RefreshConfig::new().clock(clock),
-            ),
+            engine: engine(Arc::new(MemoryRefreshStore::with_clock(clock)))?,
             mint,
             fake: "a".repeat(FAKE_ACCESS_TOKEN_LEN),
             fixture: Arc::clone(fixture),
-        }
+        })
     }
 
     /// A fresh `RedisRefreshStore` under `prefix` (default pool) and the system clock.
@@ -151,11 +164,7 @@ impl Setup {
         let store = RedisRefreshStore::connect(&RedisConfig::new(url).key_prefix(prefix))?;
         Ok(Setup {
             store: format!("Redis, pool_size {}", RedisConfig::DEFAULT_POOL_SIZE),
-            engine: RefreshEngine::new(
-                Arc::new(store),
-                Arc::new(MemoryRevocationStore::new()),
-                RefreshConfig::new(),
-            ),
+            engine: engine(Arc::new(store))?,
             mint,
             fake: "a".repeat(FAKE_ACCESS_TOKEN_LEN),
             fixture: Arc::clone(fixture),
@@ -166,16 +175,21 @@ impl Setup {
         match self.mint {
             Mint::Fake => {
                 self.engine
-                    .rotate(presented, None, |_req: MintRequest<'_>| {
-                        Ok::<_, Infallible>(self.fake.clone())
+                    .rotate(presented, None, |req: MintRequest<'_>| {
+                        let fake = MintedToken::new(self.fake.clone(), req.covered_until);
+                        Ok::<_, Infallible>(fake)
                     })
                     .await
             }
             Mint::EdDsa => {
                 self.engine
                     .rotate(presented, None, |req: MintRequest<'_>| {
-                        self.fixture
-                            .issue(&AccessToken::new(req.sub).sid(req.family_id.as_str()))
+                        let token = self.fixture.issue(
+                            &AccessToken::new(req.sub.as_str()).sid(req.family_id.as_str()),
+                        )?;
+                        // The issuer's `exp` (system clock) is at most this.
+                        let exp = SystemClock.now().saturating_add(TOKEN_TTL);
+                        Ok::<_, tokenward_bench::FixtureError>(MintedToken::new(token, exp))
                     })
                     .await
             }
@@ -196,12 +210,16 @@ async fn run_tasks(
     match scenario {
         Scenario::OwnFamily => {
             for task in 0..tasks {
-                let family = setup.engine.issue(&format!("user-{task}")).await?;
+                let sub = StoreId::new(format!("user-{task}"))?;
+                let family = setup.engine.issue(&sub, fake_mint).await?;
                 starts.push(family.refresh_token.expose().to_owned());
             }
         }
         Scenario::Grace => {
-            let family = setup.engine.issue("user-grace").await?;
+            let family = setup
+                .engine
+                .issue(&StoreId::new("user-grace")?, fake_mint)
+                .await?;
             let first = family.refresh_token.expose().to_owned();
             let rotation = setup.rotate(&first).await?;
             if rotation.kind != RotationKind::Rotated {
@@ -339,7 +357,7 @@ fn run() -> Result<(), BoxError> {
             (Mint::Fake, Scenario::Grace),
         ] {
             for tasks in CONCURRENCY {
-                errors += measure(Setup::memory(mint, &fixture), scenario, tasks, None).await?;
+                errors += measure(Setup::memory(mint, &fixture)?, scenario, tasks, None).await?;
             }
         }
         let prefix = unique_prefix("bench-refresh");

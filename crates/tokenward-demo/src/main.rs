@@ -36,10 +36,11 @@ struct Args {
     /// The most any Redis call may take, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 250)]
     redis_timeout_ms: u64,
-    /// Access-token lifetime in seconds.
+    /// Access-token lifetime in seconds (at most 86 400).
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     access_ttl: u64,
-    /// Refresh grace window in seconds (parallel refreshes get one successor; at most 120).
+    /// Refresh grace window in seconds (parallel refreshes get one successor; at most 120, a
+    /// larger value is refused at startup).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     refresh_grace: u64,
     /// Authenticated requests per minute per subject.

@@ -22,7 +22,7 @@ use tokenward_guard::{
     Requirements, fingerprint,
 };
 use tokenward_refresh::{
-    FamilyId, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
+    FamilyId, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
 };
 use tokenward_revocation::RevocationStore as _;
 
@@ -54,9 +54,10 @@ pub struct DemoConfig {
     pub redis_prefix: String,
     /// `--redis-timeout-ms`: the most any Redis call may take.
     pub redis_timeout: Duration,
-    /// `--access-ttl`: access-token lifetime (900 s).
+    /// `--access-ttl`: access-token lifetime (900 s, at most 86 400 s).
     pub access_ttl: Duration,
-    /// `--refresh-grace`: the refresh grace window (30 s, at most 120 s).
+    /// `--refresh-grace`: the refresh grace window (30 s, at most 120 s: more is a
+    /// [`StartError::Refresh`]).
     pub refresh_grace: Duration,
     /// `--subject-limit`: authenticated requests per minute per subject (300).
     pub subject_limit: u32,
@@ -105,6 +106,9 @@ pub enum StartError {
     /// The token issuer.
     #[error("token issuer: {0}")]
     Issuer(#[from] tokenward_claims::IssueError),
+    /// The refresh settings (`--refresh-grace`, `--access-ttl`) out of range.
+    #[error("refresh settings: {0}")]
+    Refresh(#[from] tokenward_core::SettingError),
     /// Hashing the demo users' passwords.
     #[error("{0}")]
     Users(String),
@@ -249,13 +253,13 @@ impl Demo {
         let guard = guard_config
             .guard_builder(keys.clone(), stores.clone(), None)?
             .build();
-        let engine = RefreshEngine::new(
+        let engine = RefreshEngine::with_config(
             stores.refresh.clone(),
             stores.revocation.clone(),
             RefreshConfig::new()
                 .grace_window(config.refresh_grace)
-                .max_access_token_lifetime(config.access_ttl.saturating_add(REVOCATION_MARGIN)),
-        );
+                .max_access_token_lifetime(config.access_ttl),
+        )?;
         let issuer = TokenIssuer::builder(keys.clone(), ISSUER)
             .audience(AUDIENCE)
             .ttl(config.access_ttl)
@@ -474,13 +478,14 @@ async fn login(State(app): State<AppState>, req: Request) -> Response {
         }
         Err(_) => return server_error("password check failed"),
     };
-    let family = match app.0.engine.issue(sub).await {
-        Ok(family) => family,
-        Err(e) => return refresh_error(&app, &e, None),
+    let Ok(sub_id) = StoreId::new(sub) else {
+        return server_error("the user's id is not a valid subject");
     };
-    let access = match app.mint(sub, family.family_id.as_str()) {
-        Ok(token) => token,
-        Err(_) => return server_error("issuing the access token failed"),
+    let mint = |m: MintRequest<'_>| app.mint(m.sub.as_str(), m.family_id.as_str());
+    let family = match app.0.engine.issue(&sub_id, mint).await {
+        Ok(family) => family,
+        Err(RefreshError::Mint(_)) => return server_error("issuing the access token failed"),
+        Err(e) => return refresh_error(&app, &e, None),
     };
     bump(&app.0.stats.logins);
     tracing::info!(
@@ -490,7 +495,7 @@ async fn login(State(app): State<AppState>, req: Request) -> Response {
         client_ip = %ip,
         "login"
     );
-    app.token_response(&access, family.refresh_token.expose())
+    app.token_response(&family.access_token, family.refresh_token.expose())
 }
 
 async fn refresh(State(app): State<AppState>, req: Request) -> Response {
@@ -524,7 +529,7 @@ async fn refresh(State(app): State<AppState>, req: Request) -> Response {
         .rotate(
             &form.refresh_token,
             key.as_deref(),
-            move |m: MintRequest<'_>| minter.mint(m.sub, m.family_id.as_str()),
+            move |m: MintRequest<'_>| minter.mint(m.sub.as_str(), m.family_id.as_str()),
         )
         .await;
     match rotated {
@@ -593,17 +598,15 @@ async fn logout_all(State(app): State<AppState>, Auth(auth): Auth) -> Response {
     let until = before
         .saturating_add(app.0.access_ttl)
         .saturating_add(REVOCATION_MARGIN);
-    let revoked = match StoreId::new(sub) {
-        Ok(id) => {
-            let revocation = &app.0.stores.revocation;
-            revocation.revoke_subject(&id, before, until).await
-        }
-        Err(e) => Err(e.into()),
+    let id = match StoreId::new(sub) {
+        Ok(id) => id,
+        Err(e) => return store_unavailable("revocation", &e.into()),
     };
-    if let Err(e) = revoked {
+    let revocation = &app.0.stores.revocation;
+    if let Err(e) = revocation.revoke_subject(&id, before, until).await {
         return store_unavailable("revocation", &e);
     }
-    let families = match app.0.engine.revoke_subject(sub).await {
+    let families = match app.0.engine.revoke_subject(&id).await {
         Ok(n) => n,
         Err(e) => return refresh_error(&app, &e, None),
     };
@@ -635,13 +638,16 @@ async fn stats(State(app): State<AppState>) -> Response {
 // Helpers.
 
 impl AppState {
-    /// An access token for `sub` in session `sid` with the user's scopes.
-    fn mint(&self, sub: &str, sid: &str) -> Result<String, tokenward_claims::IssueError> {
+    /// An access token for `sub` in session `sid` with the user's scopes, and its `exp`.
+    fn mint(&self, sub: &str, sid: &str) -> Result<MintedToken, tokenward_claims::IssueError> {
         let mut request = AccessToken::new(sub).sid(sid);
         for scope in self.0.users.scopes(sub) {
             request = request.scope(*scope);
         }
-        Ok(self.0.issuer.issue(&request)?.token)
+        let issued = self.0.issuer.issue(&request)?;
+        // The issuer always sets `exp`; without one the family's revocation would never end.
+        let exp = UnixTime::from_secs(issued.claims.exp.unwrap_or(u64::MAX));
+        Ok(MintedToken::new(issued.token, exp))
     }
 
     fn token_response(&self, access: &str, refresh: &str) -> Response {

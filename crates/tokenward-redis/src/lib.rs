@@ -16,8 +16,8 @@
 //!   documented in `tokenward-ratelimit`).
 //! - [`RedisRefreshStore`] — a [`RefreshStore`](tokenward_refresh::RefreshStore) for
 //!   refresh-token families. A family is a hash (`{prefix}rf:{<family id>}:f`: subject,
-//!   times, current and previous token *hashes*, the sealed successor and idempotency record,
-//!   the revoked flag) plus a sorted set of older hashes (`…:h`, at most
+//!   times, the latest access-token `exp`, current and previous token *hashes*, the sealed
+//!   successor and idempotency record, the revoked flag) plus a sorted set of older hashes (`…:h`, at most
 //!   `MIN_REUSE_HISTORY`), both in one hash slot (the family id is the hash tag) and both
 //!   expiring at `min(absolute expiry, last use + idle timeout)`; a per-subject sorted set
 //!   (`{prefix}rf:u:{<hex sub>}`) lists a subject's families for "your devices" and

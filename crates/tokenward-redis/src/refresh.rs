@@ -2,207 +2,40 @@
 //! script on one hash slot, timed by the Redis server's clock.
 
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{Script, Value};
-use tokenward_core::{StoreError, UnixTime};
+use tokenward_core::{StoreError, StoreId, UnixTime};
 use tokenward_refresh::{
-    FamilyId, FamilyInfo, IdempotencyRecord, MAX_SUB_LEN, MIN_REUSE_HISTORY, NewFamily,
-    RefreshStore, ReuseKind, RotationRequest, RotationResult, Sealed, TokenHash,
+    FamilyId, FamilyInfo, IdempotencyRecord, MIN_REUSE_HISTORY, NewFamily, RefreshStore,
+    RotationRequest, RotationResult, TokenHash,
 };
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
 use crate::error::Error;
 
-/// The longest span (lifetime, idle timeout, grace window) the scripts work with: 2^50 ms.
-/// Longer ones are clamped, which keeps every time the scripts compute (server `TIME` in ms
-/// plus such a span) an exact integer in Lua's doubles (< 2^53).
+mod reply;
+mod scripts;
+
+use reply::{Reply, parse_family_reply, parse_rotation};
+use scripts::{
+    CREATE, GET, GET_LUA, INDEX_ADD, INDEX_READ, PRELUDE_LUA, RAISE, RECORD, REVOKE, ROTATE,
+};
+
+/// The longest span (lifetime, idle timeout, grace window) the scripts work with: 2^50 ms
+/// (35 000 years; the engine refuses lifetimes over 10 years). Longer ones are clamped, which
+/// keeps every time the scripts compute (server `TIME` in ms plus such a span) an exact
+/// integer in Lua's doubles (< 2^53).
 const MAX_SPAN_MS: u64 = 1 << 50;
+
+/// The latest access-token expiry the family records: 2^52 ms (the year 144 000). A later
+/// `exp` (attacker-chosen or absurd) is recorded as this, still an exact integer in Lua.
+const MAX_INSTANT_MS: u64 = 1 << 52;
 
 /// How many rotated hashes a family's history keeps (the oldest are dropped beyond it).
 const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
-
-/// Shared by every family script: the server clock, a constant-time comparison, and the
-/// parsing of the family hash (`nil` if absent; `nil, reason` if it does not parse).
-const PRELUDE_LUA: &str = r"
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function s(x) return string.format('%.0f', x) end
-local function ct_eq(a, b)
-  if type(a) ~= 'string' or type(b) ~= 'string' or #a ~= #b then return false end
-  local d = 0
-  for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
-  return d == 0
-end
-local function load(key)
-  local raw = redis.call('HGETALL', key)
-  if #raw == 0 then return nil end
-  local f = {}
-  for i = 1, #raw, 2 do f[raw[i]] = raw[i + 1] end
-  for _, name in ipairs({'created', 'last', 'abs', 'idle', 'n'}) do
-    local v = f[name]
-    if type(v) ~= 'string' or not string.match(v, '^%d+$') then return nil, 'bad ' .. name end
-    f[name] = tonumber(v)
-  end
-  if type(f.sub) ~= 'string' or #f.sub == 0 then return nil, 'bad sub' end
-  if type(f.cur) ~= 'string' or #f.cur ~= 32 then return nil, 'bad current hash' end
-  if f.rev ~= '0' and f.rev ~= '1' then return nil, 'bad revoked flag' end
-  if f.prev ~= nil then
-    if #f.prev ~= 32 or type(f.seal) ~= 'string' or type(f.rot) ~= 'string'
-        or not string.match(f.rot, '^%d+$') then
-      return nil, 'bad previous token'
-    end
-    f.rot = tonumber(f.rot)
-    if (f.iresp ~= nil and f.ikey == nil) or (f.ikey ~= nil and #f.ikey ~= 32) then
-      return nil, 'bad idempotency record'
-    end
-  end
-  f.exp = math.min(f.abs, f.last + f.idle)
-  return f
-end
-local function info(kind, f)
-  local rev = 0
-  if f.rev == '1' then rev = 1 end
-  return {kind, f.sub, f.created, f.last, f.exp, rev}
-end
-";
-
-/// Adds a family to its subject's index. `KEYS[1]`: the index (sorted set: family id scored
-/// by its absolute expiry, ms, server clock); `ARGV[1]`: the family id, `ARGV[2]`: its
-/// absolute lifetime (ms). Drops entries past their absolute expiry, sets the index's expiry
-/// to its latest entry's. Returns the server time (ms): the family's creation time.
-const INDEX_ADD_LUA: &str = r"
-local now = now_ms()
-redis.call('ZADD', KEYS[1], s(now + tonumber(ARGV[2])), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', s(now))
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if #top == 2 then redis.call('PEXPIREAT', KEYS[1], top[2]) end
-return now
-";
-
-/// A subject's family ids: `KEYS[1]` the index. Drops entries past their absolute expiry
-/// (those families are certainly gone) and returns the rest.
-const INDEX_READ_LUA: &str = r"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', s(now_ms()))
-return redis.call('ZRANGE', KEYS[1], 0, -1)
-";
-
-/// Creates a family. `KEYS[1]`: the family hash; `ARGV`: sub, token hash, created (ms),
-/// absolute expiry (ms), idle timeout (ms). Returns 0 if the key exists, 1 when created.
-const CREATE_LUA: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local exp = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) + tonumber(ARGV[5]))
-redis.call('HSET', KEYS[1], 'sub', ARGV[1], 'cur', ARGV[2], 'created', ARGV[3],
-  'last', ARGV[3], 'abs', ARGV[4], 'idle', ARGV[5], 'rev', '0', 'n', '0')
-redis.call('PEXPIREAT', KEYS[1], s(exp))
-return 1
-";
-
-/// Reads a family: `KEYS[1]` the family hash. `{'invalid'}` if absent or expired,
-/// `{'family', info…}` otherwise, `{'corrupt', why}` if it does not parse.
-const GET_LUA: &str = r"
-local f, err = load(KEYS[1])
-if err then return {'corrupt', err} end
-if not f or now_ms() >= f.exp then return {'invalid'} end
-return info('family', f)
-";
-
-/// Marks a live family revoked (keeping its expiry). Replies as [`GET_LUA`].
-const REVOKE_LUA: &str = r"
-local f, err = load(KEYS[1])
-if err then return {'corrupt', err} end
-if not f or now_ms() >= f.exp then return {'invalid'} end
-redis.call('HSET', KEYS[1], 'rev', '1')
-f.rev = '1'
-return info('family', f)
-";
-
-/// One rotation. `KEYS[1]`: the family hash, `KEYS[2]`: its history (same slot);
-/// `ARGV`: presented hash, successor hash, sealed successor, idempotency key hash (or
-/// empty), grace (ms), history cap. See the type's docs. A rotation stores the key hash
-/// only; [`RECORD_LUA`] adds the sealed response.
-const ROTATE_LUA: &str = r"
-local f, err = load(KEYS[1])
-if err then return {'corrupt', err} end
-local now = now_ms()
-if not f or now >= f.exp then return {'invalid'} end
-if f.rev == '1' then return info('revoked', f) end
-if ct_eq(f.cur, ARGV[1]) then
-  if f.prev and redis.call('ZSCORE', KEYS[2], f.prev) == false then
-    f.n = f.n + 1
-    redis.call('ZADD', KEYS[2], s(f.n), f.prev)
-    local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
-    if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1) end
-  end
-  redis.call('HSET', KEYS[1], 'prev', f.cur, 'rot', s(now), 'seal', ARGV[3],
-    'cur', ARGV[2], 'last', s(now), 'n', s(f.n))
-  if ARGV[4] ~= '' then
-    redis.call('HSET', KEYS[1], 'ikey', ARGV[4])
-    redis.call('HDEL', KEYS[1], 'iresp')
-  else
-    redis.call('HDEL', KEYS[1], 'ikey', 'iresp')
-  end
-  f.last = now
-  f.exp = math.min(f.abs, now + f.idle)
-  redis.call('PEXPIREAT', KEYS[1], s(f.exp))
-  redis.call('PEXPIREAT', KEYS[2], s(f.exp))
-  return info('rotated', f)
-end
-local reused
-if f.prev ~= nil and ct_eq(f.prev, ARGV[1]) then
-  if now < f.rot + tonumber(ARGV[5]) then
-    local r = info('grace', f)
-    r[7] = f.seal
-    r[8] = ''
-    r[9] = ''
-    if f.iresp ~= nil then
-      r[8] = f.ikey
-      r[9] = f.iresp
-    end
-    return r
-  end
-  reused = 'previous'
-elseif redis.call('ZSCORE', KEYS[2], ARGV[1]) ~= false then
-  reused = 'history'
-end
-if not reused then return {'invalid'} end
-redis.call('HSET', KEYS[1], 'rev', '1')
-f.rev = '1'
-local r = info('reused', f)
-r[7] = reused
-return r
-";
-
-/// Records an idempotent response. `KEYS[1]`: the family hash; `ARGV`: presented hash,
-/// idempotency key hash, sealed response. Writes `iresp` (keeping the key's expiry) only if
-/// the family is live and not revoked, `prev` is the presented hash, `ikey` is the key hash
-/// and no response is recorded yet; returns 1 if it wrote, 0 otherwise.
-const RECORD_LUA: &str = r"
-local f, err = load(KEYS[1])
-if err then return {'corrupt', err} end
-if not f or now_ms() >= f.exp or f.rev == '1' then return 0 end
-if f.prev == nil or not ct_eq(f.prev, ARGV[1]) then return 0 end
-if f.ikey == nil or not ct_eq(f.ikey, ARGV[2]) or f.iresp ~= nil then return 0 end
-redis.call('HSET', KEYS[1], 'iresp', ARGV[3])
-return 1
-";
-
-fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE_LUA}{body}"))
-}
-
-static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| script(INDEX_ADD_LUA));
-static INDEX_READ: LazyLock<Script> = LazyLock::new(|| script(INDEX_READ_LUA));
-static CREATE: LazyLock<Script> = LazyLock::new(|| script(CREATE_LUA));
-static GET: LazyLock<Script> = LazyLock::new(|| script(GET_LUA));
-static REVOKE: LazyLock<Script> = LazyLock::new(|| script(REVOKE_LUA));
-static ROTATE: LazyLock<Script> = LazyLock::new(|| script(ROTATE_LUA));
-static RECORD: LazyLock<Script> = LazyLock::new(|| script(RECORD_LUA));
 
 /// A [`RefreshStore`] on Redis (or Valkey) ≥ 7.0, shared by every application instance
 /// that uses the same server and key prefix.
@@ -214,11 +47,11 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| script(RECORD_LUA));
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = RedisConfig::new("redis://127.0.0.1:6379");
-/// let engine = RefreshEngine::new(
+/// let engine = RefreshEngine::with_config(
 ///     Arc::new(RedisRefreshStore::connect(&config)?),
 ///     Arc::new(RedisRevocationStore::connect(&config)?),
 ///     RefreshConfig::new(),
-/// );
+/// )?;
 /// # let _ = engine;
 /// # Ok(())
 /// # }
@@ -228,18 +61,21 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| script(RECORD_LUA));
 ///
 /// | state            | key                           | value | TTL |
 /// |------------------|-------------------------------|-------|-----|
-/// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey` (idempotency key hash, written by the rotation) / `iresp` (sealed response, added by `record_response`), `rev` (`0`/`1`), `n` (history counter) | `PEXPIREAT min(abs, last + idle)` |
+/// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `aexp` (latest access-token `exp`, ms rounded up; a family written before this field existed reads as its own expiry), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey` (idempotency key hash, written by the rotation) / `iresp` (sealed response, added by `record_response`), `rev` (`0`/`1`), `n` (history counter) | `PEXPIREAT min(abs, last + idle)` |
 /// | history          | `{prefix}rf:{<family id>}:h`  | sorted set of older token hashes, scored by rotation number; at most [`MIN_REUSE_HISTORY`] (the oldest are dropped) | same as the family |
 /// | subject index    | `{prefix}rf:u:{<hex of sub>}` | sorted set of family ids, scored by their absolute expiry | the latest absolute expiry |
 ///
-/// Times are milliseconds since the epoch by the **Redis server's clock** (`TIME`): the
-/// `now` the trait passes is ignored (the contract allows it), so the application
-/// instances' clocks never matter. `create` keeps the engine's absolute *lifetime*
-/// (`absolute_expiry − created`) and idle timeout and anchors them at the server's time.
+/// Times are milliseconds since the epoch by the **Redis server's clock** (`TIME`), as the
+/// `RefreshStore` contract says (the store keeps its own time): `create` anchors the family's
+/// absolute lifetime and idle timeout at the server's time, every script reads `TIME` for
+/// expiry and the grace window, and no application instance's clock decides anything. The
+/// one instant the store is given, an access token's `exp`, is only recorded (`aexp`, never
+/// compared with the clock).
 ///
-/// Family ids are URL-safe base64 (checked again here), so the family id in braces is the
-/// Redis Cluster hash tag: a family's two keys are in one slot and every family script is
-/// single-slot. The subject is hex-encoded, so it can never pick a slot or break the key.
+/// A [`FamilyId`] is always URL-safe base64 (the type cannot hold anything else), so the
+/// family id in braces is the Redis Cluster hash tag: a family's two keys are in one slot
+/// and every family script is single-slot. The subject is hex-encoded, so it can never pick
+/// a slot or break the key.
 ///
 /// # Scripts
 ///
@@ -248,16 +84,17 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| script(RECORD_LUA));
 ///   absent/expired → `Invalid`; revoked → `Revoked`; current hash (compared in constant
 ///   time, byte XOR) → install the successor, old current becomes previous with the sealed
 ///   successor and the idempotency key hash (any recorded response is dropped), old previous
-///   joins the history, TTLs move to
+///   joins the history, `aexp` rises to the request's if later, TTLs move to
 ///   `min(abs, now + idle)` → `Rotated`; previous within the grace window → `Grace` with the
-///   stored blobs, nothing written; previous after the window or in the history → set
+///   stored blobs, only `aexp` raised; previous after the window or in the history → set
 ///   `rev` → `Reused` (saying which of the two); anything else → `Invalid`, nothing written.
 ///   It replies with the family (`sub` included), so the engine makes no other call for a
 ///   rotation without an idempotency key.
 /// - `record_response` (rotations with an idempotency key only) is one more small script on
 ///   the family's slot: it sets `iresp` only if `prev` is still the presented hash, `ikey`
 ///   matches and no response is there yet; the family's TTL is unchanged.
-/// - `revoke` and `get` are one script each on the family's slot.
+/// - `record_access_exp` (an access token minted to outlive what its rotation announced),
+///   `revoke` and `get` are one script each on the family's slot.
 /// - `create` is two scripts: first the subject index (`ZADD`, on the subject's slot), then
 ///   the family (on its own slot). The index comes first so a live family is never missing
 ///   from it (`revoke_subject` must find it); an entry left by a failed create is skipped on
@@ -326,30 +163,23 @@ impl RedisRefreshStore {
         format!("{prefix}rf:{{{}}}:{kind}", id.as_str())
     }
 
-    /// `id`'s keys, after checking it cannot escape its hash tag.
-    fn keys(&self, id: &FamilyId) -> Result<(String, String), StoreError> {
-        let s = id.as_str();
-        if s.is_empty()
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(StoreError::invalid_input(
-                "family id is not URL-safe base64",
-            ));
-        }
-        Ok((self.family_key(id), self.history_key(id)))
-    }
-
+    /// Runs a family script on `id`'s record with `args`; `None` if there is no live family.
     async fn family_script(
         &self,
         script: &'static Script,
         id: &FamilyId,
+        args: &[u64],
     ) -> Result<Option<FamilyInfo>, StoreError> {
-        let (key, _) = self.keys(id)?;
+        let key = self.family_key(id);
         let reply: Value = self
             .backend
-            .run(async move |conn| script.key(&key).invoke_async(conn).await)
+            .run(async move |conn| {
+                let mut invocation = script.key(&key);
+                for arg in args {
+                    invocation.arg(*arg);
+                }
+                invocation.invoke_async(conn).await
+            })
             .await?;
         parse_family_reply(id, reply)
     }
@@ -361,169 +191,44 @@ fn span_ms(d: Duration) -> u64 {
         .min(MAX_SPAN_MS)
 }
 
-/// A family-script reply: `{'invalid'}` → `None`, `{'family', info…}` → the family.
-fn parse_family_reply(id: &FamilyId, reply: Value) -> Result<Option<FamilyInfo>, StoreError> {
-    let items = Reply::new(reply)?;
-    match items.kind()? {
-        "invalid" => Ok(None),
-        "family" => items.info(id).map(Some),
-        other => Err(StoreError::corrupt(format!(
-            "unexpected family script reply {other:?}"
-        ))),
-    }
-}
-
-/// A script's array reply, decoded field by field; anything off is `Corrupt`.
-struct Reply(Vec<Value>);
-
-impl Reply {
-    fn new(value: Value) -> Result<Self, StoreError> {
-        match value {
-            Value::Array(items) => Ok(Reply(items)),
-            _ => Err(StoreError::corrupt(
-                "a refresh script did not return an array",
-            )),
-        }
-    }
-
-    fn bytes(&self, i: usize) -> Result<&[u8], StoreError> {
-        match self.0.get(i) {
-            Some(Value::BulkString(b)) => Ok(b),
-            Some(Value::SimpleString(s)) => Ok(s.as_bytes()),
-            _ => Err(StoreError::corrupt(format!(
-                "refresh script reply: field {i} is not a string"
-            ))),
-        }
-    }
-
-    fn int(&self, i: usize) -> Result<u64, StoreError> {
-        match self.0.get(i) {
-            Some(Value::Int(n)) => u64::try_from(*n).map_err(|_| {
-                StoreError::corrupt(format!("refresh script reply: field {i} is negative"))
-            }),
-            _ => Err(StoreError::corrupt(format!(
-                "refresh script reply: field {i} is not an integer"
-            ))),
-        }
-    }
-
-    fn kind(&self) -> Result<&str, StoreError> {
-        let kind = std::str::from_utf8(self.bytes(0)?)
-            .map_err(|_| StoreError::corrupt("refresh script reply: kind is not UTF-8"))?;
-        if kind == "corrupt" {
-            let why = self
-                .bytes(1)
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            return Err(StoreError::corrupt(format!("refresh family record: {why}")));
-        }
-        Ok(kind)
-    }
-
-    /// Fields 1..=5: sub, created, last used, expiry, revoked.
-    fn info(&self, id: &FamilyId) -> Result<FamilyInfo, StoreError> {
-        let sub = String::from_utf8(self.bytes(1)?.to_vec())
-            .map_err(|_| StoreError::corrupt("refresh family record: sub is not UTF-8"))?;
-        let revoked = match self.int(5)? {
-            0 => false,
-            1 => true,
-            _ => {
-                return Err(StoreError::corrupt(
-                    "refresh family record: bad revoked flag",
-                ));
-            }
-        };
-        Ok(FamilyInfo::new(
-            id.clone(),
-            sub,
-            UnixTime::from_millis(self.int(2)?),
-            UnixTime::from_millis(self.int(3)?),
-            UnixTime::from_millis(self.int(4)?),
-            revoked,
-        ))
-    }
-
-    fn hash(&self, i: usize) -> Result<TokenHash, StoreError> {
-        <[u8; 32]>::try_from(self.bytes(i)?)
-            .map(TokenHash)
-            .map_err(|_| StoreError::corrupt("refresh family record: a hash is not 32 bytes"))
-    }
-}
-
-fn parse_rotation(id: &FamilyId, reply: Value) -> Result<RotationResult, StoreError> {
-    let reply = Reply::new(reply)?;
-    Ok(match reply.kind()? {
-        "invalid" => RotationResult::Invalid,
-        "rotated" => RotationResult::Rotated(reply.info(id)?),
-        "revoked" => RotationResult::Revoked(reply.info(id)?),
-        "reused" => RotationResult::Reused {
-            family: reply.info(id)?,
-            kind: match reply.bytes(6)? {
-                b"previous" => ReuseKind::PredecessorAfterWindow,
-                b"history" => ReuseKind::OlderToken,
-                _ => return Err(StoreError::corrupt("refresh script reply: bad reuse kind")),
-            },
-        },
-        "grace" => {
-            let sealed_successor = Sealed(reply.bytes(6)?.to_vec());
-            let idempotency = if reply.bytes(7)?.is_empty() {
-                None
-            } else {
-                Some(IdempotencyRecord::new(
-                    reply.hash(7)?,
-                    Sealed(reply.bytes(8)?.to_vec()),
-                ))
-            };
-            RotationResult::Grace {
-                family: reply.info(id)?,
-                sealed_successor,
-                idempotency,
-            }
-        }
-        other => {
-            return Err(StoreError::corrupt(format!(
-                "unexpected rotation reply {other:?}"
-            )));
-        }
-    })
+/// An access-token `exp` as the family records it: milliseconds rounded up (never revoking
+/// less than asked), at most [`MAX_INSTANT_MS`].
+fn instant_ms(t: UnixTime) -> u64 {
+    t.as_millis_ceil().min(MAX_INSTANT_MS)
 }
 
 #[async_trait]
 impl RefreshStore for RedisRefreshStore {
     async fn create(&self, new: NewFamily) -> Result<(), StoreError> {
-        if new.sub.is_empty() || new.sub.len() > MAX_SUB_LEN {
-            return Err(StoreError::invalid_input(format!(
-                "sub must be 1 to {MAX_SUB_LEN} bytes"
-            )));
-        }
-        let (family_key, _) = self.keys(&new.id)?;
-        let index_key = self.subject_key(&new.sub);
-        let lifetime = span_ms(new.absolute_expiry.saturating_duration_since(new.created));
+        let family_key = self.family_key(&new.id);
+        let index_key = self.subject_key(new.sub.as_str());
+        let lifetime = span_ms(new.absolute_lifetime);
         let idle = span_ms(new.idle_timeout);
-        let id = new.id.as_str().to_owned();
+        let id = new.id.as_str();
+        // The server's time, so the index entry and the family expire together.
         let created: u64 = self
             .backend
             .run(async |conn| {
                 INDEX_ADD
                     .key(&index_key)
-                    .arg(&id)
+                    .arg(id)
                     .arg(lifetime)
                     .invoke_async(conn)
                     .await
             })
             .await?;
         let absolute = created.saturating_add(lifetime);
-        let token_hash = new.token_hash.as_bytes().to_vec();
         let fresh: i64 = self
             .backend
             .run(async |conn| {
                 CREATE
                     .key(&family_key)
-                    .arg(new.sub.as_bytes())
-                    .arg(&token_hash)
+                    .arg(new.sub.as_str().as_bytes())
+                    .arg(new.token_hash.as_bytes().as_slice())
                     .arg(created)
                     .arg(absolute)
                     .arg(idle)
+                    .arg(instant_ms(new.access_exp))
                     .invoke_async(conn)
                     .await
             })
@@ -535,17 +240,17 @@ impl RefreshStore for RedisRefreshStore {
         }
     }
 
-    async fn get(&self, id: &FamilyId, _now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
-        self.family_script(&GET, id).await
+    async fn get(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
+        self.family_script(&GET, id, &[]).await
     }
 
     async fn rotate(&self, req: RotationRequest) -> Result<RotationResult, StoreError> {
-        let (family_key, history_key) = self.keys(&req.family_id)?;
+        let family_key = self.family_key(&req.family_id);
+        let history_key = self.history_key(&req.family_id);
         let ikey = match &req.idempotency_key {
             Some(key_hash) => key_hash.as_bytes().to_vec(),
             None => Vec::new(),
         };
-        let grace = span_ms(req.grace);
         let reply: Value = self
             .backend
             .run(async |conn| {
@@ -556,8 +261,9 @@ impl RefreshStore for RedisRefreshStore {
                     .arg(req.successor.as_bytes().as_slice())
                     .arg(req.sealed_successor.as_bytes())
                     .arg(&ikey)
-                    .arg(grace)
+                    .arg(span_ms(req.grace))
                     .arg(HISTORY_CAP)
+                    .arg(instant_ms(req.access_exp))
                     .invoke_async(conn)
                     .await
             })
@@ -570,9 +276,8 @@ impl RefreshStore for RedisRefreshStore {
         id: &FamilyId,
         presented: &TokenHash,
         record: IdempotencyRecord,
-        _now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let (family_key, _) = self.keys(id)?;
+        let family_key = self.family_key(id);
         let reply: Value = self
             .backend
             .run(async |conn| {
@@ -595,19 +300,20 @@ impl RefreshStore for RedisRefreshStore {
         }
     }
 
-    async fn revoke(
+    async fn record_access_exp(
         &self,
         id: &FamilyId,
-        _now: UnixTime,
+        exp: UnixTime,
     ) -> Result<Option<FamilyInfo>, StoreError> {
-        self.family_script(&REVOKE, id).await
+        self.family_script(&RAISE, id, &[instant_ms(exp)]).await
     }
 
-    async fn families_of(&self, sub: &str, _now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError> {
-        if sub.is_empty() || sub.len() > MAX_SUB_LEN {
-            return Ok(Vec::new());
-        }
-        let index_key = self.subject_key(sub);
+    async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
+        self.family_script(&REVOKE, id, &[]).await
+    }
+
+    async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError> {
+        let index_key = self.subject_key(sub.as_str());
         let raw_ids: Vec<String> = self
             .backend
             .run(async |conn| INDEX_READ.key(&index_key).invoke_async(conn).await)
@@ -639,7 +345,7 @@ impl RefreshStore for RedisRefreshStore {
         let mut out = Vec::with_capacity(ids.len());
         for (id, reply) in ids.iter().zip(replies) {
             if let Some(info) = parse_family_reply(id, reply)?
-                && info.sub == sub
+                && info.sub == *sub
                 && !info.revoked
             {
                 out.push(info);
@@ -662,36 +368,5 @@ mod tests {
         assert_eq!(store.family_key(&id), "app:rf:{AAAAAAAAAAAAAAAAAAAAAA}:f");
         assert_eq!(store.history_key(&id), "app:rf:{AAAAAAAAAAAAAAAAAAAAAA}:h");
         assert_eq!(store.subject_key("a{b}"), "app:rf:u:{617b627d}");
-    }
-
-    #[test]
-    fn malformed_replies_are_corrupt() {
-        let id = FamilyId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
-        for reply in [
-            Value::Nil,
-            Value::Int(1),
-            Value::Array(vec![]),
-            Value::Array(vec![Value::BulkString(b"rotated".to_vec())]),
-            Value::Array(vec![Value::BulkString(b"other".to_vec())]),
-            Value::Array(vec![
-                Value::BulkString(b"corrupt".to_vec()),
-                Value::BulkString(b"bad cur".to_vec()),
-            ]),
-            Value::Array(vec![
-                Value::BulkString(b"reused".to_vec()),
-                Value::BulkString(b"alice".to_vec()),
-                Value::Int(1),
-                Value::Int(2),
-                Value::Int(3),
-                Value::Int(1),
-                Value::BulkString(b"sideways".to_vec()),
-            ]),
-        ] {
-            let r = parse_rotation(&id, reply);
-            assert!(
-                matches!(&r, Err(e) if e.kind() == tokenward_core::StoreErrorKind::Corrupt),
-                "{r:?}"
-            );
-        }
     }
 }

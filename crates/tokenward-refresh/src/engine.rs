@@ -2,131 +2,113 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ring::rand::SystemRandom;
-use tokenward_core::{SharedClock, SystemClock, UnixTime};
+use tokenward_core::{SettingError, StoreError, StoreId, UnixTime};
 use tokenward_revocation::RevocationStore;
 
+use crate::config::RefreshConfig;
 use crate::error::{RefreshError, ReuseReport};
-use crate::store::RotationResult;
-use crate::store::{FamilyInfo, IdempotencyRecord, NewFamily, RefreshStore, RotationRequest};
+use crate::store::{
+    FamilyInfo, IdempotencyRecord, NewFamily, RefreshStore, ReuseKind, RotationRequest,
+    RotationResult,
+};
 use crate::token::{
-    FamilyId, INFO_RESPONSE, INFO_SUCCESSOR, RefreshToken, decode_response, encode_response,
-    validate_idempotency_key,
+    FamilyId, INFO_RESPONSE, INFO_SUCCESSOR, RefreshToken, Sealed, TokenHash, decode_response,
+    encode_response, validate_idempotency_key,
 };
 
-/// Configuration of a [`RefreshEngine`].
-#[derive(Debug, Clone)]
-pub struct RefreshConfig {
-    absolute_lifetime: Duration,
-    idle_timeout: Duration,
-    grace_window: Duration,
-    max_access_token_lifetime: Duration,
-    clock: SharedClock,
-}
-
-impl RefreshConfig {
-    /// The default absolute family lifetime: 30 days.
-    pub const DEFAULT_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
-    /// The default idle timeout: 7 days.
-    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-    /// The default grace window: 30 seconds.
-    pub const DEFAULT_GRACE_WINDOW: Duration = Duration::from_secs(30);
-    /// The longest grace window [`grace_window`](Self::grace_window) accepts: 120 seconds.
-    pub const MAX_GRACE_WINDOW: Duration = Duration::from_secs(120);
-    /// The default maximum access-token lifetime: 15 minutes.
-    pub const DEFAULT_MAX_ACCESS_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
-
-    /// The defaults (see the constants) and the system clock.
-    pub fn new() -> Self {
-        RefreshConfig {
-            absolute_lifetime: Self::DEFAULT_ABSOLUTE_LIFETIME,
-            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
-            grace_window: Self::DEFAULT_GRACE_WINDOW,
-            max_access_token_lifetime: Self::DEFAULT_MAX_ACCESS_TOKEN_LIFETIME,
-            clock: Arc::new(SystemClock),
-        }
-    }
-
-    /// How long a family lives from its login, however often it rotates.
-    #[must_use]
-    pub fn absolute_lifetime(mut self, d: Duration) -> Self {
-        self.absolute_lifetime = d;
-        self
-    }
-
-    /// How long a family lives without a rotation.
-    #[must_use]
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.idle_timeout = d;
-        self
-    }
-
-    /// How long after a rotation its predecessor still gets the same successor. Values above
-    /// [`MAX_GRACE_WINDOW`](Self::MAX_GRACE_WINDOW) are lowered to it; see
-    /// [`dangerous_grace_window`](Self::dangerous_grace_window).
-    #[must_use]
-    pub fn grace_window(mut self, d: Duration) -> Self {
-        self.grace_window = d.min(Self::MAX_GRACE_WINDOW);
-        self
-    }
-
-    /// Sets the grace window without the cap. Every second of grace is a second in which a
-    /// stolen predecessor is accepted instead of detected.
-    #[must_use]
-    pub fn dangerous_grace_window(mut self, d: Duration) -> Self {
-        self.grace_window = d;
-        self
-    }
-
-    /// The longest lifetime of the access tokens minted on rotation: when a family is
-    /// revoked, its `sid` is revoked in the `RevocationStore` until now plus this plus the
-    /// verifiers' leeway ([`revoke_until`](tokenward_revocation::revoke_until)).
-    #[must_use]
-    pub fn max_access_token_lifetime(mut self, d: Duration) -> Self {
-        self.max_access_token_lifetime = d;
-        self
-    }
-
-    /// Where "now" comes from.
-    #[must_use]
-    pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// The configured grace window.
-    pub fn grace(&self) -> Duration {
-        self.grace_window
-    }
-}
-
-impl Default for RefreshConfig {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// A new family ([`RefreshEngine::issue`]).
-#[derive(Debug, Clone)]
+/// A new family ([`RefreshEngine::issue`]). `Debug` never shows the tokens.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct IssuedFamily {
     /// The family id: the `sid` of its access tokens.
     pub family_id: FamilyId,
     /// Its first refresh token.
     pub refresh_token: RefreshToken,
+    /// The access token minted with the login.
+    pub access_token: String,
 }
 
-/// What a mint closure is given on rotation: issue an access token for `sub` with
-/// `sid = family_id`.
+impl fmt::Debug for IssuedFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedFamily")
+            .field("family_id", &self.family_id)
+            .field("refresh_token", &self.refresh_token)
+            .field("access_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What a mint closure is given: issue an access token for `sub` with `sid = family_id`.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct MintRequest<'a> {
     /// The family id, to put in the access token's `sid`.
     pub family_id: &'a FamilyId,
     /// The subject.
-    pub sub: &'a str,
+    pub sub: &'a StoreId<'a>,
+    /// The latest `exp` the store has already recorded for the family: a token expiring by
+    /// then costs nothing more; one expiring later is recorded with one more store call
+    /// before it is handed out (see [`RefreshConfig::max_access_token_lifetime`]).
+    pub covered_until: UnixTime,
+}
+
+/// What a mint closure returns: the access token and its `exp`. The engine records the `exp`
+/// with the family, so that revoking the family revokes its `sid` until then.
+///
+/// ```
+/// # use tokenward_core::UnixTime;
+/// use tokenward_refresh::MintedToken;
+/// let minted = MintedToken::new("eyJ…", UnixTime::from_secs(1_700_000_900));
+/// assert!(!format!("{minted:?}").contains("eyJ"));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct MintedToken {
+    /// The access token.
+    pub token: String,
+    /// Its `exp` (for a JWT: `UnixTime::from_secs(claims.exp)`).
+    pub exp: UnixTime,
+}
+
+impl MintedToken {
+    /// A minted access token expiring at `exp`.
+    pub fn new(token: impl Into<String>, exp: UnixTime) -> Self {
+        MintedToken {
+            token: token.into(),
+            exp,
+        }
+    }
+}
+
+impl fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("token", &"<redacted>")
+            .field("exp", &self.exp)
+            .finish()
+    }
+}
+
+/// The error a mint closure's error becomes ([`RefreshError::Mint`]).
+type MintError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The mint closure of [`RefreshEngine::issue`] and [`RefreshEngine::rotate`], as the engine's
+/// steps take it (the public methods keep the closure bound, so closures need no annotation).
+trait Mint: Send {
+    /// Issues the access token `req` asks for and says when it expires.
+    fn mint(self, req: MintRequest<'_>) -> Result<MintedToken, MintError>;
+}
+
+impl<F, E> Mint for F
+where
+    F: FnOnce(MintRequest<'_>) -> Result<MintedToken, E> + Send,
+    E: Into<MintError>,
+{
+    fn mint(self, req: MintRequest<'_>) -> Result<MintedToken, MintError> {
+        self(req).map_err(Into::into)
+    }
 }
 
 /// How a [`Rotation`] came about.
@@ -154,7 +136,7 @@ pub struct Rotation {
     /// The family (the access token's `sid`).
     pub family_id: FamilyId,
     /// The subject.
-    pub sub: String,
+    pub sub: StoreId<'static>,
     /// How it came about.
     pub kind: RotationKind,
 }
@@ -187,9 +169,40 @@ impl fmt::Debug for RefreshEngine {
     }
 }
 
+/// One presented token on its way through [`RefreshEngine::rotate`].
+struct Attempt<'k> {
+    token: RefreshToken,
+    family_id: FamilyId,
+    /// The idempotency key and its stored hash.
+    key: Option<(&'k str, TokenHash)>,
+    /// What the store step records as the family's latest access-token `exp`.
+    covered_until: UnixTime,
+}
+
+impl Attempt<'_> {
+    fn aad(&self) -> &[u8] {
+        self.family_id.as_str().as_bytes()
+    }
+}
+
 impl RefreshEngine {
-    /// An engine over `store`, revoking access tokens through `revocation`.
-    pub fn new(
+    /// An engine over `store` with the default [`RefreshConfig`], revoking access tokens
+    /// through `revocation`.
+    pub fn new(store: Arc<dyn RefreshStore>, revocation: Arc<dyn RevocationStore>) -> Self {
+        Self::build(store, revocation, RefreshConfig::new())
+    }
+
+    /// An engine with `config`; a setting out of its range is an error.
+    pub fn with_config(
+        store: Arc<dyn RefreshStore>,
+        revocation: Arc<dyn RevocationStore>,
+        config: RefreshConfig,
+    ) -> Result<Self, SettingError> {
+        config.validate()?;
+        Ok(Self::build(store, revocation, config))
+    }
+
+    fn build(
         store: Arc<dyn RefreshStore>,
         revocation: Arc<dyn RevocationStore>,
         config: RefreshConfig,
@@ -207,37 +220,50 @@ impl RefreshEngine {
         &self.config
     }
 
-    fn now(&self) -> UnixTime {
-        self.config.clock.now()
-    }
-
-    /// Starts a family for `sub` (a login): its id and first refresh token.
-    pub async fn issue(&self, sub: &str) -> Result<IssuedFamily, RefreshError> {
-        let now = self.now();
+    /// Starts a family for `sub` (a login): mints its first access token with `mint`
+    /// (`sid` = the new family id), then creates the family with that token's `exp` — one
+    /// store call.
+    pub async fn issue<F, E>(
+        &self,
+        sub: &StoreId<'_>,
+        mint: F,
+    ) -> Result<IssuedFamily, RefreshError>
+    where
+        F: FnOnce(MintRequest<'_>) -> Result<MintedToken, E> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let family_id = FamilyId::generate(&self.rng)?;
         let refresh_token = RefreshToken::generate(&self.rng, &family_id)?;
+        let minted = mint(MintRequest {
+            family_id: &family_id,
+            sub,
+            covered_until: self.config.covered_until(),
+        })
+        .map_err(|e| RefreshError::Mint(e.into()))?;
         self.store
             .create(NewFamily {
                 id: family_id.clone(),
-                sub: sub.to_owned(),
+                sub: sub.clone().into_owned(),
                 token_hash: refresh_token.hash(),
-                created: now,
-                absolute_expiry: now.saturating_add(self.config.absolute_lifetime),
+                absolute_lifetime: self.config.absolute_lifetime,
                 idle_timeout: self.config.idle_timeout,
+                access_exp: minted.exp,
             })
             .await?;
         Ok(IssuedFamily {
             family_id,
             refresh_token,
+            access_token: minted.token,
         })
     }
 
     /// Rotates `presented` (see the crate docs for grace, idempotency and reuse).
     ///
-    /// `mint` issues the access token for the new response (`sid` = the family id). It is
-    /// called at most once, **after** the store's atomic step, and only when that step
-    /// grants a response ([`RotationKind::Rotated`] or [`RotationKind::Grace`]; a replay
-    /// returns the recorded access token and does not mint).
+    /// `mint` issues the access token for the new response (`sid` = the family id) and says
+    /// when it expires. It is called at most once, **after** the store's atomic step, and
+    /// only when that step grants a response ([`RotationKind::Rotated`] or
+    /// [`RotationKind::Grace`]; a replay returns the recorded access token and does not
+    /// mint).
     ///
     /// If `mint` fails after the token was rotated, the error is [`RefreshError::Mint`] and
     /// the rotation stands; the client recovers by retrying with the *same* (now previous)
@@ -246,8 +272,11 @@ impl RefreshEngine {
     /// response.
     ///
     /// Store calls: without an idempotency key, exactly one — the atomic
-    /// [`RefreshStore::rotate`], which also reports the family's `sub`. With a key, a
-    /// rotation that wins adds one [`RefreshStore::record_response`] to store the sealed
+    /// [`RefreshStore::rotate`], which also reports the family's `sub` and records that an
+    /// access token of the family may live until [`MintRequest::covered_until`]. A token
+    /// minted with a later `exp` adds one [`RefreshStore::record_access_exp`] before it is
+    /// handed out (and is not handed out if the family was revoked meanwhile). With a key,
+    /// a rotation that wins adds one [`RefreshStore::record_response`] to store the sealed
     /// response (a failure of that call is not reported: the rotation is returned, and a
     /// replay then gets the grace behaviour). Reuse adds one
     /// `RevocationStore::revoke_session`.
@@ -258,7 +287,7 @@ impl RefreshEngine {
         mint: F,
     ) -> Result<Rotation, RefreshError>
     where
-        F: FnOnce(MintRequest<'_>) -> Result<String, E> + Send,
+        F: FnOnce(MintRequest<'_>) -> Result<MintedToken, E> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         if let Some(key) = idempotency_key {
@@ -266,152 +295,191 @@ impl RefreshEngine {
         }
         let token = RefreshToken::parse(presented).ok_or(RefreshError::Invalid)?;
         let family_id = token.family_id().clone();
-        let now = self.now();
-
-        let successor = RefreshToken::generate(&self.rng, &family_id)?;
-        let aad = family_id.as_str().as_bytes();
-        let sealed_successor = token.seal(
+        let key = idempotency_key.map(|key| (key, token.idempotency_key_hash(key)));
+        let attempt = Attempt {
+            token,
+            family_id,
+            key,
+            covered_until: self.config.covered_until(),
+        };
+        let successor = RefreshToken::generate(&self.rng, &attempt.family_id)?;
+        let sealed_successor = attempt.token.seal(
             &self.rng,
             &[INFO_SUCCESSOR],
-            aad,
+            attempt.aad(),
             successor.expose().as_bytes(),
         )?;
-        let key_hash = idempotency_key.map(|key| token.idempotency_key_hash(key));
         let result = self
             .store
             .rotate(RotationRequest {
-                family_id: family_id.clone(),
-                presented: token.hash(),
+                family_id: attempt.family_id.clone(),
+                presented: attempt.token.hash(),
                 successor: successor.hash(),
                 sealed_successor,
-                idempotency_key: key_hash,
-                now,
+                idempotency_key: attempt.key.map(|(_, hash)| hash),
                 grace: self.config.grace_window,
+                access_exp: attempt.covered_until,
             })
             .await?;
 
         match result {
             RotationResult::Rotated(family) => {
-                let access_token = mint(MintRequest {
-                    family_id: &family_id,
-                    sub: &family.sub,
-                })
-                .map_err(|e| RefreshError::Mint(e.into()))?;
-                if let (Some(key), Some(key_hash)) = (idempotency_key, key_hash) {
-                    let record = IdempotencyRecord::new(
-                        key_hash,
-                        token.seal(
-                            &self.rng,
-                            &response_info(key),
-                            aad,
-                            &encode_response(successor.expose(), &access_token),
-                        )?,
-                    );
-                    // Best effort: without the record a replay gets the grace behaviour.
-                    let _recorded = self
-                        .store
-                        .record_response(&family_id, &token.hash(), record, now)
-                        .await;
-                }
-                Ok(Rotation {
-                    refresh_token: successor,
-                    access_token,
-                    family_id,
-                    sub: family.sub,
-                    kind: RotationKind::Rotated,
-                })
+                self.rotated(&attempt, family, successor, mint).await
             }
             RotationResult::Grace {
                 family,
                 sealed_successor,
                 idempotency,
-            } => {
-                let replay = match (idempotency_key, key_hash, idempotency) {
-                    (Some(key), Some(key_hash), Some(record))
-                        if record.key_hash.ct_eq(&key_hash) =>
-                    {
-                        Some((key, record))
-                    }
-                    _ => None,
-                };
-                if let Some((key, record)) = replay {
-                    let plain = token.open(&response_info(key), aad, &record.sealed_response)?;
-                    let (refresh, access) =
-                        decode_response(&plain).ok_or(RefreshError::SealedDataInvalid)?;
-                    return Ok(Rotation {
-                        refresh_token: parse_own(&refresh, &family_id)?,
-                        access_token: access,
-                        family_id,
-                        sub: family.sub,
-                        kind: RotationKind::Replayed,
-                    });
-                }
-                let plain = token.open(&[INFO_SUCCESSOR], aad, &sealed_successor)?;
-                let refresh =
-                    String::from_utf8(plain).map_err(|_| RefreshError::SealedDataInvalid)?;
-                let refresh_token = parse_own(&refresh, &family_id)?;
-                let access_token = mint(MintRequest {
-                    family_id: &family_id,
-                    sub: &family.sub,
-                })
-                .map_err(|e| RefreshError::Mint(e.into()))?;
-                Ok(Rotation {
-                    refresh_token,
-                    access_token,
-                    family_id,
-                    sub: family.sub,
-                    kind: RotationKind::Grace,
-                })
-            }
-            RotationResult::Reused { family, kind } => {
-                let session_revocation_error = self.revoke_session(&family_id).await.err();
-                tracing::warn!(
-                    target: "tokenward::audit",
-                    decision = "refresh_reuse",
-                    sid = family_id.as_str(),
-                    sub = family.sub.as_str(),
-                    reuse_kind = kind.as_str(),
-                    session_revoked = session_revocation_error.is_none(),
-                    "refresh token reuse detected; family revoked"
-                );
-                Err(RefreshError::Reused(ReuseReport {
-                    family_id,
-                    sub: family.sub,
-                    kind,
-                    session_revocation_error,
-                }))
-            }
-            RotationResult::Revoked(_) => Err(RefreshError::Revoked { family_id }),
+            } => match replay(&attempt, &family, idempotency)? {
+                Some(rotation) => Ok(rotation),
+                None => self.grace(&attempt, family, &sealed_successor, mint).await,
+            },
+            RotationResult::Reused { family, kind } => Err(self.reused(family, kind).await),
+            RotationResult::Revoked(_) => Err(RefreshError::Revoked {
+                family_id: attempt.family_id,
+            }),
             // `Invalid` and anything a newer store might report.
             _ => Err(RefreshError::Invalid),
         }
     }
 
-    async fn revoke_session(&self, family_id: &FamilyId) -> Result<(), tokenward_core::StoreError> {
-        let until = tokenward_revocation::revoke_until(
-            self.now()
-                .saturating_add(self.config.max_access_token_lifetime),
+    /// The presented token was current: mint for the successor, record the response of a
+    /// keyed request.
+    async fn rotated(
+        &self,
+        attempt: &Attempt<'_>,
+        family: FamilyInfo,
+        successor: RefreshToken,
+        mint: impl Mint,
+    ) -> Result<Rotation, RefreshError> {
+        let access_token = self.mint(attempt, &family.sub, mint).await?;
+        if let Some((key, key_hash)) = attempt.key {
+            let sealed = response_info(key, |info| {
+                attempt.token.seal(
+                    &self.rng,
+                    info,
+                    attempt.aad(),
+                    &encode_response(successor.expose(), &access_token),
+                )
+            })?;
+            let record = IdempotencyRecord::new(key_hash, sealed);
+            // Best effort: without the record a replay gets the grace behaviour.
+            let _recorded = self
+                .store
+                .record_response(&attempt.family_id, &attempt.token.hash(), record)
+                .await;
+        }
+        Ok(Rotation {
+            refresh_token: successor,
+            access_token,
+            family_id: attempt.family_id.clone(),
+            sub: family.sub,
+            kind: RotationKind::Rotated,
+        })
+    }
+
+    /// The presented token is the previous one, within the window, without a recorded
+    /// response for its key: the same successor with a newly minted access token.
+    async fn grace(
+        &self,
+        attempt: &Attempt<'_>,
+        family: FamilyInfo,
+        sealed_successor: &Sealed,
+        mint: impl Mint,
+    ) -> Result<Rotation, RefreshError> {
+        let plain = attempt
+            .token
+            .open(&[INFO_SUCCESSOR], attempt.aad(), sealed_successor)?;
+        let refresh = String::from_utf8(plain).map_err(|_| RefreshError::SealedDataInvalid)?;
+        let refresh_token = parse_own(&refresh, &attempt.family_id)?;
+        let access_token = self.mint(attempt, &family.sub, mint).await?;
+        Ok(Rotation {
+            refresh_token,
+            access_token,
+            family_id: attempt.family_id.clone(),
+            sub: family.sub,
+            kind: RotationKind::Grace,
+        })
+    }
+
+    /// Reuse: the store revoked the family; revoke its access tokens and audit it.
+    async fn reused(&self, family: FamilyInfo, kind: ReuseKind) -> RefreshError {
+        let session_revocation_error = self.revoke_session(&family).await.err();
+        tracing::warn!(
+            target: "tokenward::audit",
+            decision = "refresh_reuse",
+            sid = family.id.as_str(),
+            sub = family.sub.as_str(),
+            reuse_kind = kind.as_str(),
+            session_revoked = session_revocation_error.is_none(),
+            "refresh token reuse detected; family revoked"
         );
+        RefreshError::Reused(ReuseReport {
+            family_id: family.id,
+            sub: family.sub,
+            kind,
+            session_revocation_error,
+        })
+    }
+
+    /// Mints for `attempt`'s family; a token expiring after what the store step covered is
+    /// recorded first, and withheld if the family is gone or was revoked meanwhile.
+    async fn mint(
+        &self,
+        attempt: &Attempt<'_>,
+        sub: &StoreId<'_>,
+        mint: impl Mint,
+    ) -> Result<String, RefreshError> {
+        let minted = mint
+            .mint(MintRequest {
+                family_id: &attempt.family_id,
+                sub,
+                covered_until: attempt.covered_until,
+            })
+            .map_err(RefreshError::Mint)?;
+        if minted.exp > attempt.covered_until {
+            let family = self
+                .store
+                .record_access_exp(&attempt.family_id, minted.exp)
+                .await?;
+            match family {
+                None => return Err(RefreshError::Invalid),
+                Some(family) if family.revoked => {
+                    return Err(RefreshError::Revoked {
+                        family_id: attempt.family_id.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(minted.token)
+    }
+
+    /// Revokes `family`'s `sid` until the latest access-token `exp` recorded for it, plus
+    /// the verifiers' leeway.
+    async fn revoke_session(&self, family: &FamilyInfo) -> Result<(), StoreError> {
+        let until = tokenward_revocation::revoke_until(family.access_exp);
         self.revocation
-            .revoke_session(&tokenward_core::StoreId::new(family_id.as_str())?, until)
+            .revoke_session(&StoreId::new(family.id.as_str())?, until)
             .await
     }
 
-    /// Revokes a family (logout of one device) and its access tokens (by `sid`). Returns
-    /// whether the family existed. Idempotent: revoking again revokes the session again.
+    /// Revokes a family (logout of one device) and its access tokens (by `sid`, until the
+    /// latest access-token `exp` recorded for the family). Returns whether the family
+    /// existed. Idempotent: revoking again revokes the session again.
     pub async fn revoke_family(&self, family_id: &FamilyId) -> Result<bool, RefreshError> {
-        let found = self.store.revoke(family_id, self.now()).await?;
-        if found.is_some() {
-            self.revoke_session(family_id).await?;
-        }
-        Ok(found.is_some())
+        let Some(family) = self.store.revoke(family_id).await? else {
+            return Ok(false);
+        };
+        self.revoke_session(&family).await?;
+        Ok(true)
     }
 
     /// Revokes every live family of `sub` ("sign out everywhere") and their access tokens;
     /// returns how many. A family created concurrently may survive: call again after a
     /// login race, or also use `RevocationStore::revoke_subject` for the access tokens.
-    pub async fn revoke_subject(&self, sub: &str) -> Result<usize, RefreshError> {
-        let families = self.store.families_of(sub, self.now()).await?;
+    pub async fn revoke_subject(&self, sub: &StoreId<'_>) -> Result<usize, RefreshError> {
+        let families = self.store.families_of(sub).await?;
         let mut count = 0;
         for family in &families {
             if self.revoke_family(&family.id).await? {
@@ -422,33 +490,45 @@ impl RefreshEngine {
     }
 
     /// The live families of `sub` ("your devices"), oldest first.
-    pub async fn families(&self, sub: &str) -> Result<Vec<FamilyInfo>, RefreshError> {
-        Ok(self.store.families_of(sub, self.now()).await?)
+    pub async fn families(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, RefreshError> {
+        Ok(self.store.families_of(sub).await?)
     }
 }
 
-fn response_info(key: &str) -> [&[u8]; 3] {
-    // The key is at most 255 bytes (validated), so its length fits one byte.
-    let len: &'static [u8] = LEN_BYTES
-        .get(key.len())
-        .map(std::slice::from_ref)
-        .unwrap_or(&[]);
-    [INFO_RESPONSE, len, key.as_bytes()]
+/// The identical response of the rotation, if this is a replay of it: same token, same key,
+/// its response recorded.
+fn replay(
+    attempt: &Attempt<'_>,
+    family: &FamilyInfo,
+    idempotency: Option<IdempotencyRecord>,
+) -> Result<Option<Rotation>, RefreshError> {
+    let (Some((key, key_hash)), Some(record)) = (attempt.key, idempotency) else {
+        return Ok(None);
+    };
+    if !record.key_hash.ct_eq(&key_hash) {
+        return Ok(None);
+    }
+    let plain = response_info(key, |info| {
+        attempt
+            .token
+            .open(info, attempt.aad(), &record.sealed_response)
+    })?;
+    let (refresh, access) = decode_response(&plain).ok_or(RefreshError::SealedDataInvalid)?;
+    Ok(Some(Rotation {
+        refresh_token: parse_own(&refresh, &attempt.family_id)?,
+        access_token: access,
+        family_id: attempt.family_id.clone(),
+        sub: family.sub.clone(),
+        kind: RotationKind::Replayed,
+    }))
 }
 
-/// `0..=255`, so [`response_info`] can borrow a one-byte length for the HKDF info.
-static LEN_BYTES: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        #[allow(clippy::indexing_slicing, reason = "const loop bounded by the length")]
-        {
-            table[i] = i as u8;
-        }
-        i += 1;
-    }
-    table
-};
+/// Calls `f` with the HKDF info of an idempotent response: [`INFO_RESPONSE`], the key's
+/// length as one byte (the key is at most 255 bytes, validated) and the key.
+fn response_info<T>(key: &str, f: impl FnOnce(&[&[u8]]) -> T) -> T {
+    let len = [u8::try_from(key.len()).unwrap_or(u8::MAX)];
+    f(&[INFO_RESPONSE, &len, key.as_bytes()])
+}
 
 /// Parses a token the engine sealed itself; it must belong to `family`.
 fn parse_own(token: &str, family: &FamilyId) -> Result<RefreshToken, RefreshError> {

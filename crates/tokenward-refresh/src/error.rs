@@ -1,6 +1,6 @@
 //! The crate's error type.
 
-use tokenward_core::StoreError;
+use tokenward_core::{StoreError, StoreId};
 
 use crate::store::ReuseKind;
 use crate::token::FamilyId;
@@ -16,7 +16,8 @@ pub enum RefreshError {
     /// lifetime) and vanished.
     #[error("invalid refresh token")]
     Invalid,
-    /// The token's family was revoked (logout, "sign out everywhere", or an earlier reuse).
+    /// The token's family was revoked (logout, "sign out everywhere", or an earlier reuse),
+    /// also when that happened while the access token was being minted (it is then withheld).
     #[error("refresh token family {family_id} was revoked")]
     Revoked {
         /// The family (the access tokens' `sid`).
@@ -62,10 +63,12 @@ pub struct ReuseReport {
     /// The family that was revoked (the access tokens' `sid`).
     pub family_id: FamilyId,
     /// Its subject.
-    pub sub: String,
+    pub sub: StoreId<'static>,
     /// Which rotated token was presented.
     pub kind: ReuseKind,
-    /// `None` when the family's access tokens were revoked through the `RevocationStore`;
+    /// `None` when the family's access tokens were revoked through the `RevocationStore`
+    /// (its `sid`, until the latest access-token `exp` recorded for the family plus
+    /// [`LEEWAY_MARGIN`](tokenward_revocation::LEEWAY_MARGIN));
     /// otherwise the error that prevented it (the family itself is revoked either way, and
     /// retrying [`RefreshEngine::revoke_family`](crate::RefreshEngine::revoke_family)
     /// revokes the session again).

@@ -8,46 +8,52 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use tokenward_core::ManualClock;
-//! use tokenward_core::UnixTime;
+//! use std::time::Duration;
+//! use tokenward_core::{Clock, ManualClock, StoreId, UnixTime};
 //! use tokenward_refresh::{
-//!     MemoryRefreshStore, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
+//!     MemoryRefreshStore, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError,
+//!     RotationKind,
 //! };
 //! use tokenward_revocation::MemoryRevocationStore;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let clock = Arc::new(ManualClock::new(UnixTime::from_secs(1_700_000_000)));
-//! let engine = RefreshEngine::new(
-//!     Arc::new(MemoryRefreshStore::new()),
-//!     Arc::new(MemoryRevocationStore::new()),
+//! let engine = RefreshEngine::with_config(
+//!     // The store keeps its own time; the engine's clock dates what it mints.
+//!     Arc::new(MemoryRefreshStore::with_clock(clock.clone())),
+//!     Arc::new(MemoryRevocationStore::with_clock(clock.clone())),
 //!     RefreshConfig::new().clock(clock.clone()),
-//! );
-//! // A real caller mints a JWT here (`TokenIssuer::issue` with `.sid(family_id)`).
-//! let mint = |req: tokenward_refresh::MintRequest<'_>| {
-//!     Ok::<_, std::convert::Infallible>(format!("jwt-for-{}-{}", req.sub, req.family_id))
+//! )?;
+//! // A real caller mints a JWT here (`TokenIssuer::issue` with `.sid(family_id)`) and returns
+//! // it with its `exp`, which the family records.
+//! let minter = clock.clone();
+//! let mint = move |req: MintRequest<'_>| {
+//!     let exp = minter.now().saturating_add(Duration::from_secs(900));
+//!     let jwt = format!("jwt-for-{}-{}", req.sub.as_str(), req.family_id);
+//!     Ok::<_, std::convert::Infallible>(MintedToken::new(jwt, exp))
 //! };
 //!
-//! let login = engine.issue("alice").await?;
+//! let login = engine.issue(&StoreId::new("alice")?, mint.clone()).await?;
 //! let first = login.refresh_token.expose().to_owned();
 //! assert!(first.starts_with("twr_"));
 //!
 //! // Rotate: a new refresh token and an access token for the family's session.
-//! let r1 = engine.rotate(&first, None, mint).await?;
+//! let r1 = engine.rotate(&first, None, mint.clone()).await?;
 //! assert_eq!(r1.kind, RotationKind::Rotated);
 //!
 //! // A parallel request with the same (now previous) token, within the grace window,
 //! // gets the same successor.
-//! let r2 = engine.rotate(&first, None, mint).await?;
+//! let r2 = engine.rotate(&first, None, mint.clone()).await?;
 //! assert_eq!(r2.kind, RotationKind::Grace);
 //! assert_eq!(r2.refresh_token, r1.refresh_token);
 //!
 //! // After the window, presenting it again is reuse: the family is revoked.
-//! clock.advance(std::time::Duration::from_secs(31));
-//! let err = engine.rotate(&first, None, mint).await.unwrap_err();
+//! clock.advance(Duration::from_secs(31));
+//! let err = engine.rotate(&first, None, mint.clone()).await.unwrap_err();
 //! assert!(matches!(err, RefreshError::Reused(_)));
 //! let err = engine.rotate(r1.refresh_token.expose(), None, mint).await.unwrap_err();
 //! assert!(matches!(err, RefreshError::Revoked { .. }));
-//! # Ok::<(), RefreshError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
 //!
@@ -67,20 +73,48 @@
 //!   *previous* (with the rotation time and the sealed successor), the family's idle timer
 //!   restarts;
 //! - **previous, within the grace window** (default 30 s, [`RefreshConfig::grace_window`],
-//!   capped at 120 s unless [`RefreshConfig::dangerous_grace_window`]) → **grace**: the
+//!   at most 120 s unless [`RefreshConfig::dangerous_grace_window`]) → **grace**: the
 //!   *same* successor as that rotation, with a newly minted access token. This is what makes
 //!   parallel refreshes on app resume succeed. Only the immediate predecessor qualifies;
 //! - **previous after the window, or any older token of the family** (the last
 //!   [`MIN_REUSE_HISTORY`] at least; the history lives and dies with the family, so it is
 //!   bounded by the family lifetime too) → **reuse**: the family is revoked in the store,
-//!   its `sid` is revoked in the `RevocationStore` until now + the maximum access-token
-//!   lifetime, and the caller gets [`RefreshError::Reused`] with a [`ReuseReport`] for the
-//!   audit trail — a theft signal. The engine also emits an audit event (see below);
+//!   its `sid` is revoked in the `RevocationStore` until the latest access-token `exp` of
+//!   the family (see below) plus [`LEEWAY_MARGIN`](tokenward_revocation::LEEWAY_MARGIN),
+//!   and the caller gets [`RefreshError::Reused`] with a [`ReuseReport`] for the audit
+//!   trail — a theft signal. The engine also emits an audit event (see below);
 //! - a token of a revoked family → [`RefreshError::Revoked`]; unknown, forged, or of an
 //!   expired family → [`RefreshError::Invalid`] (a forged token naming a real family does
 //!   not revoke it);
 //! - a store failure → [`RefreshError::Store`]: "try again". Never reuse detection, never a
 //!   revocation.
+//!
+//! # Access tokens outlive nothing
+//!
+//! Every access token of a family is minted through the engine ([`RefreshEngine::issue`] at
+//! login, [`RefreshEngine::rotate`] after), by a closure that returns it with its `exp`
+//! ([`MintedToken`]), and the family's store record keeps the latest `exp`
+//! ([`FamilyInfo::access_exp`]). Revoking the family — on reuse, logout
+//! ([`RefreshEngine::revoke_family`]) or "sign out everywhere" — revokes its `sid` until then
+//! plus the leeway margin, whatever the settings say, so a stolen access token never
+//! outlives the revocation. A rotation's atomic store step already records `now +`
+//! [`max_access_token_lifetime`](RefreshConfig::max_access_token_lifetime) (+
+//! [`MINT_MARGIN`](RefreshConfig::MINT_MARGIN)); a token minted to expire later is recorded
+//! with one more store call ([`RefreshStore::record_access_exp`]) before it is handed out,
+//! and withheld ([`RefreshError::Revoked`]) if the family was revoked meanwhile.
+//!
+//! # Time
+//!
+//! The store keeps its own time (an injected clock in memory, the server's `TIME` on
+//! Redis): family lifetimes and the grace window are durations it starts at its own now, so
+//! application instances' clocks never decide expiry. The engine's clock
+//! ([`RefreshConfig::clock`]) only dates what it mints.
+//!
+//! # Settings
+//!
+//! [`RefreshConfig`] is checked when the engine is built ([`RefreshEngine::with_config`]): a
+//! setting out of its range is a [`SettingError`](tokenward_core::SettingError) naming it,
+//! never a silent clamp.
 //!
 //! # Idempotency keys
 //!
@@ -98,9 +132,11 @@
 //!
 //! Only the response of the request that rotated is recorded: retries of a grace response
 //! get the same refresh token with a new access token. A rotation without a key is one
-//! store call ([`RefreshStore::rotate`], which also reports the family's `sub`); the access
-//! token is minted after it. If minting fails, the rotation stands and a retry with the same
-//! token within the window gets the same successor (the grace path).
+//! store call ([`RefreshStore::rotate`], which also reports the family's `sub`) when its
+//! access token expires within
+//! [`max_access_token_lifetime`](RefreshConfig::max_access_token_lifetime); the access
+//! token is minted after it. If minting fails, the rotation stands and a retry with the
+//! same token within the window gets the same successor (the grace path).
 //!
 //! # Audit event
 //!
@@ -130,10 +166,11 @@
 //! # Stores
 //!
 //! [`MemoryRefreshStore`] (this crate; bounded, self-expiring) and the Redis store in
-//! `tokenward-redis`. Custom backends implement [`RefreshStore`] and run the `conformance`
-//! suite (feature `conformance`).
+//! `tokenward-redis`. Custom backends implement [`RefreshStore`] (its docs are the contract)
+//! and run the `conformance` suite (feature `conformance`).
 #![forbid(unsafe_code)]
 
+mod config;
 mod engine;
 mod error;
 mod memory;
@@ -143,12 +180,13 @@ mod token;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use engine::{IssuedFamily, MintRequest, RefreshConfig, RefreshEngine, Rotation, RotationKind};
+pub use config::RefreshConfig;
+pub use engine::{IssuedFamily, MintRequest, MintedToken, RefreshEngine, Rotation, RotationKind};
 pub use error::{RefreshError, ReuseReport};
-pub use memory::MemoryRefreshStore;
+pub use memory::{MemoryRefreshConfig, MemoryRefreshStore};
 pub use store::{
-    FamilyInfo, IdempotencyRecord, MAX_SUB_LEN, MIN_REUSE_HISTORY, NewFamily, RefreshStore,
-    ReuseKind, RotationRequest, RotationResult,
+    FamilyInfo, IdempotencyRecord, MIN_REUSE_HISTORY, NewFamily, RefreshStore, ReuseKind,
+    RotationRequest, RotationResult,
 };
 pub use token::{
     FamilyId, HKDF_SALT, INFO_RESPONSE, INFO_SUCCESSOR, MAX_IDEMPOTENCY_KEY_LEN, RefreshToken,

@@ -5,39 +5,105 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokenward_core::{StoreError, UnixTime};
+use tokenward_core::{SettingError, SharedClock, StoreError, StoreId, SystemClock, UnixTime};
 
 use crate::store::{
-    FamilyInfo, IdempotencyRecord, MAX_SUB_LEN, MIN_REUSE_HISTORY, NewFamily, RefreshStore,
-    ReuseKind, RotationRequest, RotationResult,
+    FamilyInfo, IdempotencyRecord, MIN_REUSE_HISTORY, NewFamily, RefreshStore, ReuseKind,
+    RotationRequest, RotationResult,
 };
 use crate::token::{FamilyId, Sealed, TokenHash};
+
+/// Configuration of a [`MemoryRefreshStore`]: capacity and clock.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tokenward_core::{ManualClock, UnixTime};
+/// use tokenward_refresh::{MemoryRefreshConfig, MemoryRefreshStore};
+///
+/// let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
+/// let store = MemoryRefreshStore::with_config(
+///     MemoryRefreshConfig::new().capacity(10_000).clock(Arc::new(clock)),
+/// )?;
+/// assert_eq!(store.capacity(), 10_000);
+/// // Out-of-range settings are refused when the store is built, never clamped.
+/// assert!(MemoryRefreshStore::with_config(MemoryRefreshConfig::new().capacity(0)).is_err());
+/// # Ok::<(), tokenward_core::SettingError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemoryRefreshConfig {
+    capacity: usize,
+    clock: SharedClock,
+}
+
+impl MemoryRefreshConfig {
+    /// The default [`capacity`](Self::capacity): one million families.
+    pub const DEFAULT_CAPACITY: usize = 1_000_000;
+
+    /// The defaults: [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY) families, the
+    /// [`SystemClock`].
+    pub fn new() -> Self {
+        MemoryRefreshConfig {
+            capacity: Self::DEFAULT_CAPACITY,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The most families the store holds (at least 1; 0 makes
+    /// [`MemoryRefreshStore::with_config`] fail). A create that would exceed it purges
+    /// expired families first, then fails with [`StoreError::CapacityExceeded`].
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The store's clock: where its "now" comes from (a `ManualClock` in tests). Every
+    /// expiry and grace-window decision reads it.
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+impl Default for MemoryRefreshConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// A [`RefreshStore`] in process memory.
 ///
 /// - **Atomic.** Families are spread over 32 shards by a keyed hash of their id, each
 ///   behind one `Mutex`; a rotation is one critical section on its family's shard.
+/// - **Its own time.** Every decision reads the store's clock
+///   ([`MemoryRefreshConfig::clock`]; the system clock by default).
 /// - **Self-expiring.** A family stops existing at `min(absolute expiry, last_used + idle
-///   timeout)`. Each shard keeps its families ordered by expiry; every write to a shard first
-///   drops its expired families (and their subject-index entries), so no cleanup job is
-///   needed. [`purge_expired`](Self::purge_expired) sweeps all shards at once.
-/// - **Bounded.** At most [`capacity`](Self::with_capacity) families (default one million).
-///   A create that would exceed it purges expired families first, then fails with
+///   timeout)`. Each shard keeps its families ordered by expiry; every write first drops the
+///   expired families (and their subject-index entries) of its own shard and of one more
+///   shard in turn, so no cleanup job is needed: after a burst, at most one write per shard
+///   returns the store to its live size. [`purge_expired`](Self::purge_expired) sweeps all
+///   shards at once.
+/// - **Bounded.** At most [`capacity`](MemoryRefreshConfig::capacity) families (default one
+///   million). A create that would exceed it purges expired families first, then fails with
 ///   [`StoreError::CapacityExceeded`]: live families are never evicted.
 /// - **History.** Each family remembers its last [`MIN_REUSE_HISTORY`] rotated hashes
 ///   (32 bytes each, so at most 32 KiB per family) for reuse detection.
 ///
-/// `Debug` shows the number of families only.
+/// `Debug` shows the number of families and the capacity only.
 pub struct MemoryRefreshStore {
     shards: Box<[Mutex<Shard>]>,
     hasher: RandomState,
     /// Live and not-yet-reclaimed families. Changed only under the family's shard lock.
     stored: AtomicUsize,
+    /// The next shard a write sweeps besides its own.
+    sweep_cursor: AtomicUsize,
     capacity: usize,
+    clock: SharedClock,
     /// `sub` → its family ids. Lock order: a shard, then this; never the other way round.
     subjects: Mutex<HashMap<String, HashSet<FamilyId>>>,
 }
@@ -66,11 +132,12 @@ impl Previous {
 }
 
 struct Family {
-    sub: String,
+    sub: StoreId<'static>,
     created: UnixTime,
     last_used: UnixTime,
     absolute_expiry: UnixTime,
     idle_timeout: Duration,
+    access_exp: UnixTime,
     current: TokenHash,
     previous: Option<Previous>,
     history_order: VecDeque<TokenHash>,
@@ -85,14 +152,15 @@ impl Family {
     }
 
     fn info(&self, id: &FamilyId) -> FamilyInfo {
-        FamilyInfo::new(
-            id.clone(),
-            self.sub.clone(),
-            self.created,
-            self.last_used,
-            self.expires_at(),
-            self.revoked,
-        )
+        FamilyInfo::new(id.clone(), self.sub.clone(), self.created)
+            .with_last_used(self.last_used)
+            .with_expires_at(self.expires_at())
+            .with_access_exp(self.access_exp)
+            .with_revoked(self.revoked)
+    }
+
+    fn raise_access_exp(&mut self, exp: UnixTime) {
+        self.access_exp = self.access_exp.max(exp);
     }
 
     fn remember(&mut self, hash: TokenHash) {
@@ -105,6 +173,23 @@ impl Family {
             }
         }
     }
+
+    /// Installs `req.successor` (the presented token was current).
+    fn rotate(&mut self, req: RotationRequest, now: UnixTime) {
+        let previous = self.previous.replace(Previous {
+            hash: self.current,
+            rotated_at: now,
+            sealed_successor: req.sealed_successor,
+            key_hash: req.idempotency_key,
+            sealed_response: None,
+        });
+        if let Some(previous) = previous {
+            self.remember(previous.hash);
+        }
+        self.current = req.successor;
+        self.last_used = now;
+        self.raise_access_exp(req.access_exp);
+    }
 }
 
 #[derive(Default)]
@@ -116,7 +201,7 @@ struct Shard {
 
 impl Shard {
     /// Drops expired families; returns them (id, sub) for the subject index.
-    fn pop_expired(&mut self, now: UnixTime) -> Vec<(FamilyId, String)> {
+    fn pop_expired(&mut self, now: UnixTime) -> Vec<(FamilyId, StoreId<'static>)> {
         let mut gone = Vec::new();
         while let Some((at, _)) = self.expiry.first() {
             if *at > now {
@@ -147,23 +232,38 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryRefreshStore {
-    /// The default capacity: one million families.
-    pub const DEFAULT_CAPACITY: usize = 1_000_000;
-
-    /// A store with the default capacity.
+    /// A store with the default configuration ([`MemoryRefreshConfig::new`]).
     pub fn new() -> Self {
-        Self::with_capacity(Self::DEFAULT_CAPACITY)
+        Self::build(MemoryRefreshConfig::new())
     }
 
-    /// A store holding at most `capacity` families.
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// A store with the default capacity, reading time from `clock` (a `ManualClock` in
+    /// tests).
+    pub fn with_clock(clock: SharedClock) -> Self {
+        Self::build(MemoryRefreshConfig::new().clock(clock))
+    }
+
+    /// A store with the given configuration; a setting out of range is an error.
+    pub fn with_config(config: MemoryRefreshConfig) -> Result<Self, SettingError> {
+        SettingError::check_range("capacity", config.capacity, 1..=usize::MAX)?;
+        Ok(Self::build(config))
+    }
+
+    fn build(config: MemoryRefreshConfig) -> Self {
         MemoryRefreshStore {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: RandomState::new(),
             stored: AtomicUsize::new(0),
-            capacity,
+            sweep_cursor: AtomicUsize::new(0),
+            capacity: config.capacity,
+            clock: config.clock,
             subjects: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The configured capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Families held in memory (live, revoked, or expired and not yet reclaimed).
@@ -171,26 +271,26 @@ impl MemoryRefreshStore {
         self.stored.load(Ordering::Acquire)
     }
 
-    /// Drops every expired family now; returns how many. Never needed for correctness.
-    pub fn purge_expired(&self, now: UnixTime) -> usize {
+    /// Drops every expired family now; returns how many. Never needed for correctness or
+    /// bounded memory (writes reclaim as they go).
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now();
         self.shards
             .iter()
-            .map(|shard| {
-                let mut shard = lock(shard);
-                self.sweep(&mut shard, now)
-            })
+            .map(|shard| self.sweep(&mut lock(shard), now))
             .sum()
     }
 
     /// Every byte the store holds (ids, subjects, hashes, sealed blobs), one buffer per
-    /// field — for tests asserting that no plaintext token is at rest.
-    pub fn stored_bytes(&self) -> Vec<Vec<u8>> {
+    /// field: the conformance probe's `stored_bytes`.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn stored_bytes(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let shard = lock(shard);
             for (id, family) in &shard.families {
                 out.push(id.as_str().as_bytes().to_vec());
-                out.push(family.sub.as_bytes().to_vec());
+                out.push(family.sub.as_str().as_bytes().to_vec());
                 out.push(family.current.as_bytes().to_vec());
                 if let Some(previous) = &family.previous {
                     out.push(previous.hash.as_bytes().to_vec());
@@ -212,11 +312,38 @@ impl MemoryRefreshStore {
         out
     }
 
-    #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo len")]
-    fn shard(&self, id: &FamilyId) -> &Mutex<Shard> {
+    /// Subject-index entries held (one per family of each subject): with
+    /// [`stored`](Self::stored), what the conformance probe counts.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn indexed(&self) -> usize {
+        lock(&self.subjects).values().map(HashSet::len).sum()
+    }
+
+    fn shard_index(&self, id: &FamilyId) -> usize {
         let hash = self.hasher.hash_one(id.as_str());
-        let index = usize::try_from(hash % self.shards.len() as u64).unwrap_or_default();
-        &self.shards[index]
+        usize::try_from(hash % self.shards.len() as u64).unwrap_or_default()
+    }
+
+    #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo len")]
+    fn shard_at(&self, index: usize) -> &Mutex<Shard> {
+        &self.shards[index % self.shards.len()]
+    }
+
+    fn shard(&self, id: &FamilyId) -> &Mutex<Shard> {
+        self.shard_at(self.shard_index(id))
+    }
+
+    /// Locks `id`'s shard after sweeping it and one more shard in turn (never two shard locks
+    /// at once), so expired families go away even in shards no write hashes to.
+    fn write_lock(&self, id: &FamilyId, now: UnixTime) -> MutexGuard<'_, Shard> {
+        let index = self.shard_index(id);
+        let other = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        if other != index {
+            self.sweep(&mut lock(self.shard_at(other)), now);
+        }
+        let mut shard = lock(self.shard_at(index));
+        self.sweep(&mut shard, now);
+        shard
     }
 
     /// Drops a locked shard's expired families and their subject-index entries.
@@ -228,10 +355,10 @@ impl MemoryRefreshStore {
         self.stored.fetch_sub(gone.len(), Ordering::AcqRel);
         let mut subjects = lock(&self.subjects);
         for (id, sub) in &gone {
-            if let Some(ids) = subjects.get_mut(sub) {
+            if let Some(ids) = subjects.get_mut(sub.as_str()) {
                 ids.remove(id);
                 if ids.is_empty() {
-                    subjects.remove(sub);
+                    subjects.remove(sub.as_str());
                 }
             }
         }
@@ -244,6 +371,22 @@ impl MemoryRefreshStore {
                 (n < self.capacity).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// Applies `f` to the live family `id` under its shard's lock (after sweeping), keeping
+    /// the expiry index in step with the family's expiry.
+    fn update<T>(&self, id: &FamilyId, f: impl FnOnce(&mut Family, UnixTime) -> T) -> Option<T> {
+        let now = self.clock.now();
+        let mut shard = self.write_lock(id, now);
+        let family = shard.live(id, now)?;
+        let old = family.expires_at();
+        let out = f(family, now);
+        let new = family.expires_at();
+        if old != new {
+            shard.expiry.remove(&(old, id.clone()));
+            shard.expiry.insert((new, id.clone()));
+        }
+        Some(out)
     }
 }
 
@@ -262,30 +405,55 @@ impl fmt::Debug for MemoryRefreshStore {
     }
 }
 
-/// Re-indexes a family whose expiry moved from `old` to its current one.
-fn reindex(shard: &mut Shard, id: &FamilyId, old: UnixTime, new: UnixTime) {
-    if old != new {
-        shard.expiry.remove(&(old, id.clone()));
-        shard.expiry.insert((new, id.clone()));
+/// Classifies `req` against a live family and applies it (steps 2 to 6 of the contract).
+fn classify(
+    family: &mut Family,
+    id: &FamilyId,
+    req: RotationRequest,
+    now: UnixTime,
+) -> RotationResult {
+    if family.revoked {
+        return RotationResult::Revoked(family.info(id));
+    }
+    if family.current.ct_eq(&req.presented) {
+        family.rotate(req, now);
+        return RotationResult::Rotated(family.info(id));
+    }
+    let kind = match &family.previous {
+        Some(previous) if previous.hash.ct_eq(&req.presented) => {
+            if now < previous.rotated_at.saturating_add(req.grace) {
+                let sealed_successor = previous.sealed_successor.clone();
+                let idempotency = previous.idempotency();
+                family.raise_access_exp(req.access_exp);
+                return RotationResult::Grace {
+                    family: family.info(id),
+                    sealed_successor,
+                    idempotency,
+                };
+            }
+            ReuseKind::PredecessorAfterWindow
+        }
+        _ if family.history.contains(&req.presented) => ReuseKind::OlderToken,
+        _ => return RotationResult::Invalid,
+    };
+    family.revoked = true;
+    RotationResult::Reused {
+        family: family.info(id),
+        kind,
     }
 }
 
 #[async_trait]
 impl RefreshStore for MemoryRefreshStore {
     async fn create(&self, new: NewFamily) -> Result<(), StoreError> {
-        if new.sub.is_empty() || new.sub.len() > MAX_SUB_LEN {
-            return Err(StoreError::invalid_input(format!(
-                "sub must be 1 to {MAX_SUB_LEN} bytes"
-            )));
-        }
-        let mut shard = lock(self.shard(&new.id));
-        self.sweep(&mut shard, new.created);
+        let now = self.clock.now();
+        let mut shard = self.write_lock(&new.id, now);
         if shard.families.contains_key(&new.id) {
             return Err(StoreError::invalid_input("family id already exists"));
         }
         if !self.try_reserve() {
             drop(shard);
-            self.purge_expired(new.created);
+            self.purge_expired();
             if !self.try_reserve() {
                 return Err(StoreError::CapacityExceeded {
                     capacity: self.capacity,
@@ -295,10 +463,11 @@ impl RefreshStore for MemoryRefreshStore {
         }
         let family = Family {
             sub: new.sub.clone(),
-            created: new.created,
-            last_used: new.created,
-            absolute_expiry: new.absolute_expiry,
+            created: now,
+            last_used: now,
+            absolute_expiry: now.saturating_add(new.absolute_lifetime),
             idle_timeout: new.idle_timeout,
+            access_exp: new.access_exp,
             current: new.token_hash,
             previous: None,
             history_order: VecDeque::new(),
@@ -308,70 +477,23 @@ impl RefreshStore for MemoryRefreshStore {
         shard.expiry.insert((family.expires_at(), new.id.clone()));
         shard.families.insert(new.id.clone(), family);
         lock(&self.subjects)
-            .entry(new.sub)
+            .entry(new.sub.as_str().to_owned())
             .or_default()
             .insert(new.id);
         Ok(())
     }
 
-    async fn get(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
+    async fn get(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
+        let now = self.clock.now();
         let mut shard = lock(self.shard(id));
         Ok(shard.live(id, now).map(|family| family.info(id)))
     }
 
     async fn rotate(&self, req: RotationRequest) -> Result<RotationResult, StoreError> {
-        let id = &req.family_id;
-        let now = req.now;
-        let mut shard = lock(self.shard(id));
-        self.sweep(&mut shard, now);
-        let Some(family) = shard.live(id, now) else {
-            return Ok(RotationResult::Invalid);
-        };
-        if family.revoked {
-            return Ok(RotationResult::Revoked(family.info(id)));
-        }
-        let old_expiry = family.expires_at();
-        if family.current.ct_eq(&req.presented) {
-            let previous = family.previous.replace(Previous {
-                hash: family.current,
-                rotated_at: now,
-                sealed_successor: req.sealed_successor,
-                key_hash: req.idempotency_key,
-                sealed_response: None,
-            });
-            if let Some(previous) = previous {
-                family.remember(previous.hash);
-            }
-            family.current = req.successor;
-            family.last_used = now;
-            let info = family.info(id);
-            reindex(&mut shard, id, old_expiry, info.expires_at);
-            return Ok(RotationResult::Rotated(info));
-        }
-        let reused = match &family.previous {
-            Some(previous) if previous.hash.ct_eq(&req.presented) => {
-                if now < previous.rotated_at.saturating_add(req.grace) {
-                    return Ok(RotationResult::Grace {
-                        family: family.info(id),
-                        sealed_successor: previous.sealed_successor.clone(),
-                        idempotency: previous.idempotency(),
-                    });
-                }
-                Some(ReuseKind::PredecessorAfterWindow)
-            }
-            _ => family
-                .history
-                .contains(&req.presented)
-                .then_some(ReuseKind::OlderToken),
-        };
-        let Some(kind) = reused else {
-            return Ok(RotationResult::Invalid);
-        };
-        family.revoked = true;
-        Ok(RotationResult::Reused {
-            family: family.info(id),
-            kind,
-        })
+        let id = req.family_id.clone();
+        Ok(self
+            .update(&id, |family, now| classify(family, &id, req, now))
+            .unwrap_or(RotationResult::Invalid))
     }
 
     async fn record_response(
@@ -379,41 +501,49 @@ impl RefreshStore for MemoryRefreshStore {
         id: &FamilyId,
         presented: &TokenHash,
         record: IdempotencyRecord,
-        now: UnixTime,
     ) -> Result<bool, StoreError> {
-        let mut shard = lock(self.shard(id));
-        let Some(family) = shard.live(id, now) else {
-            return Ok(false);
-        };
-        if family.revoked {
-            return Ok(false);
-        }
-        let Some(previous) = family.previous.as_mut() else {
-            return Ok(false);
-        };
-        let matches = previous.hash.ct_eq(presented)
-            && previous
-                .key_hash
-                .is_some_and(|key_hash| key_hash.ct_eq(&record.key_hash));
-        if !matches || previous.sealed_response.is_some() {
-            return Ok(false);
-        }
-        previous.sealed_response = Some(record.sealed_response);
-        Ok(true)
+        let wrote = self.update(id, |family, _| {
+            if family.revoked {
+                return false;
+            }
+            let Some(previous) = family.previous.as_mut() else {
+                return false;
+            };
+            let matches = previous.hash.ct_eq(presented)
+                && previous
+                    .key_hash
+                    .is_some_and(|key_hash| key_hash.ct_eq(&record.key_hash));
+            if !matches || previous.sealed_response.is_some() {
+                return false;
+            }
+            previous.sealed_response = Some(record.sealed_response);
+            true
+        });
+        Ok(wrote.unwrap_or(false))
     }
 
-    async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
-        let mut shard = lock(self.shard(id));
-        self.sweep(&mut shard, now);
-        Ok(shard.live(id, now).map(|family| {
+    async fn record_access_exp(
+        &self,
+        id: &FamilyId,
+        exp: UnixTime,
+    ) -> Result<Option<FamilyInfo>, StoreError> {
+        Ok(self.update(id, |family, _| {
+            family.raise_access_exp(exp);
+            family.info(id)
+        }))
+    }
+
+    async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
+        Ok(self.update(id, |family, _| {
             family.revoked = true;
             family.info(id)
         }))
     }
 
-    async fn families_of(&self, sub: &str, now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError> {
+    async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError> {
+        let now = self.clock.now();
         let ids: Vec<FamilyId> = lock(&self.subjects)
-            .get(sub)
+            .get(sub.as_str())
             .map(|ids| ids.iter().cloned().collect())
             .unwrap_or_default();
         let mut out = Vec::with_capacity(ids.len());

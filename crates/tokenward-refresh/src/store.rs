@@ -3,73 +3,103 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokenward_core::{StoreError, UnixTime};
+use tokenward_core::{StoreError, StoreId, UnixTime};
 
 use crate::token::{FamilyId, Sealed, TokenHash};
-
-/// The longest `sub` a store accepts, in bytes.
-pub const MAX_SUB_LEN: usize = tokenward_core::MAX_ID_LEN;
 
 /// How many rotated hashes of one family a store must remember at least (besides the
 /// current and the immediately previous one), to recognise the reuse of an old token.
 pub const MIN_REUSE_HISTORY: usize = 1024;
 
 /// A family as the store reports it.
+///
+/// Built by stores with [`FamilyInfo::new`] and the `with_…` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FamilyInfo {
     /// The family id (the access tokens' `sid`).
     pub id: FamilyId,
     /// Its subject.
-    pub sub: String,
-    /// When the family was created (the login).
+    pub sub: StoreId<'static>,
+    /// When the family was created (the login), by the store's clock.
     pub created: UnixTime,
-    /// When its token was last rotated (or the creation time).
+    /// When its token was last rotated (or the creation time), by the store's clock.
     pub last_used: UnixTime,
-    /// When it expires: the earlier of its absolute expiry and `last_used` + idle timeout.
+    /// When it expires, by the store's clock: the earlier of its absolute expiry and
+    /// `last_used` + idle timeout.
     pub expires_at: UnixTime,
+    /// The latest `exp` of an access token minted in the family, as recorded with its login,
+    /// its rotations and [`RefreshStore::record_access_exp`]. Revoking the family revokes its
+    /// `sid` until then (plus the verifiers' leeway).
+    pub access_exp: UnixTime,
     /// Whether it was revoked (a revoked family stays until it expires, rejecting its tokens
     /// as revoked).
     pub revoked: bool,
 }
 
 impl FamilyInfo {
-    /// A family record (for store implementations).
-    pub fn new(
-        id: FamilyId,
-        sub: String,
-        created: UnixTime,
-        last_used: UnixTime,
-        expires_at: UnixTime,
-        revoked: bool,
-    ) -> Self {
+    /// A family of `sub` created at `created`, last used then, expiring then, with no access
+    /// token recorded and not revoked; the `with_…` methods set the rest (for store
+    /// implementations).
+    pub fn new(id: FamilyId, sub: StoreId<'static>, created: UnixTime) -> Self {
         FamilyInfo {
             id,
             sub,
             created,
-            last_used,
-            expires_at,
-            revoked,
+            last_used: created,
+            expires_at: created,
+            access_exp: UnixTime::EPOCH,
+            revoked: false,
         }
+    }
+
+    /// Sets [`last_used`](Self::last_used).
+    #[must_use]
+    pub fn with_last_used(mut self, t: UnixTime) -> Self {
+        self.last_used = t;
+        self
+    }
+
+    /// Sets [`expires_at`](Self::expires_at).
+    #[must_use]
+    pub fn with_expires_at(mut self, t: UnixTime) -> Self {
+        self.expires_at = t;
+        self
+    }
+
+    /// Sets [`access_exp`](Self::access_exp).
+    #[must_use]
+    pub fn with_access_exp(mut self, t: UnixTime) -> Self {
+        self.access_exp = t;
+        self
+    }
+
+    /// Sets [`revoked`](Self::revoked).
+    #[must_use]
+    pub fn with_revoked(mut self, revoked: bool) -> Self {
+        self.revoked = revoked;
+        self
     }
 }
 
-/// A family to create ([`RefreshStore::create`]).
+/// A family to create ([`RefreshStore::create`]). Its lifetimes are durations: the store
+/// starts them at its own "now".
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NewFamily {
     /// A fresh random id.
     pub id: FamilyId,
     /// The subject.
-    pub sub: String,
+    pub sub: StoreId<'static>,
     /// Hash of its first refresh token.
     pub token_hash: TokenHash,
-    /// Now (the creation time).
-    pub created: UnixTime,
-    /// When the family expires whatever happens.
-    pub absolute_expiry: UnixTime,
+    /// How long the family lives from its creation, whatever happens.
+    pub absolute_lifetime: Duration,
     /// How long the family lives without a rotation.
     pub idle_timeout: Duration,
+    /// The `exp` of the access token minted with the login (the family's first
+    /// [`FamilyInfo::access_exp`]).
+    pub access_exp: UnixTime,
 }
 
 /// The idempotency record of a rotation: the hash of the idempotency key (bound to the
@@ -113,11 +143,13 @@ pub struct RotationRequest {
     /// Stored with the rotation, so that only the rotating request's key can later
     /// [`record_response`](RefreshStore::record_response).
     pub idempotency_key: Option<TokenHash>,
-    /// Now.
-    pub now: UnixTime,
-    /// The grace window: how long after a rotation its predecessor still gets
-    /// [`RotationResult::Grace`].
+    /// The grace window: how long after a rotation (by the store's clock) its predecessor
+    /// still gets [`RotationResult::Grace`].
     pub grace: Duration,
+    /// The latest `exp` the access token minted after this step may have without another
+    /// store call. A step that grants a response ([`RotationResult::Rotated`],
+    /// [`RotationResult::Grace`]) raises the family's [`FamilyInfo::access_exp`] to it.
+    pub access_exp: UnixTime,
 }
 
 /// What the store found when it was asked to rotate — the answer of one atomic step.
@@ -128,7 +160,7 @@ pub enum RotationResult {
     /// with its `sub` for minting).
     Rotated(FamilyInfo),
     /// `presented` is the immediately previous token and its rotation was less than `grace`
-    /// ago: nothing changed; here is what that rotation stored.
+    /// ago: only the family's `access_exp` was raised; here is what that rotation stored.
     Grace {
         /// The family.
         family: FamilyInfo,
@@ -180,21 +212,34 @@ impl ReuseKind {
 ///
 /// The [`conformance`](crate::conformance) suite checks it:
 ///
+/// - **The store keeps its own time.** No method takes "now": the store decides expiry and
+///   the grace window by its own clock — an injected [`Clock`](tokenward_core::Clock) in
+///   memory, the server's clock on a shared backend (Redis `TIME`, PostgreSQL `now()`). This
+///   is the convention of every tokenward store trait: several application instances share
+///   one store, and its clock is the only one they all agree on, so a family's lifetimes
+///   arrive as *durations* ([`NewFamily`], [`RotationRequest::grace`]) that the store starts
+///   at its own now. The only instants a store is given are access-token `exp`s, which it
+///   records and never compares with its clock.
+/// - **Typed inputs.** A `sub` arrives as a [`StoreId`] (1 to
+///   [`MAX_ID_LEN`](tokenward_core::MAX_ID_LEN) bytes, no NUL: checked where it was made),
+///   family ids as [`FamilyId`]s, hashes as [`TokenHash`]es: a backend validates nothing.
+///   Any `sub` must round-trip without aliasing another.
 /// - **Only hashes and sealed blobs.** A store receives token *hashes* and ciphertexts, never
 ///   a token; it must not try to derive anything else.
 /// - **[`rotate`](Self::rotate) is one atomic step** (a mutex per family in memory, one Lua
 ///   script on Redis): read the family, classify `presented`, and apply the result, with no
-///   other operation on the family interleaving. Classification, in order:
+///   other operation on the family interleaving. Classification, in order (`now` is the
+///   store's clock):
 ///   1. family absent, expired (`now >= expires_at`) → [`RotationResult::Invalid`];
 ///   2. family revoked → [`RotationResult::Revoked`];
 ///   3. `presented` == current hash → install the successor: the old current becomes
 ///      *previous* (kept with `now`, the sealed successor and the idempotency key hash, with
-///      no recorded response yet), the old previous joins the *history*, `last_used = now`;
-///      → [`RotationResult::Rotated`] (with the family, so the engine learns `sub` from this
-///      one call);
-///   4. `presented` == previous and `now < rotated_at + grace` → [`RotationResult::Grace`]
-///      with the stored sealed successor and, if recorded, the idempotency record, changing
-///      nothing;
+///      no recorded response yet), the old previous joins the *history*, `last_used = now`,
+///      `access_exp` = the later of it and the request's → [`RotationResult::Rotated`] (with
+///      the family as updated, so the engine learns `sub` from this one call);
+///   4. `presented` == previous and `now < rotated_at + grace` → raise `access_exp` the same
+///      way and change nothing else → [`RotationResult::Grace`] with the stored sealed
+///      successor and, if recorded, the idempotency record;
 ///   5. `presented` == previous (after the window) or in the history → mark the family
 ///      revoked, → [`RotationResult::Reused`] with [`ReuseKind::PredecessorAfterWindow`]
 ///      or [`ReuseKind::OlderToken`] respectively;
@@ -202,9 +247,15 @@ impl ReuseKind {
 ///      not revoke it).
 ///
 ///   Hash comparisons with the current and previous hash are constant-time.
-/// - **One call per rotation.** The engine calls nothing but [`rotate`](Self::rotate) for
-///   a rotation without an idempotency key (it learns `sub` from the result), so `rotate`
-///   should be one round trip on a networked store.
+/// - **One round trip per rotation.** The engine calls nothing but [`rotate`](Self::rotate)
+///   for a rotation without an idempotency key (it learns `sub` from the result), whose
+///   access token expires by the request's `access_exp`: `rotate` must be one round trip on a
+///   networked store.
+/// - **Access-token expiry only grows.** `access_exp` is kept as the latest of every value
+///   given (create, rotate, [`record_access_exp`](Self::record_access_exp)), never rounded
+///   down (a store keeping milliseconds rounds up), and reported in every [`FamilyInfo`]: the
+///   engine revokes a family's `sid` until then, so an access token minted in the family
+///   never outlives that revocation.
 /// - **[`record_response`](Self::record_response) is atomic too**, and writes only if the
 ///   family is live and not revoked, `presented` is still its *previous* hash (no rotation
 ///   since), the stored idempotency key hash equals the record's, and no response is
@@ -213,22 +264,22 @@ impl ReuseKind {
 ///   the family) and a store may cap it, dropping the oldest hashes, but must keep at least
 ///   [`MIN_REUSE_HISTORY`]. A dropped hash makes its token `Invalid` instead of `Reused`:
 ///   still rejected, only no longer a theft signal.
-/// - **Self-expiring.** A family vanishes on its own at `min(absolute expiry, last_used +
-///   idle timeout)` (TTLs refreshed by each rotation); no cleanup job may be required.
-///   [`revoke`](Self::revoke) keeps the family (revoked) until then.
+/// - **Self-expiring.** A family vanishes on its own at `min(created + absolute lifetime,
+///   last_used + idle timeout)` (TTLs refreshed by each rotation), never earlier (a store
+///   keeping milliseconds rounds up); no cleanup job may be required, and what a family
+///   leaves behind in indexes goes within its absolute lifetime. [`revoke`](Self::revoke)
+///   keeps the family (revoked) until then.
 /// - **A full store refuses, it never forgets.** A bounded store that cannot create a family
 ///   returns [`StoreError::CapacityExceeded`]; it never evicts a live family.
 /// - **Bounded and typed failures.** Outages are `Unavailable`/`Timeout`, garbage read back
 ///   is `Corrupt`. Never panic. The engine never turns an error into reuse detection.
-/// - A store may use its own clock (Redis server time) instead of the `now` it is given, as
-///   long as it is the same clock for every operation.
 #[async_trait]
 pub trait RefreshStore: Send + Sync + 'static {
     /// Creates a family. Ids are random; an existing id is `InvalidInput`.
     async fn create(&self, family: NewFamily) -> Result<(), StoreError>;
 
     /// The family, if it exists and has not expired (revoked families included).
-    async fn get(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError>;
+    async fn get(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError>;
 
     /// One atomic rotation step; see the contract.
     async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError>;
@@ -243,14 +294,24 @@ pub trait RefreshStore: Send + Sync + 'static {
         family_id: &FamilyId,
         presented: &TokenHash,
         record: IdempotencyRecord,
-        now: UnixTime,
     ) -> Result<bool, StoreError>;
 
+    /// Raises the family's [`access_exp`](FamilyInfo::access_exp) to `exp` if that is later
+    /// (atomic; the family's expiry is unchanged), for an access token minted with a later
+    /// `exp` than its rotation announced. Returns the family as updated if it exists and has
+    /// not expired, revoked or not: the engine does not hand out the token of a family that
+    /// was revoked meanwhile.
+    async fn record_access_exp(
+        &self,
+        id: &FamilyId,
+        exp: UnixTime,
+    ) -> Result<Option<FamilyInfo>, StoreError>;
+
     /// Marks the family revoked (idempotent). Returns it if it exists and has not expired.
-    async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError>;
+    async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError>;
 
     /// The live (not expired, not revoked) families of `sub`, oldest first.
-    async fn families_of(&self, sub: &str, now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError>;
+    async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError>;
 }
 
 #[async_trait]
@@ -258,8 +319,8 @@ impl<S: RefreshStore + ?Sized> RefreshStore for std::sync::Arc<S> {
     async fn create(&self, family: NewFamily) -> Result<(), StoreError> {
         (**self).create(family).await
     }
-    async fn get(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
-        (**self).get(id, now).await
+    async fn get(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
+        (**self).get(id).await
     }
     async fn rotate(&self, request: RotationRequest) -> Result<RotationResult, StoreError> {
         (**self).rotate(request).await
@@ -269,16 +330,20 @@ impl<S: RefreshStore + ?Sized> RefreshStore for std::sync::Arc<S> {
         family_id: &FamilyId,
         presented: &TokenHash,
         record: IdempotencyRecord,
-        now: UnixTime,
     ) -> Result<bool, StoreError> {
-        (**self)
-            .record_response(family_id, presented, record, now)
-            .await
+        (**self).record_response(family_id, presented, record).await
     }
-    async fn revoke(&self, id: &FamilyId, now: UnixTime) -> Result<Option<FamilyInfo>, StoreError> {
-        (**self).revoke(id, now).await
+    async fn record_access_exp(
+        &self,
+        id: &FamilyId,
+        exp: UnixTime,
+    ) -> Result<Option<FamilyInfo>, StoreError> {
+        (**self).record_access_exp(id, exp).await
     }
-    async fn families_of(&self, sub: &str, now: UnixTime) -> Result<Vec<FamilyInfo>, StoreError> {
-        (**self).families_of(sub, now).await
+    async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
+        (**self).revoke(id).await
+    }
+    async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError> {
+        (**self).families_of(sub).await
     }
 }

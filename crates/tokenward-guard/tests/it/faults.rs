@@ -29,7 +29,7 @@ mod on_redis {
     use tokenward_core::UnixTime;
     use tokenward_guard::{AuthRequest, Credentials, Guard, GuardConfig, GuardStores};
     use tokenward_redis::{RedisConfig, RedisStores};
-    use tokenward_refresh::{RefreshConfig, RefreshEngine, RotationKind};
+    use tokenward_refresh::{MintRequest, MintedToken, RefreshEngine, RotationKind};
 
     use tokenward_testsupport::{ThrowawayRedis, unique_prefix};
 
@@ -136,12 +136,18 @@ mod on_redis {
         next_bad_ip: AtomicU64,
     }
 
+    /// An access token of `sub` in session `family`, with its `exp`.
+    fn mint_with(issuer: &TokenIssuer, family: &str, sub: &str) -> MintedToken {
+        let issued = issuer.issue(&AccessToken::new(sub).sid(family)).unwrap();
+        MintedToken::new(
+            issued.token,
+            UnixTime::from_secs(issued.claims.exp.unwrap()),
+        )
+    }
+
     impl Shared {
-        fn mint(&self, family: &str, sub: &str) -> String {
-            self.issuer
-                .issue(&AccessToken::new(sub).sid(family))
-                .unwrap()
-                .token
+        fn mint(&self, family: &str, sub: &str) -> MintedToken {
+            mint_with(&self.issuer, family, sub)
         }
 
         /// One authentication, checked against the rules; returns the status.
@@ -229,12 +235,12 @@ mod on_redis {
         let result = shared
             .engine
             .rotate(&presented, None, |m| {
-                Ok::<_, std::convert::Infallible>(shared.mint(m.family_id.as_str(), m.sub))
+                Ok::<_, std::convert::Infallible>(shared.mint(m.family_id.as_str(), m.sub.as_str()))
             })
             .await;
         match result {
             Ok(r) => {
-                assert_eq!(r.sub, f.sub);
+                assert_eq!(r.sub, f.sub.as_str());
                 *f.refresh.lock().unwrap() = r.refresh_token.expose().to_owned();
                 *f.access.lock().unwrap() = r.access_token;
                 shared.stats.rotations.fetch_add(1, Ordering::Relaxed);
@@ -296,23 +302,26 @@ mod on_redis {
                 .unwrap()
                 .build();
             let issuer = issuer(&keys());
-            let engine = RefreshEngine::new(
-                Arc::clone(&stores.refresh),
-                Arc::clone(&stores.revocation),
-                RefreshConfig::new(),
-            );
+            let engine =
+                RefreshEngine::new(Arc::clone(&stores.refresh), Arc::clone(&stores.revocation));
             let mut families = Vec::new();
             for n in 0..FAMILIES {
                 let sub = format!("user-{n}");
-                let issued = engine.issue(&sub).await.unwrap();
-                let access = issuer
-                    .issue(&AccessToken::new(&sub).sid(issued.family_id.as_str()))
-                    .unwrap()
-                    .token;
+                let id = StoreId::new(sub.as_str()).unwrap();
+                let issued = engine
+                    .issue(&id, |m: MintRequest<'_>| {
+                        Ok::<_, std::convert::Infallible>(mint_with(
+                            &issuer,
+                            m.family_id.as_str(),
+                            m.sub.as_str(),
+                        ))
+                    })
+                    .await
+                    .unwrap();
                 families.push(Family {
                     sub,
                     refresh: Mutex::new(issued.refresh_token.expose().to_owned()),
-                    access: Mutex::new(access),
+                    access: Mutex::new(issued.access_token),
                 });
             }
             let fixed_valid = (0..3)

@@ -1,54 +1,84 @@
-//! `RedisRefreshStore` against a real Redis: the conformance suite (no plaintext at rest
-//! checked on a dump of every key and value under the test's prefix), TTLs on every key, a
-//! family's keys in one hash slot, two application instances rotating one token, corrupt
-//! family data.
+//! `RedisRefreshStore` against a real Redis: the conformance suite (through its fixture form:
+//! one check that Redis is there, a fresh key prefix per case, the prefix's keys deleted
+//! after each case), TTLs on every key, a family's keys in one hash slot, two application
+//! instances rotating one token, corrupt family data, families written before `aexp`.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use tokenward_core::{StoreError, StoreErrorKind, SystemClock, UnixTime};
+use tokenward_core::conformance::BoxError;
+use tokenward_core::{StoreErrorKind, StoreId, UnixTime};
 use tokenward_redis::RedisRefreshStore;
-use tokenward_refresh::conformance::{RealClock, RefreshEnv, StoredBytes};
+use tokenward_refresh::conformance::{Fixture, RealClock, RefreshEnv};
 use tokenward_refresh::{
-    FamilyId, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RefreshStore, RotationKind,
+    FamilyId, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError, RefreshStore,
+    RotationKind,
 };
 use tokenward_revocation::MemoryRevocationStore;
 
-use crate::common::{config, delete_under, dump_prefix, keys_under, raw_connection, refresh_store};
+use crate::common::{RedisProbe, config, delete_under, keys_under, raw_connection, refresh_store};
 
-/// Everything stored under one prefix.
-struct PrefixDump(String);
+/// The suite's fixture: a store under a fresh prefix per case, whose keys go after it.
+struct RedisFixture {
+    prefixes: Mutex<HashMap<&'static str, String>>,
+}
 
-#[async_trait]
-impl StoredBytes for PrefixDump {
-    async fn stored_bytes(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        Ok(dump_prefix(&self.0).await)
+impl RedisFixture {
+    /// Once per test binary: fails with instructions if no Redis answers.
+    async fn setup() -> Result<Self, Infallible> {
+        raw_connection().await;
+        Ok(RedisFixture {
+            prefixes: Mutex::new(HashMap::new()),
+        })
     }
 }
 
-async fn make_env() -> RefreshEnv {
-    let store = refresh_store("rf-conformance").await;
-    let dump = PrefixDump(store.backend().key_prefix().to_owned());
-    RefreshEnv::new(
-        Arc::new(store),
-        Arc::new(RealClock::new()),
-        Arc::new(SystemClock),
-        Arc::new(dump),
-    )
+#[async_trait]
+impl Fixture<RefreshEnv> for RedisFixture {
+    async fn env(&self, case: &'static str) -> Result<RefreshEnv, BoxError> {
+        let store = RedisRefreshStore::connect(&config(&format!("rf-{case}")))?;
+        let prefix = store.backend().key_prefix().to_owned();
+        self.prefixes.lock().unwrap().insert(case, prefix);
+        let probe = RedisProbe {
+            backend: store.backend().clone(),
+        };
+        Ok(RefreshEnv::new(
+            Arc::new(store),
+            Arc::new(RealClock::new()),
+            Arc::new(probe),
+        ))
+    }
+
+    async fn teardown(&self, case: &'static str) -> Result<(), BoxError> {
+        let prefix = self.prefixes.lock().unwrap().remove(case);
+        if let Some(prefix) = prefix {
+            delete_under(&prefix).await;
+        }
+        Ok(())
+    }
 }
 
 /// The whole suite, in a module of its own.
 mod conformance {
-    tokenward_refresh::refresh_conformance_tests!(super::make_env);
+    tokenward_refresh::refresh_conformance_tests!(
+        fixture = super::RedisFixture,
+        setup = super::RedisFixture::setup
+    );
 }
 
-fn mint(req: MintRequest<'_>) -> Result<String, Infallible> {
-    Ok(format!("access.{}.{}", req.sub, req.family_id))
+fn sub(s: &str) -> StoreId<'_> {
+    StoreId::new(s).unwrap()
+}
+
+fn mint(req: MintRequest<'_>) -> Result<MintedToken, Infallible> {
+    let token = format!("access.{}.{}", req.sub.as_str(), req.family_id);
+    Ok(MintedToken::new(token, req.covered_until))
 }
 
 fn engine(store: RedisRefreshStore, revocation: Arc<MemoryRevocationStore>) -> RefreshEngine {
-    RefreshEngine::new(Arc::new(store), revocation, RefreshConfig::new())
+    RefreshEngine::new(Arc::new(store), revocation)
 }
 
 async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
@@ -68,7 +98,7 @@ async fn every_key_has_a_ttl_and_a_family_shares_one_slot() {
     let prefix = store.backend().key_prefix().to_owned();
     let revocation = Arc::new(MemoryRevocationStore::new());
     let engine = engine(store.clone(), revocation);
-    let login = engine.issue("alice").await.unwrap();
+    let login = engine.issue(&sub("alice"), mint).await.unwrap();
     let mut token = login.refresh_token.expose().to_owned();
     for _ in 0..3 {
         token = engine
@@ -79,7 +109,7 @@ async fn every_key_has_a_ttl_and_a_family_shares_one_slot() {
             .expose()
             .to_owned();
     }
-    engine.issue("bob").await.unwrap();
+    engine.issue(&sub("bob"), mint).await.unwrap();
 
     let keys = keys_under(&prefix).await;
     let family = store.family_key(&login.family_id);
@@ -112,7 +142,7 @@ async fn history_is_capped_and_dropped_hashes_are_invalid_not_reused() {
     let store = refresh_store("rf-history").await;
     let prefix = store.backend().key_prefix().to_owned();
     let engine = engine(store.clone(), Arc::new(MemoryRevocationStore::new()));
-    let login = engine.issue("alice").await.unwrap();
+    let login = engine.issue(&sub("alice"), mint).await.unwrap();
     let cap = tokenward_refresh::MIN_REUSE_HISTORY;
     let mut tokens = vec![login.refresh_token.expose().to_owned()];
     for _ in 0..cap + 6 {
@@ -150,7 +180,7 @@ async fn two_instances_rotating_one_token_share_one_successor() {
         Arc::new(engine(a, revocation.clone())),
         Arc::new(engine(b, revocation)),
     ];
-    let login = engines[0].issue("alice").await.unwrap();
+    let login = engines[0].issue(&sub("alice"), mint).await.unwrap();
     let token = login.refresh_token.expose().to_owned();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..100 {
@@ -180,7 +210,7 @@ async fn corrupt_with(test: &str, corrupt: impl AsyncFnOnce(&RedisRefreshStore, 
     let store = refresh_store(test).await;
     let revocation = Arc::new(MemoryRevocationStore::new());
     let engine = engine(store.clone(), revocation);
-    let login = engine.issue("alice").await.unwrap();
+    let login = engine.issue(&sub("alice"), mint).await.unwrap();
     let a = login.refresh_token.expose().to_owned();
     let b = engine.rotate(&a, None, mint).await.unwrap();
     corrupt(&store, &login.family_id).await;
@@ -192,12 +222,12 @@ async fn corrupt_with(test: &str, corrupt: impl AsyncFnOnce(&RedisRefreshStore, 
             "{test}: {r:?}"
         );
     }
-    let r = store.get(&login.family_id, UnixTime::EPOCH).await;
+    let r = store.get(&login.family_id).await;
     assert!(
         matches!(&r, Err(e) if e.kind() == StoreErrorKind::Corrupt),
         "{r:?}"
     );
-    let r = store.revoke(&login.family_id, UnixTime::EPOCH).await;
+    let r = store.revoke(&login.family_id).await;
     assert!(
         matches!(&r, Err(e) if e.kind() == StoreErrorKind::Corrupt),
         "{r:?}"
@@ -231,6 +261,7 @@ async fn corrupt_family_data_is_corrupt_never_rotated() {
         ("last", b"soon"),
         ("rev", b"maybe"),
         ("ikey", b"no response"),
+        ("aexp", b"later"),
     ] {
         corrupt_with(
             &format!("rf-corrupt-{field}"),
@@ -263,15 +294,35 @@ async fn corrupt_family_data_is_corrupt_never_rotated() {
     .await;
 }
 
+/// A family written before the access-token expiry was recorded (no `aexp` field) reads as
+/// if its tokens lived until the family's own expiry; the next rotation records one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_subjects_are_refused() {
-    let store = refresh_store("rf-invalid").await;
-    let revocation = Arc::new(MemoryRevocationStore::new());
-    let engine = engine(store.clone(), revocation);
-    let long = "x".repeat(tokenward_refresh::MAX_SUB_LEN + 1);
-    for sub in ["", long.as_str()] {
-        let r = engine.issue(sub).await;
-        assert!(r.is_err(), "{r:?}");
-    }
-    assert!(keys_under(store.backend().key_prefix()).await.is_empty());
+async fn a_family_without_aexp_reads_as_its_own_expiry() {
+    let store = refresh_store("rf-legacy").await;
+    let prefix = store.backend().key_prefix().to_owned();
+    let engine = engine(store.clone(), Arc::new(MemoryRevocationStore::new()));
+    let login = engine.issue(&sub("alice"), mint).await.unwrap();
+    let mut conn = raw_connection().await;
+    let _: i64 = redis::cmd("HDEL")
+        .arg(store.family_key(&login.family_id))
+        .arg("aexp")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let info = store.get(&login.family_id).await.unwrap().unwrap();
+    assert_eq!(info.access_exp, info.expires_at);
+    // A later exp than that is recorded (rounded up to the millisecond).
+    let later = info
+        .expires_at
+        .saturating_add(std::time::Duration::from_nanos(1_500_000));
+    let info = store
+        .record_access_exp(&login.family_id, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.access_exp,
+        UnixTime::from_millis(later.as_millis_ceil())
+    );
+    delete_under(&prefix).await;
 }

@@ -8,10 +8,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokenward_core::{StoreErrorKind, TokenRef, UnixTime};
+use tokenward_core::{StoreErrorKind, StoreId, TokenRef, UnixTime};
 use tokenward_redis::RedisRefreshStore;
 use tokenward_refresh::{
-    FamilyId, MintRequest, RefreshConfig, RefreshEngine, RefreshError, RefreshStore, RotationKind,
+    FamilyId, MintRequest, MintedToken, RefreshEngine, RefreshError, RefreshStore, RotationKind,
 };
 use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 
@@ -27,8 +27,13 @@ fn store_at(url: &str) -> RedisRefreshStore {
         .expect("connect never needs Redis to be up")
 }
 
-fn mint(req: MintRequest<'_>) -> Result<String, Infallible> {
-    Ok(format!("access.{}.{}", req.sub, req.family_id))
+fn mint(req: MintRequest<'_>) -> Result<MintedToken, Infallible> {
+    let token = format!("access.{}.{}", req.sub.as_str(), req.family_id);
+    Ok(MintedToken::new(token, req.covered_until))
+}
+
+fn alice() -> StoreId<'static> {
+    StoreId::new("alice").unwrap()
 }
 
 struct App {
@@ -40,11 +45,7 @@ struct App {
 fn app(url: &str) -> App {
     let store = store_at(url);
     let revocation = Arc::new(MemoryRevocationStore::new());
-    let engine = RefreshEngine::new(
-        Arc::new(store.clone()),
-        revocation.clone(),
-        RefreshConfig::new(),
-    );
+    let engine = RefreshEngine::new(Arc::new(store.clone()), revocation.clone());
     App {
         store,
         engine,
@@ -86,19 +87,24 @@ fn other_family() -> FamilyId {
 
 impl EveryMethod for RedisRefreshStore {
     fn every_method(&self) -> Vec<Call<'_>> {
-        let (id, now) = (other_family(), UnixTime::EPOCH);
+        let id = other_family();
+        let later = UnixTime::from_secs(4_000_000_000);
         vec![
             ("get", {
                 let id = id.clone();
-                Box::pin(async move { self.get(&id, now).await.map(drop) })
+                Box::pin(async move { self.get(&id).await.map(drop) })
             }),
             ("revoke", {
                 let id = id.clone();
-                Box::pin(async move { self.revoke(&id, now).await.map(drop) })
+                Box::pin(async move { self.revoke(&id).await.map(drop) })
+            }),
+            ("record_access_exp", {
+                let id = id.clone();
+                Box::pin(async move { self.record_access_exp(&id, later).await.map(drop) })
             }),
             (
                 "families_of",
-                Box::pin(async move { self.families_of("alice", now).await.map(drop) }),
+                Box::pin(async move { self.families_of(&alice()).await.map(drop) }),
             ),
         ]
     }
@@ -108,7 +114,7 @@ impl EveryMethod for RedisRefreshStore {
 async fn frozen_redis_times_out_then_the_family_rotates_unharmed() {
     let server = ThrowawayRedis::start();
     let app = app(&server.url());
-    let login = app.engine.issue("alice").await.unwrap();
+    let login = app.engine.issue(&alice(), mint).await.unwrap();
     let id = login.family_id.clone();
     let a = login.refresh_token.expose().to_owned();
     let b = app.engine.rotate(&a, None, mint).await.unwrap();
@@ -123,7 +129,7 @@ async fn frozen_redis_times_out_then_the_family_rotates_unharmed() {
     server.thaw();
 
     // Back: the family is intact and not revoked; its current token rotates.
-    let info = app.store.get(&id, UnixTime::EPOCH).await.unwrap().unwrap();
+    let info = app.store.get(&id).await.unwrap().unwrap();
     assert!(!info.revoked);
     let c = app
         .engine
@@ -138,7 +144,7 @@ async fn frozen_redis_times_out_then_the_family_rotates_unharmed() {
 async fn redis_killed_and_restarted_without_rebuilding_the_store() {
     let mut server = ThrowawayRedis::start();
     let app = app(&server.url());
-    let login = app.engine.issue("alice").await.unwrap();
+    let login = app.engine.issue(&alice(), mint).await.unwrap();
     let id = login.family_id.clone();
     let a = login.refresh_token.expose().to_owned();
     let b = app.engine.rotate(&a, None, mint).await.unwrap();
@@ -157,7 +163,7 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
         .rotate(b.refresh_token.expose(), None, mint)
         .await;
     assert!(matches!(r, Err(RefreshError::Invalid)), "{r:?}");
-    let login = app.engine.issue("alice").await.unwrap();
+    let login = app.engine.issue(&alice(), mint).await.unwrap();
     let r = app
         .engine
         .rotate(login.refresh_token.expose(), None, mint)
@@ -171,7 +177,7 @@ async fn redis_killed_and_restarted_without_rebuilding_the_store() {
 async fn black_hole_times_out_within_the_deadline() {
     let hole = BlackHole::start();
     let app = Arc::new(app(&hole.redis_url()));
-    let r = app.engine.issue("alice").await;
+    let r = app.engine.issue(&alice(), mint).await;
     assert!(matches!(&r, Err(e) if e.is_transient()), "{r:?}");
 
     // Many refreshes at once too: each gets its answer within the deadlines.
@@ -193,10 +199,6 @@ async fn nothing_listening_is_unavailable() {
     let port = free_port();
     let app = app(&format!("redis://:hunter2@127.0.0.1:{port}"));
     all_calls_fail(&app.store, &[StoreErrorKind::Unavailable], 1).await;
-    let err = app
-        .store
-        .families_of("alice", UnixTime::EPOCH)
-        .await
-        .unwrap_err();
+    let err = app.store.families_of(&alice()).await.unwrap_err();
     shows_the_address_not_the_password(&err, port);
 }

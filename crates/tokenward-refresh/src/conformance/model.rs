@@ -1,29 +1,39 @@
 //! The model-based case: random interleavings of logins, rotations (of the current,
 //! previous, older, forged and unknown tokens, with and without idempotency keys, late,
-//! during an outage, with a lost reply), family and subject revocations and time passing,
-//! replayed against a [`RefreshEngine`] over the store under test and against a plain
-//! reference model of the [rotation rules](crate#rotation-rules).
+//! minting short- and long-lived access tokens, during an outage, with a lost reply),
+//! family and subject revocations and time passing, replayed against a [`RefreshEngine`]
+//! over the store under test and against a plain reference model of the
+//! [rotation rules](crate#rotation-rules) (`rules.rs`).
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use proptest::prelude::*;
 use ring::rand::SystemRandom;
-use tokenward_core::conformance::check_model;
-use tokenward_core::{TokenRef, UnixTime};
+use tokenward_core::conformance::{LOST_ENTRY_HINT, check_model};
+use tokenward_core::{ManualClock, StoreId, UnixTime};
+use tokenward_revocation::MemoryRevocationStore;
 use tokenward_revocation::conformance::{MODEL_CASES_EXACT, MODEL_CASES_REAL};
-use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore, RevokedBy};
 
-use super::{CaseResult, ConformanceError, DOWN, FailingStore, HEALTHY, LOSE_ROTATE_REPLY, mint};
-use crate::{
-    FamilyId, RefreshConfig, RefreshEngine, RefreshError, RefreshToken, ReuseKind, RotationKind,
+use super::support::{
+    DOWN, FaultyStore, HEALTHY, LOSE_ROTATE_REPLY, Minter, engine_clock, session_revoked_in,
 };
+use super::{CaseResult, ConformanceError, RefreshEnv, TestClock};
+use crate::{FamilyId, RefreshConfig, RefreshEngine, RefreshError, RefreshToken, RotationKind};
+
+mod ops;
+mod rules;
+
+use ops::{Op, Which, op};
+use rules::{Expected, Family, Model, Reply};
 
 const MAX_OPS: usize = 40;
+/// The engines' `max_access_token_lifetime`, and the lifetime of ordinary access tokens.
 const MAX_ACCESS: Duration = Duration::from_secs(20);
+/// The lifetime of long-lived access tokens (beyond what a rotation's store step covers).
+const LONG_ACCESS: Duration = Duration::from_secs(60);
 /// Exact clock: grace window, idle timeout, absolute lifetime.
 const EXACT_GRACE: Duration = Duration::from_secs(3);
 const EXACT_IDLE: Duration = Duration::from_secs(8);
@@ -40,175 +50,31 @@ const REAL_SHORT: Duration = Duration::from_secs(1);
 /// Exact clock: a gap between runs after which every earlier family has expired.
 const BETWEEN_RUNS: Duration = Duration::from_secs(60);
 
-/// Which token of a family a rotation presents.
-#[derive(Debug, Clone, Copy)]
-enum Which {
-    Current,
-    Previous,
-    /// `n` tokens before the previous one (or the oldest).
-    Older(u8),
-    /// Well-formed, naming the family, never issued.
-    Forged,
-    /// Well-formed, naming a family that does not exist.
-    UnknownFamily,
-    Malformed,
-}
-
-#[derive(Debug, Clone)]
-enum Op {
-    Login {
-        sub: u8,
-    },
-    /// A login whose family has a short absolute lifetime (the one expiry a real clock
-    /// sees).
-    LoginShortLived {
-        sub: u8,
-    },
-    Rotate {
-        fam: u8,
-        which: Which,
-        key: Option<u8>,
-        /// Through an engine with a zero grace window: as if the window had passed.
-        late: bool,
-    },
-    /// The store is down: a transient error, nothing changes.
-    RotateDuringOutage {
-        fam: u8,
-        which: Which,
-    },
-    /// The store applies the rotation, the reply is lost: a transient error.
-    RotateLosingReply {
-        fam: u8,
-        which: Which,
-    },
-    RevokeFamily {
-        fam: u8,
-    },
-    RevokeUnknownFamily,
-    RevokeSubject {
-        sub: u8,
-    },
-    Families {
-        sub: u8,
-    },
-    CheckSession {
-        fam: u8,
-    },
-    Advance(u8),
-}
-
-fn which() -> impl Strategy<Value = Which> {
-    prop_oneof![
-        6 => Just(Which::Current),
-        4 => Just(Which::Previous),
-        2 => (0u8..3).prop_map(Which::Older),
-        1 => Just(Which::Forged),
-        1 => Just(Which::UnknownFamily),
-        1 => Just(Which::Malformed),
-    ]
-}
-
-/// The steps. `scale` multiplies every weight but that of short-lived logins (on a real
-/// clock those cost a sleep when time passes).
-fn op(scale: u32) -> impl Strategy<Value = Op> {
-    let fam = 0u8..4;
-    prop_oneof![
-        3 * scale => (0u8..2).prop_map(|sub| Op::Login { sub }),
-        1 => (0u8..2).prop_map(|sub| Op::LoginShortLived { sub }),
-        12 * scale => (fam.clone(), which(), proptest::option::weighted(0.3, 0u8..2), proptest::bool::weighted(0.15))
-            .prop_map(|(fam, which, key, late)| Op::Rotate { fam, which, key, late }),
-        scale => (fam.clone(), which()).prop_map(|(fam, which)| Op::RotateDuringOutage { fam, which }),
-        scale => (fam.clone(), which()).prop_map(|(fam, which)| Op::RotateLosingReply { fam, which }),
-        scale => fam.clone().prop_map(|fam| Op::RevokeFamily { fam }),
-        scale => Just(Op::RevokeUnknownFamily),
-        scale => (0u8..2).prop_map(|sub| Op::RevokeSubject { sub }),
-        scale => (0u8..2).prop_map(|sub| Op::Families { sub }),
-        2 * scale => fam.prop_map(|fam| Op::CheckSession { fam }),
-        3 * scale => (1u8..=9).prop_map(Op::Advance),
-    ]
-}
-
-/// A family as the model sees it.
-#[derive(Debug)]
-struct Family {
-    id: FamilyId,
-    sub: u8,
-    /// Every token of the family, oldest first; the last is current. `None`: issued by a
-    /// rotation whose reply was lost (the client never saw it).
-    chain: Vec<Option<String>>,
-    created: UnixTime,
-    /// Its absolute lifetime.
-    absolute: Duration,
-    /// Real clock, short-lived families: the system time just before and just after the
-    /// login (the store's clock started the lifetime in between).
-    issued_within: Option<(UnixTime, UnixTime)>,
-    /// Real clock: the short lifetime has certainly run out.
-    ran_out: bool,
-    last_used: UnixTime,
-    /// When the current token was rotated in (the previous token's rotation time).
-    rotated_at: UnixTime,
-    /// The idempotency key of that rotation and, once recorded, its response.
-    key: Option<u8>,
-    recorded: Option<(String, String)>,
-    revoked: bool,
-    /// Until when the family's `sid` is revoked in the revocation store.
-    session_until: Option<UnixTime>,
-}
-
-impl Family {
-    fn expires_at(&self, idle: Duration) -> UnixTime {
-        self.created
-            .saturating_add(self.absolute)
-            .min(self.last_used.saturating_add(idle))
-    }
-}
-
-/// What a rotation should come to, by the rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Expected {
-    Rotated,
-    Grace,
-    Replayed,
-    Reused(ReuseKind),
-    Revoked,
-    Invalid,
-}
-
-/// One run: the model, the engines and the clocks.
+/// One run: the model, the engines and the clock.
 struct Run {
-    exact: bool,
-    clock: Arc<dyn super::TestClock>,
-    now: UnixTime,
-    grace: Duration,
-    idle: Duration,
-    absolute: Duration,
-    short: Duration,
+    model: Model,
+    clock: Arc<dyn TestClock>,
     engine: RefreshEngine,
     late: RefreshEngine,
     short_lived: RefreshEngine,
-    failing: Arc<FailingStore>,
+    faulty: Arc<FaultyStore>,
     revocation: Arc<MemoryRevocationStore>,
-    families: Vec<Family>,
-    run_id: u64,
-    rng: SystemRandom,
+    /// The revocation store's clock: the case's before every step, moved to the ends of a
+    /// session revocation to check them.
+    revocation_clock: ManualClock,
+    minter: Minter,
+    long_minter: Minter,
 }
 
 static RUN: AtomicU64 = AtomicU64::new(0);
 
 impl Run {
-    fn sub(&self, n: u8) -> String {
-        format!("m{}-u{n}", self.run_id)
-    }
-
-    fn live(&self, f: &Family) -> bool {
-        !f.ran_out && self.now < f.expires_at(self.idle)
-    }
-
     /// Real clock: lets every live short-lived family run out — sleeps until the last one's
     /// lifetime has ended by the clock's tolerance — and marks them so in the model.
     async fn let_short_lived_run_out(&mut self) {
         let tolerance = self.clock.tolerance();
         let Some(last) = self
+            .model
             .families
             .iter()
             .filter(|f| !f.ran_out)
@@ -217,14 +83,16 @@ impl Run {
         else {
             return;
         };
-        let target = last.saturating_add(self.short).saturating_add(tolerance);
+        let target = last
+            .saturating_add(self.model.short)
+            .saturating_add(tolerance);
         let now = self.clock.now();
         if target > now {
             self.clock
                 .advance(target.saturating_duration_since(now))
                 .await;
         }
-        for f in &mut self.families {
+        for f in &mut self.model.families {
             if f.issued_within.is_some() {
                 f.ran_out = true;
             }
@@ -234,10 +102,11 @@ impl Run {
     /// Real clock, before each step: if a short-lived family could run out during the step
     /// (a slow machine), let them all run out first — never compare near an expiry.
     async fn guard(&mut self) {
-        if self.exact {
+        if self.model.exact {
             return;
         }
         let first = self
+            .model
             .families
             .iter()
             .filter(|f| !f.ran_out)
@@ -245,168 +114,66 @@ impl Run {
             .min();
         if first.is_some_and(|first| {
             self.clock.now().saturating_add(self.clock.tolerance())
-                >= first.saturating_add(self.short)
+                >= first.saturating_add(self.model.short)
         }) {
             self.let_short_lived_run_out().await;
         }
     }
 
-    fn revoke_in_model(&mut self, index: usize) {
-        let until = tokenward_revocation::revoke_until(self.now.saturating_add(MAX_ACCESS));
-        if let Some(f) = self.families.get_mut(index) {
-            f.revoked = true;
-            f.session_until = Some(f.session_until.map_or(until, |u| u.max(until)));
-        }
-    }
-
-    /// The token to present, its chain position (if it is one) and the family index.
-    fn pick(
-        &self,
-        fam: u8,
-        which: Which,
-    ) -> Result<(String, Option<usize>, Option<usize>), String> {
-        let Some(index) =
-            (!self.families.is_empty()).then(|| usize::from(fam) % self.families.len())
-        else {
-            return Ok(("twr_no-family-yet".to_owned(), None, None));
-        };
-        let f = self
-            .families
-            .get(index)
-            .ok_or("family index out of range")?;
-        let last = f.chain.len().saturating_sub(1);
-        let wanted = match which {
-            Which::Current => last,
-            Which::Previous => last.saturating_sub(1),
-            Which::Older(n) => last.saturating_sub(2 + usize::from(n)),
-            Which::Forged => {
-                let t = RefreshToken::generate(&self.rng, &f.id).map_err(|e| e.to_string())?;
-                return Ok((t.expose().to_owned(), None, Some(index)));
-            }
-            Which::UnknownFamily => {
-                let id = FamilyId::generate(&self.rng).map_err(|e| e.to_string())?;
-                let t = RefreshToken::generate(&self.rng, &id).map_err(|e| e.to_string())?;
-                return Ok((t.expose().to_owned(), None, None));
-            }
-            Which::Malformed => return Ok(("twr_malformed".to_owned(), None, None)),
-        };
-        // The nearest token at or before `wanted` that the client has seen.
-        let (position, token) = f
-            .chain
-            .iter()
-            .enumerate()
-            .take(wanted.saturating_add(1))
-            .rev()
-            .find_map(|(i, t)| t.as_ref().map(|t| (i, t.clone())))
-            .ok_or("a family without a known token")?;
-        Ok((token, Some(position), Some(index)))
-    }
-
-    /// The rules, for a presented token (position in its family's chain, or forged).
-    fn expected(
-        &self,
-        index: Option<usize>,
-        position: Option<usize>,
-        forged: bool,
-        key: Option<u8>,
-        late: bool,
-    ) -> Expected {
-        let Some(f) = index.and_then(|i| self.families.get(i)) else {
-            return Expected::Invalid;
-        };
-        if !self.live(f) {
-            return Expected::Invalid;
-        }
-        if f.revoked {
-            return Expected::Revoked;
-        }
-        let Some(position) = position.filter(|_| !forged) else {
-            return Expected::Invalid;
-        };
-        let last = f.chain.len().saturating_sub(1);
-        if position == last {
-            Expected::Rotated
-        } else if position + 1 == last {
-            if late || self.now >= f.rotated_at.saturating_add(self.grace) {
-                Expected::Reused(ReuseKind::PredecessorAfterWindow)
-            } else if key.is_some() && key == f.key && f.recorded.is_some() {
-                Expected::Replayed
-            } else {
-                Expected::Grace
-            }
+    fn minter(&self, long: bool) -> &Minter {
+        if long {
+            &self.long_minter
         } else {
-            Expected::Reused(ReuseKind::OlderToken)
+            &self.minter
         }
     }
 
-    /// Applies a rotation's effect to the model (the store's atomic step), given what the
-    /// client received (`None`: the reply was lost).
-    fn apply(
-        &mut self,
-        index: Option<usize>,
-        expected: &Expected,
-        key: Option<u8>,
-        received: Option<(String, String)>,
-    ) {
-        let now = self.now;
-        match expected {
-            Expected::Rotated => {
-                if let Some(f) = index.and_then(|i| self.families.get_mut(i)) {
-                    f.chain.push(received.as_ref().map(|r| r.0.clone()));
-                    f.last_used = now;
-                    f.rotated_at = now;
-                    f.key = key;
-                    f.recorded = received.filter(|_| key.is_some());
-                }
-            }
-            Expected::Grace => {
-                // The client learns the successor (if its reply was lost before).
-                if let (Some(f), Some((refresh, _))) =
-                    (index.and_then(|i| self.families.get_mut(i)), received)
-                    && let Some(last) = f.chain.last_mut()
-                {
-                    last.get_or_insert(refresh);
-                }
-            }
-            Expected::Reused(_) => {
-                if let Some(i) = index {
-                    if received.is_some() {
-                        self.revoke_in_model(i);
-                    } else if let Some(f) = self.families.get_mut(i) {
-                        // The store revoked the family; the engine never saw the answer, so
-                        // it revoked no session.
-                        f.revoked = true;
-                    }
-                }
-            }
-            Expected::Replayed | Expected::Revoked | Expected::Invalid => {}
-        }
+    /// What a rotation's store step announces (the engine's `covered_until`).
+    fn covered(&self) -> UnixTime {
+        self.clock
+            .now()
+            .saturating_add(MAX_ACCESS)
+            .saturating_add(RefreshConfig::MINT_MARGIN)
     }
 
     async fn rotate(&mut self, step: usize, op: &Op) -> Result<(), String> {
-        let (fam, which, key, late, mode) = match *op {
+        let (fam, which, key, late, long, mode) = match *op {
             Op::Rotate {
                 fam,
                 which,
                 key,
                 late,
-            } => (fam, which, key, late, HEALTHY),
-            Op::RotateDuringOutage { fam, which } => (fam, which, None, false, DOWN),
-            Op::RotateLosingReply { fam, which } => (fam, which, None, false, LOSE_ROTATE_REPLY),
+                long,
+            } => (fam, which, key, late, long, HEALTHY),
+            Op::RotateDuringOutage { fam, which } => (fam, which, None, false, false, DOWN),
+            Op::RotateLosingReply { fam, which } => {
+                (fam, which, None, false, false, LOSE_ROTATE_REPLY)
+            }
             _ => return Ok(()),
         };
-        let (token, position, index) = self.pick(fam, which)?;
-        let expected = self.expected(index, position, matches!(which, Which::Forged), key, late);
+        let (token, position, index) = self.model.pick(fam, which)?;
+        let forged = matches!(which, Which::Forged);
+        let expected = self.model.expected(index, position, forged, key, late);
         let key_text = key.map(|k| format!("idem-{k}"));
         let engine = if late { &self.late } else { &self.engine };
-        self.failing.mode.store(mode, Ordering::SeqCst);
-        let result = engine.rotate(&token, key_text.as_deref(), mint).await;
-        self.failing.mode.store(HEALTHY, Ordering::SeqCst);
-        let family = index.and_then(|i| self.families.get(i));
+        let minter = self.minter(long);
+        let covered = self.covered();
+        self.faulty.set(mode);
+        let result = engine
+            .rotate(&token, key_text.as_deref(), |req| minter.mint(req))
+            .await;
+        self.faulty.set(HEALTHY);
+        let exp = minter.latest();
+        let family = index.and_then(|i| self.model.families.get(i));
         let mismatch = |what: &str| {
+            let hint = if matches!(result, Err(RefreshError::Invalid)) {
+                format!(" ({LOST_ENTRY_HINT})")
+            } else {
+                String::new()
+            };
             format!(
                 "step {step} {op:?}: {what}; the model expected {expected:?} (presented chain \
-                 position {position:?}; family: {family:?})"
+                 position {position:?}; family: {family:?}){hint}"
             )
         };
         // A malformed token never reaches the store: `Invalid`, outage or not.
@@ -418,11 +185,12 @@ impl Run {
                 )));
             }
             if mode == LOSE_ROTATE_REPLY {
-                self.apply(index, &expected, None, None);
+                self.model
+                    .apply(index, &expected, None, covered, Reply::Lost);
             }
             return Ok(());
         }
-        match (&expected, &result) {
+        let reply = match (&expected, &result) {
             (Expected::Rotated, Ok(r)) if r.kind == RotationKind::Rotated => {
                 let known = family.is_some_and(|f| {
                     f.chain
@@ -435,8 +203,7 @@ impl Run {
                         "a rotation handed out a known token or another family",
                     ));
                 }
-                let received = (r.refresh_token.expose().to_owned(), r.access_token.clone());
-                self.apply(index, &expected, key, Some(received));
+                granted(r, exp)
             }
             (Expected::Grace, Ok(r)) if r.kind == RotationKind::Grace => {
                 // The same successor as the rotation: at most one live successor per token.
@@ -447,8 +214,7 @@ impl Run {
                 {
                     return Err(mismatch("grace handed out a different successor"));
                 }
-                let received = (r.refresh_token.expose().to_owned(), r.access_token.clone());
-                self.apply(index, &expected, key, Some(received));
+                granted(r, exp)
             }
             (Expected::Replayed, Ok(r)) if r.kind == RotationKind::Replayed => {
                 let recorded = family.and_then(|f| f.recorded.as_ref());
@@ -457,61 +223,83 @@ impl Run {
                 }) {
                     return Err(mismatch("a replay that is not the identical response"));
                 }
+                Reply::Answered
             }
             (Expected::Reused(kind), Err(RefreshError::Reused(report)))
                 if report.kind == *kind
                     && report.session_revocation_error.is_none()
                     && family.is_some_and(|f| f.id == report.family_id) =>
             {
-                self.apply(index, &expected, key, Some(Default::default()));
+                Reply::Answered
             }
             (Expected::Revoked, Err(RefreshError::Revoked { family_id }))
-                if family.is_some_and(|f| f.id == *family_id) => {}
-            (Expected::Invalid, Err(RefreshError::Invalid)) => {}
+                if family.is_some_and(|f| f.id == *family_id) =>
+            {
+                return Ok(());
+            }
+            (Expected::Invalid, Err(RefreshError::Invalid)) => return Ok(()),
             _ => return Err(mismatch(&format!("got {result:?}"))),
-        }
+        };
+        self.model.apply(index, &expected, key, covered, reply);
+        Ok(())
+    }
+
+    async fn login(&mut self, sub: u8, short: bool, long: bool) -> Result<(), String> {
+        let engine = if short {
+            &self.short_lived
+        } else {
+            &self.engine
+        };
+        let minter = self.minter(long);
+        let before = self.clock.now();
+        let who = self.model.sub(sub);
+        let id = StoreId::new(who.as_str()).map_err(|e| e.to_string())?;
+        let issued = engine
+            .issue(&id, |req| minter.mint(req))
+            .await
+            .map_err(|e| format!("login: unexpected error: {e}"))?;
+        let after = self.clock.now();
+        let now = self.model.now;
+        let exact = self.model.exact;
+        let absolute = if short {
+            self.model.short
+        } else {
+            self.model.absolute
+        };
+        self.model.families.push(Family {
+            id: issued.family_id,
+            sub,
+            chain: vec![Some(issued.refresh_token.expose().to_owned())],
+            created: now,
+            absolute,
+            issued_within: (short && !exact).then_some((before, after)),
+            ran_out: false,
+            last_used: now,
+            rotated_at: now,
+            key: None,
+            recorded: None,
+            revoked: false,
+            access_exp: minter.latest(),
+            session_until: None,
+        });
         Ok(())
     }
 
     async fn step(&mut self, step: usize, op: &Op) -> Result<(), String> {
         let fail = |e: &dyn fmt::Display| format!("step {step} {op:?}: unexpected error: {e}");
         match *op {
-            Op::Login { sub } | Op::LoginShortLived { sub } => {
-                let short = matches!(op, Op::LoginShortLived { .. });
-                let engine = if short {
-                    &self.short_lived
-                } else {
-                    &self.engine
-                };
-                let before = self.clock.now();
-                let issued = engine.issue(&self.sub(sub)).await.map_err(|e| fail(&e))?;
-                let after = self.clock.now();
-                self.families.push(Family {
-                    id: issued.family_id,
-                    sub,
-                    chain: vec![Some(issued.refresh_token.expose().to_owned())],
-                    created: self.now,
-                    absolute: if short { self.short } else { self.absolute },
-                    issued_within: (short && !self.exact).then_some((before, after)),
-                    ran_out: false,
-                    last_used: self.now,
-                    rotated_at: self.now,
-                    key: None,
-                    recorded: None,
-                    revoked: false,
-                    session_until: None,
-                });
-            }
+            Op::Login { sub, long } => self.login(sub, false, long).await?,
+            Op::LoginShortLived { sub } => self.login(sub, true, false).await?,
             Op::Rotate { .. } | Op::RotateDuringOutage { .. } | Op::RotateLosingReply { .. } => {
                 self.rotate(step, op).await?;
             }
             Op::RevokeFamily { fam } => {
-                if self.families.is_empty() {
+                if self.model.families.is_empty() {
                     return Ok(());
                 }
-                let index = usize::from(fam) % self.families.len();
-                let f = self.families.get(index).ok_or("no family")?;
-                let expected = self.live(f);
+                let index = usize::from(fam) % self.model.families.len();
+                let f = self.model.families.get(index).ok_or("no family")?;
+                let expected = self.model.live(f);
                 let found = self
                     .engine
                     .revoke_family(&f.id)
@@ -523,27 +311,31 @@ impl Run {
                     ));
                 }
                 if found {
-                    self.revoke_in_model(index);
+                    self.model.revoke(index);
                 }
             }
             Op::RevokeUnknownFamily => {
-                let id = FamilyId::generate(&self.rng).map_err(|e| fail(&e))?;
+                let id = FamilyId::generate(&self.model.rng).map_err(|e| fail(&e))?;
                 let found = self.engine.revoke_family(&id).await.map_err(|e| fail(&e))?;
                 if found {
                     return Err(format!("step {step}: an unknown family was found"));
                 }
             }
             Op::RevokeSubject { sub } => {
-                let expected: Vec<usize> = (0..self.families.len())
+                let model = &self.model;
+                let expected: Vec<usize> = (0..model.families.len())
                     .filter(|&i| {
-                        self.families
+                        model
+                            .families
                             .get(i)
-                            .is_some_and(|f| f.sub == sub && !f.revoked && self.live(f))
+                            .is_some_and(|f| f.sub == sub && !f.revoked && model.live(f))
                     })
                     .collect();
+                let who = model.sub(sub);
+                let id = StoreId::new(who.as_str()).map_err(|e| fail(&e))?;
                 let count = self
                     .engine
-                    .revoke_subject(&self.sub(sub))
+                    .revoke_subject(&id)
                     .await
                     .map_err(|e| fail(&e))?;
                 if count != expected.len() {
@@ -553,68 +345,15 @@ impl Run {
                     ));
                 }
                 for i in expected {
-                    self.revoke_in_model(i);
+                    self.model.revoke(i);
                 }
             }
-            Op::Families { sub } => {
-                let listed = self
-                    .engine
-                    .families(&self.sub(sub))
-                    .await
-                    .map_err(|e| fail(&e))?;
-                let got: BTreeSet<_> = listed
-                    .iter()
-                    .map(|f| {
-                        let times = self.exact.then_some((f.last_used, f.expires_at));
-                        (f.id.as_str().to_owned(), times)
-                    })
-                    .collect();
-                let expected: BTreeSet<_> = self
-                    .families
-                    .iter()
-                    .filter(|f| f.sub == sub && !f.revoked && self.live(f))
-                    .map(|f| {
-                        let times = self.exact.then_some((f.last_used, f.expires_at(self.idle)));
-                        (f.id.as_str().to_owned(), times)
-                    })
-                    .collect();
-                if got != expected {
-                    return Err(format!(
-                        "step {step} {op:?}: families {got:?}, the model {expected:?}"
-                    ));
-                }
-            }
-            Op::CheckSession { fam } => {
-                if self.families.is_empty() {
-                    return Ok(());
-                }
-                let index = usize::from(fam) % self.families.len();
-                let f = self.families.get(index).ok_or("no family")?;
-                let token = TokenRef::from_parts(
-                    None,
-                    Some(f.id.as_str()),
-                    None,
-                    None,
-                    UnixTime::from_secs(4_000_000_000),
-                )
-                .map_err(|e| fail(&e))?;
-                let got = self.revocation.check(&token).await.map_err(|e| fail(&e))?;
-                let expected = if f.session_until.is_some_and(|u| u > self.now) {
-                    RevocationStatus::Revoked(RevokedBy::Session)
-                } else {
-                    RevocationStatus::Active
-                };
-                if got != expected {
-                    return Err(format!(
-                        "step {step} {op:?}: the session is {got:?}, the model {expected:?} \
-                         (family: {f:?})"
-                    ));
-                }
-            }
+            Op::Families { sub } => self.families(step, op, sub).await?,
+            Op::CheckSession { fam } => self.check_session(step, op, fam).await?,
             Op::Advance(s) => {
-                if self.exact {
+                if self.model.exact {
                     self.clock.advance(Duration::from_secs(u64::from(s))).await;
-                    self.now = self.clock.now();
+                    self.model.now = self.clock.now();
                 } else {
                     // Only short-lived families run out on a real clock (see `model_based`).
                     self.let_short_lived_run_out().await;
@@ -623,9 +362,89 @@ impl Run {
         }
         Ok(())
     }
+
+    /// The family's `sid` is revoked now exactly when the model says so; and a revocation
+    /// lasts until 1 ns before its end (the latest access-token `exp` of the family plus the
+    /// leeway margin), and is over a millisecond (plus the clock's tolerance) after it.
+    async fn check_session(&self, step: usize, op: &Op, fam: u8) -> Result<(), String> {
+        if self.model.families.is_empty() {
+            return Ok(());
+        }
+        let index = usize::from(fam) % self.model.families.len();
+        let f = self.model.families.get(index).ok_or("no family")?;
+        let now = self.clock.now();
+        let after = Duration::from_millis(1).saturating_add(self.clock.tolerance());
+        let mut probes = vec![(now, f.session_until.is_some_and(|u| u > self.model.now))];
+        if let Some(until) = f.session_until.filter(|u| *u > now) {
+            probes.push((until.saturating_sub(Duration::from_nanos(1)), true));
+            probes.push((until.saturating_add(after), false));
+        }
+        for (at, expected) in probes {
+            self.revocation_clock.set(at);
+            let revoked = session_revoked_in(&*self.revocation, &f.id).await;
+            self.revocation_clock.set(now);
+            let revoked =
+                revoked.map_err(|e| format!("step {step} {op:?}: unexpected error: {e}"))?;
+            if revoked != expected {
+                return Err(format!(
+                    "step {step} {op:?}: at {at:?} the session is {}, the model says {} \
+                     (family: {f:?})",
+                    if revoked { "revoked" } else { "active" },
+                    if expected { "revoked" } else { "active" },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// "Your devices": the live, unrevoked families of `sub`, with their times on an exact
+    /// clock.
+    async fn families(&self, step: usize, op: &Op, sub: u8) -> Result<(), String> {
+        let model = &self.model;
+        let who = model.sub(sub);
+        let id = StoreId::new(who.as_str()).map_err(|e| e.to_string())?;
+        let listed = self
+            .engine
+            .families(&id)
+            .await
+            .map_err(|e| format!("step {step} {op:?}: unexpected error: {e}"))?;
+        let got: BTreeSet<_> = listed
+            .iter()
+            .map(|f| {
+                let times = model.exact.then_some((f.last_used, f.expires_at));
+                (f.id.as_str().to_owned(), times)
+            })
+            .collect();
+        let expected: BTreeSet<_> = model
+            .families
+            .iter()
+            .filter(|f| f.sub == sub && !f.revoked && model.live(f))
+            .map(|f| {
+                let times = model
+                    .exact
+                    .then_some((f.last_used, f.expires_at(model.idle)));
+                (f.id.as_str().to_owned(), times)
+            })
+            .collect();
+        if got != expected {
+            return Err(format!(
+                "step {step} {op:?}: families {got:?}, the model {expected:?}"
+            ));
+        }
+        Ok(())
+    }
 }
 
-async fn run_ops(env: &super::RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
+/// What the client of `rotation` got, its access token expiring at `exp`.
+fn granted(rotation: &crate::Rotation, exp: UnixTime) -> Reply {
+    Reply::Granted {
+        refresh: rotation.refresh_token.expose().to_owned(),
+        access: rotation.access_token.clone(),
+        exp,
+    }
+}
+
+async fn run_ops(env: &RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
     let exact = env.clock.tolerance().is_zero();
     if exact {
         env.clock.advance(BETWEEN_RUNS).await;
@@ -635,41 +454,49 @@ async fn run_ops(env: &super::RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
     } else {
         (REAL_GRACE, REAL_IDLE, REAL_ABSOLUTE, REAL_SHORT)
     };
-    let failing = Arc::new(FailingStore {
-        inner: Arc::clone(&env.store),
-        mode: AtomicU8::new(HEALTHY),
-    });
-    let revocation = Arc::new(MemoryRevocationStore::with_clock(Arc::clone(
-        &env.engine_clock,
+    let faulty = Arc::new(FaultyStore::new(Arc::clone(&env.store)));
+    let revocation_clock = ManualClock::new(env.clock.now());
+    let revocation = Arc::new(MemoryRevocationStore::with_clock(Arc::new(
+        revocation_clock.clone(),
     )));
     let config = RefreshConfig::new()
         .grace_window(grace)
         .idle_timeout(idle)
         .absolute_lifetime(absolute)
         .max_access_token_lifetime(MAX_ACCESS)
-        .clock(Arc::clone(&env.engine_clock));
+        .clock(engine_clock(env));
     let late_config = config.clone().dangerous_grace_window(Duration::ZERO);
     let short_config = config.clone().absolute_lifetime(short);
-    let store: Arc<dyn crate::RefreshStore> = failing.clone();
+    let store: Arc<dyn crate::RefreshStore> = faulty.clone();
+    let engine = |config| {
+        RefreshEngine::with_config(Arc::clone(&store), revocation.clone(), config)
+            .map_err(|e| e.to_string())
+    };
     let mut run = Run {
-        exact,
+        model: Model {
+            exact,
+            now: env.clock.now(),
+            grace,
+            idle,
+            absolute,
+            short,
+            families: Vec::new(),
+            run_id: RUN.fetch_add(1, Ordering::Relaxed),
+            rng: SystemRandom::new(),
+        },
         clock: Arc::clone(&env.clock),
-        now: env.clock.now(),
-        grace,
-        idle,
-        absolute,
-        short,
-        engine: RefreshEngine::new(Arc::clone(&store), revocation.clone(), config),
-        late: RefreshEngine::new(Arc::clone(&store), revocation.clone(), late_config),
-        short_lived: RefreshEngine::new(store, revocation.clone(), short_config),
-        failing,
-        revocation,
-        families: Vec::new(),
-        run_id: RUN.fetch_add(1, Ordering::Relaxed),
-        rng: SystemRandom::new(),
+        engine: engine(config)?,
+        late: engine(late_config)?,
+        short_lived: engine(short_config)?,
+        faulty,
+        revocation: Arc::clone(&revocation),
+        revocation_clock,
+        minter: Minter::new(engine_clock(env), MAX_ACCESS),
+        long_minter: Minter::new(engine_clock(env), LONG_ACCESS),
     };
     for (step, op) in ops.iter().enumerate() {
         run.guard().await;
+        run.revocation_clock.set(run.clock.now());
         run.step(step, op).await?;
     }
     Ok(())
@@ -678,15 +505,18 @@ async fn run_ops(env: &super::RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
 /// **Model-based**: random sequences (up to 40 steps) of logins, rotations (presenting the
 /// current, previous or an older token, a forged token of the family, a token of an unknown
 /// family or garbage; with or without an idempotency key; "late", i.e. through an engine with
-/// a zero grace window; during an outage; losing the store's reply), family and subject
-/// revocations, "your devices" listings, session checks in the revocation store and time
-/// passing, replayed against the engine over the store and against a reference model of the
-/// rotation rules. Checked at every step: `Rotated` hands out a new token; `Grace` hands out
-/// the **same** successor as the rotation (at most one live successor per token); `Replayed`
-/// is the identical response; reuse is `Reused` of the right kind and revokes the family and
-/// its `sid`; a revoked family only ever answers `Revoked`; forged, unknown and expired
-/// tokens are `Invalid`; store errors are transient and never reuse (a lost reply applies
-/// the store's step, and a retry within the window gets the grace successor).
+/// a zero grace window; minting an access token within the engine's
+/// `max_access_token_lifetime` or beyond it; during an outage; losing the store's reply),
+/// family and subject revocations, "your devices" listings, session checks in the revocation
+/// store and time passing, replayed against the engine over the store and against a
+/// reference model of the rotation rules. Checked at every step: `Rotated` hands out a new
+/// token; `Grace` hands out the **same** successor as the rotation (at most one live
+/// successor per token); `Replayed` is the identical response; reuse is `Reused` of the
+/// right kind and revokes the family and its `sid` until the latest access-token `exp` of the
+/// family plus the leeway margin; a revoked family only ever answers `Revoked`; forged,
+/// unknown and expired tokens are `Invalid`; store errors are transient and never reuse (a
+/// lost reply applies the store's step, and a retry within the window gets the grace
+/// successor).
 ///
 /// On an exact clock (tolerance zero, a `ManualClock` shared with the engine):
 /// [`MODEL_CASES_EXACT`] sequences with a 3 s grace window, 8 s idle timeout, 20 s absolute
@@ -704,7 +534,7 @@ async fn run_ops(env: &super::RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
 /// A failure is shrunk to a minimal sequence, printed with the model's state.
 ///
 /// Families of all sequences share the store (each sequence uses subjects of its own).
-pub async fn model_based(env: super::RefreshEnv) -> CaseResult {
+pub async fn model_based(env: RefreshEnv) -> CaseResult {
     // On a real clock about one run in six has a short-lived family.
     let (cases, scale) = if env.clock.tolerance().is_zero() {
         (MODEL_CASES_EXACT, 1)
@@ -715,5 +545,5 @@ pub async fn model_based(env: super::RefreshEnv) -> CaseResult {
     let env = &env;
     check_model(ops, cases, |ops| async move { run_ops(env, ops).await })
         .await
-        .map_err(|message| ConformanceError { message })
+        .map_err(ConformanceError::new)
 }

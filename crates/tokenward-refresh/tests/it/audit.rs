@@ -1,20 +1,24 @@
 //! The audit event on reuse detection: target `tokenward::audit`, `WARN`, the decision, the
 //! family's `sid` and `sub`, which kind of reuse — and never a token.
+//!
+//! The events are captured by a subscriber set for this test's thread only (a current-thread
+//! runtime polls the engine there), so the other tests of the binary run alongside.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokenward_core::{ManualClock, UnixTime};
+use tokenward_core::ManualClock;
 use tokenward_refresh::{
-    MemoryRefreshStore, MintRequest, RefreshConfig, RefreshEngine, RefreshError, ReuseKind,
+    MemoryRefreshStore, RefreshConfig, RefreshEngine, RefreshError, ReuseKind,
 };
 use tokenward_revocation::MemoryRevocationStore;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
+
+use super::{T0, mint, sub};
 
 /// One captured event: target, level, and every field as a string.
 #[derive(Debug, Clone)]
@@ -66,10 +70,6 @@ impl Subscriber for Capture {
     fn exit(&self, _: &Id) {}
 }
 
-fn mint(req: MintRequest<'_>) -> Result<String, Infallible> {
-    Ok(format!("access-{}", req.sub))
-}
-
 /// The audit events captured so far.
 fn audit_events(capture: &Capture) -> Vec<Captured> {
     capture
@@ -88,16 +88,17 @@ async fn reuse_emits_an_audit_event_without_tokens() {
     // Thread-local: the current-thread runtime polls the engine on this thread.
     let _guard = tracing::subscriber::set_default(capture.clone());
 
-    let clock = ManualClock::new(UnixTime::from_secs(1_700_000_000));
-    let engine = RefreshEngine::new(
-        Arc::new(MemoryRefreshStore::new()),
-        Arc::new(MemoryRevocationStore::new()),
+    let clock = ManualClock::new(T0);
+    let engine = RefreshEngine::with_config(
+        Arc::new(MemoryRefreshStore::with_clock(Arc::new(clock.clone()))),
+        Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock.clone()))),
         RefreshConfig::new().clock(Arc::new(clock.clone())),
-    );
+    )
+    .unwrap();
     let mut tokens = Vec::new();
 
     // An older token (grandparent), within the window.
-    let login = engine.issue("alice").await.unwrap();
+    let login = engine.issue(&sub("alice"), mint).await.unwrap();
     let a = login.refresh_token.expose().to_owned();
     let b = engine.rotate(&a, Some("key"), mint).await.unwrap();
     let c = engine
@@ -117,7 +118,7 @@ async fn reuse_emits_an_audit_event_without_tokens() {
     assert_eq!(report.kind, ReuseKind::OlderToken);
 
     // The predecessor, after the window.
-    let login2 = engine.issue("bob").await.unwrap();
+    let login2 = engine.issue(&sub("bob"), mint).await.unwrap();
     let p = login2.refresh_token.expose().to_owned();
     let q = engine.rotate(&p, None, mint).await.unwrap();
     tokens.extend([p.clone(), q.refresh_token.expose().to_owned()]);

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use tokenward_refresh::{FamilyId, MemoryRefreshStore, RefreshConfig, RefreshEngine, RefreshToken};
+use tokenward_refresh::{FamilyId, MemoryRefreshStore, RefreshEngine, RefreshToken};
 use tokenward_revocation::MemoryRevocationStore;
+
+use super::{mint, sub};
 
 fn check(input: &str, valid: bool) {
     assert_eq!(RefreshToken::parse(input).is_some(), valid, "{input:?}");
@@ -13,13 +15,16 @@ fn engine() -> RefreshEngine {
     RefreshEngine::new(
         Arc::new(MemoryRefreshStore::new()),
         Arc::new(MemoryRevocationStore::new()),
-        RefreshConfig::new(),
     )
 }
 
 #[tokio::test]
 async fn parsing_is_strict() {
-    let token = engine().issue("alice").await.unwrap().refresh_token;
+    let token = engine()
+        .issue(&sub("alice"), mint)
+        .await
+        .unwrap()
+        .refresh_token;
     let s = token.expose();
     assert_eq!(s.len(), tokenward_refresh::TOKEN_LEN);
     check(s, true);

@@ -4,31 +4,32 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenward_core::{ManualClock, StoreErrorKind, UnixTime};
+use tokenward_core::{ManualClock, StoreErrorKind};
+use tokenward_refresh::conformance::StoreProbe;
 use tokenward_refresh::{
-    MIN_REUSE_HISTORY, MemoryRefreshStore, MintRequest, RefreshConfig, RefreshEngine, RefreshError,
-    RefreshStore,
+    MIN_REUSE_HISTORY, MemoryRefreshConfig, MemoryRefreshStore, RefreshConfig, RefreshEngine,
+    RefreshError, RefreshStore,
 };
 use tokenward_revocation::MemoryRevocationStore;
 
-const T0: UnixTime = UnixTime::from_secs(1_700_000_000);
+use super::{T0, mint, sub};
 
 fn engine(capacity: usize) -> (RefreshEngine, Arc<MemoryRefreshStore>, ManualClock) {
     let clock = ManualClock::new(T0);
-    let store = Arc::new(MemoryRefreshStore::with_capacity(capacity));
-    let engine = RefreshEngine::new(
+    let config = MemoryRefreshConfig::new()
+        .capacity(capacity)
+        .clock(Arc::new(clock.clone()));
+    let store = Arc::new(MemoryRefreshStore::with_config(config).unwrap());
+    let engine = RefreshEngine::with_config(
         store.clone(),
-        Arc::new(MemoryRevocationStore::new()),
+        Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock.clone()))),
         RefreshConfig::new()
             .idle_timeout(Duration::from_secs(60))
             .grace_window(Duration::ZERO)
             .clock(Arc::new(clock.clone())),
-    );
+    )
+    .unwrap();
     (engine, store, clock)
-}
-
-fn mint(_: MintRequest<'_>) -> Result<String, std::convert::Infallible> {
-    Ok("access".into())
 }
 
 #[tokio::test]
@@ -36,9 +37,9 @@ async fn a_full_store_refuses_and_expired_families_make_room() {
     let (engine, store, clock) = engine(10);
     let mut families = Vec::new();
     for _ in 0..10 {
-        families.push(engine.issue("alice").await.unwrap());
+        families.push(engine.issue(&sub("alice"), mint).await.unwrap());
     }
-    let err = engine.issue("alice").await.unwrap_err();
+    let err = engine.issue(&sub("alice"), mint).await.unwrap_err();
     assert!(
         matches!(&err, RefreshError::Store(e) if e.kind() == StoreErrorKind::CapacityExceeded),
         "{err:?}"
@@ -52,44 +53,40 @@ async fn a_full_store_refuses_and_expired_families_make_room() {
             .unwrap();
     }
     assert_eq!(store.stored(), 10);
-    // Idle for a minute: all expire, and logins find room (a login sweeps its own shard,
-    // and purges every shard before giving up).
+    // Idle for a minute: all expire, and logins find room (a login sweeps its own shard and
+    // one more, and purges every shard before giving up).
     clock.advance(Duration::from_secs(60));
-    assert!(engine.families("alice").await.unwrap().is_empty());
+    assert!(engine.families(&sub("alice")).await.unwrap().is_empty());
     for _ in 0..10 {
-        engine.issue("bob").await.unwrap();
+        engine.issue(&sub("bob"), mint).await.unwrap();
     }
     assert_eq!(store.stored(), 10, "only bob's live families are held");
-    assert_eq!(engine.families("bob").await.unwrap().len(), 10);
+    assert_eq!(engine.families(&sub("bob")).await.unwrap().len(), 10);
 }
 
 #[tokio::test]
 async fn expired_families_vanish_without_a_cleanup_job() {
     let (engine, store, clock) = engine(1000);
     for _ in 0..100 {
-        engine.issue("alice").await.unwrap();
+        engine.issue(&sub("alice"), mint).await.unwrap();
     }
-    assert_eq!(engine.families("alice").await.unwrap().len(), 100);
+    assert_eq!(engine.families(&sub("alice")).await.unwrap().len(), 100);
     clock.advance(Duration::from_secs(59));
-    assert_eq!(engine.families("alice").await.unwrap().len(), 100);
+    assert_eq!(engine.families(&sub("alice")).await.unwrap().len(), 100);
     clock.advance(Duration::from_secs(1));
-    assert!(engine.families("alice").await.unwrap().is_empty());
-    assert_eq!(store.purge_expired(clock_now(&clock)), 100);
+    assert!(engine.families(&sub("alice")).await.unwrap().is_empty());
+    assert_eq!(store.purge_expired(), 100);
     assert_eq!(store.stored(), 0);
     assert!(
-        store.stored_bytes().is_empty(),
+        store.stored_bytes().await.unwrap().is_empty(),
         "the subject index is emptied too"
     );
-}
-
-fn clock_now(clock: &ManualClock) -> UnixTime {
-    tokenward_core::Clock::now(clock)
 }
 
 #[tokio::test]
 async fn the_reuse_history_is_capped() {
     let (engine, store, _clock) = engine(10);
-    let login = engine.issue("alice").await.unwrap();
+    let login = engine.issue(&sub("alice"), mint).await.unwrap();
     let first = login.refresh_token.expose().to_owned();
     let mut tokens = vec![first];
     for _ in 0..MIN_REUSE_HISTORY + 2 {
@@ -100,11 +97,7 @@ async fn the_reuse_history_is_capped() {
     // The oldest token fell out of the history: still rejected, but no longer a theft signal.
     let err = engine.rotate(&tokens[0], None, mint).await.unwrap_err();
     assert!(matches!(err, RefreshError::Invalid), "{err:?}");
-    let info = store
-        .get(&login.family_id, clock_now(&_clock))
-        .await
-        .unwrap()
-        .unwrap();
+    let info = store.get(&login.family_id).await.unwrap().unwrap();
     assert!(!info.revoked);
     // One still remembered is.
     let err = engine.rotate(&tokens[2], None, mint).await.unwrap_err();
@@ -112,8 +105,37 @@ async fn the_reuse_history_is_capped() {
 }
 
 #[test]
+fn out_of_range_settings_are_refused_at_build() {
+    let err = MemoryRefreshStore::with_config(MemoryRefreshConfig::new().capacity(0)).unwrap_err();
+    assert_eq!(err.setting(), "capacity");
+    let engine = |config| {
+        RefreshEngine::with_config(
+            Arc::new(MemoryRefreshStore::new()),
+            Arc::new(MemoryRevocationStore::new()),
+            config,
+        )
+    };
+    for (config, setting) in [
+        (
+            RefreshConfig::new().grace_window(Duration::from_secs(121)),
+            "grace_window",
+        ),
+        (
+            RefreshConfig::new().idle_timeout(Duration::ZERO),
+            "idle_timeout",
+        ),
+        (
+            RefreshConfig::new().max_access_token_lifetime(Duration::from_secs(2 * 86_400)),
+            "max_access_token_lifetime",
+        ),
+    ] {
+        assert_eq!(engine(config).unwrap_err().setting(), setting);
+    }
+}
+
+#[test]
 fn debug_shows_no_state() {
-    let store = MemoryRefreshStore::with_capacity(5);
+    let store = MemoryRefreshStore::with_config(MemoryRefreshConfig::new().capacity(5)).unwrap();
     assert_eq!(
         format!("{store:?}"),
         "MemoryRefreshStore { stored: 0, capacity: 5 }"
