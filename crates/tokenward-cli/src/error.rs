@@ -55,7 +55,7 @@ pub(crate) enum CliError {
     Input(io::Error),
     /// The revocation store could not be built (a bad URL or setting; never its password).
     #[error("{0}")]
-    Redis(#[from] tokenward_redis::Error),
+    Redis(#[from] tokenward_redis::RedisConfigError),
     /// The revocation store failed (unreachable, timed out, corrupt data, invalid id).
     #[error("{}", chain(.0))]
     Store(#[from] StoreError),

@@ -102,7 +102,7 @@ pub enum StartError {
     Config(#[from] tokenward_guard::ConfigError),
     /// `--redis`.
     #[error("--redis: {0}")]
-    Redis(#[from] tokenward_redis::Error),
+    Redis(#[from] tokenward_redis::RedisConfigError),
     /// The token issuer.
     #[error("token issuer: {0}")]
     Issuer(#[from] tokenward_claims::IssueError),

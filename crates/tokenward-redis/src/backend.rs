@@ -15,7 +15,7 @@ use tokenward_core::StoreError;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::{RedisConfig, redact_url};
-use crate::error::Error;
+use crate::error::RedisConfigError;
 
 /// `pool_size` multiplexed connections to one Redis server, shared by every call, with the
 /// deadline every store call obeys.
@@ -92,13 +92,13 @@ impl Drop for Driver {
 impl RedisBackend {
     /// The backend for `config`. Fails only on a configuration mistake
     /// ([`RedisConfig::validate`]), never because Redis is unreachable.
-    pub fn new(config: &RedisConfig) -> Result<Self, Error> {
+    pub fn new(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         config.validate()?;
         let info = config
             .url
             .as_str()
             .into_connection_info()
-            .map_err(|source| Error::InvalidUrl {
+            .map_err(|source| RedisConfigError::InvalidUrl {
                 url: redact_url(&config.url),
                 source,
             })?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use redis::{ErrorKind, IntoConnectionInfo, RedisError};
 use serde::Deserialize;
 
-use crate::error::Error;
+use crate::error::RedisConfigError;
+use tokenward_core::SettingError;
 
 /// Where Redis is and how long tokenward may wait for it.
 ///
@@ -132,8 +133,8 @@ impl RedisConfig {
     /// `unix://`, and parseable), an `operation_timeout` above zero and a `pool_size` of at
     /// least 1. Deserializing runs it, and so does [`RedisBackend::new`](crate::RedisBackend::new).
     /// Messages name the field and never contain the password.
-    pub fn validate(&self) -> Result<(), Error> {
-        let invalid_url = |source| Error::InvalidUrl {
+    pub fn validate(&self) -> Result<(), RedisConfigError> {
+        let invalid_url = |source| RedisConfigError::InvalidUrl {
             url: self.redacted_url(),
             source,
         };
@@ -149,14 +150,10 @@ impl RedisConfig {
             .into_connection_info()
             .map_err(invalid_url)?;
         if self.operation_timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "operation_timeout must be greater than zero".to_owned(),
-            ));
+            return Err(SettingError::new("operation_timeout", "must be greater than zero").into());
         }
         if self.pool_size == 0 {
-            return Err(Error::InvalidConfig(
-                "pool_size must be at least 1".to_owned(),
-            ));
+            return Err(SettingError::new("pool_size", "must be at least 1").into());
         }
         Ok(())
     }
@@ -191,9 +188,9 @@ impl Default for RedisConfigFields {
 }
 
 impl TryFrom<RedisConfigFields> for RedisConfig {
-    type Error = Error;
+    type Error = RedisConfigError;
 
-    fn try_from(fields: RedisConfigFields) -> Result<Self, Error> {
+    fn try_from(fields: RedisConfigFields) -> Result<Self, RedisConfigError> {
         let RedisConfigFields {
             url,
             key_prefix,
@@ -366,6 +363,9 @@ mod tests {
         );
         // The builder path checks the same way.
         let err = RedisConfig::default().pool_size(0).validate().unwrap_err();
-        assert!(matches!(err, Error::InvalidConfig(_)), "{err:?}");
+        assert!(
+            matches!(&err, RedisConfigError::Setting(e) if e.setting() == "pool_size"),
+            "{err:?}"
+        );
     }
 }

@@ -8,7 +8,7 @@
 /// Messages never contain the password of the URL.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum RedisConfigError {
     /// The URL is not a Redis URL this build can use.
     #[error("invalid Redis configuration: url {url}: {source}")]
     InvalidUrl {
@@ -20,5 +20,5 @@ pub enum Error {
     },
     /// A setting is out of range.
     #[error("invalid Redis configuration: {0}")]
-    InvalidConfig(String),
+    Setting(#[from] tokenward_core::SettingError),
 }

@@ -88,7 +88,7 @@ mod stores;
 
 pub use backend::RedisBackend;
 pub use config::RedisConfig;
-pub use error::Error;
+pub use error::RedisConfigError;
 pub use ratelimit::RedisRateLimitStore;
 pub use refresh::RedisRefreshStore;
 pub use revocation::RedisRevocationStore;

@@ -12,7 +12,7 @@ use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, R
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
-use crate::error::Error;
+use crate::error::RedisConfigError;
 
 /// The longest span (emission interval, burst tolerance, findtime, bantime) the scripts see:
 /// [`MAX_SPAN`](tokenward_ratelimit::MAX_SPAN) (2^50 µs, about 35.7 years), which the quotas guarantee when they are made
@@ -230,7 +230,7 @@ pub struct RedisRateLimitStore {
 impl RedisRateLimitStore {
     /// A store on its own [`RedisBackend`] (its own connections). Never talks to Redis, so it succeeds while Redis
     /// is down (calls then fail until it is back); see [`RedisBackend::new`] for the errors.
-    pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
+    pub fn connect(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         Ok(Self::new(RedisBackend::new(config)?))
     }
 

@@ -14,7 +14,7 @@ use tokenward_refresh::{
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
-use crate::error::Error;
+use crate::error::RedisConfigError;
 
 mod reply;
 mod scripts;
@@ -121,7 +121,7 @@ pub struct RedisRefreshStore {
 impl RedisRefreshStore {
     /// A store on its own [`RedisBackend`] (its own connections). Never talks to Redis, so it succeeds while Redis
     /// is down (calls then fail until it is back); see [`RedisBackend::new`] for the errors.
-    pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
+    pub fn connect(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         Ok(Self::new(RedisBackend::new(config)?))
     }
 

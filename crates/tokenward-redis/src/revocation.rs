@@ -10,7 +10,7 @@ use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
-use crate::error::Error;
+use crate::error::RedisConfigError;
 
 /// The latest expiry written (9999-12-31T23:59:59.999Z, in ms): later `until`s are clamped to
 /// it, which keeps every value an exact integer for Lua (doubles) and for `PXAT`.
@@ -84,7 +84,7 @@ pub struct RedisRevocationStore {
 impl RedisRevocationStore {
     /// A store on its own [`RedisBackend`] (its own connections). Never talks to Redis, so it succeeds while Redis
     /// is down (calls then fail until it is back); see [`RedisBackend::new`] for the errors.
-    pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
+    pub fn connect(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         Ok(Self::new(RedisBackend::new(config)?))
     }
 

@@ -9,7 +9,7 @@ use tokenward_revocation::RevocationStatus;
 
 use crate::backend::RedisBackend;
 use crate::config::RedisConfig;
-use crate::error::Error;
+use crate::error::RedisConfigError;
 use crate::ratelimit::{
     BAN_STATUS_FN_LUA, GCRA_FN_LUA, RedisRateLimitStore, ban_decision, gcra_decision,
 };
@@ -126,7 +126,7 @@ pub struct RedisStores {
 impl RedisStores {
     /// The stores on one new backend for `config`. Never talks to Redis; see
     /// [`RedisBackend::new`] for the errors.
-    pub fn connect(config: &RedisConfig) -> Result<Self, Error> {
+    pub fn connect(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         Ok(Self::new(RedisBackend::new(config)?))
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenward_core::{Clock, StoreErrorKind, StoreId, SystemClock, TokenRef, UnixTime};
-use tokenward_redis::{Error, RedisConfig, RedisRevocationStore};
+use tokenward_redis::{RedisConfig, RedisConfigError, RedisRevocationStore};
 use tokenward_revocation::conformance::{RealClock, RevocationEnv};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
@@ -241,19 +241,22 @@ fn configuration_errors_never_show_the_password() {
         "not a url hunter2",
     ] {
         let err = RedisRevocationStore::connect(&RedisConfig::new(url)).unwrap_err();
-        assert!(matches!(err, Error::InvalidUrl { .. }), "{url}: {err:?}");
+        assert!(
+            matches!(err, RedisConfigError::InvalidUrl { .. }),
+            "{url}: {err:?}"
+        );
         let shown = format!("{err} / {err:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
     let zero = RedisConfig::default().operation_timeout(Duration::ZERO);
     assert!(matches!(
         RedisRevocationStore::connect(&zero),
-        Err(Error::InvalidConfig(_))
+        Err(RedisConfigError::Setting(_))
     ));
     let empty = RedisConfig::default().pool_size(0);
     assert!(matches!(
         RedisRevocationStore::connect(&empty),
-        Err(Error::InvalidConfig(_))
+        Err(RedisConfigError::Setting(_))
     ));
     // Debug output of a store does not leak the password either.
     let store =
