@@ -56,6 +56,31 @@ fn no_unfinished_code_or_skipped_tests() {
 }
 
 #[test]
+fn no_source_file_is_over_the_line_limit() {
+    let mut files = Vec::new();
+    for dir in ["crates", "xtask", "fuzz/fuzz_targets"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    let problems = files
+        .iter()
+        .filter_map(|file| long_file_problem(&rel(file), &read(file)))
+        .collect();
+    assert_tidy(problems);
+}
+
+#[test]
+fn crates_have_at_most_two_test_binaries() {
+    let problems = crates()
+        .iter()
+        .filter_map(|krate| {
+            let binaries = test_binaries(&krate.join("tests"));
+            test_binaries_problem(&rel(krate), &binaries)
+        })
+        .collect();
+    assert_tidy(problems);
+}
+
+#[test]
 fn crate_directory_names_match_package_names() {
     check_manifests(package_name_problem);
 }
@@ -383,6 +408,52 @@ fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
+/// Longer files hide more than one concern: split them where a real seam runs.
+const MAX_LINES: usize = 800;
+
+fn long_file_problem(file: &str, source: &str) -> Option<String> {
+    let lines = source.lines().count();
+    (lines > MAX_LINES).then(|| {
+        format!("{file}: {lines} lines, over the limit of {MAX_LINES}: split it along a seam")
+    })
+}
+
+/// Every integration-test binary links the whole dependency graph again: one per crate
+/// (`tests/it/main.rs`), a second only where process-wide state needs its own process.
+const MAX_TEST_BINARIES: usize = 2;
+
+/// The integration-test binaries Cargo finds in `tests/`: each `tests/*.rs` and each
+/// `tests/*/main.rs`.
+fn test_binaries(tests: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(tests) else {
+        return Vec::new();
+    };
+    let mut binaries: Vec<String> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "rs") || path.join("main.rs").is_file()
+        })
+        .filter_map(|path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .collect();
+    binaries.sort();
+    binaries
+}
+
+fn test_binaries_problem(krate: &str, binaries: &[String]) -> Option<String> {
+    (binaries.len() > MAX_TEST_BINARIES).then(|| {
+        format!(
+            "{krate}: {} integration-test binaries ({}), over {MAX_TEST_BINARIES}: \
+             make them modules of tests/it/main.rs",
+            binaries.len(),
+            binaries.join(", ")
+        )
+    })
+}
+
 /// `(line number, value)` of `key = value` in `[section]` of a TOML file, with the value's
 /// whitespace and trailing comment removed. Enough TOML for Cargo manifests' simple keys.
 fn find_key(toml: &str, section: &str, key: &str) -> Option<(usize, String)> {
@@ -428,6 +499,38 @@ fn assert_tidy(problems: Vec<String>) {
 /// Each check, given input it must reject.
 mod checks_can_fail {
     use super::*;
+
+    #[test]
+    fn long_file() {
+        let short = "fn main() {}\n".repeat(MAX_LINES);
+        assert_eq!(long_file_problem("a.rs", &short), None);
+        let long = format!("{short}// one more\n");
+        let problem = long_file_problem("a.rs", &long).unwrap_or_default();
+        assert!(problem.contains("a.rs: 801 lines"), "{problem}");
+    }
+
+    #[test]
+    fn test_binaries() {
+        let dir = std::env::temp_dir().join(format!("tidy-tests-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("it")).unwrap();
+        fs::create_dir_all(dir.join("fixtures")).unwrap();
+        fs::write(dir.join("it/main.rs"), "").unwrap();
+        fs::write(dir.join("it/cases.rs"), "").unwrap();
+        fs::write(dir.join("fixtures/token.txt"), "").unwrap();
+        fs::write(dir.join("audit.rs"), "").unwrap();
+        let found = super::test_binaries(&dir);
+        assert_eq!(found, ["audit.rs", "it"]);
+        assert_eq!(test_binaries_problem("crates/x", &found), None);
+        fs::write(dir.join("extra.rs"), "").unwrap();
+        let found = super::test_binaries(&dir);
+        let problem = test_binaries_problem("crates/x", &found).unwrap_or_default();
+        assert!(
+            problem.contains("crates/x: 3 integration-test binaries (audit.rs, extra.rs, it)"),
+            "{problem}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn crate_doc() {
