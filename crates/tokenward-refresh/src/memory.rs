@@ -1,14 +1,12 @@
 //! The in-memory [`RefreshStore`]: sharded, atomic per family, self-expiring, bounded.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokenward_core::memory::{Capacity, Shards};
 use tokenward_core::{SettingError, SharedClock, StoreError, StoreId, SystemClock, UnixTime};
 
 use crate::store::{
@@ -96,13 +94,9 @@ impl Default for MemoryRefreshConfig {
 ///
 /// `Debug` shows the number of families and the capacity only.
 pub struct MemoryRefreshStore {
-    shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
+    shards: Shards<Mutex<Shard>>,
     /// Live and not-yet-reclaimed families. Changed only under the family's shard lock.
-    stored: AtomicUsize,
-    /// The next shard a write sweeps besides its own.
-    sweep_cursor: AtomicUsize,
-    capacity: usize,
+    stored: Capacity,
     clock: SharedClock,
     /// `sub` → its family ids. Lock order: a shard, then this; never the other way round.
     subjects: Mutex<HashMap<String, HashSet<FamilyId>>>,
@@ -251,11 +245,8 @@ impl MemoryRefreshStore {
 
     fn build(config: MemoryRefreshConfig) -> Self {
         MemoryRefreshStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
-            stored: AtomicUsize::new(0),
-            sweep_cursor: AtomicUsize::new(0),
-            capacity: config.capacity,
+            shards: Shards::new(SHARDS, || Mutex::new(Shard::default())),
+            stored: Capacity::new(config.capacity),
             clock: config.clock,
             subjects: Mutex::new(HashMap::new()),
         }
@@ -263,12 +254,12 @@ impl MemoryRefreshStore {
 
     /// The configured capacity.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.stored.limit()
     }
 
     /// Families held in memory (live, revoked, or expired and not yet reclaimed).
     pub fn stored(&self) -> usize {
-        self.stored.load(Ordering::Acquire)
+        self.stored.stored()
     }
 
     /// Drops every expired family now; returns how many. Never needed for correctness or
@@ -319,29 +310,19 @@ impl MemoryRefreshStore {
         lock(&self.subjects).values().map(HashSet::len).sum()
     }
 
-    fn shard_index(&self, id: &FamilyId) -> usize {
-        let hash = self.hasher.hash_one(id.as_str());
-        usize::try_from(hash % self.shards.len() as u64).unwrap_or_default()
-    }
-
-    #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo len")]
-    fn shard_at(&self, index: usize) -> &Mutex<Shard> {
-        &self.shards[index % self.shards.len()]
-    }
-
     fn shard(&self, id: &FamilyId) -> &Mutex<Shard> {
-        self.shard_at(self.shard_index(id))
+        self.shards.of(id.as_str()).1
     }
 
     /// Locks `id`'s shard after sweeping it and one more shard in turn (never two shard locks
     /// at once), so expired families go away even in shards no write hashes to.
     fn write_lock(&self, id: &FamilyId, now: UnixTime) -> MutexGuard<'_, Shard> {
-        let index = self.shard_index(id);
-        let other = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let (index, own) = self.shards.of(id.as_str());
+        let (other, next) = self.shards.next_to_sweep();
         if other != index {
-            self.sweep(&mut lock(self.shard_at(other)), now);
+            self.sweep(&mut lock(next), now);
         }
-        let mut shard = lock(self.shard_at(index));
+        let mut shard = lock(own);
         self.sweep(&mut shard, now);
         shard
     }
@@ -352,7 +333,7 @@ impl MemoryRefreshStore {
         if gone.is_empty() {
             return 0;
         }
-        self.stored.fetch_sub(gone.len(), Ordering::AcqRel);
+        self.stored.release(gone.len());
         let mut subjects = lock(&self.subjects);
         for (id, sub) in &gone {
             if let Some(ids) = subjects.get_mut(sub.as_str()) {
@@ -363,14 +344,6 @@ impl MemoryRefreshStore {
             }
         }
         gone.len()
-    }
-
-    fn try_reserve(&self) -> bool {
-        self.stored
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok()
     }
 
     /// Applies `f` to the live family `id` under its shard's lock (after sweeping), keeping
@@ -400,7 +373,7 @@ impl fmt::Debug for MemoryRefreshStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRefreshStore")
             .field("stored", &self.stored())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .finish()
     }
 }
@@ -451,12 +424,12 @@ impl RefreshStore for MemoryRefreshStore {
         if shard.families.contains_key(&new.id) {
             return Err(StoreError::invalid_input("family id already exists"));
         }
-        if !self.try_reserve() {
+        if !self.stored.try_reserve() {
             drop(shard);
             self.purge_expired();
-            if !self.try_reserve() {
+            if !self.stored.try_reserve() {
                 return Err(StoreError::CapacityExceeded {
-                    capacity: self.capacity,
+                    capacity: self.capacity(),
                 });
             }
             shard = lock(self.shard(&new.id));

@@ -1,13 +1,11 @@
 //! The in-memory [`RevocationStore`]: sharded, self-expiring, bounded.
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use tokenward_core::memory::{Capacity, Shards};
 use tokenward_core::{
     SettingError, SharedClock, StoreError, StoreId, SystemClock, TokenRef, UnixTime,
 };
@@ -139,16 +137,11 @@ impl Default for MemoryRevocationConfig {
 /// # }).unwrap();
 /// ```
 pub struct MemoryRevocationStore {
-    shards: Box<[RwLock<Shard>]>,
-    /// Picks the shard of an id. Keyed per store, so ids cannot be chosen to pile into one
-    /// shard.
-    hasher: RandomState,
+    /// Picked by a hash keyed per store, so ids cannot be chosen to pile into one shard.
+    shards: Shards<RwLock<Shard>>,
     /// Entries held in all shards (live or not yet reclaimed). Only changed while holding the
     /// lock of the shard the entry belongs to.
-    stored: AtomicUsize,
-    /// The next shard a revoke sweeps besides its own.
-    sweep_cursor: AtomicUsize,
-    capacity: usize,
+    stored: Capacity,
     clock: SharedClock,
 }
 
@@ -312,20 +305,15 @@ impl MemoryRevocationStore {
     /// `config.shards` is in range (the defaults are).
     fn build(config: MemoryRevocationConfig) -> Self {
         MemoryRevocationStore {
-            shards: (0..config.shards.max(1))
-                .map(|_| RwLock::new(Shard::default()))
-                .collect(),
-            hasher: RandomState::new(),
-            stored: AtomicUsize::new(0),
-            sweep_cursor: AtomicUsize::new(0),
-            capacity: config.capacity,
+            shards: Shards::new(config.shards, || RwLock::new(Shard::default())),
+            stored: Capacity::new(config.capacity),
             clock: config.clock,
         }
     }
 
     /// The configured capacity.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.stored.limit()
     }
 
     /// The number of live revocations (entries whose `until` is still ahead). Expired entries
@@ -350,7 +338,7 @@ impl MemoryRevocationStore {
     /// reclaimed (they no longer match anything). A metric for operators; it never exceeds
     /// the capacity.
     pub fn stored(&self) -> usize {
-        self.stored.load(Ordering::Acquire)
+        self.stored.stored()
     }
 
     /// Every id held, each as one buffer (the conformance probe's `stored_bytes`).
@@ -381,39 +369,13 @@ impl MemoryRevocationStore {
     /// Pops the expired entries of a locked shard and keeps the global count in step.
     fn sweep(&self, shard: &mut Shard, now: UnixTime) -> usize {
         let removed = shard.pop_expired(now);
-        if removed > 0 {
-            self.stored.fetch_sub(removed, Ordering::AcqRel);
-        }
+        self.stored.release(removed);
         removed
-    }
-
-    fn shard_index(&self, kind: Kind, id: &str) -> usize {
-        // `shards.len()` is at least 1 (see `build`), and the remainder is below it;
-        // the u64 → usize conversion of a remainder below `len` cannot truncate.
-        let hash = self.hasher.hash_one((kind, id));
-        usize::try_from(hash % self.shards.len() as u64).unwrap_or_default()
-    }
-
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "shard_index is always below shards.len()"
-    )]
-    fn shard(&self, index: usize) -> &RwLock<Shard> {
-        &self.shards[index]
     }
 
     /// The live entry for `id`, if any; a shared lock on one shard.
     fn lookup(&self, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
-        read(self.shard(self.shard_index(kind, id))).live(kind, id, now)
-    }
-
-    /// Takes one slot of capacity, if there is one.
-    fn try_reserve(&self) -> bool {
-        self.stored
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok()
+        read(self.shards.of((kind, id)).1).live(kind, id, now)
     }
 
     fn revoke(&self, kind: Kind, id: &str, new: Entry) -> Result<(), StoreError> {
@@ -422,13 +384,13 @@ impl MemoryRevocationStore {
             // Nothing this entry could match is still valid.
             return Ok(());
         }
-        let index = self.shard_index(kind, id);
-        let result = self.revoke_in_shard(kind, id, new, index, now);
+        let (index, shard) = self.shards.of((kind, id));
+        let result = self.revoke_in_shard(kind, id, new, shard, now);
         // Reclaim one more shard in turn, so that expired entries go away even in shards
         // that no revoke happens to hash to. Never while holding another shard's lock.
-        let other = self.sweep_cursor.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let (other, next) = self.shards.next_to_sweep();
         if other != index {
-            self.sweep(&mut write(self.shard(other)), now);
+            self.sweep(&mut write(next), now);
         }
         result
     }
@@ -438,18 +400,18 @@ impl MemoryRevocationStore {
         kind: Kind,
         id: &str,
         new: Entry,
-        index: usize,
+        shard: &RwLock<Shard>,
         now: UnixTime,
     ) -> Result<(), StoreError> {
         let mut purged_everything = false;
         loop {
             {
-                let mut shard = write(self.shard(index));
+                let mut shard = write(shard);
                 self.sweep(&mut shard, now);
                 if let Extended::Done = shard.extend(kind, id, new) {
                     return Ok(());
                 }
-                if self.try_reserve() {
+                if self.stored.try_reserve() {
                     shard.insert(kind, id, new);
                     return Ok(());
                 }
@@ -458,7 +420,7 @@ impl MemoryRevocationStore {
             // that no two shard locks are ever held together), then try once more.
             if purged_everything {
                 return Err(StoreError::CapacityExceeded {
-                    capacity: self.capacity,
+                    capacity: self.capacity(),
                 });
             }
             self.purge_expired_at(now);
@@ -494,7 +456,7 @@ impl Default for MemoryRevocationStore {
 impl fmt::Debug for MemoryRevocationStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRevocationStore")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .field("shards", &self.shards.len())
             .field("stored", &self.stored())
             .field("clock", &self.clock)

@@ -74,7 +74,7 @@ fn extension_moves_the_index_element() {
         assert_consistent(&store);
         assert_eq!(store.stored(), 2);
         let held = |kind| {
-            let shard = read(store.shard(store.shard_index(kind, "a")));
+            let shard = read(store.shards.of((kind, "a")).1);
             shard.map(kind).get("a").map(|e| e.until)
         };
         assert_eq!(held(Kind::Token), Some(long));
@@ -102,7 +102,7 @@ fn subject_extension_keeps_the_later_cutoff_and_until() {
         store.revoke_subject(&id("u"), late, early).await.unwrap();
         store.revoke_subject(&id("u"), early, late).await.unwrap();
         assert_consistent(&store);
-        let shard = read(store.shard(0));
+        let shard = read(store.shards.at(0));
         assert_eq!(
             shard.subjects.get("u").copied(),
             Some(Entry {
@@ -127,7 +127,7 @@ fn an_expired_entry_is_replaced_not_extended() {
             .revoke_subject(&id("u"), T0, T0.saturating_add(secs(100)))
             .await
             .unwrap();
-        let before = read(store.shard(0)).subjects.get("u").map(|e| e.before);
+        let before = read(store.shards.at(0)).subjects.get("u").map(|e| e.before);
         assert_eq!(before, Some(T0));
         assert_consistent(&store);
         assert_eq!(store.stored(), 1);
