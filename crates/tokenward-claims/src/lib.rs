@@ -11,6 +11,9 @@
 //!
 //! - [`Key`] / [`KeySet`] / [`SharedKeySet`] — keys by `kid`, each bound to one algorithm; one
 //!   active signer plus retired verify-only keys; PEM, JWK and JWKS in, JWKS out.
+//! - [`KeySet::load_jwks`] / [`JwksOptions`] — key sets as identity providers publish them:
+//!   keys without `alg` bound to their key type's one algorithm, encryption keys and
+//!   unsupported key types skipped with a reason ([`SkippedKey`]).
 //! - [`ValidationPolicy`] / [`Validator`] / [`IssuerRouter`] — what a token must satisfy, and
 //!   several policies (issuers) in one process without mixing their keys.
 //! - [`TokenIssuer`] — short-lived access tokens (15 minutes by default) with random `jti`.
@@ -77,6 +80,7 @@ mod claims;
 pub mod crypto;
 mod header;
 mod issue;
+mod jwks;
 mod key;
 mod keyset;
 mod policy;
@@ -87,6 +91,7 @@ pub use claims::{Audience, NoCustomClaims, REGISTERED_CLAIMS, RegisteredClaims};
 pub use issue::{
     AccessToken, DEFAULT_ACCESS_TTL, IssueError, IssuedToken, TokenIssuer, TokenIssuerBuilder,
 };
+pub use jwks::{JwksLoad, JwksOptions, SkipKind, SkippedKey};
 pub use key::{Key, KeyError, MAX_KID_LEN, generate_pkcs8, generate_secret};
 pub use keyset::{KeyResolver, KeySet, KeySetError, SharedKeySet};
 pub use policy::{

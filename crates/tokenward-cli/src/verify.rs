@@ -30,7 +30,9 @@ pub(crate) struct Args {
     /// The token, used exactly as given. Omit it (or give `-`) to read tokens from stdin.
     #[arg(value_name = "TOKEN")]
     token: Option<OsString>,
-    /// Trusted keys: a JWKS file (public keys, or `oct` secrets for HS*).
+    /// Trusted keys: a JWKS file (public keys, or `oct` secrets for HS*), as identity
+    /// providers publish it: keys without `alg` bind to their key type's one algorithm (RSA:
+    /// RS256), encryption keys and unsupported key types are skipped with a warning.
     #[arg(long, value_name = "FILE")]
     jwks: Option<PathBuf>,
     /// Trusted key: a PEM file (public or private key); needs exactly one --alg.

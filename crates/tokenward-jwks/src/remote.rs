@@ -469,7 +469,10 @@ impl Inner {
                 self.cfg.max_response_size,
             )
             .await?;
-            Ok((fetch::parse_jwks(&body, &url)?, freshness))
+            Ok((
+                fetch::parse_jwks(&body, &url, &self.cfg.jwks_options)?,
+                freshness,
+            ))
         }
         .await;
         if result.is_err() && matches!(self.cfg.source.kind, SourceKind::OidcIssuer(_)) {
