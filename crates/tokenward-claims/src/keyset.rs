@@ -241,6 +241,16 @@ pub trait KeyResolver: Send + Sync + 'static {
     /// `kid` is `None` for tokens without a `kid` header; return a key for that only when the
     /// choice is unambiguous (a resolver holding exactly one key).
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>>;
+
+    /// The key for a token with `kid` (or none) and header algorithm `alg`. The validator
+    /// calls this; the key's own algorithm must still equal `alg`.
+    ///
+    /// For a token without `kid`, return a key only when exactly one key of the set is bound
+    /// to `alg` ([`KeySet`] does). The default asks [`resolve`](Self::resolve).
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        let _ = alg;
+        self.resolve(kid)
+    }
 }
 
 impl KeyResolver for KeySet {
@@ -249,6 +259,18 @@ impl KeyResolver for KeySet {
             Some(kid) => self.keys.get(kid).cloned(),
             None if self.keys.len() == 1 => self.keys.values().next().cloned(),
             None => None,
+        }
+    }
+
+    /// By `kid`; without one, the key bound to `alg` when it is the only such key.
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        if kid.is_some() {
+            return self.resolve(kid);
+        }
+        let mut fitting = self.keys.values().filter(|k| k.algorithm() == alg);
+        match (fitting.next(), fitting.next()) {
+            (Some(key), None) => Some(Arc::clone(key)),
+            _ => None,
         }
     }
 }
@@ -306,15 +328,20 @@ impl SharedKeySet {
 
 impl KeyResolver for SharedKeySet {
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
-        self.inner
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .resolve(kid)
+        self.snapshot().resolve(kid)
+    }
+
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        self.snapshot().resolve_for(kid, alg)
     }
 }
 
 impl<R: KeyResolver + ?Sized> KeyResolver for Arc<R> {
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
         (**self).resolve(kid)
+    }
+
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        (**self).resolve_for(kid, alg)
     }
 }

@@ -119,7 +119,7 @@ pub(crate) fn whole_secs(d: Duration) -> Option<u64> {
 /// | required claims | `exp`, `iat`, `iss`, `aud`, `sub`, `jti` |
 /// | accepted `typ` | `JWT`, `at+jwt`; a token without `typ` is accepted unless [`PolicyBuilder::require_typ`] |
 /// | maximum token size | 8 KiB, checked before any decoding |
-/// | `kid` | required, unless [`PolicyBuilder::dangerous_allow_missing_kid`] and the key set has one key |
+/// | `kid` | optional: a token without `kid` verifies when exactly one key is bound to its `alg` (a Rails app on the `jwt` gem sends none); [`PolicyBuilder::require_kid`] rejects it |
 /// | clock | the system clock |
 ///
 /// ```
@@ -166,7 +166,7 @@ impl ValidationPolicy {
             typ: vec!["JWT".to_owned(), "at+jwt".to_owned()],
             require_typ: false,
             max_token_size: DEFAULT_MAX_TOKEN_SIZE,
-            require_kid: true,
+            require_kid: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -339,11 +339,12 @@ impl PolicyBuilder {
         self
     }
 
-    /// **Dangerous**: accepts tokens without `kid` when the key resolver has one key to offer
-    /// for them (a key set of exactly one key). Such tokens survive no key rotation: once a
-    /// second key is added, none of them verifies.
-    pub fn dangerous_allow_missing_kid(mut self) -> Self {
-        self.require_kid = false;
+    /// Rejects tokens without a `kid` header (class `key`). By default such a token verifies
+    /// when exactly one key of the set is bound to its `alg` — safe, since that key alone
+    /// decides the algorithm — but it survives no rotation to a second key of the same
+    /// algorithm; require `kid` once every issuer sends one.
+    pub fn require_kid(mut self) -> Self {
+        self.require_kid = true;
         self
     }
 

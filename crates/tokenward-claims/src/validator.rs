@@ -45,7 +45,9 @@ impl<C> Verified<C> {
 ///
 /// Cheap to clone (shares the policy and keys). The algorithm always comes from the key
 /// selected by `kid`, never from the header: a header `alg` that differs from the key's is
-/// rejected, and `none` never verifies.
+/// rejected, and `none` never verifies. A token without `kid` verifies only when exactly one
+/// key of the set is bound to its `alg` (class `key` otherwise; or always, with
+/// [`PolicyBuilder::require_kid`](crate::PolicyBuilder::require_kid)).
 ///
 /// ```
 /// use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, RejectionClass, TokenIssuer, ValidationPolicy, Validator};
@@ -203,8 +205,14 @@ impl Validator {
         }
         let key = self
             .keys
-            .resolve(header.kid.as_deref())
-            .ok_or_else(|| reject!(Key, "no trusted key for this token's `kid`"))?;
+            .resolve_for(header.kid.as_deref(), alg)
+            .ok_or_else(|| match header.kid {
+                Some(_) => reject!(Key, "no trusted key for this token's `kid`"),
+                None => reject!(
+                    Key,
+                    "token has no `kid` and not exactly one key is bound to its `alg`"
+                ),
+            })?;
         if key.algorithm() != alg {
             return Err(reject!(
                 Algorithm,

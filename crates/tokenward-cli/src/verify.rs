@@ -207,7 +207,7 @@ fn validator(args: &Args) -> Result<Validator, CliError> {
             ));
         }
     };
-    let policy = policy.dangerous_allow_missing_kid().build()?;
+    let policy = policy.build()?;
     Ok(if args.kid.is_some() {
         Validator::new(policy, KeySet::single(key))
     } else {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::Url;
-use tokenward_claims::{Key, KeyResolver, KeySet, MAX_KID_LEN};
+use tokenward_claims::{Algorithm, Key, KeyResolver, KeySet, MAX_KID_LEN};
 use tokenward_core::UnixTime;
 use tokio::sync::watch;
 
@@ -256,6 +256,12 @@ impl KeyResolver for RemoteKeySet {
     /// fetched yet, or past the maximum staleness. Never does I/O and never waits for a fetch.
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
         self.snapshot().ok()?.resolve(kid)
+    }
+
+    /// As [`resolve`](Self::resolve); a token without `kid` gets the one key bound to its
+    /// `alg`, if exactly one is.
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        self.snapshot().ok()?.resolve_for(kid, alg)
     }
 }
 
