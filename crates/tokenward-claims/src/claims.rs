@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use tokenward_core::{TokenRef, UnixTime};
 
+use crate::grants::Extras;
 use crate::rejection::{Rejection, reject};
 
 /// The names of the claims tokenward parses itself. Custom claims types see every *other*
@@ -338,9 +339,19 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
 }
 
 /// Parses a payload once: registered claims strictly, the rest into `C`.
+#[cfg(test)]
 pub(crate) fn parse_payload<C: DeserializeOwned>(
     payload: &[u8],
 ) -> Result<(RegisteredClaims, C), Rejection> {
+    parse_payload_with(payload, &[]).map(|(r, c, _)| (r, c))
+}
+
+/// Parses a payload once: registered claims strictly, the members named in `wanted` (a
+/// profile's scopes, roles, token kind, ...) as JSON values, the rest into `C`.
+pub(crate) fn parse_payload_with<C: DeserializeOwned>(
+    payload: &[u8],
+    wanted: &[&str],
+) -> Result<(RegisteredClaims, C, Extras), Rejection> {
     // UTF-8 first (RFC 7519 §7.2): not left to serde_json, which skips ignored strings
     // without validating them (see `header::parse`).
     let payload =
@@ -352,11 +363,19 @@ pub(crate) fn parse_payload<C: DeserializeOwned>(
             reject!(Malformed, "payload is not a JSON object")
         }
     })?;
+    let mut extras = Extras::default();
+    for (name, value) in &raw.rest {
+        if wanted.contains(&&**name) {
+            let value = serde_json::from_str(value.get())
+                .map_err(|_| reject!(Claims, "claim `{name}` is not acceptable JSON"))?;
+            extras.push(name.to_string(), value);
+        }
+    }
     let custom = C::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(
         raw.rest.into_iter(),
     ))
     .map_err(|e| reject!(Claims, "custom claims: {}", sanitize_custom(&e)))?;
-    Ok((raw.registered, custom))
+    Ok((raw.registered, custom, extras))
 }
 
 /// serde_json appends " at line L column C"; the message before it is ours.

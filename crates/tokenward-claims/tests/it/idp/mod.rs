@@ -3,6 +3,7 @@
 //! tests: what must load and verify, and the attacks their quirks invite.
 
 mod jwks;
+mod profiles;
 
 use serde_json::{Value, json};
 use tokenward_claims::{Algorithm, Key};
