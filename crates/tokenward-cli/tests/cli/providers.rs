@@ -154,3 +154,321 @@ fn a_key_set_of_only_encryption_keys_is_an_error() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("no usable key"), "{}", out.stderr);
 }
+
+const TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+const OTHER_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+/// `(kid, payload)` of a token as each provider issues it, valid at NOW + 60.
+fn provider_token(provider: &str, overrides: Value) -> String {
+    let (kid, mut payload) = match provider {
+        "entra" => (
+            "entra-1",
+            json!({
+                "aud": "api://orders", "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+                "iat": NOW, "nbf": NOW, "exp": NOW + 75 * 60, "scp": "Orders.Read Orders.Write",
+                "roles": ["Orders.Admin"], "sub": "s-alice", "tid": TENANT, "uti": "u1", "ver": "2.0",
+            }),
+        ),
+        "keycloak" => (
+            "kc-sig",
+            json!({
+                "exp": NOW + 300, "iat": NOW, "jti": "j1", "iss": "https://kc.example.com/realms/acme",
+                "aud": ["orders-api", "account"], "sub": "alice", "typ": "Bearer", "azp": "orders-web",
+                "realm_access": {"roles": ["user"]},
+                "resource_access": {"orders-web": {"roles": ["orders-admin"]}}, "scope": "openid profile",
+            }),
+        ),
+        "cognito" => (
+            "entra-1",
+            json!({
+                "sub": "alice", "cognito:groups": ["admins"], "client_id": "client-1",
+                "iss": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf",
+                "token_use": "access", "scope": "orders/read", "exp": NOW + 3600, "iat": NOW, "jti": "j1",
+            }),
+        ),
+        "auth0" => (
+            "entra-1",
+            json!({
+                "iss": "https://acme.eu.auth0.com/", "sub": "auth0|1",
+                "aud": ["https://orders.example.com", "https://acme.eu.auth0.com/userinfo"],
+                "iat": NOW, "exp": NOW + 86_400, "scope": "read:orders", "permissions": ["read:orders"],
+            }),
+        ),
+        "okta" => (
+            "entra-1",
+            json!({
+                "jti": "AT.1", "iss": "https://dev-1.okta.com/oauth2/default", "aud": "api://default",
+                "iat": NOW, "exp": NOW + 3600, "scp": ["openid", "orders.read"], "sub": "alice",
+                "groups": ["Admins"],
+            }),
+        ),
+        _ => (
+            "entra-1",
+            json!({
+                "iss": "accounts.google.com", "aud": "1234-abc.apps.googleusercontent.com",
+                "sub": "1101", "iat": NOW, "exp": NOW + 3600, "email": "alice@gmail.com",
+            }),
+        ),
+    };
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            payload.as_object_mut().unwrap().remove(k);
+        } else {
+            payload[k] = v.clone();
+        }
+    }
+    sign(
+        &key("sig", RSA_PRIVATE),
+        &json!({"alg": "RS256", "kid": kid}),
+        &payload,
+    )
+}
+
+/// The flags a provider's tokens are verified with.
+fn provider_flags(provider: &str) -> Vec<&'static str> {
+    match provider {
+        "entra" => vec![
+            "--profile",
+            "entra",
+            "--iss",
+            "https://login.microsoftonline.com/{tenantid}/v2.0",
+            "--iss",
+            "https://sts.windows.net/{tenantid}/",
+            "--aud",
+            "api://orders",
+        ],
+        "keycloak" => vec![
+            "--profile",
+            "keycloak",
+            "--iss",
+            "https://kc.example.com/realms/acme",
+            "--aud",
+            "orders-api",
+        ],
+        "cognito" => vec![
+            "--profile",
+            "cognito",
+            "--iss",
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf",
+            "--aud",
+            "client-1",
+        ],
+        "auth0" => vec![
+            "--profile",
+            "auth0",
+            "--iss",
+            "https://acme.eu.auth0.com/",
+            "--aud",
+            "https://orders.example.com",
+        ],
+        "okta" => vec![
+            "--profile",
+            "okta",
+            "--iss",
+            "https://dev-1.okta.com/oauth2/default",
+            "--aud",
+            "api://default",
+        ],
+        _ => vec![
+            "--profile",
+            "google",
+            "--iss",
+            "https://accounts.google.com",
+            "--aud",
+            "1234-abc.apps.googleusercontent.com",
+        ],
+    }
+}
+
+#[test]
+fn profiles_scopes_roles_and_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = provider_jwks(dir.path());
+    // (provider, token overrides, extra flags, expected class)
+    let cases: Vec<(&str, Value, &[&str], &str)> = vec![
+        ("entra", json!({}), &[], "valid"),
+        (
+            "entra",
+            json!({}),
+            &[
+                "--scope",
+                "Orders.Read",
+                "--scope",
+                "Orders.Write",
+                "--role",
+                "Orders.Admin",
+            ],
+            "valid",
+        ),
+        ("entra", json!({}), &["--scope", "Orders.Delete"], "scope"),
+        ("entra", json!({}), &["--role", "Billing.Admin"], "scope"),
+        ("entra", json!({}), &["--tenant", TENANT], "valid"),
+        (
+            "entra",
+            json!({"iss": format!("https://login.microsoftonline.com/{OTHER_TENANT}/v2.0"), "tid": OTHER_TENANT}),
+            &["--tenant", TENANT],
+            "issuer",
+        ),
+        (
+            "entra",
+            json!({"iss": format!("https://sts.windows.net/{TENANT}/"), "ver": "1.0"}),
+            &["--tenant", TENANT],
+            "valid",
+        ),
+        ("entra", json!({"tid": OTHER_TENANT}), &[], "issuer"),
+        ("entra", json!({}), &["--max-lifetime", "3600"], "claims"),
+        (
+            "keycloak",
+            json!({}),
+            &[
+                "--role",
+                "user",
+                "--role",
+                "orders-admin",
+                "--scope",
+                "profile",
+            ],
+            "valid",
+        ),
+        ("keycloak", json!({"typ": "ID"}), &[], "typ"),
+        ("keycloak", json!({"typ": "Refresh"}), &[], "typ"),
+        ("keycloak", json!({"aud": "billing-api"}), &[], "audience"),
+        (
+            "cognito",
+            json!({}),
+            &["--role", "admins", "--scope", "orders/read"],
+            "valid",
+        ),
+        (
+            "cognito",
+            json!({"token_use": "id", "aud": "client-1", "client_id": null}),
+            &[],
+            "typ",
+        ),
+        ("cognito", json!({"client_id": "client-2"}), &[], "audience"),
+        (
+            "auth0",
+            json!({}),
+            &["--role", "read:orders", "--scope", "read:orders"],
+            "valid",
+        ),
+        ("auth0", json!({}), &["--max-lifetime", "3600"], "claims"),
+        (
+            "auth0",
+            json!({"aud": "https://billing.example.com"}),
+            &[],
+            "audience",
+        ),
+        (
+            "okta",
+            json!({}),
+            &["--scope", "orders.read", "--role", "Admins"],
+            "valid",
+        ),
+        ("okta", json!({}), &["--scope", "orders.write"], "scope"),
+        ("google", json!({}), &[], "valid"),
+        (
+            "google",
+            json!({"iss": "https://accounts.google.com"}),
+            &[],
+            "valid",
+        ),
+        (
+            "google",
+            json!({"iss": "https://accounts.google.com.evil.example"}),
+            &[],
+            "issuer",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (provider, overrides, extra, class) in cases {
+        let token = provider_token(provider, overrides.clone());
+        let mut flags = provider_flags(provider);
+        flags.extend_from_slice(extra);
+        let out = verify_with(&jwks, &token, &flags);
+        let lines = json_lines(&out.stdout);
+        let got = class_of(&lines[0]);
+        if got != class || out.code != i32::from(class != "valid") {
+            failures.push(format!(
+                "{provider} {overrides} {extra:?}: expected {class}, got {got} (exit {}): {}",
+                out.code, out.stdout
+            ));
+        }
+        if class == "scope" {
+            // The answer's shape: exactly valid, class and reason.
+            let keys: Vec<&String> = lines[0].as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["class", "reason", "valid"], "{}", out.stdout);
+            assert_eq!(lines[0]["valid"], false);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn profile_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = provider_jwks(dir.path());
+    let token = provider_token("entra", json!({}));
+    for (name, flags, needle) in [
+        (
+            "unknown profile",
+            vec!["--profile", "azure", "--iss", ISS, "--aud", AUD],
+            "unknown profile",
+        ),
+        (
+            "tenant without a template",
+            vec![
+                "--profile",
+                "entra",
+                "--iss",
+                ISS,
+                "--aud",
+                AUD,
+                "--tenant",
+                TENANT,
+            ],
+            "tenant",
+        ),
+        (
+            "tenant not a GUID",
+            vec![
+                "--profile",
+                "entra",
+                "--iss",
+                "https://sts.windows.net/{tenantid}/",
+                "--aud",
+                AUD,
+                "--tenant",
+                "contoso",
+            ],
+            "tenant",
+        ),
+        (
+            "template without the entra profile",
+            vec!["--iss", "https://sts.windows.net/{tenantid}/", "--aud", AUD],
+            "issuer",
+        ),
+        (
+            "HMAC for alg-less RSA keys",
+            vec!["--rsa-alg", "HS256", "--iss", ISS, "--aud", AUD],
+            "HS256",
+        ),
+    ] {
+        let out = verify_with(&jwks, &token, &flags);
+        assert_eq!(out.code, 2, "{name}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(needle), "{name}: {}", out.stderr);
+    }
+    // --rsa-alg PS256: the alg-less Entra key is then a PS256 key, and RS256 tokens meet
+    // class `algorithm`.
+    let out = verify_with(
+        &jwks,
+        &token,
+        &["--rsa-alg", "PS256", "--iss", ISS, "--aud", AUD],
+    );
+    assert_eq!(
+        class_of(&json_lines(&out.stdout)[0]),
+        "algorithm",
+        "{}",
+        out.stderr
+    );
+}
