@@ -17,7 +17,7 @@
 //! the key pins the algorithm, `none` never verifies, the size is capped before decoding, and
 //! every rejection has a stable class (`signature`, `expired`, `audience`, ...; `scope` when a
 //! valid token lacks a `--scope` or `--role`). `--profile` applies an identity provider's
-//! conventions. Its exit
+//! conventions (docs/identity-providers.md). Its exit
 //! status is 0 when every token is valid, 1 when any is rejected, and 2 on a usage or key
 //! error. Error messages name files, never key material, and rejections never echo the token.
 //!
