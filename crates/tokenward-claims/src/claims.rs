@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use tokenward_core::{TokenRef, UnixTime};
 
+use crate::grants::Extras;
 use crate::rejection::{Rejection, reject};
 
 /// The names of the claims tokenward parses itself. Custom claims types see every *other*
@@ -96,8 +97,11 @@ impl<'de> Deserialize<'de> for Audience {
 
 /// The registered claims of a token (RFC 7519 §4.1, plus `sid` and the RFC 8693 `scope`).
 ///
-/// Times are whole seconds since the Unix epoch (`NumericDate`); non-integer, negative,
-/// string-typed or out-of-range values are rejected when parsing.
+/// Times are seconds since the Unix epoch (`NumericDate`). A fraction (`"exp": 1767229200.5`,
+/// allowed by RFC 7519 §2) is accepted and rounded towards the stricter answer: `exp` and
+/// `iat` down, `nbf` up. Negative, string-typed or out-of-range values (over 2⁵³ when
+/// fractional) are rejected when parsing (JSON has no NaN or Infinity). Empty `jti`, `sub`
+/// and `sid` are rejected too: an empty id can never be revoked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RegisteredClaims {
@@ -219,6 +223,69 @@ fn set<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
     Ok(())
 }
 
+/// A `NumericDate`: whole seconds, and whether a fraction was dropped.
+struct NumericDate {
+    floor: u64,
+    fraction: bool,
+}
+
+impl NumericDate {
+    /// Rounded up: for `nbf`, so a fractional start is never accepted early.
+    fn ceil(&self) -> u64 {
+        self.floor.saturating_add(u64::from(self.fraction))
+    }
+}
+
+/// The largest fractional `NumericDate` accepted: 2⁵³, beyond which an `f64` has no fraction.
+const MAX_FRACTIONAL_DATE: f64 = 9_007_199_254_740_992.0;
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative number of seconds")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate {
+                    floor: v,
+                    fraction: false,
+                })
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumericDate, E> {
+                if !v.is_finite() || (v.is_sign_negative() && v != 0.0) || v > MAX_FRACTIONAL_DATE {
+                    return Err(de::Error::custom("out of range"));
+                }
+                let floor = v.floor();
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "finite, non-negative and at most 2^53: exact in u64"
+                )]
+                let whole = floor as u64;
+                Ok(NumericDate {
+                    floor: whole,
+                    fraction: v > floor,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn date<'de, A: MapAccess<'de>>(
+    slot: &Option<u64>,
+    name: &'static str,
+    map: &mut A,
+) -> Result<NumericDate, A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::custom(format_args!("duplicate claim `{name}`")));
+    }
+    map.next_value::<NumericDate>()
+        .map_err(|_| de::Error::custom(format_args!("claim `{name}` has the wrong type")))
+}
+
 impl<'de> Deserialize<'de> for RawPayload<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -235,9 +302,9 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
                         "iss" => set(&mut r.iss, "iss", &mut map)?,
                         "sub" => set(&mut r.sub, "sub", &mut map)?,
                         "aud" => set(&mut r.aud, "aud", &mut map)?,
-                        "exp" => set(&mut r.exp, "exp", &mut map)?,
-                        "nbf" => set(&mut r.nbf, "nbf", &mut map)?,
-                        "iat" => set(&mut r.iat, "iat", &mut map)?,
+                        "exp" => r.exp = Some(date(&r.exp, "exp", &mut map)?.floor),
+                        "nbf" => r.nbf = Some(date(&r.nbf, "nbf", &mut map)?.ceil()),
+                        "iat" => r.iat = Some(date(&r.iat, "iat", &mut map)?.floor),
                         "jti" => set(&mut r.jti, "jti", &mut map)?,
                         "sid" => set(&mut r.sid, "sid", &mut map)?,
                         "scope" => set(&mut r.scope, "scope", &mut map)?,
@@ -245,6 +312,13 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
                             let value: &'de RawValue = map.next_value()?;
                             rest.push((key, value));
                         }
+                    }
+                }
+                for (name, id) in [("jti", &r.jti), ("sub", &r.sub), ("sid", &r.sid)] {
+                    if id.as_deref() == Some("") {
+                        return Err(de::Error::custom(format_args!(
+                            "claim `{name}` is empty (it could never be revoked)"
+                        )));
                     }
                 }
                 // Duplicate names among the other members (RFC 7519 §4: MUST reject or take
@@ -265,9 +339,19 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
 }
 
 /// Parses a payload once: registered claims strictly, the rest into `C`.
+#[cfg(test)]
 pub(crate) fn parse_payload<C: DeserializeOwned>(
     payload: &[u8],
 ) -> Result<(RegisteredClaims, C), Rejection> {
+    parse_payload_with(payload, &[]).map(|(r, c, _)| (r, c))
+}
+
+/// Parses a payload once: registered claims strictly, the members named in `wanted` (a
+/// profile's scopes, roles, token kind, ...) as JSON values, the rest into `C`.
+pub(crate) fn parse_payload_with<C: DeserializeOwned>(
+    payload: &[u8],
+    wanted: &[&str],
+) -> Result<(RegisteredClaims, C, Extras), Rejection> {
     // UTF-8 first (RFC 7519 §7.2): not left to serde_json, which skips ignored strings
     // without validating them (see `header::parse`).
     let payload =
@@ -279,11 +363,19 @@ pub(crate) fn parse_payload<C: DeserializeOwned>(
             reject!(Malformed, "payload is not a JSON object")
         }
     })?;
+    let mut extras = Extras::default();
+    for (name, value) in &raw.rest {
+        if wanted.contains(&&**name) {
+            let value = serde_json::from_str(value.get())
+                .map_err(|_| reject!(Claims, "claim `{name}` is not acceptable JSON"))?;
+            extras.push(name.to_string(), value);
+        }
+    }
     let custom = C::deserialize(de::value::MapDeserializer::<_, serde_json::Error>::new(
         raw.rest.into_iter(),
     ))
     .map_err(|e| reject!(Claims, "custom claims: {}", sanitize_custom(&e)))?;
-    Ok((raw.registered, custom))
+    Ok((raw.registered, custom, extras))
 }
 
 /// serde_json appends " at line L column C"; the message before it is ours.
@@ -334,6 +426,25 @@ mod tests {
     }
 
     #[test]
+    fn fractional_dates_round_towards_the_stricter_answer() {
+        let (r, _) =
+            parse(r#"{"exp":1767229200.5,"nbf":1767229100.25,"iat":1767229100.75}"#).unwrap();
+        assert_eq!(
+            (r.exp, r.nbf, r.iat),
+            (
+                Some(1_767_229_200),
+                Some(1_767_229_101),
+                Some(1_767_229_100)
+            )
+        );
+        let (r, _) = parse(r#"{"exp":1767229200.0,"nbf":0.0,"iat":1e9}"#).unwrap();
+        assert_eq!(
+            (r.exp, r.nbf, r.iat),
+            (Some(1_767_229_200), Some(0), Some(1_000_000_000))
+        );
+    }
+
+    #[test]
     fn escaped_member_names_are_the_same_claim() {
         let err = parse(r#"{"exp":1,"\u0065xp":2}"#).unwrap_err();
         assert_eq!(err.class(), RejectionClass::Claims);
@@ -345,7 +456,12 @@ mod tests {
     fn strict_types_and_duplicates() {
         for (json, class) in [
             (r#"{"exp":"999"}"#, RejectionClass::Claims),
-            (r#"{"exp":1.5}"#, RejectionClass::Claims),
+            (r#"{"exp":1e400}"#, RejectionClass::Claims),
+            (r#"{"exp":-0.5}"#, RejectionClass::Claims),
+            (r#"{"exp":1e16}"#, RejectionClass::Claims),
+            (r#"{"jti":""}"#, RejectionClass::Claims),
+            (r#"{"sub":""}"#, RejectionClass::Claims),
+            (r#"{"sid":""}"#, RejectionClass::Claims),
             (r#"{"exp":-1}"#, RejectionClass::Claims),
             (r#"{"exp":1e30}"#, RejectionClass::Claims),
             (r#"{"iss":42}"#, RejectionClass::Claims),

@@ -6,7 +6,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::JwkSet;
 
-use crate::key::{Key, KeyError, json_error};
+use crate::jwks::{JwksOptions, SkippedKey};
+use crate::key::{Key, KeyError};
 
 /// Errors from building or changing a [`KeySet`].
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +31,21 @@ pub enum KeySetError {
     /// A JWKS document did not parse.
     #[error("malformed JWKS: {0}")]
     MalformedJwks(String),
+    /// A JWKS document lists keys, but none tokenward can verify with (each skipped, with its
+    /// reason).
+    #[error("no usable key in the JWKS: {}", skipped_list(.0))]
+    NoUsableKeys(Vec<SkippedKey>),
     /// A JWKS document could not be written as JSON.
     #[error("serializing the JWKS failed")]
     Serialize(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+fn skipped_list(skipped: &[SkippedKey]) -> String {
+    skipped
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Keys by `kid`, each bound to one algorithm; at most one of them is the active signer.
@@ -151,24 +164,30 @@ impl KeySet {
         algs
     }
 
-    /// Loads every key of a JWKS document (JSON text), public or `oct`.
-    ///
-    /// Strict: a key that cannot be used, a key without `kid`, or a duplicate `kid` fails the
-    /// whole load, so a typo in a configured key set is found at startup. (Remote key sets,
-    /// which must tolerate a foreign issuer's odd keys, skip such keys instead.)
+    /// Loads a JWKS document (JSON text), public or `oct` keys, as providers publish it: the
+    /// rules of [`KeySet::load_jwks`] with the default [`JwksOptions`]. Each skipped key
+    /// (encryption keys, unsupported key types) is a `tracing` warning (target
+    /// `tokenward::keys`); a broken key fails the whole load, so a typo in a configured key
+    /// set is found at startup.
     pub fn from_jwks_json(json: &str) -> Result<KeySet, KeySetError> {
-        let set: JwkSet = serde_json::from_str(json)
-            .map_err(|e| KeySetError::MalformedJwks(json_error("JWKS", &e)))?;
-        KeySet::from_jwks(&set)
+        let load = KeySet::load_jwks(json.as_bytes(), &JwksOptions::new())?;
+        for s in &load.skipped {
+            tracing::warn!(
+                target: "tokenward::keys",
+                index = s.index,
+                kid = s.kid.as_deref().unwrap_or(""),
+                kind = s.kind.as_str(),
+                reason = %s.reason,
+                "skipping a JWK tokenward does not verify with"
+            );
+        }
+        Ok(load.keys)
     }
 
-    /// Loads every key of a parsed JWKS; see [`KeySet::from_jwks_json`].
+    /// Loads a parsed JWKS; see [`KeySet::from_jwks_json`].
     pub fn from_jwks(jwks: &JwkSet) -> Result<KeySet, KeySetError> {
-        let mut set = KeySet::new();
-        for jwk in &jwks.keys {
-            set.insert(Key::from_jwk(jwk, None, None)?)?;
-        }
-        Ok(set)
+        let json = serde_json::to_string(jwks).map_err(|e| KeySetError::Serialize(e.into()))?;
+        KeySet::from_jwks_json(&json)
     }
 
     /// The public keys as a JWKS document (HMAC keys are never included).
@@ -222,6 +241,16 @@ pub trait KeyResolver: Send + Sync + 'static {
     /// `kid` is `None` for tokens without a `kid` header; return a key for that only when the
     /// choice is unambiguous (a resolver holding exactly one key).
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>>;
+
+    /// The key for a token with `kid` (or none) and header algorithm `alg`. The validator
+    /// calls this; the key's own algorithm must still equal `alg`.
+    ///
+    /// For a token without `kid`, return a key only when exactly one key of the set is bound
+    /// to `alg` ([`KeySet`] does). The default asks [`resolve`](Self::resolve).
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        let _ = alg;
+        self.resolve(kid)
+    }
 }
 
 impl KeyResolver for KeySet {
@@ -230,6 +259,18 @@ impl KeyResolver for KeySet {
             Some(kid) => self.keys.get(kid).cloned(),
             None if self.keys.len() == 1 => self.keys.values().next().cloned(),
             None => None,
+        }
+    }
+
+    /// By `kid`; without one, the key bound to `alg` when it is the only such key.
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        if kid.is_some() {
+            return self.resolve(kid);
+        }
+        let mut fitting = self.keys.values().filter(|k| k.algorithm() == alg);
+        match (fitting.next(), fitting.next()) {
+            (Some(key), None) => Some(Arc::clone(key)),
+            _ => None,
         }
     }
 }
@@ -287,15 +328,20 @@ impl SharedKeySet {
 
 impl KeyResolver for SharedKeySet {
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
-        self.inner
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .resolve(kid)
+        self.snapshot().resolve(kid)
+    }
+
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        self.snapshot().resolve_for(kid, alg)
     }
 }
 
 impl<R: KeyResolver + ?Sized> KeyResolver for Arc<R> {
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
         (**self).resolve(kid)
+    }
+
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        (**self).resolve_for(kid, alg)
     }
 }

@@ -11,8 +11,14 @@
 //!
 //! - [`Key`] / [`KeySet`] / [`SharedKeySet`] — keys by `kid`, each bound to one algorithm; one
 //!   active signer plus retired verify-only keys; PEM, JWK and JWKS in, JWKS out.
+//! - [`KeySet::load_jwks`] / [`JwksOptions`] — key sets as identity providers publish them:
+//!   keys without `alg` bound to their key type's one algorithm, encryption keys and
+//!   unsupported key types skipped with a reason ([`SkippedKey`]).
 //! - [`ValidationPolicy`] / [`Validator`] / [`IssuerRouter`] — what a token must satisfy, and
 //!   several policies (issuers) in one process without mixing their keys.
+//! - [`Profile`] / [`Grants`] — identity providers' conventions (Entra ID, Auth0, Okta,
+//!   Keycloak, Cognito, Google) as data a policy applies, and a verified token's scopes and
+//!   roles read where the profile says, with requirement checks (class `scope`).
 //! - [`TokenIssuer`] — short-lived access tokens (15 minutes by default) with random `jti`.
 //! - [`crypto::RING_PROVIDER`] — a ring-backed `CryptoProvider` for `jsonwebtoken` 11.
 //!
@@ -75,24 +81,30 @@ pub mod alg;
 mod b64;
 mod claims;
 pub mod crypto;
+mod grants;
 mod header;
 mod issue;
+mod jwks;
 mod key;
 mod keyset;
 mod policy;
+mod profile;
 mod rejection;
 mod validator;
 
 pub use claims::{Audience, NoCustomClaims, REGISTERED_CLAIMS, RegisteredClaims};
+pub use grants::Grants;
 pub use issue::{
     AccessToken, DEFAULT_ACCESS_TTL, IssueError, IssuedToken, TokenIssuer, TokenIssuerBuilder,
 };
+pub use jwks::{JwksLoad, JwksOptions, SkipKind, SkippedKey};
 pub use key::{Key, KeyError, MAX_KID_LEN, generate_pkcs8, generate_secret};
 pub use keyset::{KeyResolver, KeySet, KeySetError, SharedKeySet};
 pub use policy::{
     Claim, DEFAULT_LEEWAY, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_TOKEN_SIZE, MAX_LEEWAY, PolicyBuilder,
     PolicyError, ValidationPolicy,
 };
+pub use profile::{AudienceClaim, Profile, TENANT_PLACEHOLDER, UnknownProfile};
 pub use rejection::{Rejection, RejectionClass};
 pub use validator::{IssuerRouter, RouterError, Validator, Verified};
 

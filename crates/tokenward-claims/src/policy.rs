@@ -6,6 +6,8 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use tokenward_core::{SharedClock, SystemClock};
 
+use crate::profile::{Profile, TENANT_PLACEHOLDER, is_guid};
+
 /// A registered claim a policy can require.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -119,8 +121,9 @@ pub(crate) fn whole_secs(d: Duration) -> Option<u64> {
 /// | required claims | `exp`, `iat`, `iss`, `aud`, `sub`, `jti` |
 /// | accepted `typ` | `JWT`, `at+jwt`; a token without `typ` is accepted unless [`PolicyBuilder::require_typ`] |
 /// | maximum token size | 8 KiB, checked before any decoding |
-/// | `kid` | required, unless [`PolicyBuilder::dangerous_allow_missing_kid`] and the key set has one key |
+/// | `kid` | optional: a token without `kid` verifies when exactly one key is bound to its `alg` (a Rails app on the `jwt` gem sends none); [`PolicyBuilder::require_kid`] rejects it |
 /// | clock | the system clock |
+/// | profile | none; [`PolicyBuilder::profile`] applies a provider's conventions ([`Profile`]): its required claims and maximum lifetime unless set explicitly, its audience claim, token-kind check, scopes/roles and issuer forms |
 ///
 /// ```
 /// use std::time::Duration;
@@ -148,6 +151,9 @@ pub struct ValidationPolicy {
     pub(crate) max_token_size: usize,
     pub(crate) require_kid: bool,
     pub(crate) clock: SharedClock,
+    pub(crate) profile: Option<Profile>,
+    pub(crate) issuer_templates: Vec<String>,
+    pub(crate) tenants: Vec<String>,
 }
 
 impl ValidationPolicy {
@@ -161,19 +167,48 @@ impl ValidationPolicy {
             algorithms: None,
             leeway: DEFAULT_LEEWAY,
             dangerous_leeway: false,
-            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
-            required: Claim::DEFAULT_REQUIRED.to_vec(),
+            max_lifetime: None,
+            required: None,
+            extra_required: Vec::new(),
             typ: vec!["JWT".to_owned(), "at+jwt".to_owned()],
             require_typ: false,
             max_token_size: DEFAULT_MAX_TOKEN_SIZE,
-            require_kid: true,
+            require_kid: false,
             clock: Arc::new(SystemClock),
+            profile: None,
+            tenants: Vec::new(),
         }
     }
 
-    /// Accepted issuers (empty only with `dangerous_skip_issuer_check`).
+    /// Accepted issuers, exactly (empty only with `dangerous_skip_issuer_check` or when every
+    /// issuer is a template).
     pub fn issuers(&self) -> &[String] {
         &self.issuers
+    }
+
+    /// Accepted issuer templates (`https://login.microsoftonline.com/{tenantid}/v2.0`).
+    pub fn issuer_templates(&self) -> &[String] {
+        &self.issuer_templates
+    }
+
+    /// The tenants a templated issuer may name (empty: any tenant).
+    pub fn tenants(&self) -> &[String] {
+        &self.tenants
+    }
+
+    /// The provider profile, if any.
+    pub fn profile(&self) -> Option<Profile> {
+        self.profile
+    }
+
+    /// Whether `iss` is one of the issuers or has the shape of one of the templates (the
+    /// template's `tid` check still applies at verification).
+    pub fn names_issuer(&self, iss: &str) -> bool {
+        self.issuers.iter().any(|i| i == iss)
+            || self
+                .issuer_templates
+                .iter()
+                .any(|t| crate::profile::template_tenant(t, iss).is_some())
     }
 
     /// Accepted audiences (empty only with `dangerous_skip_audience_check`).
@@ -218,17 +253,28 @@ pub struct PolicyBuilder {
     algorithms: Option<Vec<Algorithm>>,
     leeway: Duration,
     dangerous_leeway: bool,
-    max_lifetime: Option<Duration>,
-    required: Vec<Claim>,
+    /// `None`: the profile's or the default; `Some(None)`: no maximum.
+    max_lifetime: Option<Option<Duration>>,
+    /// `None`: the profile's or the default.
+    required: Option<Vec<Claim>>,
+    extra_required: Vec<Claim>,
     typ: Vec<String>,
     require_typ: bool,
     max_token_size: usize,
     require_kid: bool,
     clock: SharedClock,
+    profile: Option<Profile>,
+    tenants: Vec<String>,
 }
 
 impl PolicyBuilder {
     /// Accepts tokens whose `iss` is `issuer` (call again for more issuers).
+    ///
+    /// Under a profile that accepts tenant templates ([`Profile::Entra`]) an issuer containing
+    /// `{tenantid}` is a template: it matches an `iss` with a GUID in its place that equals the
+    /// token's `tid` claim, and one of the [`tenant`](Self::tenant)s if any are listed. Under
+    /// [`Profile::Google`], `https://accounts.google.com` and `accounts.google.com` accept each
+    /// other.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
         self
@@ -281,21 +327,38 @@ impl PolicyBuilder {
     /// fails otherwise, field `max_lifetime`). Tokens minted with a longer life are rejected
     /// even when unexpired.
     pub fn max_lifetime(mut self, max: Duration) -> Self {
-        self.max_lifetime = Some(max);
+        self.max_lifetime = Some(Some(max));
         self
     }
 
     /// **Dangerous**: no maximum lifetime; a token minted for 30 days is accepted for 30 days.
     pub fn dangerous_no_max_lifetime(mut self) -> Self {
-        self.max_lifetime = None;
+        self.max_lifetime = Some(None);
         self
     }
 
     /// Additionally requires `claim`.
     pub fn require(mut self, claim: Claim) -> Self {
-        if !self.required.contains(&claim) {
-            self.required.push(claim);
+        if !self.extra_required.contains(&claim) {
+            self.extra_required.push(claim);
         }
+        self
+    }
+
+    /// Applies a provider's conventions ([`Profile`]): its required claims and maximum
+    /// lifetime (unless [`required_claims`](Self::required_claims) /
+    /// [`max_lifetime`](Self::max_lifetime) set them), its audience claim, token-kind check,
+    /// where scopes and roles live, and its issuer forms. Issuers and audiences must still be
+    /// configured.
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// Restricts a `{tenantid}` issuer template to this tenant (a GUID; call again for more).
+    /// Without any, a templated issuer accepts any tenant whose `tid` matches its `iss`.
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenants.push(tenant.into());
         self
     }
 
@@ -311,9 +374,8 @@ impl PolicyBuilder {
 
     /// **Dangerous**: replaces the required claims, allowing `exp` to be optional.
     pub fn dangerous_required_claims(mut self, claims: impl IntoIterator<Item = Claim>) -> Self {
-        self.required = claims.into_iter().collect();
-        self.required.sort_unstable();
-        self.required.dedup();
+        self.required = Some(claims.into_iter().collect());
+        self.extra_required.clear();
         self
     }
 
@@ -339,11 +401,12 @@ impl PolicyBuilder {
         self
     }
 
-    /// **Dangerous**: accepts tokens without `kid` when the key resolver has one key to offer
-    /// for them (a key set of exactly one key). Such tokens survive no key rotation: once a
-    /// second key is added, none of them verifies.
-    pub fn dangerous_allow_missing_kid(mut self) -> Self {
-        self.require_kid = false;
+    /// Rejects tokens without a `kid` header (class `key`). By default such a token verifies
+    /// when exactly one key of the set is bound to its `alg` — safe, since that key alone
+    /// decides the algorithm — but it survives no rotation to a second key of the same
+    /// algorithm; require `kid` once every issuer sends one.
+    pub fn require_kid(mut self) -> Self {
+        self.require_kid = true;
         self
     }
 
@@ -357,6 +420,69 @@ impl PolicyBuilder {
     /// it, never adjusted silently: token times are whole seconds, so a leeway or maximum
     /// lifetime with a fraction of a second is refused rather than rounded.
     pub fn build(self) -> Result<ValidationPolicy, PolicyError> {
+        let spec = self.profile.map(Profile::spec);
+        let (mut issuers, templates): (Vec<String>, Vec<String>) = self
+            .issuers
+            .iter()
+            .cloned()
+            .partition(|i| !i.contains(TENANT_PLACEHOLDER));
+        if !templates.is_empty() {
+            if !spec.as_ref().is_some_and(|s| s.tenant_templates) {
+                return Err(PolicyError::Invalid {
+                    field: "issuer",
+                    reason: "`{tenantid}` templates need a profile that accepts them (entra)",
+                });
+            }
+            if templates
+                .iter()
+                .any(|t| t.matches(TENANT_PLACEHOLDER).count() != 1)
+            {
+                return Err(PolicyError::Invalid {
+                    field: "issuer",
+                    reason: "a template holds `{tenantid}` exactly once",
+                });
+            }
+        }
+        if !self.tenants.is_empty() && templates.is_empty() {
+            return Err(PolicyError::Invalid {
+                field: "tenant",
+                reason: "tenants restrict a `{tenantid}` issuer template; none is configured",
+            });
+        }
+        if self.tenants.iter().any(|t| !is_guid(t)) {
+            return Err(PolicyError::Invalid {
+                field: "tenant",
+                reason: "a tenant id is a GUID (8-4-4-4-12 hex digits)",
+            });
+        }
+        for (a, b) in spec.as_ref().map_or(&[][..], |s| s.issuer_aliases) {
+            for (have, add) in [(a, b), (b, a)] {
+                if issuers.iter().any(|i| i == have) && !issuers.iter().any(|i| i == add) {
+                    issuers.push((*add).to_owned());
+                }
+            }
+        }
+        let mut required = match (&self.required, &spec) {
+            (Some(explicit), _) => {
+                let mut explicit = explicit.clone();
+                explicit.sort_unstable();
+                explicit.dedup();
+                explicit
+            }
+            (None, Some(spec)) => spec.required.to_vec(),
+            (None, None) => Claim::DEFAULT_REQUIRED.to_vec(),
+        };
+        for claim in &self.extra_required {
+            if !required.contains(claim) {
+                required.push(*claim);
+            }
+        }
+
+        let max_lifetime = match (self.max_lifetime, &spec) {
+            (Some(explicit), _) => explicit,
+            (None, Some(spec)) => Some(spec.max_lifetime),
+            (None, None) => Some(DEFAULT_MAX_LIFETIME),
+        };
         if self.issuers.is_empty() && !self.skip_issuer {
             return Err(PolicyError::NoIssuer);
         }
@@ -384,7 +510,7 @@ impl PolicyBuilder {
                 reason: "must be whole seconds (token times are whole seconds)",
             });
         }
-        if let Some(max) = self.max_lifetime
+        if let Some(max) = max_lifetime
             && whole_secs(max).is_none_or(|secs| secs == 0)
         {
             return Err(PolicyError::Invalid {
@@ -411,17 +537,20 @@ impl PolicyBuilder {
             });
         }
         Ok(ValidationPolicy {
-            issuers: self.issuers,
+            issuers,
             audiences: self.audiences,
             algorithms: self.algorithms,
             leeway: self.leeway,
-            max_lifetime: self.max_lifetime,
-            required: self.required,
+            max_lifetime,
+            required,
             typ: self.typ,
             require_typ: self.require_typ,
             max_token_size: self.max_token_size,
             require_kid: self.require_kid,
             clock: self.clock,
+            profile: self.profile,
+            issuer_templates: templates,
+            tenants: self.tenants,
         })
     }
 }

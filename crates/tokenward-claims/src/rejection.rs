@@ -18,7 +18,8 @@ pub enum RejectionClass {
     Signature,
     /// A forbidden or ill-typed header parameter (`crit`, `jku`, `jwk`, `x5u`, `x5c`, `b64`, ...).
     Header,
-    /// The `typ` header is missing (when required) or not accepted.
+    /// The `typ` header is missing (when required) or not accepted, or a profile's token-kind
+    /// claim (Keycloak `typ`, Cognito `token_use`) says this is not an access token.
     Typ,
     /// `exp` has passed.
     Expired,
@@ -30,11 +31,15 @@ pub enum RejectionClass {
     Audience,
     /// A claim is missing, ill-typed, duplicated, or violates the policy (e.g. max lifetime).
     Claims,
+    /// The token is valid but lacks a required scope or role
+    /// ([`Grants::require_scopes`](crate::Grants::require_scopes) /
+    /// [`require_roles`](crate::Grants::require_roles)): RFC 6750 `insufficient_scope`.
+    Scope,
 }
 
 impl RejectionClass {
     /// Every class, in declaration order.
-    pub const ALL: [RejectionClass; 11] = [
+    pub const ALL: [RejectionClass; 12] = [
         RejectionClass::Malformed,
         RejectionClass::Algorithm,
         RejectionClass::Key,
@@ -46,10 +51,11 @@ impl RejectionClass {
         RejectionClass::Issuer,
         RejectionClass::Audience,
         RejectionClass::Claims,
+        RejectionClass::Scope,
     ];
 
     /// The stable name: `malformed`, `algorithm`, `key`, `signature`, `header`, `typ`,
-    /// `expired`, `not_yet_valid`, `issuer`, `audience` or `claims`.
+    /// `expired`, `not_yet_valid`, `issuer`, `audience`, `claims` or `scope`.
     pub const fn as_str(self) -> &'static str {
         match self {
             RejectionClass::Malformed => "malformed",
@@ -63,6 +69,7 @@ impl RejectionClass {
             RejectionClass::Issuer => "issuer",
             RejectionClass::Audience => "audience",
             RejectionClass::Claims => "claims",
+            RejectionClass::Scope => "scope",
         }
     }
 }
@@ -144,7 +151,8 @@ mod tests {
                 "not_yet_valid",
                 "issuer",
                 "audience",
-                "claims"
+                "claims",
+                "scope"
             ]
         );
     }

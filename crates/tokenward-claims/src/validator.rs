@@ -9,10 +9,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokenward_core::TokenRef;
 
-use crate::claims::{NoCustomClaims, RegisteredClaims, parse_payload};
+use crate::claims::{NoCustomClaims, RegisteredClaims, parse_payload_with};
+use crate::grants::{self, Extras, Grants};
 use crate::header::{self, typ_matches};
 use crate::keyset::KeyResolver;
 use crate::policy::ValidationPolicy;
+use crate::profile::{AudienceClaim, template_tenant};
 use crate::rejection::{Rejection, reject};
 use crate::{alg, b64};
 
@@ -30,6 +32,8 @@ pub struct Verified<C = NoCustomClaims> {
     pub claims: RegisteredClaims,
     /// The custom claims (every payload member that is not a registered claim).
     pub custom: C,
+    /// The scopes and roles, read where the policy's profile says.
+    pub grants: Grants,
 }
 
 impl<C> Verified<C> {
@@ -45,7 +49,9 @@ impl<C> Verified<C> {
 ///
 /// Cheap to clone (shares the policy and keys). The algorithm always comes from the key
 /// selected by `kid`, never from the header: a header `alg` that differs from the key's is
-/// rejected, and `none` never verifies.
+/// rejected, and `none` never verifies. A token without `kid` verifies only when exactly one
+/// key of the set is bound to its `alg` (class `key` otherwise; or always, with
+/// [`PolicyBuilder::require_kid`](crate::PolicyBuilder::require_kid)).
 ///
 /// ```
 /// use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, RejectionClass, TokenIssuer, ValidationPolicy, Validator};
@@ -203,8 +209,14 @@ impl Validator {
         }
         let key = self
             .keys
-            .resolve(header.kid.as_deref())
-            .ok_or_else(|| reject!(Key, "no trusted key for this token's `kid`"))?;
+            .resolve_for(header.kid.as_deref(), alg)
+            .ok_or_else(|| match header.kid {
+                Some(_) => reject!(Key, "no trusted key for this token's `kid`"),
+                None => reject!(
+                    Key,
+                    "token has no `kid` and not exactly one key is bound to its `alg`"
+                ),
+            })?;
         if key.algorithm() != alg {
             return Err(reject!(
                 Algorithm,
@@ -223,8 +235,9 @@ impl Validator {
         if !key.verify(parts.signing_input.as_bytes(), &signature) {
             return Err(reject!(Signature, "signature does not verify"));
         }
-        let (claims, custom) = parse_payload::<C>(&payload)?;
-        check_claims(policy, &claims)?;
+        let (claims, custom, extras) = parse_payload_with::<C>(&payload, &grants::wanted(policy))?;
+        check_claims(policy, &claims, &extras)?;
+        let grants = grants::check(policy, &claims, &extras)?;
 
         Ok(Verified {
             alg,
@@ -232,11 +245,16 @@ impl Validator {
             typ: header.typ,
             claims,
             custom,
+            grants,
         })
     }
 }
 
-fn check_claims(policy: &ValidationPolicy, c: &RegisteredClaims) -> Result<(), Rejection> {
+fn check_claims(
+    policy: &ValidationPolicy,
+    c: &RegisteredClaims,
+    extras: &Extras,
+) -> Result<(), Rejection> {
     for claim in &policy.required {
         if !c.has(*claim) {
             return Err(reject!(
@@ -288,19 +306,62 @@ fn check_claims(policy: &ValidationPolicy, c: &RegisteredClaims) -> Result<(), R
             ));
         }
     }
-    if !policy.issuers.is_empty() {
-        match c.iss.as_deref() {
-            Some(iss) if policy.issuers.iter().any(|i| i == iss) => {}
-            Some(_) => return Err(reject!(Issuer, "`iss` is not an accepted issuer")),
-            None => return Err(reject!(Issuer, "token has no `iss`")),
-        }
+    if !policy.issuers.is_empty() || !policy.issuer_templates.is_empty() {
+        check_issuer(policy, c, extras)?;
     }
-    if !policy.audiences.is_empty() {
+    let aud_claim = policy
+        .profile
+        .map_or(AudienceClaim::Aud, |p| p.audience_claim());
+    if !policy.audiences.is_empty() && aud_claim == AudienceClaim::Aud {
         match &c.aud {
             Some(aud) if aud.iter().any(|a| policy.audiences.iter().any(|p| p == a)) => {}
             Some(_) => return Err(reject!(Audience, "no `aud` value is an accepted audience")),
             None => return Err(reject!(Audience, "token has no `aud`")),
         }
+    }
+    Ok(())
+}
+
+/// `iss` is one of the issuers exactly, or fits a `{tenantid}` template with a GUID equal to the
+/// token's `tid` (and one of the policy's tenants, if it lists any). A template never matches
+/// itself: an `iss` spelled `{tenantid}` is no GUID.
+fn check_issuer(
+    policy: &ValidationPolicy,
+    c: &RegisteredClaims,
+    extras: &Extras,
+) -> Result<(), Rejection> {
+    let iss = c
+        .iss
+        .as_deref()
+        .ok_or_else(|| reject!(Issuer, "token has no `iss`"))?;
+    if policy.issuers.iter().any(|i| i == iss) {
+        return Ok(());
+    }
+    let tenant = policy
+        .issuer_templates
+        .iter()
+        .find_map(|t| template_tenant(t, iss))
+        .ok_or_else(|| reject!(Issuer, "`iss` is not an accepted issuer"))?;
+    match extras.str("tid")? {
+        Some(tid) if tid.eq_ignore_ascii_case(tenant) => {}
+        Some(_) => return Err(reject!(Issuer, "`tid` is not the tenant `iss` names")),
+        None => {
+            return Err(reject!(
+                Issuer,
+                "token has no `tid` for its templated `iss`"
+            ));
+        }
+    }
+    if !policy.tenants.is_empty()
+        && !policy
+            .tenants
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(tenant))
+    {
+        return Err(reject!(
+            Issuer,
+            "the tenant is not one of the accepted tenants"
+        ));
     }
     Ok(())
 }
@@ -330,6 +391,8 @@ fn check_claims(policy: &ValidationPolicy, c: &RegisteredClaims) -> Result<(), R
 #[derive(Debug, Clone, Default)]
 pub struct IssuerRouter {
     by_issuer: HashMap<String, Validator>,
+    /// Validators with `{tenantid}` issuer templates, tried in order after the exact issuers.
+    templated: Vec<Validator>,
     max_token_size: usize,
 }
 
@@ -351,11 +414,16 @@ impl IssuerRouter {
         IssuerRouter::default()
     }
 
-    /// Routes every issuer of `validator`'s policy to it.
+    /// Routes every issuer of `validator`'s policy to it; a policy with `{tenantid}` templates
+    /// gets the issuers of their shape no exact route claims.
     pub fn route(mut self, validator: Validator) -> Result<Self, RouterError> {
         let issuers = validator.policy().issuers().to_vec();
-        if issuers.is_empty() {
+        let templated = !validator.policy().issuer_templates().is_empty();
+        if issuers.is_empty() && !templated {
             return Err(RouterError::NoIssuer);
+        }
+        if templated {
+            self.templated.push(validator.clone());
         }
         for iss in &issuers {
             if self.by_issuer.contains_key(iss) {
@@ -391,6 +459,7 @@ impl IssuerRouter {
         let validator = self
             .by_issuer
             .get(&iss)
+            .or_else(|| self.templated.iter().find(|v| v.policy.names_issuer(&iss)))
             .ok_or_else(|| reject!(Issuer, "`iss` is not an accepted issuer"))?;
         let parts = split(token, validator.policy.max_token_size)?;
         validator.verify_parts(&parts)

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokenward_claims::jwk::Jwk;
-use tokenward_claims::{Algorithm, Key, KeyResolver, KeySet, alg};
+use tokenward_claims::{Algorithm, JwksOptions, Key, KeyResolver, KeySet, alg};
 
 use crate::error::CliError;
 use crate::files::read_key_file;
@@ -120,11 +119,18 @@ pub(crate) struct Jwks {
     pub(crate) order: Vec<(String, Algorithm)>,
 }
 
-/// Loads a JWKS file strictly: every key must be usable, with a `kid`, no duplicates.
+/// Loads a JWKS file as providers publish it, with the default [`JwksOptions`].
+pub(crate) fn load_jwks(path: &Path) -> Result<Jwks, CliError> {
+    load_jwks_with(path, &JwksOptions::new())
+}
+
+/// Loads a JWKS file with the rules of [`KeySet::load_jwks`]: keys without `alg` bind to their
+/// key type's one algorithm, encryption keys and unsupported key types are skipped with a
+/// warning on stderr, a broken key (malformed, weak, no `kid`, duplicate `kid`) is an error.
 ///
 /// Parse errors give a position and a category, never the document's content (a secret
 /// JWKS holds the secrets).
-pub(crate) fn load_jwks(path: &Path) -> Result<Jwks, CliError> {
+pub(crate) fn load_jwks_with(path: &Path, options: &JwksOptions) -> Result<Jwks, CliError> {
     let bytes = read_key_file(path)?;
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
         CliError::bad_file(
@@ -148,26 +154,21 @@ pub(crate) fn load_jwks(path: &Path) -> Result<Jwks, CliError> {
             "not a JWKS: no `keys` array in the top-level object",
         ));
     };
-    let mut set = KeySet::new();
-    let mut order = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
-        let jwk: Jwk = serde_json::from_value(entry.clone()).map_err(|e| {
-            // serde's "missing field" messages are safe; others may quote a value.
-            let msg = e.to_string();
-            let detail = if msg.starts_with("missing field") {
-                msg
-            } else {
-                "a member is missing, misspelled or of the wrong type".to_owned()
-            };
-            CliError::bad_file(path, format!("key #{i} is not a valid JWK: {detail}"))
-        })?;
-        let key = Key::from_jwk(&jwk, None, None)
-            .map_err(|e| CliError::bad_file(path, format!("key #{i}: {e}")))?;
-        order.push((key.kid().to_owned(), key.algorithm()));
-        set.insert(key)
-            .map_err(|e| CliError::bad_file(path, format!("key #{i}: {e}")))?;
+    let load =
+        KeySet::load_jwks(&bytes, options).map_err(|e| CliError::bad_file(path, e.to_string()))?;
+    for skipped in &load.skipped {
+        eprintln!("tokenward: warning: {}: {skipped}", path.display());
     }
-    Ok(Jwks { doc, set, order })
+    let order = entries
+        .iter()
+        .filter_map(|entry| entry.get("kid")?.as_str())
+        .filter_map(|kid| Some((kid.to_owned(), load.keys.get(kid)?.algorithm())))
+        .collect();
+    Ok(Jwks {
+        doc,
+        set: load.keys,
+        order,
+    })
 }
 
 /// Whether two keys are the same key (same public part, or same secret).

@@ -6,6 +6,8 @@
 //! tokenward issue --keys keys/ --iss https://auth.example --aud api --sub alice
 //! tokenward verify --jwks keys/jwks.json --iss https://auth.example --aud api TOKEN
 //! tokenward verify --jwks keys/jwks.json --iss https://auth.example --aud api --json < tokens.txt
+//! tokenward verify --jwks entra-keys.json --profile entra --iss 'https://login.microsoftonline.com/{tenantid}/v2.0' \
+//!     --tenant 9188040d-6c67-4c5b-b112-36a304b66dad --aud api://orders --scope Orders.Read TOKEN
 //! tokenward inspect TOKEN                                     # decode + lint, NOT verified
 //! tokenward revoke --redis redis://127.0.0.1:6379 --sub alice  # sign alice out everywhere
 //! tokenward check --redis redis://127.0.0.1:6379 --sub alice --iat 1800000000
@@ -13,7 +15,9 @@
 //!
 //! `verify` uses exactly the validation the libraries use ([`tokenward_claims::Validator`]):
 //! the key pins the algorithm, `none` never verifies, the size is capped before decoding, and
-//! every rejection has a stable class (`signature`, `expired`, `audience`, ...). Its exit
+//! every rejection has a stable class (`signature`, `expired`, `audience`, ...; `scope` when a
+//! valid token lacks a `--scope` or `--role`). `--profile` applies an identity provider's
+//! conventions (docs/identity-providers.md). Its exit
 //! status is 0 when every token is valid, 1 when any is rejected, and 2 on a usage or key
 //! error. Error messages name files, never key material, and rejections never echo the token.
 //!

@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use tokenward_claims::{
-    Algorithm, Claim, KeySet, ValidationPolicy, Validator, Verified, alg as algs,
+    Algorithm, Claim, JwksOptions, KeySet, Profile, ValidationPolicy, Validator, Verified,
+    alg as algs,
 };
 use tokenward_core::{ManualClock, UnixTime};
 
@@ -30,7 +31,9 @@ pub(crate) struct Args {
     /// The token, used exactly as given. Omit it (or give `-`) to read tokens from stdin.
     #[arg(value_name = "TOKEN")]
     token: Option<OsString>,
-    /// Trusted keys: a JWKS file (public keys, or `oct` secrets for HS*).
+    /// Trusted keys: a JWKS file (public keys, or `oct` secrets for HS*), as identity
+    /// providers publish it: keys without `alg` bind to their key type's one algorithm (RSA:
+    /// RS256), encryption keys and unsupported key types are skipped with a warning.
     #[arg(long, value_name = "FILE")]
     jwks: Option<PathBuf>,
     /// Trusted key: a PEM file (public or private key); needs exactly one --alg.
@@ -80,10 +83,47 @@ pub(crate) struct Args {
     /// {"valid":false,"class":"...","reason":"..."}.
     #[arg(long)]
     json: bool,
+    /// An identity provider's conventions: entra, auth0, okta, keycloak, cognito or google
+    /// (required claims, maximum lifetime, audience claim, token kind, issuer forms, where
+    /// scopes and roles live). Explicit flags (--max-lifetime, --require) override its
+    /// defaults; --iss and --aud are still needed.
+    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
+    profile: Option<Profile>,
+    /// Required scope (repeatable: each must be present), read where the profile says
+    /// (`scope`, or `scp` for entra and okta). A token without it answers class `scope`.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Required role (repeatable: each must be present), read where the profile says
+    /// (`roles`; keycloak realm and client roles, cognito groups, auth0 permissions, okta
+    /// groups). A token without it answers class `scope`.
+    #[arg(long = "role", value_name = "ROLE")]
+    roles: Vec<String>,
+    /// Accepted tenant (a GUID; repeatable) of a `{tenantid}` issuer template given with
+    /// --iss (--profile entra). Without it, any tenant whose `tid` matches its `iss`.
+    #[arg(long = "tenant", value_name = "ID")]
+    tenants: Vec<String>,
+    /// The algorithm RSA keys of --jwks without `alg` are bound to (default RS256; RS* or
+    /// PS*, never HMAC).
+    #[arg(long, value_name = "ALG", value_parser = keys::parse_alg, requires = "jwks")]
+    rsa_alg: Option<Algorithm>,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    s.parse::<Profile>().map_err(|e| e.to_string())
+}
+
+/// The scopes and roles every valid token must carry.
+struct Requirements<'a> {
+    scopes: &'a [String],
+    roles: &'a [String],
 }
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
     let validator = validator(args)?;
+    let needs = Requirements {
+        scopes: &args.scopes,
+        roles: &args.roles,
+    };
     let max_size = validator.policy().max_token_size();
     let mut out = io::stdout().lock();
     let mut all_valid = true;
@@ -93,12 +133,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
                 Some(t) => Line::Text(t.to_owned()),
                 None => Line::NotUtf8,
             };
-            all_valid &= answer(&validator, max_size, &line, args.json, &mut out)?;
+            all_valid &= answer(&validator, &needs, max_size, &line, args.json, &mut out)?;
         }
         _ => {
             let mut lines = BoundedLines::new(io::stdin().lock(), max_size);
             while let Some(line) = lines.next_line().map_err(CliError::Input)? {
-                all_valid &= answer(&validator, max_size, &line, args.json, &mut out)?;
+                all_valid &= answer(&validator, &needs, max_size, &line, args.json, &mut out)?;
             }
         }
     }
@@ -112,6 +152,12 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
 
 fn validator(args: &Args) -> Result<Validator, CliError> {
     let mut policy = ValidationPolicy::builder();
+    if let Some(profile) = args.profile {
+        policy = policy.profile(profile);
+    }
+    for tenant in &args.tenants {
+        policy = policy.tenant(tenant);
+    }
     if args.issuers.is_empty() {
         eprintln!("tokenward: warning: no --iss given: the issuer is NOT checked");
         policy = policy.dangerous_skip_issuer_check();
@@ -163,7 +209,11 @@ fn validator(args: &Args) -> Result<Validator, CliError> {
     }
 
     if let Some(path) = &args.jwks {
-        let jwks = keys::load_jwks(path)?;
+        let mut options = JwksOptions::new();
+        if let Some(alg) = args.rsa_alg {
+            options = options.rsa_alg(alg);
+        }
+        let jwks = keys::load_jwks_with(path, &options)?;
         if jwks.set.is_empty() {
             return Err(CliError::bad_file(path, "the key set holds no keys"));
         }
@@ -205,7 +255,7 @@ fn validator(args: &Args) -> Result<Validator, CliError> {
             ));
         }
     };
-    let policy = policy.dangerous_allow_missing_kid().build()?;
+    let policy = policy.build()?;
     Ok(if args.kid.is_some() {
         Validator::new(policy, KeySet::single(key))
     } else {
@@ -229,6 +279,7 @@ struct InvalidLine<'a> {
 /// Verifies one input and writes one answer line; returns whether the token is valid.
 fn answer(
     validator: &Validator,
+    needs: &Requirements<'_>,
     max_size: usize,
     line: &Line,
     json: bool,
@@ -237,6 +288,11 @@ fn answer(
     let result = match line {
         Line::Text(token) => validator
             .verify_with::<BTreeMap<String, Value>>(token)
+            .and_then(|verified| {
+                verified.grants.require_scopes(needs.scopes)?;
+                verified.grants.require_roles(needs.roles)?;
+                Ok(verified)
+            })
             .map_err(|r| (r.class().as_str(), r.reason().to_owned())),
         Line::TooLong(len) => Err((
             "malformed",

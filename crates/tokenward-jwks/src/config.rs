@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokenward_claims::{Algorithm, JwksOptions};
 use tokenward_core::{SharedClock, SystemClock};
 
 use crate::error::JwksError;
@@ -75,6 +76,7 @@ pub struct RemoteKeySetBuilder {
     pub(crate) allow_http: bool,
     pub(crate) extra_roots: Vec<Vec<u8>>,
     pub(crate) clock: SharedClock,
+    pub(crate) jwks_options: JwksOptions,
 }
 
 impl RemoteKeySetBuilder {
@@ -147,6 +149,15 @@ impl RemoteKeySetBuilder {
         self
     }
 
+    /// The algorithm RSA keys published without `alg` are bound to (default RS256, what every
+    /// major identity provider signs with): RS256/384/512 or PS256/384/512
+    /// ([`build`](Self::build) fails otherwise, field `rsa_alg`; never an HMAC algorithm).
+    /// Keys that carry `alg` keep theirs.
+    pub fn rsa_alg(mut self, alg: Algorithm) -> Self {
+        self.jwks_options = self.jwks_options.rsa_alg(alg);
+        self
+    }
+
     /// Where "now" comes from for TTLs, staleness and the cooldown (default [`SystemClock`]).
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
@@ -182,6 +193,12 @@ impl RemoteKeySetBuilder {
         if self.max_response_size < 1024 {
             return invalid("max_response_size", "must be at least 1 KiB");
         }
+        if self.jwks_options.check().is_err() {
+            return invalid(
+                "rsa_alg",
+                "must be RS256/384/512 or PS256/384/512 (never an HMAC algorithm)",
+            );
+        }
         RemoteKeySet::new(self)
     }
 
@@ -212,6 +229,7 @@ impl RemoteKeySet {
             allow_http: false,
             extra_roots: Vec::new(),
             clock: Arc::new(SystemClock),
+            jwks_options: JwksOptions::new(),
         }
     }
 }

@@ -7,9 +7,7 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::header::{ACCEPT, CACHE_CONTROL, HeaderMap};
 use serde::Deserialize;
-use serde_json::value::RawValue;
-use tokenward_claims::jwk::{AlgorithmParameters, Jwk};
-use tokenward_claims::{Key, KeySet, MAX_KID_LEN};
+use tokenward_claims::{JwksOptions, KeySet, KeySetError, MAX_KID_LEN, SkippedKey};
 
 use crate::error::{JwksError, SourceError, cap, redact};
 
@@ -219,85 +217,63 @@ pub(crate) struct Parsed {
     pub(crate) skipped: usize,
 }
 
-/// Parses a JWKS document key by key: a key that is not usable for signature verification is
-/// skipped with a warning; no usable key at all is an error.
-///
-/// Skipped: JWKs that do not parse, `oct` (symmetric) keys — a secret published in a key set
-/// is no secret —, keys without `kid`, keys `Key::from_jwk` refuses (no or wrong `alg`,
-/// `kty`/`crv` that do not fit the `alg`, `use: enc`, weak RSA, bad coordinates), and a second
-/// key with an already seen `kid`.
-pub(crate) fn parse_jwks(body: &[u8], url: &Url) -> Result<Parsed, JwksError> {
-    #[derive(Deserialize)]
-    struct Document {
-        keys: Vec<Box<RawValue>>,
-    }
+/// Parses a JWKS document key by key with the rules every tokenward loader shares
+/// ([`KeySet::load_jwks`]): keys without `alg` bind to their key type's one algorithm (RSA to
+/// RS256 or the configured [`rsa_alg`](crate::RemoteKeySetBuilder::rsa_alg)); encryption keys,
+/// unsupported key types, `oct` (symmetric) keys — a secret published in a key set is no
+/// secret — and broken keys (malformed, weak, no `kid`, a second key with an already seen
+/// `kid`) are skipped with a warning; no usable key at all is an error.
+pub(crate) fn parse_jwks(
+    body: &[u8],
+    url: &Url,
+    options: &JwksOptions,
+) -> Result<Parsed, JwksError> {
     let shown = redact(url);
-    let document: Document = serde_json::from_slice(body).map_err(|e| JwksError::Malformed {
-        url: shown.clone(),
-        reason: json_reason(&e),
-    })?;
-    let mut keys = KeySet::new();
-    let mut skipped = 0;
-    for (index, raw) in document.keys.iter().enumerate() {
-        match parse_key(raw) {
-            Ok(key) => {
-                let kid = key.kid().to_owned();
-                if keys.insert(key).is_err() {
-                    skipped += 1;
-                    skip_warning(
-                        &shown,
-                        index,
-                        Some(&kid),
-                        "duplicate `kid`; the first is kept",
-                    );
-                }
+    let options = options.clone().public_only().skip_invalid();
+    match KeySet::load_jwks(body, &options) {
+        Ok(load) => {
+            for s in &load.skipped {
+                skip_warning(&shown, s);
             }
-            Err(reason) => {
-                skipped += 1;
-                skip_warning(&shown, index, peek_kid(raw).as_deref(), &reason);
+            if load.keys.is_empty() {
+                return Err(JwksError::NoUsableKeys {
+                    url: shown,
+                    skipped: 0,
+                });
             }
+            Ok(Parsed {
+                keys: load.keys,
+                skipped: load.skipped.len(),
+            })
         }
-    }
-    if keys.is_empty() {
-        return Err(JwksError::NoUsableKeys {
+        Err(KeySetError::NoUsableKeys(skipped)) => {
+            for s in &skipped {
+                skip_warning(&shown, s);
+            }
+            Err(JwksError::NoUsableKeys {
+                url: shown,
+                skipped: skipped.len(),
+            })
+        }
+        Err(KeySetError::MalformedJwks(reason)) => Err(JwksError::Malformed {
             url: shown,
-            skipped,
-        });
+            reason: cap(&reason),
+        }),
+        Err(other) => Err(JwksError::Malformed {
+            url: shown,
+            reason: cap(&other.to_string()),
+        }),
     }
-    Ok(Parsed { keys, skipped })
 }
 
-fn parse_key(raw: &RawValue) -> Result<Key, String> {
-    let jwk: Jwk = serde_json::from_str(raw.get()).map_err(|e| json_reason(&e))?;
-    if matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)) {
-        return Err("symmetric (`oct`) key in a remote key set".into());
-    }
-    let key = Key::from_jwk(&jwk, None, None).map_err(|e| cap(&e.to_string()))?;
-    if key.is_symmetric() {
-        return Err("symmetric key in a remote key set".into());
-    }
-    Ok(key)
-}
-
-/// The `kid` of a JWK that did not load, for the warning (capped).
-fn peek_kid(raw: &RawValue) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Peek {
-        kid: Option<String>,
-    }
-    serde_json::from_str::<Peek>(raw.get())
-        .ok()?
-        .kid
-        .map(|kid| cap(&kid))
-}
-
-fn skip_warning(url: &str, index: usize, kid: Option<&str>, reason: &str) {
+fn skip_warning(url: &str, skipped: &SkippedKey) {
     tracing::warn!(
         target: "tokenward::jwks",
         url,
-        index,
-        kid = kid.unwrap_or(""),
-        reason,
+        index = skipped.index,
+        kid = skipped.kid.as_deref().map(cap).unwrap_or_default(),
+        kind = skipped.kind.as_str(),
+        reason = %cap(&skipped.reason),
         "skipping unusable key in a remote JWKS"
     );
 }

@@ -25,9 +25,15 @@
 //!   random `kid`s cannot become a flood of outbound requests.
 //! - **Limits**: a response size cap enforced while streaming (256 KiB), a request timeout
 //!   covering connect, headers and body (5 s), at most 5 redirects that may not leave HTTPS.
-//!   Keys that cannot verify signatures — no usable `alg`, `kty`/`crv` that do not fit it,
-//!   `use: enc`, weak RSA, symmetric `oct` keys (a published secret is no secret), duplicate
-//!   `kid`s — are skipped with a warning; a set with no usable key is an error.
+//! - **Key sets as providers publish them**, with the rules every tokenward loader shares
+//!   ([`KeySet::load_jwks`](tokenward_claims::KeySet::load_jwks)): a key without `alg` binds to
+//!   its key type's one algorithm (RSA → RS256, or [`rsa_alg`](RemoteKeySetBuilder::rsa_alg);
+//!   EC P-256/P-384 → ES256/ES384; Ed25519 → EdDSA; never HMAC); `x5c`/`x5t` and other extra
+//!   members are tolerated, never a source of keys. Keys that cannot verify signatures —
+//!   encryption keys (`use: enc`, `key_ops` without `verify`, `RSA-OAEP`), unsupported key
+//!   types (P-521, Ed448), `kty`/`crv` that do not fit the `alg`, weak RSA, symmetric `oct`
+//!   keys (a published secret is no secret), duplicate `kid`s — are skipped with a warning
+//!   naming the reason; a set with no usable key is an error.
 //! - **Verification never waits**: [`RemoteKeySet`] implements
 //!   [`KeyResolver`](tokenward_claims::KeyResolver) from an `Arc<KeySet>` snapshot that
 //!   fetches swap atomically, so `Validator::new(policy, remote.clone())` works and

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use reqwest::Url;
-use tokenward_claims::{Key, KeyResolver, KeySet, MAX_KID_LEN};
+use tokenward_claims::{Algorithm, Key, KeyResolver, KeySet, MAX_KID_LEN};
 use tokenward_core::UnixTime;
 use tokio::sync::watch;
 
@@ -257,6 +257,12 @@ impl KeyResolver for RemoteKeySet {
     fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
         self.snapshot().ok()?.resolve(kid)
     }
+
+    /// As [`resolve`](Self::resolve); a token without `kid` gets the one key bound to its
+    /// `alg`, if exactly one is.
+    fn resolve_for(&self, kid: Option<&str>, alg: Algorithm) -> Option<Arc<Key>> {
+        self.snapshot().ok()?.resolve_for(kid, alg)
+    }
 }
 
 pub(crate) enum Flight {
@@ -469,7 +475,10 @@ impl Inner {
                 self.cfg.max_response_size,
             )
             .await?;
-            Ok((fetch::parse_jwks(&body, &url)?, freshness))
+            Ok((
+                fetch::parse_jwks(&body, &url, &self.cfg.jwks_options)?,
+                freshness,
+            ))
         }
         .await;
         if result.is_err() && matches!(self.cfg.source.kind, SourceKind::OidcIssuer(_)) {

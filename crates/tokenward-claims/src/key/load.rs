@@ -307,9 +307,11 @@ impl Key {
     /// A key from a JWK (RFC 7517), public (`RSA`, `EC`, `OKP`) or secret (`oct`).
     ///
     /// The JWK's `kid` is used, or `kid` when the JWK has none. The algorithm is the JWK's
-    /// `alg`, or `alg` when it has none; where the curve fixes it (`P-256` → ES256, `P-384` →
-    /// ES384, `Ed25519` → EdDSA) it is inferred. `alg` and the JWK's `alg` must agree.
-    /// JWKs marked `"use": "enc"` or whose `key_ops` exclude `verify` are refused.
+    /// `alg`, or `alg` when it has none, or else the one its key type implies (RSA → RS256,
+    /// `P-256` → ES256, `P-384` → ES384, `Ed25519` → EdDSA; never HMAC: an `oct` JWK needs an
+    /// `alg`). `alg` and the JWK's `alg` must agree. JWKs marked `"use": "enc"` or whose
+    /// `key_ops` allow neither `sign` nor `verify` are refused. `x5c`/`x5t` members are never
+    /// a source of key material.
     pub fn from_jwk(jwk: &Jwk, kid: Option<&str>, alg: Option<Algorithm>) -> Result<Key, KeyError> {
         let kid = jwk
             .common
@@ -350,9 +352,7 @@ impl Key {
         };
         match &jwk.algorithm {
             AlgorithmParameters::RSA(p) => {
-                let alg = alg.ok_or_else(|| {
-                    KeyError::UnusableJwk("RSA JWK without `alg` (RS* or PS*?)".into())
-                })?;
+                let alg = alg.unwrap_or(Algorithm::RS256);
                 Key::rsa_public(kid, alg, &decode("n", &p.n)?, &decode("e", &p.e)?)
             }
             AlgorithmParameters::EllipticCurve(p) => {

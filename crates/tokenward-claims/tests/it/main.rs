@@ -1,5 +1,5 @@
 //! The integration tests of tokenward-claims, in one test binary: keys, issuing, the time
-//! rules and the attack suite.
+//! rules, the attack suite and identity providers' key sets and tokens (`idp`).
 //!
 //! Nothing in this binary installs `jsonwebtoken`'s process-wide `CryptoProvider`, so every
 //! test here also shows that tokenward's own paths never need it (`cargo xtask ci` runs them
@@ -13,6 +13,7 @@
 mod common;
 
 mod attacks;
+mod idp;
 mod independence;
 mod issuing;
 mod keys;

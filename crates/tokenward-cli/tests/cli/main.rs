@@ -1,5 +1,6 @@
 //! End-to-end tests of the `tokenward` binary: keygen → issue → verify, typed rejections,
-//! stdin mode, exit statuses, inspect lints, key rotation. (`tests/revoke.rs`, which needs
+//! stdin mode, exit statuses, inspect lints, key rotation, identity providers' key sets and
+//! tokens. (`tests/revoke.rs`, which needs
 //! Redis, is the other test binary.)
 // Test helpers outside `#[test]` functions (clippy.toml allows these inside them).
 #![allow(
@@ -15,6 +16,7 @@ mod common;
 mod errors;
 mod inspect;
 mod keygen;
+mod providers;
 mod verify;
 
 use std::path::Path;

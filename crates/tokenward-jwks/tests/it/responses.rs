@@ -89,7 +89,7 @@ async fn unusable_keys_are_skipped_and_the_rest_load() {
         { "kty": "OKP", "crv": "Ed25519", "x": x },
         // symmetric key in a public key set
         { "kty": "oct", "kid": "hmac", "alg": "HS256", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI" },
-        // RSA without alg (RS* or PS*?)
+        // RSA without alg (bound to RS256) but with a far too short modulus
         { "kty": "RSA", "kid": "rsa-no-alg", "n": "sXch", "e": "AQAB" },
         // OKP with an EC curve, EC with the Ed25519 curve, kty that does not fit alg
         { "kty": "OKP", "kid": "okp-p256", "crv": "P-256", "x": x },
@@ -124,6 +124,52 @@ async fn unusable_keys_are_skipped_and_the_rest_load() {
     ] {
         assert!(remote.resolve(Some(kid)).is_none(), "{kid}");
     }
+}
+
+#[tokio::test]
+async fn keys_as_providers_publish_them_load() {
+    // Entra ID's shape: no `alg`, with `x5t`, `x5c`, `issuer`, `cloud_instance_name`; beside
+    // it Keycloak's encryption key. The alg-less key binds to its key type's algorithm.
+    let good = signer("entra");
+    let mut jwk = serde_json::to_value(&good.public_jwks().keys[0]).unwrap();
+    let map = jwk.as_object_mut().unwrap();
+    map.remove("alg");
+    map.insert("x5t".into(), "abc".into());
+    map.insert("x5c".into(), serde_json::json!(["MIIBIjAN"]));
+    map.insert(
+        "issuer".into(),
+        "https://login.microsoftonline.com/{tenantid}/v2.0".into(),
+    );
+    map.insert("cloud_instance_name".into(), "microsoftonline.com".into());
+    let enc = serde_json::json!({"kty": "RSA", "kid": "enc", "use": "enc", "alg": "RSA-OAEP",
+        "n": "sXch", "e": "AQAB"});
+    let body = serde_json::json!({ "keys": [jwk, enc] }).to_string();
+    let clock = clock();
+    let remote = fetch_once(Reply::json(body), |b| b).await.unwrap();
+    assert_eq!(remote.stats().keys, 1);
+    assert!(remote.resolve(Some("enc")).is_none());
+    assert!(
+        validator(&remote, &clock)
+            .verify(&token(&good, &clock))
+            .is_ok()
+    );
+    // The RSA default is configurable per key source, never to an HMAC algorithm.
+    let err = tokenward_jwks::RemoteKeySet::builder(tokenward_jwks::JwksSource::url(
+        "https://issuer.example/jwks",
+    ))
+    .rsa_alg(tokenward_claims::Algorithm::HS256)
+    .build()
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JwksError::InvalidConfig {
+                field: "rsa_alg",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -33,7 +33,12 @@ fn duplicate_and_ill_typed_claims() {
     ];
     for (claim, value) in [
         ("exp", json!("9999999999")),
-        ("exp", json!(1.8e9)),
+        ("exp", json!(1.8e30)),
+        ("exp", json!(-0.5)),
+        ("nbf", json!(-1.5)),
+        ("jti", json!("")),
+        ("sub", json!("")),
+        ("sid", json!("")),
         ("exp", json!(-1)),
         ("exp", json!(null)),
         ("exp", json!(true)),
@@ -265,4 +270,48 @@ fn issuer_audience_required_claims_and_typ() {
         &validator_with(&s, |p| p.require(tokenward_claims::Claim::Sid)),
         &sid_required,
     );
+}
+
+/// RFC 7519 NumericDates may carry a fraction; it rounds towards the stricter answer (`exp`
+/// and `iat` down, `nbf` up). NaN and Infinity are not JSON; negative values stay refused.
+#[test]
+fn fractional_numeric_dates() {
+    let s = signers();
+    let sign =
+        |overrides: serde_json::Value| forge(&header("EdDSA", "ed"), &claims(overrides), &s.ed);
+    let now = NOW as f64;
+    // Zero leeway so the boundaries are exact.
+    let v = validator_with(&s, |p| p.leeway(Duration::ZERO));
+    let cases = vec![
+        case(
+            "fractional exp, iat, nbf",
+            sign(json!({"exp": now + 600.5, "iat": now - 9.25, "nbf": now - 9.75})),
+            Ok(()),
+        ),
+        case(
+            "exp now + 0.5 (rounds down to now)",
+            sign(json!({"exp": now + 0.5})),
+            Err(Expired),
+        ),
+        case("exp now + 1.5", sign(json!({"exp": now + 1.5})), Ok(())),
+        case(
+            "nbf now + 0.5 (rounds up)",
+            sign(json!({"nbf": now + 0.5})),
+            Err(NotYetValid),
+        ),
+        case("nbf now - 0.5", sign(json!({"nbf": now - 0.5})), Ok(())),
+        case("exp 1e300", sign(json!({"exp": 1e300})), Err(Claims)),
+        case("exp -0.5", sign(json!({"exp": -0.5})), Err(Claims)),
+        case("iat -1.0", sign(json!({"iat": -1.0})), Err(Claims)),
+    ];
+    check(&v, &cases);
+    // Infinity and NaN cannot be written in JSON; their usual spellings are malformed.
+    let base = claims(json!({}));
+    for bad in ["Infinity", "NaN", "1e400"] {
+        let payload = base.replacen(&format!("{}", NOW + 600), bad, 1);
+        let got = v
+            .verify(&forge(&header("EdDSA", "ed"), &payload, &s.ed))
+            .unwrap_err();
+        assert!(matches!(got.class(), Malformed | Claims), "{bad}: {got}");
+    }
 }

@@ -178,10 +178,16 @@ fn hs_rs_key_confusion_with_every_public_key_encoding() {
             forge_hmac(&header("HS256", "hs"), &ok, secret),
             Err(Signature),
         ));
-        // No kid: refused before any key is chosen.
+        // No kid: the one key bound to HS256 is the real HMAC key, never the RSA key.
         cases.push(case(
             format!("HS256 with {name}, no kid"),
             forge_hmac(r#"{"alg":"HS256"}"#, &ok, secret),
+            Err(Signature),
+        ));
+        // No kid and HS384: no key is bound to it.
+        cases.push(case(
+            format!("HS384 with {name}, no kid"),
+            forge_hmac(r#"{"alg":"HS384"}"#, &ok, secret),
             Err(Key),
         ));
     }
@@ -409,30 +415,76 @@ fn embedded_keys_kid_injection_and_crit() {
 }
 
 #[test]
-fn missing_kid_only_with_a_single_key_and_opt_in() {
+fn missing_kid_verifies_only_when_one_key_fits_the_alg() {
     let s = signers();
     let ok = claims(json!({}));
-    let no_kid = forge(r#"{"alg":"EdDSA"}"#, &ok, &s.ed);
     let clock = clock();
-    let single =
-        KeySet::single(Key::from_pem("ed", Algorithm::EdDSA, ED_PUBLIC.as_bytes()).unwrap());
-    let strict = Validator::new(policy(&clock).build().unwrap(), single.clone());
-    assert_eq!(strict.verify(&no_kid).unwrap_err().class(), Key);
-    let lenient = Validator::new(
-        policy(&clock)
-            .dangerous_allow_missing_kid()
-            .build()
-            .unwrap(),
-        single,
-    );
-    assert!(lenient.verify(&no_kid).is_ok());
-    // With several keys a missing kid is ambiguous, opt-in or not.
-    let many = Validator::new(
-        policy(&clock)
-            .dangerous_allow_missing_kid()
-            .build()
-            .unwrap(),
+    // verifier_keys: one key each of HS256, RS256, ES256 and two of EdDSA.
+    let v = Validator::new(policy(&clock).build().unwrap(), verifier_keys(&s));
+    let strict = Validator::new(
+        policy(&clock).require_kid().build().unwrap(),
         verifier_keys(&s),
     );
-    assert_eq!(many.verify(&no_kid).unwrap_err().class(), Key);
+    let cases = [
+        (
+            "HS256, one HMAC key (a Rails app on the jwt gem)",
+            forge(r#"{"alg":"HS256"}"#, &ok, &s.hs),
+            Ok(()),
+        ),
+        (
+            "RS256, one RSA key",
+            forge(r#"{"alg":"RS256"}"#, &ok, &s.rsa),
+            Ok(()),
+        ),
+        (
+            "ES256, one P-256 key",
+            forge(r#"{"alg":"ES256","typ":"JWT"}"#, &ok, &s.ec),
+            Ok(()),
+        ),
+        (
+            "EdDSA, two Ed25519 keys: ambiguous",
+            forge(r#"{"alg":"EdDSA"}"#, &ok, &s.ed),
+            Err(Key),
+        ),
+        (
+            "PS256, no key bound to it",
+            forge(r#"{"alg":"PS256"}"#, &ok, &s.rsa),
+            Err(Key),
+        ),
+        (
+            "ES384, no key bound to it",
+            forge(r#"{"alg":"ES384"}"#, &ok, &s.ec),
+            Err(Key),
+        ),
+        (
+            "HS256 keyed with the RSA key's PEM",
+            forge_hmac(r#"{"alg":"HS256"}"#, &ok, RSA_PUBLIC.as_bytes()),
+            Err(Signature),
+        ),
+        (
+            "none without kid",
+            with_signature(r#"{"alg":"none"}"#, &ok, b""),
+            Err(Algorithm),
+        ),
+        (
+            "HS256 signed by another secret",
+            forge_hmac(r#"{"alg":"HS256"}"#, &ok, &[9; 32]),
+            Err(Signature),
+        ),
+    ];
+    for (name, token, expect) in cases {
+        let got = v.verify(&token).map(|_| ()).map_err(|r| r.class());
+        assert_eq!(got, expect, "{name}");
+        if expect.is_ok() {
+            let got = strict.verify(&token).map(|_| ()).map_err(|r| r.class());
+            assert_eq!(got, Err(Key), "require_kid: {name}");
+        }
+    }
+    // A set of exactly one key of another algorithm offers nothing to an HS256 token.
+    let single =
+        KeySet::single(Key::from_pem("ed", Algorithm::EdDSA, ED_PUBLIC.as_bytes()).unwrap());
+    let one = Validator::new(policy(&clock).build().unwrap(), single);
+    assert!(one.verify(&forge(r#"{"alg":"EdDSA"}"#, &ok, &s.ed)).is_ok());
+    let hs = forge_hmac(r#"{"alg":"HS256"}"#, &ok, ED_PUBLIC.as_bytes());
+    assert_eq!(one.verify(&hs).unwrap_err().class(), Key);
 }
