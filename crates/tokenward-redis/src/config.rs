@@ -41,7 +41,7 @@ use tokenward_core::SettingError;
 ///
 /// let err = serde_json::from_str::<RedisConfig>(r#"{"url": "redis://:s3cret@h", "pool_size": 0}"#)
 ///     .unwrap_err();
-/// assert!(err.to_string().contains("pool_size must be at least 1"));
+/// assert!(err.to_string().contains("`pool_size`: must be at least 1"));
 /// assert!(!err.to_string().contains("s3cret"));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
@@ -328,11 +328,11 @@ mod tests {
     fn bad_values_are_refused_naming_the_field_never_the_password() {
         let url = r#"url = "redis://:s3cret@h:6379""#;
         for (extra, says) in [
-            ("pool_size = 0", "pool_size must be at least 1"),
+            ("pool_size = 0", "`pool_size`: must be at least 1"),
             ("pool_size = -1", "pool_size"),
             (
                 r#"operation_timeout = "0s""#,
-                "operation_timeout must be greater than zero",
+                "`operation_timeout`: must be greater than zero",
             ),
             (r#"operation_timeout = "soon""#, "operation_timeout"),
             ("operation_timeout = 250", "operation_timeout"),
