@@ -1,6 +1,8 @@
-//! The tower/axum adapter of the tokenward [`Guard`]: it only translates — requests into
-//! [`AuthRequest`](tokenward_guard::AuthRequest)s and [`Denial`]s into responses. Every
-//! decision (ban, verification, revocation, limits, scopes) is the Guard's.
+//! The tower/axum adapter of the tokenward [`Guard`]: it only translates — a request into
+//! one [`Guard::authorize`] call ([`tokenward_guard::http`]), the
+//! [`Outcome`](tokenward_guard::http::Outcome) and [`Denial`]s into responses. Every
+//! decision (client address, optional/required, nesting, ban, verification, revocation,
+//! limits, scopes, which headers a response gets) is the Guard's.
 //!
 //! - [`GuardLayer`] / [`GuardService`] — tower middleware (plain tower: axum, hyper, tonic)
 //!   that runs [`Guard::authenticate`] for every request, puts
@@ -13,7 +15,7 @@
 //!   [`GuardLayer::optional`] lets requests without a token through;
 //!   [`GuardLayer::require`] adds per-route scopes and audience.
 //! - [`Auth`], [`MaybeAuth`], [`Claims`] — extractors for the verified request and for your
-//!   own custom-claims type.
+//!   own custom-claims type; they reject with the typed [`AuthRejection`].
 //! - [`denial_response`] — the same responses for your own handlers (a login endpoint).
 //! - [`jwks`] / [`jwks_router`] — the local key set's public keys at
 //!   `GET /.well-known/jwks.json`.
@@ -39,7 +41,7 @@
 //! let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32])?);
 //! let guard = GuardConfig::new("https://auth.example.com", "orders-api")
 //!     .guard_builder(keys.clone(), GuardStores::memory(), None)?
-//!     .build();
+//!     .build()?;
 //!
 //! async fn me(Auth(auth): Auth) -> String {
 //!     format!("hello {}", auth.sub().unwrap_or("?"))
@@ -87,11 +89,12 @@ mod jwks;
 mod layer;
 mod response;
 
-pub use extract::{Auth, Claims, MaybeAuth};
+pub use extract::{Auth, AuthRejection, Claims, MaybeAuth};
 pub use ip::request_client_ip;
-pub use jwks::{JWKS_CACHE_CONTROL, JWKS_PATH, jwks, jwks_router};
+pub use jwks::{jwks, jwks_router};
 pub use layer::{GuardLayer, GuardService, ResponseFuture};
 pub use response::{denial_http_response, denial_response};
+pub use tokenward_guard::http::{JWKS_CACHE_CONTROL, JWKS_PATH};
 
 #[doc(no_inline)]
 pub use tokenward_guard::{Denial, Guard};
