@@ -1,7 +1,7 @@
 //! The names of the Guard's store checks and of its store backends, as types.
 //!
 //! Both serialize to the same lowercase strings that appear in audit events, metrics and
-//! the demo's `/health` (`revocation`, `subject_limit`, `ban`, `ban_record`; `memory`,
+//! the demo's `/health` (`revocation`, `subject_limit`, `ban`, `ban_record`, `refresh`; `memory`,
 //! `redis`, `custom`), so nothing external depends on the Rust names.
 
 use std::fmt;
@@ -22,16 +22,21 @@ pub enum Check {
     Ban,
     /// Recording an authentication failure for the ban (never changes the answer).
     BanRecord,
+    /// The refresh-token store, for endpoints next to the Guard (refresh, logout) that answer
+    /// its outage with [`Denial::Unavailable`](crate::Denial).
+    Refresh,
 }
 
 impl Check {
-    /// The name in audit events: `revocation`, `subject_limit`, `ban`, `ban_record`.
+    /// The name in audit events: `revocation`, `subject_limit`, `ban`, `ban_record`,
+    /// `refresh`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Check::Revocation => "revocation",
             Check::SubjectLimit => "subject_limit",
             Check::Ban => "ban",
             Check::BanRecord => "ban_record",
+            Check::Refresh => "refresh",
         }
     }
 }
@@ -84,6 +89,7 @@ mod tests {
             Check::SubjectLimit,
             Check::Ban,
             Check::BanRecord,
+            Check::Refresh,
         ] {
             assert_eq!(
                 serde_json::to_value(check).unwrap(),
