@@ -61,6 +61,8 @@ pub mod audit;
 mod authenticated;
 mod check;
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod denial;
 mod guard;
 pub mod http;
