@@ -5,10 +5,10 @@
 //! limits, scopes, which headers a response gets) is the Guard's.
 //!
 //! - [`GuardLayer`] / [`GuardService`] — tower middleware (plain tower: axum, hyper, tonic)
-//!   that runs [`Guard::authenticate`] for every request, puts
+//!   that runs [`Guard::authorize`] for every request, puts
 //!   [`Authenticated`](tokenward_guard::Authenticated) into the request extensions and adds
-//!   the subject limit's `RateLimit` headers to the response, or answers with the denial:
-//!   401 + `WWW-Authenticate: Bearer error="invalid_token", ...` (RFC 6750; a bare `Bearer`
+//!   the subject limit's `RateLimit` headers where the handler set none, or answers with the
+//!   denial: 401 + `WWW-Authenticate: Bearer error="invalid_token", ...` (RFC 6750; a bare `Bearer`
 //!   challenge when no token was sent), 403 `insufficient_scope`, 429 + `Retry-After` +
 //!   `RateLimit`, 503 + `Retry-After` when a store is down under fail-closed. Bodies are
 //!   `{"error", "error_description"}` JSON and never echo the token.

@@ -166,7 +166,8 @@ pub struct RevocationConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct SubjectLimitConfig {
-    /// Whether the limit applies (default true).
+    /// Whether the limit applies (default true). `false` is
+    /// [`GuardBuilder::dangerous_no_subject_limit`]: one token may send without bound.
     pub enabled: bool,
     /// The policy name (RateLimit headers, keys). Default `subject`.
     pub name: String,
@@ -199,7 +200,8 @@ impl Default for SubjectLimitConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct BanConfig {
-    /// Whether the ban applies (default true).
+    /// Whether the ban applies (default true). `false` is
+    /// [`GuardBuilder::dangerous_no_failure_ban`]: brute force is not slowed down.
     pub enabled: bool,
     /// The policy name. Default `auth-ban`.
     pub name: String,
@@ -296,7 +298,8 @@ pub struct StoresConfig {
     /// `memory` (default: one process only) or `redis` (shared by all instances).
     #[serde(default)]
     pub backend: StoreBackend,
-    /// The Redis connection, for `backend = "redis"`.
+    /// The Redis connection, required with `backend = "redis"` (no default address: a
+    /// missing table is an error naming `stores.redis`).
     #[cfg(feature = "redis")]
     #[serde(default)]
     pub redis: Option<tokenward_redis::RedisConfig>,

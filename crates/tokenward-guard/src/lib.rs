@@ -19,9 +19,13 @@
 //! - [`GuardConfig`] — the whole configuration as serde data (TOML/YAML/env), validated at
 //!   startup with errors that name the field.
 //! - [`audit`] — the `tokenward::audit` events and [`fingerprint`].
-//!
-//! The framework adapters (`tokenward-axum`, `tokenward-actix`) only translate requests into
-//! [`AuthRequest`]s and [`Denial`]s into responses.
+//! - [`KeySource`] — the keys, given once: fixed, or refetched on an unknown `kid` (a
+//!   `RemoteKeySet`, feature `jwks`).
+//! - [`http`] — what the framework adapters (`tokenward-axum`, `tokenward-actix`) call: one
+//!   [`Guard::authorize`] per request, the client-IP resolver and the fixed response texts;
+//!   the adapters only translate requests and responses.
+//! - `conformance` (feature) — the suite a custom [`CombinedCheck`] backend runs;
+//!   `testkit` (feature) — the HTTP case table every adapter runs.
 //!
 //! ```
 //! use std::net::IpAddr;
