@@ -1,4 +1,5 @@
-//! Extractors for the identity [`GuardMiddleware`](crate::GuardMiddleware) verified.
+//! Extractors for the identity [`GuardMiddleware`](crate::GuardMiddleware) verified, and their
+//! typed rejection.
 
 use std::fmt;
 use std::future::{Ready, ready};
@@ -12,10 +13,61 @@ use tokenward_guard::{Authenticated, Denial};
 
 use crate::denial_response;
 
+/// Why [`Auth`] or [`Claims`] refused a request. Renders as the Guard's [`Denial`] response
+/// ([`AuthRejection::denial`]): 401 either way, never with the token or the serde error in it.
+///
+/// ```
+/// use actix_web::ResponseError;
+/// use tokenward_actix::AuthRejection;
+/// let res = AuthRejection::NotAuthenticated.error_response();
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No identity (no middleware on the route, or an anonymous request on an optional one):
+    /// [`Denial::MissingToken`].
+    NotAuthenticated,
+    /// The token verified, but its custom claims do not fit the route's type (audited):
+    /// [`Denial::InvalidToken`] with [`RejectionClass::Claims`].
+    ClaimsMismatch,
+}
+
+impl AuthRejection {
+    /// The Guard's denial this rejection renders.
+    pub fn denial(&self) -> Denial {
+        match self {
+            AuthRejection::NotAuthenticated => Denial::MissingToken,
+            AuthRejection::ClaimsMismatch => Denial::InvalidToken {
+                class: RejectionClass::Claims,
+            },
+        }
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.denial().description())
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl ResponseError for AuthRejection {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.denial().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        denial_response(&self.denial())
+    }
+}
+
 /// The verified identity of a request that passed a [`GuardMiddleware`](crate::GuardMiddleware).
 ///
 /// Without one (no middleware on the route, or an anonymous request on an optional one) the
-/// extractor refuses the request with the [`Denial::MissingToken`] response: 401 with a bare
+/// extractor refuses the request with [`AuthRejection::NotAuthenticated`]: 401 with a bare
 /// `Bearer` challenge. It never authenticates by itself.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Authenticated);
@@ -25,52 +77,27 @@ pub struct Auth(pub Authenticated);
 #[derive(Debug, Clone)]
 pub struct MaybeAuth(pub Option<Authenticated>);
 
-/// The verified token's custom claims as `T` ([`Authenticated::custom`]).
+/// The verified token's custom claims as `T` ([`Authenticated::custom_for_route`]).
 ///
-/// Refuses with 401 `missing_token` without an identity (as [`Auth`]) and with 401
-/// `invalid_token` (class `claims`) when the claims do not fit `T`: the token verified, but
-/// it is not one this route accepts.
+/// Refuses with [`AuthRejection::NotAuthenticated`] without an identity (as [`Auth`]) and with
+/// [`AuthRejection::ClaimsMismatch`] (401 `invalid_token`, class `claims`; audited as a denial)
+/// when the claims do not fit `T`: the token verified, but it is not one this route accepts.
 #[derive(Debug, Clone)]
 pub struct Claims<T>(pub T);
-
-/// A [`Denial`] as an actix-web error, rendered by [`denial_response`].
-struct Refusal(Denial);
-
-impl fmt::Debug for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Refusal").field(&self.0.error()).finish()
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.description())
-    }
-}
-
-impl ResponseError for Refusal {
-    fn status_code(&self) -> StatusCode {
-        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        denial_response(&self.0)
-    }
-}
 
 fn identity(req: &HttpRequest) -> Option<Authenticated> {
     req.extensions().get::<Authenticated>().cloned()
 }
 
 impl FromRequest for Auth {
-    type Error = actix_web::Error;
+    type Error = AuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(
             identity(req)
                 .map(Auth)
-                .ok_or_else(|| Refusal(Denial::MissingToken).into()),
+                .ok_or(AuthRejection::NotAuthenticated),
         )
     }
 }
@@ -85,23 +112,17 @@ impl FromRequest for MaybeAuth {
 }
 
 impl<T: DeserializeOwned> FromRequest for Claims<T> {
-    type Error = actix_web::Error;
+    type Error = AuthRejection;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match identity(req) {
-            None => Err(Denial::MissingToken),
-            Some(auth) => auth.custom::<T>().map(Claims).map_err(|_| {
-                tracing::debug!(
-                    target: "tokenward::actix",
-                    jti = auth.jti(),
-                    "custom claims do not fit the route's type"
-                );
-                Denial::InvalidToken {
-                    class: RejectionClass::Claims,
-                }
-            }),
+            None => Err(AuthRejection::NotAuthenticated),
+            Some(auth) => auth
+                .custom_for_route::<T>(req.method().as_str(), req.path())
+                .map(Claims)
+                .map_err(|_| AuthRejection::ClaimsMismatch),
         };
-        ready(result.map_err(|denial| Refusal(denial).into()))
+        ready(result)
     }
 }

@@ -1,9 +1,9 @@
 //! The actix-web 4 adapter for the tokenward [`Guard`].
 //!
-//! It only translates: an actix request becomes an [`AuthRequest`](tokenward_guard::AuthRequest)
-//! (method, path without the query string, client address, credentials), and a [`Denial`]
-//! becomes an [`HttpResponse`] built from [`Denial::status`], [`Denial::headers`] and
-//! [`Denial::body`] — 401 with an RFC 6750 `WWW-Authenticate` challenge, 403
+//! It only translates: an actix request becomes one [`Guard::authorize`] call
+//! ([`tokenward_guard::http`]: method, path without the query string, peer address, headers),
+//! and a [`Denial`] becomes an [`HttpResponse`] built from [`Denial::status`],
+//! [`Denial::headers`] and [`Denial::body`] — 401 with an RFC 6750 `WWW-Authenticate` challenge, 403
 //! `insufficient_scope`, 429 with `Retry-After` and `RateLimit` headers, 503 with
 //! `Retry-After` when a store is down under fail-closed. Bodies are JSON and never echo the
 //! token. Every decision is the Guard's.
@@ -13,7 +13,7 @@
 //!   per-scope [`Requirements`](tokenward_guard::Requirements)
 //!   ([`GuardMiddleware::require`]).
 //! - [`Auth`], [`MaybeAuth`], [`Claims`] — extractors for the verified identity and typed
-//!   custom claims.
+//!   custom claims; they refuse with the typed [`AuthRejection`].
 //! - [`jwks`] — a handler serving the local key set's public JWKS
 //!   (`GET /.well-known/jwks.json`).
 //! - [`denial_response`], [`request_client_ip`] — the two translations, for handlers that
@@ -33,7 +33,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32])?);
 //! let config = GuardConfig::new("https://auth.example.com", "orders-api");
-//! let guard = config.guard_builder(keys.clone(), GuardStores::memory(), None)?.build();
+//! let guard = config.guard_builder(keys.clone(), GuardStores::memory(), None)?.build()?;
 //!
 //! let app = test::init_service(
 //!     App::new()
@@ -75,21 +75,18 @@
 mod extract;
 mod middleware;
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use tokenward_claims::SharedKeySet;
+use tokenward_guard::http::{HeaderSource, JSON_CONTENT_TYPE, JWKS_CONTENT_TYPE, NO_STORE};
 use tokenward_guard::{Denial, Guard};
 
-pub use extract::{Auth, Claims, MaybeAuth};
+pub use extract::{Auth, AuthRejection, Claims, MaybeAuth};
 pub use middleware::{GuardMiddleware, GuardService};
-
-/// The `Cache-Control` of the [`jwks`] response: verifiers may cache the key set for five
-/// minutes, so a new key must be published that long before it signs.
-pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+pub use tokenward_guard::http::{JWKS_CACHE_CONTROL, JWKS_PATH};
 
 /// The response for `denial`: its status, its headers (`WWW-Authenticate`, `Retry-After`,
 /// `RateLimit-Policy`, `RateLimit`, `Cache-Control: no-store`) and its JSON body, with
@@ -107,7 +104,7 @@ pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 pub fn denial_response(denial: &Denial) -> HttpResponse {
     let status = StatusCode::from_u16(denial.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);
-    response.insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")));
+    response.insert_header((CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)));
     for (name, value) in denial.headers() {
         match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             (Ok(name), Ok(value)) => {
@@ -123,9 +120,17 @@ pub fn denial_response(denial: &Denial) -> HttpResponse {
     response.body(denial.body())
 }
 
-/// The client address of `req` for the Guard: the peer address, or — only when the peer is
-/// a trusted proxy — what the configured forwarding header says (`ClientIp::resolve` of
-/// [`Guard::client_ip`], walking the header from the right).
+/// An actix `HeaderMap` as the Guard reads it.
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
+
+impl HeaderSource for Headers<'_> {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.0.get_all(name).map(HeaderValue::as_bytes)
+    }
+}
+
+/// The client address of `req` for the Guard: [`Guard::resolve_client_ip`] of the peer
+/// address — forwarding headers count only when the peer is a trusted proxy.
 ///
 /// Never actix's `connection_info().realip_remote_addr()`, which believes forwarding headers
 /// from anyone. `None` when the peer address is unknown (a Unix socket, a test request
@@ -133,39 +138,7 @@ pub fn denial_response(denial: &Denial) -> HttpResponse {
 /// clients. A [`ServiceRequest`](actix_web::dev::ServiceRequest) gives its `HttpRequest` with
 /// `request()`.
 pub fn request_client_ip(guard: &Guard, req: &HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
-    let resolver = guard.client_ip();
-    // Header values that are not UTF-8 stay in the chain as replacement characters, so the
-    // walk from the right sees a malformed entry (and falls back to the peer) rather than a
-    // shorter, shifted chain.
-    let values: Vec<Cow<'_, str>> = match resolver.header() {
-        Some(header) => req
-            .headers()
-            .get_all(header.name())
-            .map(|v| String::from_utf8_lossy(v.as_bytes()))
-            .collect(),
-        None => Vec::new(),
-    };
-    Some(resolver.resolve(peer, values.iter().map(AsRef::as_ref)))
-}
-
-/// The 500 for a request whose peer address is unknown (see [`request_client_ip`]).
-fn unknown_peer_response() -> HttpResponse {
-    tracing::error!(
-        target: "tokenward::actix",
-        "the peer address of a request is unknown; refusing it (serve over TCP, or set \
-         peer_addr on test requests)"
-    );
-    HttpResponse::InternalServerError()
-        .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .body(
-            serde_json::json!({
-                "error": "server_error",
-                "error_description": "the server is misconfigured",
-            })
-            .to_string(),
-        )
+    guard.resolve_client_ip(req.peer_addr().map(|p| p.ip()), &Headers(req.headers()))
 }
 
 /// Serves the public part of the local key set as a JWKS document, for
@@ -193,16 +166,13 @@ fn unknown_peer_response() -> HttpResponse {
 pub async fn jwks(keys: web::Data<SharedKeySet>) -> HttpResponse {
     match keys.snapshot().public_jwks_json() {
         Ok(body) => HttpResponse::Ok()
-            .insert_header((
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/jwk-set+json"),
-            ))
+            .insert_header((CONTENT_TYPE, HeaderValue::from_static(JWKS_CONTENT_TYPE)))
             .insert_header((CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE_CONTROL)))
             .body(body),
         Err(error) => {
             tracing::error!(target: "tokenward::actix", %error, "serializing the JWKS failed");
             HttpResponse::InternalServerError()
-                .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
+                .insert_header((CACHE_CONTROL, HeaderValue::from_static(NO_STORE)))
                 .finish()
         }
     }

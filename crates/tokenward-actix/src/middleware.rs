@@ -1,18 +1,17 @@
 //! The middleware: runs the Guard for every request of the wrapped app, scope or resource.
 
 use std::future::{Future, Ready, ready};
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{AUTHORIZATION, COOKIE, HeaderName, HeaderValue};
-use actix_web::{Error, HttpMessage, HttpResponse};
-use tokenward_guard::{AuthRequest, Authenticated, Credentials, Denial, Guard, Requirements};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{Error, HttpMessage};
+use tokenward_guard::http::{HttpRequest, Outcome, RouteAuth};
+use tokenward_guard::{Authenticated, Guard, Requirements};
 
-use crate::{denial_response, request_client_ip, unknown_peer_response};
+use crate::{Headers, denial_response};
 
 /// actix-web middleware that authenticates every request with a [`Guard`].
 ///
@@ -25,7 +24,9 @@ use crate::{denial_response, request_client_ip, unknown_peer_response};
 ///
 /// On success the [`Authenticated`] identity is put in the request's extensions (read it with
 /// [`Auth`](crate::Auth), [`MaybeAuth`](crate::MaybeAuth) or [`Claims`](crate::Claims)) and
-/// the response gets the subject limit's `RateLimit-Policy` and `RateLimit` headers.
+/// the response gets the subject limit's `RateLimit-Policy` and `RateLimit` headers where
+/// the handler set none of its own (a handler's own are kept). Every decision is
+/// [`Guard::authorize`]'s.
 ///
 /// When a `GuardMiddleware` runs inside another one that already authenticated the request
 /// (an app-wide middleware and a stricter one on a scope), the inner one reuses that identity
@@ -39,8 +40,7 @@ use crate::{denial_response, request_client_ip, unknown_peer_response};
 #[derive(Debug, Clone)]
 pub struct GuardMiddleware {
     guard: Guard,
-    optional: bool,
-    requirements: Option<Arc<Requirements>>,
+    route: RouteAuth,
 }
 
 impl GuardMiddleware {
@@ -48,8 +48,7 @@ impl GuardMiddleware {
     pub fn new(guard: Guard) -> Self {
         GuardMiddleware {
             guard,
-            optional: false,
-            requirements: None,
+            route: RouteAuth::required(),
         }
     }
 
@@ -60,8 +59,8 @@ impl GuardMiddleware {
     /// refused, and so is a banned client's token.
     pub fn optional(guard: Guard) -> Self {
         GuardMiddleware {
-            optional: true,
-            ..GuardMiddleware::new(guard)
+            guard,
+            route: RouteAuth::optional(),
         }
     }
 
@@ -70,7 +69,7 @@ impl GuardMiddleware {
     /// to check and passes through.
     #[must_use]
     pub fn require(mut self, requirements: Requirements) -> Self {
-        self.requirements = Some(Arc::new(requirements));
+        self.route = self.route.require(requirements);
         self
     }
 }
@@ -101,16 +100,6 @@ pub struct GuardService<S> {
     config: GuardMiddleware,
 }
 
-/// What the Guard decided for one request.
-enum Outcome {
-    /// Authenticated here: put the identity in the extensions, add the RateLimit headers.
-    Authenticated(Authenticated),
-    /// Authenticated by an outer middleware, or anonymous on an optional one.
-    Pass,
-    /// Refused with this response.
-    Refused(HttpResponse),
-}
-
 impl<S, B> Service<ServiceRequest> for GuardService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
@@ -126,90 +115,43 @@ where
         let service = Rc::clone(&self.service);
         let config = self.config.clone();
         Box::pin(async move {
-            match config.decide(&req).await {
-                Outcome::Refused(response) => Ok(req.into_response(response).map_into_right_body()),
-                Outcome::Pass => Ok(service.call(req).await?.map_into_left_body()),
-                Outcome::Authenticated(auth) => {
-                    let ratelimit = config.guard.ratelimit_headers(&auth);
-                    req.extensions_mut().insert(auth);
+            let outcome = {
+                let headers = Headers(req.headers());
+                let http = HttpRequest::new(
+                    req.method().as_str(),
+                    req.path(),
+                    req.peer_addr().map(|p| p.ip()),
+                    &headers,
+                );
+                // Cloned: no `RefCell` borrow of the extensions is held across the await.
+                let outer = req.extensions().get::<Authenticated>().cloned();
+                config
+                    .guard
+                    .authorize(&http, outer.as_ref(), &config.route)
+                    .await
+            };
+            match outcome {
+                Outcome::Authenticated(allowed) => {
+                    req.extensions_mut().insert(allowed.auth);
                     let mut res = service.call(req).await?;
-                    for (name, value) in ratelimit.into_iter().flatten() {
+                    let headers = res.headers_mut();
+                    for (name, value) in allowed.response_headers {
+                        // Only where the handler set none of its own.
                         if let (Ok(name), Ok(value)) =
                             (HeaderName::try_from(name), HeaderValue::try_from(value))
+                            && !headers.contains_key(&name)
                         {
-                            res.headers_mut().insert(name, value);
+                            headers.insert(name, value);
                         }
                     }
                     Ok(res.map_into_left_body())
                 }
+                Outcome::Deny(denial) => Ok(req
+                    .into_response(denial_response(&denial))
+                    .map_into_right_body()),
+                // `Continue`, and anything a newer Guard adds: the request goes on unchanged.
+                _ => Ok(service.call(req).await?.map_into_left_body()),
             }
         })
-    }
-}
-
-impl GuardMiddleware {
-    async fn decide(&self, req: &ServiceRequest) -> Outcome {
-        let outer = req.extensions().get::<Authenticated>().cloned();
-        let client_ip = match &outer {
-            Some(auth) => auth.client_ip,
-            None => match request_client_ip(&self.guard, req.request()) {
-                Some(ip) => ip,
-                None => return Outcome::Refused(unknown_peer_response()),
-            },
-        };
-        match outer {
-            Some(auth) => match self.authorize(req, client_ip, &auth) {
-                Ok(()) => Outcome::Pass,
-                Err(denial) => Outcome::Refused(denial_response(&denial)),
-            },
-            None => self.authenticate(req, client_ip).await,
-        }
-    }
-
-    async fn authenticate(&self, req: &ServiceRequest, client_ip: IpAddr) -> Outcome {
-        let headers = req.headers();
-        let credentials = self.guard.credentials(
-            headers.get_all(AUTHORIZATION).map(HeaderValue::as_bytes),
-            headers.get_all(COOKIE).map(HeaderValue::as_bytes),
-        );
-        if self.optional && credentials == Credentials::Absent {
-            // Anonymous on an optional route: nothing to authenticate (no ban check, no
-            // audit event, no requirements to check).
-            return Outcome::Pass;
-        }
-        let request = AuthRequest::new(req.method().as_str(), req.path(), client_ip, credentials);
-        let result = match self.guard.authenticate(&request).await {
-            Ok(auth) => match &self.requirements {
-                Some(requirements) => self
-                    .guard
-                    .authorize(&request, &auth, requirements)
-                    .map(|()| auth),
-                None => Ok(auth),
-            },
-            Err(denial) => Err(denial),
-        };
-        match result {
-            Ok(auth) => Outcome::Authenticated(auth),
-            Err(denial) => Outcome::Refused(denial_response(&denial)),
-        }
-    }
-
-    fn authorize(
-        &self,
-        req: &ServiceRequest,
-        client_ip: IpAddr,
-        auth: &Authenticated,
-    ) -> Result<(), Denial> {
-        let Some(requirements) = &self.requirements else {
-            return Ok(());
-        };
-        // The credentials were read by the outer middleware; audit events need none.
-        let request = AuthRequest::new(
-            req.method().as_str(),
-            req.path(),
-            client_ip,
-            Credentials::Absent,
-        );
-        self.guard.authorize(&request, auth, requirements)
     }
 }

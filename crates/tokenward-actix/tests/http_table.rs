@@ -5,16 +5,27 @@
     clippy::indexing_slicing
 )]
 //! The shared adapter table (`tokenward_guard::testkit`) over real HTTP: an actix-web
-//! `HttpServer` on 127.0.0.1:0 and a reqwest client.
+//! `HttpServer` on 127.0.0.1:0 and a reqwest client; and the audit event of a `Claims<T>`
+//! refusal (this binary installs a process-wide `tracing` subscriber, so it is the one apart
+//! from `tests/middleware.rs`).
 
+use std::io::Write;
 use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
-use tokenward_actix::{Auth, GuardMiddleware, MaybeAuth};
+use actix_web::{App, HttpResponse, HttpServer, test, web};
+use tokenward_actix::{Auth, Claims, GuardMiddleware, MaybeAuth};
 use tokenward_guard::testkit::{self, Fixture};
 
 async fn me(Auth(auth): Auth) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "sub": auth.sub() }))
+}
+
+/// Sets its own `RateLimit` field, which the middleware must keep.
+async fn own_ratelimit(Auth(auth): Auth) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("ratelimit", testkit::HANDLER_RATELIMIT))
+        .json(serde_json::json!({ "sub": auth.sub() }))
 }
 
 async fn optional(MaybeAuth(auth): MaybeAuth) -> HttpResponse {
@@ -42,6 +53,11 @@ async fn shared_table_over_http() {
                 web::resource("/admin")
                     .wrap(GuardMiddleware::new(guard.clone()).require(admin.clone()))
                     .route(web::get().to(me)),
+            )
+            .service(
+                web::resource("/own-ratelimit")
+                    .wrap(GuardMiddleware::new(guard.clone()))
+                    .route(web::get().to(own_ratelimit)),
             )
             .service(
                 web::resource("/optional")
@@ -103,4 +119,73 @@ async fn shared_table_over_http() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Tenant {
+    #[allow(dead_code, reason = "only its absence matters")]
+    tenant: String,
+}
+
+/// Regression: a `Claims<T>` refusal after the Guard allowed the request answered 401 without
+/// an audit event. (A process-wide subscriber: a thread-scoped one can miss events whose
+/// callsite another test registered first.)
+#[actix_web::test]
+async fn claims_mismatch_is_audited() {
+    const PATH: &str = "/claims-audited-here";
+    let buf = Buf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    async fn handler(Claims(_t): Claims<Tenant>) -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+    let fixture = Fixture::new().await;
+    let app = test::init_service(
+        App::new().service(
+            web::resource(PATH)
+                .wrap(GuardMiddleware::new(fixture.guard.clone()))
+                .route(web::get().to(handler)),
+        ),
+    )
+    .await;
+    let token = fixture.token("bob");
+    let req = test::TestRequest::get()
+        .uri(PATH)
+        .peer_addr("203.0.113.77:40000".parse().unwrap())
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 401);
+    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = logged.lines().filter(|l| l.contains(PATH)).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("decision=\"deny\"")
+            && l.contains("reason=\"claims\"")
+            && l.contains("sub=\"bob\"")),
+        "no deny/claims audit event for {PATH}: {lines:#?}"
+    );
+    assert!(!logged.contains(&token), "the token was logged");
 }

@@ -377,7 +377,7 @@ async fn denial_response_copies_the_denial() {
             required: "admin".to_owned(),
         },
         Denial::Unavailable {
-            check: "revocation",
+            check: tokenward_guard::Check::Revocation,
             retry_after: std::time::Duration::from_secs(5),
         },
     ];

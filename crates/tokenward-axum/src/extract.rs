@@ -1,9 +1,11 @@
-//! axum extractors for what [`GuardLayer`](crate::GuardLayer) verified.
+//! axum extractors for what [`GuardLayer`](crate::GuardLayer) verified, and their typed
+//! rejection.
 
 use std::convert::Infallible;
+use std::fmt;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use tokenward_claims::RejectionClass;
@@ -11,16 +13,65 @@ use tokenward_guard::{Authenticated, Denial};
 
 use crate::response::denial_response;
 
+/// Why [`Auth`] or [`Claims`] refused a request. Renders as the Guard's
+/// [`Denial`] response ([`AuthRejection::denial`]): 401 either way, never with the token or
+/// the serde error in it.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use tokenward_axum::AuthRejection;
+/// let res = AuthRejection::NotAuthenticated.into_response();
+/// assert_eq!(res.status(), 401);
+/// assert_eq!(res.headers()["www-authenticate"], "Bearer");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// The request was not authenticated (a route outside the layer, or an anonymous request
+    /// behind [`GuardLayer::optional`](crate::GuardLayer::optional)):
+    /// [`Denial::MissingToken`].
+    NotAuthenticated,
+    /// The token verified, but its custom claims do not fit the route's type (audited):
+    /// [`Denial::InvalidToken`] with [`RejectionClass::Claims`].
+    ClaimsMismatch,
+}
+
+impl AuthRejection {
+    /// The Guard's denial this rejection renders.
+    pub fn denial(&self) -> Denial {
+        match self {
+            AuthRejection::NotAuthenticated => Denial::MissingToken,
+            AuthRejection::ClaimsMismatch => Denial::InvalidToken {
+                class: RejectionClass::Claims,
+            },
+        }
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.denial().description())
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        denial_response(&self.denial())
+    }
+}
+
 /// The verified request, from a route behind [`GuardLayer`](crate::GuardLayer).
 ///
-/// Rejects with the [`Denial::MissingToken`] response (401, bare `Bearer` challenge) when the
+/// Rejects with [`AuthRejection::NotAuthenticated`] (401, bare `Bearer` challenge) when the
 /// request was not authenticated — a route outside the layer, or behind
 /// [`GuardLayer::optional`](crate::GuardLayer::optional) without a token.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Authenticated);
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
-    type Rejection = Response;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
@@ -28,7 +79,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .get::<Authenticated>()
             .cloned()
             .map(Auth)
-            .ok_or_else(|| denial_response(&Denial::MissingToken))
+            .ok_or(AuthRejection::NotAuthenticated)
     }
 }
 
@@ -58,23 +109,22 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeAuth {
 }
 
 /// The verified token's custom claims as your own type, through
-/// [`Authenticated::custom`].
+/// [`Authenticated::custom_for_route`].
 ///
-/// Rejects like [`Auth`] when the request was not authenticated, and with 401
-/// `invalid_token` ([`RejectionClass::Claims`]) when the claims do not deserialize into `T`.
-/// The serde error is not shown to the client (it may quote the token's content).
+/// Rejects like [`Auth`] when the request was not authenticated, and with
+/// [`AuthRejection::ClaimsMismatch`] (401 `invalid_token`, class `claims`; audited as a
+/// denial) when the claims do not deserialize into `T`. The serde error is not shown to the
+/// client (it may quote the token's content).
 #[derive(Debug, Clone)]
 pub struct Claims<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
-    type Rejection = Response;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Auth(auth) = <Auth as FromRequestParts<S>>::from_request_parts(parts, state).await?;
-        auth.custom::<T>().map(Claims).map_err(|_| {
-            denial_response(&Denial::InvalidToken {
-                class: RejectionClass::Claims,
-            })
-        })
+        auth.custom_for_route::<T>(parts.method.as_str(), parts.uri.path())
+            .map(Claims)
+            .map_err(|_| AuthRejection::ClaimsMismatch)
     }
 }

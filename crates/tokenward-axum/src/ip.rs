@@ -1,15 +1,31 @@
-//! The client address of a request: the TCP peer, and forwarding headers only from the
-//! Guard's trusted proxies.
+//! The client address of a request, and the request's headers as the Guard reads them.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use http::{Extensions, HeaderMap};
+use http::{Extensions, HeaderMap, HeaderValue};
 use tokenward_guard::Guard;
+use tokenward_guard::http::HeaderSource;
 
-/// The client address of a request, as the Guard's checks (the failure ban) must see it: the
-/// peer address from [`ConnectInfo<SocketAddr>`] in the request extensions, resolved through
-/// [`Guard::client_ip`] — so `X-Forwarded-For`/`Forwarded` count only when the peer is a
+/// An `http::HeaderMap` as the Guard reads it.
+pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
+
+impl HeaderSource for Headers<'_> {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.0.get_all(name).iter().map(HeaderValue::as_bytes)
+    }
+}
+
+/// The TCP peer from `ConnectInfo<SocketAddr>`, if the server put it there.
+pub(crate) fn peer(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip())
+}
+
+/// The client address of a request, as the Guard's checks (the failure ban) see it:
+/// [`Guard::resolve_client_ip`] of the peer address from [`ConnectInfo<SocketAddr>`] in the
+/// request extensions — so `X-Forwarded-For`/`Forwarded` count only when the peer is a
 /// trusted proxy.
 ///
 /// `None` when the extensions hold no `ConnectInfo<SocketAddr>`: serve the app with
@@ -24,7 +40,8 @@ use tokenward_guard::Guard;
 /// #     let keys = tokenward_claims::KeySet::single(tokenward_claims::Key::hmac(
 /// #         "k", tokenward_claims::Algorithm::HS256, &[7u8; 32]).unwrap());
 /// #     tokenward_guard::GuardConfig::new("iss", "aud")
-/// #         .guard_builder(keys, tokenward_guard::GuardStores::memory(), None).unwrap().build()
+/// #         .guard_builder(keys, tokenward_guard::GuardStores::memory(), None).unwrap()
+/// #         .build().unwrap()
 /// # }
 /// let guard = guard(); // no proxy trusted
 /// let mut req = http::Request::builder()
@@ -41,28 +58,5 @@ use tokenward_guard::Guard;
 ///
 /// [`GuardService`]: crate::GuardService
 pub fn request_client_ip(guard: &Guard, parts: &http::request::Parts) -> Option<IpAddr> {
-    client_ip(guard, &parts.extensions, &parts.headers)
-}
-
-pub(crate) fn client_ip(
-    guard: &Guard,
-    extensions: &Extensions,
-    headers: &HeaderMap,
-) -> Option<IpAddr> {
-    let ConnectInfo(peer) = extensions.get::<ConnectInfo<SocketAddr>>()?;
-    let resolver = guard.client_ip();
-    let Some(header) = resolver.header() else {
-        return Some(resolver.resolve(peer.ip(), std::iter::empty()));
-    };
-    // Decoded lossily, like the actix adapter: a client-written part that is not UTF-8
-    // becomes replacement characters in *its* entry, while the entries our trusted proxies
-    // appended on the right still parse. (Replacing the whole value instead would make the
-    // walk stop at the proxy, and a client could then get the proxy — everyone behind it —
-    // banned by sending one non-UTF-8 byte.)
-    let values: Vec<std::borrow::Cow<'_, str>> = headers
-        .get_all(header.name())
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()))
-        .collect();
-    Some(resolver.resolve(peer.ip(), values.iter().map(AsRef::as_ref)))
+    guard.resolve_client_ip(peer(&parts.extensions), &Headers(&parts.headers))
 }

@@ -7,13 +7,7 @@ use axum::routing::get;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use tokenward_claims::SharedKeySet;
-
-/// Where [`jwks_router`] serves the key set.
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
-
-/// The `Cache-Control` of the JWKS response: short, so verifiers pick up a new key soon
-/// after a rotation (publish a new key this long before signing with it).
-pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+use tokenward_guard::http::{JWKS_CACHE_CONTROL, JWKS_CONTENT_TYPE, JWKS_PATH, NO_STORE};
 
 /// An axum handler serving the public keys of `keys` as a JWKS document
 /// (`application/jwk-set+json`, `Cache-Control: public, max-age=300`). HMAC secrets are never
@@ -25,16 +19,20 @@ pub async fn jwks(State(keys): State<SharedKeySet>) -> Response {
     match keys.snapshot().public_jwks_json() {
         Ok(body) => (
             [
-                (
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/jwk-set+json"),
-                ),
+                (CONTENT_TYPE, HeaderValue::from_static(JWKS_CONTENT_TYPE)),
                 (CACHE_CONTROL, HeaderValue::from_static(JWKS_CACHE_CONTROL)),
             ],
             body,
         )
             .into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        Err(error) => {
+            tracing::error!(target: "tokenward::axum", %error, "serializing the JWKS failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(CACHE_CONTROL, HeaderValue::from_static(NO_STORE))],
+            )
+                .into_response()
+        }
     }
 }
 

@@ -3,27 +3,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, HeaderValue, Request, Response};
+use tokenward_guard::http::{HttpRequest, Outcome, RouteAuth};
 use tokenward_guard::{
-    AuthRequest, Authenticated, Credentials, Guard, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER,
-    Requirements,
+    Authenticated, Guard, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER, Requirements,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::ip::client_ip;
-use crate::response::{denial_http_response, misconfigured};
-
-/// Whether a request without a token may pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Required,
-    Optional,
-}
+use crate::ip::{Headers, peer};
+use crate::response::denial_http_response;
 
 /// Authenticates every request with a [`Guard`] before it reaches the wrapped service.
 ///
@@ -40,7 +31,9 @@ enum Mode {
 ///
 /// Nested layers authenticate once: a `GuardLayer` that finds `Authenticated` already in the
 /// extensions (put there by an outer `GuardLayer`) only checks its own requirements, so a
-/// request is charged to the subject limit once.
+/// request is charged to the subject limit once. Every decision is
+/// [`Guard::authorize`]'s; the `RateLimit` fields are added only where the handler's
+/// response has none.
 ///
 /// The client address comes from `ConnectInfo<SocketAddr>` (see
 /// [`request_client_ip`](crate::request_client_ip)); without it every request is refused
@@ -49,8 +42,7 @@ enum Mode {
 #[must_use]
 pub struct GuardLayer {
     guard: Guard,
-    mode: Mode,
-    requirements: Option<Arc<Requirements>>,
+    route: RouteAuth,
 }
 
 impl GuardLayer {
@@ -58,8 +50,7 @@ impl GuardLayer {
     pub fn new(guard: Guard) -> Self {
         GuardLayer {
             guard,
-            mode: Mode::Required,
-            requirements: None,
+            route: RouteAuth::required(),
         }
     }
 
@@ -68,8 +59,8 @@ impl GuardLayer {
     /// refused like with [`GuardLayer::new`] if that fails.
     pub fn optional(guard: Guard) -> Self {
         GuardLayer {
-            mode: Mode::Optional,
-            ..GuardLayer::new(guard)
+            guard,
+            route: RouteAuth::optional(),
         }
     }
 
@@ -77,8 +68,8 @@ impl GuardLayer {
     /// `invalid_token`) of authenticated requests; replaces earlier requirements.
     pub fn require(self, requirements: Requirements) -> Self {
         GuardLayer {
-            requirements: Some(Arc::new(requirements)),
-            ..self
+            route: self.route.require(requirements),
+            guard: self.guard,
         }
     }
 }
@@ -90,8 +81,7 @@ impl<S> Layer<S> for GuardLayer {
         GuardService {
             inner,
             guard: self.guard.clone(),
-            mode: self.mode,
-            requirements: self.requirements.clone(),
+            route: self.route.clone(),
         }
     }
 }
@@ -109,11 +99,10 @@ impl<S> Layer<S> for GuardLayer {
 pub struct GuardService<S> {
     inner: S,
     guard: Guard,
-    mode: Mode,
-    requirements: Option<Arc<Requirements>>,
+    route: RouteAuth,
 }
 
-type RateLimitHeaders = Option<[(&'static str, String); 2]>;
+type RateLimitHeaders = Vec<(&'static str, String)>;
 type Checked<S, ReqBody, ResBody> =
     Result<(S, Request<ReqBody>, RateLimitHeaders), Response<ResBody>>;
 type CheckFuture<S, ReqBody, ResBody> =
@@ -137,13 +126,7 @@ where
         // The ready service goes into the future; the clone stays for the next call.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let check = check(
-            inner,
-            self.guard.clone(),
-            self.mode,
-            self.requirements.clone(),
-            req,
-        );
+        let check = check(inner, self.guard.clone(), self.route.clone(), req);
         ResponseFuture {
             state: State::Check {
                 check: Box::pin(check),
@@ -157,56 +140,32 @@ where
 async fn check<S, ReqBody, ResBody>(
     inner: S,
     guard: Guard,
-    mode: Mode,
-    requirements: Option<Arc<Requirements>>,
+    route: RouteAuth,
     mut req: Request<ReqBody>,
 ) -> Checked<S, ReqBody, ResBody>
 where
     ResBody: From<String>,
 {
-    let Some(ip) = client_ip(&guard, req.extensions(), req.headers()) else {
-        tracing::error!(
-            target: "tokenward::axum",
-            "request has no ConnectInfo<SocketAddr>: the Guard cannot tell clients apart, so \
-             the request is refused; serve the app with \
-             `into_make_service_with_connect_info::<SocketAddr>()` (or insert \
-             `ConnectInfo(peer_addr)` into the request extensions in your own server)"
+    let outcome = {
+        let headers = Headers(req.headers());
+        let http = HttpRequest::new(
+            req.method().as_str(),
+            req.uri().path(),
+            peer(req.extensions()),
+            &headers,
         );
-        return Err(misconfigured());
+        let outer = req.extensions().get::<Authenticated>();
+        guard.authorize(&http, outer, &route).await
     };
-    let headers = req.headers();
-    let credentials = guard.credentials(
-        headers
-            .get_all(AUTHORIZATION)
-            .iter()
-            .map(HeaderValue::as_bytes),
-        headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes),
-    );
-    let auth_req = AuthRequest::new(req.method().as_str(), req.uri().path(), ip, credentials);
-
-    let outer = req.extensions().get::<Authenticated>().cloned();
-    let (auth, fresh) = match outer {
-        Some(auth) => (auth, false),
-        None if mode == Mode::Optional && credentials == Credentials::Absent => {
-            return Ok((inner, req, None));
+    match outcome {
+        Outcome::Authenticated(allowed) => {
+            req.extensions_mut().insert(allowed.auth);
+            Ok((inner, req, allowed.response_headers))
         }
-        None => match guard.authenticate(&auth_req).await {
-            Ok(auth) => (auth, true),
-            Err(denial) => return Err(denial_http_response(&denial)),
-        },
-    };
-    if let Some(requirements) = &requirements
-        && let Err(denial) = guard.authorize(&auth_req, &auth, requirements)
-    {
-        return Err(denial_http_response(&denial));
+        Outcome::Deny(denial) => Err(denial_http_response(&denial)),
+        // `Continue`, and anything a newer Guard adds: the request goes on unchanged.
+        _ => Ok((inner, req, Vec::new())),
     }
-    let ratelimit = if fresh {
-        guard.ratelimit_headers(&auth)
-    } else {
-        None
-    };
-    req.extensions_mut().insert(auth);
-    Ok((inner, req, ratelimit))
 }
 
 pin_project_lite::pin_project! {
@@ -268,9 +227,7 @@ where
                 },
                 StateProj::Inner { future, ratelimit } => {
                     let mut res = ready!(future.poll(cx))?;
-                    if let Some(fields) = ratelimit.take() {
-                        add_missing(res.headers_mut(), fields);
-                    }
+                    add_missing(res.headers_mut(), std::mem::take(ratelimit));
                     return Poll::Ready(Ok(res));
                 }
             }
@@ -291,8 +248,8 @@ fn header_name(name: &'static str) -> Option<HeaderName> {
     }
 }
 
-/// Adds the `RateLimit` fields unless the service set its own.
-fn add_missing(headers: &mut http::HeaderMap, fields: [(&'static str, String); 2]) {
+/// Adds the Guard's fields where the service set none of that name.
+fn add_missing(headers: &mut http::HeaderMap, fields: Vec<(&'static str, String)>) {
     for (name, value) in fields {
         if let (Some(name), Ok(value)) = (header_name(name), HeaderValue::try_from(value)) {
             headers.entry(name).or_insert(value);

@@ -1,19 +1,21 @@
-//! The tower/axum adapter of the tokenward [`Guard`]: it only translates — requests into
-//! [`AuthRequest`](tokenward_guard::AuthRequest)s and [`Denial`]s into responses. Every
-//! decision (ban, verification, revocation, limits, scopes) is the Guard's.
+//! The tower/axum adapter of the tokenward [`Guard`]: it only translates — a request into
+//! one [`Guard::authorize`] call ([`tokenward_guard::http`]), the
+//! [`Outcome`](tokenward_guard::http::Outcome) and [`Denial`]s into responses. Every
+//! decision (client address, optional/required, nesting, ban, verification, revocation,
+//! limits, scopes, which headers a response gets) is the Guard's.
 //!
 //! - [`GuardLayer`] / [`GuardService`] — tower middleware (plain tower: axum, hyper, tonic)
-//!   that runs [`Guard::authenticate`] for every request, puts
+//!   that runs [`Guard::authorize`] for every request, puts
 //!   [`Authenticated`](tokenward_guard::Authenticated) into the request extensions and adds
-//!   the subject limit's `RateLimit` headers to the response, or answers with the denial:
-//!   401 + `WWW-Authenticate: Bearer error="invalid_token", ...` (RFC 6750; a bare `Bearer`
+//!   the subject limit's `RateLimit` headers where the handler set none, or answers with the
+//!   denial: 401 + `WWW-Authenticate: Bearer error="invalid_token", ...` (RFC 6750; a bare `Bearer`
 //!   challenge when no token was sent), 403 `insufficient_scope`, 429 + `Retry-After` +
 //!   `RateLimit`, 503 + `Retry-After` when a store is down under fail-closed. Bodies are
 //!   `{"error", "error_description"}` JSON and never echo the token.
 //!   [`GuardLayer::optional`] lets requests without a token through;
 //!   [`GuardLayer::require`] adds per-route scopes and audience.
 //! - [`Auth`], [`MaybeAuth`], [`Claims`] — extractors for the verified request and for your
-//!   own custom-claims type.
+//!   own custom-claims type; they reject with the typed [`AuthRejection`].
 //! - [`denial_response`] — the same responses for your own handlers (a login endpoint).
 //! - [`jwks`] / [`jwks_router`] — the local key set's public keys at
 //!   `GET /.well-known/jwks.json`.
@@ -39,7 +41,7 @@
 //! let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32])?);
 //! let guard = GuardConfig::new("https://auth.example.com", "orders-api")
 //!     .guard_builder(keys.clone(), GuardStores::memory(), None)?
-//!     .build();
+//!     .build()?;
 //!
 //! async fn me(Auth(auth): Auth) -> String {
 //!     format!("hello {}", auth.sub().unwrap_or("?"))
@@ -87,11 +89,12 @@ mod jwks;
 mod layer;
 mod response;
 
-pub use extract::{Auth, Claims, MaybeAuth};
+pub use extract::{Auth, AuthRejection, Claims, MaybeAuth};
 pub use ip::request_client_ip;
-pub use jwks::{JWKS_CACHE_CONTROL, JWKS_PATH, jwks, jwks_router};
+pub use jwks::{jwks, jwks_router};
 pub use layer::{GuardLayer, GuardService, ResponseFuture};
 pub use response::{denial_http_response, denial_response};
+pub use tokenward_guard::http::{JWKS_CACHE_CONTROL, JWKS_PATH};
 
 #[doc(no_inline)]
 pub use tokenward_guard::{Denial, Guard};

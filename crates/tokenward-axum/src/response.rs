@@ -1,9 +1,10 @@
 //! Denials as HTTP responses: copied from [`Denial::status`], [`Denial::headers`] and
 //! [`Denial::body`], nothing added but the content type.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderName, HeaderValue, StatusCode};
 use tokenward_guard::Denial;
+use tokenward_guard::http::JSON_CONTENT_TYPE;
 
 /// The response for `denial`, for an axum handler (for example a login endpoint's own 401s
 /// and 429s): the Guard's status, headers (`WWW-Authenticate`, `Retry-After`, `RateLimit`,
@@ -40,19 +41,6 @@ pub fn denial_http_response<B: From<String>>(denial: &Denial) -> http::Response<
             headers.append(name, value);
         }
     }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
-}
-
-/// The 500 returned when the server cannot tell clients apart (no `ConnectInfo`): a fixed
-/// body, never request data.
-pub(crate) fn misconfigured<B: From<String>>() -> http::Response<B> {
-    let mut res = http::Response::new(B::from(
-        r#"{"error":"server_error","error_description":"the server is misconfigured"}"#.to_owned(),
-    ));
-    *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    let headers = res.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
     res
 }

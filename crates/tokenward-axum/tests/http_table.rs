@@ -1,5 +1,7 @@
 //! The shared adapter table (`tokenward_guard::testkit`) over real HTTP: an axum server on an
-//! ephemeral loopback port, served with `ConnectInfo`, and hyper's client.
+//! ephemeral loopback port, served with `ConnectInfo`, and hyper's client; and the audit
+//! event of a `Claims<T>` refusal (this binary installs a process-wide `tracing`
+//! subscriber, so it is the one apart from `tests/layer.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,7 +9,9 @@
     clippy::indexing_slicing
 )]
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +20,7 @@ use axum::routing::get;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokenward_axum::{Auth, GuardLayer, MaybeAuth};
+use tokenward_axum::{Auth, Claims, GuardLayer, MaybeAuth};
 use tokenward_guard::testkit::{self, Fixture};
 
 fn json(value: serde_json::Value) -> Response {
@@ -25,6 +29,16 @@ fn json(value: serde_json::Value) -> Response {
 
 async fn me(Auth(auth): Auth) -> Response {
     json(serde_json::json!({ "sub": auth.sub() }))
+}
+
+/// Sets its own `RateLimit` field, which the layer must keep.
+async fn own_ratelimit(Auth(auth): Auth) -> Response {
+    let mut res = json(serde_json::json!({ "sub": auth.sub() }));
+    res.headers_mut().insert(
+        "ratelimit",
+        http::HeaderValue::from_static(testkit::HANDLER_RATELIMIT),
+    );
+    res
 }
 
 async fn optional(MaybeAuth(auth): MaybeAuth) -> Response {
@@ -38,6 +52,10 @@ fn app(f: &Fixture) -> Router {
         .route(
             "/admin",
             get(me).route_layer(GuardLayer::new(guard.clone()).require(f.admin.clone())),
+        )
+        .route(
+            "/own-ratelimit",
+            get(own_ratelimit).route_layer(GuardLayer::new(guard.clone())),
         )
         .route(
             "/optional",
@@ -93,4 +111,69 @@ async fn shared_table_over_http() {
     }
     assert!(cases.len() > 20);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+    type Writer = Buf;
+    fn make_writer(&'a self) -> Buf {
+        self.clone()
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Tenant {
+    #[allow(dead_code, reason = "only its absence matters")]
+    tenant: String,
+}
+
+/// Regression: a `Claims<T>` refusal after the Guard allowed the request answered 401 without
+/// an audit event. (A process-wide subscriber: a thread-scoped one can miss events whose
+/// callsite another test registered first.)
+#[tokio::test]
+async fn claims_mismatch_is_audited() {
+    const PATH: &str = "/claims-audited-here";
+    let buf = Buf::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    async fn handler(Claims(_t): Claims<Tenant>) -> &'static str {
+        "ok"
+    }
+    let fixture = Fixture::new().await;
+    let app = Router::new()
+        .route(PATH, get(handler))
+        .layer(GuardLayer::new(fixture.guard.clone()));
+    let addr = serve(app).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let token = fixture.token("bob");
+    let req = http::Request::get(format!("http://{addr}{PATH}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::new())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = logged.lines().filter(|l| l.contains(PATH)).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("decision=\"deny\"")
+            && l.contains("reason=\"claims\"")
+            && l.contains("sub=\"bob\"")),
+        "no deny/claims audit event for {PATH}: {lines:#?}"
+    );
+    assert!(!logged.contains(&token), "the token was logged");
 }

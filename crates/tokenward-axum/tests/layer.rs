@@ -267,6 +267,7 @@ fn limited_guard(f: &Fixture) -> Guard {
         .unwrap(),
     )
     .build()
+    .unwrap()
 }
 
 #[tokio::test]

@@ -63,6 +63,7 @@ fn guard_for(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> Guard {
     Guard::builder(fixture.validator().clone(), stores)
         .subject_limit(limit)
         .build()
+        .unwrap_or_else(|e| panic!("guard: {e}"))
 }
 
 fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {

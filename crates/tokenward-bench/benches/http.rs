@@ -110,6 +110,7 @@ async fn guard_for(fixture: &Fixture) -> Guard {
     Guard::builder(fixture.validator().clone(), stores)
         .subject_limit(limit)
         .build()
+        .unwrap_or_else(|e| panic!("guard: {e}"))
 }
 
 async fn listener() -> (tokio::net::TcpListener, SocketAddr) {

@@ -18,8 +18,8 @@ use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_cli
 use tokenward_claims::{AccessToken, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer};
 use tokenward_core::{StoreId, UnixTime};
 use tokenward_guard::{
-    AuthRequest, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig, GuardStores,
-    Requirements, fingerprint,
+    AuthRequest, Check, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig,
+    GuardStores, Requirements, fingerprint,
 };
 use tokenward_refresh::{
     FamilyId, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
@@ -252,7 +252,7 @@ impl Demo {
         };
         let guard = guard_config
             .guard_builder(keys.clone(), stores.clone(), None)?
-            .build();
+            .build()?;
         let engine = RefreshEngine::with_config(
             stores.refresh.clone(),
             stores.revocation.clone(),
@@ -574,7 +574,7 @@ async fn logout(State(app): State<AppState>, Auth(auth): Auth) -> Response {
             Err(e) => Err(e.into()),
         };
         if let Err(e) = revoked {
-            return store_unavailable("revocation", &e);
+            return store_unavailable(Check::Revocation, &e);
         }
     }
     if let Some(family) = auth.sid().and_then(FamilyId::parse) {
@@ -600,11 +600,11 @@ async fn logout_all(State(app): State<AppState>, Auth(auth): Auth) -> Response {
         .saturating_add(REVOCATION_MARGIN);
     let id = match StoreId::new(sub) {
         Ok(id) => id,
-        Err(e) => return store_unavailable("revocation", &e.into()),
+        Err(e) => return store_unavailable(Check::Revocation, &e.into()),
     };
     let revocation = &app.0.stores.revocation;
     if let Err(e) = revocation.revoke_subject(&id, before, until).await {
-        return store_unavailable("revocation", &e);
+        return store_unavailable(Check::Revocation, &e);
     }
     let families = match app.0.engine.revoke_subject(&id).await {
         Ok(n) => n,
@@ -666,7 +666,7 @@ impl AppState {
 fn refresh_error(app: &AppState, e: &RefreshError, token: Option<&str>) -> Response {
     let token_fp = token.map(fingerprint);
     match e {
-        RefreshError::Store(store) => store_unavailable("refresh", store),
+        RefreshError::Store(store) => store_unavailable(Check::Refresh, store),
         RefreshError::Invalid | RefreshError::Revoked { .. } => {
             bump(&app.0.stats.refresh_rejections);
             tracing::info!(target: "tokenward_demo", token_fp = token_fp.as_deref(), error = %e, "refresh refused");
@@ -696,8 +696,8 @@ fn refresh_error(app: &AppState, e: &RefreshError, token: Option<&str>) -> Respo
     }
 }
 
-fn store_unavailable(check: &'static str, e: &tokenward_core::StoreError) -> Response {
-    tracing::warn!(target: "tokenward_demo", check, error = %e, "store unavailable: failing closed");
+fn store_unavailable(check: Check, e: &tokenward_core::StoreError) -> Response {
+    tracing::warn!(target: "tokenward_demo", check = check.as_str(), error = %e, "store unavailable: failing closed");
     denial_response(&Denial::Unavailable {
         check,
         retry_after: DEFAULT_OUTAGE_RETRY_AFTER,

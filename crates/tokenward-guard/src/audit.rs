@@ -5,7 +5,7 @@
 //! | field | meaning |
 //! |---|---|
 //! | `decision` | `allow`, `allow_degraded` (a check skipped under fail-open), `deny`, `failure` (recorded outside the Guard, e.g. a wrong password), `store_error` |
-//! | `reason` | `ok`, a rejection class (`expired`, `signature`, ...), a revocation rule (`token`, `session`, `subject`), `missing_token`, `malformed_header`, `insufficient_scope`, `rate_limited`, `banned`, or the check that failed (`revocation`, `subject_limit`, `ban`) |
+//! | `reason` | `ok`, a rejection class (`expired`, `signature`, ...), a revocation rule (`token`, `session`, `subject`), `missing_token`, `malformed_header`, `insufficient_scope`, `rate_limited`, `banned`, `no_client_address`, or the check that failed (`revocation`, `subject_limit`, `ban`, `ban_record`); for `allow_degraded`, every skipped check, comma-separated (`revocation,subject_limit,ban`) |
 //! | `status` | the HTTP status the adapters answer with |
 //! | `jti`, `sub`, `sid`, `kid`, `iss` | from the verified token (empty when there is none) |
 //! | `token_fp` | for tokens that failed verification: the first 12 hex digits of the token's SHA-256 — enough to correlate, useless to replay |
@@ -21,8 +21,10 @@ use std::time::Instant;
 use tokenward_claims::Verified;
 use tokenward_core::StoreError;
 
+use crate::authenticated::Authenticated;
+use crate::check::Check;
 use crate::denial::Denial;
-use crate::guard::{Authenticated, CustomClaims};
+use crate::guard::CustomClaims;
 use crate::request::AuthRequest;
 
 /// The audit target.
@@ -74,11 +76,8 @@ fn micros(started: Option<Instant>) -> u64 {
 
 pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Option<Instant>) {
     let c = &auth.verified.claims;
-    let (decision, reason) = match auth.degraded {
-        None => ("allow", "ok"),
-        Some(check) => ("allow_degraded", check),
-    };
-    if auth.degraded.is_none() {
+    if auth.degraded.is_empty() {
+        let (decision, reason) = ("allow", "ok");
         tracing::info!(
             target: TARGET,
             decision,
@@ -96,10 +95,18 @@ pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Opti
             "authenticated"
         );
     } else {
+        // Every skipped check, comma-separated (`revocation,subject_limit,ban`).
+        let reason = auth
+            .degraded
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let decision = "allow_degraded";
         tracing::warn!(
             target: TARGET,
             decision,
-            reason,
+            reason = reason.as_str(),
             status = 200u16,
             jti = c.jti.as_deref().unwrap_or_default(),
             sub = c.sub.as_deref().unwrap_or_default(),
@@ -159,11 +166,11 @@ pub(crate) fn failure(req: &AuthRequest<'_>, reason: &'static str, started: Opti
     );
 }
 
-pub(crate) fn store_error(check: &'static str, error: &StoreError) {
+pub(crate) fn store_error(check: Check, error: &StoreError) {
     tracing::warn!(
         target: TARGET,
         decision = "store_error",
-        reason = check,
+        reason = check.as_str(),
         error_kind = ?error.kind(),
         error = %error,
         "a store could not answer"

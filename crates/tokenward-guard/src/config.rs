@@ -4,14 +4,15 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokenward_claims::{KeyResolver, ValidationPolicy, Validator};
+use tokenward_claims::ValidationPolicy;
 use tokenward_core::{FailurePolicy, SettingError, SharedClock};
 use tokenward_ratelimit::{
     BanQuota, ClientIp, FailureBan, ForwardedHeader, GcraQuota, SubjectLimit,
 };
 
-use crate::guard::{DEFAULT_OUTAGE_RETRY_AFTER, Guard, GuardBuilder};
+use crate::guard::{DEFAULT_OUTAGE_RETRY_AFTER, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE};
 use crate::stores::GuardStores;
+use crate::verifier::{KeySource, Verifier};
 
 /// A configuration value that can never work, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,11 +26,18 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+/// A setting out of range, under the setting's own name.
+impl From<SettingError> for ConfigError {
+    fn from(e: SettingError) -> Self {
+        ConfigError::new(e.setting(), e.to_string())
     }
 }
 
@@ -158,7 +166,8 @@ pub struct RevocationConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct SubjectLimitConfig {
-    /// Whether the limit applies (default true).
+    /// Whether the limit applies (default true). `false` is
+    /// [`GuardBuilder::dangerous_no_subject_limit`]: one token may send without bound.
     pub enabled: bool,
     /// The policy name (RateLimit headers, keys). Default `subject`.
     pub name: String,
@@ -191,7 +200,8 @@ impl Default for SubjectLimitConfig {
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct BanConfig {
-    /// Whether the ban applies (default true).
+    /// Whether the ban applies (default true). `false` is
+    /// [`GuardBuilder::dangerous_no_failure_ban`]: brute force is not slowed down.
     pub enabled: bool,
     /// The policy name. Default `auth-ban`.
     pub name: String,
@@ -230,23 +240,44 @@ impl Default for BanConfig {
 #[non_exhaustive]
 pub struct ClientIpConfig {
     /// `forwarded` or `x-forwarded-for`; unset = the peer address only.
-    #[serde(default)]
-    pub header: Option<ForwardingHeader>,
+    #[serde(default, with = "forwarded_header")]
+    pub header: Option<ForwardedHeader>,
     /// Proxy networks whose forwarding header is believed (CIDR or addresses).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
 }
 
-/// A forwarding header name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[non_exhaustive]
-pub enum ForwardingHeader {
-    /// RFC 7239 `Forwarded`.
-    #[serde(rename = "forwarded")]
-    Forwarded,
-    /// `X-Forwarded-For`.
-    #[serde(rename = "x-forwarded-for")]
-    XForwardedFor,
+/// [`ForwardedHeader`] as its header name (`forwarded`, `x-forwarded-for`) in configuration
+/// files: the one vocabulary of `tokenward_ratelimit`, spelled as before.
+mod forwarded_header {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tokenward_ratelimit::ForwardedHeader;
+
+    const ALL: [ForwardedHeader; 2] = [ForwardedHeader::Forwarded, ForwardedHeader::XForwardedFor];
+
+    pub(super) fn serialize<S: Serializer>(
+        header: &Option<ForwardedHeader>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match header {
+            Some(h) => serializer.serialize_some(h.name()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<ForwardedHeader>, D::Error> {
+        let Some(name) = Option::<String>::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        ALL.into_iter()
+            .find(|h| h.name() == name)
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::unknown_variant(&name, &["forwarded", "x-forwarded-for"])
+            })
+    }
 }
 
 /// [`GuardConfig::token`].
@@ -267,7 +298,8 @@ pub struct StoresConfig {
     /// `memory` (default: one process only) or `redis` (shared by all instances).
     #[serde(default)]
     pub backend: StoreBackend,
-    /// The Redis connection, for `backend = "redis"`.
+    /// The Redis connection, required with `backend = "redis"` (no default address: a
+    /// missing table is an error naming `stores.redis`).
     #[cfg(feature = "redis")]
     #[serde(default)]
     pub redis: Option<tokenward_redis::RedisConfig>,
@@ -311,12 +343,11 @@ impl GuardConfig {
         self.build_subject_limit()?;
         self.build_ban()?;
         self.build_client_ip()?;
-        if self.outage_retry_after.is_zero() {
-            return Err(ConfigError::new(
-                "outage_retry_after",
-                "must be more than 0",
-            ));
-        }
+        tokenward_core::SettingError::check_range(
+            "outage_retry_after",
+            self.outage_retry_after,
+            OUTAGE_RETRY_AFTER_RANGE,
+        )?;
         if let Some(name) = &self.token.cookie
             && (name.is_empty()
                 || !name
@@ -416,8 +447,7 @@ impl GuardConfig {
                     "trusted_proxies are set but no forwarding header is named",
                 ));
             }
-            Some(ForwardingHeader::Forwarded) => ForwardedHeader::Forwarded,
-            Some(ForwardingHeader::XForwardedFor) => ForwardedHeader::XForwardedFor,
+            Some(header) => header,
         };
         if c.trusted_proxies.is_empty() {
             return Err(ConfigError::new(
@@ -432,6 +462,11 @@ impl GuardConfig {
     fn check_stores(&self) -> Result<(), ConfigError> {
         match self.stores.backend {
             StoreBackend::Memory => Ok(()),
+            #[cfg(feature = "redis")]
+            StoreBackend::Redis if self.stores.redis.is_none() => Err(ConfigError::new(
+                "stores.redis",
+                "backend = \"redis\" needs a [stores.redis] table with the connection (url, ...)",
+            )),
             #[cfg(feature = "redis")]
             StoreBackend::Redis => Ok(()),
             #[cfg(not(feature = "redis"))]
@@ -449,8 +484,10 @@ impl GuardConfig {
         match self.stores.backend {
             #[cfg(feature = "redis")]
             StoreBackend::Redis => {
-                let config = self.stores.redis.clone().unwrap_or_default();
-                let stores = tokenward_redis::RedisStores::connect(&config)
+                let Some(config) = &self.stores.redis else {
+                    return Err(ConfigError::new("stores.redis", "missing"));
+                };
+                let stores = tokenward_redis::RedisStores::connect(config)
                     .map_err(|e| ConfigError::new("stores.redis", e.to_string()))?;
                 Ok(GuardStores::redis(&stores))
             }
@@ -459,29 +496,31 @@ impl GuardConfig {
     }
 
     /// A [`GuardBuilder`] with everything from this configuration, verifying with `keys`
-    /// and checking `stores`; add a key refetcher or a clock-driven policy there if needed.
+    /// (a [`KeySet`](tokenward_claims::KeySet), a
+    /// [`SharedKeySet`](tokenward_claims::SharedKeySet), or a `RemoteKeySet` that is
+    /// refetched on an unknown `kid` — see [`KeySource`]) and checking `stores`.
     pub fn guard_builder(
         &self,
-        keys: impl KeyResolver,
+        keys: impl Into<KeySource>,
         stores: GuardStores,
         clock: Option<SharedClock>,
     ) -> Result<GuardBuilder, ConfigError> {
         self.validate()?;
-        let validator = Validator::new(self.validation_policy(clock)?, keys);
-        let mut b = Guard::builder(validator, stores)
+        let verifier = Verifier::new(self.validation_policy(clock)?, keys);
+        let mut b = Guard::builder(verifier, stores)
             .failure_policy(self.failure_policy)
-            .outage_retry_after(self.outage_retry_after)
+            .outage_retry_after(self.outage_retry_after)?
             .client_ip(self.build_client_ip()?);
         if let Some(p) = self.revocation.failure_policy {
             b = b.revocation_failure_policy(p);
         }
         b = match self.build_subject_limit()? {
             Some(limit) => b.subject_limit(limit),
-            None => b.no_subject_limit(),
+            None => b.dangerous_no_subject_limit(),
         };
         b = match self.build_ban()? {
             Some(ban) => b.failure_ban(ban),
-            None => b.no_failure_ban(),
+            None => b.dangerous_no_failure_ban(),
         };
         if let Some(cookie) = &self.token.cookie {
             b = b.cookie_token(cookie);

@@ -10,6 +10,8 @@ use tokenward_claims::RejectionClass;
 use tokenward_ratelimit::Decision;
 use tokenward_revocation::RevokedBy;
 
+use crate::check::Check;
+
 /// A refused request. Render it with [`Denial::status`], [`Denial::headers`] and
 /// [`Denial::body`]; none of them ever contains the token or text taken from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +60,15 @@ pub enum Denial {
     },
     /// A store could not answer and its failure policy is closed: 503 with `Retry-After`.
     Unavailable {
-        /// Which check could not be made (`revocation`, `subject_limit`, `ban`).
-        check: &'static str,
+        /// Which check could not be made (the first closed one).
+        check: Check,
         /// When to try again.
         retry_after: Duration,
     },
+    /// The adapter could not tell the client's address (no peer address): 500 with
+    /// [`MISCONFIGURED_BODY`](crate::http::MISCONFIGURED_BODY). Never a shared ban key for
+    /// all clients.
+    Misconfigured,
 }
 
 impl Denial {
@@ -74,13 +80,14 @@ impl Denial {
             Denial::InsufficientScope { .. } => 403,
             Denial::RateLimited { .. } | Denial::Banned { .. } => 429,
             Denial::Unavailable { .. } => 503,
+            Denial::Misconfigured => 500,
         }
     }
 
     /// The machine-readable error code of the JSON body (and of the `WWW-Authenticate`
     /// challenge where RFC 6750 defines one): `missing_token`, `invalid_request`,
     /// `invalid_token`, `insufficient_scope`, `rate_limited`, `banned`,
-    /// `temporarily_unavailable`.
+    /// `temporarily_unavailable`, `server_error`.
     pub fn error(&self) -> &'static str {
         match self {
             Denial::MissingToken => "missing_token",
@@ -90,6 +97,7 @@ impl Denial {
             Denial::RateLimited { .. } => "rate_limited",
             Denial::Banned { .. } => "banned",
             Denial::Unavailable { .. } => "temporarily_unavailable",
+            Denial::Misconfigured => "server_error",
         }
     }
 
@@ -100,7 +108,8 @@ impl Denial {
             Denial::InvalidToken { class } => class.as_str(),
             Denial::Revoked { by } => by.as_str(),
             Denial::InvalidRequest { .. } => "malformed_header",
-            Denial::Unavailable { check, .. } => check,
+            Denial::Unavailable { check, .. } => check.as_str(),
+            Denial::Misconfigured => "no_client_address",
             other => other.error(),
         }
     }
@@ -116,12 +125,14 @@ impl Denial {
             Denial::RateLimited { .. } => "too many requests for this subject",
             Denial::Banned { .. } => "too many authentication failures from this client",
             Denial::Unavailable { .. } => "authentication is temporarily unavailable",
+            Denial::Misconfigured => "the server is misconfigured",
         }
     }
 
     /// The response headers: `WWW-Authenticate` for 400/401/403, `Retry-After`,
     /// `RateLimit-Policy` and `RateLimit` for 429, `Retry-After` for 503, and
-    /// `Cache-Control: no-store` always.
+    /// `Cache-Control: no-store` always. Adapters add `Content-Type: application/json`
+    /// ([`JSON_CONTENT_TYPE`](crate::http::JSON_CONTENT_TYPE)).
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = Vec::with_capacity(4);
         match self {
@@ -168,6 +179,7 @@ impl Denial {
                     .max(1)
                     .to_string(),
             )),
+            Denial::Misconfigured => {}
         }
         headers.push(("cache-control", "no-store".to_owned()));
         headers
@@ -232,11 +244,19 @@ mod tests {
     #[test]
     fn unavailable_rounds_retry_after_up() {
         let d = Denial::Unavailable {
-            check: "revocation",
+            check: Check::Revocation,
             retry_after: Duration::from_millis(1500),
         };
         assert_eq!(d.status(), 503);
         assert!(d.headers().contains(&("retry-after", "2".to_owned())));
+    }
+
+    #[test]
+    fn misconfigured_is_the_shared_500() {
+        let d = Denial::Misconfigured;
+        assert_eq!(d.status(), 500);
+        assert_eq!(d.body(), crate::http::MISCONFIGURED_BODY);
+        assert_eq!(d.headers(), [("cache-control", "no-store".to_owned())]);
     }
 
     #[test]

@@ -19,9 +19,13 @@
 //! - [`GuardConfig`] — the whole configuration as serde data (TOML/YAML/env), validated at
 //!   startup with errors that name the field.
 //! - [`audit`] — the `tokenward::audit` events and [`fingerprint`].
-//!
-//! The framework adapters (`tokenward-axum`, `tokenward-actix`) only translate requests into
-//! [`AuthRequest`]s and [`Denial`]s into responses.
+//! - [`KeySource`] — the keys, given once: fixed, or refetched on an unknown `kid` (a
+//!   `RemoteKeySet`, feature `jwks`).
+//! - [`http`] — what the framework adapters (`tokenward-axum`, `tokenward-actix`) call: one
+//!   [`Guard::authorize`] per request, the client-IP resolver and the fixed response texts;
+//!   the adapters only translate requests and responses.
+//! - `conformance` (feature) — the suite a custom [`CombinedCheck`] backend runs;
+//!   `testkit` (feature) — the HTTP case table every adapter runs.
 //!
 //! ```
 //! use std::net::IpAddr;
@@ -33,7 +37,7 @@
 //! let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32])?);
 //! let config = GuardConfig::new("https://auth.example.com", "orders-api");
 //! let stores = GuardStores::memory();
-//! let guard = config.guard_builder(keys.clone(), stores.clone(), None)?.build();
+//! let guard = config.guard_builder(keys.clone(), stores.clone(), None)?.build()?;
 //!
 //! let issuer = TokenIssuer::builder(keys, "https://auth.example.com").audience("orders-api").build()?;
 //! let token = issuer.issue(&AccessToken::new("alice").sid("family-1"))?.token;
@@ -58,25 +62,35 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod authenticated;
+mod check;
 mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod denial;
 mod guard;
+pub mod http;
 mod request;
 mod stores;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod verifier;
 
 pub use audit::fingerprint;
+pub use authenticated::{Authenticated, Requirements};
+pub use check::{Backend, Check};
 pub use config::{
-    BanConfig, ClientIpConfig, ConfigError, ForwardingHeader, GuardConfig, RevocationConfig,
-    StoreBackend, StoresConfig, SubjectLimitConfig, TokenConfig, ValidationConfig,
+    BanConfig, ClientIpConfig, ConfigError, GuardConfig, RevocationConfig, StoreBackend,
+    StoresConfig, SubjectLimitConfig, TokenConfig, ValidationConfig,
 };
 pub use denial::Denial;
 pub use guard::{
-    Authenticated, CustomClaims, DEFAULT_OUTAGE_RETRY_AFTER, DEFAULT_SUBJECT_QUOTA, Guard,
-    GuardBuilder, KeyRefetch, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER, Requirements, Verifier,
+    CustomClaims, DEFAULT_BAN_NAME, DEFAULT_OUTAGE_RETRY_AFTER, DEFAULT_SUBJECT_LIMIT_NAME,
+    DEFAULT_SUBJECT_QUOTA, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE, RATELIMIT_HEADER,
+    RATELIMIT_POLICY_HEADER,
 };
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
 };
-pub use stores::{CombinedAnswer, CombinedCheck, GuardStores};
+pub use stores::{CombinedAnswer, CombinedCheck, GuardStores, SequentialCheck};
+pub use verifier::{KeyRefetch, KeySource, Verifier};

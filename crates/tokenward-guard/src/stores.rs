@@ -11,6 +11,8 @@ use tokenward_ratelimit::{
 use tokenward_refresh::{MemoryRefreshStore, RefreshStore};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
+use crate::check::Backend;
+
 /// What one [`CombinedCheck`] call found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -55,6 +57,10 @@ impl CombinedAnswer {
 /// - `limit` = (key, charge) is charged **only if the client is not banned and the
 ///   token is not revoked**: a stolen, revoked token must not drain its victim's budget.
 /// - An error means nothing is known; the Guard applies the failure policies.
+///
+/// [`SequentialCheck`] is the reference implementation over separate stores; the
+/// `tokenward_guard::conformance` suite (feature `conformance`) compares a backend's answers
+/// with it.
 #[async_trait]
 pub trait CombinedCheck: Send + Sync + 'static {
     /// Checks `ban`, `token` and charges `limit`.
@@ -81,7 +87,7 @@ pub struct GuardStores {
     pub refresh: Arc<dyn RefreshStore>,
     /// The one-call ban + revocation + limit check, when the backend has one.
     pub combined: Option<Arc<dyn CombinedCheck>>,
-    backend: &'static str,
+    backend: Backend,
 }
 
 impl GuardStores {
@@ -92,7 +98,7 @@ impl GuardStores {
             Arc::new(MemoryRateLimitStore::new()),
             Arc::new(MemoryRefreshStore::new()),
         );
-        out.backend = "memory";
+        out.backend = Backend::Memory;
         out
     }
 
@@ -107,7 +113,7 @@ impl GuardStores {
             ratelimit,
             refresh,
             combined: None,
-            backend: "custom",
+            backend: Backend::Custom,
         }
     }
 
@@ -128,12 +134,12 @@ impl GuardStores {
             Arc::new(stores.refresh()),
         )
         .with_combined_check(Arc::new(stores.clone()));
-        out.backend = "redis";
+        out.backend = Backend::Redis;
         out
     }
 
-    /// `memory`, `redis` or `custom`.
-    pub fn backend(&self) -> &'static str {
+    /// Which kind of stores these are (serializes as `memory`, `redis` or `custom`).
+    pub fn backend(&self) -> Backend {
         self.backend
     }
 }
@@ -141,7 +147,7 @@ impl GuardStores {
 impl fmt::Debug for GuardStores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardStores")
-            .field("backend", &self.backend)
+            .field("backend", &self.backend.as_str())
             .field("combined", &self.combined.is_some())
             .finish_non_exhaustive()
     }
@@ -162,5 +168,53 @@ impl CombinedCheck for tokenward_redis::RedisStores {
             found.revocation,
             found.limit,
         ))
+    }
+}
+
+/// A [`CombinedCheck`] made of separate stores, called one after the other: the ban status,
+/// then the revocation check, then the limit — the same answers a one-call backend must give
+/// (not atomic, and as many round trips as calls). The reference the `CombinedCheck`
+/// conformance suite compares backends with, and the in-memory combination it runs on.
+#[derive(Clone)]
+pub struct SequentialCheck {
+    revocation: Arc<dyn RevocationStore>,
+    ratelimit: Arc<dyn RateLimitStore>,
+}
+
+impl SequentialCheck {
+    /// The combination of `revocation` and `ratelimit`.
+    pub fn new(revocation: Arc<dyn RevocationStore>, ratelimit: Arc<dyn RateLimitStore>) -> Self {
+        SequentialCheck {
+            revocation,
+            ratelimit,
+        }
+    }
+}
+
+impl fmt::Debug for SequentialCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SequentialCheck").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl CombinedCheck for SequentialCheck {
+    async fn check_request(
+        &self,
+        token: &TokenRef<'_>,
+        limit: Option<(&LimitKey<'_>, &GcraCharge)>,
+        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+    ) -> Result<CombinedAnswer, StoreError> {
+        let ban = match ban {
+            Some((key, quota)) => Some(self.ratelimit.ban_status(key, quota).await?),
+            None => None,
+        };
+        let revocation = self.revocation.check(token).await?;
+        let admitted = ban.is_none_or(|d| d.allowed) && revocation == RevocationStatus::Active;
+        let limit = match limit {
+            Some((key, charge)) if admitted => Some(self.ratelimit.gcra(key, charge).await?),
+            _ => None,
+        };
+        Ok(CombinedAnswer::new(ban, revocation, limit))
     }
 }

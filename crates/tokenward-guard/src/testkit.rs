@@ -6,7 +6,10 @@
 //!
 //! - `GET /me` — authentication required; 200 with the JSON body `{"sub": <sub>}`;
 //! - `GET /admin` — authentication required plus [`Requirements`] scope `admin`; 200 `{"sub": <sub>}`;
-//! - `GET /optional` — optional authentication; 200 `{"sub": <sub or null>}`.
+//! - `GET /optional` — optional authentication; 200 `{"sub": <sub or null>}`;
+//! - `GET /own-ratelimit` — authentication required; the handler sets its own `RateLimit`
+//!   field to [`HANDLER_RATELIMIT`] and answers 200 `{"sub": <sub>}`: the adapter must keep
+//!   it (the Guard's fields are added only where the response has none).
 //!
 //! Each case sends its own `X-Forwarded-For` address (the fixture trusts loopback as a
 //! proxy), so bans and failures recorded by one case never leak into another. Case headers
@@ -61,6 +64,8 @@ pub const AUDIENCE: &str = "testkit-api";
 pub const STORE_DOWN_SUBJECT: &str = "store-down";
 /// The fixture's subject limit: requests per minute (= burst).
 pub const SUBJECT_LIMIT: u32 = 30;
+/// The `RateLimit` value the `/own-ratelimit` handler sets itself.
+pub const HANDLER_RATELIMIT: &str = "\"handler\";r=7;t=1";
 
 /// A Guard with in-memory stores, an issuer and its keys, ready for the table.
 #[derive(Debug, Clone)]
@@ -142,7 +147,8 @@ impl Fixture {
                 ClientIp::behind_proxies(ForwardedHeader::XForwardedFor, ["127.0.0.0/8", "::1"])
                     .expect("networks"),
             )
-            .build();
+            .build()
+            .expect("guard");
         let issuer = TokenIssuer::builder(keys.clone(), ISSUER)
             .audience(AUDIENCE)
             .build()
@@ -183,6 +189,8 @@ pub struct Expect {
     pub retry_after: bool,
     /// `RateLimit` and `RateLimit-Policy` must be present.
     pub ratelimit: bool,
+    /// The exact `RateLimit` value, when it matters (the handler's own).
+    pub ratelimit_value: Option<&'static str>,
     /// For 200: the `sub` of the JSON body (`None` = JSON null).
     pub sub: Option<Option<String>>,
 }
@@ -195,6 +203,7 @@ impl Expect {
             www_authenticate: None,
             retry_after: false,
             ratelimit: false,
+            ratelimit_value: None,
             sub: Some(Some(sub.to_owned())),
         }
     }
@@ -214,6 +223,7 @@ impl Expect {
                 Denial::RateLimited { .. } | Denial::Banned { .. } | Denial::Unavailable { .. }
             ),
             ratelimit: matches!(d, Denial::RateLimited { .. } | Denial::Banned { .. }),
+            ratelimit_value: None,
             sub: None,
         }
     }
@@ -394,7 +404,7 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
         ratelimit: String::new(),
     };
     let unavailable = Denial::Unavailable {
-        check: "revocation",
+        check: crate::Check::Revocation,
         retry_after: Duration::from_secs(1),
     };
     let revoked = Denial::Revoked {
@@ -616,6 +626,18 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
             Expect::ok("alice"),
         ),
         case(
+            "a handler's own RateLimit field is kept",
+            "/own-ratelimit",
+            28,
+            &[&bearer(&valid)],
+            &[],
+            Expect {
+                ratelimit: true,
+                ratelimit_value: Some(HANDLER_RATELIMIT),
+                ..Expect::ok("alice")
+            },
+        ),
+        case(
             "optional auth with an invalid token",
             "/optional",
             27,
@@ -708,6 +730,16 @@ pub fn check(
     }
     if e.ratelimit && (header("ratelimit").is_none() || header("ratelimit-policy").is_none()) {
         return fail("RateLimit / RateLimit-Policy missing".to_owned());
+    }
+    if let Some(want) = e.ratelimit_value {
+        let got: Vec<&str> = headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("ratelimit"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if got != [want] {
+            return fail(format!("RateLimit {got:?}, expected exactly [{want:?}]"));
+        }
     }
     Ok(())
 }

@@ -67,7 +67,8 @@ fn every_decision_is_audited_without_the_token() {
         let guard = GuardConfig::new("iss", "aud")
             .guard_builder(keys.clone(), GuardStores::memory(), None)
             .unwrap()
-            .build();
+            .build()
+            .unwrap();
         guard
             .authenticate(&req(Credentials::Bearer(&token)))
             .await

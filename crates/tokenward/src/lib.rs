@@ -28,7 +28,7 @@
 //! let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32])?);
 //! let guard = GuardConfig::new("https://auth.example.com", "orders-api")
 //!     .guard_builder(keys.clone(), GuardStores::memory(), None)?
-//!     .build();
+//!     .build()?;
 //! let token = TokenIssuer::builder(keys, "https://auth.example.com")
 //!     .audience("orders-api")
 //!     .build()?

@@ -300,7 +300,8 @@ mod on_redis {
             let guard = c
                 .guard_builder(keys(), stores.clone(), None)
                 .unwrap()
-                .build();
+                .build()
+                .unwrap();
             let issuer = issuer(&keys());
             let engine =
                 RefreshEngine::new(Arc::clone(&stores.refresh), Arc::clone(&stores.revocation));

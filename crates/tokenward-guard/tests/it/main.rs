@@ -13,6 +13,8 @@
 
 mod common;
 
+mod conformance;
+
 #[cfg(feature = "redis")]
 mod fault_proxy;
 mod faults;

@@ -11,10 +11,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, SharedKeySet};
 use tokenward_core::{FailurePolicy, StoreError, StoreId, TokenRef, UnixTime};
+use tokenward_guard::http::{HeaderSource, HttpRequest, Outcome, RouteAuth};
 use tokenward_guard::testkit::{self, Fixture};
 use tokenward_guard::{
-    AuthRequest, CombinedAnswer, CombinedCheck, Credentials, Denial, GuardConfig, GuardStores,
-    KeyRefetch, Requirements,
+    AuthRequest, Check, CombinedAnswer, CombinedCheck, Credentials, Denial, Guard, GuardConfig,
+    GuardStores, KeyRefetch, KeySource, Requirements,
 };
 use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_refresh::MemoryRefreshStore;
@@ -22,57 +23,61 @@ use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationSt
 
 use crate::common::{issuer, keys};
 
-/// The smallest adapter: what tokenward-axum and tokenward-actix do, minus HTTP.
-async fn serve(f: &Fixture, case: &testkit::Case) -> (u16, Vec<(String, String)>, String) {
-    let get_all = |name: &str| -> Vec<&[u8]> {
-        case.headers
+/// A case's headers as the Guard reads them.
+struct CaseHeaders<'a>(&'a [(String, String)]);
+
+impl HeaderSource for CaseHeaders<'_> {
+    fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.0
             .iter()
-            .filter(|(n, _)| n == name)
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_bytes())
-            .collect()
-    };
+    }
+}
+
+/// The smallest adapter: what tokenward-axum and tokenward-actix do, minus HTTP — one
+/// `Guard::authorize` call, then translation.
+async fn serve(f: &Fixture, case: &testkit::Case) -> (u16, Vec<(String, String)>, String) {
     let peer: IpAddr = "127.0.0.1".parse().unwrap();
-    let xff: Vec<&str> = case
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "x-forwarded-for")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let ip = f.guard.client_ip().resolve(peer, xff);
     let path = case.path.split('?').next().unwrap();
-    let creds = f
-        .guard
-        .credentials(get_all("authorization"), get_all("cookie"));
-    let req = AuthRequest::new(case.method, path, ip, creds);
-    let optional = path == "/optional";
-    let result = if optional && creds == Credentials::Absent {
-        Ok(None)
-    } else {
-        f.guard.authenticate(&req).await.map(Some)
+    let route = match path {
+        "/optional" => RouteAuth::optional(),
+        "/admin" => RouteAuth::required().require(f.admin.clone()),
+        _ => RouteAuth::required(),
     };
-    let result = result.and_then(|auth| {
-        if path == "/admin"
-            && let Some(a) = &auth
-        {
-            f.guard.authorize(&req, a, &f.admin)?;
-        }
-        Ok(auth)
-    });
-    match result {
-        Ok(auth) => {
-            let sub = auth.as_ref().and_then(|a| a.sub().map(str::to_owned));
-            (200, vec![], serde_json::json!({ "sub": sub }).to_string())
-        }
-        Err(d) => {
+    let headers = CaseHeaders(&case.headers);
+    let req = HttpRequest::new(case.method, path, Some(peer), &headers);
+    let (sub, added) = match f.guard.authorize(&req, None, &route).await {
+        Outcome::Authenticated(allowed) => (
+            allowed.auth.sub().map(str::to_owned),
+            allowed.response_headers,
+        ),
+        Outcome::Continue => (None, vec![]),
+        Outcome::Deny(d) => {
             let mut headers: Vec<(String, String)> = d
                 .headers()
                 .into_iter()
                 .map(|(n, v)| (n.to_owned(), v))
                 .collect();
             headers.push(("content-type".to_owned(), "application/json".to_owned()));
-            (d.status(), headers, d.body())
+            return (d.status(), headers, d.body());
+        }
+        other => panic!("unexpected outcome {other:?}"),
+    };
+    // The handler's response, then the Guard's fields where the handler set none.
+    let mut headers = Vec::new();
+    if path == "/own-ratelimit" {
+        headers.push((
+            "ratelimit".to_owned(),
+            testkit::HANDLER_RATELIMIT.to_owned(),
+        ));
+    }
+    for (name, value) in added {
+        if !headers.iter().any(|(n, _)| n == name) {
+            headers.push((name.to_owned(), value));
         }
     }
+    (200, headers, serde_json::json!({ "sub": sub }).to_string())
 }
 
 #[tokio::test]
@@ -160,7 +165,8 @@ async fn outage_is_503_when_closed_and_degraded_when_open() {
     let closed = config
         .guard_builder(keys.clone(), down_stores(), None)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let denial = closed
         .authenticate(&request(Credentials::Bearer(&token)))
         .await
@@ -169,7 +175,7 @@ async fn outage_is_503_when_closed_and_degraded_when_open() {
     assert!(matches!(
         denial,
         Denial::Unavailable {
-            check: "revocation",
+            check: Check::Revocation,
             ..
         }
     ));
@@ -179,12 +185,13 @@ async fn outage_is_503_when_closed_and_degraded_when_open() {
         .guard_builder(keys.clone(), down_stores(), None)
         .unwrap()
         .revocation_failure_policy(FailurePolicy::DangerousOpen)
-        .build();
+        .build()
+        .unwrap();
     let auth = open
         .authenticate(&request(Credentials::Bearer(&token)))
         .await
         .unwrap();
-    assert_eq!(auth.degraded, Some("revocation"));
+    assert_eq!(auth.degraded, [Check::Revocation]);
 
     // An invalid token is still 401 during the outage, never 503 and never 200.
     let denial = closed
@@ -286,7 +293,8 @@ async fn the_combined_check_replaces_every_per_request_call() {
         let guard = GuardConfig::new("iss", "aud")
             .guard_builder(keys.clone(), stores, None)
             .unwrap()
-            .build();
+            .build()
+            .unwrap();
         let result = guard
             .authenticate(&request(Credentials::Bearer(&token)))
             .await;
@@ -333,7 +341,8 @@ async fn with_a_combined_check_failures_learn_the_ban_from_recording() {
     let guard = GuardConfig::new("iss", "aud")
         .guard_builder(keys, stores, None)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     // The store bans at the second failure: 401, then 429 — without a combined call.
     let first = guard
         .authenticate(&request(Credentials::Bearer("x.y.z")))
@@ -358,7 +367,8 @@ async fn failures_ban_the_client_and_login_failures_count() {
     let guard = GuardConfig::new("iss", "aud")
         .guard_builder(keys.clone(), GuardStores::memory(), None)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let ip: IpAddr = "192.0.2.1".parse().unwrap();
     // Three bad tokens and two wrong passwords: banned.
     for _ in 0..3 {
@@ -425,6 +435,12 @@ struct Rotating {
     calls: AtomicUsize,
 }
 
+impl tokenward_claims::KeyResolver for Rotating {
+    fn resolve(&self, kid: Option<&str>) -> Option<Arc<Key>> {
+        self.keys.resolve(kid)
+    }
+}
+
 #[async_trait]
 impl KeyRefetch for Rotating {
     async fn refetch_for_token(&self, _token: &str) -> bool {
@@ -443,16 +459,21 @@ async fn unknown_kid_triggers_one_refetch_then_verifies() {
     let new_key = Key::hmac("k2", Algorithm::HS256, &[3u8; 32]).unwrap();
     let new_keys = KeySet::single(Key::hmac("k2", Algorithm::HS256, &[3u8; 32]).unwrap());
     let shared = SharedKeySet::new(old);
+    // The key source is given once: the refetching keys verify and refetch.
     let refetch = Arc::new(Rotating {
         keys: shared.clone(),
         next: Mutex::new(Some(new_key)),
         calls: AtomicUsize::new(0),
     });
     let guard = GuardConfig::new("iss", "aud")
-        .guard_builder(shared, GuardStores::memory(), None)
+        .guard_builder(
+            KeySource::Refetching(refetch.clone()),
+            GuardStores::memory(),
+            None,
+        )
         .unwrap()
-        .key_refetch(refetch.clone())
-        .build();
+        .build()
+        .unwrap();
     let token = issuer(&new_keys)
         .issue(&AccessToken::new("alice"))
         .unwrap()
@@ -480,7 +501,8 @@ async fn requirements_scope_and_audience() {
     let guard = GuardConfig::new("iss", "aud")
         .guard_builder(keys.clone(), GuardStores::memory(), None)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let token = issuer(&keys)
         .issue(&AccessToken::new("alice").scope("read"))
         .unwrap()
@@ -488,14 +510,14 @@ async fn requirements_scope_and_audience() {
     let req = request(Credentials::Bearer(&token));
     let auth = guard.authenticate(&req).await.unwrap();
     guard
-        .authorize(
+        .check_requirements(
             &req,
             &auth,
             &Requirements::new().scope("read").audience("aud"),
         )
         .unwrap();
     let d = guard
-        .authorize(
+        .check_requirements(
             &req,
             &auth,
             &Requirements::new().scope("read").scope("admin"),
@@ -504,7 +526,7 @@ async fn requirements_scope_and_audience() {
     assert_eq!(d.status(), 403);
     assert_eq!(d.error(), "insufficient_scope");
     let d = guard
-        .authorize(&req, &auth, &Requirements::new().audience("admin-api"))
+        .check_requirements(&req, &auth, &Requirements::new().audience("admin-api"))
         .unwrap_err();
     assert_eq!(d.status(), 401);
 }
@@ -519,7 +541,8 @@ async fn custom_claims_are_typed_on_demand() {
     let guard = GuardConfig::new("iss", "aud")
         .guard_builder(keys.clone(), GuardStores::memory(), None)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let token = issuer(&keys)
         .issue_with(
             &AccessToken::new("alice"),
@@ -552,7 +575,8 @@ async fn revoking_through_the_guard() {
     let guard = GuardConfig::new("iss", "aud")
         .guard_builder(keys.clone(), stores, None)
         .unwrap()
-        .build();
+        .build()
+        .unwrap();
     let token = issuer(&keys)
         .issue(&AccessToken::new("alice"))
         .unwrap()
@@ -609,6 +633,7 @@ mod config {
             ),
             ("[token]\ncookie = \"a;b\"", "token.cookie"),
             ("outage_retry_after = \"0s\"", "outage_retry_after"),
+            ("outage_retry_after = \"2h\"", "outage_retry_after"),
         ];
         for (extra, field) in cases {
             let c = parse(&format!("{extra}\n{BASE}")).unwrap();
@@ -652,7 +677,8 @@ mod config {
         let guard = c
             .guard_builder(keys(), GuardStores::memory(), None)
             .unwrap()
-            .build();
+            .build()
+            .unwrap();
         let limit = guard.subject_limit().unwrap();
         assert_eq!(
             *limit.quota(),
@@ -672,7 +698,8 @@ mod config {
     fn redis_backend_without_the_feature_is_a_startup_error() {
         let c = parse(&format!("{BASE}[stores]\nbackend = \"redis\"")).unwrap();
         if cfg!(feature = "redis") {
-            c.validate().unwrap();
+            // With the feature, the connection must be configured too (never a silent default).
+            assert_eq!(c.validate().unwrap_err().field, "stores.redis");
         } else {
             assert_eq!(c.validate().unwrap_err().field, "stores.backend");
         }
@@ -683,10 +710,171 @@ mod config {
         let guard = GuardConfig::new("iss", "aud")
             .guard_builder(keys(), GuardStores::memory(), None)
             .unwrap()
-            .build();
+            .build()
+            .unwrap();
         let debug = format!("{guard:?}");
         for part in ["backend: \"memory\"", "subject_limit", "auth-ban", "Closed"] {
             assert!(debug.contains(part), "{part} missing: {debug}");
         }
     }
+}
+
+/// A revocation store, rate-limit store and combined check that are all down.
+#[derive(Debug)]
+struct CombinedDown;
+
+#[async_trait]
+impl CombinedCheck for CombinedDown {
+    async fn check_request(
+        &self,
+        _: &TokenRef<'_>,
+        _: Option<(&LimitKey<'_>, &GcraCharge)>,
+        _: Option<(&LimitKey<'_>, &BanQuota)>,
+    ) -> Result<CombinedAnswer, StoreError> {
+        Err(StoreError::Timeout {
+            after: Duration::from_millis(1),
+        })
+    }
+}
+
+/// Regression: a combined-store outage with every policy open recorded only `revocation` as
+/// degraded, although the ban and the subject limit were skipped too.
+#[tokio::test]
+async fn a_combined_outage_with_every_policy_open_records_every_skipped_check() {
+    let keys = keys();
+    let token = issuer(&keys)
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    let stores = down_stores().with_combined_check(Arc::new(CombinedDown));
+    let mut config = GuardConfig::new("iss", "aud");
+    config.failure_policy = FailurePolicy::DangerousOpen;
+    let guard = config
+        .guard_builder(keys.clone(), stores.clone(), None)
+        .unwrap()
+        .build()
+        .unwrap();
+    let auth = guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    assert_eq!(
+        auth.degraded,
+        [Check::Revocation, Check::SubjectLimit, Check::Ban]
+    );
+    // One closed policy among them refuses, naming it.
+    config.ban.failure_policy = Some(FailurePolicy::Closed);
+    let guard = config
+        .guard_builder(keys, stores, None)
+        .unwrap()
+        .build()
+        .unwrap();
+    let denial = guard
+        .authenticate(&request(Credentials::Bearer(&token)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            denial,
+            Denial::Unavailable {
+                check: Check::Ban,
+                ..
+            }
+        ),
+        "{denial:?}"
+    );
+}
+
+/// Regression: `GuardBuilder::failure_policy` overwrote the failure policy of a
+/// `SubjectLimit` / `FailureBan` passed in earlier, so a closed ban silently became
+/// fail-open. An explicitly given policy keeps its own; the builder's applies to the rest.
+#[tokio::test]
+async fn failure_policy_never_overrides_an_explicit_policy() {
+    use tokenward_ratelimit::{FailureBan, SubjectLimit};
+    let keys = keys();
+    let policy = tokenward_claims::ValidationPolicy::builder()
+        .issuer("iss")
+        .audience("aud")
+        .build()
+        .unwrap();
+    let ban = FailureBan::new("auth-ban", BanQuota::fail2ban_default()).unwrap();
+    let limit = SubjectLimit::new(
+        "subject",
+        GcraQuota::per_minute(NonZeroU32::new(9).unwrap()),
+    )
+    .unwrap();
+    let guard = Guard::builder(
+        tokenward_guard::Verifier::new(policy.clone(), keys.clone()),
+        GuardStores::memory(),
+    )
+    .failure_ban(ban.clone())
+    .subject_limit(limit.clone())
+    .failure_policy(FailurePolicy::DangerousOpen)
+    .build()
+    .unwrap();
+    assert_eq!(
+        guard.failure_ban().unwrap().on_store_failure(),
+        FailurePolicy::Closed
+    );
+    assert_eq!(
+        guard.subject_limit().unwrap().on_store_failure(),
+        FailurePolicy::Closed
+    );
+    assert_eq!(
+        guard.revocation_failure_policy(),
+        FailurePolicy::DangerousOpen
+    );
+
+    // The defaults take the builder's policy, whichever order the calls come in.
+    let guard = Guard::builder(
+        tokenward_guard::Verifier::new(policy, keys),
+        GuardStores::memory(),
+    )
+    .failure_policy(FailurePolicy::DangerousOpen)
+    .build()
+    .unwrap();
+    assert_eq!(
+        guard.failure_ban().unwrap().on_store_failure(),
+        FailurePolicy::DangerousOpen
+    );
+    assert_eq!(
+        guard.subject_limit().unwrap().on_store_failure(),
+        FailurePolicy::DangerousOpen
+    );
+}
+
+#[tokio::test]
+async fn outage_retry_after_out_of_range_is_an_error_not_clamped() {
+    let builder = || {
+        GuardConfig::new("iss", "aud")
+            .guard_builder(keys(), GuardStores::memory(), None)
+            .unwrap()
+    };
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(999),
+        Duration::from_secs(3601),
+    ] {
+        let e = builder().outage_retry_after(bad).unwrap_err();
+        assert_eq!(e.setting(), "outage_retry_after", "{bad:?}");
+    }
+    assert!(builder().outage_retry_after(Duration::from_secs(1)).is_ok());
+}
+
+/// Regression: `stores.backend = "redis"` without `[stores.redis]` silently connected to
+/// `redis://127.0.0.1:6379`.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_backend_without_its_table_is_an_error_naming_the_field() {
+    let c: GuardConfig = toml::from_str(
+        "[validation]\nissuers = [\"i\"]\naudiences = [\"a\"]\n[stores]\nbackend = \"redis\"",
+    )
+    .unwrap();
+    assert_eq!(c.validate().unwrap_err().field, "stores.redis");
+    assert_eq!(c.connect_stores().unwrap_err().field, "stores.redis");
+    let c: GuardConfig = toml::from_str(
+        "[validation]\nissuers = [\"i\"]\naudiences = [\"a\"]\n[stores]\nbackend = \"redis\"\n[stores.redis]\nurl = \"redis://127.0.0.1:6390\"",
+    )
+    .unwrap();
+    c.validate().unwrap();
 }

@@ -25,14 +25,15 @@ mod on_redis {
         shared_redis().await; // fails, saying how to get one, if there is no Redis
         let stores = RedisStores::connect(config).unwrap();
         let stores = GuardStores::redis(&stores);
-        assert_eq!(stores.backend(), "redis");
+        assert_eq!(stores.backend(), tokenward_guard::Backend::Redis);
         assert!(stores.combined.is_some());
         let mut c = GuardConfig::new("iss", "aud");
         c.subject_limit.requests = requests;
         let guard = c
             .guard_builder(keys(), stores.clone(), None)
             .unwrap()
-            .build();
+            .build()
+            .unwrap();
         (guard, stores)
     }
 
@@ -107,7 +108,11 @@ mod on_redis {
         let stores = GuardStores::redis(&RedisStores::connect(&config).unwrap());
         let mut c = GuardConfig::new("iss", "aud");
         c.ban.enabled = false;
-        let guard = c.guard_builder(keys(), stores, None).unwrap().build();
+        let guard = c
+            .guard_builder(keys(), stores, None)
+            .unwrap()
+            .build()
+            .unwrap();
         let issuer = issuer(&keys());
         let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
         let started = std::time::Instant::now();
@@ -139,8 +144,12 @@ mod on_redis {
         let c: GuardConfig = toml::from_str(&toml).unwrap();
         c.validate().unwrap();
         let stores = c.connect_stores().unwrap();
-        assert_eq!(stores.backend(), "redis");
-        let guard = c.guard_builder(keys(), stores, None).unwrap().build();
+        assert_eq!(stores.backend(), tokenward_guard::Backend::Redis);
+        let guard = c
+            .guard_builder(keys(), stores, None)
+            .unwrap()
+            .build()
+            .unwrap();
         let issuer = issuer(&keys());
         let token = issuer.issue(&AccessToken::new("alice")).unwrap().token;
         guard

@@ -14,6 +14,7 @@
 mod common;
 
 mod backend;
+mod combined;
 mod outage;
 mod ratelimit;
 mod ratelimit_outage;

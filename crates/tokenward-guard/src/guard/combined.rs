@@ -1,0 +1,55 @@
+//! The store checks in one [`CombinedCheck`] call (Redis: one round trip per authenticated
+//! request): the client's ban, the token's revocation and the subject limit together, after
+//! verification.
+
+use std::net::IpAddr;
+
+use tokenward_core::TokenRef;
+use tokenward_ratelimit::Decision;
+
+use super::Guard;
+use crate::check::Check;
+use crate::denial::Denial;
+use crate::stores::CombinedCheck;
+
+impl Guard {
+    /// Ban, revocation and subject limit in one call. When the call fails nothing is known:
+    /// the first closed policy among the checks it answers for refuses; if all are open,
+    /// **every** one of them is recorded as degraded.
+    pub(super) async fn combined_checks(
+        &self,
+        combined: &dyn CombinedCheck,
+        token: &TokenRef<'_>,
+        ip: IpAddr,
+        degraded: &mut Vec<Check>,
+    ) -> Result<Option<Decision>, Denial> {
+        let inner = &*self.inner;
+        let limit = match (&inner.subject_limit, &token.sub) {
+            (Some(limit), Some(sub)) => Some((limit, limit.key(sub), limit.charge())),
+            _ => None,
+        };
+        let ban = inner.ban.as_ref().map(|ban| (ban, ban.ip_key(ip)));
+        let limit_arg = limit.as_ref().map(|(_, key, charge)| (key, charge));
+        let ban_arg = ban.as_ref().map(|(ban, key)| (key, ban.quota()));
+        match combined.check_request(token, limit_arg, ban_arg).await {
+            Ok(answer) => {
+                if let (Some(decision), Some((ban, _))) = (answer.ban, &ban)
+                    && !decision.allowed
+                {
+                    return Err(self.banned(ban, decision));
+                }
+                self.decide(answer.revocation, answer.limit)
+            }
+            Err(e) => {
+                let mut checks = vec![(Check::Revocation, inner.revocation_failure)];
+                if let Some((limit, _, _)) = &limit {
+                    checks.push((Check::SubjectLimit, limit.on_store_failure()));
+                }
+                if let Some((ban, _)) = &ban {
+                    checks.push((Check::Ban, ban.on_store_failure()));
+                }
+                self.outage(&checks, &e, degraded).map(|()| None)
+            }
+        }
+    }
+}

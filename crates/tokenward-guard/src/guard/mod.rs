@@ -1,0 +1,386 @@
+//! The per-request pipeline: [`Guard`] (this file), its builder (`builder.rs`), and the two
+//! ways its store checks run — separate stores one after the other (`sequential.rs`) or one
+//! [`CombinedCheck`](crate::CombinedCheck) call (`combined.rs`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokenward_claims::{RejectionClass, Verified};
+use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, StoreId, TokenRef, UnixTime};
+use tokenward_ratelimit::{ClientIp, Decision, FailureBan, RateLimitStore, SubjectLimit};
+use tokenward_revocation::RevocationStatus;
+
+use crate::audit;
+use crate::authenticated::{Authenticated, Requirements};
+use crate::check::Check;
+use crate::denial::Denial;
+use crate::request::{AuthRequest, Credentials, bearer_credentials, cookie_credentials};
+use crate::stores::GuardStores;
+use crate::verifier::Verifier;
+
+mod builder;
+mod combined;
+mod sequential;
+
+pub use builder::{
+    DEFAULT_BAN_NAME, DEFAULT_OUTAGE_RETRY_AFTER, DEFAULT_SUBJECT_LIMIT_NAME,
+    DEFAULT_SUBJECT_QUOTA, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE,
+};
+
+/// The name [`Guard::ratelimit_headers`] gives the `RateLimit-Policy` field (lowercase, as
+/// HTTP/2 requires and `http::HeaderName` stores it).
+pub const RATELIMIT_POLICY_HEADER: &str = "ratelimit-policy";
+/// The name [`Guard::ratelimit_headers`] gives the `RateLimit` field.
+pub const RATELIMIT_HEADER: &str = "ratelimit";
+
+/// The custom claims of a token the Guard verified: every payload member that is not a
+/// registered claim, as JSON. [`Authenticated::custom`] turns them into your own type.
+pub type CustomClaims = serde_json::Map<String, serde_json::Value>;
+
+/// The per-request authentication pipeline, independent of any web framework.
+///
+/// Per request, in this order:
+/// 1. **failure ban** for the client IP (429 while banned — before any parsing or crypto);
+/// 2. **credentials**: the `Authorization: Bearer` token (a cookie only if configured);
+/// 3. **size cap**, then **verification** by the [`Verifier`] (one policy, or an
+///    [`IssuerRouter`](tokenward_claims::IssuerRouter)), refetching a
+///    [refetching key source](crate::KeySource::Refetching) once on an unknown `kid`;
+///    a failure here — and a malformed header — is recorded for the failure ban, and the
+///    failure that reaches the ban's `maxretry` is already answered 429;
+/// 4. **revocation** check (jti, sid, subject cutoff) and
+/// 5. **per-subject limit**, charged only for tokens that are not revoked;
+/// 6. an **audit event** (target `tokenward::audit`) for every decision.
+///
+/// With a backend that has a [`CombinedCheck`](crate::CombinedCheck) (Redis), steps 1, 4
+/// and 5 are **one** store call — one round trip per authenticated request — made after
+/// verification: the ban is then read together with the revocation and the limit, a failed
+/// verification learns the ban from recording the failure (so a banned client still gets
+/// 429), and a request without any token is answered 401 without a store call.
+///
+/// A store that cannot answer is handled by the failure policy of its check: closed (the
+/// default) refuses with 503 + `Retry-After`, never 401 and never 200; open lets the request
+/// through, lists the skipped checks in [`Authenticated::degraded`] and audits it.
+///
+/// Adapters call [`Guard::authorize`] once per request (see [`crate::http`]).
+///
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifier: Verifier,
+    stores: GuardStores,
+    revocation_failure: FailurePolicy,
+    subject_limit: Option<SubjectLimit>,
+    subject_policy_header: Option<String>,
+    ban: Option<FailureBan>,
+    ban_policy_header: Option<String>,
+    client_ip: ClientIp,
+    cookie: Option<String>,
+    outage_retry_after: Duration,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &*self.inner;
+        f.debug_struct("Guard")
+            .field("stores", &i.stores)
+            .field("revocation_failure", &i.revocation_failure)
+            .field("subject_limit", &i.subject_limit)
+            .field("ban", &i.ban)
+            .field("client_ip", &i.client_ip)
+            .field("cookie", &i.cookie)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A Guard verifying with `verifier` and checking `stores`, with the defaults: every
+    /// failure policy closed, a subject limit of 300/min named `subject`, a failure ban of
+    /// 5 failures in 60 s → 300 s named `auth-ban`, client IP = the peer address (no proxy
+    /// trusted), tokens from the `Authorization` header only, `Retry-After: 5` on outages.
+    pub fn builder(verifier: impl Into<Verifier>, stores: GuardStores) -> GuardBuilder {
+        GuardBuilder::new(verifier.into(), stores)
+    }
+
+    /// The stores (for revoking, logging in, refreshing next to the Guard).
+    pub fn stores(&self) -> &GuardStores {
+        &self.inner.stores
+    }
+
+    /// The client-IP resolution; adapters use [`Guard::resolve_client_ip`].
+    pub fn client_ip(&self) -> &ClientIp {
+        &self.inner.client_ip
+    }
+
+    /// The subject limit, if any.
+    pub fn subject_limit(&self) -> Option<&SubjectLimit> {
+        self.inner.subject_limit.as_ref()
+    }
+
+    /// The failure ban, if any.
+    pub fn failure_ban(&self) -> Option<&FailureBan> {
+        self.inner.ban.as_ref()
+    }
+
+    /// The revocation check's failure policy.
+    pub fn revocation_failure_policy(&self) -> FailurePolicy {
+        self.inner.revocation_failure
+    }
+
+    /// The credentials of a request from its `Authorization` header values and — only if
+    /// a cookie source is configured and there is no `Authorization` bearer token — its
+    /// `Cookie` header values.
+    pub fn credentials<'a, A, C>(&self, authorization: A, cookies: C) -> Credentials<'a>
+    where
+        A: IntoIterator<Item = &'a [u8]>,
+        C: IntoIterator<Item = &'a [u8]>,
+    {
+        match (bearer_credentials(authorization), &self.inner.cookie) {
+            (Credentials::Absent, Some(name)) => cookie_credentials(cookies, name),
+            (found, _) => found,
+        }
+    }
+
+    /// Runs the pipeline for one request.
+    pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
+        let started = audit::start();
+        let mut degraded = Vec::new();
+        let deny = |denial: Denial, token: Option<&str>| {
+            audit::denied(req, &denial, None, token, started);
+            Err(denial)
+        };
+        // With a combined backend the ban is read in the same call as everything else.
+        if self.inner.stores.combined.is_none()
+            && let Err(denial) = self.ban_check(req.client_ip, &mut degraded).await
+        {
+            return deny(denial, None);
+        }
+        let token = match req.credentials {
+            Credentials::Bearer(token) => token,
+            Credentials::Absent => return deny(Denial::MissingToken, None),
+            Credentials::Malformed(reason) => {
+                let denial = self
+                    .record_ban_failure(req.client_ip)
+                    .await
+                    .unwrap_or(Denial::InvalidRequest { reason });
+                return deny(denial, None);
+            }
+        };
+        let verified = match self.inner.verifier.verify(token).await {
+            Ok(v) => v,
+            Err(class) => {
+                let denial = self
+                    .record_ban_failure(req.client_ip)
+                    .await
+                    .unwrap_or(Denial::InvalidToken { class });
+                return deny(denial, Some(token));
+            }
+        };
+        match self
+            .store_checks(&verified, req.client_ip, &mut degraded)
+            .await
+        {
+            Ok(limit) => {
+                let auth = Authenticated {
+                    verified: Arc::new(verified),
+                    client_ip: req.client_ip,
+                    limit,
+                    degraded,
+                };
+                audit::allowed(req, &auth, started);
+                Ok(auth)
+            }
+            Err(denial) => {
+                audit::denied(req, &denial, Some(&verified), None, started);
+                Err(denial)
+            }
+        }
+    }
+
+    /// Checks a route's [`Requirements`] for an authenticated request (audited when they
+    /// refuse it).
+    pub fn check_requirements(
+        &self,
+        req: &AuthRequest<'_>,
+        auth: &Authenticated,
+        requirements: &Requirements,
+    ) -> Result<(), Denial> {
+        requirements.check(auth).inspect_err(|denial| {
+            audit::denied(req, denial, Some(&auth.verified), None, audit::start());
+        })
+    }
+
+    /// Whether `client_ip` may attempt to authenticate: the failure-ban check alone, for
+    /// endpoints that authenticate by other means (a login form) before tokens exist.
+    pub async fn check_client(&self, req: &AuthRequest<'_>) -> Result<(), Denial> {
+        let started = audit::start();
+        let mut degraded = Vec::new();
+        self.ban_check(req.client_ip, &mut degraded)
+            .await
+            .inspect_err(|denial| audit::denied(req, denial, None, None, started))
+    }
+
+    /// Records an authentication failure of `client_ip` that happened outside the Guard
+    /// (wrong password at a login endpoint) for the failure ban, and audits it with
+    /// `reason`.
+    pub async fn record_failure(&self, req: &AuthRequest<'_>, reason: &'static str) {
+        let started = audit::start();
+        let _banned_now = self.record_ban_failure(req.client_ip).await;
+        audit::failure(req, reason, started);
+    }
+
+    /// The `RateLimit-Policy` and `RateLimit` header values for a successful response, named
+    /// [`RATELIMIT_POLICY_HEADER`] and [`RATELIMIT_HEADER`]. Add each only where the
+    /// response has no field of that name: a handler's own `RateLimit` fields are kept.
+    pub fn ratelimit_headers(&self, auth: &Authenticated) -> Option<[(&'static str, String); 2]> {
+        let (limit, policy, decision) = (
+            self.inner.subject_limit.as_ref()?,
+            self.inner.subject_policy_header.as_ref()?,
+            auth.limit.as_ref()?,
+        );
+        Some([
+            (RATELIMIT_POLICY_HEADER, policy.clone()),
+            (RATELIMIT_HEADER, limit.ratelimit_header(decision)),
+        ])
+    }
+
+    async fn ban_check(&self, ip: IpAddr, degraded: &mut Vec<Check>) -> Result<(), Denial> {
+        let inner = &*self.inner;
+        let Some(ban) = &inner.ban else {
+            return Ok(());
+        };
+        match ban.check_ip(&*inner.stores.ratelimit, ip).await {
+            Ok(d) if d.allowed => Ok(()),
+            Ok(decision) => Err(self.banned(ban, decision)),
+            Err(e) => self.outage(&[(Check::Ban, ban.on_store_failure())], &e, degraded),
+        }
+    }
+
+    fn banned(&self, ban: &FailureBan, decision: Decision) -> Denial {
+        Denial::Banned {
+            ratelimit: decision.ratelimit_header(ban.name()),
+            policy: self.inner.ban_policy_header.clone().unwrap_or_default(),
+            decision,
+        }
+    }
+
+    /// Records a failure of `ip`; the ban's 429 if the client is (now) banned.
+    async fn record_ban_failure(&self, ip: IpAddr) -> Option<Denial> {
+        let inner = &*self.inner;
+        let ban = inner.ban.as_ref()?;
+        match ban.record_ip_failure(&*inner.stores.ratelimit, ip).await {
+            Ok(decision) if !decision.allowed => Some(self.banned(ban, decision)),
+            Ok(_) => None,
+            Err(e) => {
+                // The request is refused anyway; the failure just is not counted.
+                audit::store_error(Check::BanRecord, &e);
+                None
+            }
+        }
+    }
+
+    /// Ban (with a combined backend), revocation and subject limit; `Ok(limit decision)` or
+    /// the denial.
+    async fn store_checks(
+        &self,
+        verified: &Verified<CustomClaims>,
+        ip: IpAddr,
+        degraded: &mut Vec<Check>,
+    ) -> Result<Option<Decision>, Denial> {
+        let Some(token) = verified.token_ref() else {
+            // Only possible when the policy made `exp` optional: revocation entries need it.
+            return Err(Denial::InvalidToken {
+                class: RejectionClass::Claims,
+            });
+        };
+        match &self.inner.stores.combined {
+            Some(combined) => {
+                self.combined_checks(&**combined, &token, ip, degraded)
+                    .await
+            }
+            None => self.sequential_checks(&token, degraded).await,
+        }
+    }
+
+    /// The answer for a token's revocation status and its limit decision.
+    fn decide(
+        &self,
+        status: RevocationStatus,
+        decision: Option<Decision>,
+    ) -> Result<Option<Decision>, Denial> {
+        if let RevocationStatus::Revoked(by) = status {
+            return Err(Denial::Revoked { by });
+        }
+        match (decision, &self.inner.subject_limit) {
+            (Some(decision), Some(limit)) if !decision.allowed => Err(Denial::RateLimited {
+                ratelimit: limit.ratelimit_header(&decision),
+                policy: self.inner.subject_policy_header.clone().unwrap_or_default(),
+                decision,
+            }),
+            (decision, _) => Ok(decision),
+        }
+    }
+
+    /// A store could not answer `checks` (each with its failure policy; several when one
+    /// call answers for several checks): refuse if any is closed (naming the first closed
+    /// one), or go on with every one of them recorded as degraded.
+    fn outage(
+        &self,
+        checks: &[(Check, FailurePolicy)],
+        error: &StoreError,
+        degraded: &mut Vec<Check>,
+    ) -> Result<(), Denial> {
+        let closed = checks
+            .iter()
+            .find(|(_, p)| !p.allows_on_failure())
+            .map(|(c, _)| *c);
+        let first = checks.first().map_or(Check::Revocation, |(c, _)| *c);
+        audit::store_error(closed.unwrap_or(first), error);
+        if error.kind() == StoreErrorKind::InvalidInput {
+            // The store refused the token's own values (an id over the size limit): that is
+            // the token's fault, not an outage, and no policy makes it acceptable.
+            return Err(Denial::InvalidToken {
+                class: RejectionClass::Claims,
+            });
+        }
+        if let Some(check) = closed {
+            return Err(Denial::Unavailable {
+                check,
+                retry_after: self.inner.outage_retry_after,
+            });
+        }
+        degraded.extend(checks.iter().map(|(c, _)| *c));
+        Ok(())
+    }
+
+    /// Revokes the token of `auth` (its `jti`) until it expires, plus the verifiers' leeway
+    /// ([`revoke_until`](tokenward_revocation::revoke_until)).
+    pub async fn revoke_token(&self, auth: &Authenticated) -> Result<(), StoreError> {
+        let (Some(jti), Some(exp)) = (auth.jti(), auth.exp()) else {
+            return Err(StoreError::invalid_input("the token has no jti or exp"));
+        };
+        self.inner
+            .stores
+            .revocation
+            .revoke_token(
+                &StoreId::new(jti)?,
+                tokenward_revocation::revoke_until(UnixTime::from_secs(exp)),
+            )
+            .await
+    }
+
+    /// The token refs the Guard would check for `auth` (for revoking next to it).
+    pub fn token_ref<'a>(&self, auth: &'a Authenticated) -> Option<TokenRef<'a>> {
+        auth.verified.token_ref()
+    }
+
+    /// The rate-limit store (for lifting bans).
+    pub fn ratelimit_store(&self) -> &dyn RateLimitStore {
+        &*self.inner.stores.ratelimit
+    }
+}

@@ -1,0 +1,52 @@
+//! The store checks with separate stores (in memory, or a custom backend without a
+//! [`CombinedCheck`](crate::CombinedCheck)): the ban before verification (in
+//! [`Guard::authenticate`]), then the revocation check, then the subject limit — each its own
+//! call, each with its own failure policy.
+
+use tokenward_core::TokenRef;
+use tokenward_ratelimit::Decision;
+use tokenward_revocation::RevocationStatus;
+
+use super::Guard;
+use crate::check::Check;
+use crate::denial::Denial;
+
+impl Guard {
+    /// Revocation, then the subject limit (charged only for an unrevoked token).
+    pub(super) async fn sequential_checks(
+        &self,
+        token: &TokenRef<'_>,
+        degraded: &mut Vec<Check>,
+    ) -> Result<Option<Decision>, Denial> {
+        let inner = &*self.inner;
+        match inner.stores.revocation.check(token).await {
+            Ok(status) => {
+                self.decide(status, None)?;
+            }
+            Err(e) => self.outage(
+                &[(Check::Revocation, inner.revocation_failure)],
+                &e,
+                degraded,
+            )?,
+        }
+        let (Some(limit), Some(sub)) = (&inner.subject_limit, &token.sub) else {
+            return Ok(None);
+        };
+        let (key, charge) = (limit.key(sub), limit.charge());
+        let store = &*inner.stores.ratelimit;
+        let answer = match store.gcra_now(&key, &charge) {
+            Some(answer) => answer,
+            None => store.gcra(&key, &charge).await,
+        };
+        match answer {
+            Ok(decision) => self.decide(RevocationStatus::Active, Some(decision)),
+            Err(e) => self
+                .outage(
+                    &[(Check::SubjectLimit, limit.on_store_failure())],
+                    &e,
+                    degraded,
+                )
+                .map(|()| None),
+        }
+    }
+}
