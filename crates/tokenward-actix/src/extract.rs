@@ -8,51 +8,55 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::de::DeserializeOwned;
-use tokenward_claims::RejectionClass;
+use tokenward_guard::http::ExtractRejection;
 use tokenward_guard::{Authenticated, Denial};
 
 use crate::denial_response;
 
-/// Why [`Auth`] or [`Claims`] refused a request. Renders as the Guard's [`Denial`] response
-/// ([`AuthRejection::denial`]): 401 either way, never with the token or the serde error in it.
+/// Why [`Auth`] or [`Claims`] refused a request: the Guard's [`ExtractRejection`] (which
+/// says what happened), rendered as its [`Denial`] response ([`AuthRejection::denial`]): 401
+/// either way, never with the token or the serde error in it.
 ///
 /// ```
 /// use actix_web::ResponseError;
 /// use tokenward_actix::AuthRejection;
-/// let res = AuthRejection::NotAuthenticated.error_response();
+/// use tokenward_guard::http::ExtractRejection;
+/// let res = AuthRejection(ExtractRejection::NotAuthenticated).error_response();
 /// assert_eq!(res.status(), 401);
 /// assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthRejection {
-    /// No identity (no middleware on the route, or an anonymous request on an optional one):
-    /// [`Denial::MissingToken`].
-    NotAuthenticated,
-    /// The token verified, but its custom claims do not fit the route's type (audited):
-    /// [`Denial::InvalidToken`] with [`RejectionClass::Claims`].
-    ClaimsMismatch,
-}
+pub struct AuthRejection(pub ExtractRejection);
 
 impl AuthRejection {
+    /// What happened.
+    pub fn kind(&self) -> ExtractRejection {
+        self.0
+    }
+
     /// The Guard's denial this rejection renders.
     pub fn denial(&self) -> Denial {
-        match self {
-            AuthRejection::NotAuthenticated => Denial::MissingToken,
-            AuthRejection::ClaimsMismatch => Denial::InvalidToken {
-                class: RejectionClass::Claims,
-            },
-        }
+        self.0.denial()
+    }
+}
+
+impl From<ExtractRejection> for AuthRejection {
+    fn from(kind: ExtractRejection) -> Self {
+        AuthRejection(kind)
     }
 }
 
 impl fmt::Display for AuthRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.denial().description())
+        self.0.fmt(f)
     }
 }
 
-impl std::error::Error for AuthRejection {}
+impl std::error::Error for AuthRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 impl ResponseError for AuthRejection {
     fn status_code(&self) -> StatusCode {
@@ -67,7 +71,7 @@ impl ResponseError for AuthRejection {
 /// The verified identity of a request that passed a [`GuardMiddleware`](crate::GuardMiddleware).
 ///
 /// Without one (no middleware on the route, or an anonymous request on an optional one) the
-/// extractor refuses the request with [`AuthRejection::NotAuthenticated`]: 401 with a bare
+/// extractor refuses the request with [`ExtractRejection::NotAuthenticated`]: 401 with a bare
 /// `Bearer` challenge. It never authenticates by itself.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Authenticated);
@@ -79,8 +83,8 @@ pub struct MaybeAuth(pub Option<Authenticated>);
 
 /// The verified token's custom claims as `T` ([`Authenticated::custom_for_route`]).
 ///
-/// Refuses with [`AuthRejection::NotAuthenticated`] without an identity (as [`Auth`]) and with
-/// [`AuthRejection::ClaimsMismatch`] (401 `invalid_token`, class `claims`; audited as a denial)
+/// Refuses with [`ExtractRejection::NotAuthenticated`] without an identity (as [`Auth`]) and with
+/// [`ExtractRejection::ClaimsMismatch`] (401 `invalid_token`, class `claims`; audited as a denial)
 /// when the claims do not fit `T`: the token verified, but it is not one this route accepts.
 #[derive(Debug, Clone)]
 pub struct Claims<T>(pub T);
@@ -97,7 +101,7 @@ impl FromRequest for Auth {
         ready(
             identity(req)
                 .map(Auth)
-                .ok_or(AuthRejection::NotAuthenticated),
+                .ok_or(AuthRejection(ExtractRejection::NotAuthenticated)),
         )
     }
 }
@@ -117,11 +121,11 @@ impl<T: DeserializeOwned> FromRequest for Claims<T> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match identity(req) {
-            None => Err(AuthRejection::NotAuthenticated),
+            None => Err(AuthRejection(ExtractRejection::NotAuthenticated)),
             Some(auth) => auth
                 .custom_for_route::<T>(req.method().as_str(), req.path())
                 .map(Claims)
-                .map_err(|_| AuthRejection::ClaimsMismatch),
+                .map_err(|_| AuthRejection(ExtractRejection::ClaimsMismatch)),
         };
         ready(result)
     }

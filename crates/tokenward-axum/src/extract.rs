@@ -8,53 +8,55 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
-use tokenward_claims::RejectionClass;
+use tokenward_guard::http::ExtractRejection;
 use tokenward_guard::{Authenticated, Denial};
 
 use crate::response::denial_response;
 
-/// Why [`Auth`] or [`Claims`] refused a request. Renders as the Guard's
-/// [`Denial`] response ([`AuthRejection::denial`]): 401 either way, never with the token or
-/// the serde error in it.
+/// Why [`Auth`] or [`Claims`] refused a request: the Guard's [`ExtractRejection`] (which
+/// says what happened), rendered as its [`Denial`] response ([`AuthRejection::denial`]): 401
+/// either way, never with the token or the serde error in it.
 ///
 /// ```
 /// use axum::response::IntoResponse;
 /// use tokenward_axum::AuthRejection;
-/// let res = AuthRejection::NotAuthenticated.into_response();
+/// use tokenward_guard::http::ExtractRejection;
+/// let res = AuthRejection(ExtractRejection::NotAuthenticated).into_response();
 /// assert_eq!(res.status(), 401);
 /// assert_eq!(res.headers()["www-authenticate"], "Bearer");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthRejection {
-    /// The request was not authenticated (a route outside the layer, or an anonymous request
-    /// behind [`GuardLayer::optional`](crate::GuardLayer::optional)):
-    /// [`Denial::MissingToken`].
-    NotAuthenticated,
-    /// The token verified, but its custom claims do not fit the route's type (audited):
-    /// [`Denial::InvalidToken`] with [`RejectionClass::Claims`].
-    ClaimsMismatch,
-}
+pub struct AuthRejection(pub ExtractRejection);
 
 impl AuthRejection {
+    /// What happened.
+    pub fn kind(&self) -> ExtractRejection {
+        self.0
+    }
+
     /// The Guard's denial this rejection renders.
     pub fn denial(&self) -> Denial {
-        match self {
-            AuthRejection::NotAuthenticated => Denial::MissingToken,
-            AuthRejection::ClaimsMismatch => Denial::InvalidToken {
-                class: RejectionClass::Claims,
-            },
-        }
+        self.0.denial()
+    }
+}
+
+impl From<ExtractRejection> for AuthRejection {
+    fn from(kind: ExtractRejection) -> Self {
+        AuthRejection(kind)
     }
 }
 
 impl fmt::Display for AuthRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.denial().description())
+        self.0.fmt(f)
     }
 }
 
-impl std::error::Error for AuthRejection {}
+impl std::error::Error for AuthRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
@@ -64,7 +66,7 @@ impl IntoResponse for AuthRejection {
 
 /// The verified request, from a route behind [`GuardLayer`](crate::GuardLayer).
 ///
-/// Rejects with [`AuthRejection::NotAuthenticated`] (401, bare `Bearer` challenge) when the
+/// Rejects with [`ExtractRejection::NotAuthenticated`] (401, bare `Bearer` challenge) when the
 /// request was not authenticated — a route outside the layer, or behind
 /// [`GuardLayer::optional`](crate::GuardLayer::optional) without a token.
 #[derive(Debug, Clone)]
@@ -79,7 +81,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .get::<Authenticated>()
             .cloned()
             .map(Auth)
-            .ok_or(AuthRejection::NotAuthenticated)
+            .ok_or(AuthRejection(ExtractRejection::NotAuthenticated))
     }
 }
 
@@ -112,7 +114,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeAuth {
 /// [`Authenticated::custom_for_route`].
 ///
 /// Rejects like [`Auth`] when the request was not authenticated, and with
-/// [`AuthRejection::ClaimsMismatch`] (401 `invalid_token`, class `claims`; audited as a
+/// [`ExtractRejection::ClaimsMismatch`] (401 `invalid_token`, class `claims`; audited as a
 /// denial) when the claims do not deserialize into `T`. The serde error is not shown to the
 /// client (it may quote the token's content).
 #[derive(Debug, Clone)]
@@ -125,6 +127,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Claims<T> {
         let Auth(auth) = <Auth as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         auth.custom_for_route::<T>(parts.method.as_str(), parts.uri.path())
             .map(Claims)
-            .map_err(|_| AuthRejection::ClaimsMismatch)
+            .map_err(|_| AuthRejection(ExtractRejection::ClaimsMismatch))
     }
 }

@@ -38,6 +38,48 @@ pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 /// The `Cache-Control` of a JWKS handler's 500 (and of every refusal).
 pub const NO_STORE: &str = "no-store";
 
+/// Why an adapter's extractor (`Auth`, `Claims<T>`) refused a request. Each adapter wraps it
+/// in its own `AuthRejection` (its framework's response trait cannot be implemented here)
+/// and renders it as [`denial`](Self::denial): 401 either way, never with the token or the
+/// serde error in it.
+///
+/// ```
+/// use tokenward_guard::http::ExtractRejection;
+/// let rejection = ExtractRejection::ClaimsMismatch;
+/// assert_eq!(rejection.denial().status(), 401);
+/// assert_eq!(rejection.to_string(), rejection.denial().description());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExtractRejection {
+    /// The request was not authenticated (a route outside the Guard's layer, or an anonymous
+    /// request on an optional route): [`Denial::MissingToken`].
+    NotAuthenticated,
+    /// The token verified, but its custom claims do not fit the route's type (the adapter
+    /// audits it): [`Denial::InvalidToken`] with class `claims`.
+    ClaimsMismatch,
+}
+
+impl ExtractRejection {
+    /// The Guard's denial this rejection renders.
+    pub fn denial(&self) -> Denial {
+        match self {
+            ExtractRejection::NotAuthenticated => Denial::MissingToken,
+            ExtractRejection::ClaimsMismatch => Denial::InvalidToken {
+                class: tokenward_claims::RejectionClass::Claims,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ExtractRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.denial().description())
+    }
+}
+
+impl std::error::Error for ExtractRejection {}
+
 /// A request's header values by name, as raw bytes (an adapter wraps its header map).
 pub trait HeaderSource {
     /// Every value of the header `name` (lowercase), in order.
