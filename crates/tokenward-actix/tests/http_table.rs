@@ -9,9 +9,7 @@
 //! refusal (this binary installs a process-wide `tracing` subscriber, so it is the one apart
 //! from `tests/middleware.rs`).
 
-use std::io::Write;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpResponse, HttpServer, test, web};
 use tokenward_actix::{Auth, Claims, GuardMiddleware, MaybeAuth};
@@ -121,26 +119,6 @@ async fn shared_table_over_http() {
     );
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
-    type Writer = Buf;
-    fn make_writer(&'a self) -> Buf {
-        self.clone()
-    }
-}
-
 #[derive(Debug, serde::Deserialize)]
 struct Tenant {
     #[allow(dead_code, reason = "only its absence matters")]
@@ -153,12 +131,7 @@ struct Tenant {
 #[actix_web::test]
 async fn claims_mismatch_is_audited() {
     const PATH: &str = "/claims-audited-here";
-    let buf = Buf::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(buf.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = tokenward_testsupport::LogCapture::global();
     async fn handler(Claims(_t): Claims<Tenant>) -> HttpResponse {
         HttpResponse::Ok().finish()
     }
@@ -179,7 +152,7 @@ async fn claims_mismatch_is_audited() {
         .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), 401);
-    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.contents();
     let lines: Vec<&str> = logged.lines().filter(|l| l.contains(PATH)).collect();
     assert!(
         lines.iter().any(|l| l.contains("decision=\"deny\"")

@@ -9,9 +9,7 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -113,26 +111,6 @@ async fn shared_table_over_http() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
-    type Writer = Buf;
-    fn make_writer(&'a self) -> Buf {
-        self.clone()
-    }
-}
-
 #[derive(Debug, serde::Deserialize)]
 struct Tenant {
     #[allow(dead_code, reason = "only its absence matters")]
@@ -145,12 +123,7 @@ struct Tenant {
 #[tokio::test]
 async fn claims_mismatch_is_audited() {
     const PATH: &str = "/claims-audited-here";
-    let buf = Buf::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(buf.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = tokenward_testsupport::LogCapture::global();
     async fn handler(Claims(_t): Claims<Tenant>) -> &'static str {
         "ok"
     }
@@ -167,7 +140,7 @@ async fn claims_mismatch_is_audited() {
         .unwrap();
     let res = client.request(req).await.unwrap();
     assert_eq!(res.status(), 401);
-    let logged = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.contents();
     let lines: Vec<&str> = logged.lines().filter(|l| l.contains(PATH)).collect();
     assert!(
         lines.iter().any(|l| l.contains("decision=\"deny\"")

@@ -9,35 +9,13 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use tokenward_claims::AccessToken;
 use tokenward_guard::{AuthRequest, Credentials, GuardConfig, GuardStores};
-use tracing_subscriber::fmt::MakeWriter;
 
 #[path = "it/common.rs"]
 mod common;
 
 use common::{issuer, keys};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-impl<'a> MakeWriter<'a> for Buf {
-    type Writer = Buf;
-    fn make_writer(&'a self) -> Buf {
-        self.clone()
-    }
-}
 
 /// A process-wide subscriber: a subscriber scoped to this thread (`with_default`) can
 /// miss events whose callsite another test thread registered first without one (the
@@ -46,12 +24,7 @@ impl<'a> MakeWriter<'a> for Buf {
 #[test]
 fn every_decision_is_audited_without_the_token() {
     const PATH: &str = "/audited-only-here";
-    let buf = Buf::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(buf.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let logs = tokenward_testsupport::LogCapture::global();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -79,7 +52,7 @@ fn every_decision_is_audited_without_the_token() {
             .await;
         let _ = guard.authenticate(&req(Credentials::Absent)).await;
     });
-    let all = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let all = logs.contents();
     let lines: Vec<&str> = all
         .lines()
         .filter(|l| l.contains(&format!("path=\"{PATH}\"")))

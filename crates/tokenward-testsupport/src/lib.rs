@@ -11,6 +11,8 @@
 //!   that survives a restart), killed on drop.
 //! - **Loopback networking** ([`free_port`], [`BlackHole`]): a port nothing listens on, and a
 //!   server that accepts connections and never answers (for timeout tests).
+//! - **Logs** ([`LogCapture`]): every `tracing` event of the test binary, formatted into one
+//!   buffer by a process-wide subscriber installed once (audit-event tests).
 //! - **`INFO` counters** ([`command_calls`]): calls per command from `INFO commandstats`, for
 //!   tests and benchmarks that count round trips.
 //!
@@ -49,12 +51,14 @@
 #![allow(clippy::panic, reason = "test support fails the calling test loudly")]
 
 mod info;
+mod logs;
 mod net;
 mod prefix;
 mod shared;
 mod throwaway;
 
 pub use info::command_calls;
+pub use logs::LogCapture;
 pub use net::{BlackHole, free_port};
 pub use prefix::{delete_prefix, glob_escape, keys_under, unique_prefix};
 pub use shared::{DEFAULT_REDIS_URL, RedisUnavailable, connect, redis_url, shared_redis};
