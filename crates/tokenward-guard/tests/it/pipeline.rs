@@ -43,6 +43,7 @@ async fn serve(f: &Fixture, case: &testkit::Case) -> (u16, Vec<(String, String)>
     let route = match path {
         "/optional" => RouteAuth::optional(),
         "/admin" => RouteAuth::required().require(f.admin.clone()),
+        "/ops" => RouteAuth::required().require(f.ops.clone()),
         _ => RouteAuth::required(),
     };
     let headers = CaseHeaders(&case.headers);
