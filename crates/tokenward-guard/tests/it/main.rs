@@ -13,6 +13,7 @@
 
 mod common;
 
+mod config;
 mod conformance;
 
 #[cfg(feature = "redis")]
