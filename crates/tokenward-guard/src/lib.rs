@@ -71,6 +71,7 @@ pub mod conformance;
 mod denial;
 mod guard;
 pub mod http;
+mod issuers;
 mod request;
 mod stores;
 #[cfg(feature = "testkit")]
@@ -90,6 +91,7 @@ pub use guard::{
     DEFAULT_SUBJECT_QUOTA, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE, RATELIMIT_HEADER,
     RATELIMIT_POLICY_HEADER,
 };
+pub use issuers::{IssuerConfig, KeysConfig};
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
 };

@@ -19,5 +19,6 @@ mod conformance;
 #[cfg(feature = "redis")]
 mod fault_proxy;
 mod faults;
+mod issuers;
 mod pipeline;
 mod redis;
