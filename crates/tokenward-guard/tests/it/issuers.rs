@@ -264,13 +264,24 @@ async fn an_entra_tenant_template_accepts_only_listed_tenants() {
     const T2: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
     let keys = KeySet::single(Key::hmac("default", Algorithm::HS256, SECRET).unwrap());
     let secret = temp_file("entra-secret", SECRET);
-    let guard = guard_from(&format!(
+    // The same issuer as an `[[issuers]]` entry with its key source, and in the single-issuer
+    // form (`[validation]`, keys given in code).
+    let entry = guard_from(&format!(
         "profile = \"entra\"\n[[issuers]]\nissuer = \"https://login.microsoftonline.com/{{tenantid}}/v2.0\"\n\
          audiences = [\"api://orders\"]\ntenants = [\"{T1}\"]\nkeys = {{ hmac_secret_file = {} }}",
         lit(&secret)
     ))
     .await;
     std::fs::remove_file(&secret).unwrap();
+    let single = parse(&format!(
+        "profile = \"entra\"\n[validation]\nissuers = [\"https://login.microsoftonline.com/{{tenantid}}/v2.0\"]\n\
+         audiences = [\"api://orders\"]\ntenants = [\"{T1}\"]"
+    ))
+    .unwrap()
+    .guard_builder(keys.clone(), GuardStores::memory(), None)
+    .unwrap()
+    .build()
+    .unwrap();
 
     let token = |iss_tenant: &str, tid: &str| {
         TokenIssuer::builder(
@@ -300,8 +311,10 @@ async fn an_entra_tenant_template_accepts_only_listed_tenants() {
             Some(RejectionClass::Issuer),
         ),
     ];
-    for (name, token, expected) in cases {
-        assert_eq!(verdict(&guard, &token).await, expected, "{name}");
+    for guard in [&entry, &single] {
+        for (name, token, expected) in &cases {
+            assert_eq!(verdict(guard, token).await, *expected, "{name}");
+        }
     }
 }
 
