@@ -97,6 +97,11 @@ pub struct KeysConfig {
     /// The algorithm of RSA keys published without `alg` (default `RS256`).
     #[serde(default)]
     pub rsa_alg: Option<String>,
+    /// Also fetch `jwks_url`/`discovery` over plain `http://` (a local test issuer). Anyone
+    /// on the path can then replace the keys, and with them forge every token: never in
+    /// production.
+    #[serde(default)]
+    pub dangerous_allow_http: bool,
 }
 
 /// The key source of one entry, checked.
@@ -135,6 +140,13 @@ impl KeysConfig {
             return Err(ConfigError::new(
                 format!("{field}.{name}"),
                 "only for an HMAC secret (a JWKS names its own keys)",
+            ));
+        }
+        let remote = matches!(source, Source::JwksUrl(_) | Source::Discovery(_));
+        if !remote && self.dangerous_allow_http {
+            return Err(ConfigError::new(
+                format!("{field}.dangerous_allow_http"),
+                "only for jwks_url or discovery",
             ));
         }
         if hmac && self.rsa_alg.is_some() {
@@ -285,7 +297,7 @@ async fn remote(
     } else {
         JwksSource::url(location)
     };
-    let mut b = RemoteKeySet::builder(source);
+    let mut b = RemoteKeySet::builder(source).dangerous_allow_http(keys.dangerous_allow_http);
     if let Some(alg) = keys.rsa_alg(field)? {
         b = b.rsa_alg(alg);
     }

@@ -114,6 +114,10 @@ fn bad_issuer_entries_name_their_field() {
             "issuers[0].keys.rsa_alg",
         ),
         (
+            entry(r#"keys = { jwks_file = "k.json", dangerous_allow_http = true }"#),
+            "issuers[0].keys.dangerous_allow_http",
+        ),
+        (
             "[[issuers]]\nissuer = \"https://a.example\"\naudiences = []\nkeys = { hmac_secret_env = \"S\" }"
                 .to_owned(),
             "issuers[0].audiences",
@@ -343,4 +347,89 @@ async fn the_single_issuer_form_still_takes_its_keys_in_code() {
         .guard_builder(keys, GuardStores::memory(), None)
         .unwrap_err();
     assert_eq!(e.field, "issuers");
+}
+
+/// A loopback issuer over plain HTTP: its discovery document (`issuer` = the base URL,
+/// `jwks_uri` = `<base>/keys`) and `jwks`; every other path is 404. Returns the base URL.
+async fn serve_issuer(jwks: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let discovery =
+        serde_json::json!({ "issuer": base, "jwks_uri": format!("{base}/keys") }).to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&request);
+            let path = line.split(' ').nth(1).unwrap_or("");
+            let (status, body) = match path {
+                "/.well-known/openid-configuration" => ("200 OK", discovery.as_str()),
+                "/keys" => ("200 OK", jwks.as_str()),
+                _ => ("404 Not Found", "{}"),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncache-control: max-age=300\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(response.as_bytes()).await;
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn remote_key_sources_load_by_url_and_by_discovery() {
+    let pkcs8 = generate_pkcs8(Algorithm::EdDSA).unwrap();
+    let keys = KeySet::single(Key::from_pkcs8_der("r-1", Algorithm::EdDSA, &pkcs8).unwrap());
+    let base = serve_issuer(keys.public_jwks_json().unwrap()).await;
+    let token = TokenIssuer::builder(keys.clone(), base.clone())
+        .audience("api")
+        .build()
+        .unwrap()
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    let other = KeySet::single(Key::hmac("r-1", Algorithm::HS256, SECRET).unwrap());
+    let forged = TokenIssuer::builder(other, base.clone())
+        .audience("api")
+        .build()
+        .unwrap()
+        .issue(&AccessToken::new("alice"))
+        .unwrap()
+        .token;
+    for keys_line in [
+        format!("keys = {{ jwks_url = \"{base}/keys\", dangerous_allow_http = true }}"),
+        format!("keys = {{ discovery = \"{base}\", dangerous_allow_http = true }}"),
+    ] {
+        let guard = guard_from(&format!(
+            "[[issuers]]\nissuer = \"{base}\"\naudiences = [\"api\"]\n{keys_line}"
+        ))
+        .await;
+        assert_eq!(verdict(&guard, &token).await, None, "{keys_line}");
+        assert_eq!(
+            verdict(&guard, &forged).await,
+            Some(RejectionClass::Algorithm),
+            "{keys_line}"
+        );
+    }
+    // Plain HTTP needs the dangerous_ switch: refused at startup, naming the source.
+    let e = parse(&format!(
+        "[[issuers]]\nissuer = \"{base}\"\naudiences = [\"api\"]\nkeys = {{ discovery = \"{base}\" }}"
+    ))
+    .unwrap()
+    .load_verifier(None)
+    .await
+    .unwrap_err();
+    assert_eq!(e.field, "issuers[0].keys.discovery", "{e}");
 }
