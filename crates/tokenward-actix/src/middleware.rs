@@ -19,7 +19,7 @@ use crate::{Headers, denial_response};
 ///   [`Denial`]'s response ([`denial_response`]).
 /// - [`GuardMiddleware::optional`]: a request without a token passes through anonymously
 ///   ([`MaybeAuth`](crate::MaybeAuth) is `None`); a token that is present must be valid.
-/// - [`GuardMiddleware::require`]: scopes (403 `insufficient_scope`) and an audience
+/// - [`GuardMiddleware::require`]: scopes and roles (403 `insufficient_scope`) and an audience
 ///   (401 `invalid_token`) the routes behind it require, checked by [`Guard::authorize`].
 ///
 /// On success the [`Authenticated`] identity is put in the request's extensions (read it with

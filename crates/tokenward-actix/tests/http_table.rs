@@ -37,7 +37,11 @@ async fn shared_table_over_http() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let fixture = Fixture::new().await;
-    let (guard, admin) = (fixture.guard.clone(), fixture.admin.clone());
+    let (guard, admin, ops) = (
+        fixture.guard.clone(),
+        fixture.admin.clone(),
+        fixture.ops.clone(),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = HttpServer::new(move || {
@@ -50,6 +54,11 @@ async fn shared_table_over_http() {
             .service(
                 web::resource("/admin")
                     .wrap(GuardMiddleware::new(guard.clone()).require(admin.clone()))
+                    .route(web::get().to(me)),
+            )
+            .service(
+                web::resource("/ops")
+                    .wrap(GuardMiddleware::new(guard.clone()).require(ops.clone()))
                     .route(web::get().to(me)),
             )
             .service(

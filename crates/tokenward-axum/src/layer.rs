@@ -64,7 +64,7 @@ impl GuardLayer {
         }
     }
 
-    /// Also requires `requirements` (scopes → 403 `insufficient_scope`, audience → 401
+    /// Also requires `requirements` (scopes, roles → 403 `insufficient_scope`, audience → 401
     /// `invalid_token`) of authenticated requests; replaces earlier requirements.
     pub fn require(self, requirements: Requirements) -> Self {
         GuardLayer {

@@ -52,6 +52,10 @@ fn app(f: &Fixture) -> Router {
             get(me).route_layer(GuardLayer::new(guard.clone()).require(f.admin.clone())),
         )
         .route(
+            "/ops",
+            get(me).route_layer(GuardLayer::new(guard.clone()).require(f.ops.clone())),
+        )
+        .route(
             "/own-ratelimit",
             get(own_ratelimit).route_layer(GuardLayer::new(guard.clone())),
         )

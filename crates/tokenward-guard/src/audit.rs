@@ -39,7 +39,12 @@ pub const TARGET: &str = "tokenward::audit";
 /// assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()));
 /// ```
 pub fn fingerprint(secret: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
+    fingerprint_bytes(secret.as_bytes())
+}
+
+/// [`fingerprint`] of bytes that need not be UTF-8 (an HMAC secret).
+pub(crate) fn fingerprint_bytes(secret: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, secret);
     let mut out = String::with_capacity(12);
     for byte in digest.as_ref().iter().take(6) {
         let _ = write!(out, "{byte:02x}");

@@ -52,14 +52,28 @@ impl Authenticated {
         self.verified.claims.exp
     }
 
-    /// The scopes.
+    /// The scopes, read where the policy's [`Profile`](tokenward_claims::Profile) says
+    /// (`scope`, or `scp` for Entra and Okta; `scope` without a profile).
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.verified.claims.scopes()
+        self.verified.grants.scopes().iter().map(String::as_str)
     }
 
-    /// Whether the token has `scope`.
+    /// Whether the token has `scope` (read as [`scopes`](Self::scopes) reads).
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.verified.claims.has_scope(scope)
+        self.verified.grants.has_scope(scope)
+    }
+
+    /// The roles (groups, permissions), read where the policy's
+    /// [`Profile`](tokenward_claims::Profile) says (Entra `roles`, Keycloak
+    /// `realm_access.roles` and `resource_access.<azp>.roles`, Cognito `cognito:groups`, Auth0
+    /// `permissions`, Okta `groups`; `roles` without a profile).
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.verified.grants.roles().iter().map(String::as_str)
+    }
+
+    /// Whether the token has `role` (read as [`roles`](Self::roles) reads).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.verified.grants.has_role(role)
     }
 
     /// The custom claims as your own type (parsed from the already verified payload).
@@ -87,17 +101,26 @@ impl Authenticated {
     }
 }
 
-/// What a route requires beyond a valid token: scopes (403 `insufficient_scope` when one is
-/// missing) and an audience (401 `invalid_token` when the token is not meant for it).
+/// What a route requires beyond a valid token: scopes and roles (403 `insufficient_scope`
+/// when one is missing, audited), and an audience (401 `invalid_token` when the token is not
+/// meant for it).
+///
+/// Scopes and roles are read through the token's [`Grants`](tokenward_claims::Grants), where
+/// the policy's [`Profile`](tokenward_claims::Profile) says they live (Entra: scopes in `scp`,
+/// app roles in `roles`; Keycloak: realm and client roles; ...). A missing scope answers
+/// [`Denial::InsufficientScope`] (its challenge names the required scopes); with every scope
+/// present, a missing role answers [`Denial::InsufficientRole`].
 ///
 /// ```
 /// use tokenward_guard::Requirements;
-/// let admin = Requirements::new().scope("admin").audience("admin-api");
+/// let admin = Requirements::new().scope("admin").role("Orders.Admin").audience("admin-api");
 /// assert_eq!(admin.scopes(), ["admin"]);
+/// assert_eq!(admin.roles(), ["Orders.Admin"]);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Requirements {
     scopes: Vec<String>,
+    roles: Vec<String>,
     audience: Option<String>,
 }
 
@@ -114,6 +137,13 @@ impl Requirements {
         self
     }
 
+    /// Requires `role` (all added roles are required).
+    #[must_use]
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.roles.push(role.into());
+        self
+    }
+
     /// Requires `aud` to contain `audience`.
     #[must_use]
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
@@ -124,6 +154,11 @@ impl Requirements {
     /// The required scopes.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
+    }
+
+    /// The required roles.
+    pub fn roles(&self) -> &[String] {
+        &self.roles
     }
 
     pub(crate) fn check(&self, auth: &Authenticated) -> Result<(), Denial> {
@@ -140,12 +175,16 @@ impl Requirements {
                 });
             }
         }
-        if self.scopes.iter().all(|s| auth.has_scope(s)) {
-            Ok(())
-        } else {
-            Err(Denial::InsufficientScope {
+        if !self.scopes.iter().all(|s| auth.has_scope(s)) {
+            return Err(Denial::InsufficientScope {
                 required: self.scopes.join(" "),
-            })
+            });
         }
+        if !self.roles.iter().all(|r| auth.has_role(r)) {
+            return Err(Denial::InsufficientRole {
+                required: self.roles.join(" "),
+            });
+        }
+        Ok(())
     }
 }

@@ -4,13 +4,14 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokenward_claims::ValidationPolicy;
+use tokenward_claims::{Profile, ValidationPolicy};
 use tokenward_core::{FailurePolicy, SettingError, SharedClock};
 use tokenward_ratelimit::{
     BanQuota, ClientIp, FailureBan, ForwardedHeader, GcraQuota, SubjectLimit,
 };
 
 use crate::guard::{DEFAULT_OUTAGE_RETRY_AFTER, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE};
+use crate::issuers::IssuerConfig;
 use crate::stores::GuardStores;
 use crate::verifier::{KeySource, Verifier};
 
@@ -45,6 +46,13 @@ impl From<SettingError> for ConfigError {
 ///
 /// The Guard's whole configuration as data: deserialize it from TOML, YAML, JSON or the
 /// environment with serde, then [`GuardConfig::validate`] and build.
+///
+/// Keys: with `[validation]` (one policy), give them in code to
+/// [`guard_builder`](GuardConfig::guard_builder); or name issuers in `[[issuers]]`, each with
+/// its own audiences, profile and key source ([`IssuerConfig`]), and let
+/// [`load_guard_builder`](GuardConfig::load_guard_builder) load them. `profile = "entra"`
+/// (or `auth0`, `okta`, `keycloak`, `cognito`, `google`) applies a
+/// [`Profile`] to `[validation]` and to entries without their own.
 ///
 /// Durations are humantime strings (`"90s"`, `"5m"`, `"250ms"`). Unknown fields are errors,
 /// and every semantic error names its field (`subject_limit.requests: must be at least 1`),
@@ -95,8 +103,20 @@ impl From<SettingError> for ConfigError {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct GuardConfig {
-    /// What a token must satisfy.
+    /// The identity provider's profile (`entra`, `auth0`, `okta`, `keycloak`, `cognito`,
+    /// `google`): for `[validation]`'s issuers, and for `[[issuers]]` entries without their
+    /// own.
+    #[serde(default)]
+    pub profile: Option<Profile>,
+    /// What a token must satisfy. With `[[issuers]]`, only the settings every issuer shares
+    /// (leeway, max lifetime, token size, `typ`); its `issuers`, `audiences` and `tenants`
+    /// stay empty.
+    #[serde(default)]
     pub validation: ValidationConfig,
+    /// Issuers, each with its audiences, profile and own keys (see [`IssuerConfig`]); built
+    /// by [`GuardConfig::load_verifier`] / [`GuardConfig::load_guard_builder`].
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
     /// The failure policy of every check without its own (default `closed`).
     #[serde(default)]
     pub failure_policy: FailurePolicy,
@@ -133,10 +153,17 @@ fn default_outage() -> Duration {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ValidationConfig {
-    /// Accepted issuers (at least one).
+    /// Accepted issuers (at least one, unless `[[issuers]]` name them): exact, or a
+    /// `{tenantid}` template.
+    #[serde(default)]
     pub issuers: Vec<String>,
     /// Accepted audiences (at least one).
+    #[serde(default)]
     pub audiences: Vec<String>,
+    /// Tenants a `{tenantid}` issuer template is restricted to (empty: any tenant whose
+    /// `tid` equals the one in `iss`).
+    #[serde(default)]
+    pub tenants: Vec<String>,
     /// Clock leeway (at most 5 minutes).
     #[serde(default, with = "humantime_serde")]
     pub leeway: Option<Duration>,
@@ -321,6 +348,8 @@ impl GuardConfig {
     /// A configuration for `issuer` and `audience` with every other setting at its default.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         GuardConfig {
+            profile: None,
+            issuers: Vec::new(),
             validation: ValidationConfig {
                 issuers: vec![issuer.into()],
                 audiences: vec![audience.into()],
@@ -339,7 +368,11 @@ impl GuardConfig {
 
     /// Checks every value; the error names the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validation_policy(None)?;
+        if self.issuers.is_empty() {
+            self.validation_policy(None)?;
+        } else {
+            self.check_issuers()?;
+        }
         self.build_subject_limit()?;
         self.build_ban()?;
         self.build_client_ip()?;
@@ -359,7 +392,7 @@ impl GuardConfig {
         self.check_stores()
     }
 
-    /// The validation policy (with `clock`, or the system clock).
+    /// The validation policy of `[validation]` (with `clock`, or the system clock).
     pub fn validation_policy(
         &self,
         clock: Option<SharedClock>,
@@ -368,7 +401,7 @@ impl GuardConfig {
         if v.issuers.is_empty() {
             return Err(ConfigError::new(
                 "validation.issuers",
-                "at least one issuer is required",
+                "at least one issuer is required (here or in [[issuers]] entries)",
             ));
         }
         if v.audiences.is_empty() {
@@ -377,12 +410,60 @@ impl GuardConfig {
                 "at least one audience is required",
             ));
         }
+        self.build_policy(
+            "validation",
+            &v.issuers,
+            &v.audiences,
+            &v.tenants,
+            self.profile,
+            clock,
+        )
+    }
+
+    fn check_issuers(&self) -> Result<(), ConfigError> {
+        let v = &self.validation;
+        for (field, set) in [
+            ("validation.issuers", v.issuers.is_empty()),
+            ("validation.audiences", v.audiences.is_empty()),
+            ("validation.tenants", v.tenants.is_empty()),
+        ] {
+            if !set {
+                return Err(ConfigError::new(
+                    field,
+                    "with [[issuers]], each entry names its own (leave this empty)",
+                ));
+            }
+        }
+        for (i, entry) in self.issuers.iter().enumerate() {
+            entry.check(self, &format!("issuers[{i}]"))?;
+        }
+        Ok(())
+    }
+
+    /// A policy for `issuers`/`audiences`/`tenants` under `profile`, with the shared settings
+    /// of `[validation]`; errors name `field`.
+    pub(crate) fn build_policy(
+        &self,
+        field: &str,
+        issuers: &[String],
+        audiences: &[String],
+        tenants: &[String],
+        profile: Option<Profile>,
+        clock: Option<SharedClock>,
+    ) -> Result<ValidationPolicy, ConfigError> {
+        let v = &self.validation;
         let mut b = ValidationPolicy::builder();
-        for iss in &v.issuers {
+        if let Some(profile) = profile {
+            b = b.profile(profile);
+        }
+        for iss in issuers {
             b = b.issuer(iss);
         }
-        for aud in &v.audiences {
+        for aud in audiences {
             b = b.audience(aud);
+        }
+        for tenant in tenants {
+            b = b.tenant(tenant);
         }
         if let Some(leeway) = v.leeway {
             b = b.leeway(leeway);
@@ -400,7 +481,7 @@ impl GuardConfig {
             b = b.clock(clock);
         }
         b.build()
-            .map_err(|e| ConfigError::new("validation", e.to_string()))
+            .map_err(|e| ConfigError::new(field, e.to_string()))
     }
 
     fn build_subject_limit(&self) -> Result<Option<SubjectLimit>, ConfigError> {
@@ -506,7 +587,33 @@ impl GuardConfig {
         clock: Option<SharedClock>,
     ) -> Result<GuardBuilder, ConfigError> {
         self.validate()?;
+        if !self.issuers.is_empty() {
+            return Err(ConfigError::new(
+                "issuers",
+                "[[issuers]] entries name their own keys: use load_guard_builder",
+            ));
+        }
         let verifier = Verifier::new(self.validation_policy(clock)?, keys);
+        self.builder_for(verifier, stores)
+    }
+
+    /// A [`GuardBuilder`] with everything from this configuration, verifying with the keys
+    /// its `[[issuers]]` entries name ([`load_verifier`](Self::load_verifier)) and checking
+    /// `stores`.
+    pub async fn load_guard_builder(
+        &self,
+        stores: GuardStores,
+        clock: Option<SharedClock>,
+    ) -> Result<GuardBuilder, ConfigError> {
+        let verifier = self.load_verifier(clock).await?;
+        self.builder_for(verifier, stores)
+    }
+
+    fn builder_for(
+        &self,
+        verifier: Verifier,
+        stores: GuardStores,
+    ) -> Result<GuardBuilder, ConfigError> {
         let mut b = Guard::builder(verifier, stores)
             .failure_policy(self.failure_policy)
             .outage_retry_after(self.outage_retry_after)?

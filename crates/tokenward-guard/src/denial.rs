@@ -25,7 +25,9 @@ pub enum Denial {
         /// Fixed text.
         reason: &'static str,
     },
-    /// The token failed verification: 401 `invalid_token`.
+    /// The token failed verification: 401 `invalid_token` — except class
+    /// [`Scope`](RejectionClass::Scope) (a valid token lacking a scope or role): 403
+    /// `insufficient_scope`.
     InvalidToken {
         /// The stable rejection class.
         class: RejectionClass,
@@ -38,6 +40,15 @@ pub enum Denial {
     /// The token lacks a scope the route requires: 403 `insufficient_scope`.
     InsufficientScope {
         /// The scopes the route requires, space-separated.
+        required: String,
+    },
+    /// The token lacks a role the route requires ([`Requirements::role`]): 403
+    /// `insufficient_scope` (RFC 6750's code for "valid, but not enough privileges"), without
+    /// a `scope` attribute — roles are not OAuth scopes.
+    ///
+    /// [`Requirements::role`]: crate::Requirements::role
+    InsufficientRole {
+        /// The roles the route requires, space-separated.
         required: String,
     },
     /// The per-subject limit is exhausted: 429 with `Retry-After` and the RateLimit fields.
@@ -75,9 +86,13 @@ impl Denial {
     /// The HTTP status code.
     pub fn status(&self) -> u16 {
         match self {
+            Denial::InvalidToken {
+                class: RejectionClass::Scope,
+            }
+            | Denial::InsufficientScope { .. }
+            | Denial::InsufficientRole { .. } => 403,
             Denial::MissingToken | Denial::InvalidToken { .. } | Denial::Revoked { .. } => 401,
             Denial::InvalidRequest { .. } => 400,
-            Denial::InsufficientScope { .. } => 403,
             Denial::RateLimited { .. } | Denial::Banned { .. } => 429,
             Denial::Unavailable { .. } => 503,
             Denial::Misconfigured => 500,
@@ -86,14 +101,18 @@ impl Denial {
 
     /// The machine-readable error code of the JSON body (and of the `WWW-Authenticate`
     /// challenge where RFC 6750 defines one): `missing_token`, `invalid_request`,
-    /// `invalid_token`, `insufficient_scope`, `rate_limited`, `banned`,
-    /// `temporarily_unavailable`, `server_error`.
+    /// `invalid_token`, `insufficient_scope` (a missing scope or role), `rate_limited`,
+    /// `banned`, `temporarily_unavailable`, `server_error`.
     pub fn error(&self) -> &'static str {
         match self {
+            Denial::InvalidToken {
+                class: RejectionClass::Scope,
+            }
+            | Denial::InsufficientScope { .. }
+            | Denial::InsufficientRole { .. } => "insufficient_scope",
             Denial::MissingToken => "missing_token",
             Denial::InvalidRequest { .. } => "invalid_request",
             Denial::InvalidToken { .. } | Denial::Revoked { .. } => "invalid_token",
-            Denial::InsufficientScope { .. } => "insufficient_scope",
             Denial::RateLimited { .. } => "rate_limited",
             Denial::Banned { .. } => "banned",
             Denial::Unavailable { .. } => "temporarily_unavailable",
@@ -102,10 +121,12 @@ impl Denial {
     }
 
     /// The reason class for audit events: the rejection class for invalid tokens, the
-    /// revocation rule for revoked ones, the error code otherwise.
+    /// revocation rule for revoked ones, `insufficient_role` for a missing role, the error
+    /// code otherwise.
     pub fn reason(&self) -> &'static str {
         match self {
             Denial::InvalidToken { class } => class.as_str(),
+            Denial::InsufficientRole { .. } => "insufficient_role",
             Denial::Revoked { by } => by.as_str(),
             Denial::InvalidRequest { .. } => "malformed_header",
             Denial::Unavailable { check, .. } => check.as_str(),
@@ -122,6 +143,7 @@ impl Denial {
             Denial::InvalidToken { class } => describe(*class),
             Denial::Revoked { .. } => "the token has been revoked",
             Denial::InsufficientScope { .. } => "the token lacks a required scope",
+            Denial::InsufficientRole { .. } => "the token lacks a required role",
             Denial::RateLimited { .. } => "too many requests for this subject",
             Denial::Banned { .. } => "too many authentication failures from this client",
             Denial::Unavailable { .. } => "authentication is temporarily unavailable",
@@ -137,6 +159,16 @@ impl Denial {
         let mut headers = Vec::with_capacity(4);
         match self {
             Denial::MissingToken => headers.push(("www-authenticate", "Bearer".to_owned())),
+            Denial::InsufficientRole { .. }
+            | Denial::InvalidToken {
+                class: RejectionClass::Scope,
+            } => headers.push((
+                "www-authenticate",
+                format!(
+                    "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
+                    self.description()
+                ),
+            )),
             Denial::InvalidRequest { .. }
             | Denial::InvalidToken { .. }
             | Denial::Revoked { .. } => headers.push((
@@ -207,6 +239,7 @@ fn describe(class: RejectionClass) -> &'static str {
         RejectionClass::NotYetValid => "the token is not yet valid",
         RejectionClass::Issuer => "the token's issuer is not accepted",
         RejectionClass::Audience => "the token is not meant for this resource",
+        RejectionClass::Scope => "the token lacks a required scope or role",
         _ => "the token's claims are not accepted",
     }
 }
@@ -224,21 +257,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_class_has_a_fixed_description_and_401() {
+    fn every_class_has_its_own_description_and_status() {
+        let mut seen = std::collections::HashSet::new();
         for class in RejectionClass::ALL {
             let d = Denial::InvalidToken { class };
-            assert_eq!(d.status(), 401);
+            // A valid token without the privileges is 403 insufficient_scope (RFC 6750 §3.1);
+            // every other class is 401 invalid_token.
+            let (status, error) = if class == RejectionClass::Scope {
+                (403, "insufficient_scope")
+            } else {
+                (401, "invalid_token")
+            };
+            assert_eq!(d.status(), status, "{class}");
             assert_eq!(d.reason(), class.as_str());
             let body: serde_json::Value = serde_json::from_str(&d.body()).unwrap();
-            assert_eq!(body["error"], "invalid_token");
+            assert_eq!(body["error"], error);
             assert_eq!(body["error_description"], describe(class));
+            assert!(
+                seen.insert(describe(class)),
+                "{class} shares its description"
+            );
             let www = &d.headers()[0];
             assert_eq!(www.0, "www-authenticate");
-            assert!(
-                www.1
-                    .starts_with("Bearer error=\"invalid_token\", error_description=\"")
+            assert_eq!(
+                www.1,
+                format!(
+                    "Bearer error=\"{error}\", error_description=\"{}\"",
+                    describe(class)
+                )
             );
         }
+    }
+
+    #[test]
+    fn a_missing_role_is_403_insufficient_scope_without_a_scope_attribute() {
+        let d = Denial::InsufficientRole {
+            required: "ops".to_owned(),
+        };
+        assert_eq!(d.status(), 403);
+        assert_eq!(d.error(), "insufficient_scope");
+        assert_eq!(d.reason(), "insufficient_role");
+        assert_eq!(
+            d.headers()[0].1,
+            "Bearer error=\"insufficient_scope\", error_description=\"the token lacks a required role\""
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - [`Denial`] — why a request was refused, rendered once for every adapter: status,
 //!   `WWW-Authenticate` (RFC 6750), `Retry-After`, `RateLimit`/`RateLimit-Policy`, and a JSON
 //!   body `{"error", "error_description"}` that never echoes the token.
-//! - [`Requirements`] — per-route scopes (403 `insufficient_scope`) and audience.
+//! - [`Requirements`] — per-route scopes and roles, read where the policy's profile says
+//!   (403 `insufficient_scope`), and audience.
 //! - [`bearer_credentials`] — the token from `Authorization: Bearer` only (scheme
 //!   case-insensitive); a cookie is an explicit opt-in ([`GuardBuilder::cookie_token`]);
 //!   query strings are never read.
@@ -70,6 +71,7 @@ pub mod conformance;
 mod denial;
 mod guard;
 pub mod http;
+mod issuers;
 mod request;
 mod stores;
 #[cfg(feature = "testkit")]
@@ -89,6 +91,7 @@ pub use guard::{
     DEFAULT_SUBJECT_QUOTA, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE, RATELIMIT_HEADER,
     RATELIMIT_POLICY_HEADER,
 };
+pub use issuers::{IssuerConfig, KeysConfig};
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
 };

@@ -6,6 +6,7 @@
 //!
 //! - `GET /me` — authentication required; 200 with the JSON body `{"sub": <sub>}`;
 //! - `GET /admin` — authentication required plus [`Requirements`] scope `admin`; 200 `{"sub": <sub>}`;
+//! - `GET /ops` — authentication required plus [`Fixture::ops`] (role `ops`); 200 `{"sub": <sub>}`;
 //! - `GET /optional` — optional authentication; 200 `{"sub": <sub or null>}`;
 //! - `GET /own-ratelimit` — authentication required; the handler sets its own `RateLimit`
 //!   field to [`HANDLER_RATELIMIT`] and answers 200 `{"sub": <sub>}`: the adapter must keep
@@ -56,6 +57,8 @@ use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationSt
 
 use crate::{Denial, Guard, GuardStores, Requirements};
 
+mod grants;
+
 /// The issuer of the fixture's tokens.
 pub const ISSUER: &str = "https://issuer.testkit.example";
 /// The audience the fixture's Guard serves.
@@ -80,8 +83,11 @@ pub struct Fixture {
     pub issuer: TokenIssuer,
     /// The keys.
     pub keys: KeySet,
-    /// The requirements of `/admin`.
+    /// The requirements of `/admin` (scope `admin`).
     pub admin: Requirements,
+    /// The requirements of `/ops` (role `ops`, read from `roles`: the fixture has no
+    /// profile).
+    pub ops: Requirements,
 }
 
 /// A revocation store that fails for one subject, to exercise fail-closed.
@@ -159,6 +165,7 @@ impl Fixture {
             issuer,
             keys,
             admin: Requirements::new().scope("admin"),
+            ops: Requirements::new().role("ops"),
         }
     }
 
@@ -411,7 +418,7 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
         by: tokenward_revocation::RevokedBy::Token,
     };
 
-    vec![
+    let mut table = vec![
         case(
             "no token",
             "/me",
@@ -645,7 +652,9 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
             &[],
             Expect::invalid(RejectionClass::Expired),
         ),
-    ]
+    ];
+    table.extend(grants::cases(f));
+    table
 }
 
 /// Checks one response against its case. Header names are compared case-insensitively.

@@ -13,10 +13,12 @@
 
 mod common;
 
+mod config;
 mod conformance;
 
 #[cfg(feature = "redis")]
 mod fault_proxy;
 mod faults;
+mod issuers;
 mod pipeline;
 mod redis;
