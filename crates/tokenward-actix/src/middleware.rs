@@ -16,7 +16,7 @@ use crate::{Headers, denial_response};
 /// actix-web middleware that authenticates every request with a [`Guard`].
 ///
 /// - [`GuardMiddleware::new`]: a valid token is required; anything else is refused with the
-///   [`Denial`]'s response ([`denial_response`]).
+///   [`Denial`](tokenward_guard::Denial)'s response ([`denial_response`]).
 /// - [`GuardMiddleware::optional`]: a request without a token passes through anonymously
 ///   ([`MaybeAuth`](crate::MaybeAuth) is `None`); a token that is present must be valid.
 /// - [`GuardMiddleware::require`]: scopes and roles (403 `insufficient_scope`) and an audience
@@ -34,7 +34,7 @@ use crate::{Headers, denial_response};
 /// once per request.
 ///
 /// The client address is the peer address, or what trusted proxies say in the configured
-/// forwarding header ([`request_client_ip`]). A request whose peer address is unknown is
+/// forwarding header ([`request_client_ip`](crate::request_client_ip)). A request whose peer address is unknown is
 /// refused with 500 and an error log: sharing one ban key between all clients would let one
 /// attacker lock everybody out.
 #[derive(Debug, Clone)]

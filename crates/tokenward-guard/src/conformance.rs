@@ -1,14 +1,16 @@
 //! The conformance suite of [`CombinedCheck`] backends (feature `conformance`): tokenward's
-//! Redis stores, the in-memory combination ([`SequentialCheck`]), and yours.
+//! Redis stores, the in-memory combination
+//! ([`SequentialCheck`](crate::SequentialCheck)), and yours.
 //!
 //! A combined backend answers in one call what the separate stores answer in three (the
 //! client's ban status, the token's revocation status, one step of the subject limit). Each
-//! case drives the backend under test **and** a reference — [`SequentialCheck`] over separate
-//! stores of a second, empty namespace — with the same inputs (revocations, recorded
-//! failures, calls) and compares every answer: allowed, limit and remaining exactly; reset
-//! and retry-after within the clock's [tolerance](TestClock::tolerance). It also checks what
-//! the contract adds to the separate stores: a revoked token or a banned client is charged
-//! nothing, and the ban is read, never counted.
+//! case drives the backend under test **and** a reference —
+//! [`SequentialCheck`](crate::SequentialCheck) over separate stores of a second, empty
+//! namespace — with the same inputs (revocations, recorded failures, calls) and compares
+//! every answer: allowed, limit and remaining exactly; reset and retry-after within the
+//! clock's [tolerance](TestClock::tolerance). It also checks what the contract adds to the
+//! separate stores: a revoked token or a banned client is charged nothing, and the ban is
+//! read, never counted.
 //!
 //! The harness — [`TestClock`], [`RealClock`], [`Fixture`], the runner — is
 //! `tokenward_core::conformance`, shared by every tokenward suite.
