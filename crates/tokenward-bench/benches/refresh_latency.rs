@@ -54,7 +54,7 @@ use tokenward_bench::latency::{
 use tokenward_bench::revocation::T0;
 use tokenward_bench::{Fixture, TOKEN_TTL};
 use tokenward_claims::AccessToken;
-use tokenward_core::{Clock, ManualClock, StoreId, SystemClock};
+use tokenward_core::{Clock, IssuerScope, ManualClock, StoreId, SystemClock};
 use tokenward_redis::{RedisConfig, RedisRefreshStore};
 use tokenward_refresh::{
     MemoryRefreshStore, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError,
@@ -123,6 +123,7 @@ fn engine(store: Arc<dyn tokenward_refresh::RefreshStore>) -> Result<RefreshEngi
     Ok(RefreshEngine::with_config(
         store,
         Arc::new(MemoryRevocationStore::new()),
+        IssuerScope::new("https://bench.tokenward.test"),
         config,
     )?)
 }

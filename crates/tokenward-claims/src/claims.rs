@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
-use tokenward_core::{TokenRef, UnixTime};
+use tokenward_core::{IssuerScope, TokenRef, UnixTime};
 
 use crate::grants::Extras;
 use crate::rejection::{Rejection, reject};
@@ -149,20 +149,32 @@ impl RegisteredClaims {
         self.scopes().any(|s| s == scope)
     }
 
-    /// The parts a revocation store needs, or `None` without an `exp` (tokenward requires
-    /// `exp` by default, so verified tokens have one unless the policy was weakened) or with
-    /// an id no store accepts (an empty `jti`, `sid` or `sub`, one over
-    /// [`MAX_ID_LEN`](tokenward_core::MAX_ID_LEN) bytes or containing NUL: see
-    /// [`StoreId`](tokenward_core::StoreId)).
-    pub fn token_ref(&self) -> Option<TokenRef<'_>> {
-        TokenRef::from_parts(
-            self.jti.as_deref(),
-            self.sid.as_deref(),
-            self.sub.as_deref(),
-            self.iat.map(UnixTime::from_secs),
-            UnixTime::from_secs(self.exp?),
-        )
-        .ok()
+    /// The parts a revocation store needs, with every id scoped by the token's issuer
+    /// ([`IssuerScope`]: tenant A's `alice` is not tenant B's). `None` without an `iss` or
+    /// `exp` (tokenward requires both by default, so verified tokens have them unless the
+    /// policy was weakened) or with an id no store accepts (an empty `jti`, `sid` or `sub`,
+    /// one over [`MAX_SCOPED_ID_LEN`](tokenward_core::MAX_SCOPED_ID_LEN) bytes or containing
+    /// NUL: see [`StoreId`](tokenward_core::StoreId)).
+    ///
+    /// Hashes the issuer on every call; with many tokens of few issuers keep an
+    /// [`IssuerScope`] per issuer and use [`token_ref_in`](Self::token_ref_in).
+    pub fn token_ref(&self) -> Option<TokenRef<'static>> {
+        self.token_ref_in(&IssuerScope::new(self.iss.as_deref()?))
+    }
+
+    /// [`token_ref`](Self::token_ref) with the issuer's scope made beforehand; `scope` must
+    /// be the scope of this token's `iss` (`None` without one).
+    pub fn token_ref_in(&self, scope: &IssuerScope) -> Option<TokenRef<'static>> {
+        self.iss.as_ref()?;
+        scope
+            .token_ref(
+                self.jti.as_deref(),
+                self.sid.as_deref(),
+                self.sub.as_deref(),
+                self.iat.map(UnixTime::from_secs),
+                UnixTime::from_secs(self.exp?),
+            )
+            .ok()
     }
 
     /// Whether the named registered claim is present.

@@ -37,10 +37,10 @@ pub struct Verified<C = NoCustomClaims> {
 }
 
 impl<C> Verified<C> {
-    /// The parts a revocation store needs. `None` if the policy made `exp` optional and the
-    /// token has none, or if an id is one no store accepts
-    /// ([`RegisteredClaims::token_ref`](crate::RegisteredClaims::token_ref)).
-    pub fn token_ref(&self) -> Option<TokenRef<'_>> {
+    /// The parts a revocation store needs, every id scoped by the token's issuer. `None` if
+    /// the policy made `exp` optional and the token has none, or if an id is one no store
+    /// accepts ([`RegisteredClaims::token_ref`](crate::RegisteredClaims::token_ref)).
+    pub fn token_ref(&self) -> Option<TokenRef<'static>> {
         self.claims.token_ref()
     }
 }

@@ -121,6 +121,13 @@ pub enum InvalidId {
     /// The id contains a NUL character.
     #[error("id contains a NUL character")]
     Nul,
+    /// The id is longer than [`MAX_SCOPED_ID_LEN`](crate::MAX_SCOPED_ID_LEN) bytes, the
+    /// most an [issuer-scoped](crate::IssuerScope) id holds beside its issuer's tag.
+    #[error("id of {len} bytes is longer than {}", crate::MAX_SCOPED_ID_LEN)]
+    ScopedTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
 }
 
 impl From<InvalidId> for StoreError {

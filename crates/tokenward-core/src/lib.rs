@@ -30,6 +30,7 @@ mod error;
 mod id;
 pub mod memory;
 mod policy;
+mod scope;
 mod token;
 
 #[cfg(feature = "conformance")]
@@ -39,4 +40,5 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use error::{SettingError, StoreError, StoreErrorKind};
 pub use id::{InvalidId, MAX_ID_LEN, StoreId};
 pub use policy::FailurePolicy;
+pub use scope::{ISSUER_TAG_LEN, IssuerScope, MAX_SCOPED_ID_LEN};
 pub use token::TokenRef;

@@ -16,7 +16,7 @@ use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_client_ip};
 use tokenward_claims::{AccessToken, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer};
-use tokenward_core::{StoreId, UnixTime};
+use tokenward_core::{IssuerScope, StoreId, UnixTime};
 use tokenward_guard::{
     AuthRequest, Check, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig,
     GuardStores, Requirements, fingerprint,
@@ -256,6 +256,7 @@ impl Demo {
         let engine = RefreshEngine::with_config(
             stores.refresh.clone(),
             stores.revocation.clone(),
+            IssuerScope::new(ISSUER),
             RefreshConfig::new()
                 .grace_window(config.refresh_grace)
                 .max_access_token_lifetime(config.access_ttl),

@@ -94,7 +94,8 @@ pub struct Fixture {
 #[derive(Debug)]
 struct FailingFor {
     inner: MemoryRevocationStore,
-    sub: &'static str,
+    /// The subject (scoped by the fixture's issuer, as the Guard presents it) whose checks fail.
+    sub: StoreId<'static>,
 }
 
 #[async_trait]
@@ -113,12 +114,29 @@ impl RevocationStore for FailingFor {
     ) -> Result<(), StoreError> {
         self.inner.revoke_subject(sub, before, until).await
     }
+    async fn revoke_subject_without_session(
+        &self,
+        sub: &StoreId<'_>,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .revoke_subject_without_session(sub, before, until)
+            .await
+    }
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        if token.sub.as_ref().is_some_and(|sub| *sub == self.sub) {
+        if token.sub.as_ref() == Some(&self.sub) {
             return Err(StoreError::unavailable("testkit", "simulated outage"));
         }
         self.inner.check(token).await
     }
+}
+
+/// `id` of the fixture's issuer, as the Guard looks it up in the stores.
+fn scoped(id: &str) -> StoreId<'static> {
+    tokenward_core::IssuerScope::new(ISSUER)
+        .id(id)
+        .expect("a valid id")
 }
 
 impl Fixture {
@@ -131,7 +149,7 @@ impl Fixture {
         let stores = GuardStores::new(
             Arc::new(FailingFor {
                 inner: MemoryRevocationStore::new(),
-                sub: STORE_DOWN_SUBJECT,
+                sub: scoped(STORE_DOWN_SUBJECT),
             }),
             memory.ratelimit.clone(),
             memory.refresh.clone(),
@@ -362,7 +380,7 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
     f.stores
         .revocation
         .revoke_token(
-            &StoreId::new(revoked_jti.claims.jti.as_deref().expect("jti")).expect("id"),
+            &scoped(revoked_jti.claims.jti.as_deref().expect("jti")),
             exp,
         )
         .await
@@ -370,14 +388,14 @@ pub async fn cases(f: &Fixture) -> Vec<Case> {
     let revoked_sid = f.issue(&AccessToken::new("dave").sid("testkit-session"));
     f.stores
         .revocation
-        .revoke_session(&StoreId::new("testkit-session").expect("id"), exp)
+        .revoke_session(&scoped("testkit-session"), exp)
         .await
         .expect("revoke");
     let signed_out = f.token("erin");
     f.stores
         .revocation
         .revoke_subject(
-            &StoreId::new("erin").expect("id"),
+            &scoped("erin"),
             now.saturating_add(Duration::from_secs(1)),
             exp,
         )

@@ -42,6 +42,7 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 ///
 /// ```no_run
 /// use std::sync::Arc;
+/// use tokenward_core::IssuerScope;
 /// use tokenward_redis::{RedisConfig, RedisRefreshStore, RedisRevocationStore};
 /// use tokenward_refresh::{RefreshConfig, RefreshEngine};
 ///
@@ -50,6 +51,7 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 /// let engine = RefreshEngine::with_config(
 ///     Arc::new(RedisRefreshStore::connect(&config)?),
 ///     Arc::new(RedisRevocationStore::connect(&config)?),
+///     IssuerScope::new("https://api.example.com"),
 ///     RefreshConfig::new(),
 /// )?;
 /// # let _ = engine;

@@ -55,8 +55,9 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_LUA));
 /// | token   | `{prefix}rv:j:{jti}`    | `until`, ms since the epoch         |
 /// | session | `{prefix}rv:s:{sid}`    | `until`, ms since the epoch         |
 /// | subject | `{prefix}rv:u:{sub}`    | the cutoff `before`, ms since epoch |
+/// | subject, tokens without `sid` | `{prefix}rv:n:{sub}` | the cutoff `before`, ms since epoch |
 ///
-/// An id containing `{` or `}` is stored hex-encoded under `rv:jx:`, `rv:sx:` or `rv:ux:`
+/// An id containing `{` or `}` is stored hex-encoded under `rv:jx:`, `rv:sx:`, `rv:ux:` or `rv:nx:`
 /// instead, so no id can carry a Redis Cluster hash tag of its own (which would pin its key
 /// to a chosen slot). The id always comes last and after a fixed marker, so ids cannot reach
 /// into each other's namespaces; their length is bounded by [`StoreId`]. A hash tag in
@@ -67,7 +68,8 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_LUA));
 ///
 /// Every command touches one key, so the layout is Redis Cluster safe. Revokes are one
 /// `EVALSHA` (re-sent as `SCRIPT LOAD` + `EVALSHA` after a `NOSCRIPT`, e.g. after a restart),
-/// [`check`](RevocationStore::check) is one pipelined round trip of up to three `GET`s.
+/// [`check`](RevocationStore::check) is one pipelined round trip of up to three `GET`s (four
+/// for a token without a `sid`).
 ///
 /// # Failures
 ///
@@ -111,6 +113,13 @@ impl RedisRevocationStore {
     /// The Redis key of a subject (`sub`) cutoff, for operators.
     pub fn subject_key(&self, sub: &str) -> String {
         self.key('u', sub)
+    }
+
+    /// The Redis key of a subject's cutoff for tokens without a `sid`
+    /// ([`revoke_subject_without_session`](RevocationStore::revoke_subject_without_session)),
+    /// for operators.
+    pub fn sessionless_subject_key(&self, sub: &str) -> String {
+        self.key('n', sub)
     }
 
     fn key(&self, rule: char, id: &str) -> String {
@@ -171,6 +180,16 @@ impl RevocationStore for RedisRevocationStore {
         self.revoke(key, before.as_millis_ceil(), until).await
     }
 
+    async fn revoke_subject_without_session(
+        &self,
+        sub: &StoreId<'_>,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        let key = self.sessionless_subject_key(sub.as_str());
+        self.revoke(key, before.as_millis_ceil(), until).await
+    }
+
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
         let keys = self.check_keys(token);
         if keys.is_empty() {
@@ -189,9 +208,10 @@ impl RevocationStore for RedisRevocationStore {
 }
 
 impl RedisRevocationStore {
-    /// The keys a check of `token` reads, in precedence order (token, session, subject).
+    /// The keys a check of `token` reads, in precedence order (token, session, subject, and
+    /// for a token without a session the subject's cutoff for such tokens).
     pub(crate) fn check_keys(&self, token: &TokenRef<'_>) -> Vec<(Rule, String)> {
-        let mut keys: Vec<(Rule, String)> = Vec::with_capacity(3);
+        let mut keys: Vec<(Rule, String)> = Vec::with_capacity(4);
         if let Some(jti) = &token.jti {
             keys.push((Rule::Token, self.token_key(jti.as_str())));
         }
@@ -200,6 +220,12 @@ impl RedisRevocationStore {
         }
         if let Some(sub) = &token.sub {
             keys.push((Rule::Subject, self.subject_key(sub.as_str())));
+            if token.sid.is_none() {
+                keys.push((
+                    Rule::SubjectWithoutSession,
+                    self.sessionless_subject_key(sub.as_str()),
+                ));
+            }
         }
         keys
     }
@@ -227,7 +253,7 @@ pub(crate) fn decide(
         let matched = match rule {
             Rule::Token => Some(RevokedBy::Token),
             Rule::Session => Some(RevokedBy::Session),
-            Rule::Subject => {
+            Rule::Subject | Rule::SubjectWithoutSession => {
                 let revoked = token.iat.is_none_or(|iat| iat.as_millis() < ms);
                 revoked.then_some(RevokedBy::Subject {
                     before: UnixTime::from_millis(ms),
@@ -244,14 +270,15 @@ pub(crate) fn decide(
 /// The revocation check as a Lua function, for scripts that must act only on an active token
 /// (the combined per-request script of [`RedisStores`](crate::RedisStores)):
 /// `revocation_active(n, rules, iat)` reads `KEYS[1..n]` (a check's keys, in order), where
-/// `rules` has one letter per key (`j`, `s`, `u`, as [`Rule::letter`]) and `iat` is the
+/// `rules` has one letter per key (`j`, `s`, `u`, `n`, as [`Rule::letter`]) and `iat` is the
 /// token's `iat` in ms as a decimal string, or `-` for none. It returns whether the token is
 /// certainly active, and the raw values (`false` for a missing key) for [`decide`], which
 /// stays the one that decides the status.
 ///
 /// It follows [`decide`] and [`parse_ms`] exactly, without Lua's doubles: a value is a
 /// decimal integer that fits in a `u64` (leading zeros allowed; anything else is corrupt and
-/// the token is not active), and the subject rule compares `iat < cutoff` as decimal strings.
+/// the token is not active), and the subject rules (`u`, `n`) compare `iat < cutoff` as
+/// decimal strings.
 pub(crate) const REVOCATION_FN_LUA: &str = r"
 local function rv_ms(raw)
   if not raw then return nil end
@@ -275,7 +302,8 @@ local function revocation_active(n, rules, iat)
     if ms == false then
       active = false
     elseif ms ~= nil then
-      if string.sub(rules, i, i) ~= 'u' or not iat or dec_lt(iat, ms) then active = false end
+      local rule = string.sub(rules, i, i)
+      if (rule ~= 'u' and rule ~= 'n') or not iat or dec_lt(iat, ms) then active = false end
     end
   end
   return active, raw
@@ -288,6 +316,7 @@ pub(crate) enum Rule {
     Token,
     Session,
     Subject,
+    SubjectWithoutSession,
 }
 
 impl Rule {
@@ -297,6 +326,7 @@ impl Rule {
             Rule::Token => 'j',
             Rule::Session => 's',
             Rule::Subject => 'u',
+            Rule::SubjectWithoutSession => 'n',
         }
     }
 }

@@ -13,6 +13,7 @@ use tokenward_core::{SettingError, SharedClock, SystemClock, UnixTime};
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
+/// use tokenward_core::IssuerScope;
 /// use tokenward_refresh::{MemoryRefreshStore, RefreshConfig, RefreshEngine};
 /// use tokenward_revocation::MemoryRevocationStore;
 ///
@@ -20,6 +21,7 @@ use tokenward_core::{SettingError, SharedClock, SystemClock, UnixTime};
 ///     RefreshEngine::with_config(
 ///         Arc::new(MemoryRefreshStore::new()),
 ///         Arc::new(MemoryRevocationStore::new()),
+///         IssuerScope::new("https://api.example.com"),
 ///         config,
 ///     )
 /// };

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ring::rand::SystemRandom;
-use tokenward_core::{SettingError, StoreError, StoreId, UnixTime};
+use tokenward_core::{IssuerScope, SettingError, StoreError, StoreId, UnixTime};
 use tokenward_revocation::RevocationStore;
 
 use crate::config::RefreshConfig;
@@ -157,6 +157,9 @@ impl fmt::Debug for Rotation {
 pub struct RefreshEngine {
     store: Arc<dyn RefreshStore>,
     revocation: Arc<dyn RevocationStore>,
+    /// The issuer of the access tokens the mint closures issue: their `sid` is revoked in
+    /// its scope, where the Guard looks it up.
+    issuer: IssuerScope,
     config: RefreshConfig,
     rng: SystemRandom,
 }
@@ -164,6 +167,7 @@ pub struct RefreshEngine {
 impl fmt::Debug for RefreshEngine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefreshEngine")
+            .field("issuer", &self.issuer)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -187,29 +191,38 @@ impl Attempt<'_> {
 
 impl RefreshEngine {
     /// An engine over `store` with the default [`RefreshConfig`], revoking access tokens
-    /// through `revocation`.
-    pub fn new(store: Arc<dyn RefreshStore>, revocation: Arc<dyn RevocationStore>) -> Self {
-        Self::build(store, revocation, RefreshConfig::new())
+    /// through `revocation`. `issuer` is the scope of the `iss` its access tokens carry
+    /// (what the mint closures put in them): a family's `sid` is revoked in that scope,
+    /// which is where the Guard looks it up ([`IssuerScope`]).
+    pub fn new(
+        store: Arc<dyn RefreshStore>,
+        revocation: Arc<dyn RevocationStore>,
+        issuer: IssuerScope,
+    ) -> Self {
+        Self::build(store, revocation, issuer, RefreshConfig::new())
     }
 
     /// An engine with `config`; a setting out of its range is an error.
     pub fn with_config(
         store: Arc<dyn RefreshStore>,
         revocation: Arc<dyn RevocationStore>,
+        issuer: IssuerScope,
         config: RefreshConfig,
     ) -> Result<Self, SettingError> {
         config.validate()?;
-        Ok(Self::build(store, revocation, config))
+        Ok(Self::build(store, revocation, issuer, config))
     }
 
     fn build(
         store: Arc<dyn RefreshStore>,
         revocation: Arc<dyn RevocationStore>,
+        issuer: IssuerScope,
         config: RefreshConfig,
     ) -> Self {
         RefreshEngine {
             store,
             revocation,
+            issuer,
             config,
             rng: SystemRandom::new(),
         }
@@ -460,7 +473,7 @@ impl RefreshEngine {
     async fn revoke_session(&self, family: &FamilyInfo) -> Result<(), StoreError> {
         let until = tokenward_revocation::revoke_until(family.access_exp);
         self.revocation
-            .revoke_session(&StoreId::new(family.id.as_str())?, until)
+            .revoke_session(&self.issuer.id(family.id.as_str())?, until)
             .await
     }
 

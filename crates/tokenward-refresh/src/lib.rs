@@ -9,7 +9,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use tokenward_core::{Clock, ManualClock, StoreId, UnixTime};
+//! use tokenward_core::{Clock, IssuerScope, ManualClock, StoreId, UnixTime};
 //! use tokenward_refresh::{
 //!     MemoryRefreshStore, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError,
 //!     RotationKind,
@@ -22,6 +22,8 @@
 //!     // The store keeps its own time; the engine's clock dates what it mints.
 //!     Arc::new(MemoryRefreshStore::with_clock(clock.clone())),
 //!     Arc::new(MemoryRevocationStore::with_clock(clock.clone())),
+//!     // The `iss` of the access tokens the mint closures issue.
+//!     IssuerScope::new("https://api.example.com"),
 //!     RefreshConfig::new().clock(clock.clone()),
 //! )?;
 //! // A real caller mints a JWT here (`TokenIssuer::issue` with `.sid(family_id)`) and returns

@@ -67,6 +67,7 @@ mod calls;
 mod ids;
 mod model;
 mod rules;
+mod sessions;
 mod time;
 
 pub use calls::{check_is_one_round_trip, concurrent_revokes_and_checks, works_behind_arc_dyn};
@@ -75,6 +76,7 @@ pub use rules::{
     idempotent_revokes, later_cutoff_wins, precedence, revoke_token_then_check, session_rule,
     subject_cutoff_exactly_at_boundary, subject_rule, unknown_tokens_are_active,
 };
+pub use sessions::{sessionless_subject_rule, subject_rules_are_separate};
 pub use time::{
     expired_entries_are_removed, expiry, past_until_is_a_noop, times_are_never_rounded_down,
 };
@@ -127,6 +129,8 @@ macro_rules! __revocation_conformance_cases {
             subject_rule
             subject_cutoff_exactly_at_boundary
             later_cutoff_wins
+            sessionless_subject_rule
+            subject_rules_are_separate
             expiry
             times_are_never_rounded_down
             expired_entries_are_removed

@@ -79,4 +79,6 @@ mod store;
 pub mod conformance;
 
 pub use memory::{MemoryRevocationConfig, MemoryRevocationStore};
-pub use store::{LEEWAY_MARGIN, RevocationStatus, RevocationStore, RevokedBy, revoke_until};
+pub use store::{
+    LEEWAY_MARGIN, RevocationStatus, RevocationStore, RevokedBy, revoke_until, subject_cutoff,
+};

@@ -151,6 +151,8 @@ enum Kind {
     Token,
     Session,
     Subject,
+    /// A subject cutoff for tokens without a `sid` only.
+    SubjectWithoutSession,
 }
 
 /// One revocation. `before` is only meaningful for subjects (and `EPOCH` otherwise).
@@ -169,6 +171,7 @@ struct Shard {
     tokens: HashMap<Arc<str>, Entry>,
     sessions: HashMap<Arc<str>, Entry>,
     subjects: HashMap<Arc<str>, Entry>,
+    sessionless_subjects: HashMap<Arc<str>, Entry>,
     expiry: BTreeSet<(UnixTime, Kind, Arc<str>)>,
 }
 
@@ -186,6 +189,7 @@ impl Shard {
             Kind::Token => &self.tokens,
             Kind::Session => &self.sessions,
             Kind::Subject => &self.subjects,
+            Kind::SubjectWithoutSession => &self.sessionless_subjects,
         }
     }
 
@@ -194,6 +198,7 @@ impl Shard {
             Kind::Token => &mut self.tokens,
             Kind::Session => &mut self.sessions,
             Kind::Subject => &mut self.subjects,
+            Kind::SubjectWithoutSession => &mut self.sessionless_subjects,
         }
     }
 
@@ -234,7 +239,12 @@ impl Shard {
     /// length, so memory follows live entries (amortized: a map shrinks only after losing
     /// three quarters of its capacity).
     fn shrink_sparse_maps(&mut self) {
-        for map in [&mut self.tokens, &mut self.sessions, &mut self.subjects] {
+        for map in [
+            &mut self.tokens,
+            &mut self.sessions,
+            &mut self.subjects,
+            &mut self.sessionless_subjects,
+        ] {
             if map.capacity() > 64 && map.len() < map.capacity() / 4 {
                 map.shrink_to(map.len() * 2);
             }
@@ -247,7 +257,10 @@ impl Shard {
     }
 
     fn stored(&self) -> usize {
-        self.tokens.len() + self.sessions.len() + self.subjects.len()
+        self.tokens.len()
+            + self.sessions.len()
+            + self.subjects.len()
+            + self.sessionless_subjects.len()
     }
 
     /// Extends the entry for `id` if present. Call after [`pop_expired`](Self::pop_expired),
@@ -491,6 +504,16 @@ impl RevocationStore for MemoryRevocationStore {
         self.revoke(Kind::Subject, sub.as_str(), Entry { until, before })
     }
 
+    async fn revoke_subject_without_session(
+        &self,
+        sub: &StoreId<'_>,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        let entry = Entry { until, before };
+        self.revoke(Kind::SubjectWithoutSession, sub.as_str(), entry)
+    }
+
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
         let now = self.clock.now();
         if let Some(jti) = &token.jti
@@ -503,13 +526,23 @@ impl RevocationStore for MemoryRevocationStore {
         {
             return Ok(RevocationStatus::Revoked(RevokedBy::Session));
         }
-        if let Some(sub) = &token.sub
-            && let Some(entry) = self.lookup(Kind::Subject, sub.as_str(), now)
-            && token.iat.is_none_or(|iat| iat < entry.before)
-        {
-            return Ok(RevocationStatus::Revoked(RevokedBy::Subject {
-                before: entry.before,
-            }));
+        let Some(sub) = &token.sub else {
+            return Ok(RevocationStatus::Active);
+        };
+        // The cutoff for every token, then (for a token without a session) the one for
+        // tokens without a session.
+        let kinds: &[Kind] = match token.sid {
+            Some(_) => &[Kind::Subject],
+            None => &[Kind::Subject, Kind::SubjectWithoutSession],
+        };
+        for &kind in kinds {
+            if let Some(entry) = self.lookup(kind, sub.as_str(), now)
+                && token.iat.is_none_or(|iat| iat < entry.before)
+            {
+                return Ok(RevocationStatus::Revoked(RevokedBy::Subject {
+                    before: entry.before,
+                }));
+            }
         }
         Ok(RevocationStatus::Active)
     }

@@ -21,6 +21,24 @@ pub fn revoke_until(exp: UnixTime) -> UnixTime {
     exp.saturating_add(LEEWAY_MARGIN)
 }
 
+/// The cutoff of a "sign out everywhere" at `now` for verifiers that accept an `iat` up to
+/// `leeway` in the future: `now + leeway + 1 s`. Tokens issued in the current second are
+/// included (`iat` is in whole seconds), and so are those of an issuer whose clock runs up
+/// to `leeway` ahead — which verifiers would otherwise still accept.
+///
+/// ```
+/// use std::time::Duration;
+/// use tokenward_core::UnixTime;
+/// assert_eq!(
+///     tokenward_revocation::subject_cutoff(UnixTime::from_secs(1_000), Duration::from_secs(30)),
+///     UnixTime::from_secs(1_031)
+/// );
+/// ```
+pub fn subject_cutoff(now: UnixTime, leeway: std::time::Duration) -> UnixTime {
+    now.saturating_add(leeway)
+        .saturating_add(std::time::Duration::from_secs(1))
+}
+
 /// Which rule revoked a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -172,15 +190,40 @@ pub trait RevocationStore: Send + Sync + 'static {
     async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError>;
 
     /// Revokes every token of `sub` issued before `before` (`iat < before`), until `until`
-    /// (normally `before` plus the maximum access-token lifetime). "Sign out everywhere" at
-    /// time `now` is `revoke_subject(sub, now + 1 s, now + max lifetime + 1 s)`, so tokens
-    /// issued earlier in the same second are included.
+    /// (normally `before` plus the maximum access-token lifetime).
+    ///
+    /// `iat` is the issuer's clock, and verifiers accept an `iat` up to their leeway in the
+    /// future: to catch the tokens of an issuer whose clock runs ahead, the cutoff must be
+    /// `now` plus that leeway ([`subject_cutoff`]) — and then a token issued after the
+    /// sign-out but within the leeway is refused too. Where the application knows the
+    /// subject's sessions (its refresh families), revoke each by `sid` and use
+    /// [`revoke_subject_without_session`](Self::revoke_subject_without_session) instead: a new
+    /// login then works at once.
     async fn revoke_subject(
         &self,
         sub: &StoreId<'_>,
         before: UnixTime,
         until: UnixTime,
     ) -> Result<(), StoreError>;
+
+    /// Revokes the tokens of `sub` **that carry no `sid`** issued before `before`, until
+    /// `until`; tokens with a `sid` are left to their session's rule. "Sign out everywhere"
+    /// by an application that knows the subject's sessions: revoke each session by `sid`,
+    /// then this with [`subject_cutoff`]. Every token issued before is refused whatever the
+    /// issuer's clock (within the leeway), and a login afterwards — a new session — works at
+    /// once.
+    ///
+    /// A match is reported as [`RevokedBy::Subject`]. The default implementation calls
+    /// [`revoke_subject`](Self::revoke_subject), which is stricter (it also refuses tokens
+    /// with a `sid` issued before the cutoff): a backend without the rule fails closed.
+    async fn revoke_subject_without_session(
+        &self,
+        sub: &StoreId<'_>,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.revoke_subject(sub, before, until).await
+    }
 
     /// Whether any rule revokes `token`, and which.
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError>;
@@ -201,6 +244,16 @@ impl<S: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<S> {
         until: UnixTime,
     ) -> Result<(), StoreError> {
         (**self).revoke_subject(sub, before, until).await
+    }
+    async fn revoke_subject_without_session(
+        &self,
+        sub: &StoreId<'_>,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        (**self)
+            .revoke_subject_without_session(sub, before, until)
+            .await
     }
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
         (**self).check(token).await

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokenward_claims::{RejectionClass, Verified};
-use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, StoreId, TokenRef, UnixTime};
+use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, TokenRef};
 use tokenward_ratelimit::{ClientIp, Decision, FailureBan, RateLimitStore, SubjectLimit};
 use tokenward_revocation::RevocationStatus;
 
@@ -360,22 +360,27 @@ impl Guard {
 
     /// Revokes the token of `auth` (its `jti`) until it expires, plus the verifiers' leeway
     /// ([`revoke_until`](tokenward_revocation::revoke_until)).
+    /// The `jti` is revoked in the scope of the token's issuer, where the Guard looks it up.
     pub async fn revoke_token(&self, auth: &Authenticated) -> Result<(), StoreError> {
-        let (Some(jti), Some(exp)) = (auth.jti(), auth.exp()) else {
+        let Some(TokenRef {
+            jti: Some(jti),
+            exp,
+            ..
+        }) = self.token_ref(auth)
+        else {
             return Err(StoreError::invalid_input("the token has no jti or exp"));
         };
         self.inner
             .stores
             .revocation
-            .revoke_token(
-                &StoreId::new(jti)?,
-                tokenward_revocation::revoke_until(UnixTime::from_secs(exp)),
-            )
+            .revoke_token(&jti, tokenward_revocation::revoke_until(exp))
             .await
     }
 
-    /// The token refs the Guard would check for `auth` (for revoking next to it).
-    pub fn token_ref<'a>(&self, auth: &'a Authenticated) -> Option<TokenRef<'a>> {
+    /// The token refs the Guard checks for `auth`, every id scoped by the token's issuer
+    /// ([`IssuerScope`](tokenward_core::IssuerScope)): what to revoke next to it (its `sid`
+    /// at logout, its `sub` to sign the user out everywhere).
+    pub fn token_ref(&self, auth: &Authenticated) -> Option<TokenRef<'static>> {
         auth.verified.token_ref()
     }
 

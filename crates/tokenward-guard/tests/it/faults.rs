@@ -25,8 +25,8 @@ mod on_redis {
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     use tokenward_claims::{AccessToken, Algorithm, Key, KeySet, TokenIssuer};
-    use tokenward_core::StoreId;
     use tokenward_core::UnixTime;
+    use tokenward_core::{IssuerScope, StoreId};
     use tokenward_guard::{AuthRequest, Credentials, Guard, GuardConfig, GuardStores};
     use tokenward_redis::{RedisConfig, RedisStores};
     use tokenward_refresh::{MintRequest, MintedToken, RefreshEngine, RotationKind};
@@ -303,8 +303,11 @@ mod on_redis {
                 .build()
                 .unwrap();
             let issuer = issuer(&keys());
-            let engine =
-                RefreshEngine::new(Arc::clone(&stores.refresh), Arc::clone(&stores.revocation));
+            let engine = RefreshEngine::new(
+                Arc::clone(&stores.refresh),
+                Arc::clone(&stores.revocation),
+                IssuerScope::new("iss"),
+            );
             let mut families = Vec::new();
             for n in 0..FAMILIES {
                 let sub = format!("user-{n}");
@@ -340,7 +343,7 @@ mod on_redis {
             stores
                 .revocation
                 .revoke_session(
-                    &StoreId::new("stolen-laptop").unwrap(),
+                    &IssuerScope::new("iss").id("stolen-laptop").unwrap(),
                     UnixTime::from_secs(now_secs() + 3600),
                 )
                 .await

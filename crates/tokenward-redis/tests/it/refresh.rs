@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokenward_core::conformance::BoxError;
-use tokenward_core::{StoreErrorKind, StoreId, UnixTime};
+use tokenward_core::{IssuerScope, StoreErrorKind, StoreId, UnixTime};
 use tokenward_redis::RedisRefreshStore;
 use tokenward_refresh::conformance::{Fixture, RealClock, RefreshEnv};
 use tokenward_refresh::{
@@ -78,7 +78,11 @@ fn mint(req: MintRequest<'_>) -> Result<MintedToken, Infallible> {
 }
 
 fn engine(store: RedisRefreshStore, revocation: Arc<MemoryRevocationStore>) -> RefreshEngine {
-    RefreshEngine::new(Arc::new(store), revocation)
+    RefreshEngine::new(
+        Arc::new(store),
+        revocation,
+        IssuerScope::new("https://auth.example.com"),
+    )
 }
 
 async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokenward_core::{StoreErrorKind, StoreId, TokenRef, UnixTime};
+use tokenward_core::{IssuerScope, StoreErrorKind, StoreId, UnixTime};
 use tokenward_redis::RedisRefreshStore;
 use tokenward_refresh::{
     FamilyId, MintRequest, MintedToken, RefreshEngine, RefreshError, RefreshStore, RotationKind,
@@ -45,7 +45,7 @@ struct App {
 fn app(url: &str) -> App {
     let store = store_at(url);
     let revocation = Arc::new(MemoryRevocationStore::new());
-    let engine = RefreshEngine::new(Arc::new(store.clone()), revocation.clone());
+    let engine = RefreshEngine::new(Arc::new(store.clone()), revocation.clone(), issuer());
     App {
         store,
         engine,
@@ -53,15 +53,20 @@ fn app(url: &str) -> App {
     }
 }
 
+fn issuer() -> IssuerScope {
+    IssuerScope::new("https://auth.example.com")
+}
+
 async fn sid_revoked(app: &App, id: &FamilyId) -> bool {
-    let token = TokenRef::from_parts(
-        None,
-        Some(id.as_str()),
-        None,
-        None,
-        UnixTime::from_secs(4_000_000_000),
-    )
-    .unwrap();
+    let token = issuer()
+        .token_ref(
+            None,
+            Some(id.as_str()),
+            None,
+            None,
+            UnixTime::from_secs(4_000_000_000),
+        )
+        .unwrap();
     app.revocation.check(&token).await.unwrap().is_revoked()
 }
 

@@ -223,6 +223,7 @@ pub async fn access_tokens_stay_revoked_for_their_whole_life(env: RefreshEnv) ->
             let engine = RefreshEngine::with_config(
                 Arc::clone(&env.store),
                 revocation.clone(),
+                super::support::issuer(),
                 config(&env),
             )
             .step("RefreshEngine::with_config")?;

@@ -469,8 +469,13 @@ async fn run_ops(env: &RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
     let short_config = config.clone().absolute_lifetime(short);
     let store: Arc<dyn crate::RefreshStore> = faulty.clone();
     let engine = |config| {
-        RefreshEngine::with_config(Arc::clone(&store), revocation.clone(), config)
-            .map_err(|e| e.to_string())
+        RefreshEngine::with_config(
+            Arc::clone(&store),
+            revocation.clone(),
+            super::support::issuer(),
+            config,
+        )
+        .map_err(|e| e.to_string())
     };
     let mut run = Run {
         model: Model {

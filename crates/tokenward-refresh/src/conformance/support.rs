@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ring::rand::SystemRandom;
 use tokenward_core::conformance::LOST_ENTRY_HINT;
-use tokenward_core::{Clock, SharedClock, StoreError, StoreId, TokenRef, UnixTime};
+use tokenward_core::{Clock, IssuerScope, SharedClock, StoreError, StoreId, UnixTime};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 
 use super::{ConformanceError, RefreshEnv, Step, StoreProbe, TestClock};
@@ -28,6 +28,12 @@ pub(super) const ACCESS: Duration = Duration::from_secs(900);
 /// The lifetimes of the suite's families (far longer than any case).
 pub(super) const ABSOLUTE: Duration = Duration::from_secs(3600);
 pub(super) const IDLE: Duration = Duration::from_secs(1800);
+
+/// The issuer of the access tokens the suite's engines mint: their `sid`s are revoked in
+/// its scope.
+pub(super) fn issuer() -> IssuerScope {
+    IssuerScope::new("https://conformance.tokenward.test")
+}
 
 /// A subject the suite uses; the suite only writes valid ones.
 #[expect(
@@ -126,7 +132,7 @@ impl Suite {
         config: RefreshConfig,
     ) -> Result<Self, ConformanceError> {
         let revocation = Arc::new(MemoryRevocationStore::with_clock(engine_clock(env)));
-        let engine = RefreshEngine::with_config(store, revocation.clone(), config)
+        let engine = RefreshEngine::with_config(store, revocation.clone(), issuer(), config)
             .step("RefreshEngine::with_config")?;
         Ok(Suite {
             engine,
@@ -240,14 +246,15 @@ pub(super) async fn session_revoked_in(
     revocation: &dyn RevocationStore,
     family: &FamilyId,
 ) -> Result<bool, ConformanceError> {
-    let token = TokenRef::from_parts(
-        None,
-        Some(family.as_str()),
-        None,
-        None,
-        UnixTime::from_secs(4_000_000_000),
-    )
-    .step("the family id as a StoreId")?;
+    let token = issuer()
+        .token_ref(
+            None,
+            Some(family.as_str()),
+            None,
+            None,
+            UnixTime::from_secs(4_000_000_000),
+        )
+        .step("the family id as a StoreId")?;
     Ok(revocation
         .check(&token)
         .await

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokenward_core::ManualClock;
+use tokenward_core::{IssuerScope, ManualClock};
 use tokenward_refresh::{
     MemoryRefreshStore, RefreshConfig, RefreshEngine, RefreshError, ReuseKind,
 };
@@ -92,6 +92,7 @@ async fn reuse_emits_an_audit_event_without_tokens() {
     let engine = RefreshEngine::with_config(
         Arc::new(MemoryRefreshStore::with_clock(Arc::new(clock.clone()))),
         Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock.clone()))),
+        IssuerScope::new("https://auth.example.com"),
         RefreshConfig::new().clock(Arc::new(clock.clone())),
     )
     .unwrap();

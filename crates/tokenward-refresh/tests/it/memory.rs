@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokenward_core::{ManualClock, StoreErrorKind};
+use tokenward_core::{IssuerScope, ManualClock, StoreErrorKind};
 use tokenward_refresh::conformance::StoreProbe;
 use tokenward_refresh::{
     MIN_REUSE_HISTORY, MemoryRefreshConfig, MemoryRefreshStore, RefreshConfig, RefreshEngine,
@@ -23,6 +23,7 @@ fn engine(capacity: usize) -> (RefreshEngine, Arc<MemoryRefreshStore>, ManualClo
     let engine = RefreshEngine::with_config(
         store.clone(),
         Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock.clone()))),
+        IssuerScope::new("https://auth.example.com"),
         RefreshConfig::new()
             .idle_timeout(Duration::from_secs(60))
             .grace_window(Duration::ZERO)
@@ -112,6 +113,7 @@ fn out_of_range_settings_are_refused_at_build() {
         RefreshEngine::with_config(
             Arc::new(MemoryRefreshStore::new()),
             Arc::new(MemoryRevocationStore::new()),
+            IssuerScope::new("https://auth.example.com"),
             config,
         )
     };

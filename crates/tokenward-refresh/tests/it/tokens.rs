@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use tokenward_core::IssuerScope;
 use tokenward_refresh::{FamilyId, MemoryRefreshStore, RefreshEngine, RefreshToken};
 use tokenward_revocation::MemoryRevocationStore;
 
@@ -15,6 +16,7 @@ fn engine() -> RefreshEngine {
     RefreshEngine::new(
         Arc::new(MemoryRefreshStore::new()),
         Arc::new(MemoryRevocationStore::new()),
+        IssuerScope::new("https://auth.example.com"),
     )
 }
 

@@ -10,7 +10,7 @@ use tokenward_claims::{
     AccessToken, Algorithm, IssueError, Key, KeySet, TokenIssuer, ValidationPolicy, Validator,
     generate_pkcs8,
 };
-use tokenward_core::{ManualClock, UnixTime};
+use tokenward_core::{IssuerScope, ManualClock, UnixTime};
 use tokenward_refresh::{
     MemoryRefreshStore, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError,
     RotationKind,
@@ -53,6 +53,7 @@ fn engine(clock: &ManualClock) -> (RefreshEngine, Arc<MemoryRevocationStore>) {
     let engine = RefreshEngine::with_config(
         Arc::new(MemoryRefreshStore::with_clock(Arc::new(clock.clone()))),
         revocation.clone(),
+        IssuerScope::new("https://auth.example.com"),
         RefreshConfig::new().clock(Arc::new(clock.clone())),
     )
     .unwrap();
@@ -169,6 +170,7 @@ async fn a_failing_minter_recovers_through_grace() {
     let engine = RefreshEngine::new(
         Arc::new(MemoryRefreshStore::new()),
         Arc::new(MemoryRevocationStore::new()),
+        IssuerScope::new("https://auth.example.com"),
     );
     for key in [None, Some("req-1")] {
         let login = engine.issue(&sub("alice"), mint).await.unwrap();

@@ -33,6 +33,7 @@ enum Op {
     RevokeToken { jti: u8, until: i8 },
     RevokeSession { sid: u8, until: i8 },
     RevokeSubject { sub: u8, before: i8, until: i8 },
+    RevokeSubjectWithoutSession { sub: u8, before: i8, until: i8 },
     Check(Probe),
     Advance(u8),
 }
@@ -49,12 +50,15 @@ struct Probe {
 /// The steps, with time passing at `advance` per thousand (the rest spread over the others).
 fn op(advance: u32) -> impl Strategy<Value = Op> {
     let until = -2i8..=12;
-    let share = (1000 - advance) / 13;
+    let share = (1000 - advance) / 15;
     prop_oneof![
         2 * share => (0u8..3, until.clone()).prop_map(|(jti, until)| Op::RevokeToken { jti, until }),
         2 * share => (0u8..2, until.clone()).prop_map(|(sid, until)| Op::RevokeSession { sid, until }),
-        2 * share => (0u8..2, -3i8..=3, until)
+        2 * share => (0u8..2, -3i8..=3, until.clone())
             .prop_map(|(sub, before, until)| Op::RevokeSubject { sub, before, until }),
+        2 * share => (0u8..2, -3i8..=3, until).prop_map(|(sub, before, until)| {
+            Op::RevokeSubjectWithoutSession { sub, before, until }
+        }),
         7 * share => (
             proptest::option::of(0u8..3),
             proptest::option::of(0u8..2),
@@ -75,6 +79,8 @@ struct Model {
     sessions: HashMap<u8, UnixTime>,
     /// sub → (before, until).
     subjects: HashMap<u8, (UnixTime, UnixTime)>,
+    /// sub → (before, until) for tokens without a session.
+    sessionless_subjects: HashMap<u8, (UnixTime, UnixTime)>,
 }
 
 impl Model {
@@ -92,11 +98,17 @@ impl Model {
         };
     }
 
-    fn revoke_subject(&mut self, sub: u8, before: UnixTime, until: UnixTime, now: UnixTime) {
+    fn revoke_subject(
+        subjects: &mut HashMap<u8, (UnixTime, UnixTime)>,
+        sub: u8,
+        before: UnixTime,
+        until: UnixTime,
+        now: UnixTime,
+    ) {
         if until <= now {
             return;
         }
-        let entry = self.subjects.entry(sub).or_insert((before, until));
+        let entry = subjects.entry(sub).or_insert((before, until));
         *entry = if entry.1 > now {
             (entry.0.max(before), entry.1.max(until))
         } else {
@@ -122,11 +134,18 @@ impl Model {
         {
             return RevocationStatus::Revoked(RevokedBy::Session);
         }
-        if let Some((before, until)) = probe.sub.and_then(|s| self.subjects.get(&s))
-            && live(until)
-            && iat.is_none_or(|iat| iat < *before)
-        {
-            return RevocationStatus::Revoked(RevokedBy::Subject { before: *before });
+        // The cutoff for every token, then, for a token without a session, the one for those.
+        let rules = [
+            Some(&self.subjects),
+            probe.sid.is_none().then_some(&self.sessionless_subjects),
+        ];
+        for rule in rules.into_iter().flatten() {
+            if let Some((before, until)) = probe.sub.and_then(|s| rule.get(&s))
+                && live(until)
+                && iat.is_none_or(|iat| iat < *before)
+            {
+                return RevocationStatus::Revoked(RevokedBy::Subject { before: *before });
+            }
         }
         RevocationStatus::Active
     }
@@ -283,7 +302,15 @@ async fn run_ops(
                     .revoke_subject(&store_id(&id("u", *sub))?, before, until)
                     .await
                     .map_err(|e| fail(&e))?;
-                model.revoke_subject(*sub, before, until, now);
+                Model::revoke_subject(&mut model.subjects, *sub, before, until, now);
+            }
+            Op::RevokeSubjectWithoutSession { sub, before, until } => {
+                let (before, until) = (run.instant(*before), run.until(*until));
+                store
+                    .revoke_subject_without_session(&store_id(&id("u", *sub))?, before, until)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                Model::revoke_subject(&mut model.sessionless_subjects, *sub, before, until, now);
             }
             Op::Check(probe) => {
                 let (jti, sid, sub) = (
