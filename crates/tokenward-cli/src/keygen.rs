@@ -13,6 +13,7 @@ use tokenward_claims::{
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
+use crate::escape::escape_controls;
 use crate::files::{self, Access};
 use crate::keys;
 
@@ -201,7 +202,7 @@ fn report(
     };
     let kid_list = kids
         .iter()
-        .map(|k| k.escape_debug().to_string())
+        .map(|k| escape_controls(k).into_owned())
         .collect::<Vec<_>>()
         .join(", ");
     writeln!(

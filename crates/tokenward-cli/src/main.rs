@@ -30,9 +30,13 @@
 //! `keygen` adds to an existing `jwks.json` instead of replacing it, which is how an operator
 //! rotates keys: generate the new key into the same directory, publish the grown `jwks.json`,
 //! start signing with the new key, and remove the old one after the longest token lifetime.
+//!
+//! Human output never carries a control or bidirectional-override character raw: token
+//! text is shown escaped (`\u{9b}`).
 #![forbid(unsafe_code)]
 
 mod error;
+mod escape;
 mod files;
 mod inspect;
 mod issue;
@@ -85,6 +89,8 @@ fn main() -> ExitCode {
         // A closed pipe (`tokenward verify < tokens | head -1`) is not worth a message.
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(2),
         Err(err) => {
+            // An error may quote what it was given (a kid, a key set's content): escaped.
+            let err = escape::escape_controls(&err.to_string()).into_owned();
             eprintln!("tokenward: error: {err}");
             ExitCode::from(2)
         }
