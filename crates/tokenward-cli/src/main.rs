@@ -22,7 +22,8 @@
 //! error. Error messages name files, never key material, and rejections never echo the token.
 //!
 //! `revoke` and `check` work on the Redis revocation store the applications read (same URL,
-//! same `--prefix`): `revoke` adds a token (jti), session (sid) or subject cutoff (sub)
+//! same `--prefix`, by default `tokenward:` like every tokenward component, and printed with
+//! each answer): `revoke` adds a token (jti), session (sid) or subject cutoff (sub)
 //! revocation, `check` tells whether a token with given parts would be rejected and by which
 //! rule (exit 0 active, 1 revoked). Connection errors exit 2; messages never show the URL's
 //! password, and the URL can come from `TOKENWARD_REDIS_URL` instead of the command line.
