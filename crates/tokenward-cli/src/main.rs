@@ -31,6 +31,8 @@
 //! `keygen` adds to an existing `jwks.json` instead of replacing it, which is how an operator
 //! rotates keys: generate the new key into the same directory, publish the grown `jwks.json`,
 //! start signing with the new key, and remove the old one after the longest token lifetime.
+//! It refuses, unless `--force`, a directory others can write to and a `jwks.json` it does
+//! not recognise as its own (`jwks.json.sha256`), which could hold a planted key.
 //!
 //! Human output never carries a control or bidirectional-override character raw: token
 //! text is shown escaped (`\u{9b}`).
