@@ -38,6 +38,17 @@ pub(crate) enum CliError {
         /// What is wrong with it (never its content).
         reason: String,
     },
+    /// A place `keygen` does not write to or extend without `--force`: someone else may have
+    /// planted or altered it.
+    #[error("{}: {reason}. Refusing to {action} without --force", path.display())]
+    Untrusted {
+        /// The directory or file.
+        path: PathBuf,
+        /// Why it is not trusted, and what would make it so.
+        reason: String,
+        /// What was refused.
+        action: &'static str,
+    },
     /// A file exists and `--force` was not given.
     #[error("{}: already exists; refusing to overwrite it (use --force)", .0.display())]
     Exists(PathBuf),

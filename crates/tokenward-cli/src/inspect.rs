@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::CliError;
+use crate::escape::escape_lines;
 use crate::time;
 
 mod lint;
@@ -82,7 +83,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
         })
         .map_err(|e| CliError::Output(io::Error::other(e)))?
     } else {
-        human(&report, now)
+        // The claims are the attacker's text: no control or bidi character reaches the
+        // terminal (the JSON rendering escapes C0 only; line breaks are the report's own).
+        escape_lines(&human(&report, now))
     };
     let mut out = io::stdout().lock();
     writeln!(out, "{text}").map_err(CliError::Output)?;

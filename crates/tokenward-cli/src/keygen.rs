@@ -1,5 +1,6 @@
 //! `tokenward keygen`: a new signing key, and its public part added to `DIR/jwks.json`.
 
+use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,8 +14,13 @@ use tokenward_claims::{
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
+use crate::escape::escape_controls;
 use crate::files::{self, Access};
 use crate::keys;
+
+mod trust;
+
+use trust::{MANIFEST, Provenance, Recognised};
 
 /// RSA modulus size for generated keys.
 const RSA_BITS: usize = 2048;
@@ -24,7 +30,13 @@ const RSA_BITS: usize = 2048;
 /// Writes the private key to DIR/KID.pem (PKCS#8 PEM, mode 0600) or, for HS*, the raw secret
 /// to DIR/KID.secret (0600), and adds the key to DIR/jwks.json: the public key, or for HS*
 /// the secret itself (the file is then 0600). An existing jwks.json is extended, not
-/// replaced — that is how keys are rotated.
+/// replaced — that is how keys are rotated — and DIR/jwks.json.sha256 records the SHA-256 of
+/// the jwks.json written.
+///
+/// Refuses (exit 2), unless --force, a DIR that group or others can write to, and an
+/// existing jwks.json it does not recognise as its own (jwks.json.sha256 does not match it
+/// and not every key in it has its private key file in DIR): either could hold a planted
+/// key that the extended key set would publish.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// EdDSA, ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512, HS256, HS384 or HS512.
@@ -36,7 +48,8 @@ pub(crate) struct Args {
     /// The key directory (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Overwrite the key file, and replace jwks.json instead of adding to it.
+    /// Overwrite the key file, replace jwks.json instead of adding to it, and write into a
+    /// DIR that group or others can write to.
     #[arg(long)]
     force: bool,
 }
@@ -49,16 +62,65 @@ struct Generated {
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
     keys::check_file_safe_kid(&args.kid)?;
-    files::create_dir(&args.out)?;
-    let key_path = keys::private_key_path(&args.out, &args.kid, args.alg);
-    let jwks_path = args.out.join("jwks.json");
+    let out = &args.out;
+    // What was done, and every check --force overrode, for the report.
+    let mut done = Vec::new();
+    let dir_existed = fs::symlink_metadata(out).is_ok();
+    files::create_dir(out)?;
+    if !dir_existed {
+        done.push(format!("created directory {} (mode 0700)", out.display()));
+    }
+    if let Some(mode) = files::writable_by_others(out)? {
+        if !args.force {
+            return Err(CliError::Untrusted {
+                path: out.clone(),
+                reason: format!(
+                    "writable by group or others (mode {mode:o}): whoever can write there can \
+                     plant a key in jwks.json or swap the files keygen writes. Keep keys in a \
+                     directory only you can write to (chmod go-w)"
+                ),
+                action: "write keys into it",
+            });
+        }
+        done.push(format!(
+            "--force overrode a check: {} is writable by group or others (mode {mode:o})",
+            out.display()
+        ));
+    }
+    let key_path = keys::private_key_path(out, &args.kid, args.alg);
+    let jwks_path = out.join("jwks.json");
+    let manifest_path = out.join(MANIFEST);
     if !args.force && key_path.exists() {
         return Err(CliError::Exists(key_path));
     }
 
     // The key set to extend, checked before anything is generated or written.
-    let existing = if !args.force && jwks_path.exists() {
-        let jwks = keys::load_jwks(&jwks_path)?;
+    let jwks_existed = fs::symlink_metadata(&jwks_path).is_ok();
+    let existing = if !jwks_existed {
+        None
+    } else if args.force {
+        // Replaced unread; say whether it would have been refused.
+        let why = match trust::recognise(out, &jwks_path) {
+            Ok(Recognised::Trusted(..)) => String::new(),
+            Ok(Recognised::Untrusted(why)) => format!(" (--force overrode a check on it: {why})"),
+            Err(e) => format!(" (--force overrode a check on it: {e})"),
+        };
+        done.push(format!(
+            "replaced {} instead of extending it: the keys it held are no longer published{why}",
+            jwks_path.display()
+        ));
+        None
+    } else {
+        let (jwks, provenance) = match trust::recognise(out, &jwks_path)? {
+            Recognised::Trusted(jwks, provenance) => (jwks, provenance),
+            Recognised::Untrusted(reason) => {
+                return Err(CliError::Untrusted {
+                    path: jwks_path,
+                    reason,
+                    action: "add a key to it",
+                });
+            }
+        };
         if jwks.set.get(&args.kid).is_some() {
             return Err(CliError::bad_file(
                 &jwks_path,
@@ -79,10 +141,21 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
                  the key set)",
             ));
         }
+        done.push(format!(
+            "extended {} ({})",
+            jwks_path.display(),
+            match provenance {
+                Provenance::Manifest => format!("recognised by {MANIFEST}"),
+                Provenance::PrivateKeys => format!(
+                    "no matching {MANIFEST}, but every key in it has its private key file here"
+                ),
+            }
+        ));
         Some(jwks)
-    } else {
-        None
     };
+    if !jwks_existed {
+        done.push(format!("created {}", jwks_path.display()));
+    }
 
     let generated = generate(&args.kid, args.alg)?;
     let entry = published_jwk(&generated.key)?;
@@ -123,8 +196,15 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, CliError> {
         Access::Public
     };
     files::replace(&jwks_path, jwks_access, jwks_text.as_bytes())?;
+    // Last: a crash before it leaves a key set the next run recognises by its private keys.
+    let manifest = trust::manifest_line(jwks_text.as_bytes());
+    files::replace(&manifest_path, jwks_access, manifest.as_bytes())?;
+    done.push(format!(
+        "wrote {} (the SHA-256 of jwks.json, by which the next keygen recognises it)",
+        manifest_path.display()
+    ));
 
-    report(args, &key_path, &jwks_path, &kids, holds_secrets)
+    report(args, &key_path, &jwks_path, &kids, holds_secrets, &done)
 }
 
 fn generate(kid: &str, alg: Algorithm) -> Result<Generated, CliError> {
@@ -186,6 +266,7 @@ fn report(
     jwks_path: &Path,
     kids: &[String],
     holds_secrets: bool,
+    done: &[String],
 ) -> Result<ExitCode, CliError> {
     let name = alg::name(args.alg);
     let mut out = std::io::stdout().lock();
@@ -201,7 +282,7 @@ fn report(
     };
     let kid_list = kids
         .iter()
-        .map(|k| k.escape_debug().to_string())
+        .map(|k| escape_controls(k).into_owned())
         .collect::<Vec<_>>()
         .join(", ");
     writeln!(
@@ -212,6 +293,9 @@ fn report(
         jwks_path.display(),
     )
     .map_err(CliError::Output)?;
+    for line in done {
+        writeln!(out, "  {}", escape_controls(line)).map_err(CliError::Output)?;
+    }
     if kids.len() > 1 {
         writeln!(
             out,

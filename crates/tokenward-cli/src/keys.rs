@@ -131,8 +131,16 @@ pub(crate) fn load_jwks(path: &Path) -> Result<Jwks, CliError> {
 /// Parse errors give a position and a category, never the document's content (a secret
 /// JWKS holds the secrets).
 pub(crate) fn load_jwks_with(path: &Path, options: &JwksOptions) -> Result<Jwks, CliError> {
-    let bytes = read_key_file(path)?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    parse_jwks(path, &read_key_file(path)?, options)
+}
+
+/// [`load_jwks_with`] of the content `bytes`, already read from `path`.
+pub(crate) fn parse_jwks(
+    path: &Path,
+    bytes: &[u8],
+    options: &JwksOptions,
+) -> Result<Jwks, CliError> {
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| {
         CliError::bad_file(
             path,
             format!(
@@ -155,7 +163,7 @@ pub(crate) fn load_jwks_with(path: &Path, options: &JwksOptions) -> Result<Jwks,
         ));
     };
     let load =
-        KeySet::load_jwks(&bytes, options).map_err(|e| CliError::bad_file(path, e.to_string()))?;
+        KeySet::load_jwks(bytes, options).map_err(|e| CliError::bad_file(path, e.to_string()))?;
     for skipped in &load.skipped {
         eprintln!("tokenward: warning: {}: {skipped}", path.display());
     }

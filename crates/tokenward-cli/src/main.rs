@@ -22,7 +22,8 @@
 //! error. Error messages name files, never key material, and rejections never echo the token.
 //!
 //! `revoke` and `check` work on the Redis revocation store the applications read (same URL,
-//! same `--prefix`): `revoke` adds a token (jti), session (sid) or subject cutoff (sub)
+//! same `--prefix`, by default `tokenward:` like every tokenward component, and printed with
+//! each answer): `revoke` adds a token (jti), session (sid) or subject cutoff (sub)
 //! revocation, `check` tells whether a token with given parts would be rejected and by which
 //! rule (exit 0 active, 1 revoked). Connection errors exit 2; messages never show the URL's
 //! password, and the URL can come from `TOKENWARD_REDIS_URL` instead of the command line.
@@ -30,9 +31,15 @@
 //! `keygen` adds to an existing `jwks.json` instead of replacing it, which is how an operator
 //! rotates keys: generate the new key into the same directory, publish the grown `jwks.json`,
 //! start signing with the new key, and remove the old one after the longest token lifetime.
+//! It refuses, unless `--force`, a directory others can write to and a `jwks.json` it does
+//! not recognise as its own (`jwks.json.sha256`), which could hold a planted key.
+//!
+//! Human output never carries a control or bidirectional-override character raw: token
+//! text is shown escaped (`\u{9b}`).
 #![forbid(unsafe_code)]
 
 mod error;
+mod escape;
 mod files;
 mod inspect;
 mod issue;
@@ -85,6 +92,8 @@ fn main() -> ExitCode {
         // A closed pipe (`tokenward verify < tokens | head -1`) is not worth a message.
         Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(2),
         Err(err) => {
+            // An error may quote what it was given (a kid, a key set's content): escaped.
+            let err = escape::escape_controls(&err.to_string()).into_owned();
             eprintln!("tokenward: error: {err}");
             ExitCode::from(2)
         }

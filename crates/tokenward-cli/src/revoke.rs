@@ -12,6 +12,7 @@ use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
 use crate::error::CliError;
+use crate::escape::{escape_controls, escape_lines};
 use crate::time::{human_duration, now_or, rfc3339};
 
 /// How long a session or subject revocation lasts when --until is not given.
@@ -29,7 +30,9 @@ pub(crate) struct RedisArgs {
         hide_env_values = true
     )]
     url: String,
-    /// The key prefix the applications use.
+    /// The key prefix the applications use (`tokenward:` is the default of every tokenward
+    /// component, `RedisConfig::DEFAULT_KEY_PREFIX`, the demo's included). Both commands
+    /// print the prefix they used.
     #[arg(long, value_name = "PREFIX", default_value = RedisConfig::DEFAULT_KEY_PREFIX)]
     prefix: String,
     /// How long to wait for Redis, in milliseconds.
@@ -44,13 +47,20 @@ impl RedisArgs {
             .operation_timeout(Duration::from_millis(self.timeout_ms));
         Ok(RedisRevocationStore::connect(&config)?)
     }
+
+    /// The line of human output that names the key prefix: a revocation under another prefix
+    /// than the applications' is one they never see.
+    fn prefix_line(&self) -> String {
+        format!("redis key prefix: {}", escape_controls(&self.prefix))
+    }
 }
 
 /// Revoke a token (--jti), a session (--sid) or every token of a user (--sub) until a time.
 ///
 /// Revocations only ever extend: revoking again with an earlier --until (or an earlier
-/// --before) changes nothing. Times are seconds since the Unix epoch. Exit status: 0 when
-/// revoked (or nothing was left to revoke), 2 on a usage or connection error.
+/// --before) changes nothing. Times are seconds since the Unix epoch. Prints what was
+/// revoked until when, then `redis key prefix: PREFIX`. Exit status: 0 when revoked (or
+/// nothing was left to revoke), 2 on a usage or connection error.
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("what").required(true).args(["jti", "sid", "sub"]))]
 pub(crate) struct RevokeArgs {
@@ -82,8 +92,8 @@ pub(crate) struct RevokeArgs {
 /// Tell whether a token with these parts would be rejected as revoked, and by which rule.
 ///
 /// Prints `active`, or `revoked by token`, `revoked by session` or
-/// `revoked by subject (cutoff T)`. Exit status: 0 active, 1 revoked, 2 on a usage or
-/// connection error.
+/// `revoked by subject (cutoff T)`, then `redis key prefix: PREFIX`. Exit status: 0 active,
+/// 1 revoked, 2 on a usage or connection error.
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("parts").required(true).multiple(true).args(["jti", "sid", "sub"]))]
 pub(crate) struct CheckArgs {
@@ -106,7 +116,8 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "UNIX")]
     exp: Option<u64>,
     /// Answer as JSON: {"revoked":false} or {"revoked":true,"rule":"token|session|subject"},
-    /// with "before":T (the cutoff) for the subject rule.
+    /// with "before":T (the cutoff) for the subject rule, and "key_prefix" (the prefix the
+    /// answer was looked up under).
     #[arg(long)]
     json: bool,
 }
@@ -173,17 +184,21 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
             human_duration(until - now)
         );
     }
+    let _ = write!(text, "\n{}", args.redis.prefix_line());
+    let text = escape_lines(&text);
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
     Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Serialize)]
-struct CheckAnswer {
+struct CheckAnswer<'a> {
     revoked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     before: Option<u64>,
+    /// The key prefix the answer was looked up under.
+    key_prefix: &'a str,
 }
 
 pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
@@ -221,23 +236,26 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
                 RevokedBy::Subject { before } => Some(cutoff_secs(before)),
                 _ => None,
             },
+            key_prefix: &args.redis.prefix,
         },
         _ => CheckAnswer {
             revoked: false,
             rule: None,
             before: None,
+            key_prefix: &args.redis.prefix,
         },
     };
     let text = if args.json {
         serde_json::to_string(&answer).map_err(|e| CliError::Output(std::io::Error::other(e)))?
     } else {
-        match (answer.rule, answer.before) {
+        let answer = match (answer.rule, answer.before) {
             (None, _) => "active".to_owned(),
             (Some(rule), None) => format!("revoked by {rule}"),
             (Some(rule), Some(before)) => {
                 format!("revoked by {rule} (cutoff {before}, {})", rfc3339(before))
             }
-        }
+        };
+        escape_lines(&format!("{answer}\n{}", args.redis.prefix_line()))
     };
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
     Ok(if answer.revoked {

@@ -17,6 +17,7 @@ use tokenward_claims::{
 use tokenward_core::{ManualClock, UnixTime};
 
 use crate::error::CliError;
+use crate::escape::escape_controls;
 use crate::keys::{self, AnyKid};
 use crate::lines::{BoundedLines, Line};
 
@@ -311,7 +312,9 @@ fn answer(
             class,
             reason,
         })?,
-        (Err((class, reason)), false) => format!("invalid ({class}): {reason}"),
+        (Err((class, reason)), false) => {
+            escape_controls(&format!("invalid ({class}): {reason}")).into_owned()
+        }
     };
     writeln!(out, "{text}").map_err(CliError::Output)?;
     Ok(result.is_ok())
@@ -334,18 +337,16 @@ fn claims_json(verified: &Verified<BTreeMap<String, Value>>) -> serde_json::Map<
 }
 
 fn human_valid(verified: &Verified<BTreeMap<String, Value>>) -> String {
-    let sub = verified
-        .claims
-        .sub
-        .as_deref()
-        .map_or_else(|| "(none)".to_owned(), |s| s.escape_debug().to_string());
+    let sub = verified.claims.sub.as_deref().unwrap_or("(none)");
     let exp = verified
         .claims
         .exp
         .map_or_else(|| "(none)".to_owned(), |e| e.to_string());
-    format!(
+    // The token's own text: no control or bidi character reaches the terminal.
+    escape_controls(&format!(
         "valid: sub={sub} exp={exp} kid={} alg={}",
-        verified.kid.escape_debug(),
+        verified.kid,
         algs::name(verified.alg)
-    )
+    ))
+    .into_owned()
 }

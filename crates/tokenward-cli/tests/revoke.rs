@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use tokenward_core::{TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
-use tokenward_testsupport::{BlackHole, free_port, redis_url, shared_redis, unique_prefix};
+use tokenward_testsupport::{
+    BlackHole, delete_prefix, free_port, redis_url, shared_redis, unique_prefix,
+};
 
 struct Out {
     code: i32,
@@ -98,7 +100,8 @@ fn token<'a>(
     .unwrap()
 }
 
-/// `tokenward check` with `parts`, as text and as JSON: returns (exit code, text, JSON).
+/// `tokenward check` with `parts`, as text and as JSON: returns (exit code, the answer line,
+/// JSON), having checked that both name `prefix` (and taken it out of the JSON).
 fn check(url: &str, prefix: &str, parts: &[&str]) -> (i32, String, Value) {
     let mut args = vec!["check", "--redis", url, "--prefix", prefix];
     args.extend_from_slice(parts);
@@ -110,9 +113,24 @@ fn check(url: &str, prefix: &str, parts: &[&str]) -> (i32, String, Value) {
         "{parts:?}: {} / {}",
         text.stderr, json.stderr
     );
-    let value: Value = serde_json::from_str(json.stdout.trim())
+    let mut value: Value = serde_json::from_str(json.stdout.trim())
         .unwrap_or_else(|e| panic!("{parts:?}: not JSON ({e}): {:?}", json.stdout));
-    (text.code, text.stdout.trim().to_owned(), value)
+    assert_eq!(
+        value.as_object_mut().unwrap().remove("key_prefix"),
+        Some(json!(prefix)),
+        "{parts:?}: {}",
+        json.stdout
+    );
+    (text.code, answer_line(&text.stdout, prefix), value)
+}
+
+/// The first line of `stdout` (a `revoke` or `check` answer), having checked that the second
+/// and last one names the key prefix used.
+fn answer_line(stdout: &str, prefix: &str) -> String {
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[1], format!("redis key prefix: {prefix}"), "{stdout}");
+    lines[0].to_owned()
 }
 
 #[test]
@@ -289,6 +307,61 @@ fn subject_revocation_with_explicit_times() {
     );
 }
 
+/// Deletes one key on the test Redis when dropped (also when the test fails).
+struct DeleteOnDrop(String);
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        let deleted = block_on(async { delete_prefix(&mut shared_redis().await, &self.0).await });
+        deleted.unwrap();
+    }
+}
+
+/// Without `--prefix`, the CLI works under the prefix every tokenward component defaults to
+/// (`RedisConfig::DEFAULT_KEY_PREFIX`, which the demo uses too), and says so. The prefix
+/// cannot be a test's own here; the subject is, and its one key is deleted at the end.
+#[test]
+fn the_default_prefix_is_the_applications_and_is_named() {
+    let (url, _) = redis();
+    let subject = unique_prefix("cli-default-prefix");
+    let default = RedisConfig::new(&url).operation_timeout(Duration::from_secs(5));
+    let store = RedisRevocationStore::connect(&default).unwrap();
+    let _cleanup = DeleteOnDrop(store.subject_key(&subject));
+    assert!(
+        store
+            .subject_key(&subject)
+            .starts_with("tokenward:rv:u:twtest:"),
+        "{}",
+        store.subject_key(&subject)
+    );
+
+    let out = run(&["revoke", "--redis", &url, "--sub", &subject]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let answer = answer_line(&out.stdout, RedisConfig::DEFAULT_KEY_PREFIX);
+    assert!(
+        answer.starts_with("revoked every token of subject"),
+        "{answer}"
+    );
+
+    let out = run(&["check", "--redis", &url, "--sub", &subject]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let answer = answer_line(&out.stdout, RedisConfig::DEFAULT_KEY_PREFIX);
+    assert!(answer.starts_with("revoked by subject"), "{answer}");
+    let out = run(&["check", "--redis", &url, "--sub", &subject, "--json"]);
+    let value: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(value["key_prefix"], "tokenward:", "{value}");
+
+    // What an application (the demo included) configured with the defaults sees.
+    let status = block_on(store.check(&token(None, None, Some(&subject), Some(now() - 5))));
+    assert!(
+        matches!(
+            status,
+            Ok(RevocationStatus::Revoked(RevokedBy::Subject { .. }))
+        ),
+        "{status:?}"
+    );
+}
+
 #[test]
 fn url_from_the_environment() {
     let (url, prefix) = redis();
@@ -300,7 +373,8 @@ fn url_from_the_environment() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = run_env(&["check", "--prefix", &prefix, "--jti", "e-1"], &env);
-    assert_eq!((out.code, out.stdout.trim()), (1, "revoked by token"));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(answer_line(&out.stdout, &prefix), "revoked by token");
 }
 
 #[test]

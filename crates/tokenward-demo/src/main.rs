@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokenward_demo::server::{self, Demo, DemoConfig};
+use tokenward_redis::RedisConfig;
 
 /// The tokenward reference API: login, refresh rotation, logout, logout-all, /me, an admin
 /// route, and JWKS.
@@ -30,8 +31,9 @@ struct Args {
     /// memory). Instances sharing --keys, --redis and --redis-prefix are one service.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
-    /// The key prefix on Redis.
-    #[arg(long, value_name = "PREFIX", default_value = "tokenward-demo:")]
+    /// The key prefix on Redis: by default the one of every tokenward component, so that
+    /// `tokenward revoke` without `--prefix` reaches this service.
+    #[arg(long, value_name = "PREFIX", default_value = RedisConfig::DEFAULT_KEY_PREFIX)]
     redis_prefix: String,
     /// The most any Redis call may take, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 250)]
@@ -136,4 +138,21 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!(target: "tokenward_demo", "shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's Redis keys are where `tokenward revoke` and `check` look by default.
+    #[test]
+    fn the_default_redis_prefix_is_tokenwards() {
+        let args = Args::parse_from(["tokenward-demo"]);
+        assert_eq!(args.redis_prefix, RedisConfig::DEFAULT_KEY_PREFIX);
+        assert_eq!(args.config().redis_prefix, RedisConfig::DEFAULT_KEY_PREFIX);
+        assert_eq!(
+            DemoConfig::default().redis_prefix,
+            RedisConfig::DEFAULT_KEY_PREFIX
+        );
+    }
 }

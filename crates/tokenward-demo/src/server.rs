@@ -75,7 +75,7 @@ impl Default for DemoConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             keys: None,
             redis: None,
-            redis_prefix: "tokenward-demo:".to_owned(),
+            redis_prefix: tokenward_redis::RedisConfig::DEFAULT_KEY_PREFIX.to_owned(),
             redis_timeout: Duration::from_millis(250),
             access_ttl: Duration::from_secs(900),
             refresh_grace: Duration::from_secs(30),

@@ -165,3 +165,94 @@ fn inspect_output_and_garbage() {
     let huge = Some(vec![b'.'; 3 * 1024 * 1024]);
     assert_eq!(run_with(&["inspect", "--json", "-"], huge, &[]).code, 2);
 }
+
+/// The characters that steer a terminal (or reorder what it shows), and how human output
+/// must show them instead.
+const HOSTILE: [(char, &str); 5] = [
+    ('\u{9b}', "\\u{9b}"),     // C1 CSI: `ESC [` in one byte
+    ('\u{85}', "\\u{85}"),     // C1 next line
+    ('\u{202e}', "\\u{202e}"), // right-to-left override
+    ('\u{7}', "\\u0007"),      // BEL (the JSON rendering escapes C0 itself)
+    ('\u{7f}', "\\u{7f}"),     // DEL
+];
+
+/// Fails if `text` holds any of [`HOSTILE`] raw.
+fn assert_no_raw_hostile(text: &str) {
+    for (c, _) in HOSTILE {
+        assert!(!text.contains(c), "{c:?} reached the output raw: {text:?}");
+    }
+}
+
+#[test]
+fn human_output_escapes_control_and_bidi_characters() {
+    let hostile: String = HOSTILE.iter().map(|(c, _)| format!("x{c}")).collect();
+    let token = forge(
+        &json!({"alg": "EdDSA", "typ": hostile, "kid": hostile}),
+        &json!({"sub": hostile, hostile.clone(): 1, "iss": ISS}),
+        "c2ln",
+    );
+    let out = run(&["inspect", &token]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_no_raw_hostile(&out.stdout);
+    for (_, escaped) in HOSTILE {
+        assert!(out.stdout.contains(escaped), "{escaped}: {}", out.stdout);
+    }
+    // The `typ_unusual` lint quotes the header value; it is escaped too.
+    assert!(out.stdout.contains("typ_unusual"), "{}", out.stdout);
+
+    // `verify` answers with the subject and kid of a valid token, and with rejection reasons.
+    let dir = key_dir("EdDSA", "k1");
+    let now = NOW.to_string();
+    let out = run(&[
+        "issue",
+        "--keys",
+        s(dir.path()),
+        "--iss",
+        ISS,
+        "--aud",
+        AUD,
+        "--now",
+        &now,
+        "--sub",
+        &hostile,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let valid = out.stdout.trim_end();
+    let jwks = dir.path().join("jwks.json");
+    let now = (NOW + 60).to_string();
+    let out = run(&[
+        "verify",
+        "--jwks",
+        s(&jwks),
+        "--iss",
+        ISS,
+        "--aud",
+        AUD,
+        "--now",
+        &now,
+        valid,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_no_raw_hostile(&out.stdout);
+    assert!(
+        out.stdout
+            .contains("sub=x\\u{9b}x\\u{85}x\\u{202e}x\\u{7}x\\u{7f} "),
+        "{}",
+        out.stdout
+    );
+    let out = run(&[
+        "verify",
+        "--jwks",
+        s(&jwks),
+        "--iss",
+        ISS,
+        "--aud",
+        AUD,
+        "--now",
+        &now,
+        &token,
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_no_raw_hostile(&out.stdout);
+    assert_no_raw_hostile(&out.stderr);
+}
