@@ -21,6 +21,7 @@ use tokenward_guard::{
     AuthRequest, Check, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig,
     GuardStores, Requirements, fingerprint,
 };
+use tokenward_ratelimit::ForwardedHeader;
 use tokenward_refresh::{
     FamilyId, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
 };
@@ -31,6 +32,7 @@ use crate::users::Users;
 mod listen;
 mod login;
 
+use listen::ServerLimits;
 pub use listen::{Running, serve, spawn};
 use login::{PasswordGate, login};
 
@@ -73,6 +75,25 @@ pub struct DemoConfig {
     pub ban_findtime: Duration,
     /// `--ban-bantime`: how long a ban lasts (300 s).
     pub ban_bantime: Duration,
+    /// `--trusted-proxy` (repeatable): proxies, as CIDR networks or addresses, whose
+    /// `X-Forwarded-For` names the client (none: the client is the TCP peer).
+    pub trusted_proxies: Vec<String>,
+    /// `--header-read-timeout`: how long a client may take to send a request's line and
+    /// headers, also the longest a keep-alive connection waits for its next request (10 s).
+    pub header_read_timeout: Duration,
+    /// `--idle-timeout`: a connection on which no byte moves either way for this long is
+    /// closed (60 s).
+    pub idle_timeout: Duration,
+    /// `--request-timeout`: the most one request may take once its headers are in, reading
+    /// its body included; then 408 (30 s).
+    pub request_timeout: Duration,
+    /// `--max-connections`: open connections at most; further ones wait in the listen
+    /// backlog until one closes (1024).
+    pub max_connections: usize,
+    /// `--max-connections-per-ip`: open connections per client network (an IPv4 address,
+    /// an IPv6 /64, as the failure ban counts) at most; a further one is closed at once.
+    /// Trusted proxies are exempt (64).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for DemoConfig {
@@ -89,6 +110,12 @@ impl Default for DemoConfig {
             ban_maxretry: 5,
             ban_findtime: Duration::from_secs(60),
             ban_bantime: Duration::from_secs(300),
+            trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -115,6 +142,9 @@ pub enum StartError {
     /// The refresh settings (`--refresh-grace`, `--access-ttl`) out of range.
     #[error("refresh settings: {0}")]
     Refresh(#[from] tokenward_core::SettingError),
+    /// A connection limit or timeout out of range (`--max-connections 0`, ...).
+    #[error("server limits: {0}")]
+    Limits(tokenward_core::SettingError),
     /// Hashing the demo users' passwords.
     #[error("{0}")]
     Users(String),
@@ -141,6 +171,7 @@ pub fn load_keys(config: &DemoConfig) -> Result<KeySet, StartError> {
 pub struct Demo {
     state: AppState,
     keys: SharedKeySet,
+    limits: ServerLimits,
 }
 
 #[derive(Clone)]
@@ -195,7 +226,12 @@ impl Demo {
         guard_config.ban.maxretry = config.ban_maxretry;
         guard_config.ban.findtime = config.ban_findtime;
         guard_config.ban.bantime = config.ban_bantime;
+        if !config.trusted_proxies.is_empty() {
+            guard_config.client_ip.header = Some(ForwardedHeader::XForwardedFor);
+            guard_config.client_ip.trusted_proxies = config.trusted_proxies.clone();
+        }
         guard_config.validate()?;
+        let limits = ServerLimits::new(config, guard_config.ban.ipv6_prefix)?;
 
         let stores = match &config.redis {
             Some(url) => {
@@ -237,6 +273,7 @@ impl Demo {
         Ok(Demo {
             state: AppState(Arc::new(inner)),
             keys,
+            limits,
         })
     }
 

@@ -1,5 +1,5 @@
 //! The demo's end-to-end tests over real HTTP: the API's edges, the whole lifecycle (in memory
-//! and on Redis with two instances), a Redis outage.
+//! and on Redis with two instances), a Redis outage, slow and greedy connections.
 //!
 //! One test binary, one module per concern; nothing here needs a process of its own.
 #![allow(
@@ -12,5 +12,6 @@
 mod common;
 
 mod api;
+mod connections;
 mod lifecycle;
 mod outage;
