@@ -231,7 +231,8 @@ impl Demo {
             guard_config.client_ip.trusted_proxies = config.trusted_proxies.clone();
         }
         guard_config.validate()?;
-        let limits = ServerLimits::new(config, guard_config.ban.ipv6_prefix)?;
+        let ipv6_prefix = guard_config.ban.ipv6_prefix;
+        let limits = ServerLimits::new(config, ipv6_prefix)?;
 
         let stores = match &config.redis {
             Some(url) => {
@@ -266,7 +267,7 @@ impl Demo {
             engine,
             issuer,
             users: Users::new().map_err(|e| StartError::Users(e.to_string()))?,
-            password_checks: PasswordGate::new(),
+            password_checks: PasswordGate::new(ipv6_prefix),
             access_ttl: config.access_ttl,
             stats,
         };

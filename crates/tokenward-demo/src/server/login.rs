@@ -1,26 +1,38 @@
 //! `POST /login` and the gate in front of its password checks.
 
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::StatusCode;
+use ipnet::IpNet;
 use serde::Deserialize;
 use tokenward_axum::{denial_response, request_client_ip};
 use tokenward_core::StoreId;
 use tokenward_guard::{AuthRequest, Credentials};
+use tokenward_ratelimit::client_network;
 use tokenward_refresh::{MintRequest, RefreshError};
 
 use super::{AppState, bump, busy, json_error, read_json, refresh_error, server_error};
 
 /// Bounds password checks (Argon2id: 19 MiB and tens of milliseconds each): at most
 /// [`PasswordGate::MAX_CONCURRENT`] at once in this instance, and one at a time per client
-/// address. Without it, parallel attempts from one address all pass the ban check before
-/// the first failure is recorded (the ban would let dozens of guesses through instead of
-/// `maxretry`), and a burst of logins can claim gigabytes.
+/// network — an IPv4 address or an IPv6 /64, the failure ban's key
+/// ([`client_network`] with the ban's prefix).
+///
+/// Without the per-network slot, parallel attempts all pass the ban check before the first
+/// failure is recorded (the ban would let dozens of guesses through instead of `maxretry`).
+/// Keyed by exact address instead, the addresses of one /64 — one client to the ban — could
+/// each run a guess, and could fill the queue for the global permits so that everyone
+/// else's logins timed out. With it, a network holds at most one place: one check running
+/// or one login waiting for a permit; a parallel attempt from the same network gets 429.
 pub(super) struct PasswordGate {
     permits: tokio::sync::Semaphore,
-    in_flight: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
+    in_flight: Mutex<HashSet<IpNet>>,
+    ipv6_prefix: u8,
 }
 
 impl PasswordGate {
@@ -28,38 +40,46 @@ impl PasswordGate {
     /// How long a login waits for one of the permits before answering 503.
     const WAIT: Duration = Duration::from_secs(2);
 
-    pub(super) fn new() -> Self {
+    /// A gate keying IPv6 clients by `ipv6_prefix` bits, as the failure ban does.
+    pub(super) fn new(ipv6_prefix: u8) -> Self {
         PasswordGate {
             permits: tokio::sync::Semaphore::new(Self::MAX_CONCURRENT),
-            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            in_flight: Mutex::new(HashSet::new()),
+            ipv6_prefix,
         }
     }
 
-    /// Claims `ip`'s single slot; `None` when a check of that address is already running.
-    fn claim(&self, ip: std::net::IpAddr) -> Option<AddressSlot<'_>> {
+    /// Claims the single slot of `ip`'s network; `None` while another login from that
+    /// network holds it.
+    fn claim(&self, ip: IpAddr) -> Option<NetworkSlot<'_>> {
+        let network = client_network(ip, self.ipv6_prefix);
         let inserted = self
             .in_flight
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(ip);
-        // The lock is released here: a slot's drop takes it again.
-        inserted.then(|| AddressSlot { gate: self, ip })
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(network);
+        // The lock is released here: a slot's drop takes it again. (Lazily: a slot made and
+        // dropped on a failed claim would release the holder's.)
+        inserted.then(|| NetworkSlot {
+            gate: self,
+            network,
+        })
     }
 }
 
-/// One address's claim on the gate, released on drop.
-struct AddressSlot<'a> {
+/// One network's claim on the gate, released on drop.
+struct NetworkSlot<'a> {
     gate: &'a PasswordGate,
-    ip: std::net::IpAddr,
+    network: IpNet,
 }
 
-impl Drop for AddressSlot<'_> {
+impl Drop for NetworkSlot<'_> {
     fn drop(&mut self) {
         self.gate
             .in_flight
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.ip);
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.network);
     }
 }
 
@@ -83,12 +103,13 @@ pub(super) async fn login(State(app): State<AppState>, req: Request) -> Response
         Ok(form) => form,
         Err(res) => return res,
     };
-    // One password check at a time per address (so the ban counts every guess before the
-    // next one runs), and a few at a time overall (bounded memory and threads).
+    // One password check at a time per client network, keyed as the ban keys it (so the ban
+    // counts every guess before the next one runs, and one network holds at most one place
+    // in the queue), and a few at a time overall (bounded memory and threads).
     let Some(_slot) = app.0.password_checks.claim(ip) else {
         return busy(
             StatusCode::TOO_MANY_REQUESTS,
-            "a login from this address is in progress",
+            "a login from this network is in progress",
         );
     };
     let permit =
