@@ -366,7 +366,18 @@ async fn refresh(State(app): State<AppState>, req: Request) -> Response {
             );
             app.token_response(&rotation.access_token, rotation.refresh_token.expose())
         }
-        Err(e) => refresh_error(&app, &e, Some(&form.refresh_token)),
+        Err(e) => {
+            // Guessing refresh tokens is counted like guessing passwords. A token that was
+            // rotated moments ago is not an error at all (the grace window answers it), and a
+            // revoked family's token is an honest client's leftover after a logout.
+            if matches!(e, RefreshError::Invalid | RefreshError::Reused(_)) {
+                app.0
+                    .guard
+                    .record_failure(&auth_req, "invalid_refresh_token")
+                    .await;
+            }
+            refresh_error(&app, &e, Some(&form.refresh_token))
+        }
     }
 }
 
