@@ -287,6 +287,8 @@ fn start_demo(redis: &str, prefix: &str) -> Result<(ChildGuard, u32, String)> {
         ])
         // The sessions' own refreshes and /me calls must never meet the subject limit.
         .args(["--subject-limit", "1000000"])
+        // Every session connects from 127.0.0.1: --clients may exceed the per-address cap.
+        .args(["--max-connections-per-ip", "1000000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;

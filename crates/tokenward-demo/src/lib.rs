@@ -6,7 +6,7 @@
 //! | route | what |
 //! |---|---|
 //! | `POST /login` `{"username","password"}` | 200 `{"access_token","refresh_token","token_type":"Bearer","expires_in"}`; 401 on wrong credentials (counted for the failure ban); 429 while the client is banned |
-//! | `POST /refresh` `{"refresh_token"}` (+ optional `Idempotency-Key`) | 200, same shape; 401 `{"error":"invalid_grant"}` when invalid, revoked or reused (reuse revokes the family and its access tokens) |
+//! | `POST /refresh` `{"refresh_token"}` (+ optional `Idempotency-Key`) | 200, same shape; 401 `{"error":"invalid_grant"}` when invalid, revoked or reused (reuse revokes the family and its access tokens; invalid and reused tokens count for the failure ban, a parallel refresh within the grace window does not); 429 while the client is banned |
 //! | `POST /logout` (Bearer) | 204: revokes this access token and its refresh family |
 //! | `POST /logout-all` (Bearer) | 204: revokes every token and family of the subject |
 //! | `GET /me` (Bearer) | 200 `{"sub","sid","jti","exp","scopes"}` |

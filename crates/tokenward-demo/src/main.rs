@@ -57,6 +57,27 @@ struct Args {
     /// How long a ban lasts, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     ban_bantime: u64,
+    /// A proxy (CIDR network or address) whose X-Forwarded-For names the client; repeat for
+    /// more (default: none, the client is the TCP peer).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<String>,
+    /// Seconds a client may take to send a request's line and headers (also the longest a
+    /// keep-alive connection waits for its next request).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Seconds after which a connection that moves no byte either way is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    idle_timeout: u64,
+    /// Seconds one request may take once its headers are in (its body included); then 408.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    request_timeout: u64,
+    /// Open connections at most; further ones wait until one closes.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Open connections per client network (an IPv4 address, an IPv6 /64) at most; further
+    /// ones are closed at once. Trusted proxies are exempt.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_connections_per_ip: usize,
 }
 
 impl Args {
@@ -73,6 +94,12 @@ impl Args {
         config.ban_maxretry = self.ban_maxretry;
         config.ban_findtime = Duration::from_secs(self.ban_findtime);
         config.ban_bantime = Duration::from_secs(self.ban_bantime);
+        config.trusted_proxies = self.trusted_proxies;
+        config.header_read_timeout = Duration::from_secs(self.header_read_timeout);
+        config.idle_timeout = Duration::from_secs(self.idle_timeout);
+        config.request_timeout = Duration::from_secs(self.request_timeout);
+        config.max_connections = self.max_connections;
+        config.max_connections_per_ip = self.max_connections_per_ip;
         config
     }
 }

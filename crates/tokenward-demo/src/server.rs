@@ -21,12 +21,20 @@ use tokenward_guard::{
     AuthRequest, Check, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig,
     GuardStores, Requirements, fingerprint,
 };
+use tokenward_ratelimit::ForwardedHeader;
 use tokenward_refresh::{
     FamilyId, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
 };
 use tokenward_revocation::RevocationStore as _;
 
 use crate::users::Users;
+
+mod listen;
+mod login;
+
+use listen::ServerLimits;
+pub use listen::{Running, serve, spawn};
+use login::{PasswordGate, login};
 
 /// The `iss` of the demo's access tokens.
 pub const ISSUER: &str = "http://tokenward-demo";
@@ -67,6 +75,25 @@ pub struct DemoConfig {
     pub ban_findtime: Duration,
     /// `--ban-bantime`: how long a ban lasts (300 s).
     pub ban_bantime: Duration,
+    /// `--trusted-proxy` (repeatable): proxies, as CIDR networks or addresses, whose
+    /// `X-Forwarded-For` names the client (none: the client is the TCP peer).
+    pub trusted_proxies: Vec<String>,
+    /// `--header-read-timeout`: how long a client may take to send a request's line and
+    /// headers, also the longest a keep-alive connection waits for its next request (10 s).
+    pub header_read_timeout: Duration,
+    /// `--idle-timeout`: a connection on which no byte moves either way for this long is
+    /// closed (60 s).
+    pub idle_timeout: Duration,
+    /// `--request-timeout`: the most one request may take once its headers are in, reading
+    /// its body included; then 408 (30 s).
+    pub request_timeout: Duration,
+    /// `--max-connections`: open connections at most; further ones wait in the listen
+    /// backlog until one closes (1024).
+    pub max_connections: usize,
+    /// `--max-connections-per-ip`: open connections per client network (an IPv4 address,
+    /// an IPv6 /64, as the failure ban counts) at most; a further one is closed at once.
+    /// Trusted proxies are exempt (64).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for DemoConfig {
@@ -83,6 +110,12 @@ impl Default for DemoConfig {
             ban_maxretry: 5,
             ban_findtime: Duration::from_secs(60),
             ban_bantime: Duration::from_secs(300),
+            trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -109,6 +142,9 @@ pub enum StartError {
     /// The refresh settings (`--refresh-grace`, `--access-ttl`) out of range.
     #[error("refresh settings: {0}")]
     Refresh(#[from] tokenward_core::SettingError),
+    /// A connection limit or timeout out of range (`--max-connections 0`, ...).
+    #[error("server limits: {0}")]
+    Limits(tokenward_core::SettingError),
     /// Hashing the demo users' passwords.
     #[error("{0}")]
     Users(String),
@@ -135,6 +171,7 @@ pub fn load_keys(config: &DemoConfig) -> Result<KeySet, StartError> {
 pub struct Demo {
     state: AppState,
     keys: SharedKeySet,
+    limits: ServerLimits,
 }
 
 #[derive(Clone)]
@@ -157,56 +194,6 @@ struct Inner {
     access_ttl: Duration,
     stats: Stats,
     password_checks: PasswordGate,
-}
-
-/// Bounds password checks (Argon2id: 19 MiB and tens of milliseconds each): at most
-/// [`PasswordGate::MAX_CONCURRENT`] at once in this instance, and one at a time per client
-/// address. Without it, parallel attempts from one address all pass the ban check before
-/// the first failure is recorded (the ban would let dozens of guesses through instead of
-/// `maxretry`), and a burst of logins can claim gigabytes.
-struct PasswordGate {
-    permits: tokio::sync::Semaphore,
-    in_flight: std::sync::Mutex<std::collections::HashSet<std::net::IpAddr>>,
-}
-
-impl PasswordGate {
-    const MAX_CONCURRENT: usize = 4;
-    /// How long a login waits for one of the permits before answering 503.
-    const WAIT: Duration = Duration::from_secs(2);
-
-    fn new() -> Self {
-        PasswordGate {
-            permits: tokio::sync::Semaphore::new(Self::MAX_CONCURRENT),
-            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
-        }
-    }
-
-    /// Claims `ip`'s single slot; `None` when a check of that address is already running.
-    fn claim(&self, ip: std::net::IpAddr) -> Option<AddressSlot<'_>> {
-        let inserted = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(ip);
-        // The lock is released here: a slot's drop takes it again.
-        inserted.then(|| AddressSlot { gate: self, ip })
-    }
-}
-
-/// One address's claim on the gate, released on drop.
-struct AddressSlot<'a> {
-    gate: &'a PasswordGate,
-    ip: std::net::IpAddr,
-}
-
-impl Drop for AddressSlot<'_> {
-    fn drop(&mut self) {
-        self.gate
-            .in_flight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&self.ip);
-    }
 }
 
 /// Counters since start (this instance), for `GET /admin/stats`.
@@ -239,7 +226,13 @@ impl Demo {
         guard_config.ban.maxretry = config.ban_maxretry;
         guard_config.ban.findtime = config.ban_findtime;
         guard_config.ban.bantime = config.ban_bantime;
+        if !config.trusted_proxies.is_empty() {
+            guard_config.client_ip.header = Some(ForwardedHeader::XForwardedFor);
+            guard_config.client_ip.trusted_proxies = config.trusted_proxies.clone();
+        }
         guard_config.validate()?;
+        let ipv6_prefix = guard_config.ban.ipv6_prefix;
+        let limits = ServerLimits::new(config, ipv6_prefix)?;
 
         let stores = match &config.redis {
             Some(url) => {
@@ -275,13 +268,14 @@ impl Demo {
             engine,
             issuer,
             users: Users::new().map_err(|e| StartError::Users(e.to_string()))?,
-            password_checks: PasswordGate::new(),
+            password_checks: PasswordGate::new(ipv6_prefix),
             access_ttl: config.access_ttl,
             stats,
         };
         Ok(Demo {
             state: AppState(Arc::new(inner)),
             keys,
+            limits,
         })
     }
 
@@ -314,189 +308,12 @@ impl Demo {
     }
 }
 
-/// Binds `config.bind` and serves `demo` until `shutdown` resolves, then finishes the
-/// requests in flight. `on_listening` gets the bound address before the first request is
-/// accepted.
-pub async fn serve(
-    demo: &Demo,
-    bind: SocketAddr,
-    on_listening: impl FnOnce(SocketAddr),
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), StartError> {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|source| StartError::Bind { addr: bind, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr: bind, source })?;
-    on_listening(addr);
-    axum::serve(
-        listener,
-        demo.router()
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(|source| StartError::Bind { addr, source })
-}
-
-/// A demo served on a background task (tests, embedding): stops when dropped.
-#[derive(Debug)]
-pub struct Running {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), StartError>>>,
-}
-
-impl Running {
-    /// `http://ADDR`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Graceful shutdown, waiting for the server task to end.
-    pub async fn stop(mut self) -> Result<(), StartError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or(Ok(())),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
-}
-
-/// Builds the demo for `config` with `keys` and serves it on a background task (on
-/// `config.bind`; use port 0 for a free port).
-pub async fn spawn(config: &DemoConfig, keys: KeySet) -> Result<Running, StartError> {
-    let demo = Demo::new(config, keys)?;
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.bind,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.bind,
-        source,
-    })?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            demo.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
-    });
-    Ok(Running {
-        addr,
-        stop: Some(stop),
-        task: Some(task),
-    })
-}
-
 // ---------------------------------------------------------------------------------------
 // Handlers.
 
 #[derive(Deserialize)]
-struct LoginForm {
-    username: String,
-    password: String,
-}
-
-#[derive(Deserialize)]
 struct RefreshForm {
     refresh_token: String,
-}
-
-async fn login(State(app): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let Some(ip) = request_client_ip(&app.0.guard, &parts) else {
-        return server_error("the server cannot tell clients apart");
-    };
-    let auth_req = AuthRequest::new("POST", "/login", ip, Credentials::Absent);
-    // A banned client is refused before any password is looked at.
-    if let Err(denial) = app.0.guard.check_client(&auth_req).await {
-        return denial_response(&denial);
-    }
-    let form: LoginForm = match read_json(body).await {
-        Ok(form) => form,
-        Err(res) => return res,
-    };
-    // One password check at a time per address (so the ban counts every guess before the
-    // next one runs), and a few at a time overall (bounded memory and threads).
-    let Some(_slot) = app.0.password_checks.claim(ip) else {
-        return busy(
-            StatusCode::TOO_MANY_REQUESTS,
-            "a login from this address is in progress",
-        );
-    };
-    let permit =
-        tokio::time::timeout(PasswordGate::WAIT, app.0.password_checks.permits.acquire()).await;
-    let Ok(Ok(_permit)) = permit else {
-        return busy(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many logins in progress",
-        );
-    };
-    // Banned by a failure recorded while this request waited?
-    if let Err(denial) = app.0.guard.check_client(&auth_req).await {
-        return denial_response(&denial);
-    }
-    let verifier = app.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        verifier.0.users.verify(&form.username, &form.password)
-    })
-    .await;
-    let sub = match checked {
-        Ok(Some(sub)) => sub,
-        Ok(None) => {
-            bump(&app.0.stats.login_failures);
-            app.0
-                .guard
-                .record_failure(&auth_req, "invalid_credentials")
-                .await;
-            tracing::info!(target: "tokenward_demo", client_ip = %ip, "login refused: invalid credentials");
-            return json_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_credentials",
-                "unknown user or wrong password",
-            );
-        }
-        Err(_) => return server_error("password check failed"),
-    };
-    let Ok(sub_id) = StoreId::new(sub) else {
-        return server_error("the user's id is not a valid subject");
-    };
-    let mint = |m: MintRequest<'_>| app.mint(m.sub.as_str(), m.family_id.as_str());
-    let family = match app.0.engine.issue(&sub_id, mint).await {
-        Ok(family) => family,
-        Err(RefreshError::Mint(_)) => return server_error("issuing the access token failed"),
-        Err(e) => return refresh_error(&app, &e, None),
-    };
-    bump(&app.0.stats.logins);
-    tracing::info!(
-        target: "tokenward_demo",
-        sub,
-        sid = family.family_id.as_str(),
-        client_ip = %ip,
-        "login"
-    );
-    app.token_response(&family.access_token, family.refresh_token.expose())
 }
 
 async fn refresh(State(app): State<AppState>, req: Request) -> Response {
@@ -550,7 +367,18 @@ async fn refresh(State(app): State<AppState>, req: Request) -> Response {
             );
             app.token_response(&rotation.access_token, rotation.refresh_token.expose())
         }
-        Err(e) => refresh_error(&app, &e, Some(&form.refresh_token)),
+        Err(e) => {
+            // Guessing refresh tokens is counted like guessing passwords. A token that was
+            // rotated moments ago is not an error at all (the grace window answers it), and a
+            // revoked family's token is an honest client's leftover after a logout.
+            if matches!(e, RefreshError::Invalid | RefreshError::Reused(_)) {
+                app.0
+                    .guard
+                    .record_failure(&auth_req, "invalid_refresh_token")
+                    .await;
+            }
+            refresh_error(&app, &e, Some(&form.refresh_token))
+        }
     }
 }
 

@@ -14,7 +14,10 @@ use crate::common::{config, keys, login, start};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_refresh_errors_are_json_and_never_echo_secrets() {
-    let server = start(&config(), keys()).await;
+    // Two wrong logins and a guessed refresh token below are failures for the ban.
+    let mut config = config();
+    config.ban_maxretry = 10;
+    let server = start(&config, keys()).await;
     let base = server.url();
     let client = Client::new();
 

@@ -1,5 +1,6 @@
 //! The demo's end-to-end tests over real HTTP: the API's edges, the whole lifecycle (in memory
-//! and on Redis with two instances), a Redis outage.
+//! and on Redis with two instances), a Redis outage, slow and greedy connections, what
+//! the failure ban counts.
 //!
 //! One test binary, one module per concern; nothing here needs a process of its own.
 #![allow(
@@ -12,5 +13,7 @@
 mod common;
 
 mod api;
+mod bans;
+mod connections;
 mod lifecycle;
 mod outage;
