@@ -154,3 +154,115 @@ async fn claims_mismatch_is_audited() {
     );
     assert!(!logged.contains(&token), "the token was logged");
 }
+
+/// Issue 17, item 1 (tenant isolation), over HTTP on memory and on Redis: one Guard accepts
+/// two issuers, each with a user `alice` and `bob`. Tenant B's `alice` keeps her own subject
+/// limit after tenant A's is exhausted, and signing A's `bob` out everywhere leaves B's `bob`
+/// signed in. (Before store ids were scoped by issuer, both were one subject.)
+#[tokio::test]
+async fn tenants_behind_one_guard_share_no_state() {
+    const TENANT_A: &str = "https://tenant-a.example";
+    const TENANT_B: &str = "https://tenant-b.example";
+    let redis = {
+        tokenward_testsupport::shared_redis().await;
+        let config = tokenward_redis::RedisConfig::new(tokenward_testsupport::redis_url())
+            .key_prefix(tokenward_testsupport::unique_prefix("axum-tenants"));
+        tokenward_redis::RedisStores::connect(&config).unwrap()
+    };
+    for (backend, stores) in [
+        ("memory", tokenward_guard::GuardStores::memory()),
+        ("redis", tokenward_guard::GuardStores::redis(&redis)),
+    ] {
+        let keys = tokenward_claims::KeySet::single(
+            tokenward_claims::Key::hmac("k", tokenward_claims::Algorithm::HS256, &[9; 32]).unwrap(),
+        );
+        let mut config = tokenward_guard::GuardConfig::new(TENANT_A, "api");
+        config.validation.issuers.push(TENANT_B.to_owned());
+        config.subject_limit.requests = 3;
+        let guard = config
+            .guard_builder(keys.clone(), stores.clone(), None)
+            .unwrap()
+            .build()
+            .unwrap();
+        let token = |iss: &str, sub: &str| {
+            tokenward_claims::TokenIssuer::builder(keys.clone(), iss)
+                .audience("api")
+                .build()
+                .unwrap()
+                .issue(&tokenward_claims::AccessToken::new(sub))
+                .unwrap()
+                .token
+        };
+        // Sign out everywhere: the subject as the Guard scopes it, by the token's issuer.
+        let signout_guard = guard.clone();
+        let signout_stores = stores.clone();
+        let signout = move |Auth(auth): Auth| async move {
+            let sub = signout_guard.token_ref(&auth).unwrap().sub.unwrap();
+            let now = tokenward_core::UnixTime::from(std::time::SystemTime::now());
+            let before = now.saturating_add(std::time::Duration::from_secs(31));
+            let until = before.saturating_add(std::time::Duration::from_secs(3600));
+            use tokenward_revocation::RevocationStore as _;
+            signout_stores
+                .revocation
+                .revoke_subject(&sub, before, until)
+                .await
+                .unwrap();
+            http::StatusCode::NO_CONTENT
+        };
+        let app = Router::new()
+            .route("/me", get(me))
+            .route("/signout", axum::routing::post(signout))
+            .layer(GuardLayer::new(guard));
+        let addr = serve(app).await;
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let status = |method: &'static str, path: &'static str, token: String| {
+            let client = client.clone();
+            async move {
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(format!("http://{addr}{path}"))
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Empty::new())
+                    .unwrap();
+                client.request(req).await.unwrap().status().as_u16()
+            }
+        };
+        let (a_alice, b_alice) = (token(TENANT_A, "alice"), token(TENANT_B, "alice"));
+        for i in 0..3 {
+            assert_eq!(
+                status("GET", "/me", a_alice.clone()).await,
+                200,
+                "{backend} {i}"
+            );
+        }
+        assert_eq!(
+            status("GET", "/me", a_alice.clone()).await,
+            429,
+            "{backend}: A's limit"
+        );
+        assert_eq!(
+            status("GET", "/me", b_alice.clone()).await,
+            200,
+            "{backend}: B's alice has her own limit"
+        );
+
+        let (a_bob, b_bob) = (token(TENANT_A, "bob"), token(TENANT_B, "bob"));
+        assert_eq!(
+            status("POST", "/signout", a_bob.clone()).await,
+            204,
+            "{backend}"
+        );
+        assert_eq!(
+            status("GET", "/me", a_bob).await,
+            401,
+            "{backend}: A's bob signed out"
+        );
+        assert_eq!(
+            status("GET", "/me", b_bob).await,
+            200,
+            "{backend}: B's bob is someone else"
+        );
+    }
+    let mut conn = tokenward_testsupport::shared_redis().await;
+    let _ = tokenward_testsupport::delete_prefix(&mut conn, redis.backend().key_prefix()).await;
+}

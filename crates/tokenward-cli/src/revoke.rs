@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokenward_core::{StoreId, TokenRef, UnixTime};
+use tokenward_core::{IssuerScope, StoreId, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
@@ -17,6 +17,9 @@ use crate::time::{human_duration, now_or, rfc3339};
 
 /// How long a session or subject revocation lasts when --until is not given.
 const DEFAULT_SPAN: u64 = 24 * 3600;
+
+/// The largest clock leeway a tokenward verifier accepts, in seconds.
+const MAX_LEEWAY_SECS: u64 = tokenward_claims::MAX_LEEWAY.as_secs();
 
 /// Where the revocation store is. The URL may carry a password: prefer the environment
 /// variable to the command line, where other users can see it (`ps`).
@@ -55,6 +58,38 @@ impl RedisArgs {
     }
 }
 
+/// Whose tokens: revocations are kept per issuer, as the Guard looks them up (tenant A's
+/// `alice` is not tenant B's).
+#[derive(Debug, clap::Args)]
+pub(crate) struct IssuerArgs {
+    /// The issuer (`iss` claim, exactly as in the tokens) of the tokens to revoke or check.
+    #[arg(long = "iss", value_name = "ISS", env = "TOKENWARD_ISSUER")]
+    iss: String,
+}
+
+impl IssuerArgs {
+    fn scope(&self) -> IssuerScope {
+        IssuerScope::new(&self.iss)
+    }
+
+    /// `flag`'s id in this issuer's scope: a usage error names the flag otherwise (the value
+    /// may be a pasted token; it is not echoed).
+    fn id(&self, flag: &str, value: &str) -> Result<StoreId<'static>, CliError> {
+        self.scope()
+            .id(value)
+            .map_err(|e| CliError::Usage(format!("{flag}: {e}")))
+    }
+
+    /// The line of human output that names the issuer.
+    fn issuer_line(&self) -> String {
+        format!(
+            "issuer: {} (key tag {})",
+            escape_controls(&self.iss),
+            self.scope().tag()
+        )
+    }
+}
+
 /// Revoke a token (--jti), a session (--sid) or every token of a user (--sub) until a time.
 ///
 /// Revocations only ever extend: revoking again with an earlier --until (or an earlier
@@ -66,6 +101,8 @@ impl RedisArgs {
 pub(crate) struct RevokeArgs {
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    issuer: IssuerArgs,
     /// Revoke the token with this jti (needs --exp).
     #[arg(long, value_name = "JTI", requires = "exp")]
     jti: Option<String>,
@@ -80,9 +117,18 @@ pub(crate) struct RevokeArgs {
     #[arg(long, value_name = "SUB")]
     sub: Option<String>,
     /// With --sub: the cutoff; tokens with iat < BEFORE (or without iat) are revoked.
-    /// Default: now + 1 s, so tokens issued in the current second are included.
+    /// Default: now + --leeway + 1 s, so tokens issued in the current second are included,
+    /// and so are those of an issuer whose clock runs up to the leeway ahead (verifiers
+    /// accept an iat that far in the future). A token issued after the revocation but before
+    /// the cutoff is refused too: the user signs in again after the leeway. (An application
+    /// that knows the user's sessions revokes them by --sid instead, and a new login works
+    /// at once.)
     #[arg(long, value_name = "UNIX", requires = "sub")]
     before: Option<u64>,
+    /// With --sub and no --before: the verifiers' clock leeway, in seconds (tokenward's
+    /// default is 30, at most 300).
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "sub")]
+    leeway: u64,
     /// With --sid/--sub: how long the revocation lasts; make it at least the exp of the
     /// newest token it must catch. Default: --sid now + 24 h, --sub BEFORE + 24 h.
     #[arg(long, value_name = "UNIX", conflicts_with = "jti")]
@@ -99,6 +145,8 @@ pub(crate) struct RevokeArgs {
 pub(crate) struct CheckArgs {
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    issuer: IssuerArgs,
     /// The token's jti.
     #[arg(long, value_name = "JTI")]
     jti: Option<String>,
@@ -122,12 +170,6 @@ pub(crate) struct CheckArgs {
     json: bool,
 }
 
-/// The id given with `flag`, as a store takes it: a usage error names the flag otherwise (the
-/// value may be a pasted token; it is not echoed).
-fn store_id<'a>(flag: &str, value: &'a str) -> Result<StoreId<'a>, CliError> {
-    StoreId::new(value).map_err(|e| CliError::Usage(format!("{flag}: {e}")))
-}
-
 pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
     if args.before.is_some() && args.sub.is_none() {
         return Err(CliError::Usage("--before only applies to --sub".into()));
@@ -141,20 +183,29 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
                 .ok_or_else(|| CliError::Usage("--jti needs --exp".into()))?;
             // Past exp by the verifiers' leeway, during which the token still verifies.
             let until = tokenward_revocation::revoke_until(UnixTime::from_secs(exp));
-            runtime()?.block_on(store.revoke_token(&store_id("--jti", jti)?, until))?;
+            let jti_id = args.issuer.id("--jti", jti)?;
+            runtime()?.block_on(store.revoke_token(&jti_id, until))?;
             (format!("token {jti:?}"), until.as_secs())
         }
         (None, Some(sid), _) => {
             let until = args.until.unwrap_or(now.saturating_add(DEFAULT_SPAN));
-            let sid_id = store_id("--sid", sid)?;
+            let sid_id = args.issuer.id("--sid", sid)?;
             runtime()?.block_on(store.revoke_session(&sid_id, UnixTime::from_secs(until)))?;
             (format!("session {sid:?}"), until)
         }
         (None, None, Some(sub)) => {
-            let before = args.before.unwrap_or(now.saturating_add(1));
+            if args.leeway > MAX_LEEWAY_SECS {
+                return Err(CliError::Usage(format!(
+                    "--leeway: {} s is more than verifiers accept ({MAX_LEEWAY_SECS} s)",
+                    args.leeway
+                )));
+            }
+            let before = args
+                .before
+                .unwrap_or(now.saturating_add(args.leeway).saturating_add(1));
             let until = args.until.unwrap_or(before.saturating_add(DEFAULT_SPAN));
             runtime()?.block_on(store.revoke_subject(
-                &store_id("--sub", sub)?,
+                &args.issuer.id("--sub", sub)?,
                 UnixTime::from_secs(before),
                 UnixTime::from_secs(until),
             ))?;
@@ -184,7 +235,12 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
             human_duration(until - now)
         );
     }
-    let _ = write!(text, "\n{}", args.redis.prefix_line());
+    let _ = write!(
+        text,
+        "\n{}\n{}",
+        args.issuer.issuer_line(),
+        args.redis.prefix_line()
+    );
     let text = escape_lines(&text);
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
     Ok(ExitCode::SUCCESS)
@@ -199,6 +255,8 @@ struct CheckAnswer<'a> {
     before: Option<u64>,
     /// The key prefix the answer was looked up under.
     key_prefix: &'a str,
+    /// The issuer whose ids were looked up.
+    iss: &'a str,
 }
 
 pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
@@ -212,17 +270,17 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         jti: args
             .jti
             .as_deref()
-            .map(|v| store_id("--jti", v))
+            .map(|v| args.issuer.id("--jti", v))
             .transpose()?,
         sid: args
             .sid
             .as_deref()
-            .map(|v| store_id("--sid", v))
+            .map(|v| args.issuer.id("--sid", v))
             .transpose()?,
         sub: args
             .sub
             .as_deref()
-            .map(|v| store_id("--sub", v))
+            .map(|v| args.issuer.id("--sub", v))
             .transpose()?,
         iat: args.iat.map(UnixTime::from_secs),
         exp: UnixTime::from_secs(args.exp.unwrap_or_else(|| now_or(None))),
@@ -237,12 +295,14 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
                 _ => None,
             },
             key_prefix: &args.redis.prefix,
+            iss: &args.issuer.iss,
         },
         _ => CheckAnswer {
             revoked: false,
             rule: None,
             before: None,
             key_prefix: &args.redis.prefix,
+            iss: &args.issuer.iss,
         },
     };
     let text = if args.json {
@@ -255,7 +315,11 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
                 format!("revoked by {rule} (cutoff {before}, {})", rfc3339(before))
             }
         };
-        escape_lines(&format!("{answer}\n{}", args.redis.prefix_line()))
+        escape_lines(&format!(
+            "{answer}\n{}\n{}",
+            args.issuer.issuer_line(),
+            args.redis.prefix_line()
+        ))
     };
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
     Ok(if answer.revoked {

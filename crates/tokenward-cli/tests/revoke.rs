@@ -12,12 +12,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use tokenward_core::{TokenRef, UnixTime};
+use tokenward_core::{IssuerScope, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 use tokenward_testsupport::{
     BlackHole, delete_prefix, free_port, redis_url, shared_redis, unique_prefix,
 };
+
+/// The issuer the tests revoke for (given as `TOKENWARD_ISSUER` unless a test says otherwise).
+const ISSUER: &str = "https://issuer.cli-tests.example";
 
 struct Out {
     code: i32,
@@ -29,6 +32,7 @@ fn run_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenward"));
     cmd.args(args)
         .env_remove("TOKENWARD_REDIS_URL")
+        .env("TOKENWARD_ISSUER", ISSUER)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -84,20 +88,32 @@ fn library_check(url: &str, prefix: &str, token: TokenRef<'_>) -> RevocationStat
     block_on(store.check(&token)).unwrap()
 }
 
-fn token<'a>(
-    jti: Option<&'a str>,
-    sid: Option<&'a str>,
-    sub: Option<&'a str>,
+/// A token of [`ISSUER`], its ids scoped as the Guard scopes them.
+fn token(
+    jti: Option<&str>,
+    sid: Option<&str>,
+    sub: Option<&str>,
     iat: Option<u64>,
-) -> TokenRef<'a> {
-    TokenRef::from_parts(
-        jti,
-        sid,
-        sub,
-        iat.map(UnixTime::from_secs),
-        UnixTime::from_secs(now() + 900),
-    )
-    .unwrap()
+) -> TokenRef<'static> {
+    token_of(ISSUER, jti, sid, sub, iat)
+}
+
+fn token_of(
+    iss: &str,
+    jti: Option<&str>,
+    sid: Option<&str>,
+    sub: Option<&str>,
+    iat: Option<u64>,
+) -> TokenRef<'static> {
+    IssuerScope::new(iss)
+        .token_ref(
+            jti,
+            sid,
+            sub,
+            iat.map(UnixTime::from_secs),
+            UnixTime::from_secs(now() + 900),
+        )
+        .unwrap()
 }
 
 /// `tokenward check` with `parts`, as text and as JSON: returns (exit code, the answer line,
@@ -121,15 +137,27 @@ fn check(url: &str, prefix: &str, parts: &[&str]) -> (i32, String, Value) {
         "{parts:?}: {}",
         json.stdout
     );
+    assert_eq!(
+        value.as_object_mut().unwrap().remove("iss"),
+        Some(json!(ISSUER)),
+        "{parts:?}: {}",
+        json.stdout
+    );
     (text.code, answer_line(&text.stdout, prefix), value)
 }
 
-/// The first line of `stdout` (a `revoke` or `check` answer), having checked that the second
-/// and last one names the key prefix used.
+/// The first line of `stdout` (a `revoke` or `check` answer), having checked that the next
+/// names the issuer and the last one the key prefix used.
 fn answer_line(stdout: &str, prefix: &str) -> String {
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert_eq!(lines[1], format!("redis key prefix: {prefix}"), "{stdout}");
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let tag = IssuerScope::new(ISSUER);
+    assert_eq!(
+        lines[1],
+        format!("issuer: {ISSUER} (key tag {})", tag.tag()),
+        "{stdout}"
+    );
+    assert_eq!(lines[2], format!("redis key prefix: {prefix}"), "{stdout}");
     lines[0].to_owned()
 }
 
@@ -223,7 +251,8 @@ fn subject_revocation_signs_out_everywhere() {
         "{}",
         out.stdout
     );
-    // Default cutoff: now + 1 s, so a token issued this very second is revoked.
+    // Default cutoff: now + the default leeway (30 s) + 1 s, so a token issued this very
+    // second is revoked, and so is one from an issuer whose clock runs up to 30 s ahead.
     let (code, text, value) = check(
         &url,
         &prefix,
@@ -231,7 +260,7 @@ fn subject_revocation_signs_out_everywhere() {
     );
     assert_eq!(code, 1, "{text}");
     let cutoff = value["before"].as_u64().unwrap();
-    assert!((issued + 1..=now() + 1).contains(&cutoff), "{value}");
+    assert!((issued + 31..=now() + 31).contains(&cutoff), "{value}");
     assert_eq!(
         value,
         json!({"revoked": true, "rule": "subject", "before": cutoff})
@@ -239,6 +268,12 @@ fn subject_revocation_signs_out_everywhere() {
     assert!(
         text.starts_with(&format!("revoked by subject (cutoff {cutoff}, ")),
         "{text}"
+    );
+    let ahead = (issued + 29).to_string();
+    assert_eq!(
+        check(&url, &prefix, &["--sub", "alice", "--iat", &ahead]).0,
+        1,
+        "an iat 29 s ahead, within the verifiers' leeway"
     );
     // A token issued at or after the cutoff (after signing in again) is active.
     let later = (cutoff + 5).to_string();
@@ -326,13 +361,13 @@ fn the_default_prefix_is_the_applications_and_is_named() {
     let subject = unique_prefix("cli-default-prefix");
     let default = RedisConfig::new(&url).operation_timeout(Duration::from_secs(5));
     let store = RedisRevocationStore::connect(&default).unwrap();
-    let _cleanup = DeleteOnDrop(store.subject_key(&subject));
+    let scoped = IssuerScope::new(ISSUER).id(&subject).unwrap();
+    let key = store.subject_key(scoped.as_str());
+    let _cleanup = DeleteOnDrop(key.clone());
+    let tag = IssuerScope::new(ISSUER);
     assert!(
-        store
-            .subject_key(&subject)
-            .starts_with("tokenward:rv:u:twtest:"),
-        "{}",
-        store.subject_key(&subject)
+        key.starts_with(&format!("tokenward:rv:u:{}:twtest:", tag.tag())),
+        "{key}"
     );
 
     let out = run(&["revoke", "--redis", &url, "--sub", &subject]);
@@ -453,4 +488,87 @@ fn usage_errors_exit_2() {
         );
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+/// Revocations are per issuer (issue 17, item 1): tenant A's `alice` revoked through the CLI
+/// leaves tenant B's `alice` alone, for the CLI's `check` and for the applications' store.
+#[test]
+fn revocations_are_scoped_by_issuer() {
+    let (url, prefix) = redis();
+    let tenant_b = "https://tenant-b.cli-tests.example";
+    let issued = now().to_string();
+    for what in [
+        vec!["--sub", "alice"],
+        vec!["--sid", "shared-session"],
+        vec!["--jti", "shared-jti", "--exp", &issued],
+    ] {
+        let mut args = vec!["revoke", "--redis", &url, "--prefix", &prefix];
+        args.extend_from_slice(&what);
+        let out = run(&args);
+        assert_eq!(out.code, 0, "{what:?}: {}", out.stderr);
+    }
+    let b = [("TOKENWARD_ISSUER", tenant_b)];
+    for what in [
+        vec!["--sub", "alice", "--iat", &issued],
+        vec!["--sid", "shared-session"],
+        vec!["--jti", "shared-jti"],
+    ] {
+        assert_eq!(
+            check(&url, &prefix, &what).0,
+            1,
+            "{what:?} of the revoked issuer"
+        );
+        let mut args = vec!["check", "--redis", &url, "--prefix", &prefix];
+        args.extend_from_slice(&what);
+        let out = run_env(&args, &b);
+        assert_eq!(out.code, 0, "{what:?} of another issuer: {}", out.stdout);
+        let mut args = vec![
+            "check", "--iss", tenant_b, "--redis", &url, "--prefix", &prefix,
+        ];
+        args.extend_from_slice(&what);
+        assert_eq!(run(&args).code, 0, "{what:?} with --iss");
+    }
+    let iat = Some(now());
+    let a_token = token(
+        Some("shared-jti"),
+        Some("shared-session"),
+        Some("alice"),
+        iat,
+    );
+    let b_token = token_of(
+        tenant_b,
+        Some("shared-jti"),
+        Some("shared-session"),
+        Some("alice"),
+        iat,
+    );
+    assert!(library_check(&url, &prefix, a_token).is_revoked());
+    assert_eq!(
+        library_check(&url, &prefix, b_token),
+        RevocationStatus::Active
+    );
+}
+
+/// Without an issuer nothing can be revoked where the Guard looks: a usage error (exit 2)
+/// naming --iss, and nothing written.
+#[test]
+fn the_issuer_is_required() {
+    let (url, prefix) = redis();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenward"));
+    let output = cmd
+        .args([
+            "revoke", "--redis", &url, "--prefix", &prefix, "--sub", "alice",
+        ])
+        .env_remove("TOKENWARD_REDIS_URL")
+        .env_remove("TOKENWARD_ISSUER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("--iss"), "{stderr}");
+    let keys = block_on(async {
+        tokenward_testsupport::keys_under(&mut shared_redis().await, &prefix).await
+    });
+    assert_eq!(keys.unwrap(), Vec::<String>::new());
 }

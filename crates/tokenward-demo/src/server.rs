@@ -15,8 +15,10 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_client_ip};
-use tokenward_claims::{AccessToken, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer};
-use tokenward_core::{IssuerScope, StoreId, UnixTime};
+use tokenward_claims::{
+    AccessToken, DEFAULT_LEEWAY, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer,
+};
+use tokenward_core::{IssuerScope, StoreId, TokenRef, UnixTime};
 use tokenward_guard::{
     AuthRequest, Check, Credentials, DEFAULT_OUTAGE_RETRY_AFTER, Denial, Guard, GuardConfig,
     GuardStores, Requirements, fingerprint,
@@ -25,7 +27,7 @@ use tokenward_ratelimit::ForwardedHeader;
 use tokenward_refresh::{
     FamilyId, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError, RotationKind,
 };
-use tokenward_revocation::RevocationStore as _;
+use tokenward_revocation::{RevocationStore as _, subject_cutoff};
 
 use crate::users::Users;
 
@@ -395,14 +397,15 @@ async fn me(Auth(auth): Auth) -> Response {
 
 async fn logout(State(app): State<AppState>, Auth(auth): Auth) -> Response {
     let revocation = &app.0.stores.revocation;
-    if let (Some(jti), Some(exp)) = (auth.jti(), auth.exp()) {
-        let until = UnixTime::from_secs(exp).saturating_add(REVOCATION_MARGIN);
-        // The Guard verified the token, so its ids are valid `StoreId`s.
-        let revoked = match StoreId::new(jti) {
-            Ok(jti) => revocation.revoke_token(&jti, until).await,
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = revoked {
+    // The ids as the Guard looks them up: scoped by the token's issuer.
+    if let Some(TokenRef {
+        jti: Some(jti),
+        exp,
+        ..
+    }) = app.0.guard.token_ref(&auth)
+    {
+        let until = exp.saturating_add(REVOCATION_MARGIN);
+        if let Err(e) = revocation.revoke_token(&jti, until).await {
             return store_unavailable(Check::Revocation, &e);
         }
     }
@@ -417,28 +420,36 @@ async fn logout(State(app): State<AppState>, Auth(auth): Auth) -> Response {
     no_content()
 }
 
+/// Sign out everywhere: every session (refresh family) of the user is revoked by `sid` —
+/// which refuses every access token issued before, whatever the clock of the instance that
+/// minted it — and tokens without a `sid` by a cutoff that covers the verifiers' leeway
+/// ([`subject_cutoff`]). A login right afterwards is a new session, so it works at once.
 async fn logout_all(State(app): State<AppState>, Auth(auth): Auth) -> Response {
-    let Some(sub) = auth.sub() else {
+    let (Some(sub), Some(scoped)) = (auth.sub(), app.0.guard.token_ref(&auth)) else {
         return denial_response(&Denial::MissingToken);
     };
-    // Every token issued up to now, including earlier in this second (`iat` is in seconds).
-    let now = UnixTime::from(SystemTime::now());
-    let before = now.saturating_add(Duration::from_secs(1));
-    let until = before
-        .saturating_add(app.0.access_ttl)
-        .saturating_add(REVOCATION_MARGIN);
+    let Some(scoped_sub) = scoped.sub else {
+        return denial_response(&Denial::MissingToken);
+    };
     let id = match StoreId::new(sub) {
         Ok(id) => id,
         Err(e) => return store_unavailable(Check::Revocation, &e.into()),
     };
-    let revocation = &app.0.stores.revocation;
-    if let Err(e) = revocation.revoke_subject(&id, before, until).await {
-        return store_unavailable(Check::Revocation, &e);
-    }
     let families = match app.0.engine.revoke_subject(&id).await {
         Ok(n) => n,
         Err(e) => return refresh_error(&app, &e, None),
     };
+    let before = subject_cutoff(UnixTime::from(SystemTime::now()), DEFAULT_LEEWAY);
+    let until = before
+        .saturating_add(app.0.access_ttl)
+        .saturating_add(REVOCATION_MARGIN);
+    let revocation = &app.0.stores.revocation;
+    if let Err(e) = revocation
+        .revoke_subject_without_session(&scoped_sub, before, until)
+        .await
+    {
+        return store_unavailable(Check::Revocation, &e);
+    }
     bump(&app.0.stats.logouts_all);
     tracing::info!(target: "tokenward_demo", sub, families, "logout-all");
     no_content()

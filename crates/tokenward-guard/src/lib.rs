@@ -50,8 +50,10 @@
 //! let auth = guard.authenticate(&request).await.map_err(|d| d.body())?;
 //! assert_eq!(auth.sub(), Some("alice"));
 //!
-//! // Revoke the session: the same token is refused, with an RFC 6750 challenge.
-//! let sid = tokenward_core::StoreId::new("family-1")?;
+//! // Revoke the session: the same token is refused, with an RFC 6750 challenge. Store ids
+//! // are scoped by the token's issuer (`guard.token_ref(&auth)` gives them).
+//! let sid = guard.token_ref(&auth).and_then(|t| t.sid).ok_or("no sid")?;
+//! assert_eq!(sid, tokenward_core::IssuerScope::new("https://auth.example.com").id("family-1")?);
 //! stores.revocation.revoke_session(&sid, tokenward_core::UnixTime::from_secs(u64::MAX / 2)).await?;
 //! let denial = guard.authenticate(&request).await.unwrap_err();
 //! assert_eq!(denial.status(), 401);

@@ -61,9 +61,25 @@ fn issued_tokens_carry_every_registered_claim() {
     let verified = v.verify(&t.token).unwrap();
     assert_eq!(verified.claims, t.claims);
     assert_eq!(verified.kid, "k1");
+    // The store ids, each scoped by the token's issuer.
     let r = verified.token_ref().unwrap();
-    let ids = [&r.jti, &r.sid, &r.sub].map(|id| id.as_ref().map(|id| id.as_str()));
-    assert_eq!(ids, [c.jti.as_deref(), Some("fam-1"), Some("alice")]);
+    let scope = tokenward_core::IssuerScope::new(c.iss.as_deref().unwrap());
+    let scoped = |id: Option<&str>| id.map(|id| scope.id(id).unwrap());
+    assert_eq!(
+        [r.jti, r.sid, r.sub],
+        [
+            scoped(c.jti.as_deref()),
+            scoped(Some("fam-1")),
+            scoped(Some("alice"))
+        ]
+    );
+    assert_eq!(
+        (r.iat, r.exp),
+        (
+            c.iat.map(tokenward_core::UnixTime::from_secs),
+            tokenward_core::UnixTime::from_secs(c.exp.unwrap())
+        )
+    );
 
     // jti values are unique.
     let jtis: HashSet<String> = (0..500)

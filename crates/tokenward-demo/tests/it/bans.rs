@@ -238,3 +238,108 @@ async fn guessed_refresh_tokens_are_banned_parallel_refreshes_are_not_counted() 
     }
     server.stop().await.unwrap();
 }
+
+/// A token of the demo's issuer and keys, dated by `clock` instead of now.
+fn token_at(keys: &tokenward_claims::KeySet, at: std::time::SystemTime) -> String {
+    let clock = tokenward_core::ManualClock::new(tokenward_core::UnixTime::from(at));
+    tokenward_claims::TokenIssuer::builder(keys.clone(), tokenward_demo::server::ISSUER)
+        .audience(tokenward_demo::server::AUDIENCE)
+        .clock(std::sync::Arc::new(clock))
+        .build()
+        .unwrap()
+        .issue(&tokenward_claims::AccessToken::new("alice").sid("an-old-session"))
+        .unwrap()
+        .token
+}
+
+/// Issue 17, item 5, on memory and on Redis: expired (and not-yet-valid) tokens are a late
+/// client, not an attack — many of them never ban, so `/refresh` and `/login` keep working;
+/// forged tokens still do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_do_not_ban_forged_ones_do() {
+    tokenward_testsupport::shared_redis().await;
+    for redis in [false, true] {
+        let mut config = config();
+        if redis {
+            config.redis = Some(tokenward_testsupport::redis_url());
+            config.redis_prefix = tokenward_testsupport::unique_prefix("demo-expired-ban");
+        }
+        let maxretry = usize::try_from(config.ban_maxretry).unwrap();
+        let keys = keys();
+        let server = start(&config, keys.clone()).await;
+        let base = server.url();
+        let client = Client::new();
+        let login = crate::common::login(&client, &base, "alice", "alice-password")
+            .await
+            .unwrap();
+        assert_eq!(login.status, 200, "{}", login.text());
+        let refresh_token = login.str_field("refresh_token").unwrap();
+
+        let hour = Duration::from_secs(3600);
+        let expired = token_at(&keys, std::time::SystemTime::now() - 2 * hour);
+        let not_yet = token_at(&keys, std::time::SystemTime::now() + 2 * hour);
+        for i in 0..3 * maxretry {
+            let token = if i % 2 == 0 { &expired } else { &not_yet };
+            let r = client
+                .get(&format!("{base}/me"), Some(token))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 401, "redis={redis} attempt {i}: {}", r.text());
+        }
+        let r = post_as(
+            &client,
+            &base,
+            "/refresh",
+            "127.0.0.1",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            200,
+            "redis={redis}: refresh after expired tokens: {}",
+            r.text()
+        );
+        let access = r.str_field("access_token").unwrap();
+        let r = crate::common::login(&client, &base, "alice", "alice-password")
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "redis={redis}: login after expired tokens: {}",
+            r.text()
+        );
+
+        // Forged tokens (another key) count: maxretry of them ban the client.
+        let forged = {
+            let other = tokenward_demo::keys::ephemeral().unwrap();
+            token_at(&other, std::time::SystemTime::now())
+        };
+        for i in 0..maxretry {
+            let r = client
+                .get(&format!("{base}/me"), Some(&forged))
+                .await
+                .unwrap();
+            assert!(
+                r.status == 401 || i + 1 == maxretry,
+                "redis={redis}: {}",
+                r.text()
+            );
+        }
+        let r = client
+            .get(&format!("{base}/me"), Some(&access))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status,
+            429,
+            "redis={redis}: banned after forged tokens: {}",
+            r.text()
+        );
+        server.stop().await.unwrap();
+        if redis {
+            crate::common::delete_redis_keys(&config.redis_prefix).await;
+        }
+    }
+}

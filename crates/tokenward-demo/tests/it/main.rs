@@ -17,3 +17,4 @@ mod bans;
 mod connections;
 mod lifecycle;
 mod outage;
+mod signout;

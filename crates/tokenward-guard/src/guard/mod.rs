@@ -173,6 +173,9 @@ impl Guard {
         };
         let verified = match self.inner.verifier.verify(token).await {
             Ok(v) => v,
+            Err(class) if !counts_for_ban(class) => {
+                return deny(Denial::InvalidToken { class }, Some(token));
+            }
             Err(class) => {
                 let denial = self
                     .record_ban_failure(req.client_ip)
@@ -388,4 +391,15 @@ impl Guard {
     pub fn ratelimit_store(&self) -> &dyn RateLimitStore {
         &*self.inner.stores.ratelimit
     }
+}
+
+/// Whether a token refused with `class` counts as an authentication failure for the
+/// failure ban. A token that expired (or is not yet valid) was signed by a trusted key and
+/// is only late: every client holds one now and then, and retries with it before it
+/// refreshes — counting them banned honest clients (and everyone behind their NAT) from
+/// `/refresh` and `/login`, the way they recover. The validator checks times only after the
+/// signature, so these classes are never a forgery. Everything else — malformed, forged,
+/// unknown key, wrong issuer or audience — counts.
+pub(crate) fn counts_for_ban(class: RejectionClass) -> bool {
+    !matches!(class, RejectionClass::Expired | RejectionClass::NotYetValid)
 }

@@ -9,7 +9,7 @@ mod on_redis {
     use std::time::Duration;
 
     use tokenward_claims::AccessToken;
-    use tokenward_core::StoreId;
+    use tokenward_core::IssuerScope;
     use tokenward_core::UnixTime;
     use tokenward_guard::{AuthRequest, Credentials, Denial, Guard, GuardConfig, GuardStores};
     use tokenward_redis::{RedisConfig, RedisStores};
@@ -79,7 +79,7 @@ mod on_redis {
         stores_a
             .revocation
             .revoke_session(
-                &StoreId::new("fam-2").unwrap(),
+                &IssuerScope::new("iss").id("fam-2").unwrap(),
                 UnixTime::from_secs(u64::from(u32::MAX)),
             )
             .await
