@@ -173,6 +173,7 @@ impl GuardBuilder {
                 client_ip: self.client_ip,
                 cookie: self.cookie,
                 outage_retry_after: self.outage_retry_after,
+                scopes: super::scopes::ScopeCache::default(),
             }),
         })
     }

@@ -22,6 +22,7 @@ use crate::verifier::Verifier;
 
 mod builder;
 mod combined;
+mod scopes;
 mod sequential;
 
 pub use builder::{
@@ -82,6 +83,7 @@ struct Inner {
     client_ip: ClientIp,
     cookie: Option<String>,
     outage_retry_after: Duration,
+    scopes: scopes::ScopeCache,
 }
 
 impl fmt::Debug for Guard {
@@ -295,7 +297,7 @@ impl Guard {
         ip: IpAddr,
         degraded: &mut Vec<Check>,
     ) -> Result<Option<Decision>, Denial> {
-        let Some(token) = verified.token_ref() else {
+        let Some(token) = self.inner.scopes.token_ref(verified) else {
             // Only possible when the policy made `exp` optional: revocation entries need it.
             return Err(Denial::InvalidToken {
                 class: RejectionClass::Claims,
@@ -384,7 +386,7 @@ impl Guard {
     /// ([`IssuerScope`](tokenward_core::IssuerScope)): what to revoke next to it (its `sid`
     /// at logout, its `sub` to sign the user out everywhere).
     pub fn token_ref(&self, auth: &Authenticated) -> Option<TokenRef<'static>> {
-        auth.verified.token_ref()
+        self.inner.scopes.token_ref(&auth.verified)
     }
 
     /// The rate-limit store (for lifting bans).
