@@ -13,11 +13,23 @@ use tokenward_demo::server::DemoConfig;
 
 use crate::common::{GRACE, config, keys, start};
 
-/// The test's config: `X-Forwarded-For` trusted from the test client.
-fn behind_proxy() -> DemoConfig {
+/// The test's config: `X-Forwarded-For` trusted from the test client; the stores in memory,
+/// or on the test Redis under a fresh prefix.
+fn behind_proxy(redis: bool) -> DemoConfig {
     let mut config = config();
     config.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    if redis {
+        config.redis = Some(tokenward_testsupport::redis_url());
+        config.redis_prefix = tokenward_testsupport::unique_prefix("demo-bans");
+    }
     config
+}
+
+/// Deletes a Redis test's keys at its end.
+async fn cleanup(config: &DemoConfig) {
+    if config.redis.is_some() {
+        crate::common::delete_redis_keys(&config.redis_prefix).await;
+    }
 }
 
 /// `POST {base}{path}` with `body`, as client `ip`.
@@ -47,7 +59,16 @@ fn credentials(username: &str, password: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_ipv6_network_gets_maxretry_password_checks_and_cannot_crowd_out_others() {
-    let config = behind_proxy();
+    one_ipv6_network(behind_proxy(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ipv6_network_gets_maxretry_password_checks_on_redis() {
+    tokenward_testsupport::shared_redis().await;
+    one_ipv6_network(behind_proxy(true)).await;
+}
+
+async fn one_ipv6_network(config: DemoConfig) {
     let maxretry = usize::try_from(config.ban_maxretry).unwrap();
     let server = start(&config, keys()).await;
     let base = server.url();
@@ -130,11 +151,21 @@ async fn one_ipv6_network_gets_maxretry_password_checks_and_cannot_crowd_out_oth
         .unwrap();
     assert_eq!(stats.json()["login_failures"], maxretry);
     server.stop().await.unwrap();
+    cleanup(&config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessed_refresh_tokens_are_banned_parallel_refreshes_are_not_counted() {
-    let config = behind_proxy();
+    guessed_refresh_tokens(behind_proxy(false)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessed_refresh_tokens_are_banned_on_redis() {
+    tokenward_testsupport::shared_redis().await;
+    guessed_refresh_tokens(behind_proxy(true)).await;
+}
+
+async fn guessed_refresh_tokens(config: DemoConfig) {
     let maxretry = usize::try_from(config.ban_maxretry).unwrap();
     let server = start(&config, keys()).await;
     let base = server.url();
@@ -237,6 +268,7 @@ async fn guessed_refresh_tokens_are_banned_parallel_refreshes_are_not_counted() 
         );
     }
     server.stop().await.unwrap();
+    cleanup(&config).await;
 }
 
 /// A token of the demo's issuer and keys, dated by `clock` instead of now.
