@@ -2,8 +2,13 @@ use crate::{InvalidId, StoreId, UnixTime};
 
 /// The parts of a verified token that revocation and session stores look at.
 ///
-/// Borrowed from the verified claims, so building one per request allocates nothing. Its ids
-/// are [`StoreId`]s: checked once here, so no store has to check them again.
+/// Its ids are [`StoreId`]s: checked once here, so no store has to check them again. Made from
+/// a verified token, they are scoped by its issuer ([`IssuerScope::token_ref`], which the
+/// claims' `token_ref()` and the Guard use), so two issuers' equal ids never meet in a store;
+/// [`from_parts`](Self::from_parts) takes ids as they are (one issuer, or ids already scoped)
+/// and borrows them.
+///
+/// [`IssuerScope::token_ref`]: crate::IssuerScope::token_ref
 ///
 /// ```
 /// use tokenward_core::{TokenRef, UnixTime};
