@@ -279,6 +279,7 @@ impl Run {
             key: None,
             recorded: None,
             revoked: false,
+            revoked_at: None,
             access_exp: minter.latest(),
             session_until: None,
         });
