@@ -63,9 +63,15 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 ///
 /// | state            | key                           | value | TTL |
 /// |------------------|-------------------------------|-------|-----|
-/// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `aexp` (latest access-token `exp`, ms rounded up; a family written before this field existed reads as its own expiry), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey` (idempotency key hash, written by the rotation) / `iresp` (sealed response, added by `record_response`), `rev` (`0`/`1`), `n` (history counter) | `PEXPIREAT min(abs, last + idle)` |
-/// | history          | `{prefix}rf:{<family id>}:h`  | sorted set of older token hashes, scored by rotation number; at most [`MIN_REUSE_HISTORY`] (the oldest are dropped) | same as the family |
-/// | subject index    | `{prefix}rf:u:{<hex of sub>}` | sorted set of family ids, scored by their absolute expiry | the latest absolute expiry |
+/// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `aexp` (latest access-token `exp`, ms rounded up; a family written before this field existed reads as its own expiry), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey` (idempotency key hash, written by the rotation) / `iresp` (sealed response, added by `record_response`), `rev` (`0`/`1`), `n` (history counter), `ret` (revoked retention, ms), `tomb` (a revoked family's end, ms) | `PEXPIREAT min(abs, last + idle)`; revoked: `tomb` |
+/// | history          | `{prefix}rf:{<family id>}:h`  | sorted set of older token hashes, scored by rotation number; at most [`MIN_REUSE_HISTORY`] (the oldest are dropped); deleted when the family is revoked | same as the family |
+/// | subject index    | `{prefix}rf:u:{<hex of sub>}` | sorted set of the subject's family ids, scored by their absolute expiry; a family leaves it when it is revoked, or at its absolute expiry | the latest absolute expiry |
+///
+/// A revoked family (by `revoke`, or on reuse in `rotate`) is a **tombstone**: the script
+/// that revokes it deletes `cur`, `prev`, `rot`, `seal`, `ikey`, `iresp` and the history,
+/// removes the family from its subject's index, sets `rev = 1` and `tomb` = min(its expiry,
+/// the server's now + `ret`), and moves the key's expiry there. What stays (a few dozen
+/// bytes) answers `Revoked` until then; a family written before `ret` existed keeps 180 s.
 ///
 /// Times are milliseconds since the epoch by the **Redis server's clock** (`TIME`), as the
 /// `RefreshStore` contract says (the store keeps its own time): `create` anchors the family's
@@ -76,7 +82,8 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 ///
 /// A [`FamilyId`] is always URL-safe base64 (the type cannot hold anything else), so the
 /// family id in braces is the Redis Cluster hash tag: a family's two keys are in one slot
-/// and every family script is single-slot. The subject is hex-encoded, so it can never pick
+/// and every family script works on that slot (plus the subject's index when it revokes,
+/// see below). The subject is hex-encoded, so it can never pick
 /// a slot or break the key.
 ///
 /// # Scripts
@@ -89,22 +96,28 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 ///   joins the history, `aexp` rises to the request's if later, TTLs move to
 ///   `min(abs, now + idle)` → `Rotated`; previous within the grace window → `Grace` with the
 ///   stored blobs, only `aexp` raised; previous after the window or in the history → set
-///   `rev` → `Reused` (saying which of the two); anything else → `Invalid`, nothing written.
+///   revoke it as `revoke` does (a tombstone) → `Reused` (saying which of the two); anything
+///   else → `Invalid`, nothing written.
 ///   It replies with the family (`sub` included), so the engine makes no other call for a
 ///   rotation without an idempotency key.
 /// - `record_response` (rotations with an idempotency key only) is one more small script on
 ///   the family's slot: it sets `iresp` only if `prev` is still the presented hash, `ikey`
 ///   matches and no response is there yet; the family's TTL is unchanged.
 /// - `record_access_exp` (an access token minted to outlive what its rotation announced),
-///   `revoke` and `get` are one script each on the family's slot.
+///   `revoke` and `get` are one script each on the family's slot. `revoke` (and `rotate` on
+///   reuse) also removes the family from its subject's index, in the same script: the
+///   index key is derived inside the script from the stored `sub` and the key prefix (the
+///   caller does not know `sub`), so these two scripts touch a second slot. On a Redis
+///   Cluster, give the key prefix a hash tag (as the Guard's one-script check already
+///   requires; see docs/operations.md) so that every key shares one slot.
 /// - `create` is two scripts: first the subject index (`ZADD`, on the subject's slot), then
 ///   the family (on its own slot). The index comes first so a live family is never missing
 ///   from it (`revoke_subject` must find it); an entry left by a failed create is skipped on
 ///   read (no family, or one of another subject).
 /// - `families_of` reads the index (dropping entries past their absolute expiry — those
-///   families are certainly gone) and then each family in one pipeline. Revoked and
-///   idle-expired families are filtered out on read; their entries go when their absolute
-///   expiry passes. These multi-key operations span slots and are **not atomic** across
+///   families are certainly gone) and then each family in one pipeline. Revoked families
+///   have left the index already; idle-expired ones are filtered out on read, and their
+///   entries go when their absolute expiry passes. These multi-key operations span slots and are **not atomic** across
 ///   them: a family created concurrently may be missed (as the engine documents for
 ///   `revoke_subject`). Run against a standalone Redis (or one primary); the pipeline is not
 ///   cluster-routed.
@@ -231,6 +244,7 @@ impl RefreshStore for RedisRefreshStore {
                     .arg(absolute)
                     .arg(idle)
                     .arg(instant_ms(new.access_exp))
+                    .arg(span_ms(new.revoked_retention))
                     .invoke_async(conn)
                     .await
             })
@@ -266,6 +280,8 @@ impl RefreshStore for RedisRefreshStore {
                     .arg(span_ms(req.grace))
                     .arg(HISTORY_CAP)
                     .arg(instant_ms(req.access_exp))
+                    .arg(self.backend.key_prefix())
+                    .arg(req.family_id.as_str())
                     .invoke_async(conn)
                     .await
             })
@@ -311,7 +327,21 @@ impl RefreshStore for RedisRefreshStore {
     }
 
     async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
-        self.family_script(&REVOKE, id, &[]).await
+        let family_key = self.family_key(id);
+        let history_key = self.history_key(id);
+        let reply: Value = self
+            .backend
+            .run(async |conn| {
+                REVOKE
+                    .key(&family_key)
+                    .key(&history_key)
+                    .arg(self.backend.key_prefix())
+                    .arg(id.as_str())
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        parse_family_reply(id, reply)
     }
 
     async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError> {

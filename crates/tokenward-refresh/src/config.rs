@@ -1,5 +1,5 @@
-//! [`RefreshConfig`]: lifetimes, grace window and the engine's clock, checked when the engine
-//! is built.
+//! [`RefreshConfig`]: lifetimes, grace window, the cap on families per subject and the
+//! engine's clock, checked when the engine is built.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,7 @@ pub struct RefreshConfig {
     /// Set by [`RefreshConfig::dangerous_grace_window`]: no cap on the grace window.
     uncapped_grace: bool,
     pub(crate) max_access_token_lifetime: Duration,
+    pub(crate) max_families_per_subject: usize,
     pub(crate) clock: SharedClock,
 }
 
@@ -62,6 +63,16 @@ impl RefreshConfig {
     /// (5 s): minting happens after that step, and a minter reading its own clock a moment
     /// later must still be covered without another store call.
     pub const MINT_MARGIN: Duration = Duration::from_secs(5);
+    /// How much longer than the grace window a revoked family stays as a tombstone (60 s):
+    /// its tokens answer [`RefreshError::Revoked`](crate::RefreshError::Revoked) for the
+    /// grace window plus this, then `Invalid` (see
+    /// [`revoked_retention`](Self::revoked_retention)).
+    pub const REVOKED_RETENTION_MARGIN: Duration = Duration::from_secs(60);
+    /// The default [`max_families_per_subject`](Self::max_families_per_subject): 50.
+    pub const DEFAULT_MAX_FAMILIES_PER_SUBJECT: usize = 50;
+    /// The largest [`max_families_per_subject`](Self::max_families_per_subject) accepted:
+    /// 10 000.
+    pub const MAX_FAMILIES_PER_SUBJECT: usize = 10_000;
 
     /// The defaults (see the constants) and the system clock.
     pub fn new() -> Self {
@@ -71,6 +82,7 @@ impl RefreshConfig {
             grace_window: Self::DEFAULT_GRACE_WINDOW,
             uncapped_grace: false,
             max_access_token_lifetime: Self::DEFAULT_MAX_ACCESS_TOKEN_LIFETIME,
+            max_families_per_subject: Self::DEFAULT_MAX_FAMILIES_PER_SUBJECT,
             clock: Arc::new(SystemClock),
         }
     }
@@ -126,6 +138,18 @@ impl RefreshConfig {
         self
     }
 
+    /// The most live families (logins) one subject may have: 1 to
+    /// [`MAX_FAMILIES_PER_SUBJECT`](Self::MAX_FAMILIES_PER_SUBJECT), default
+    /// [`DEFAULT_MAX_FAMILIES_PER_SUBJECT`](Self::DEFAULT_MAX_FAMILIES_PER_SUBJECT). A login
+    /// ([`RefreshEngine::issue`](crate::RefreshEngine::issue)) that takes a subject over it
+    /// revokes the subject's oldest families (and their sessions), with an audit event each,
+    /// so that one account cannot fill the store by logging in again and again.
+    #[must_use]
+    pub fn max_families_per_subject(mut self, max: usize) -> Self {
+        self.max_families_per_subject = max;
+        self
+    }
+
     /// The engine's clock, for what it mints: the `exp` a rotation announces to the store
     /// ([`MintRequest::covered_until`](crate::MintRequest::covered_until)). The store keeps
     /// its own time for everything else (expiry, the grace window).
@@ -138,6 +162,20 @@ impl RefreshConfig {
     /// The configured grace window.
     pub fn grace(&self) -> Duration {
         self.grace_window
+    }
+
+    /// How long a revoked family stays as a tombstone (answering `Revoked`) before it is
+    /// gone: the grace window plus [`REVOKED_RETENTION_MARGIN`](Self::REVOKED_RETENTION_MARGIN)
+    /// (90 s by default), never longer than the family would have lived. Given to the store
+    /// with each new family ([`NewFamily::revoked_retention`](crate::NewFamily)).
+    pub fn revoked_retention(&self) -> Duration {
+        self.grace_window
+            .saturating_add(Self::REVOKED_RETENTION_MARGIN)
+    }
+
+    /// The configured cap on live families per subject.
+    pub fn families_per_subject(&self) -> usize {
+        self.max_families_per_subject
     }
 
     /// Checks every setting against its range.
@@ -157,6 +195,11 @@ impl RefreshConfig {
             "max_access_token_lifetime",
             self.max_access_token_lifetime,
             second..=Self::MAX_ACCESS_TOKEN_LIFETIME,
+        )?;
+        SettingError::check_range(
+            "max_families_per_subject",
+            self.max_families_per_subject,
+            1..=Self::MAX_FAMILIES_PER_SUBJECT,
         )?;
         if !self.uncapped_grace && self.grace_window > Self::MAX_GRACE_WINDOW {
             return Err(SettingError::new(
@@ -216,6 +259,14 @@ mod tests {
             ),
             (RefreshConfig::new().grace_window(d(121)), "grace_window"),
             (
+                RefreshConfig::new().max_families_per_subject(0),
+                "max_families_per_subject",
+            ),
+            (
+                RefreshConfig::new().max_families_per_subject(10_001),
+                "max_families_per_subject",
+            ),
+            (
                 RefreshConfig::new()
                     .dangerous_grace_window(d(600))
                     .grace_window(d(600)),
@@ -236,6 +287,8 @@ mod tests {
             RefreshConfig::new()
                 .absolute_lifetime(d(1))
                 .idle_timeout(RefreshConfig::MAX_FAMILY_LIFETIME),
+            RefreshConfig::new().max_families_per_subject(1),
+            RefreshConfig::new().max_families_per_subject(RefreshConfig::MAX_FAMILIES_PER_SUBJECT),
         ] {
             assert_eq!(config.validate(), Ok(()), "{config:?}");
         }

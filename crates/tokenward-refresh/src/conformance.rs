@@ -65,14 +65,17 @@
 //! # What the probe must answer
 //!
 //! - [`StoreProbe::stored_bytes`]: every key and value the store holds for the case — the
-//!   "no plaintext at rest" case searches it for tokens, access tokens and idempotency keys.
+//!   "no plaintext at rest" case searches it for tokens, access tokens and idempotency keys,
+//!   the tombstone case for token hashes a revoked family must no longer hold.
 //! - [`StoreProbe::stored_entries`]: how many entries (keys, rows) it holds — the
-//!   self-expiry case checks that expired families leave without a cleanup job.
+//!   self-expiry case checks that expired families leave without a cleanup job, the
+//!   tombstone and login/logout cases that revoked families free their slot.
 //! - [`StoreProbe::round_trips`]: round trips made to the backend (0 for an in-process
 //!   store) — a rotation without an idempotency key must be exactly one.
 
 use crate::{MemoryRefreshStore, RefreshStore};
 
+mod bounds;
 mod failures;
 mod idempotency;
 mod lifetimes;
@@ -87,6 +90,10 @@ pub use tokenward_core::conformance::{
     CaseResult, ConformanceError, Fixture, RealClock, Step, StoreEnv, StoreProbe, TestClock,
 };
 
+pub use bounds::{
+    a_login_logout_loop_stays_bounded, revoked_families_are_tombstones,
+    the_family_cap_revokes_the_oldest,
+};
 pub use failures::{
     no_plaintext_at_rest, one_round_trip_per_rotation, store_errors_are_never_reuse,
 };
@@ -156,6 +163,9 @@ macro_rules! __refresh_conformance_cases {
             store_rotate_classifies
             store_rotate_races_revoke
             access_exp_only_grows
+            revoked_families_are_tombstones
+            a_login_logout_loop_stays_bounded
+            the_family_cap_revokes_the_oldest
             model_based
         }
     };

@@ -234,8 +234,16 @@ impl RefreshEngine {
     }
 
     /// Starts a family for `sub` (a login): mints its first access token with `mint`
-    /// (`sid` = the new family id), then creates the family with that token's `exp` — one
-    /// store call.
+    /// (`sid` = the new family id), then creates the family with that token's `exp`.
+    ///
+    /// Then it enforces [`RefreshConfig::max_families_per_subject`]: it lists the subject's
+    /// live families ([`RefreshStore::families_of`]) and, if there are more than the cap,
+    /// revokes the oldest ones (never the new one) as [`revoke_family`](Self::revoke_family)
+    /// does — the family and its session — with an audit event each (see the crate docs).
+    /// This step is best effort: a store error in it does not fail the login (the family is
+    /// created and its tokens are returned); it is audited, and the subject's next login
+    /// enforces the cap again. Two logins racing may leave the subject over the cap until
+    /// its next login (each counts the families it sees).
     pub async fn issue<F, E>(
         &self,
         sub: &StoreId<'_>,
@@ -261,8 +269,10 @@ impl RefreshEngine {
                 absolute_lifetime: self.config.absolute_lifetime,
                 idle_timeout: self.config.idle_timeout,
                 access_exp: minted.exp,
+                revoked_retention: self.config.revoked_retention(),
             })
             .await?;
+        self.enforce_family_cap(sub, &family_id).await;
         Ok(IssuedFamily {
             family_id,
             refresh_token,
@@ -486,6 +496,43 @@ impl RefreshEngine {
         };
         self.revoke_session(&family).await?;
         Ok(true)
+    }
+
+    /// Revokes the oldest live families of `sub` beyond the cap, never `newest`; audited.
+    async fn enforce_family_cap(&self, sub: &StoreId<'_>, newest: &FamilyId) {
+        let cap = self.config.max_families_per_subject;
+        let families = match self.store.families_of(sub).await {
+            Ok(families) => families,
+            Err(error) => {
+                tracing::warn!(
+                    target: "tokenward::audit",
+                    decision = "refresh_family_cap",
+                    sub = sub.as_str(),
+                    new_sid = newest.as_str(),
+                    max_families = cap,
+                    revoked = false,
+                    error = %error,
+                    "could not list the subject's families to enforce the cap; next login retries"
+                );
+                return;
+            }
+        };
+        let excess = families.len().saturating_sub(cap);
+        for family in families.iter().filter(|f| f.id != *newest).take(excess) {
+            let outcome = self.revoke_family(&family.id).await;
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            tracing::warn!(
+                target: "tokenward::audit",
+                decision = "refresh_family_cap",
+                sid = family.id.as_str(),
+                sub = sub.as_str(),
+                new_sid = newest.as_str(),
+                max_families = cap,
+                revoked = outcome.is_ok(),
+                error = error.as_deref(),
+                "too many families for one subject; the oldest revoked"
+            );
+        }
     }
 
     /// Revokes every live family of `sub` ("sign out everywhere") and their access tokens;

@@ -85,9 +85,10 @@
 //!   the family (see below) plus [`LEEWAY_MARGIN`](tokenward_revocation::LEEWAY_MARGIN),
 //!   and the caller gets [`RefreshError::Reused`] with a [`ReuseReport`] for the audit
 //!   trail — a theft signal. The engine also emits an audit event (see below);
-//! - a token of a revoked family → [`RefreshError::Revoked`]; unknown, forged, or of an
-//!   expired family → [`RefreshError::Invalid`] (a forged token naming a real family does
-//!   not revoke it);
+//! - a token of a revoked family → [`RefreshError::Revoked`] (for the grace window plus
+//!   [`REVOKED_RETENTION_MARGIN`](RefreshConfig::REVOKED_RETENTION_MARGIN), see below;
+//!   `Invalid` after); unknown, forged, or of an expired family → [`RefreshError::Invalid`]
+//!   (a forged token naming a real family does not revoke it);
 //! - a store failure → [`RefreshError::Store`]: "try again". Never reuse detection, never a
 //!   revocation.
 //!
@@ -104,6 +105,24 @@
 //! [`MINT_MARGIN`](RefreshConfig::MINT_MARGIN)); a token minted to expire later is recorded
 //! with one more store call ([`RefreshStore::record_access_exp`]) before it is handed out,
 //! and withheld ([`RefreshError::Revoked`]) if the family was revoked meanwhile.
+//!
+//! # Bounded per subject
+//!
+//! One account must not be able to fill the store, so:
+//! - **A revoked family frees its slot.** Revoking a family (logout, reuse, "sign out
+//!   everywhere", the cap below) leaves only a *tombstone* in the store — id, `sub`, times,
+//!   `access_exp`, the revoked flag; no token hash, history, sealed blob or idempotency
+//!   record — and drops it from its subject's index at once. The tombstone answers `Revoked`
+//!   for [`RefreshConfig::revoked_retention`] (the grace window plus 60 s: 90 s by default,
+//!   never longer than the family would have lived), then goes; its tokens are `Invalid`
+//!   after that. The family's `sid` stays revoked in the `RevocationStore` until its access
+//!   tokens expire, whatever happens to the tombstone.
+//! - **Live families per subject are capped**
+//!   ([`RefreshConfig::max_families_per_subject`], default 50). A login that takes the
+//!   subject over the cap revokes its oldest families (by creation, then id; never the new
+//!   one), sessions included, with an audit event each (below). So one account looping
+//!   login/logout, or logging in without ever logging out, holds at most the cap in live
+//!   families plus the tombstones of the last 90 s.
 //!
 //! # Time
 //!
@@ -140,7 +159,7 @@
 //! token is minted after it. If minting fails, the rotation stands and a retry with the
 //! same token within the window gets the same successor (the grace path).
 //!
-//! # Audit event
+//! # Audit events
 //!
 //! Each detected reuse emits a `tracing` event at `WARN` level with target
 //! `tokenward::audit` and the fields `decision = "refresh_reuse"`, `sid` (the family id),
@@ -148,6 +167,13 @@
 //! `"older_token"`) and `session_revoked` (whether the `RevocationStore` call succeeded).
 //! It never carries a token, a hash or an idempotency key. Route it with any `tracing`
 //! subscriber (e.g. a filter on the target).
+//!
+//! Each family the per-subject cap revokes emits one too (`WARN`, target
+//! `tokenward::audit`): `decision = "refresh_family_cap"`, `sid` (the revoked family), `sub`,
+//! `new_sid` (the login that took the subject over the cap), `max_families`, `revoked`
+//! (whether the family and its session were revoked) and, if not, `error`. If the subject's
+//! families could not even be listed, one event without `sid`, with `revoked = false` and
+//! the `error`; the login itself still succeeds and the next one enforces the cap.
 //!
 //! # Key derivation (nothing usable is stored in plaintext)
 //!

@@ -89,6 +89,11 @@ impl Default for MemoryRefreshConfig {
 /// - **Bounded.** At most [`capacity`](MemoryRefreshConfig::capacity) families (default one
 ///   million). A create that would exceed it purges expired families first, then fails with
 ///   [`StoreError::CapacityExceeded`]: live families are never evicted.
+/// - **Revoked families free their slot.** Revoking a family (logout, reuse, the per-subject
+///   cap) drops its tokens and history and its subject-index entry at once; what is left (a
+///   tombstone of a few dozen bytes answering `Revoked`) counts against the capacity until
+///   its [retention](crate::NewFamily::revoked_retention) ends (90 s with the engine's
+///   defaults), then goes like an expired family.
 /// - **History.** Each family remembers its last [`MIN_REUSE_HISTORY`] rotated hashes
 ///   (32 bytes each, so at most 32 KiB per family) for reuse detection.
 ///
@@ -125,24 +130,47 @@ impl Previous {
     }
 }
 
+/// The token state of a live family; a revoked one (a tombstone) has none.
+struct Tokens {
+    current: TokenHash,
+    previous: Option<Previous>,
+    history_order: VecDeque<TokenHash>,
+    history: HashSet<TokenHash>,
+}
+
+/// The tokens are boxed: a tombstone keeps only the few bytes of `Revoked`.
+enum State {
+    Live(Box<Tokens>),
+    /// Revoked: a tombstone, gone at `until` (or at the family's expiry, if earlier).
+    Revoked {
+        until: UnixTime,
+    },
+}
+
 struct Family {
     sub: StoreId<'static>,
     created: UnixTime,
     last_used: UnixTime,
     absolute_expiry: UnixTime,
     idle_timeout: Duration,
+    revoked_retention: Duration,
     access_exp: UnixTime,
-    current: TokenHash,
-    previous: Option<Previous>,
-    history_order: VecDeque<TokenHash>,
-    history: HashSet<TokenHash>,
-    revoked: bool,
+    state: State,
 }
 
 impl Family {
     fn expires_at(&self) -> UnixTime {
-        self.absolute_expiry
-            .min(self.last_used.saturating_add(self.idle_timeout))
+        let lived = self
+            .absolute_expiry
+            .min(self.last_used.saturating_add(self.idle_timeout));
+        match self.state {
+            State::Live(_) => lived,
+            State::Revoked { until } => lived.min(until),
+        }
+    }
+
+    fn revoked(&self) -> bool {
+        matches!(self.state, State::Revoked { .. })
     }
 
     fn info(&self, id: &FamilyId) -> FamilyInfo {
@@ -150,13 +178,25 @@ impl Family {
             .with_last_used(self.last_used)
             .with_expires_at(self.expires_at())
             .with_access_exp(self.access_exp)
-            .with_revoked(self.revoked)
+            .with_revoked(self.revoked())
     }
 
     fn raise_access_exp(&mut self, exp: UnixTime) {
         self.access_exp = self.access_exp.max(exp);
     }
 
+    /// Makes the family a tombstone (dropping its tokens) until `now` + its retention; a
+    /// tombstone stays as it is.
+    fn revoke(&mut self, now: UnixTime) {
+        if !self.revoked() {
+            self.state = State::Revoked {
+                until: now.saturating_add(self.revoked_retention),
+            };
+        }
+    }
+}
+
+impl Tokens {
     fn remember(&mut self, hash: TokenHash) {
         if self.history.insert(hash) {
             self.history_order.push_back(hash);
@@ -181,8 +221,6 @@ impl Family {
             self.remember(previous.hash);
         }
         self.current = req.successor;
-        self.last_used = now;
-        self.raise_access_exp(req.access_exp);
     }
 }
 
@@ -282,6 +320,9 @@ impl MemoryRefreshStore {
             for (id, family) in &shard.families {
                 out.push(id.as_str().as_bytes().to_vec());
                 out.push(family.sub.as_str().as_bytes().to_vec());
+                let State::Live(family) = &family.state else {
+                    continue;
+                };
                 out.push(family.current.as_bytes().to_vec());
                 if let Some(previous) = &family.previous {
                     out.push(previous.hash.as_bytes().to_vec());
@@ -334,32 +375,43 @@ impl MemoryRefreshStore {
             return 0;
         }
         self.stored.release(gone.len());
-        let mut subjects = lock(&self.subjects);
         for (id, sub) in &gone {
-            if let Some(ids) = subjects.get_mut(sub.as_str()) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    subjects.remove(sub.as_str());
-                }
-            }
+            self.unindex(id, sub);
         }
         gone.len()
     }
 
     /// Applies `f` to the live family `id` under its shard's lock (after sweeping), keeping
-    /// the expiry index in step with the family's expiry.
+    /// the expiry index in step with the family's expiry, and the subject index without a
+    /// family `f` revoked.
     fn update<T>(&self, id: &FamilyId, f: impl FnOnce(&mut Family, UnixTime) -> T) -> Option<T> {
         let now = self.clock.now();
         let mut shard = self.write_lock(id, now);
         let family = shard.live(id, now)?;
         let old = family.expires_at();
+        let was_revoked = family.revoked();
         let out = f(family, now);
         let new = family.expires_at();
+        if !was_revoked && family.revoked() {
+            let sub = family.sub.clone();
+            self.unindex(id, &sub);
+        }
         if old != new {
             shard.expiry.remove(&(old, id.clone()));
             shard.expiry.insert((new, id.clone()));
         }
         Some(out)
+    }
+
+    /// Drops `id` from `sub`'s index (under its shard's lock: a shard, then the index).
+    fn unindex(&self, id: &FamilyId, sub: &StoreId<'_>) {
+        let mut subjects = lock(&self.subjects);
+        if let Some(ids) = subjects.get_mut(sub.as_str()) {
+            ids.remove(id);
+            if ids.is_empty() {
+                subjects.remove(sub.as_str());
+            }
+        }
     }
 }
 
@@ -385,14 +437,17 @@ fn classify(
     req: RotationRequest,
     now: UnixTime,
 ) -> RotationResult {
-    if family.revoked {
+    let State::Live(tokens) = &mut family.state else {
         return RotationResult::Revoked(family.info(id));
-    }
-    if family.current.ct_eq(&req.presented) {
-        family.rotate(req, now);
+    };
+    if tokens.current.ct_eq(&req.presented) {
+        let access_exp = req.access_exp;
+        tokens.rotate(req, now);
+        family.last_used = now;
+        family.raise_access_exp(access_exp);
         return RotationResult::Rotated(family.info(id));
     }
-    let kind = match &family.previous {
+    let kind = match &tokens.previous {
         Some(previous) if previous.hash.ct_eq(&req.presented) => {
             if now < previous.rotated_at.saturating_add(req.grace) {
                 let sealed_successor = previous.sealed_successor.clone();
@@ -406,10 +461,10 @@ fn classify(
             }
             ReuseKind::PredecessorAfterWindow
         }
-        _ if family.history.contains(&req.presented) => ReuseKind::OlderToken,
+        _ if tokens.history.contains(&req.presented) => ReuseKind::OlderToken,
         _ => return RotationResult::Invalid,
     };
-    family.revoked = true;
+    family.revoke(now);
     RotationResult::Reused {
         family: family.info(id),
         kind,
@@ -440,12 +495,14 @@ impl RefreshStore for MemoryRefreshStore {
             last_used: now,
             absolute_expiry: now.saturating_add(new.absolute_lifetime),
             idle_timeout: new.idle_timeout,
+            revoked_retention: new.revoked_retention,
             access_exp: new.access_exp,
-            current: new.token_hash,
-            previous: None,
-            history_order: VecDeque::new(),
-            history: HashSet::new(),
-            revoked: false,
+            state: State::Live(Box::new(Tokens {
+                current: new.token_hash,
+                previous: None,
+                history_order: VecDeque::new(),
+                history: HashSet::new(),
+            })),
         };
         shard.expiry.insert((family.expires_at(), new.id.clone()));
         shard.families.insert(new.id.clone(), family);
@@ -476,10 +533,10 @@ impl RefreshStore for MemoryRefreshStore {
         record: IdempotencyRecord,
     ) -> Result<bool, StoreError> {
         let wrote = self.update(id, |family, _| {
-            if family.revoked {
+            let State::Live(tokens) = &mut family.state else {
                 return false;
-            }
-            let Some(previous) = family.previous.as_mut() else {
+            };
+            let Some(previous) = tokens.previous.as_mut() else {
                 return false;
             };
             let matches = previous.hash.ct_eq(presented)
@@ -507,8 +564,8 @@ impl RefreshStore for MemoryRefreshStore {
     }
 
     async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError> {
-        Ok(self.update(id, |family, _| {
-            family.revoked = true;
+        Ok(self.update(id, |family, now| {
+            family.revoke(now);
             family.info(id)
         }))
     }
@@ -522,7 +579,7 @@ impl RefreshStore for MemoryRefreshStore {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let mut shard = lock(self.shard(&id));
-            if let Some(family) = shard.live(&id, now).filter(|f| !f.revoked) {
+            if let Some(family) = shard.live(&id, now).filter(|f| !f.revoked()) {
                 out.push(family.info(&id));
             }
         }

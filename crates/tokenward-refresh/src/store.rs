@@ -26,14 +26,16 @@ pub struct FamilyInfo {
     /// When its token was last rotated (or the creation time), by the store's clock.
     pub last_used: UnixTime,
     /// When it expires, by the store's clock: the earlier of its absolute expiry and
-    /// `last_used` + idle timeout.
+    /// `last_used` + idle timeout — and, once revoked, of its revocation time + its
+    /// [`revoked_retention`](NewFamily::revoked_retention).
     pub expires_at: UnixTime,
     /// The latest `exp` of an access token minted in the family, as recorded with its login,
     /// its rotations and [`RefreshStore::record_access_exp`]. Revoking the family revokes its
     /// `sid` until then (plus the verifiers' leeway).
     pub access_exp: UnixTime,
-    /// Whether it was revoked (a revoked family stays until it expires, rejecting its tokens
-    /// as revoked).
+    /// Whether it was revoked. A revoked family is a *tombstone*: it stays only for its
+    /// [`revoked_retention`](NewFamily::revoked_retention) (never longer than it would have
+    /// lived), rejecting its tokens as revoked, and is then gone (its tokens `Invalid`).
     pub revoked: bool,
 }
 
@@ -100,6 +102,11 @@ pub struct NewFamily {
     /// The `exp` of the access token minted with the login (the family's first
     /// [`FamilyInfo::access_exp`]).
     pub access_exp: UnixTime,
+    /// How long the family stays once revoked (by [`RefreshStore::revoke`] or on reuse), as
+    /// a tombstone that answers [`RotationResult::Revoked`]; never beyond its expiry. The
+    /// engine gives its grace window plus
+    /// [`REVOKED_RETENTION_MARGIN`](crate::RefreshConfig::REVOKED_RETENTION_MARGIN).
+    pub revoked_retention: Duration,
 }
 
 /// The idempotency record of a rotation: the hash of the idempotency key (bound to the
@@ -240,9 +247,10 @@ impl ReuseKind {
 ///   4. `presented` == previous and `now < rotated_at + grace` → raise `access_exp` the same
 ///      way and change nothing else → [`RotationResult::Grace`] with the stored sealed
 ///      successor and, if recorded, the idempotency record;
-///   5. `presented` == previous (after the window) or in the history → mark the family
-///      revoked, → [`RotationResult::Reused`] with [`ReuseKind::PredecessorAfterWindow`]
-///      or [`ReuseKind::OlderToken`] respectively;
+///   5. `presented` == previous (after the window) or in the history → revoke the family
+///      (make it a tombstone, as [`revoke`](Self::revoke) does) →
+///      [`RotationResult::Reused`] with [`ReuseKind::PredecessorAfterWindow`] or
+///      [`ReuseKind::OlderToken`] respectively;
 ///   6. otherwise → [`RotationResult::Invalid`] (a forged token naming a real family must
 ///      not revoke it).
 ///
@@ -267,8 +275,16 @@ impl ReuseKind {
 /// - **Self-expiring.** A family vanishes on its own at `min(created + absolute lifetime,
 ///   last_used + idle timeout)` (TTLs refreshed by each rotation), never earlier (a store
 ///   keeping milliseconds rounds up); no cleanup job may be required, and what a family
-///   leaves behind in indexes goes within its absolute lifetime. [`revoke`](Self::revoke)
-///   keeps the family (revoked) until then.
+///   leaves behind in indexes goes within its absolute lifetime.
+/// - **A revoked family frees its slot.** Revoking (by [`revoke`](Self::revoke) or on reuse)
+///   turns the family into a *tombstone* that keeps only what answers
+///   [`RotationResult::Revoked`] and [`record_access_exp`](Self::record_access_exp): id,
+///   `sub`, its times, `access_exp`, the revoked flag. Its token hashes, history, sealed
+///   successor and idempotency record are dropped, and it leaves its subject's index, at
+///   once. The tombstone expires at the earlier of its expiry and the revocation time + the
+///   family's [`NewFamily::revoked_retention`] (a later revocation never extends it); then
+///   the family is gone and its tokens are `Invalid`. So one subject looping login/logout
+///   holds at most its live families plus the tombstones of the last retention period.
 /// - **A full store refuses, it never forgets.** A bounded store that cannot create a family
 ///   returns [`StoreError::CapacityExceeded`]; it never evicts a live family.
 /// - **Bounded and typed failures.** Outages are `Unavailable`/`Timeout`, garbage read back
@@ -307,10 +323,14 @@ pub trait RefreshStore: Send + Sync + 'static {
         exp: UnixTime,
     ) -> Result<Option<FamilyInfo>, StoreError>;
 
-    /// Marks the family revoked (idempotent). Returns it if it exists and has not expired.
+    /// Revokes the family: a tombstone until the earlier of its expiry and now + its
+    /// [`revoked_retention`](NewFamily::revoked_retention) (see the contract). Idempotent:
+    /// revoking a tombstone changes nothing. Returns the family if it exists and has not
+    /// expired.
     async fn revoke(&self, id: &FamilyId) -> Result<Option<FamilyInfo>, StoreError>;
 
-    /// The live (not expired, not revoked) families of `sub`, oldest first.
+    /// The live (not expired, not revoked) families of `sub`, oldest first (by `created`,
+    /// then id).
     async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError>;
 }
 

@@ -7,9 +7,16 @@ use redis::Script;
 
 /// Shared by every family script: the server clock, a constant-time comparison, the parsing
 /// of the family hash (`nil` if absent; `nil, reason` if it does not parse), the family as a
-/// reply (`{kind, sub, created, last, expiry, revoked, access exp}`), and raising the
-/// recorded access-token expiry.
+/// reply (`{kind, sub, created, last, expiry, revoked, access exp}`), raising the recorded
+/// access-token expiry, and revoking (`bury`: the family becomes a tombstone).
+///
+/// A tombstone keeps `sub`, `created`, `last`, `abs`, `idle`, `aexp`, `n`, `ret`, `rev = 1`
+/// and `tomb` (its end, ms); its token fields and history are deleted, it leaves its
+/// subject's index, and its key expires at `tomb` = min(its expiry, revocation + `ret`). A
+/// family written before `ret` existed is kept 180 s once revoked (`LEGACY_RETENTION_MS`: the
+/// longest capped grace window, 120 s, plus the engine's 60 s margin).
 pub(super) const PRELUDE_LUA: &str = r"
+local LEGACY_RETENTION_MS = 180000
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -31,9 +38,18 @@ local function load(key)
     if type(v) ~= 'string' or not string.match(v, '^%d+$') then return nil, 'bad ' .. name end
     f[name] = tonumber(v)
   end
+  for _, name in ipairs({'ret', 'tomb'}) do
+    local v = f[name]
+    if v ~= nil then
+      if not string.match(v, '^%d+$') then return nil, 'bad ' .. name end
+      f[name] = tonumber(v)
+    end
+  end
   if type(f.sub) ~= 'string' or #f.sub == 0 then return nil, 'bad sub' end
-  if type(f.cur) ~= 'string' or #f.cur ~= 32 then return nil, 'bad current hash' end
   if f.rev ~= '0' and f.rev ~= '1' then return nil, 'bad revoked flag' end
+  if f.rev == '0' and (type(f.cur) ~= 'string' or #f.cur ~= 32) then
+    return nil, 'bad current hash'
+  end
   if f.prev ~= nil then
     if #f.prev ~= 32 or type(f.seal) ~= 'string' or type(f.rot) ~= 'string'
         or not string.match(f.rot, '^%d+$') then
@@ -45,6 +61,7 @@ local function load(key)
     end
   end
   f.exp = math.min(f.abs, f.last + f.idle)
+  if f.tomb ~= nil then f.exp = math.min(f.exp, f.tomb) end
   if f.aexp == nil then
     f.aexp = f.exp
   elseif string.match(f.aexp, '^%d+$') then
@@ -65,6 +82,21 @@ local function raise_aexp(key, f, aexp)
     redis.call('HSET', key, 'aexp', s(aexp))
     f.aexp = aexp
   end
+end
+local function hex(b)
+  return (string.gsub(b, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+local function bury(fkey, hkey, f, now, prefix, id)
+  if f.rev == '1' then return end
+  local till = math.min(f.exp, now + (f.ret or LEGACY_RETENTION_MS))
+  redis.call('HDEL', fkey, 'cur', 'prev', 'rot', 'seal', 'ikey', 'iresp')
+  redis.call('HSET', fkey, 'rev', '1', 'tomb', s(till))
+  redis.call('PEXPIREAT', fkey, s(till))
+  redis.call('DEL', hkey)
+  redis.call('ZREM', prefix .. 'rf:u:{' .. hex(f.sub) .. '}', id)
+  f.rev = '1'
+  f.tomb = till
+  f.exp = till
 end
 ";
 
@@ -90,12 +122,13 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 
 /// Creates a family. `KEYS[1]`: the family hash; `ARGV`: sub, token hash, created (ms, the
 /// server time [`INDEX_ADD_LUA`] returned), absolute expiry (ms), idle timeout (ms), access
-/// expiry (ms). Returns 0 if the key exists, 1 when created.
+/// expiry (ms), revoked retention (ms). Returns 0 if the key exists, 1 when created.
 const CREATE_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local exp = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) + tonumber(ARGV[5]))
 redis.call('HSET', KEYS[1], 'sub', ARGV[1], 'cur', ARGV[2], 'created', ARGV[3],
-  'last', ARGV[3], 'abs', ARGV[4], 'idle', ARGV[5], 'aexp', ARGV[6], 'rev', '0', 'n', '0')
+  'last', ARGV[3], 'abs', ARGV[4], 'idle', ARGV[5], 'aexp', ARGV[6], 'rev', '0', 'n', '0',
+  'ret', ARGV[7])
 redis.call('PEXPIREAT', KEYS[1], s(exp))
 return 1
 ";
@@ -119,19 +152,23 @@ raise_aexp(KEYS[1], f, ARGV[1])
 return info('family', f)
 ";
 
-/// Marks a live family revoked (keeping its expiry). Replies as [`GET_LUA`].
+/// Revokes a live family: a tombstone (see [`PRELUDE_LUA`]; a tombstone stays as it is).
+/// `KEYS[1]`: the family hash, `KEYS[2]`: its history; `ARGV`: the key prefix, the family
+/// id (for its entry in the subject's index, a key derived from `sub`). Replies as
+/// [`GET_LUA`].
 const REVOKE_LUA: &str = r"
 local f, err = load(KEYS[1])
 if err then return {'corrupt', err} end
-if not f or now_ms() >= f.exp then return {'invalid'} end
-redis.call('HSET', KEYS[1], 'rev', '1')
-f.rev = '1'
+local now = now_ms()
+if not f or now >= f.exp then return {'invalid'} end
+bury(KEYS[1], KEYS[2], f, now, ARGV[1], ARGV[2])
 return info('family', f)
 ";
 
 /// One rotation. `KEYS[1]`: the family hash, `KEYS[2]`: its history (same slot);
 /// `ARGV`: presented hash, successor hash, sealed successor, idempotency key hash (or
-/// empty), grace (ms), history cap, access expiry (ms). See the type's docs. A rotation
+/// empty), grace (ms), history cap, access expiry (ms), key prefix, family id (the last two
+/// for the subject's index, on reuse). See the type's docs. A rotation
 /// stores the key hash only; [`RECORD_LUA`] adds the sealed response.
 const ROTATE_LUA: &str = r"
 local f, err = load(KEYS[1])
@@ -180,8 +217,7 @@ elseif redis.call('ZSCORE', KEYS[2], ARGV[1]) ~= false then
   reused = 'history'
 end
 if not reused then return {'invalid'} end
-redis.call('HSET', KEYS[1], 'rev', '1')
-f.rev = '1'
+bury(KEYS[1], KEYS[2], f, now, ARGV[8], ARGV[9])
 local r = info('reused', f)
 r[8] = reused
 return r

@@ -330,3 +330,73 @@ async fn a_family_without_aexp_reads_as_its_own_expiry() {
     );
     delete_under(&prefix).await;
 }
+
+/// Issue 17, item 2: one account looping login/logout left every family (with its history
+/// and its subject-index entry) for its 7-day idle timeout, so the keys grew without bound.
+/// Now a logout leaves a tombstone of a few fields that expires after the grace window plus
+/// the margin (90 s by default), no history key and nothing in the subject's index; logins
+/// without logout are capped at 50 live families; a family written before the retention
+/// was recorded keeps 180 s once revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_logout_loop_leaves_only_short_lived_tombstones() {
+    let store = refresh_store("rf-loop").await;
+    let prefix = store.backend().key_prefix().to_owned();
+    let engine = engine(store.clone(), Arc::new(MemoryRevocationStore::new()));
+    let retention = RefreshConfig::new().revoked_retention().as_millis() as i64;
+    assert_eq!(retention, 90_000);
+    let mut families = Vec::new();
+    for _ in 0..200 {
+        let login = engine.issue(&sub("mallory"), mint).await.unwrap();
+        engine
+            .rotate(login.refresh_token.expose(), None, mint)
+            .await
+            .unwrap();
+        assert!(engine.revoke_family(&login.family_id).await.unwrap());
+        families.push(login.family_id);
+    }
+    let keys = keys_under(&prefix).await;
+    assert_eq!(
+        keys.len(),
+        200,
+        "one tombstone per family, nothing else: {keys:?}"
+    );
+    let mut conn = raw_connection().await;
+    for id in &families {
+        let key = store.family_key(id);
+        let ttl = pttl(&mut conn, &key).await;
+        assert!(ttl > 0 && ttl <= retention, "{key}: {ttl} ms");
+        let fields: Vec<String> = redis::cmd("HKEYS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for gone in ["cur", "prev", "seal", "rot", "ikey", "iresp"] {
+            assert!(!fields.iter().any(|f| f == gone), "{key}: {fields:?}");
+        }
+    }
+    assert!(engine.families(&sub("mallory")).await.unwrap().is_empty());
+
+    for _ in 0..60 {
+        engine.issue(&sub("bob"), mint).await.unwrap();
+    }
+    assert_eq!(engine.families(&sub("bob")).await.unwrap().len(), 50);
+    let indexed: usize = redis::cmd("ZCARD")
+        .arg(store.subject_key("bob"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(indexed, 50, "the 10 oldest left bob's index");
+
+    let legacy = engine.issue(&sub("carol"), mint).await.unwrap();
+    let key = store.family_key(&legacy.family_id);
+    let _: i64 = redis::cmd("HDEL")
+        .arg(&key)
+        .arg("ret")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(engine.revoke_family(&legacy.family_id).await.unwrap());
+    let ttl = pttl(&mut conn, &key).await;
+    assert!(ttl > 170_000 && ttl <= 180_000, "{key}: {ttl} ms");
+    delete_under(&prefix).await;
+}

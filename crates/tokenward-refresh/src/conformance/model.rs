@@ -279,6 +279,7 @@ impl Run {
             key: None,
             recorded: None,
             revoked: false,
+            revoked_at: None,
             access_exp: minter.latest(),
             session_until: None,
         });
@@ -518,10 +519,10 @@ async fn run_ops(env: &RefreshEnv, ops: Vec<Op>) -> Result<(), String> {
 /// token; `Grace` hands out the **same** successor as the rotation (at most one live
 /// successor per token); `Replayed` is the identical response; reuse is `Reused` of the
 /// right kind and revokes the family and its `sid` until the latest access-token `exp` of the
-/// family plus the leeway margin; a revoked family only ever answers `Revoked`; forged,
-/// unknown and expired tokens are `Invalid`; store errors are transient and never reuse (a
-/// lost reply applies the store's step, and a retry within the window gets the grace
-/// successor).
+/// family plus the leeway margin; a revoked family only ever answers `Revoked` (then, its
+/// tombstone gone, `Invalid`); forged, unknown and expired tokens are `Invalid`; store
+/// errors are transient and never reuse (a lost reply applies the store's step, and a retry
+/// within the window gets the grace successor).
 ///
 /// On an exact clock (tolerance zero, a `ManualClock` shared with the engine):
 /// [`MODEL_CASES_EXACT`] sequences with a 3 s grace window, 8 s idle timeout, 20 s absolute

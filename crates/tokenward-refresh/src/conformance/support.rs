@@ -371,11 +371,22 @@ pub(super) struct Chain {
 }
 
 impl Chain {
-    /// A new family of `who` in `store`, created with `access_exp`; its first token.
+    /// A new family of `who` in `store`, created with `access_exp` (revoked, it stays as
+    /// long as it would have lived); its first token.
     pub(super) async fn create(
         store: &dyn RefreshStore,
         who: &str,
         access_exp: UnixTime,
+    ) -> Result<(Chain, RefreshToken), ConformanceError> {
+        Self::create_retained(store, who, access_exp, ABSOLUTE).await
+    }
+
+    /// [`create`](Self::create) with a [`NewFamily::revoked_retention`] of `retention`.
+    pub(super) async fn create_retained(
+        store: &dyn RefreshStore,
+        who: &str,
+        access_exp: UnixTime,
+        retention: Duration,
     ) -> Result<(Chain, RefreshToken), ConformanceError> {
         let rng = SystemRandom::new();
         let family = FamilyId::generate(&rng).step("family id")?;
@@ -389,6 +400,7 @@ impl Chain {
                 absolute_lifetime: ABSOLUTE,
                 idle_timeout: IDLE,
                 access_exp,
+                revoked_retention: retention,
             })
             .await
             .step("create")?;

@@ -1,5 +1,6 @@
-//! The audit event on reuse detection: target `tokenward::audit`, `WARN`, the decision, the
-//! family's `sid` and `sub`, which kind of reuse — and never a token.
+//! The audit events of reuse detection and of the per-subject family cap: target
+//! `tokenward::audit`, `WARN`, the decision, the family's `sid` and `sub`, which kind of
+//! reuse or which new family — and never a token.
 //!
 //! The events are captured by a subscriber set for this test's thread only (a current-thread
 //! runtime polls the engine there), so the other tests of the binary run alongside.
@@ -9,11 +10,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokenward_core::{IssuerScope, ManualClock};
+use tokenward_core::{IssuerScope, ManualClock, UnixTime};
 use tokenward_refresh::{
     MemoryRefreshStore, RefreshConfig, RefreshEngine, RefreshError, ReuseKind,
 };
-use tokenward_revocation::MemoryRevocationStore;
+use tokenward_revocation::{MemoryRevocationStore, RevocationStore as _};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -154,5 +155,77 @@ async fn reuse_emits_an_audit_event_without_tokens() {
                 assert!(!value.contains(&token[token.len() - 20..]));
             }
         }
+    }
+}
+
+/// A login that takes a subject over `max_families_per_subject` revokes the oldest family
+/// (and its session) with a `refresh_family_cap` event naming the family ids, never a token.
+#[tokio::test(flavor = "current_thread")]
+async fn the_family_cap_revokes_the_oldest_with_an_audit_event() {
+    let capture = Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+
+    let clock = ManualClock::new(T0);
+    let revocation = Arc::new(MemoryRevocationStore::with_clock(Arc::new(clock.clone())));
+    let engine = RefreshEngine::with_config(
+        Arc::new(MemoryRefreshStore::with_clock(Arc::new(clock.clone()))),
+        revocation.clone(),
+        IssuerScope::new("https://auth.example.com"),
+        RefreshConfig::new()
+            .max_families_per_subject(2)
+            .clock(Arc::new(clock.clone())),
+    )
+    .unwrap();
+    let mut logins = Vec::new();
+    for _ in 0..3 {
+        logins.push(engine.issue(&sub("alice"), mint).await.unwrap());
+        clock.advance(Duration::from_secs(1));
+    }
+    engine.issue(&sub("bob"), mint).await.unwrap();
+
+    let live: Vec<_> = engine
+        .families(&sub("alice"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(
+        live,
+        [logins[1].family_id.clone(), logins[2].family_id.clone()]
+    );
+    let err = engine
+        .rotate(logins[0].refresh_token.expose(), None, mint)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RefreshError::Revoked { .. }), "{err:?}");
+    let sid = IssuerScope::new("https://auth.example.com")
+        .token_ref(
+            None,
+            Some(logins[0].family_id.as_str()),
+            None,
+            None,
+            UnixTime::from_secs(4_000_000_000),
+        )
+        .unwrap();
+    assert!(revocation.check(&sid).await.unwrap().is_revoked());
+
+    let events = audit_events(&capture);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event.level, Level::WARN);
+    let field = |name: &str| event.fields.get(name).map(String::as_str);
+    assert_eq!(field("decision"), Some("refresh_family_cap"));
+    assert_eq!(field("sid"), Some(logins[0].family_id.as_str()));
+    assert_eq!(field("new_sid"), Some(logins[2].family_id.as_str()));
+    assert_eq!(field("sub"), Some("alice"));
+    assert_eq!(field("max_families"), Some("2"));
+    assert_eq!(field("revoked"), Some("true"));
+    assert_eq!(field("error"), None);
+    for value in event.fields.values() {
+        assert!(
+            !value.contains("twr_"),
+            "a token in the audit event: {value}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use ring::rand::SystemRandom;
 use tokenward_core::UnixTime;
 
 use super::ops::Which;
-use crate::{FamilyId, RefreshToken, ReuseKind};
+use crate::{FamilyId, RefreshConfig, RefreshToken, ReuseKind};
 
 /// A family as the model sees it.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub(super) struct Family {
     pub(super) key: Option<u8>,
     pub(super) recorded: Option<(String, String)>,
     pub(super) revoked: bool,
+    /// When it was first revoked: a tombstone, gone a retention period later.
+    pub(super) revoked_at: Option<UnixTime>,
     /// The latest access-token `exp` the store must have recorded for the family.
     pub(super) access_exp: UnixTime,
     /// Until when the family's `sid` is revoked in the revocation store.
@@ -43,6 +45,12 @@ impl Family {
         self.created
             .saturating_add(self.absolute)
             .min(self.last_used.saturating_add(idle))
+    }
+
+    /// Revokes the family in the store: a tombstone from `now` (unless it already is one).
+    fn bury(&mut self, now: UnixTime) {
+        self.revoked = true;
+        self.revoked_at.get_or_insert(now);
     }
 }
 
@@ -92,15 +100,25 @@ impl Model {
         format!("m{}-u{n}", self.run_id)
     }
 
+    /// Whether the store still has the family: not expired, and if revoked, within its
+    /// retention (the grace window plus `REVOKED_RETENTION_MARGIN`).
     pub(super) fn live(&self, f: &Family) -> bool {
-        !f.ran_out && self.now < f.expires_at(self.idle)
+        let retention = self
+            .grace
+            .saturating_add(RefreshConfig::REVOKED_RETENTION_MARGIN);
+        let expires_at = f.expires_at(self.idle);
+        let expires_at = f.revoked_at.map_or(expires_at, |at| {
+            expires_at.min(at.saturating_add(retention))
+        });
+        !f.ran_out && self.now < expires_at
     }
 
     /// The family at `index` is revoked, and so is its `sid` (by the engine).
     pub(super) fn revoke(&mut self, index: usize) {
+        let now = self.now;
         if let Some(f) = self.families.get_mut(index) {
             let until = tokenward_revocation::revoke_until(f.access_exp);
-            f.revoked = true;
+            f.bury(now);
             f.session_until = Some(f.session_until.map_or(until, |u| u.max(until)));
         }
     }
@@ -232,7 +250,7 @@ impl Model {
                     // The store revoked the family; the engine never saw the answer, so
                     // it revoked no session.
                     if let Some(f) = self.families.get_mut(i) {
-                        f.revoked = true;
+                        f.bury(now);
                     }
                 }
                 Reply::Answered | Reply::Granted { .. } => self.revoke(i),
