@@ -45,6 +45,10 @@ struct Args {
     /// larger value is refused at startup).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     refresh_grace: u64,
+    /// Live sessions (refresh-token families) per user: a login beyond it signs out the
+    /// user's oldest session, audited (1 to 10 000).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    max_sessions_per_user: usize,
     /// Authenticated requests per minute per subject.
     #[arg(long, value_name = "N", default_value_t = 300)]
     subject_limit: u32,
@@ -90,6 +94,7 @@ impl Args {
         config.redis_timeout = Duration::from_millis(self.redis_timeout_ms);
         config.access_ttl = Duration::from_secs(self.access_ttl);
         config.refresh_grace = Duration::from_secs(self.refresh_grace);
+        config.max_sessions_per_user = self.max_sessions_per_user;
         config.subject_limit = self.subject_limit;
         config.ban_maxretry = self.ban_maxretry;
         config.ban_findtime = Duration::from_secs(self.ban_findtime);

@@ -69,6 +69,9 @@ pub struct DemoConfig {
     /// `--refresh-grace`: the refresh grace window (30 s, at most 120 s: more is a
     /// [`StartError::Refresh`]).
     pub refresh_grace: Duration,
+    /// `--max-sessions-per-user`: live refresh families (devices) per user; a login beyond
+    /// it signs out the user's oldest session (50, 1..=10 000).
+    pub max_sessions_per_user: usize,
     /// `--subject-limit`: authenticated requests per minute per subject (300).
     pub subject_limit: u32,
     /// `--ban-maxretry`: authentication failures that ban a client IP (5).
@@ -108,6 +111,7 @@ impl Default for DemoConfig {
             redis_timeout: Duration::from_millis(250),
             access_ttl: Duration::from_secs(900),
             refresh_grace: Duration::from_secs(30),
+            max_sessions_per_user: RefreshConfig::DEFAULT_MAX_FAMILIES_PER_SUBJECT,
             subject_limit: 300,
             ban_maxretry: 5,
             ban_findtime: Duration::from_secs(60),
@@ -254,6 +258,7 @@ impl Demo {
             IssuerScope::new(ISSUER),
             RefreshConfig::new()
                 .grace_window(config.refresh_grace)
+                .max_families_per_subject(config.max_sessions_per_user)
                 .max_access_token_lifetime(config.access_ttl),
         )?;
         let issuer = TokenIssuer::builder(keys.clone(), ISSUER)

@@ -126,3 +126,76 @@ async fn sign_out_everywhere_holds_against_clocks_and_a_new_login_works_at_once(
         }
     }
 }
+
+/// Issue 17, item 2, over HTTP on memory and on Redis: one account cannot hold more than
+/// `--max-sessions-per-user` live sessions — a login beyond it signs out the oldest (its
+/// refresh token and its access tokens are refused) — and a logged-out session's refresh
+/// token is refused while the user's other sessions keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_per_user_are_capped_and_the_oldest_is_signed_out() {
+    tokenward_testsupport::shared_redis().await;
+    const CAP: usize = 3;
+    for redis in [false, true] {
+        let mut config = config();
+        config.max_sessions_per_user = CAP;
+        if redis {
+            config.redis = Some(tokenward_testsupport::redis_url());
+            config.redis_prefix = tokenward_testsupport::unique_prefix("demo-session-cap");
+        }
+        let server = start(&config, keys()).await;
+        let base = server.url();
+        let client = Client::new();
+        let mut logins = Vec::new();
+        for _ in 0..CAP + 2 {
+            let r = login(&client, &base, "alice", "alice-password")
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "redis={redis}: {}", r.text());
+            logins.push(r);
+        }
+        let refresh = |token: String| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let body = serde_json::json!({ "refresh_token": token });
+                client
+                    .post(&format!("{base}/refresh"), &[], Some(&body))
+                    .await
+                    .unwrap()
+            }
+        };
+        for (i, reply) in logins.iter().enumerate() {
+            let access = reply.str_field("access_token").unwrap();
+            let me = client
+                .get(&format!("{base}/me"), Some(&access))
+                .await
+                .unwrap();
+            let r = refresh(reply.str_field("refresh_token").unwrap()).await;
+            if i < 2 {
+                assert_eq!(r.status, 401, "redis={redis}: session {i} is over the cap");
+                assert_eq!(me.status, 401, "redis={redis}: its access token too");
+            } else {
+                assert_eq!(r.status, 200, "redis={redis}: session {i}: {}", r.text());
+                assert_eq!(me.status, 200, "redis={redis}: session {i}");
+            }
+        }
+        // Logging out one session frees it: its token is refused, the others still work.
+        let newest = logins.last().unwrap().str_field("access_token").unwrap();
+        let r = client
+            .post(
+                &format!("{base}/logout"),
+                &[("authorization", &format!("Bearer {newest}"))],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 204, "redis={redis}: {}", r.text());
+        let r = login(&client, &base, "alice", "alice-password")
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "redis={redis}: a login after a logout");
+        server.stop().await.unwrap();
+        if redis {
+            crate::common::delete_redis_keys(&config.redis_prefix).await;
+        }
+    }
+}
