@@ -79,14 +79,17 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod check;
 mod config;
 mod error;
 mod ratelimit;
 mod refresh;
 mod revocation;
 mod stores;
+mod tls;
 
 pub use backend::RedisBackend;
+pub use check::{ServerCheck, ServerCheckError};
 pub use config::RedisConfig;
 pub use error::RedisConfigError;
 pub use ratelimit::RedisRateLimitStore;
