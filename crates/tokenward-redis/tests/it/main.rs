@@ -22,3 +22,4 @@ mod refresh;
 mod refresh_outage;
 mod revocation;
 mod stores;
+mod tls;
