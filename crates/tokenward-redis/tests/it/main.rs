@@ -15,6 +15,7 @@ mod common;
 
 mod backend;
 mod combined;
+mod eviction;
 mod outage;
 mod ratelimit;
 mod ratelimit_outage;
