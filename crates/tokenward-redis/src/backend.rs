@@ -292,7 +292,8 @@ impl Inner {
 
     async fn connect(&self) -> Result<Live, StoreError> {
         let redis_error = |e: RedisError| self.redis_error(e);
-        let io_error = |e: std::io::Error| self.redis_error(e.into());
+        // Before the TLS handshake: a plain TCP failure (refused, unreachable).
+        let io_error = |e: std::io::Error| self.classify(e.into(), false);
         match self.info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
@@ -356,6 +357,11 @@ impl Inner {
     }
 
     pub(crate) fn redis_error(&self, e: RedisError) -> StoreError {
+        self.classify(e, self.tls.is_some())
+    }
+
+    /// [`StoreError`] for `e`; `tls`: it happened on an established TLS connection.
+    fn classify(&self, e: RedisError, tls: bool) -> StoreError {
         if e.is_timeout() {
             return StoreError::Timeout {
                 after: self.operation_timeout,
@@ -377,7 +383,7 @@ impl Inner {
             ErrorKind::AuthenticationFailed => "authentication failed",
             _ if e.is_connection_refusal() => "connection refused",
             // On TLS, what the server said (a client certificate it refused, ...).
-            _ if self.tls.is_some() && (e.is_io_error() || e.is_connection_dropped()) => {
+            _ if tls && (e.is_io_error() || e.is_connection_dropped()) => {
                 return self.unavailable(format!("TLS connection failed: {e}"), Some(e));
             }
             _ if e.is_connection_dropped() => "connection lost",

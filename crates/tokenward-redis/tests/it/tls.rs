@@ -393,3 +393,20 @@ async fn the_error_of_a_failed_handshake_is_unavailable_not_a_verdict() {
     let err: StoreError = store.check(&token).await.unwrap_err();
     assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
 }
+
+#[tokio::test]
+async fn a_refused_tls_connection_says_connection_refused() {
+    let port = tokenward_testsupport::free_port();
+    let config = tls_config(
+        server(),
+        &format!("rediss://:hunter2@127.0.0.1:{port}"),
+        "tls-refused",
+    );
+    let message = refused(
+        &config,
+        &format!("127.0.0.1:{port}"),
+        &["connection refused"],
+    )
+    .await;
+    assert!(!message.contains("TLS"), "{message}");
+}
