@@ -67,6 +67,10 @@ pub(crate) enum CliError {
     /// The revocation store could not be built (a bad URL or setting; never its password).
     #[error("{0}")]
     Redis(#[from] tokenward_redis::RedisConfigError),
+    /// The startup check refused the Redis (an evicting maxmemory-policy) or could not reach
+    /// it (unreachable, TLS, authentication).
+    #[error("{}", chain(.0))]
+    RedisCheck(#[from] tokenward_redis::ServerCheckError),
     /// The revocation store failed (unreachable, timed out, corrupt data, invalid id).
     #[error("{}", chain(.0))]
     Store(#[from] StoreError),

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,7 +26,8 @@ const MAX_LEEWAY_SECS: u64 = tokenward_claims::MAX_LEEWAY.as_secs();
 /// variable to the command line, where other users can see it (`ps`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct RedisArgs {
-    /// The Redis of the revocation store: `redis://[[user]:password@]host[:port][/db]`.
+    /// The Redis of the revocation store: `redis://[[user]:password@]host[:port][/db]`, or
+    /// `rediss://…` for TLS (the platform's trust store, or --redis-ca).
     #[arg(
         long = "redis",
         value_name = "URL",
@@ -41,14 +43,65 @@ pub(crate) struct RedisArgs {
     /// How long to wait for Redis, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     timeout_ms: u64,
+    /// With `rediss://`: trust exactly the CA certificates in this PEM file (a private CA)
+    /// instead of the platform's trust store.
+    #[arg(long = "redis-ca", value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// With `rediss://`: a client certificate chain (PEM) for servers that require one
+    /// (mutual TLS); needs --redis-client-key.
+    #[arg(
+        long = "redis-client-cert",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --redis-client-cert.
+    #[arg(
+        long = "redis-client-key",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
+    /// Work with a Redis whose maxmemory-policy may evict keys (refused otherwise: it
+    /// silently forgets revocations when full).
+    #[arg(long)]
+    dangerous_allow_eviction: bool,
 }
 
 impl RedisArgs {
-    fn store(&self) -> Result<RedisRevocationStore, CliError> {
-        let config = RedisConfig::new(&self.url)
+    /// The store, after the startup check on `runtime` (Redis answers over TLS if asked,
+    /// its `maxmemory-policy` does not evict unless --dangerous-allow-eviction).
+    fn store(&self, runtime: &tokio::runtime::Runtime) -> Result<RedisRevocationStore, CliError> {
+        let mut config = RedisConfig::new(&self.url)
             .key_prefix(&self.prefix)
-            .operation_timeout(Duration::from_millis(self.timeout_ms));
-        Ok(RedisRevocationStore::connect(&config)?)
+            .operation_timeout(Duration::from_millis(self.timeout_ms))
+            .dangerous_allow_eviction(self.dangerous_allow_eviction);
+        config.tls_ca_file.clone_from(&self.ca);
+        config.tls_client_cert_file.clone_from(&self.client_cert);
+        config.tls_client_key_file.clone_from(&self.client_key);
+        let store = RedisRevocationStore::connect(&config)?;
+        let check = runtime.block_on(store.backend().check_server())?;
+        let endpoint = escape_controls(store.backend().endpoint());
+        let warning = match check.maxmemory_policy.as_deref() {
+            None => Some(
+                "cannot read maxmemory-policy (CONFIG is renamed, disabled or denied); make \
+                 sure it is noeviction"
+                    .to_owned(),
+            ),
+            Some("noeviction") => None,
+            Some(policy) => Some(format!(
+                "maxmemory-policy is {}: Redis may evict revocations when full \
+                 (--dangerous-allow-eviction)",
+                escape_controls(policy)
+            )),
+        };
+        if let Some(warning) = warning {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "tokenward: warning: redis at {endpoint}: {warning}"
+            );
+        }
+        Ok(store)
     }
 
     /// The line of human output that names the key prefix: a revocation under another prefix
@@ -174,7 +227,8 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
     if args.before.is_some() && args.sub.is_none() {
         return Err(CliError::Usage("--before only applies to --sub".into()));
     }
-    let store = args.redis.store()?;
+    let runtime = runtime()?;
+    let store = args.redis.store(&runtime)?;
     let now = now_or(None);
     let (what, until) = match (&args.jti, &args.sid, &args.sub) {
         (Some(jti), _, _) => {
@@ -184,13 +238,13 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
             // Past exp by the verifiers' leeway, during which the token still verifies.
             let until = tokenward_revocation::revoke_until(UnixTime::from_secs(exp));
             let jti_id = args.issuer.id("--jti", jti)?;
-            runtime()?.block_on(store.revoke_token(&jti_id, until))?;
+            runtime.block_on(store.revoke_token(&jti_id, until))?;
             (format!("token {jti:?}"), until.as_secs())
         }
         (None, Some(sid), _) => {
             let until = args.until.unwrap_or(now.saturating_add(DEFAULT_SPAN));
             let sid_id = args.issuer.id("--sid", sid)?;
-            runtime()?.block_on(store.revoke_session(&sid_id, UnixTime::from_secs(until)))?;
+            runtime.block_on(store.revoke_session(&sid_id, UnixTime::from_secs(until)))?;
             (format!("session {sid:?}"), until)
         }
         (None, None, Some(sub)) => {
@@ -204,7 +258,7 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
                 .before
                 .unwrap_or(now.saturating_add(args.leeway).saturating_add(1));
             let until = args.until.unwrap_or(before.saturating_add(DEFAULT_SPAN));
-            runtime()?.block_on(store.revoke_subject(
+            runtime.block_on(store.revoke_subject(
                 &args.issuer.id("--sub", sub)?,
                 UnixTime::from_secs(before),
                 UnixTime::from_secs(until),
@@ -265,7 +319,8 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             "--iat only matters with --sub (the subject rule)".into(),
         ));
     }
-    let store = args.redis.store()?;
+    let runtime = runtime()?;
+    let store = args.redis.store(&runtime)?;
     let token = TokenRef {
         jti: args
             .jti
@@ -285,7 +340,7 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         iat: args.iat.map(UnixTime::from_secs),
         exp: UnixTime::from_secs(args.exp.unwrap_or_else(|| now_or(None))),
     };
-    let status = runtime()?.block_on(store.check(&token))?;
+    let status = runtime.block_on(store.check(&token))?;
     let answer = match status {
         RevocationStatus::Revoked(by) => CheckAnswer {
             revoked: true,
@@ -335,8 +390,9 @@ fn cutoff_secs(before: UnixTime) -> u64 {
     before.as_millis().div_ceil(1000)
 }
 
-/// A current-thread runtime for the one store call of a command (only these commands need
-/// one). The store's connections live on it, so each command builds exactly one.
+/// A current-thread runtime for the startup check and the one store call of a command (only
+/// these commands need one). The store's connections live on it, so each command builds
+/// exactly one.
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

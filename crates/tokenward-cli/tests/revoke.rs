@@ -16,7 +16,8 @@ use tokenward_core::{IssuerScope, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 use tokenward_testsupport::{
-    BlackHole, delete_prefix, free_port, redis_url, shared_redis, unique_prefix,
+    BlackHole, ThrowawayRedis, ThrowawayTlsRedis, delete_prefix, free_port, redis_url,
+    shared_redis, unique_prefix,
 };
 
 /// The issuer the tests revoke for (given as `TOKENWARD_ISSUER` unless a test says otherwise).
@@ -571,4 +572,149 @@ fn the_issuer_is_required() {
         tokenward_testsupport::keys_under(&mut shared_redis().await, &prefix).await
     });
     assert_eq!(keys.unwrap(), Vec::<String>::new());
+}
+
+/// `rediss://` with a private CA (--redis-ca), and mutual TLS (--redis-client-cert /
+/// --redis-client-key): revoke and check work; a wrong CA exits 2 with the TLS error, naming
+/// the server and never the password.
+#[test]
+fn tls_with_a_private_ca_and_client_certificates() {
+    let server = ThrowawayTlsRedis::builder().require_client_certs().start();
+    let prefix = unique_prefix("cli-tls");
+    let ca = server.ca_file();
+    let cert = server.client_cert_file();
+    let key = server.client_key_file();
+    let (ca, cert, key) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let url = server.tls_url();
+    let tls = [
+        "--redis",
+        url.as_str(),
+        "--prefix",
+        prefix.as_str(),
+        "--redis-ca",
+        ca,
+        "--redis-client-cert",
+        cert,
+        "--redis-client-key",
+        key,
+    ];
+    let out = run(&[&["revoke"][..], &tls, &["--sid", "s-1"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&[&["check"][..], &tls, &["--sid", "s-1"]].concat());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("revoked by session"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&[&["check"][..], &tls, &["--sid", "s-2"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // Without the client certificate the server refuses; with the wrong CA the handshake
+    // fails. Both exit 2 naming the server, never the password.
+    let secret_url = format!("rediss://:hunter2@127.0.0.1:{}", server.tls_port());
+    let other_ca = server.other_ca_file();
+    for (args, says) in [
+        (
+            vec![
+                "check",
+                "--redis",
+                &secret_url,
+                "--redis-ca",
+                ca,
+                "--sid",
+                "s",
+            ],
+            "TLS connection failed",
+        ),
+        (
+            vec![
+                "check",
+                "--redis",
+                &secret_url,
+                "--redis-ca",
+                other_ca.to_str().unwrap(),
+                "--redis-client-cert",
+                cert,
+                "--redis-client-key",
+                key,
+                "--sid",
+                "s",
+            ],
+            "TLS handshake failed: invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            vec![
+                "check",
+                "--redis",
+                &secret_url,
+                "--redis-client-cert",
+                cert,
+                "--sid",
+                "s",
+            ],
+            "--redis-client-key",
+        ),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    }
+}
+
+/// A Redis whose maxmemory-policy evicts is refused (exit 2, naming the policy and the fix)
+/// unless --dangerous-allow-eviction.
+#[test]
+fn an_evicting_redis_is_refused_unless_dangerously_allowed() {
+    let server = ThrowawayRedis::builder()
+        .arg("--maxmemory-policy")
+        .arg("volatile-lru")
+        .start();
+    let url = server.url();
+    for command in [
+        vec!["revoke", "--redis", &url, "--sid", "s-1"],
+        vec!["check", "--redis", &url, "--sid", "s-1"],
+    ] {
+        let out = run(&command);
+        assert_eq!(out.code, 2, "{command:?}: {}", out.stderr);
+        for says in ["maxmemory-policy is volatile-lru", "noeviction"] {
+            assert!(out.stderr.contains(says), "{says}: {}", out.stderr);
+        }
+        assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
+    // Nothing was written.
+    let keys = block_on(async {
+        let mut conn = tokenward_testsupport::connect(&url).await.unwrap();
+        tokenward_testsupport::keys_under(&mut conn, "").await
+    });
+    assert_eq!(keys.unwrap(), Vec::<String>::new());
+
+    let out = run(&[
+        "revoke",
+        "--redis",
+        &url,
+        "--sid",
+        "s-1",
+        "--dangerous-allow-eviction",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&[
+        "check",
+        "--redis",
+        &url,
+        "--sid",
+        "s-1",
+        "--dangerous-allow-eviction",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: redis at 127.0.0.1:") && out.stderr.contains("volatile-lru"),
+        "{}",
+        out.stderr
+    );
 }

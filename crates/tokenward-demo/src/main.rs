@@ -28,9 +28,26 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     keys: Option<PathBuf>,
     /// Keep revocations, limits, bans and refresh families in this Redis (default: in
-    /// memory). Instances sharing --keys, --redis and --redis-prefix are one service.
+    /// memory): `redis://…`, or `rediss://…` for TLS. Instances sharing --keys, --redis and
+    /// --redis-prefix are one service. Checked at startup: the demo refuses to start if Redis
+    /// does not answer or its maxmemory-policy may evict keys.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// With `rediss://`: trust exactly the CA certificates in this PEM file (a private CA)
+    /// instead of the platform's trust store.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    redis_ca: Option<PathBuf>,
+    /// With `rediss://`: a client certificate chain (PEM) for mutual TLS; needs
+    /// --redis-client-key.
+    #[arg(long, value_name = "FILE", requires_all = ["redis", "redis_client_key"])]
+    redis_client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --redis-client-cert.
+    #[arg(long, value_name = "FILE", requires = "redis_client_cert")]
+    redis_client_key: Option<PathBuf>,
+    /// Start on a Redis whose maxmemory-policy may evict keys (refused otherwise: it
+    /// silently forgets revocations and bans when full).
+    #[arg(long, requires = "redis")]
+    dangerous_allow_eviction: bool,
     /// The key prefix on Redis: by default the one of every tokenward component, so that
     /// `tokenward revoke` without `--prefix` reaches this service.
     #[arg(long, value_name = "PREFIX", default_value = RedisConfig::DEFAULT_KEY_PREFIX)]
@@ -92,6 +109,10 @@ impl Args {
         config.redis = self.redis;
         config.redis_prefix = self.redis_prefix;
         config.redis_timeout = Duration::from_millis(self.redis_timeout_ms);
+        config.redis_ca = self.redis_ca;
+        config.redis_client_cert = self.redis_client_cert;
+        config.redis_client_key = self.redis_client_key;
+        config.redis_dangerous_allow_eviction = self.dangerous_allow_eviction;
         config.access_ttl = Duration::from_secs(self.access_ttl);
         config.refresh_grace = Duration::from_secs(self.refresh_grace);
         config.max_sessions_per_user = self.max_sessions_per_user;
@@ -128,6 +149,7 @@ async fn main() -> ExitCode {
 async fn run(config: &DemoConfig) -> Result<(), server::StartError> {
     let keys = server::load_keys(config)?;
     let demo = Demo::new(config, keys)?;
+    demo.check_redis().await?;
     let stores = if config.redis.is_some() {
         "redis"
     } else {

@@ -64,6 +64,17 @@ pub struct DemoConfig {
     pub redis_prefix: String,
     /// `--redis-timeout-ms`: the most any Redis call may take.
     pub redis_timeout: Duration,
+    /// `--redis-ca`: with a `rediss://` URL, trust exactly the CAs in this PEM file (a
+    /// private CA) instead of the platform's trust store.
+    pub redis_ca: Option<PathBuf>,
+    /// `--redis-client-cert`: with `rediss://`, a client certificate chain (PEM) for mutual
+    /// TLS; needs `redis_client_key`.
+    pub redis_client_cert: Option<PathBuf>,
+    /// `--redis-client-key`: the private key (PEM) of `redis_client_cert`.
+    pub redis_client_key: Option<PathBuf>,
+    /// `--dangerous-allow-eviction`: start on a Redis whose `maxmemory-policy` may evict
+    /// keys (refused otherwise: it silently forgets revocations and bans when full).
+    pub redis_dangerous_allow_eviction: bool,
     /// `--access-ttl`: access-token lifetime (900 s, at most 86 400 s).
     pub access_ttl: Duration,
     /// `--refresh-grace`: the refresh grace window (30 s, at most 120 s: more is a
@@ -109,6 +120,10 @@ impl Default for DemoConfig {
             redis: None,
             redis_prefix: tokenward_redis::RedisConfig::DEFAULT_KEY_PREFIX.to_owned(),
             redis_timeout: Duration::from_millis(250),
+            redis_ca: None,
+            redis_client_cert: None,
+            redis_client_key: None,
+            redis_dangerous_allow_eviction: false,
             access_ttl: Duration::from_secs(900),
             refresh_grace: Duration::from_secs(30),
             max_sessions_per_user: RefreshConfig::DEFAULT_MAX_FAMILIES_PER_SUBJECT,
@@ -142,6 +157,10 @@ pub enum StartError {
     /// `--redis`.
     #[error("--redis: {0}")]
     Redis(#[from] tokenward_redis::RedisConfigError),
+    /// The startup check of `--redis`: unreachable, a TLS or authentication failure, or an
+    /// evicting `maxmemory-policy` ([`Demo::check_redis`]).
+    #[error("--redis: {}", chain(.0))]
+    RedisCheck(#[from] tokenward_redis::ServerCheckError),
     /// The token issuer.
     #[error("token issuer: {0}")]
     Issuer(#[from] tokenward_claims::IssueError),
@@ -164,6 +183,21 @@ pub enum StartError {
     },
 }
 
+/// An error and its sources, `: `-separated, each said once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// The demo's keys, as `--keys` (or its absence) asks.
 pub fn load_keys(config: &DemoConfig) -> Result<KeySet, StartError> {
     Ok(match &config.keys {
@@ -178,6 +212,8 @@ pub struct Demo {
     state: AppState,
     keys: SharedKeySet,
     limits: ServerLimits,
+    /// The Redis connections, if `--redis`.
+    redis: Option<tokenward_redis::RedisBackend>,
 }
 
 #[derive(Clone)]
@@ -222,8 +258,10 @@ fn bump(counter: &AtomicU64) {
 }
 
 impl Demo {
-    /// The application for `config`, signing and verifying with `keys`. Redis connections
-    /// are made lazily: an unreachable Redis shows as 503s, not as a startup failure.
+    /// The application for `config`, signing and verifying with `keys`. Building it never
+    /// connects to Redis: [`Demo::check_redis`] (which [`spawn`] and the binary run before
+    /// listening) refuses a Redis that cannot be used; after startup, an outage shows as
+    /// 503s.
     pub fn new(config: &DemoConfig, keys: KeySet) -> Result<Demo, StartError> {
         let keys = SharedKeySet::new(keys);
         let mut guard_config = GuardConfig::new(ISSUER, AUDIENCE);
@@ -240,14 +278,23 @@ impl Demo {
         let ipv6_prefix = guard_config.ban.ipv6_prefix;
         let limits = ServerLimits::new(config, ipv6_prefix)?;
 
-        let stores = match &config.redis {
+        let (stores, redis) = match &config.redis {
             Some(url) => {
-                let redis = tokenward_redis::RedisConfig::new(url.as_str())
+                let mut redis = tokenward_redis::RedisConfig::new(url.as_str())
                     .key_prefix(config.redis_prefix.as_str())
-                    .operation_timeout(config.redis_timeout);
-                GuardStores::redis(&tokenward_redis::RedisStores::connect(&redis)?)
+                    .operation_timeout(config.redis_timeout)
+                    .dangerous_allow_eviction(config.redis_dangerous_allow_eviction);
+                redis.tls_ca_file.clone_from(&config.redis_ca);
+                redis
+                    .tls_client_cert_file
+                    .clone_from(&config.redis_client_cert);
+                redis
+                    .tls_client_key_file
+                    .clone_from(&config.redis_client_key);
+                let stores = tokenward_redis::RedisStores::connect(&redis)?;
+                (GuardStores::redis(&stores), Some(stores.backend().clone()))
             }
-            None => GuardStores::memory(),
+            None => (GuardStores::memory(), None),
         };
         let guard = guard_config
             .guard_builder(keys.clone(), stores.clone(), None)?
@@ -283,7 +330,19 @@ impl Demo {
             state: AppState(Arc::new(inner)),
             keys,
             limits,
+            redis,
         })
+    }
+
+    /// The startup check of `--redis` (nothing without it): Redis answers within the
+    /// operation timeout (over TLS and with the password, if configured) and its
+    /// `maxmemory-policy` does not evict, unless `--dangerous-allow-eviction` (see
+    /// `RedisBackend::check_server`).
+    pub async fn check_redis(&self) -> Result<(), StartError> {
+        if let Some(backend) = &self.redis {
+            backend.check_server().await?;
+        }
+        Ok(())
     }
 
     /// The Guard every protected route runs.

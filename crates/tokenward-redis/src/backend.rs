@@ -7,15 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    RedisError,
-};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError};
 use tokenward_core::StoreError;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::config::{RedisConfig, redact_url};
+use crate::config::{RedisConfig, parse_url, redact_url};
 use crate::error::RedisConfigError;
+use crate::tls::{Tls, rustls_error};
 
 /// `pool_size` multiplexed connections to one Redis server, shared by every call, with the
 /// deadline every store call obeys.
@@ -37,6 +35,15 @@ use crate::error::RedisConfigError;
 /// (Redis restarted or killed while the connection sat idle). An error *reply* (`WRONGTYPE`,
 /// `NOSCRIPT`, …) leaves it in use.
 ///
+/// TLS (`rediss://`): every connection is wrapped in rustls (the *ring* provider), its
+/// certificate checked against the platform's trust store or
+/// [`RedisConfig::tls_ca_file`], and for the URL's host; a failed handshake is a
+/// [`StoreError::Unavailable`] saying why (`redis at HOST:PORT: TLS handshake failed: invalid
+/// peer certificate: UnknownIssuer`).
+///
+/// At startup, call [`RedisBackend::check_server`]: it fails when Redis cannot be used
+/// (unreachable, TLS or authentication failures) or may evict keys.
+///
 /// Needs a Tokio runtime with its I/O and time drivers enabled (`#[tokio::main]`,
 /// `Builder::enable_all()`).
 #[derive(Clone)]
@@ -44,8 +51,10 @@ pub struct RedisBackend {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     info: ConnectionInfo,
+    /// `Some` for `rediss://`.
+    tls: Option<Tls>,
     slots: Box<[Slot]>,
     /// The slot the next call uses (modulo the slot count).
     next: AtomicUsize,
@@ -57,6 +66,10 @@ struct Inner {
     /// `host:port` or the socket path: never the password.
     endpoint: String,
     key_prefix: String,
+    /// [`RedisConfig::dangerous_allow_eviction`].
+    pub(crate) allow_eviction: bool,
+    /// Whether [`RedisBackend::check_server`] has warned already (it warns once).
+    pub(crate) warned: AtomicBool,
 }
 
 /// One shared connection, opened lazily, replaced when it fails.
@@ -91,22 +104,25 @@ impl Drop for Driver {
 
 impl RedisBackend {
     /// The backend for `config`. Fails only on a configuration mistake
-    /// ([`RedisConfig::validate`]), never because Redis is unreachable.
+    /// ([`RedisConfig::validate`], an unreadable or unusable `tls_*` file), never because
+    /// Redis is unreachable.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         config.validate()?;
-        let info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|source| RedisConfigError::InvalidUrl {
+        let (info, tls) =
+            parse_url(&config.url).map_err(|source| RedisConfigError::InvalidUrl {
                 url: redact_url(&config.url),
                 source,
             })?;
+        let tls = match (tls, info.addr()) {
+            (true, ConnectionAddr::Tcp(host, _)) => Some(Tls::new(config, host)?),
+            _ => None,
+        };
         let endpoint = info.addr().to_string();
         let slots = (0..config.pool_size).map(|_| Slot::default()).collect();
         Ok(RedisBackend {
             inner: Arc::new(Inner {
                 info,
+                tls,
                 slots,
                 next: AtomicUsize::new(0),
                 opened: AtomicU64::new(0),
@@ -114,6 +130,8 @@ impl RedisBackend {
                 operation_timeout: config.operation_timeout,
                 endpoint,
                 key_prefix: config.key_prefix.clone(),
+                allow_eviction: config.dangerous_allow_eviction,
+                warned: AtomicBool::new(false),
             }),
         })
     }
@@ -133,6 +151,11 @@ impl RedisBackend {
                 Err(StoreError::corrupt("PING was not answered with PONG"))
             }
         })
+    }
+
+    /// The shared state (for the startup check).
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// The server, as `host:port` (or a socket path), for messages.
@@ -262,29 +285,48 @@ impl Inner {
         if let Some(live) = slot.current() {
             return Ok(live);
         }
-        let live = self.connect().await.map_err(|e| self.redis_error(e))?;
+        let live = self.connect().await?;
         *slot.lock() = Some(live.clone());
         Ok(live)
     }
 
-    async fn connect(&self) -> Result<Live, RedisError> {
+    async fn connect(&self) -> Result<Live, StoreError> {
+        let redis_error = |e: RedisError| self.redis_error(e);
+        // Before the TLS handshake: a plain TCP failure (refused, unreachable).
+        let io_error = |e: std::io::Error| self.classify(e.into(), false);
         match self.info.addr() {
             ConnectionAddr::Tcp(host, port) => {
-                let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(io_error)?;
                 // Requests are small and latency is the point: no Nagle delays.
-                stream.set_nodelay(true)?;
-                self.start(stream).await
+                stream.set_nodelay(true).map_err(io_error)?;
+                match &self.tls {
+                    Some(tls) => {
+                        let stream = tls.handshake(stream).await.map_err(|e| {
+                            let why = match rustls_error(&e) {
+                                Some(tls_error) => tls_error.to_string(),
+                                None => e.to_string(),
+                            };
+                            self.unavailable(format!("TLS handshake failed: {why}"), Some(e.into()))
+                        })?;
+                        self.start(stream).await.map_err(redis_error)
+                    }
+                    None => self.start(stream).await.map_err(redis_error),
+                }
             }
             #[cfg(unix)]
             ConnectionAddr::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                self.start(stream).await
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(io_error)?;
+                self.start(stream).await.map_err(redis_error)
             }
-            other => Err(RedisError::from((
+            other => Err(redis_error(RedisError::from((
                 ErrorKind::InvalidClientConfig,
                 "this build cannot connect to this kind of address",
                 other.to_string(),
-            ))),
+            )))),
         }
     }
 
@@ -314,7 +356,12 @@ impl Inner {
         })
     }
 
-    fn redis_error(&self, e: RedisError) -> StoreError {
+    pub(crate) fn redis_error(&self, e: RedisError) -> StoreError {
+        self.classify(e, self.tls.is_some())
+    }
+
+    /// [`StoreError`] for `e`; `tls`: it happened on an established TLS connection.
+    fn classify(&self, e: RedisError, tls: bool) -> StoreError {
         if e.is_timeout() {
             return StoreError::Timeout {
                 after: self.operation_timeout,
@@ -335,6 +382,10 @@ impl Inner {
             }
             ErrorKind::AuthenticationFailed => "authentication failed",
             _ if e.is_connection_refusal() => "connection refused",
+            // On TLS, what the server said (a client certificate it refused, ...).
+            _ if tls && (e.is_io_error() || e.is_connection_dropped()) => {
+                return self.unavailable(format!("TLS connection failed: {e}"), Some(e));
+            }
             _ if e.is_connection_dropped() => "connection lost",
             _ if e.is_io_error() => "I/O error",
             ErrorKind::Server(_) | ErrorKind::Extension => "server error",
@@ -343,11 +394,20 @@ impl Inner {
         self.unavailable(what, Some(e))
     }
 
-    fn unavailable(&self, what: impl fmt::Display, source: Option<RedisError>) -> StoreError {
+    pub(crate) fn unavailable(
+        &self,
+        what: impl fmt::Display,
+        source: Option<RedisError>,
+    ) -> StoreError {
         StoreError::Unavailable {
             message: format!("redis at {}: {what}", self.endpoint),
             source: source.map(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>),
         }
+    }
+
+    /// The endpoint, for messages.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 }
 
@@ -374,6 +434,7 @@ impl fmt::Debug for RedisBackend {
             .field("key_prefix", &self.inner.key_prefix)
             .field("operation_timeout", &self.inner.operation_timeout)
             .field("pool_size", &self.inner.slots.len())
+            .field("tls", &self.inner.tls.is_some())
             .field("open_connections", &open)
             .finish()
     }

@@ -1,9 +1,10 @@
 //! How to reach Redis: [`RedisConfig`].
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use redis::{ErrorKind, IntoConnectionInfo, RedisError};
+use redis::{ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
 use serde::Deserialize;
 
 use crate::error::RedisConfigError;
@@ -61,8 +62,9 @@ use tokenward_core::SettingError;
 #[serde(try_from = "RedisConfigFields")]
 #[non_exhaustive]
 pub struct RedisConfig {
-    /// The server: `redis://[[user]:password@]host[:port][/db]` or `unix:///path/to.sock`.
-    /// Default `redis://127.0.0.1:6379`.
+    /// The server: `redis://[[user]:password@]host[:port][/db]`, the same with `rediss://`
+    /// for TLS (rustls on the *ring* provider; the certificate must be valid for `host`), or
+    /// `unix:///path/to.sock`. Default `redis://127.0.0.1:6379`.
     pub url: String,
     /// Prepended to every key, so several applications (or test runs) can share one server.
     /// Default `tokenward:`. A prefix containing a Redis Cluster hash tag (`{tw}:`) puts every
@@ -76,6 +78,21 @@ pub struct RedisConfig {
     /// is multiplexed (the requests of every caller pipelined on it), so this is not a cap on
     /// concurrent calls, and a few go a long way. Default 8.
     pub pool_size: usize,
+    /// With `rediss://`: trust exactly the CA certificates in this PEM file (one or more;
+    /// a private CA) instead of the platform's trust store. Default: none (the platform's
+    /// trust store, through `rustls-platform-verifier`).
+    pub tls_ca_file: Option<PathBuf>,
+    /// With `rediss://`: present this client certificate chain (PEM, leaf first) to a server
+    /// that asks for one (mutual TLS). Needs [`tls_client_key_file`](Self::tls_client_key_file).
+    pub tls_client_cert_file: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of
+    /// [`tls_client_cert_file`](Self::tls_client_cert_file); both or neither.
+    pub tls_client_key_file: Option<PathBuf>,
+    /// Accept a server whose `maxmemory-policy` may evict keys (`allkeys-*`, `volatile-*`):
+    /// such a server silently forgets revocations and bans when it fills up, so
+    /// [`RedisBackend::check_server`](crate::RedisBackend::check_server) refuses it unless
+    /// this is `true` (then it logs a warning). Default `false`.
+    pub dangerous_allow_eviction: bool,
 }
 
 impl RedisConfig {
@@ -124,6 +141,33 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::tls_ca_file`].
+    #[must_use]
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Sets [`RedisConfig::tls_client_cert_file`] and [`RedisConfig::tls_client_key_file`]
+    /// (mutual TLS).
+    #[must_use]
+    pub fn tls_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls_client_cert_file = Some(cert_file.into());
+        self.tls_client_key_file = Some(key_file.into());
+        self
+    }
+
+    /// Sets [`RedisConfig::dangerous_allow_eviction`].
+    #[must_use]
+    pub fn dangerous_allow_eviction(mut self, allow: bool) -> Self {
+        self.dangerous_allow_eviction = allow;
+        self
+    }
+
     /// The URL with any password replaced by `***`, for logs and error messages.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
@@ -131,7 +175,9 @@ impl RedisConfig {
 
     /// Checks every value: a `url` this build can use (`redis://`, `rediss://` or
     /// `unix://`, and parseable), an `operation_timeout` above zero and a `pool_size` of at
-    /// least 1. Deserializing runs it, and so does [`RedisBackend::new`](crate::RedisBackend::new).
+    /// least 1; the `tls_*` files only with `rediss://`, and a client certificate together
+    /// with its key. Deserializing runs it, and so does
+    /// [`RedisBackend::new`](crate::RedisBackend::new), which also reads the `tls_*` files.
     /// Messages name the field and never contain the password.
     pub fn validate(&self) -> Result<(), RedisConfigError> {
         let invalid_url = |source| RedisConfigError::InvalidUrl {
@@ -145,10 +191,35 @@ impl RedisConfig {
                 "the scheme must be redis://, rediss:// or unix://",
             ))));
         }
-        self.url
-            .as_str()
-            .into_connection_info()
-            .map_err(invalid_url)?;
+        let (_, tls) = parse_url(&self.url).map_err(invalid_url)?;
+        if !tls {
+            for (setting, set) in [
+                ("tls_ca_file", self.tls_ca_file.is_some()),
+                ("tls_client_cert_file", self.tls_client_cert_file.is_some()),
+                ("tls_client_key_file", self.tls_client_key_file.is_some()),
+            ] {
+                if set {
+                    return Err(SettingError::new(setting, "needs a rediss:// url").into());
+                }
+            }
+        }
+        match (&self.tls_client_cert_file, &self.tls_client_key_file) {
+            (Some(_), None) => {
+                return Err(SettingError::new(
+                    "tls_client_key_file",
+                    "is needed with tls_client_cert_file",
+                )
+                .into());
+            }
+            (None, Some(_)) => {
+                return Err(SettingError::new(
+                    "tls_client_cert_file",
+                    "is needed with tls_client_key_file",
+                )
+                .into());
+            }
+            _ => {}
+        }
         if self.operation_timeout.is_zero() {
             return Err(SettingError::new("operation_timeout", "must be greater than zero").into());
         }
@@ -168,6 +239,10 @@ struct RedisConfigFields {
     #[serde(with = "humantime_serde")]
     operation_timeout: Duration,
     pool_size: usize,
+    tls_ca_file: Option<PathBuf>,
+    tls_client_cert_file: Option<PathBuf>,
+    tls_client_key_file: Option<PathBuf>,
+    dangerous_allow_eviction: bool,
 }
 
 impl Default for RedisConfigFields {
@@ -177,12 +252,20 @@ impl Default for RedisConfigFields {
             key_prefix,
             operation_timeout,
             pool_size,
+            tls_ca_file,
+            tls_client_cert_file,
+            tls_client_key_file,
+            dangerous_allow_eviction,
         } = RedisConfig::default();
         RedisConfigFields {
             url,
             key_prefix,
             operation_timeout,
             pool_size,
+            tls_ca_file,
+            tls_client_cert_file,
+            tls_client_key_file,
+            dangerous_allow_eviction,
         }
     }
 }
@@ -196,12 +279,20 @@ impl TryFrom<RedisConfigFields> for RedisConfig {
             key_prefix,
             operation_timeout,
             pool_size,
+            tls_ca_file,
+            tls_client_cert_file,
+            tls_client_key_file,
+            dangerous_allow_eviction,
         } = fields;
         let config = RedisConfig {
             url,
             key_prefix,
             operation_timeout,
             pool_size,
+            tls_ca_file,
+            tls_client_cert_file,
+            tls_client_key_file,
+            dangerous_allow_eviction,
         };
         config.validate()?;
         Ok(config)
@@ -215,6 +306,10 @@ impl Default for RedisConfig {
             key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
             operation_timeout: Self::DEFAULT_OPERATION_TIMEOUT,
             pool_size: Self::DEFAULT_POOL_SIZE,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
+            dangerous_allow_eviction: false,
         }
     }
 }
@@ -226,7 +321,31 @@ impl fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("operation_timeout", &self.operation_timeout)
             .field("pool_size", &self.pool_size)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_client_cert_file", &self.tls_client_cert_file)
+            .field("tls_client_key_file", &self.tls_client_key_file)
+            .field("dangerous_allow_eviction", &self.dangerous_allow_eviction)
             .finish()
+    }
+}
+
+/// What redis-rs makes of `url`, and whether it asks for TLS. redis-rs is built without its
+/// TLS features (this crate does TLS itself, on rustls + ring), so a `rediss://` URL is read
+/// as the `redis://` URL of the same server. Fragments (redis-rs's `#insecure`) are refused:
+/// certificates are always verified.
+pub(crate) fn parse_url(url: &str) -> Result<(ConnectionInfo, bool), RedisError> {
+    match url.strip_prefix("rediss://") {
+        Some(rest) => {
+            if rest.contains('#') {
+                return Err(RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "rediss:// URLs take no #fragment: certificates are always verified \
+                     (trust a private CA with tls_ca_file)",
+                )));
+            }
+            Ok((format!("redis://{rest}").into_connection_info()?, true))
+        }
+        None => Ok((url.into_connection_info()?, false)),
     }
 }
 
@@ -309,6 +428,24 @@ mod tests {
                 .pool_size(3)
         );
         assert_eq!(from_toml("").unwrap(), RedisConfig::default());
+        let c = from_toml(
+            r#"
+            url = "rediss://:s3cret@redis.internal:6380"
+            tls_ca_file = "/etc/redis/ca.pem"
+            tls_client_cert_file = "/etc/redis/client.pem"
+            tls_client_key_file = "/etc/redis/client.key"
+            dangerous_allow_eviction = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            RedisConfig::new("rediss://:s3cret@redis.internal:6380")
+                .tls_ca_file("/etc/redis/ca.pem")
+                .tls_client_cert("/etc/redis/client.pem", "/etc/redis/client.key")
+                .dangerous_allow_eviction(true)
+        );
+        assert!(!RedisConfig::default().dangerous_allow_eviction);
         let c = from_toml(r#"operation_timeout = "250ms""#).unwrap();
         assert_eq!(c.operation_timeout, Duration::from_millis(250));
         for url in [
@@ -347,7 +484,10 @@ mod tests {
             ("http://:s3cret@h", "the scheme must be"),
             ("s3cret", "the scheme must be"),
             ("redis://:s3cret@", "url redis://:***@"),
-            ("rediss://:s3cret@h:6380", "url rediss://:***@h:6380"),
+            (
+                "rediss://:s3cret@h:6380/#insecure",
+                "url rediss://:***@h:6380",
+            ),
         ] {
             let err = from_toml(&format!("url = {bad:?}")).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
@@ -361,6 +501,35 @@ mod tests {
             err.contains("pool_size") && !err.contains("s3cret"),
             "{err}"
         );
+        for (extra, says) in [
+            (
+                r#"tls_ca_file = "/ca.pem""#,
+                "`tls_ca_file`: needs a rediss:// url",
+            ),
+            (
+                r#"tls_client_key_file = "/k.pem""#,
+                "`tls_client_key_file`: needs a rediss:// url",
+            ),
+        ] {
+            let err = from_toml(&format!("{url}\n{extra}")).unwrap_err();
+            assert!(err.contains(says), "{extra}: {err}");
+            assert!(!err.contains("s3cret"), "{extra}: {err}");
+        }
+        let tls = r#"url = "rediss://:s3cret@h:6380""#;
+        for (extra, says) in [
+            (
+                r#"tls_client_cert_file = "/c.pem""#,
+                "`tls_client_key_file`: is needed with tls_client_cert_file",
+            ),
+            (
+                r#"tls_client_key_file = "/k.pem""#,
+                "`tls_client_cert_file`: is needed with tls_client_key_file",
+            ),
+        ] {
+            let err = from_toml(&format!("{tls}\n{extra}")).unwrap_err();
+            assert!(err.contains(says), "{extra}: {err}");
+            assert!(!err.contains("s3cret"), "{extra}: {err}");
+        }
         // The builder path checks the same way.
         let err = RedisConfig::default().pool_size(0).validate().unwrap_err();
         assert!(

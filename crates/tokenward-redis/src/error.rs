@@ -18,6 +18,15 @@ pub enum RedisConfigError {
         #[source]
         source: redis::RedisError,
     },
+    /// A TLS file (`tls_ca_file`, `tls_client_cert_file`, `tls_client_key_file`) is missing
+    /// or unusable, or TLS cannot be set up with it.
+    #[error("invalid Redis configuration: `{setting}`: {reason}")]
+    Tls {
+        /// The setting.
+        setting: &'static str,
+        /// What is wrong: the file's path and why (never its content).
+        reason: String,
+    },
     /// A setting is out of range.
     #[error("invalid Redis configuration: {0}")]
     Setting(#[from] tokenward_core::SettingError),

@@ -48,6 +48,18 @@
 //! store never connects, so an application starts while Redis is down and recovers by itself
 //! when it is back; call [`RedisBackend::ping`] to check readiness.
 //!
+//! **TLS**: `rediss://` URLs connect through rustls on the *ring* provider (redis-rs's own TLS
+//! features stay off), verifying the server's certificate for the URL's host against the
+//! platform's trust store, or exactly the CAs of [`RedisConfig::tls_ca_file`]; a client
+//! certificate ([`RedisConfig::tls_client_cert`]) serves mutual TLS. A failed handshake is
+//! [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) naming the server and
+//! the reason, never the password.
+//!
+//! **At startup**, call [`RedisBackend::check_server`]: it fails if Redis cannot be used
+//! (unreachable, TLS, authentication) and refuses a `maxmemory-policy` that may evict keys —
+//! which would silently un-revoke tokens and lift bans — unless
+//! [`RedisConfig::dangerous_allow_eviction`]. The request path never repeats it.
+//!
 //! Needs Redis (or Valkey) 7.0 or later, and a Tokio runtime with the I/O and time drivers
 //! enabled.
 //! Redis should persist (AOF): a restart without persistence forgets every revocation — see
@@ -65,6 +77,8 @@
 //!     .key_prefix("orders-api:")
 //!     .operation_timeout(Duration::from_millis(100));
 //! let store = RedisRevocationStore::connect(&config)?; // does not connect yet
+//! // Once at startup: Redis answers, and will not evict revocations when full.
+//! store.backend().check_server().await?;
 //!
 //! let exp = UnixTime::from_secs(2_000_000_000);
 //! // The stolen laptop's token, until its exp.
@@ -79,14 +93,17 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod check;
 mod config;
 mod error;
 mod ratelimit;
 mod refresh;
 mod revocation;
 mod stores;
+mod tls;
 
 pub use backend::RedisBackend;
+pub use check::{ServerCheck, ServerCheckError};
 pub use config::RedisConfig;
 pub use error::RedisConfigError;
 pub use ratelimit::RedisRateLimitStore;

@@ -8,7 +8,10 @@
 //! - **Throwaway servers** ([`ThrowawayRedis`]): a `redis-server` process of the test's own, on
 //!   a free port, for tests that count commands, flush scripts, kill, freeze or restart the
 //!   server. Started through [`ThrowawayRedis::builder`] (extra arguments, an append-only file
-//!   that survives a restart), killed on drop.
+//!   that survives a restart), killed on drop. [`ThrowawayTlsRedis`] speaks TLS with
+//!   certificates from a throwaway CA (client certificates optional or required, a
+//!   certificate for another name, a CA that signed nothing), and dies with the test process,
+//!   so one server in a `static` can serve a whole test binary.
 //! - **Loopback networking** ([`free_port`], [`BlackHole`]): a port nothing listens on, and a
 //!   server that accepts connections and never answers (for timeout tests).
 //! - **Logs** ([`LogCapture`]): every `tracing` event of the test binary, formatted into one
@@ -18,8 +21,8 @@
 //!
 //! What is used by one crate's tests or benchmarks only stays there (the Guard's TCP fault
 //! proxy in `tokenward-guard/tests`, the latency percentiles and benchmark preamble in
-//! `tokenward-bench`). New kinds of throwaway servers (Redis over TLS, a Redis Cluster,
-//! PostgreSQL) belong here, next to [`ThrowawayRedis`] and in its builder style.
+//! `tokenward-bench`). New kinds of throwaway servers (a Redis Cluster, PostgreSQL) belong
+//! here, next to [`ThrowawayRedis`] and in its builder style.
 //!
 //! ```
 //! use tokenward_testsupport::{ThrowawayRedis, delete_prefix, keys_under, unique_prefix};
@@ -56,6 +59,7 @@ mod net;
 mod prefix;
 mod shared;
 mod throwaway;
+mod tls;
 
 pub use info::command_calls;
 pub use logs::LogCapture;
@@ -63,3 +67,4 @@ pub use net::{BlackHole, free_port};
 pub use prefix::{delete_prefix, glob_escape, keys_under, unique_prefix};
 pub use shared::{DEFAULT_REDIS_URL, RedisUnavailable, connect, redis_url, shared_redis};
 pub use throwaway::{REDIS_SERVER_HINT, ThrowawayRedis, ThrowawayRedisBuilder};
+pub use tls::{ThrowawayTlsRedis, ThrowawayTlsRedisBuilder};

@@ -226,7 +226,7 @@ impl Drop for ThrowawayRedis {
 
 /// Whether a Redis on 127.0.0.1:`port` answers `PING` (a connection of its own, shared with
 /// nothing the test uses).
-fn answers_ping(port: u16) -> bool {
+pub(crate) fn answers_ping(port: u16) -> bool {
     let timeout = Duration::from_millis(500);
     let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
         return false;

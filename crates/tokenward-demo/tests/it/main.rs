@@ -1,6 +1,6 @@
 //! The demo's end-to-end tests over real HTTP: the API's edges, the whole lifecycle (in memory
 //! and on Redis with two instances), a Redis outage, slow and greedy connections, what
-//! the failure ban counts.
+//! the failure ban counts, the Redis startup check (TLS, eviction policy).
 //!
 //! One test binary, one module per concern; nothing here needs a process of its own.
 #![allow(
@@ -18,3 +18,4 @@ mod connections;
 mod lifecycle;
 mod outage;
 mod signout;
+mod startup;

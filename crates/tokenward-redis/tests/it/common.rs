@@ -68,12 +68,22 @@ const READERS: &[(&str, &str, &[&str])] = &[
 /// Every key under `prefix` and its whole value (GET / HGETALL / SMEMBERS / ZRANGE / LRANGE
 /// by type), each as one buffer. Fails on a type it does not know.
 pub async fn dump_prefix(prefix: &str) -> Vec<Vec<u8>> {
-    let mut conn = raw_connection().await;
+    dump_prefix_on(&mut raw_connection().await, prefix).await
+}
+
+/// [`dump_prefix`] on the server behind `conn`.
+pub async fn dump_prefix_on(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for key in keys_under(prefix).await {
+    let keys = tokenward_testsupport::keys_under(conn, prefix)
+        .await
+        .unwrap();
+    for key in keys {
         let kind: String = redis::cmd("TYPE")
             .arg(&key)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await
             .unwrap();
         if kind == "none" {
@@ -87,10 +97,10 @@ pub async fn dump_prefix(prefix: &str) -> Vec<Vec<u8>> {
         read.arg(&key).arg(*rest);
         // A string is one value (none if it expired meanwhile), the other types lists.
         let values: Vec<Vec<u8>> = if kind == "string" {
-            let value: Option<Vec<u8>> = read.query_async(&mut conn).await.unwrap();
+            let value: Option<Vec<u8>> = read.query_async(conn).await.unwrap();
             value.into_iter().collect()
         } else {
-            read.query_async(&mut conn).await.unwrap()
+            read.query_async(conn).await.unwrap()
         };
         out.push(key.into_bytes());
         out.extend(values);
@@ -296,6 +306,32 @@ impl tokenward_core::conformance::StoreProbe for RedisProbe {
 
     async fn stored_bytes(&self) -> Result<Vec<Vec<u8>>, tokenward_core::StoreError> {
         Ok(dump_prefix(self.backend.key_prefix()).await)
+    }
+
+    fn round_trips(&self) -> u64 {
+        self.backend.round_trips()
+    }
+}
+
+/// [`RedisProbe`] for a store on another server than the shared test Redis (a TLS server):
+/// its keys are read over `admin`, a connection of the test's own to that server.
+pub struct ServerProbe {
+    pub backend: tokenward_redis::RedisBackend,
+    pub admin: redis::aio::MultiplexedConnection,
+}
+
+#[async_trait::async_trait]
+impl tokenward_core::conformance::StoreProbe for ServerProbe {
+    async fn stored_entries(&self) -> Result<u64, tokenward_core::StoreError> {
+        let keys =
+            tokenward_testsupport::keys_under(&mut self.admin.clone(), self.backend.key_prefix())
+                .await
+                .unwrap();
+        Ok(keys.len() as u64)
+    }
+
+    async fn stored_bytes(&self) -> Result<Vec<Vec<u8>>, tokenward_core::StoreError> {
+        Ok(dump_prefix_on(&mut self.admin.clone(), self.backend.key_prefix()).await)
     }
 
     fn round_trips(&self) -> u64 {

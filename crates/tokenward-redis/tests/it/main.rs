@@ -15,6 +15,7 @@ mod common;
 
 mod backend;
 mod combined;
+mod eviction;
 mod outage;
 mod ratelimit;
 mod ratelimit_outage;
@@ -22,3 +23,4 @@ mod refresh;
 mod refresh_outage;
 mod revocation;
 mod stores;
+mod tls;
