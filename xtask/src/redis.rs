@@ -119,6 +119,95 @@ fn which(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A throwaway `redis-server` speaking TLS, for `cargo xtask demo --redis-tls`: a fresh CA and
+/// a server certificate for 127.0.0.1 and `localhost` (rcgen) in `dir`, a TLS port, and a
+/// plain-text port on 127.0.0.1 only to see that it is up. Stopped when dropped.
+pub(crate) struct TlsRedis {
+    /// `rediss://127.0.0.1:PORT`.
+    pub(crate) url: String,
+    /// The CA that signed the server's certificate (PEM), for `--redis-ca`.
+    pub(crate) ca_file: PathBuf,
+    _server: Redis,
+}
+
+/// Starts a [`TlsRedis`] with its certificates in `dir`.
+pub(crate) fn start_tls(dir: &Path) -> Result<TlsRedis> {
+    let binary = ensure_binary()?;
+    let (ca_pem, cert_pem, key_pem) = tls_certificates()?;
+    let ca_file = dir.join("redis-ca.pem");
+    let (cert_file, key_file) = (dir.join("redis-server.pem"), dir.join("redis-server.key"));
+    for (path, content) in [
+        (&ca_file, ca_pem),
+        (&cert_file, cert_pem),
+        (&key_file, key_pem),
+    ] {
+        std::fs::write(path, content).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let free_port =
+        || -> Result<u16> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
+    let (port, tls_port) = (free_port()?, free_port()?);
+    let mut command = Command::new(&binary);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--tls-port", &tls_port.to_string()])
+        .arg("--tls-cert-file")
+        .arg(&cert_file)
+        .arg("--tls-key-file")
+        .arg(&key_file)
+        .arg("--tls-ca-cert-file")
+        .arg(&ca_file)
+        .args(["--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    eprintln!("$ {}", cmd::display(&command));
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let server = Redis {
+        url: format!("redis://127.0.0.1:{port}"),
+        child: Some(child),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if ping(addr) {
+            return Ok(TlsRedis {
+                url: format!("rediss://127.0.0.1:{tls_port}"),
+                ca_file,
+                _server: server,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("the throwaway TLS redis-server on {addr} did not answer PING within 10 s").into())
+}
+
+/// A fresh CA, and a server certificate it signed for 127.0.0.1 and `localhost`: (CA PEM,
+/// certificate PEM, key PEM).
+fn tls_certificates() -> Result<(String, String, String)> {
+    fn fail(what: &'static str) -> impl Fn(rcgen::Error) -> String {
+        move |e| format!("TLS certificates: {what}: {e}")
+    }
+    let ca_key = rcgen::KeyPair::generate().map_err(fail("CA key"))?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail("CA"))?;
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "tokenward xtask demo CA");
+    let ca_pem = ca
+        .self_signed(&ca_key)
+        .map_err(fail("CA certificate"))?
+        .pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().map_err(fail("server key"))?;
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .map_err(fail("server certificate"))?
+        .signed_by(&key, &issuer)
+        .map_err(fail("signing"))?;
+    Ok((ca_pem, cert.pem(), key.serialize_pem()))
+}
+
 /// Whether a Redis server answers `PING` at `addr` within half a second.
 pub(crate) fn ping(addr: SocketAddr) -> bool {
     let timeout = Duration::from_millis(500);
@@ -162,6 +251,22 @@ mod tests {
         assert!(ping(addr));
         drop(redis);
         assert!(!ping(addr), "the throwaway server must be stopped on drop");
+    }
+
+    #[test]
+    fn tls_server_starts_with_its_certificates() {
+        let dir = std::env::temp_dir().join(format!("xtask-tls-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let redis = start_tls(&dir).unwrap();
+        assert!(
+            redis.url.starts_with("rediss://127.0.0.1:"),
+            "{}",
+            redis.url
+        );
+        let ca = std::fs::read_to_string(&redis.ca_file).unwrap();
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
+        drop(redis);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

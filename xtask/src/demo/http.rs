@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::process::{Server, delete_keys};
-use super::{Demo, strings};
+use super::{Demo, Stores, strings};
 use crate::{Result, cmd};
 
 /// The servers' settings for the demo: small, so the 429 steps and the grace window are
@@ -21,14 +21,23 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 impl Demo {
     /// Starts the server(s) with the key directory, runs the lifecycle driver, stops the
     /// servers.
-    pub(super) fn http(&mut self, redis: bool) -> Result {
+    pub(super) fn http(&mut self, stores: Stores) -> Result {
         // Declared first, dropped last: the servers stop before a throwaway Redis does.
-        let redis = if redis {
-            println!("== The demo API over HTTP: two instances sharing one Redis ==\n");
-            Some(crate::redis::provision()?)
-        } else {
-            println!("== The demo API over HTTP (in-memory stores) ==\n");
-            None
+        let (redis, tls_redis) = match stores {
+            Stores::Memory => {
+                println!("== The demo API over HTTP (in-memory stores) ==\n");
+                (None, None)
+            }
+            Stores::Redis => {
+                println!("== The demo API over HTTP: two instances sharing one Redis ==\n");
+                (Some(crate::redis::provision()?), None)
+            }
+            Stores::RedisTls => {
+                println!(
+                    "== The demo API over HTTP: two instances sharing one Redis over TLS ==\n"
+                );
+                (None, Some(crate::redis::start_tls(&self.dir)?))
+            }
         };
         let mut args = strings(&[
             "--bind",
@@ -48,7 +57,16 @@ impl Demo {
             args.extend(["--redis".to_owned(), redis.url.clone()]);
             args.extend(["--redis-prefix".to_owned(), prefix.clone()]);
         }
-        let names: &[&str] = if redis.is_some() { &["A", "B"] } else { &["A"] };
+        if let Some(redis) = &tls_redis {
+            args.extend(["--redis".to_owned(), redis.url.clone()]);
+            args.extend(["--redis-ca".to_owned(), redis.ca_file.display().to_string()]);
+            args.extend(["--redis-prefix".to_owned(), prefix.clone()]);
+        }
+        let names: &[&str] = if stores == Stores::Memory {
+            &["A"]
+        } else {
+            &["A", "B"]
+        };
         let mut servers = Vec::with_capacity(names.len());
         for name in names {
             self.begin_step(&format!("Start tokenward-demo {name}"));

@@ -1,10 +1,13 @@
-//! `cargo xtask demo [--redis]`: a readable transcript of tokenward doing its job.
+//! `cargo xtask demo [--redis | --redis-tls]`: a readable transcript of tokenward doing its
+//! job.
 //!
 //! In a fresh temporary directory:
 //! 1. `tokenward keygen` writes an EdDSA key directory;
 //! 2. the reference API `tokenward-demo` starts on a free port with those keys (`--keys`,
 //!    in-memory stores; with `--redis`: two instances sharing one Redis under a random key
-//!    prefix, so they are one service), with small limits so the 429 steps are quick, and
+//!    prefix, so they are one service; with `--redis-tls`: the same on a throwaway
+//!    `redis-server` speaking TLS only to them — `rediss://` and `--redis-ca` with a CA made
+//!    for the run), with small limits so the 429 steps are quick, and
 //!    `tokenward-demo-lifecycle` drives its whole lifecycle over real HTTP: login, `/me`, a
 //!    tampered token, the admin scope, parallel refreshes (one successor), an idempotent
 //!    retry, reuse after the grace window, logout, logout-all, the subject limit and the
@@ -31,13 +34,28 @@ use crate::Result;
 use crate::cmd;
 use crate::workdir::WorkDir;
 
+/// Where the demo's API instances keep their state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stores {
+    /// One instance, in-memory stores.
+    Memory,
+    /// Two instances on the test Redis.
+    Redis,
+    /// Two instances on a throwaway TLS Redis (`rediss://`, `--redis-ca`).
+    RedisTls,
+}
+
 /// Runs the demo.
 pub(crate) fn run(args: &[String]) -> Result {
-    let redis = match args {
-        [] => false,
-        [flag] if flag == "--redis" => true,
+    let stores = match args {
+        [] => Stores::Memory,
+        [flag] if flag == "--redis" => Stores::Redis,
+        [flag] if flag == "--redis-tls" => Stores::RedisTls,
         [other, ..] => {
-            return Err(format!("`cargo xtask demo` takes only `--redis` (got `{other}`)").into());
+            return Err(format!(
+                "`cargo xtask demo` takes only `--redis` or `--redis-tls` (got `{other}`)"
+            )
+            .into());
         }
     };
     let root = crate::workspace_root();
@@ -69,16 +87,16 @@ pub(crate) fn run(args: &[String]) -> Result {
         step: 0,
         failures: Vec::new(),
     };
-    let result = demo.script(redis);
+    let result = demo.script(stores);
     match (&result, demo.failures.is_empty()) {
         (Ok(()), true) => {
             println!(
                 "All {} steps gave the expected result: the API over HTTP{}, then the CLI.",
                 demo.step,
-                if redis {
-                    " (two instances on Redis)"
-                } else {
-                    ""
+                match stores {
+                    Stores::Memory => "",
+                    Stores::Redis => " (two instances on Redis)",
+                    Stores::RedisTls => " (two instances on Redis over TLS)",
                 }
             );
             Ok(())
@@ -118,9 +136,9 @@ struct Demo {
 }
 
 impl Demo {
-    fn script(&mut self, redis: bool) -> Result {
+    fn script(&mut self, stores: Stores) -> Result {
         self.keygen()?;
-        self.http(redis)?;
+        self.http(stores)?;
         self.cli()
     }
 
