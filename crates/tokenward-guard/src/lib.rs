@@ -85,7 +85,6 @@ pub mod testkit;
 mod verifier;
 
 pub use audit::fingerprint;
-pub use observe::SPAN_TARGET;
 pub use authenticated::{Authenticated, Requirements};
 pub use check::{Backend, Check};
 pub use config::{
@@ -99,6 +98,7 @@ pub use guard::{
     RATELIMIT_POLICY_HEADER,
 };
 pub use issuers::{IssuerConfig, KeysConfig};
+pub use observe::SPAN_TARGET;
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
 };

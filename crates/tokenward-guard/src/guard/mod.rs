@@ -162,10 +162,7 @@ impl Guard {
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
         let started = Instant::now();
         let span = observe::authenticate_span(req);
-        let result = self
-            .run(req, started, &span)
-            .instrument(span.clone())
-            .await;
+        let result = self.run(req, started, &span).instrument(span.clone()).await;
         observe::authenticated(&span, result.as_ref().map(|_| ()), started.elapsed());
         result
     }
