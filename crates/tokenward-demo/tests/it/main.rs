@@ -1,8 +1,9 @@
 //! The demo's end-to-end tests over real HTTP: the API's edges, the whole lifecycle (in memory
 //! and on Redis with two instances), a Redis outage, slow and greedy connections, what
-//! the failure ban counts.
+//! the failure ban counts, `/metrics` and JSON logs.
 //!
-//! One test binary, one module per concern; nothing here needs a process of its own.
+//! One test binary, one module per concern; only `telemetry` runs the demo binary as a
+//! process of its own (its metrics recorder and log subscriber are process-wide).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,3 +19,4 @@ mod connections;
 mod lifecycle;
 mod outage;
 mod signout;
+mod telemetry;
