@@ -599,9 +599,30 @@ fn count(result: Result<&'static str, &RefreshError>) {
         Err(RefreshError::Store(_)) => results::STORE_ERROR,
         Err(_) => results::ERROR,
     };
-    ::metrics::counter!(
-        tokenward_core::metrics::REFRESH_TOTAL,
-        tokenward_core::metrics::RESULT => result
+    // Literal labels: static keys, nothing allocated per call.
+    macro_rules! count {
+        ($($value:literal),+) => {
+            match result {
+                $($value => ::metrics::counter!(
+                    tokenward_core::metrics::REFRESH_TOTAL, "result" => $value
+                ),)+
+                other => ::metrics::counter!(
+                    tokenward_core::metrics::REFRESH_TOTAL,
+                    tokenward_core::metrics::RESULT => other
+                ),
+            }
+        };
+    }
+    count!(
+        "issued",
+        "rotated",
+        "grace",
+        "idempotent_replay",
+        "reused",
+        "revoked",
+        "invalid",
+        "store_error",
+        "error"
     )
     .increment(1);
 }
