@@ -40,7 +40,7 @@ impl Guard {
             .check_request(token, limit_arg, ban_arg)
             .instrument(observe::store_span(check))
             .await;
-        observe::store_done(check, started, answer.is_err());
+        let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(answer) => {
                 if let (Some(decision), Some((ban, _))) = (answer.ban, &ban)

@@ -181,7 +181,7 @@ impl Guard {
         };
         // With a combined backend the ban is read in the same call as everything else.
         if self.inner.stores.combined.is_none()
-            && let Err(denial) = self.ban_check(req.client_ip, &mut degraded).await
+            && let Err(denial) = self.ban_check(req.client_ip, started, &mut degraded).await
         {
             return deny(denial, None);
         }
@@ -251,7 +251,7 @@ impl Guard {
     pub async fn check_client(&self, req: &AuthRequest<'_>) -> Result<(), Denial> {
         let started = Instant::now();
         let mut degraded = Vec::new();
-        self.ban_check(req.client_ip, &mut degraded)
+        self.ban_check(req.client_ip, started, &mut degraded)
             .await
             .inspect_err(|denial| audit::denied(req, denial, None, None, started))
     }
@@ -280,18 +280,23 @@ impl Guard {
         ])
     }
 
-    async fn ban_check(&self, ip: IpAddr, degraded: &mut Vec<Check>) -> Result<(), Denial> {
+    /// The failure-ban check, the first thing a request does: timed from `started`.
+    async fn ban_check(
+        &self,
+        ip: IpAddr,
+        started: Instant,
+        degraded: &mut Vec<Check>,
+    ) -> Result<(), Denial> {
         let inner = &*self.inner;
         let Some(ban) = &inner.ban else {
             return Ok(());
         };
         let check = Check::Ban.as_str();
-        let started = Instant::now();
         let answer = ban
             .check_ip(&*inner.stores.ratelimit, ip)
             .instrument(observe::store_span(check))
             .await;
-        observe::store_done(check, started, answer.is_err());
+        let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(d) if d.allowed => Ok(()),
             Ok(decision) => Err(self.banned(ban, decision)),
@@ -317,7 +322,7 @@ impl Guard {
             .record_ip_failure(&*inner.stores.ratelimit, ip)
             .instrument(observe::store_span(check))
             .await;
-        observe::store_done(check, started, answer.is_err());
+        let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(decision) if !decision.allowed => Some(self.banned(ban, decision)),
             Ok(_) => None,

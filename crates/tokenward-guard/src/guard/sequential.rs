@@ -31,7 +31,7 @@ impl Guard {
             .check(token)
             .instrument(observe::store_span(check))
             .await;
-        observe::store_done(check, started, status.is_err());
+        let done = observe::store_done(check, started, status.is_err());
         match status {
             Ok(status) => {
                 self.decide(status, None)?;
@@ -48,7 +48,7 @@ impl Guard {
         let (key, charge) = (limit.key(sub), limit.charge());
         let store = &*inner.stores.ratelimit;
         let check = Check::SubjectLimit.as_str();
-        let started = Instant::now();
+        let started = done;
         let answer = match store.gcra_now(&key, &charge) {
             Some(answer) => answer,
             None => {
@@ -58,7 +58,7 @@ impl Guard {
                     .await
             }
         };
-        observe::store_done(check, started, answer.is_err());
+        let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(decision) => self.decide(RevocationStatus::Active, Some(decision)),
             Err(e) => self
