@@ -11,6 +11,8 @@
 //! - [`TokenRef`] — the identifying parts of a verified token a store needs (jti, sid, sub, iat, exp).
 //! - [`StoreId`] — an id (`jti`, `sid`, `sub`) checked once where it is made, so that store
 //!   traits take only valid ids and no backend has to check them again.
+//! - [`metrics`] — the names of the metrics the crates record (a stable contract) and
+//!   [`metrics::describe`].
 //! - [`memory`] — shards and a capacity counter, the shape of the in-process stores.
 //! - `conformance` (feature `conformance`) — the harness every backend conformance suite
 //!   shares: test clocks, fixtures with setup and teardown, probes, the suite runner.
@@ -29,6 +31,7 @@ mod clock;
 mod error;
 mod id;
 pub mod memory;
+pub mod metrics;
 mod policy;
 mod scope;
 mod token;

@@ -12,6 +12,7 @@
 //! | `GET /me` (Bearer) | 200 `{"sub","sid","jti","exp","scopes"}` |
 //! | `GET /admin/stats` (Bearer, scope `admin`) | 200 counters since start; 403 without the scope |
 //! | `GET /.well-known/jwks.json` | the public keys |
+//! | `GET /metrics` | the process's metrics in the Prometheus text format, unauthenticated ([`telemetry`]; labels never carry a subject, a token id or an address) |
 //!
 //! Demo users: `alice`, `bob`, `carol` (password `<name>-password`) and `admin`
 //! (`admin-password`, scope `admin`), kept as Argon2id hashes made at startup. Every Bearer
@@ -39,4 +40,5 @@ pub mod client;
 pub mod keys;
 pub mod lifecycle;
 pub mod server;
+pub mod telemetry;
 mod users;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokenward_demo::server::{self, Demo, DemoConfig};
+use tokenward_demo::telemetry::{self, LogFormat};
 use tokenward_redis::RedisConfig;
 
 /// The tokenward reference API: login, refresh rotation, logout, logout-all, /me, an admin
@@ -99,6 +100,10 @@ struct Args {
     /// ones are closed at once. Trusted proxies are exempt.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_connections_per_ip: usize,
+    /// The format of the log lines on stderr: `text`, or `json` (one object per line; audit
+    /// events have `"target":"tokenward::audit"`).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
 }
 
 impl Args {
@@ -132,11 +137,17 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(true)
-        .init();
-    let config = Args::parse().config();
+    let args = Args::parse();
+    if let Err(e) = telemetry::init_logging(args.log_format) {
+        eprintln!("tokenward-demo: cannot install the log subscriber: {e}");
+        return ExitCode::FAILURE;
+    }
+    // The Prometheus recorder, before any request records a metric.
+    if telemetry::prometheus().is_none() {
+        eprintln!("tokenward-demo: cannot install the metrics recorder");
+        return ExitCode::FAILURE;
+    }
+    let config = args.config();
     match run(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -369,6 +369,7 @@ impl Demo {
             .merge(protected)
             .with_state(self.state.clone())
             .merge(jwks_router(self.keys.clone()))
+            .merge(crate::telemetry::metrics_router())
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
     }

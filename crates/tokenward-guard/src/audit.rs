@@ -13,18 +13,22 @@
 //! | `latency_us` | time spent in the Guard |
 //!
 //! Allowed requests are logged at `INFO`, everything else at `WARN`. The token itself is
-//! never logged.
+//! never logged. Each allowed or refused decision also counts in
+//! `tokenward_decisions_total` (and its skipped checks in `tokenward_degraded_total`; see
+//! [`tokenward_core::metrics`]); inside [`Guard::authenticate`](crate::Guard::authenticate)
+//! the events are emitted within its `tokenward.authenticate` span.
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use tokenward_claims::Verified;
-use tokenward_core::StoreError;
+use tokenward_core::{StoreError, metrics};
 
 use crate::authenticated::Authenticated;
 use crate::check::Check;
 use crate::denial::Denial;
 use crate::guard::CustomClaims;
+use crate::observe;
 use crate::request::AuthRequest;
 
 /// The audit target.
@@ -66,20 +70,18 @@ fn capped(s: &str, max: usize) -> &str {
     s.get(..end).unwrap_or_default()
 }
 
-/// When a request's check started, for the events' `latency_us` — read only when some
-/// subscriber listens to audit events at all (the events are `WARN` at the least verbose), so
-/// a deployment without one does not pay for a clock read per request.
-pub(crate) fn start() -> Option<Instant> {
-    tracing::enabled!(target: TARGET, tracing::Level::WARN).then(Instant::now)
+/// The request's method and path as logged (and put on spans): cut to their caps.
+pub(crate) fn capped_request<'a>(req: &AuthRequest<'a>) -> (&'a str, &'a str) {
+    (capped(req.method, MAX_METHOD), capped(req.path, MAX_PATH))
 }
 
-fn micros(started: Option<Instant>) -> u64 {
-    started.map_or(0, |s| {
-        u64::try_from(s.elapsed().as_micros()).unwrap_or(u64::MAX)
-    })
+fn micros(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Option<Instant>) {
+pub(crate) fn allowed(req: &AuthRequest<'_>, auth: &Authenticated, started: Instant) {
+    observe::decision(metrics::ALLOWED, metrics::CLASS_NONE);
+    observe::degraded(&auth.degraded);
     let c = &auth.verified.claims;
     if auth.degraded.is_empty() {
         let (decision, reason) = ("allow", "ok");
@@ -132,8 +134,9 @@ pub(crate) fn denied(
     denial: &Denial,
     verified: Option<&Verified<CustomClaims>>,
     unverified_token: Option<&str>,
-    started: Option<Instant>,
+    started: Instant,
 ) {
+    observe::decision(metrics::DENIED, denial.class());
     let c = verified.map(|v| &v.claims);
     let get = |f: fn(&tokenward_claims::RegisteredClaims) -> Option<&String>| {
         c.and_then(f).map_or("", String::as_str)
@@ -157,7 +160,7 @@ pub(crate) fn denied(
     );
 }
 
-pub(crate) fn failure(req: &AuthRequest<'_>, reason: &'static str, started: Option<Instant>) {
+pub(crate) fn failure(req: &AuthRequest<'_>, reason: &'static str, started: Instant) {
     tracing::warn!(
         target: TARGET,
         decision = "failure",

@@ -95,7 +95,13 @@ impl Authenticated {
                 class: RejectionClass::Claims,
             };
             let req = AuthRequest::new(method, path, self.client_ip, Credentials::Absent);
-            audit::denied(&req, &denial, Some(&self.verified), None, audit::start());
+            audit::denied(
+                &req,
+                &denial,
+                Some(&self.verified),
+                None,
+                std::time::Instant::now(),
+            );
             denial
         })
     }

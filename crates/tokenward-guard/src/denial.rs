@@ -120,6 +120,26 @@ impl Denial {
         }
     }
 
+    /// The `class` label of `tokenward_decisions_total` (see [`tokenward_core::metrics`]): the
+    /// rejection class for invalid tokens ([`RejectionClass::as_str`]: `expired`,
+    /// `signature`, ...), else `revoked`, `insufficient_scope`, `insufficient_role`,
+    /// `rate_limited`, `banned`, `store_unavailable`, `missing_token`, `invalid_request`,
+    /// `misconfigured`. A fixed set: never anything from the token or the request.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Denial::InvalidToken { class } => class.as_str(),
+            Denial::Revoked { .. } => "revoked",
+            Denial::InsufficientScope { .. } => "insufficient_scope",
+            Denial::InsufficientRole { .. } => "insufficient_role",
+            Denial::RateLimited { .. } => "rate_limited",
+            Denial::Banned { .. } => "banned",
+            Denial::Unavailable { .. } => "store_unavailable",
+            Denial::MissingToken => "missing_token",
+            Denial::InvalidRequest { .. } => "invalid_request",
+            Denial::Misconfigured => "misconfigured",
+        }
+    }
+
     /// The reason class for audit events: the rejection class for invalid tokens, the
     /// revocation rule for revoked ones, `insufficient_role` for a missing role, the error
     /// code otherwise.

@@ -19,7 +19,10 @@
 //!   query strings are never read.
 //! - [`GuardConfig`] — the whole configuration as serde data (TOML/YAML/env), validated at
 //!   startup with errors that name the field.
-//! - [`audit`] — the `tokenward::audit` events and [`fingerprint`].
+//! - [`audit`] — the `tokenward::audit` events and [`fingerprint`]; metrics through the
+//!   `metrics` facade under the stable names of [`tokenward_core::metrics`]; a
+//!   `tokenward.authenticate` span per request (target [`SPAN_TARGET`], OpenTelemetry
+//!   field names) with a `tokenward.store` child span per store call.
 //! - [`KeySource`] — the keys, given once: fixed, or refetched on an unknown `kid` (a
 //!   `RemoteKeySet`, feature `jwks`).
 //! - [`http`] — what the framework adapters (`tokenward-axum`, `tokenward-actix`) call: one
@@ -74,6 +77,7 @@ mod denial;
 mod guard;
 pub mod http;
 mod issuers;
+mod observe;
 mod request;
 mod stores;
 #[cfg(feature = "testkit")]
@@ -94,6 +98,7 @@ pub use guard::{
     RATELIMIT_POLICY_HEADER,
 };
 pub use issuers::{IssuerConfig, KeysConfig};
+pub use observe::SPAN_TARGET;
 pub use request::{
     AuthRequest, Credentials, MAX_HEADER_BYTES, bearer_credentials, cookie_credentials,
 };

@@ -341,6 +341,12 @@ impl Inner {
     async fn fetch_and_apply(&self, trigger: Trigger) -> Result<(), JwksError> {
         let result = self.fetch().await;
         let now = self.cfg.clock.now();
+        let fetches = if result.is_ok() {
+            metrics::counter!(tokenward_core::metrics::JWKS_FETCHES_TOTAL, "result" => "ok")
+        } else {
+            metrics::counter!(tokenward_core::metrics::JWKS_FETCHES_TOTAL, "result" => "error")
+        };
+        fetches.increment(1);
         match result {
             Ok((parsed, freshness)) => {
                 let ttl = match freshness {

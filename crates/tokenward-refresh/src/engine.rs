@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use ring::rand::SystemRandom;
+use tokenward_core::metrics::refresh as results;
 use tokenward_core::{IssuerScope, SettingError, StoreError, StoreId, UnixTime};
 use tokenward_revocation::RevocationStore;
 
@@ -253,6 +254,20 @@ impl RefreshEngine {
         F: FnOnce(MintRequest<'_>) -> Result<MintedToken, E> + Send,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let issued = self.issue_family(sub, mint).await;
+        count(issued.as_ref().map(|_| results::ISSUED));
+        issued
+    }
+
+    async fn issue_family<F, E>(
+        &self,
+        sub: &StoreId<'_>,
+        mint: F,
+    ) -> Result<IssuedFamily, RefreshError>
+    where
+        F: FnOnce(MintRequest<'_>) -> Result<MintedToken, E> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let family_id = FamilyId::generate(&self.rng)?;
         let refresh_token = RefreshToken::generate(&self.rng, &family_id)?;
         let minted = mint(MintRequest {
@@ -304,6 +319,25 @@ impl RefreshEngine {
     /// replay then gets the grace behaviour). Reuse adds one
     /// `RevocationStore::revoke_session`.
     pub async fn rotate<F, E>(
+        &self,
+        presented: &str,
+        idempotency_key: Option<&str>,
+        mint: F,
+    ) -> Result<Rotation, RefreshError>
+    where
+        F: FnOnce(MintRequest<'_>) -> Result<MintedToken, E> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let rotation = self.rotate_token(presented, idempotency_key, mint).await;
+        count(rotation.as_ref().map(|r| match r.kind {
+            RotationKind::Rotated => results::ROTATED,
+            RotationKind::Grace => results::GRACE,
+            RotationKind::Replayed => results::IDEMPOTENT_REPLAY,
+        }));
+        rotation
+    }
+
+    async fn rotate_token<F, E>(
         &self,
         presented: &str,
         idempotency_key: Option<&str>,
@@ -553,6 +587,44 @@ impl RefreshEngine {
     pub async fn families(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, RefreshError> {
         Ok(self.store.families_of(sub).await?)
     }
+}
+
+/// One `tokenward_refresh_total{result}`: `result` for a success, the error's kind otherwise.
+fn count(result: Result<&'static str, &RefreshError>) {
+    let result = match result {
+        Ok(result) => result,
+        Err(RefreshError::Reused(_)) => results::REUSED,
+        Err(RefreshError::Revoked { .. }) => results::REVOKED,
+        Err(RefreshError::Invalid | RefreshError::InvalidIdempotencyKey) => results::INVALID,
+        Err(RefreshError::Store(_)) => results::STORE_ERROR,
+        Err(_) => results::ERROR,
+    };
+    // Literal labels: static keys, nothing allocated per call.
+    macro_rules! count {
+        ($($value:literal),+) => {
+            match result {
+                $($value => ::metrics::counter!(
+                    tokenward_core::metrics::REFRESH_TOTAL, "result" => $value
+                ),)+
+                other => ::metrics::counter!(
+                    tokenward_core::metrics::REFRESH_TOTAL,
+                    tokenward_core::metrics::RESULT => other
+                ),
+            }
+        };
+    }
+    count!(
+        "issued",
+        "rotated",
+        "grace",
+        "idempotent_replay",
+        "reused",
+        "revoked",
+        "invalid",
+        "store_error",
+        "error"
+    )
+    .increment(1);
 }
 
 /// The identical response of the rotation, if this is a replay of it: same token, same key,

@@ -175,6 +175,14 @@
 //! families could not even be listed, one event without `sid`, with `revoked = false` and
 //! the `error`; the login itself still succeeds and the next one enforces the cap.
 //!
+//! # Metrics
+//!
+//! Every [`RefreshEngine::issue`] and [`RefreshEngine::rotate`] counts once in
+//! `tokenward_refresh_total{result}` through the `metrics` facade (no recorder is installed
+//! here): `issued`, `rotated`, `grace`, `idempotent_replay` for successes, and `reused`,
+//! `revoked`, `invalid`, `store_error`, `error` for failures
+//! ([`tokenward_core::metrics::refresh`]). Alert on any increase of `result="reused"`.
+//!
 //! # Key derivation (nothing usable is stored in plaintext)
 //!
 //! Sealed blobs are AES-256-GCM under keys from HKDF-SHA256 with input keying material = the

@@ -1,8 +1,10 @@
 //! The demo's end-to-end tests over real HTTP: the API's edges, the whole lifecycle (in memory
 //! and on Redis with two instances), a Redis outage, slow and greedy connections, what
-//! the failure ban counts, the Redis startup check (TLS, eviction policy).
+//! the failure ban counts, sign-out and session limits, the Redis startup check (TLS,
+//! eviction policy), `/metrics` and JSON logs.
 //!
-//! One test binary, one module per concern; nothing here needs a process of its own.
+//! One test binary, one module per concern; only `telemetry` runs the demo binary as a
+//! process of its own (its metrics recorder and log subscriber are process-wide).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,3 +21,4 @@ mod lifecycle;
 mod outage;
 mod signout;
 mod startup;
+mod telemetry;

@@ -3,13 +3,16 @@
 //! verification.
 
 use std::net::IpAddr;
+use std::time::Instant;
 
-use tokenward_core::TokenRef;
+use tokenward_core::{TokenRef, metrics};
 use tokenward_ratelimit::Decision;
+use tracing::Instrument as _;
 
 use super::Guard;
 use crate::check::Check;
 use crate::denial::Denial;
+use crate::observe;
 use crate::stores::CombinedCheck;
 
 impl Guard {
@@ -31,7 +34,14 @@ impl Guard {
         let ban = inner.ban.as_ref().map(|ban| (ban, ban.ip_key(ip)));
         let limit_arg = limit.as_ref().map(|(_, key, charge)| (key, charge));
         let ban_arg = ban.as_ref().map(|(ban, key)| (key, ban.quota()));
-        match combined.check_request(token, limit_arg, ban_arg).await {
+        let check = metrics::CHECK_COMBINED;
+        let started = Instant::now();
+        let answer = combined
+            .check_request(token, limit_arg, ban_arg)
+            .instrument(observe::store_span(check))
+            .await;
+        let _done = observe::store_done(check, started, answer.is_err());
+        match answer {
             Ok(answer) => {
                 if let (Some(decision), Some((ban, _))) = (answer.ban, &ban)
                     && !decision.allowed

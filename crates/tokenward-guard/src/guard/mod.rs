@@ -5,17 +5,19 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokenward_claims::{RejectionClass, Verified};
 use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, TokenRef};
 use tokenward_ratelimit::{ClientIp, Decision, FailureBan, RateLimitStore, SubjectLimit};
 use tokenward_revocation::RevocationStatus;
+use tracing::{Instrument as _, Span};
 
 use crate::audit;
 use crate::authenticated::{Authenticated, Requirements};
 use crate::check::Check;
 use crate::denial::Denial;
+use crate::observe;
 use crate::request::{AuthRequest, Credentials, bearer_credentials, cookie_credentials};
 use crate::stores::GuardStores;
 use crate::verifier::Verifier;
@@ -149,8 +151,29 @@ impl Guard {
     }
 
     /// Runs the pipeline for one request.
+    ///
+    /// Observed three ways: an audit event ([`crate::audit`]); the metrics
+    /// `tokenward_decisions_total`, `tokenward_guard_seconds` and, per store call,
+    /// `tokenward_store_seconds` ([`tokenward_core::metrics`]); and a `tokenward.authenticate`
+    /// span (target `tokenward::guard`) with the fields `enduser.id` (the verified `sub`),
+    /// `tokenward.outcome` (`allowed`, `denied`), `tokenward.class` (`none` or
+    /// [`Denial::class`]), `client.address`, `http.request.method` and `url.path`, with a
+    /// `tokenward.store` child span (field `check`) per store call.
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
-        let started = audit::start();
+        let started = Instant::now();
+        let span = observe::authenticate_span(req);
+        let result = self.run(req, started, &span).instrument(span.clone()).await;
+        observe::authenticated(&span, result.as_ref().map(|_| ()), started.elapsed());
+        result
+    }
+
+    /// [`Guard::authenticate`] inside its span.
+    async fn run(
+        &self,
+        req: &AuthRequest<'_>,
+        started: Instant,
+        span: &Span,
+    ) -> Result<Authenticated, Denial> {
         let mut degraded = Vec::new();
         let deny = |denial: Denial, token: Option<&str>| {
             audit::denied(req, &denial, None, token, started);
@@ -158,7 +181,7 @@ impl Guard {
         };
         // With a combined backend the ban is read in the same call as everything else.
         if self.inner.stores.combined.is_none()
-            && let Err(denial) = self.ban_check(req.client_ip, &mut degraded).await
+            && let Err(denial) = self.ban_check(req.client_ip, started, &mut degraded).await
         {
             return deny(denial, None);
         }
@@ -186,6 +209,9 @@ impl Guard {
                 return deny(denial, Some(token));
             }
         };
+        if let Some(sub) = verified.claims.sub.as_deref() {
+            span.record("enduser.id", sub);
+        }
         match self
             .store_checks(&verified, req.client_ip, &mut degraded)
             .await
@@ -216,16 +242,16 @@ impl Guard {
         requirements: &Requirements,
     ) -> Result<(), Denial> {
         requirements.check(auth).inspect_err(|denial| {
-            audit::denied(req, denial, Some(&auth.verified), None, audit::start());
+            audit::denied(req, denial, Some(&auth.verified), None, Instant::now());
         })
     }
 
     /// Whether `client_ip` may attempt to authenticate: the failure-ban check alone, for
     /// endpoints that authenticate by other means (a login form) before tokens exist.
     pub async fn check_client(&self, req: &AuthRequest<'_>) -> Result<(), Denial> {
-        let started = audit::start();
+        let started = Instant::now();
         let mut degraded = Vec::new();
-        self.ban_check(req.client_ip, &mut degraded)
+        self.ban_check(req.client_ip, started, &mut degraded)
             .await
             .inspect_err(|denial| audit::denied(req, denial, None, None, started))
     }
@@ -234,7 +260,7 @@ impl Guard {
     /// (wrong password at a login endpoint) for the failure ban, and audits it with
     /// `reason`.
     pub async fn record_failure(&self, req: &AuthRequest<'_>, reason: &'static str) {
-        let started = audit::start();
+        let started = Instant::now();
         let _banned_now = self.record_ban_failure(req.client_ip).await;
         audit::failure(req, reason, started);
     }
@@ -254,12 +280,24 @@ impl Guard {
         ])
     }
 
-    async fn ban_check(&self, ip: IpAddr, degraded: &mut Vec<Check>) -> Result<(), Denial> {
+    /// The failure-ban check, the first thing a request does: timed from `started`.
+    async fn ban_check(
+        &self,
+        ip: IpAddr,
+        started: Instant,
+        degraded: &mut Vec<Check>,
+    ) -> Result<(), Denial> {
         let inner = &*self.inner;
         let Some(ban) = &inner.ban else {
             return Ok(());
         };
-        match ban.check_ip(&*inner.stores.ratelimit, ip).await {
+        let check = Check::Ban.as_str();
+        let answer = ban
+            .check_ip(&*inner.stores.ratelimit, ip)
+            .instrument(observe::store_span(check))
+            .await;
+        let _done = observe::store_done(check, started, answer.is_err());
+        match answer {
             Ok(d) if d.allowed => Ok(()),
             Ok(decision) => Err(self.banned(ban, decision)),
             Err(e) => self.outage(&[(Check::Ban, ban.on_store_failure())], &e, degraded),
@@ -278,7 +316,14 @@ impl Guard {
     async fn record_ban_failure(&self, ip: IpAddr) -> Option<Denial> {
         let inner = &*self.inner;
         let ban = inner.ban.as_ref()?;
-        match ban.record_ip_failure(&*inner.stores.ratelimit, ip).await {
+        let check = Check::BanRecord.as_str();
+        let started = Instant::now();
+        let answer = ban
+            .record_ip_failure(&*inner.stores.ratelimit, ip)
+            .instrument(observe::store_span(check))
+            .await;
+        let _done = observe::store_done(check, started, answer.is_err());
+        match answer {
             Ok(decision) if !decision.allowed => Some(self.banned(ban, decision)),
             Ok(_) => None,
             Err(e) => {

@@ -3,13 +3,17 @@
 //! [`Guard::authenticate`]), then the revocation check, then the subject limit — each its own
 //! call, each with its own failure policy.
 
+use std::time::Instant;
+
 use tokenward_core::TokenRef;
 use tokenward_ratelimit::Decision;
 use tokenward_revocation::RevocationStatus;
+use tracing::Instrument as _;
 
 use super::Guard;
 use crate::check::Check;
 use crate::denial::Denial;
+use crate::observe;
 
 impl Guard {
     /// Revocation, then the subject limit (charged only for an unrevoked token).
@@ -19,7 +23,16 @@ impl Guard {
         degraded: &mut Vec<Check>,
     ) -> Result<Option<Decision>, Denial> {
         let inner = &*self.inner;
-        match inner.stores.revocation.check(token).await {
+        let check = Check::Revocation.as_str();
+        let started = Instant::now();
+        let status = inner
+            .stores
+            .revocation
+            .check(token)
+            .instrument(observe::store_span(check))
+            .await;
+        let done = observe::store_done(check, started, status.is_err());
+        match status {
             Ok(status) => {
                 self.decide(status, None)?;
             }
@@ -34,10 +47,18 @@ impl Guard {
         };
         let (key, charge) = (limit.key(sub), limit.charge());
         let store = &*inner.stores.ratelimit;
+        let check = Check::SubjectLimit.as_str();
+        let started = done;
         let answer = match store.gcra_now(&key, &charge) {
             Some(answer) => answer,
-            None => store.gcra(&key, &charge).await,
+            None => {
+                store
+                    .gcra(&key, &charge)
+                    .instrument(observe::store_span(check))
+                    .await
+            }
         };
+        let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(decision) => self.decide(RevocationStatus::Active, Some(decision)),
             Err(e) => self

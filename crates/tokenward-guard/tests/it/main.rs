@@ -20,5 +20,6 @@ mod conformance;
 mod fault_proxy;
 mod faults;
 mod issuers;
+mod observe;
 mod pipeline;
 mod redis;

@@ -115,7 +115,7 @@ fn request<'a>(creds: Credentials<'a>) -> AuthRequest<'a> {
 
 /// A revocation store that is down.
 #[derive(Debug)]
-struct Down;
+pub(crate) struct Down;
 
 #[async_trait]
 impl RevocationStore for Down {
@@ -146,7 +146,7 @@ impl RevocationStore for Down {
     }
 }
 
-fn down_stores() -> GuardStores {
+pub(crate) fn down_stores() -> GuardStores {
     GuardStores::new(
         Arc::new(Down),
         Arc::new(tokenward_ratelimit::MemoryRateLimitStore::new()),

@@ -1,6 +1,6 @@
 //! The integration tests of tokenward-refresh, in one test binary (one link of the crate's
 //! dependencies instead of one per file): the in-memory store's conformance suite, its
-//! bounds, token parsing, the audit event, and end-to-end rotation with real JWTs.
+//! bounds, token parsing, the audit event, the metrics, and end-to-end rotation with real JWTs.
 //!
 //! Nothing here needs a process of its own: the audit test captures events with a
 //! thread-local subscriber (`tracing::subscriber::set_default` on a current-thread runtime),
@@ -20,6 +20,7 @@ use tokenward_refresh::{MintRequest, MintedToken};
 mod audit;
 mod conformance;
 mod memory;
+mod metrics;
 mod tokens;
 mod with_issuer;
 
