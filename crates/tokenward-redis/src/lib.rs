@@ -93,6 +93,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod byo;
 mod check;
 mod config;
 mod error;
@@ -103,6 +104,7 @@ mod stores;
 mod tls;
 
 pub use backend::RedisBackend;
+pub use byo::BackendOptions;
 pub use check::{ServerCheck, ServerCheckError};
 pub use config::RedisConfig;
 pub use error::RedisConfigError;
