@@ -21,7 +21,8 @@ use crate::tls::{Tls, rustls_error};
 /// — with the deadline every store call obeys.
 ///
 /// Cheap to clone (the connections are shared): build one per server and hand it to each
-/// store that lives there. Building it never talks to Redis — connections are opened on first
+/// store that lives there. Building it (from a [`RedisConfig`] or a client) never talks to
+/// Redis — connections are opened on first
 /// use, and re-opened after failures — so an application starts while Redis is down and its
 /// calls fail with [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
 ///
@@ -203,6 +204,12 @@ impl RedisBackend {
     /// opened from it (its address, credentials, database and protocol), shared and kept
     /// healthy exactly like those of [`RedisBackend::new`]. Never connects here. Fails only on
     /// invalid `options`.
+    ///
+    /// To a `redis://` or `unix://` address the backend opens the socket itself with the
+    /// client's connection settings. To an address only the client can reach (its own TLS,
+    /// with a redis-rs TLS feature enabled by the application) the client opens the
+    /// connections; redis-rs then runs their driver tasks, so a connection the server closed
+    /// is replaced after the call that finds it closed fails, not before.
     pub fn from_client(
         client: redis::Client,
         options: BackendOptions,
