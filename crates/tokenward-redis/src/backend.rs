@@ -22,11 +22,11 @@ use crate::tls::{Tls, rustls_error};
 ///
 /// Cheap to clone (the connections are shared): build one per server and hand it to each
 /// store that lives there. Building it (from a [`RedisConfig`] or a client) never talks to
-/// Redis — connections are opened on first
-/// use, and re-opened after failures — so an application starts while Redis is down and its
-/// calls fail with [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
+/// Redis — connections are opened on first use, and re-opened after failures — so an
+/// application starts while Redis is down and its calls fail with
+/// [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
 ///
-/// Each call takes the next connection round-robin and sends its command on it *without*
+/// On its own connections, each call takes the next connection round-robin and sends its command on it *without*
 /// taking it away from other callers: a multiplexed connection pipelines the requests of
 /// every caller using it, so any number of calls can be in flight at once, and concurrent
 /// requests share `write`s and wake-ups instead of queueing for a connection.
@@ -61,7 +61,7 @@ use crate::tls::{Tls, rustls_error};
 /// | constructor | what the calls run on | health, reconnection |
 /// |---|---|---|
 /// | [`new`](Self::new) ([`RedisConfig`]) | `pool_size` multiplexed connections of its own, round-robin, each shared by every call | replaced as described above |
-/// | [`from_client`](Self::from_client) (`redis::Client`) | the same, opened from the client (its address, credentials, database, protocol) | the same |
+/// | [`from_client`](Self::from_client) (`redis::Client`) | the same, opened from the client (its address, credentials, database, protocol) | the same (a connection the client opens over its own TLS is noticed closed by a failing call) |
 /// | [`from_multiplexed`](Self::from_multiplexed) (`MultiplexedConnection`) | that one connection, shared with the application | **none**: a plain multiplexed connection does not reconnect — once the server closes it, every call fails until the application replaces the backend. Prefer a `ConnectionManager` or a client |
 /// | [`from_connection_manager`](Self::from_connection_manager) (`ConnectionManager`) | that manager's connection, shared with the application | the manager's: it reconnects by itself (with its own retry settings) |
 /// | `from_deadpool` (`deadpool_redis::Pool`, feature `deadpool`) | a connection checked out of the pool per call, exclusively | the pool's (its recycle check), and a connection that failed at the connection level is taken out of the pool |
