@@ -71,8 +71,9 @@ struct FeatureConfig {
 /// jsonwebtoken panics at run time when both or neither of its crypto backends are enabled,
 /// and tokenward-claims must be correct whatever the user's dependency graph enables. The
 /// `test` step covers both backends (`--all-features`); these cover neither and one. The Guard
-/// must build and pass without its optional backends too, and tokenward-ratelimit must build
-/// without its in-memory store (a user with a store of their own compiles no governor).
+/// must build and pass without its optional backends too, tokenward-ratelimit must build
+/// without its in-memory store (a user with a store of their own compiles no governor), and
+/// tokenward-redis without its `deadpool` feature.
 const FEATURE_MATRIX: &[FeatureConfig] = &[
     FeatureConfig {
         package: "tokenward-claims",
@@ -91,6 +92,12 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
         features: &["testkit"],
         no_default_features: false,
         why: "the Guard without its redis and jwks features (in-memory stores only)",
+    },
+    FeatureConfig {
+        package: "tokenward-redis",
+        features: &[],
+        no_default_features: true,
+        why: "without the deadpool feature (the `test` step enables it; checked, not tested)",
     },
     FeatureConfig {
         package: "tokenward-ratelimit",

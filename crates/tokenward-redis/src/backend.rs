@@ -6,24 +6,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError};
 use tokenward_core::StoreError;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::byo::{BackendOptions, Conn};
 use crate::config::{RedisConfig, parse_url, redact_url};
 use crate::error::RedisConfigError;
 use crate::tls::{Tls, rustls_error};
 
-/// `pool_size` multiplexed connections to one Redis server, shared by every call, with the
-/// deadline every store call obeys.
+/// The connections to one Redis server the stores share — by default `pool_size` multiplexed
+/// connections of its own, or the application's ([bring your own](#bring-your-own-connection))
+/// — with the deadline every store call obeys.
 ///
 /// Cheap to clone (the connections are shared): build one per server and hand it to each
-/// store that lives there. Building it never talks to Redis — connections are opened on first
-/// use, and re-opened after failures — so an application starts while Redis is down and its
-/// calls fail with [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
+/// store that lives there. Building it (from a [`RedisConfig`] or a client) never talks to
+/// Redis — connections are opened on first use, and re-opened after failures — so an
+/// application starts while Redis is down and its calls fail with
+/// [`StoreError::Unavailable`] / [`StoreError::Timeout`] until Redis is back.
 ///
-/// Each call takes the next connection round-robin and sends its command on it *without*
+/// On its own connections, each call takes the next connection round-robin and sends its command on it *without*
 /// taking it away from other callers: a multiplexed connection pipelines the requests of
 /// every caller using it, so any number of calls can be in flight at once, and concurrent
 /// requests share `write`s and wake-ups instead of queueing for a connection.
@@ -46,20 +49,58 @@ use crate::tls::{Tls, rustls_error};
 ///
 /// Needs a Tokio runtime with its I/O and time drivers enabled (`#[tokio::main]`,
 /// `Builder::enable_all()`).
+///
+/// # Bring your own connection
+///
+/// An application that already talks to Redis can hand the stores what it has, so they use
+/// its connections and their settings (address, credentials, TLS, RESP version, pool
+/// limits) instead of a [`RedisConfig`]; [`BackendOptions`] carries the rest (key prefix,
+/// operation timeout, …). Every kind obeys the operation timeout — waiting for the
+/// application's connection included — and maps failures the same way.
+///
+/// | constructor | what the calls run on | health, reconnection |
+/// |---|---|---|
+/// | [`new`](Self::new) ([`RedisConfig`]) | `pool_size` multiplexed connections of its own, round-robin, each shared by every call | replaced as described above |
+/// | [`from_client`](Self::from_client) (`redis::Client`) | the same, opened from the client (its address, credentials, database, protocol) | the same (a connection the client opens over its own TLS is noticed closed by a failing call) |
+/// | [`from_multiplexed`](Self::from_multiplexed) (`MultiplexedConnection`) | that one connection, shared with the application | **none**: a plain multiplexed connection does not reconnect — once the server closes it, every call fails until the application replaces the backend. Prefer a `ConnectionManager` or a client |
+/// | [`from_connection_manager`](Self::from_connection_manager) (`ConnectionManager`) | that manager's connection, shared with the application | the manager's: it reconnects by itself (with its own retry settings) |
+/// | `from_deadpool` (`deadpool_redis::Pool`, feature `deadpool`) | a connection checked out of the pool per call, exclusively | the pool's (its recycle check), and a connection that failed at the connection level is taken out of the pool |
+///
+/// Multiplexed connections (every kind but the pool) let any number of calls be in flight
+/// at once; a pool's exclusive checkout allows at most its size, and the other calls wait
+/// for a connection (within the operation timeout). Measured on one host with 64 concurrent
+/// tasks (`docs/benchmarks.md`, "Redis stores after sharing connections"), the exclusive
+/// checkout answered a revocation check in p50 634–658 µs at 71–78 k checks/s, the shared
+/// multiplexed connections in p50 309–337 µs at 127–133 k checks/s — which is why the
+/// default is the shared multiplexed connections, and why a pool is only worth it to share
+/// the application's pool limits. Redis Cluster clients come with the stores' cluster
+/// support.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tokenward_redis::{BackendOptions, RedisBackend, RedisStores};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // The application's client, with its own settings.
+/// let client = redis::Client::open("redis://:s3cret@redis.internal:6379/0")?;
+/// let options = BackendOptions::new()
+///     .key_prefix("{orders-api}:")
+///     .operation_timeout(Duration::from_millis(100));
+/// let stores = RedisStores::new(RedisBackend::from_client(client, options)?);
+/// stores.backend().check_server().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RedisBackend {
     inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    info: ConnectionInfo,
-    /// `Some` for `rediss://`.
-    tls: Option<Tls>,
-    slots: Box<[Slot]>,
-    /// The slot the next call uses (modulo the slot count).
-    next: AtomicUsize,
-    /// Numbers connections, so a failing call replaces only the connection it used.
-    opened: AtomicU64,
+    /// What the calls run on.
+    source: Source,
+    /// Whether the connections are TLS connections of the backend's own (for messages).
+    tls: bool,
     /// Calls made ([`RedisBackend::round_trips`]).
     calls: AtomicU64,
     operation_timeout: Duration,
@@ -70,6 +111,34 @@ pub(crate) struct Inner {
     pub(crate) allow_eviction: bool,
     /// Whether [`RedisBackend::check_server`] has warned already (it warns once).
     pub(crate) warned: AtomicBool,
+}
+
+/// What the calls run on.
+enum Source {
+    /// Connections of the backend's own ([`RedisBackend::new`], [`RedisBackend::from_client`]).
+    Slots(Box<Slots>),
+    /// The application's multiplexed connection.
+    Multiplexed(MultiplexedConnection),
+    /// The application's connection manager.
+    Manager(ConnectionManager),
+    /// The application's pool.
+    #[cfg(feature = "deadpool")]
+    Pool(deadpool_redis::Pool),
+}
+
+/// `pool_size` shared connections, opened lazily.
+struct Slots {
+    info: ConnectionInfo,
+    /// `Some` for `rediss://`.
+    tls: Option<Tls>,
+    /// The application's client ([`RedisBackend::from_client`]): opens the connections to
+    /// addresses the backend cannot reach itself (the client's own TLS).
+    client: Option<redis::Client>,
+    slots: Box<[Slot]>,
+    /// The slot the next call uses (modulo the slot count).
+    next: AtomicUsize,
+    /// Numbers connections, so a failing call replaces only the connection it used.
+    opened: AtomicU64,
 }
 
 /// One shared connection, opened lazily, replaced when it fails.
@@ -90,15 +159,18 @@ struct Live {
 }
 
 /// The task that moves a connection's bytes. Set `closed` when the connection ends (the
-/// server went away, or the socket failed); aborted when the last handle is dropped.
+/// server went away, or the socket failed); aborted when the last handle is dropped. `None`
+/// for a connection opened by the application's client (redis-rs runs its driver).
 struct Driver {
     closed: Arc<AtomicBool>,
-    task: tokio::task::AbortHandle,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -118,22 +190,120 @@ impl RedisBackend {
             _ => None,
         };
         let endpoint = info.addr().to_string();
-        let slots = (0..config.pool_size).map(|_| Slot::default()).collect();
-        Ok(RedisBackend {
+        let tls_used = tls.is_some();
+        let source = Source::Slots(Box::new(Slots::new(info, tls, None, config.pool_size)));
+        Ok(Self::with_source(
+            source,
+            endpoint,
+            tls_used,
+            &BackendOptions::from(config),
+        ))
+    }
+
+    /// A backend on the application's `client`: `options.pool_size` multiplexed connections
+    /// opened from it (its address, credentials, database and protocol), shared and kept
+    /// healthy exactly like those of [`RedisBackend::new`]. Never connects here. Fails only on
+    /// invalid `options`.
+    ///
+    /// To a `redis://` or `unix://` address the backend opens the socket itself with the
+    /// client's connection settings. To an address only the client can reach (its own TLS,
+    /// with a redis-rs TLS feature enabled by the application) the client opens the
+    /// connections; redis-rs then runs their driver tasks, so a connection the server closed
+    /// is replaced after the call that finds it closed fails, not before.
+    pub fn from_client(
+        client: redis::Client,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let info = client.get_connection_info().clone();
+        let endpoint = info.addr().to_string();
+        let source = Source::Slots(Box::new(Slots::new(
+            info,
+            None,
+            Some(client),
+            options.pool_size,
+        )));
+        Ok(Self::with_source(source, endpoint, false, &options))
+    }
+
+    /// A backend on the application's multiplexed connection: every call sends its command
+    /// on a handle of `conn`, alongside the application's own requests.
+    ///
+    /// A plain `MultiplexedConnection` never reconnects: once Redis closes it (a restart, a
+    /// failover), every call fails with [`StoreError::Unavailable`] until the application
+    /// builds a new backend. Use [`RedisBackend::from_connection_manager`] or
+    /// [`RedisBackend::from_client`] to recover by themselves. `options.pool_size` is not
+    /// used.
+    pub fn from_multiplexed(
+        conn: MultiplexedConnection,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Multiplexed(conn);
+        Ok(Self::with_source(
+            source,
+            "application connection".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    /// A backend on the application's connection manager: every call sends its command on a
+    /// handle of `manager`, alongside the application's own requests; the manager reconnects
+    /// by itself after a failure (a call made while it does fails, or waits for it within the
+    /// operation timeout). `options.pool_size` is not used.
+    pub fn from_connection_manager(
+        manager: ConnectionManager,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Manager(manager);
+        Ok(Self::with_source(
+            source,
+            "application connection manager".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    /// A backend on the application's deadpool: every call checks a connection out of
+    /// `pool` (waiting for one within the operation timeout: an exhausted pool is a
+    /// [`StoreError::Timeout`]), sends its command and puts the connection back. A connection
+    /// whose command failed at the connection level is taken out of the pool; the pool's
+    /// recycle check (`PING`) vets the others. `options.pool_size` is not used: the pool's
+    /// size is.
+    ///
+    /// A checked-out connection serves one call at a time, so at most the pool's size of
+    /// calls are in flight — slower under concurrency than the shared multiplexed
+    /// connections of the other kinds (see [bring your own](#bring-your-own-connection)).
+    #[cfg(feature = "deadpool")]
+    pub fn from_deadpool(
+        pool: deadpool_redis::Pool,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Pool(pool);
+        Ok(Self::with_source(
+            source,
+            "application pool".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    fn with_source(source: Source, endpoint: String, tls: bool, options: &BackendOptions) -> Self {
+        RedisBackend {
             inner: Arc::new(Inner {
-                info,
+                source,
                 tls,
-                slots,
-                next: AtomicUsize::new(0),
-                opened: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
-                operation_timeout: config.operation_timeout,
+                operation_timeout: options.operation_timeout,
                 endpoint,
-                key_prefix: config.key_prefix.clone(),
-                allow_eviction: config.dangerous_allow_eviction,
+                key_prefix: options.key_prefix.clone(),
+                allow_eviction: options.dangerous_allow_eviction,
                 warned: AtomicBool::new(false),
             }),
-        })
+        }
     }
 
     /// Checks that Redis answers (`PING`) within the operation timeout: for readiness probes
@@ -158,7 +328,9 @@ impl RedisBackend {
         &self.inner
     }
 
-    /// The server, as `host:port` (or a socket path), for messages.
+    /// The server, as `host:port` (or a socket path), for messages; for an application's
+    /// connection, manager or pool, which tokenward cannot see into, `application
+    /// connection`, `application connection manager` or `application pool`.
     pub fn endpoint(&self) -> &str {
         &self.inner.endpoint
     }
@@ -181,44 +353,92 @@ impl RedisBackend {
         self.inner.calls.load(Ordering::Relaxed)
     }
 
-    /// Runs `op` on the next shared connection, all of it (opening the connection included)
-    /// within the operation timeout, and maps failures onto [`StoreError`]. The connection is
-    /// replaced if the command failed at the connection level or was abandoned at the
-    /// deadline with a request in flight.
+    /// Runs `op` on a connection (the next shared one, or the application's), all of it
+    /// (opening or checking out the connection included) within the operation timeout, and
+    /// maps failures onto [`StoreError`]. A connection of the backend's own is replaced if
+    /// the command failed at the connection level or was abandoned at the deadline with a
+    /// request in flight; a pooled one that failed at the connection level leaves the pool.
     pub(crate) async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
     where
-        F: AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
+        F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     {
         let inner = &*self.inner;
         inner.calls.fetch_add(1, Ordering::Relaxed);
         let attempt = async {
-            let n = inner.next.fetch_add(1, Ordering::Relaxed) % inner.slots.len().max(1);
-            let Some(slot) = inner.slots.get(n) else {
-                return Err(inner.unavailable("no connection slots", None));
-            };
-            let live = inner.connection(slot).await?;
-            let mut conn = live.conn.clone();
-            // Dropped before `op` completes (the deadline passed): the connection goes.
-            let mut guard = Replace {
-                slot,
-                id: live.id,
-                armed: true,
-            };
-            match op(&mut conn).await {
-                Ok(value) => {
-                    guard.armed = false;
-                    Ok(value)
-                }
-                Err(e) => {
-                    // A server error reply (WRONGTYPE, NOSCRIPT after a restart, ...) leaves
-                    // the connection usable; anything else may have left it out of sync.
-                    guard.armed = !matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension);
-                    Err(inner.redis_error(e))
+            match &inner.source {
+                Source::Slots(slots) => inner.run_on_slot(slots, op).await,
+                Source::Multiplexed(conn) => op(&mut Conn::Multiplexed(conn.clone()))
+                    .await
+                    .map_err(|e| inner.redis_error(e)),
+                Source::Manager(manager) => op(&mut Conn::Manager(manager.clone()))
+                    .await
+                    .map_err(|e| inner.redis_error(e)),
+                #[cfg(feature = "deadpool")]
+                Source::Pool(pool) => {
+                    let pooled = pool.get().await.map_err(|e| inner.pool_error(e))?;
+                    let mut conn = Conn::Pooled(pooled);
+                    let result = op(&mut conn).await;
+                    if let (Err(e), Conn::Pooled(pooled)) = (&result, conn)
+                        && !is_reply_error(e)
+                    {
+                        // Out of the pool (and closed): it may be out of sync or dead.
+                        drop(deadpool_redis::Connection::take(pooled));
+                    }
+                    result.map_err(|e| inner.redis_error(e))
                 }
             }
         };
         with_deadline(inner.operation_timeout, attempt).await
     }
+}
+
+impl Inner {
+    /// [`RedisBackend::run`] on the next of `slots`.
+    async fn run_on_slot<T, F>(&self, slots: &Slots, op: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    {
+        let n = slots.next.fetch_add(1, Ordering::Relaxed) % slots.slots.len().max(1);
+        let Some(slot) = slots.slots.get(n) else {
+            return Err(self.unavailable("no connection slots", None));
+        };
+        let live = self.connection(slots, slot).await?;
+        let mut conn = Conn::Multiplexed(live.conn.clone());
+        // Dropped before `op` completes (the deadline passed): the connection goes.
+        let mut guard = Replace {
+            slot,
+            id: live.id,
+            armed: true,
+        };
+        match op(&mut conn).await {
+            Ok(value) => {
+                guard.armed = false;
+                Ok(value)
+            }
+            Err(e) => {
+                guard.armed = !is_reply_error(&e);
+                Err(self.redis_error(e))
+            }
+        }
+    }
+
+    /// [`StoreError`] for a failed checkout from the application's pool.
+    #[cfg(feature = "deadpool")]
+    fn pool_error(&self, e: deadpool_redis::PoolError) -> StoreError {
+        match e {
+            deadpool_redis::PoolError::Backend(e) => self.redis_error(e),
+            deadpool_redis::PoolError::Timeout(_) => StoreError::Timeout {
+                after: self.operation_timeout,
+            },
+            other => self.unavailable(format!("connection pool: {other}"), None),
+        }
+    }
+}
+
+/// Whether `e` is a server's error *reply* (WRONGTYPE, NOSCRIPT after a restart, ...), which
+/// leaves the connection usable; anything else may have left it out of sync.
+fn is_reply_error(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::Server(_) | ErrorKind::Extension)
 }
 
 /// `fut`, or [`StoreError::Timeout`] once `after` has passed.
@@ -275,9 +495,27 @@ impl Slot {
     }
 }
 
+impl Slots {
+    fn new(
+        info: ConnectionInfo,
+        tls: Option<Tls>,
+        client: Option<redis::Client>,
+        size: usize,
+    ) -> Self {
+        Slots {
+            info,
+            tls,
+            client,
+            slots: (0..size).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            opened: AtomicU64::new(0),
+        }
+    }
+}
+
 impl Inner {
     /// The slot's connection, opening one if it has none.
-    async fn connection(&self, slot: &Slot) -> Result<Live, StoreError> {
+    async fn connection(&self, slots: &Slots, slot: &Slot) -> Result<Live, StoreError> {
         if let Some(live) = slot.current() {
             return Ok(live);
         }
@@ -285,23 +523,23 @@ impl Inner {
         if let Some(live) = slot.current() {
             return Ok(live);
         }
-        let live = self.connect().await?;
+        let live = self.connect(slots).await?;
         *slot.lock() = Some(live.clone());
         Ok(live)
     }
 
-    async fn connect(&self) -> Result<Live, StoreError> {
+    async fn connect(&self, slots: &Slots) -> Result<Live, StoreError> {
         let redis_error = |e: RedisError| self.redis_error(e);
         // Before the TLS handshake: a plain TCP failure (refused, unreachable).
         let io_error = |e: std::io::Error| self.classify(e.into(), false);
-        match self.info.addr() {
+        match slots.info.addr() {
             ConnectionAddr::Tcp(host, port) => {
                 let stream = tokio::net::TcpStream::connect((host.as_str(), *port))
                     .await
                     .map_err(io_error)?;
                 // Requests are small and latency is the point: no Nagle delays.
                 stream.set_nodelay(true).map_err(io_error)?;
-                match &self.tls {
+                match &slots.tls {
                     Some(tls) => {
                         let stream = tls.handshake(stream).await.map_err(|e| {
                             let why = match rustls_error(&e) {
@@ -310,9 +548,9 @@ impl Inner {
                             };
                             self.unavailable(format!("TLS handshake failed: {why}"), Some(e.into()))
                         })?;
-                        self.start(stream).await.map_err(redis_error)
+                        self.start(slots, stream).await.map_err(redis_error)
                     }
-                    None => self.start(stream).await.map_err(redis_error),
+                    None => self.start(slots, stream).await.map_err(redis_error),
                 }
             }
             #[cfg(unix)]
@@ -320,8 +558,11 @@ impl Inner {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(io_error)?;
-                self.start(stream).await.map_err(redis_error)
+                self.start(slots, stream).await.map_err(redis_error)
             }
+            // The application's client connects on its own (its TLS, ...); the driver task
+            // is the client's, so a closed connection is noticed by a failing call.
+            _ if slots.client.is_some() => self.connect_client(slots).await.map_err(redis_error),
             other => Err(redis_error(RedisError::from((
                 ErrorKind::InvalidClientConfig,
                 "this build cannot connect to this kind of address",
@@ -330,16 +571,45 @@ impl Inner {
         }
     }
 
+    fn connection_config(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_response_timeout(Some(self.operation_timeout))
+            .set_connection_timeout(Some(self.operation_timeout))
+    }
+
+    /// A connection opened by the application's client.
+    async fn connect_client(&self, slots: &Slots) -> Result<Live, RedisError> {
+        let Some(client) = &slots.client else {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "no client to connect with",
+            )));
+        };
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&self.connection_config())
+            .await?;
+        // Its driver task is redis-rs's, which cannot be watched: never marked closed.
+        Ok(Live {
+            id: slots.opened.fetch_add(1, Ordering::Relaxed),
+            conn,
+            driver: Arc::new(Driver {
+                closed: Arc::new(AtomicBool::new(false)),
+                task: None,
+            }),
+        })
+    }
+
     /// Authenticates / selects the database on `stream` and starts its driver task.
-    async fn start<S>(&self, stream: S) -> Result<Live, RedisError>
+    async fn start<S>(&self, slots: &Slots, stream: S) -> Result<Live, RedisError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let config =
-            AsyncConnectionConfig::new().set_response_timeout(Some(self.operation_timeout));
-        let (conn, driver) =
-            MultiplexedConnection::new_with_config(self.info.redis_settings(), stream, config)
-                .await?;
+        let (conn, driver) = MultiplexedConnection::new_with_config(
+            slots.info.redis_settings(),
+            stream,
+            self.connection_config(),
+        )
+        .await?;
         let closed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&closed);
         let task = tokio::spawn(async move {
@@ -347,17 +617,17 @@ impl Inner {
             flag.store(true, Ordering::Release);
         });
         Ok(Live {
-            id: self.opened.fetch_add(1, Ordering::Relaxed),
+            id: slots.opened.fetch_add(1, Ordering::Relaxed),
             conn,
             driver: Arc::new(Driver {
                 closed,
-                task: task.abort_handle(),
+                task: Some(task.abort_handle()),
             }),
         })
     }
 
     pub(crate) fn redis_error(&self, e: RedisError) -> StoreError {
-        self.classify(e, self.tls.is_some())
+        self.classify(e, self.tls)
     }
 
     /// [`StoreError`] for `e`; `tls`: it happened on an established TLS connection.
@@ -423,19 +693,35 @@ fn is_wrong_type(e: &RedisError) -> bool {
 
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let open = self
-            .inner
-            .slots
-            .iter()
-            .filter(|slot| slot.current().is_some())
-            .count();
-        f.debug_struct("RedisBackend")
-            .field("endpoint", &self.inner.endpoint)
+        let mut out = f.debug_struct("RedisBackend");
+        out.field("endpoint", &self.inner.endpoint)
             .field("key_prefix", &self.inner.key_prefix)
-            .field("operation_timeout", &self.inner.operation_timeout)
-            .field("pool_size", &self.inner.slots.len())
-            .field("tls", &self.inner.tls.is_some())
-            .field("open_connections", &open)
-            .finish()
+            .field("operation_timeout", &self.inner.operation_timeout);
+        match &self.inner.source {
+            Source::Slots(slots) => {
+                let open = slots
+                    .slots
+                    .iter()
+                    .filter(|slot| slot.current().is_some())
+                    .count();
+                out.field("connections", &"own")
+                    .field("pool_size", &slots.slots.len())
+                    .field("tls", &slots.tls.is_some())
+                    .field("from_client", &slots.client.is_some())
+                    .field("open_connections", &open);
+            }
+            Source::Multiplexed(_) => {
+                out.field("connections", &"application multiplexed connection");
+            }
+            Source::Manager(_) => {
+                out.field("connections", &"application connection manager");
+            }
+            #[cfg(feature = "deadpool")]
+            Source::Pool(pool) => {
+                out.field("connections", &"application deadpool")
+                    .field("pool_status", &pool.status());
+            }
+        }
+        out.finish()
     }
 }

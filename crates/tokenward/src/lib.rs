@@ -12,7 +12,7 @@
 //! | [`ratelimit`] | `tokenward-ratelimit` | subject limits, failure bans, client IPs | always |
 //! | [`refresh`] | `tokenward-refresh` | refresh-token rotation | always |
 //! | [`guard`] (and the root) | `tokenward-guard` | the per-request Guard, audit events, serde config | always |
-//! | `redis` | `tokenward-redis` | Redis stores, one round trip per request | `redis` |
+//! | `redis` | `tokenward-redis` | Redis stores, one round trip per request | `redis` (`redis-deadpool`: on an app's `deadpool_redis::Pool`) |
 //! | `jwks` | `tokenward-jwks` | remote key sets (JWKS, OIDC discovery) | `jwks` |
 //! | `axum` | `tokenward-axum` | tower `Layer` + axum extractors | `axum` |
 //! | `actix` | `tokenward-actix` | actix-web middleware + extractors | `actix` |

@@ -14,6 +14,7 @@
 mod common;
 
 mod backend;
+mod byo;
 mod combined;
 mod eviction;
 mod outage;
