@@ -9,8 +9,8 @@
 //! tokenward verify --jwks entra-keys.json --profile entra --iss 'https://login.microsoftonline.com/{tenantid}/v2.0' \
 //!     --tenant 9188040d-6c67-4c5b-b112-36a304b66dad --aud api://orders --scope Orders.Read TOKEN
 //! tokenward inspect TOKEN                                     # decode + lint, NOT verified
-//! tokenward revoke --redis redis://127.0.0.1:6379 --sub alice  # sign alice out everywhere
-//! tokenward check --redis redis://127.0.0.1:6379 --sub alice --iat 1800000000
+//! tokenward revoke --redis redis://127.0.0.1:6379 --iss https://auth.example --sub alice  # sign out everywhere
+//! tokenward check --redis redis://127.0.0.1:6379 --iss https://auth.example --sub alice --iat 1800000000
 //! ```
 //!
 //! `verify` uses exactly the validation the libraries use ([`tokenward_claims::Validator`]):
