@@ -58,11 +58,24 @@ pub(crate) fn provision() -> Result<Redis> {
 }
 
 fn start_throwaway(binary: &Path) -> Result<Redis> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = free_port()?;
+    let redis = start_server(binary, port, &[])?;
+    eprintln!("started a throwaway redis-server on {}", redis.url);
+    Ok(redis)
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `binary` listening on 127.0.0.1:`port` (plain text) with `extra` arguments, no
+/// persistence, and waits until it answers `PING` there.
+fn start_server(binary: &Path, port: u16, extra: &[std::ffi::OsString]) -> Result<Redis> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = Command::new(binary);
     command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(extra)
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -78,7 +91,6 @@ fn start_throwaway(binary: &Path) -> Result<Redis> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if ping(addr) {
-            eprintln!("started a throwaway redis-server on {addr}");
             return Ok(redis);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -143,45 +155,25 @@ pub(crate) fn start_tls(dir: &Path) -> Result<TlsRedis> {
     ] {
         std::fs::write(path, content).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let free_port =
-        || -> Result<u16> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()) };
     let (port, tls_port) = (free_port()?, free_port()?);
-    let mut command = Command::new(&binary);
-    command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--tls-port", &tls_port.to_string()])
-        .arg("--tls-cert-file")
-        .arg(&cert_file)
-        .arg("--tls-key-file")
-        .arg(&key_file)
-        .arg("--tls-ca-cert-file")
-        .arg(&ca_file)
-        .args(["--tls-auth-clients", "no"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    eprintln!("$ {}", cmd::display(&command));
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let server = Redis {
-        url: format!("redis://127.0.0.1:{port}"),
-        child: Some(child),
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if ping(addr) {
-            return Ok(TlsRedis {
-                url: format!("rediss://127.0.0.1:{tls_port}"),
-                ca_file,
-                _server: server,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let mut tls_args: Vec<std::ffi::OsString> = ["--tls-port", &tls_port.to_string()]
+        .iter()
+        .map(Into::into)
+        .collect();
+    for (flag, path) in [
+        ("--tls-cert-file", &cert_file),
+        ("--tls-key-file", &key_file),
+        ("--tls-ca-cert-file", &ca_file),
+    ] {
+        tls_args.extend([flag.into(), path.into()]);
     }
-    Err(format!("the throwaway TLS redis-server on {addr} did not answer PING within 10 s").into())
+    tls_args.extend(["--tls-auth-clients".into(), "no".into()]);
+    let server = start_server(&binary, port, &tls_args)?;
+    Ok(TlsRedis {
+        url: format!("rediss://127.0.0.1:{tls_port}"),
+        ca_file,
+        _server: server,
+    })
 }
 
 /// A fresh CA, and a server certificate it signed for 127.0.0.1 and `localhost`: (CA PEM,
