@@ -1,7 +1,8 @@
 //! The names of tokenward's metrics: a stable contract, recorded through the [`metrics`]
 //! facade.
 //!
-//! The libraries only *record* (`tokenward-guard`, `tokenward-refresh`, `tokenward-jwks`);
+//! The libraries only *record* (`tokenward-guard`, `tokenward-refresh`, `tokenward-jwks`,
+//! `tokenward-anomaly`);
 //! they install no recorder and no exporter. An application that wants the numbers installs
 //! a recorder once at startup — `metrics-exporter-prometheus` for a Prometheus `/metrics`
 //! route, as the demo does — and calls [`describe`] for the help texts and units. Without
@@ -20,7 +21,10 @@
 //! | [`STORE_ERRORS_TOTAL`] | counter | `check` | store calls that failed (timeout, connection, ...) |
 //! | [`DEGRADED_TOTAL`] | counter | `check` | checks skipped under a fail-open policy in an allowed decision |
 //! | [`REFRESH_TOTAL`] | counter | `result` | refresh engine results ([`refresh`]): `issued`, `rotated`, `grace`, `idempotent_replay`, `reused`, `revoked`, `invalid`, `store_error`, `error` |
-//! | [`ANOMALIES_TOTAL`] | counter | `kind`, `action` | anomalies detected and the action taken (declared; nothing records it yet) |
+//! | [`ANOMALIES_TOTAL`] | counter | `kind`, `action` | anomalies detected by `tokenward-anomaly` and the action chosen: `kind` = `token_shared`, `revoked_token_replay`, `forgery_burst`, `refresh_reuse`, `new_network`; `action` = `alert`, `revoke_session`, `revoke_subject`, `ban` |
+//! | [`ANOMALY_ACTION_FAILURES_TOTAL`] | counter | `action` | anomaly actions that failed after their retries (store down) |
+//! | [`ANOMALY_DROPPED_TOTAL`] | counter | | decisions the anomaly detector dropped because its queue was full (never waited for) |
+//! | [`ANOMALY_STATE_ERRORS_TOTAL`] | counter | | observations the detector could not count (its state store failed) |
 //! | [`JWKS_FETCHES_TOTAL`] | counter | `result` | JWKS fetches of a remote key set: `ok`, `error` |
 //!
 //! ```
@@ -47,6 +51,14 @@ pub const DEGRADED_TOTAL: &str = "tokenward_degraded_total";
 pub const REFRESH_TOTAL: &str = "tokenward_refresh_total";
 /// Counter `tokenward_anomalies_total{kind, action}`: anomalies detected and acted on.
 pub const ANOMALIES_TOTAL: &str = "tokenward_anomalies_total";
+/// Counter `tokenward_anomaly_action_failures_total{action}`: actions that failed after
+/// their retries.
+pub const ANOMALY_ACTION_FAILURES_TOTAL: &str = "tokenward_anomaly_action_failures_total";
+/// Counter `tokenward_anomaly_dropped_total`: decisions dropped by a full detector queue.
+pub const ANOMALY_DROPPED_TOTAL: &str = "tokenward_anomaly_dropped_total";
+/// Counter `tokenward_anomaly_state_errors_total`: observations the detector's state store
+/// could not count.
+pub const ANOMALY_STATE_ERRORS_TOTAL: &str = "tokenward_anomaly_state_errors_total";
 /// Counter `tokenward_jwks_fetches_total{result}`: fetches of a remote key set.
 pub const JWKS_FETCHES_TOTAL: &str = "tokenward_jwks_fetches_total";
 
@@ -109,6 +121,21 @@ pub fn describe() {
         ANOMALIES_TOTAL,
         Unit::Count,
         "Anomalies detected, by kind and the action taken."
+    );
+    describe_counter!(
+        ANOMALY_ACTION_FAILURES_TOTAL,
+        Unit::Count,
+        "Anomaly actions that failed after their retries, by action."
+    );
+    describe_counter!(
+        ANOMALY_DROPPED_TOTAL,
+        Unit::Count,
+        "Decisions the anomaly detector dropped because its queue was full."
+    );
+    describe_counter!(
+        ANOMALY_STATE_ERRORS_TOTAL,
+        Unit::Count,
+        "Observations the anomaly detector could not count (state store failed)."
     );
     describe_counter!(
         JWKS_FETCHES_TOTAL,

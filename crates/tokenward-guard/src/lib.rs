@@ -75,6 +75,7 @@ mod config;
 pub mod conformance;
 mod denial;
 mod guard;
+pub mod hook;
 pub mod http;
 mod issuers;
 mod observe;
@@ -97,6 +98,7 @@ pub use guard::{
     DEFAULT_SUBJECT_QUOTA, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE, RATELIMIT_HEADER,
     RATELIMIT_POLICY_HEADER,
 };
+pub use hook::{DecisionEvent, DecisionHook};
 pub use issuers::{IssuerConfig, KeysConfig};
 pub use observe::SPAN_TARGET;
 pub use request::{

@@ -353,6 +353,31 @@ impl RedisBackend {
         self.inner.calls.load(Ordering::Relaxed)
     }
 
+    /// Runs a Lua `script` with `keys` and `args` on the backend's connections, within its
+    /// operation timeout and with its error mapping, as the stores of this crate run theirs:
+    /// for stores built on this backend outside the crate (`tokenward-anomaly`'s). `EVALSHA`,
+    /// loading the script on `NOSCRIPT`. The keys are used as given: put them under
+    /// [`key_prefix`](Self::key_prefix) yourself.
+    pub async fn invoke_script<T>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError>
+    where
+        T: redis::FromRedisValue + Send,
+    {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        self.run(async move |conn| invocation.invoke_async(conn).await)
+            .await
+    }
+
     /// Runs `op` on a connection (the next shared one, or the application's), all of it
     /// (opening or checking out the connection included) within the operation timeout, and
     /// maps failures onto [`StoreError`]. A connection of the backend's own is replaced if

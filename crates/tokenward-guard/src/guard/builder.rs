@@ -10,6 +10,7 @@ use tokenward_ratelimit::{BanQuota, ClientIp, FailureBan, GcraQuota, SubjectLimi
 
 use super::{Guard, Inner};
 use crate::config::ConfigError;
+use crate::hook::{DecisionHook, HookSlot};
 use crate::stores::GuardStores;
 use crate::verifier::Verifier;
 
@@ -60,6 +61,7 @@ pub struct GuardBuilder {
     client_ip: ClientIp,
     cookie: Option<String>,
     outage_retry_after: Duration,
+    hook: Option<HookSlot>,
 }
 
 impl GuardBuilder {
@@ -74,6 +76,7 @@ impl GuardBuilder {
             client_ip: ClientIp::peer_only(),
             cookie: None,
             outage_retry_after: DEFAULT_OUTAGE_RETRY_AFTER,
+            hook: None,
         }
     }
 
@@ -140,6 +143,13 @@ impl GuardBuilder {
         Ok(self)
     }
 
+    /// Hands every decision of [`Guard::authenticate`] to `hook` (anomaly detection, see
+    /// `tokenward-anomaly`). It runs on the request path: see [`DecisionHook`].
+    pub fn decision_hook(mut self, hook: Arc<dyn DecisionHook>) -> Self {
+        self.hook = Some(HookSlot(hook));
+        self
+    }
+
     /// The Guard. An error names the setting that cannot work (today only a default policy
     /// that cannot be built, which never happens with tokenward's own names — but it is
     /// reported, never dropped).
@@ -174,6 +184,7 @@ impl GuardBuilder {
                 cookie: self.cookie,
                 outage_retry_after: self.outage_retry_after,
                 scopes: super::scopes::ScopeCache::default(),
+                hook: self.hook,
             }),
         })
     }

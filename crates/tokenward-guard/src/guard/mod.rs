@@ -17,6 +17,7 @@ use crate::audit;
 use crate::authenticated::{Authenticated, Requirements};
 use crate::check::Check;
 use crate::denial::Denial;
+use crate::hook::{DecisionEvent, HookSlot};
 use crate::observe;
 use crate::request::{AuthRequest, Credentials, bearer_credentials, cookie_credentials};
 use crate::stores::GuardStores;
@@ -86,6 +87,7 @@ struct Inner {
     cookie: Option<String>,
     outage_retry_after: Duration,
     scopes: scopes::ScopeCache,
+    hook: Option<HookSlot>,
 }
 
 impl fmt::Debug for Guard {
@@ -98,6 +100,7 @@ impl fmt::Debug for Guard {
             .field("ban", &i.ban)
             .field("client_ip", &i.client_ip)
             .field("cookie", &i.cookie)
+            .field("decision_hook", &i.hook.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -177,6 +180,7 @@ impl Guard {
         let mut degraded = Vec::new();
         let deny = |denial: Denial, token: Option<&str>| {
             audit::denied(req, &denial, None, token, started);
+            self.notify(req, Some(&denial), None, None, token);
             Err(denial)
         };
         // With a combined backend the ban is read in the same call as everything else.
@@ -212,8 +216,17 @@ impl Guard {
         if let Some(sub) = verified.claims.sub.as_deref() {
             span.record("enduser.id", sub);
         }
+        let Some(token_ref) = self.inner.scopes.token_ref(&verified) else {
+            // Only possible when the policy made `exp` optional: revocation entries need it.
+            let denial = Denial::InvalidToken {
+                class: RejectionClass::Claims,
+            };
+            audit::denied(req, &denial, Some(&verified), None, started);
+            self.notify(req, Some(&denial), Some(&verified), None, None);
+            return Err(denial);
+        };
         match self
-            .store_checks(&verified, req.client_ip, &mut degraded)
+            .store_checks(&token_ref, req.client_ip, &mut degraded)
             .await
         {
             Ok(limit) => {
@@ -224,12 +237,34 @@ impl Guard {
                     degraded,
                 };
                 audit::allowed(req, &auth, started);
+                self.notify(req, None, Some(&auth.verified), Some(&token_ref), None);
                 Ok(auth)
             }
             Err(denial) => {
                 audit::denied(req, &denial, Some(&verified), None, started);
+                self.notify(req, Some(&denial), Some(&verified), Some(&token_ref), None);
                 Err(denial)
             }
+        }
+    }
+
+    /// Hands a decision to the decision hook, if there is one.
+    fn notify(
+        &self,
+        req: &AuthRequest<'_>,
+        denial: Option<&Denial>,
+        verified: Option<&Verified<CustomClaims>>,
+        token: Option<&TokenRef<'static>>,
+        unverified_token: Option<&str>,
+    ) {
+        if let Some(HookSlot(hook)) = &self.inner.hook {
+            hook.decided(&DecisionEvent {
+                client_ip: req.client_ip,
+                denial,
+                claims: verified.map(|v| &v.claims),
+                token,
+                unverified_token,
+            });
         }
     }
 
@@ -334,26 +369,17 @@ impl Guard {
         }
     }
 
-    /// Ban (with a combined backend), revocation and subject limit; `Ok(limit decision)` or
-    /// the denial.
+    /// Ban (with a combined backend), revocation and subject limit for `token` (the
+    /// verified token's scoped ids); `Ok(limit decision)` or the denial.
     async fn store_checks(
         &self,
-        verified: &Verified<CustomClaims>,
+        token: &TokenRef<'static>,
         ip: IpAddr,
         degraded: &mut Vec<Check>,
     ) -> Result<Option<Decision>, Denial> {
-        let Some(token) = self.inner.scopes.token_ref(verified) else {
-            // Only possible when the policy made `exp` optional: revocation entries need it.
-            return Err(Denial::InvalidToken {
-                class: RejectionClass::Claims,
-            });
-        };
         match &self.inner.stores.combined {
-            Some(combined) => {
-                self.combined_checks(&**combined, &token, ip, degraded)
-                    .await
-            }
-            None => self.sequential_checks(&token, degraded).await,
+            Some(combined) => self.combined_checks(&**combined, token, ip, degraded).await,
+            None => self.sequential_checks(token, degraded).await,
         }
     }
 
