@@ -32,17 +32,26 @@
 //! or `RedisAnomalyStore` (feature `redis`) shared by every instance. Every key expires a
 //! window after its creation.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use tokenward_anomaly::{AnomalyConfig, AnomalyDetector, Responder};
-//! use tokenward_guard::Guard;
+//! use tokenward_claims::{Algorithm, Key, KeySet, ValidationPolicy, Validator};
+//! use tokenward_guard::{Guard, GuardStores};
 //!
-//! # async fn run(build: impl Fn(Arc<AnomalyDetector>) -> Guard, guard_stores: &Guard) -> Result<(), Box<dyn std::error::Error>> {
-//! // The detector acts on the Guard's stores (a Guard built from the same stores).
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let stores = GuardStores::memory();
+//! // The detector acts on the stores the Guard checks: build it first (within a Tokio
+//! // runtime: it starts its worker), then hand it to the Guard.
 //! let detector = AnomalyDetector::builder(AnomalyConfig::default())
-//!     .responder(Responder::for_guard(guard_stores))
+//!     .responder(Responder::for_stores(&stores))
 //!     .start()?;
-//! let guard = build(Arc::new(detector)); // GuardBuilder::decision_hook(detector)
+//! let keys = KeySet::single(Key::hmac("k1", Algorithm::HS256, &[7u8; 32])?);
+//! let policy = ValidationPolicy::builder().issuer("https://issuer.example").audience("api").build()?;
+//! let guard = Guard::builder(Validator::new(policy, keys), stores)
+//!     .decision_hook(Arc::new(detector))
+//!     .build()?;
+//! # let _ = guard;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]

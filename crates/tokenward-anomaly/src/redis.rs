@@ -107,9 +107,7 @@ impl AnomalyStore for RedisAnomalyStore {
         static MEMBERS: LazyLock<Script> =
             LazyLock::new(|| Script::new("return redis.call('SMEMBERS', KEYS[1])"));
         let key = self.redis_key(key);
-        let mut members: Vec<String> = self.backend.invoke_script(&MEMBERS, &[&key], &[]).await?;
-        members.sort();
-        Ok(members)
+        self.backend.invoke_script(&MEMBERS, &[&key], &[]).await
     }
 
     async fn count(&self, key: &str, window: Duration) -> Result<u64, StoreError> {

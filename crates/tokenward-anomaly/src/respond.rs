@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tokenward_core::{StoreError, StoreId, UnixTime, metrics as names};
-use tokenward_guard::Guard;
+use tokenward_guard::{DEFAULT_BAN_NAME, GuardStores};
 use tokenward_ratelimit::{BanQuota, FailureBan, RateLimitStore};
 use tokenward_refresh::{FamilyId, RefreshEngine};
 use tokenward_revocation::RevocationStore;
@@ -51,29 +51,32 @@ impl fmt::Debug for Responder {
 }
 
 impl Responder {
-    /// Acting on these stores; bans keyed as `ban` keys them (`None`: [`Action::Ban`] fails,
-    /// logged — a Guard without a failure ban would not read them).
-    pub fn new(
-        revocation: Arc<dyn RevocationStore>,
-        ratelimit: Arc<dyn RateLimitStore>,
-        ban: Option<FailureBan>,
-    ) -> Self {
+    /// Acting on these stores, banning under the key of the Guard's default failure ban
+    /// (`auth-ban`); a Guard with a [`FailureBan`] of its own needs
+    /// [`failure_ban`](Self::failure_ban) too, or its ban check will not see the bans.
+    pub fn new(revocation: Arc<dyn RevocationStore>, ratelimit: Arc<dyn RateLimitStore>) -> Self {
         Responder {
             revocation,
             ratelimit,
-            ban,
+            ban: FailureBan::new(DEFAULT_BAN_NAME, BanQuota::fail2ban_default()).ok(),
             refresh: None,
         }
     }
 
-    /// Acting on `guard`'s stores, banning under its failure ban.
-    pub fn for_guard(guard: &Guard) -> Self {
-        let stores = guard.stores();
+    /// Acting on the stores a Guard is built on (build the detector first, then the Guard
+    /// with it as its [decision hook](tokenward_guard::GuardBuilder::decision_hook)).
+    pub fn for_stores(stores: &GuardStores) -> Self {
         Self::new(
             Arc::clone(&stores.revocation),
             Arc::clone(&stores.ratelimit),
-            guard.failure_ban().cloned(),
         )
+    }
+
+    /// Bans under `ban`'s key (the one the Guard was given): its name and its IPv6 prefix
+    /// decide the key; the ban time is [`AnomalyConfig::ban_time`].
+    pub fn failure_ban(mut self, ban: FailureBan) -> Self {
+        self.ban = Some(ban);
+        self
     }
 
     /// Also revokes the refresh family of a revoked session, and every family of a revoked

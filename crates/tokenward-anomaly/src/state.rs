@@ -42,7 +42,8 @@ impl SetAnswer {
 ///   `window` from its creation; adding does not extend it.
 /// - [`count`](Self::count): adds one and returns the new count; a new counter lives `window`
 ///   from its creation.
-/// - [`members`](Self::members): the set's members (empty when it does not exist).
+/// - [`members`](Self::members): the set's members, in any order (empty when it does not
+///   exist).
 #[async_trait]
 pub trait AnomalyStore: Send + Sync + 'static {
     /// Adds `member` to the set `key` (see the [contract](Self#contract)).

@@ -84,6 +84,7 @@ impl Worker {
                 let key = format!("rf:{}", family.as_str());
                 // Reported even if the family's networks cannot be read.
                 let mut networks = self.store.members(&key).await.unwrap_or_default();
+                networks.sort();
                 let here = net.to_string();
                 if !networks.contains(&here) {
                     networks.push(here);
@@ -135,11 +136,12 @@ impl Worker {
         if !(answer.added && answer.count == tipping) {
             return Ok(());
         }
-        let networks = self
+        let mut networks = self
             .store
             .members(&key)
             .await
             .unwrap_or_else(|_| vec![net.to_string()]);
+        networks.sort();
         let anomaly = self.anomaly(
             AnomalyKind::TokenShared,
             d.action,

@@ -1,0 +1,343 @@
+//! Each detector through `Guard::authenticate`, on memory and on Redis (where two instances
+//! of one service share one state).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokenward_anomaly::{
+    Action, AnomalyConfig, AnomalyKind, NetworkDetails, NetworkInfo, Responder,
+};
+use tokenward_claims::AccessToken;
+use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
+use tokenward_guard::Denial;
+use tokenward_revocation::{RevocationStatus, RevocationStore};
+use tokenward_testsupport::{delete_prefix, shared_redis};
+
+use crate::common::*;
+
+/// Runs `scenario` on memory and on Redis, then deletes the Redis keys.
+macro_rules! on_both {
+    ($memory:ident, $redis:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $memory() {
+            $scenario(Service::new(Backend::Memory)).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $redis() {
+            let service = Service::new(Backend::Redis);
+            $scenario(service.clone()).await;
+            let prefix = service.prefix.unwrap();
+            delete_prefix(&mut shared_redis().await, &prefix)
+                .await
+                .unwrap();
+        }
+    };
+}
+
+fn config() -> AnomalyConfig {
+    let mut config = AnomalyConfig::default();
+    config.retry_backoff = Duration::from_millis(10);
+    config
+}
+
+fn revoked(result: Result<tokenward_guard::Authenticated, Denial>) -> bool {
+    matches!(result, Err(Denial::Revoked { .. }))
+}
+
+fn banned(result: &Result<tokenward_guard::Authenticated, Denial>) -> bool {
+    matches!(result, Err(Denial::Banned { .. }))
+}
+
+on_both!(
+    token_shared_memory,
+    token_shared_redis_two_instances,
+    token_shared
+);
+
+/// A token used from 4 networks (the default allows 3) is revoked by its session and
+/// reported once, also when the instances that saw it differ; addresses of one network
+/// count once.
+async fn token_shared(service: Service) {
+    let a = instance(&service, config(), None);
+    let b = instance(&service, config(), None);
+    let stolen = token("alice", "session-1");
+    for ip in ["10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.2.1"] {
+        a.call(&stolen, ip).await.unwrap();
+    }
+    b.call(&stolen, "10.0.3.1").await.unwrap();
+    a.settle().await;
+    b.settle().await;
+    // Three networks: still fine.
+    a.call(&stolen, "10.0.1.1").await.unwrap();
+    assert!(a.collected.of(AnomalyKind::TokenShared).is_empty());
+    // The fourth, on the other instance.
+    b.call(&stolen, "10.0.4.1").await.unwrap();
+    b.settle().await;
+    assert!(
+        revoked(a.call(&stolen, "10.0.1.1").await),
+        "the session was not revoked"
+    );
+    // Another token of the session is refused too; another session is not.
+    let sibling = token("alice", "session-1");
+    assert!(revoked(a.call(&sibling, "10.0.1.1").await));
+    a.call(&token("alice", "session-2"), "10.0.1.1")
+        .await
+        .unwrap();
+    // Further networks report nothing more.
+    b.call(&token("bob", "session-1b"), "10.0.5.1")
+        .await
+        .unwrap();
+    let _ = a.call(&stolen, "10.0.6.1").await;
+    a.settle().await;
+    b.settle().await;
+    let shared: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|i| i.collected.of(AnomalyKind::TokenShared))
+        .collect();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    let anomaly = &shared[0];
+    assert_eq!(anomaly.action, Action::RevokeSession);
+    assert_eq!(anomaly.count, 4);
+    assert_eq!(anomaly.sub.as_deref(), Some("alice"));
+    assert_eq!(anomaly.sid.as_deref(), Some("session-1"));
+    assert_eq!(anomaly.client_ip, "10.0.4.1".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        anomaly.networks,
+        ["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24", "10.0.4.0/24"]
+    );
+}
+
+on_both!(replays_memory, replays_redis_two_instances, replays);
+
+/// A revoked token presented again is reported each time; the 5th replay from one network
+/// bans the address, whichever instance saw the replays.
+async fn replays(service: Service) {
+    let a = instance(&service, config(), None);
+    let b = instance(&service, config(), None);
+    let stolen = token("carol", "session-c");
+    let auth = a.call(&stolen, "10.7.0.1").await.unwrap();
+    a.guard.revoke_token(&auth).await.unwrap();
+    for n in 0..4 {
+        let i = if n % 2 == 0 { &a } else { &b };
+        assert!(revoked(i.call(&stolen, "10.7.0.9").await));
+    }
+    a.settle().await;
+    b.settle().await;
+    // Four replays: reported, not banned.
+    a.call(&token("carol", "session-d"), "10.7.0.9")
+        .await
+        .unwrap();
+    let replays = |i: &Instance| i.collected.of(AnomalyKind::RevokedTokenReplay);
+    assert_eq!(replays(&a).len() + replays(&b).len(), 4);
+    assert!(
+        replays(&a)
+            .iter()
+            .chain(&replays(&b))
+            .all(|x| x.action == Action::Alert && x.jti_fp.as_ref().is_some_and(|f| f.len() == 12))
+    );
+    assert!(revoked(b.call(&stolen, "10.7.0.9").await));
+    b.settle().await;
+    let fifth = replays(&b).into_iter().find(|x| x.count == 5).unwrap();
+    assert_eq!(fifth.action, Action::Ban);
+    for i in [&a, &b] {
+        assert!(banned(
+            &i.call(&token("carol", "session-e"), "10.7.0.9").await
+        ));
+    }
+    // Another address is not banned.
+    a.call(&token("carol", "session-e"), "10.7.0.10")
+        .await
+        .unwrap();
+}
+
+on_both!(forgery_memory, forgery_redis, forgery);
+
+/// 20 forgeries from one network ban the address that tipped it and each further forging
+/// address of the network; expired tokens, however many, ban nobody.
+async fn forgery(service: Service) {
+    let a = instance(&service, config(), None);
+    let forger = forger();
+    let forged = |sub: &str| forger.issue(&AccessToken::new(sub)).unwrap().token;
+    for n in 1..=19 {
+        let denial = a
+            .call(&forged("mallory"), &format!("10.9.0.{n}"))
+            .await
+            .unwrap_err();
+        assert!(matches!(denial, Denial::InvalidToken { .. }), "{denial:?}");
+    }
+    a.settle().await;
+    let good = token("mallory", "s");
+    a.call(&good, "10.9.0.19").await.unwrap();
+    assert!(a.collected.of(AnomalyKind::ForgeryBurst).is_empty());
+    let _ = a.call(&forged("mallory"), "10.9.0.20").await;
+    a.settle().await;
+    assert!(banned(&a.call(&good, "10.9.0.20").await));
+    // An address that forged before the threshold is not banned until it forges again.
+    a.call(&good, "10.9.0.1").await.unwrap();
+    let _ = a.call(&forged("mallory"), "10.9.0.1").await;
+    a.settle().await;
+    assert!(banned(&a.call(&good, "10.9.0.1").await));
+    let bursts = a.collected.of(AnomalyKind::ForgeryBurst);
+    assert_eq!(bursts.len(), 2, "{bursts:?}");
+    assert!(
+        bursts
+            .iter()
+            .all(|b| b.action == Action::Ban && b.sub.is_none())
+    );
+
+    let stale = stale_issuer();
+    for n in 1..=40 {
+        let expired = stale.issue(&AccessToken::new("dave")).unwrap().token;
+        let denial = a.call(&expired, &format!("10.10.0.{n}")).await.unwrap_err();
+        assert!(matches!(denial, Denial::InvalidToken { .. }), "{denial:?}");
+    }
+    a.settle().await;
+    a.call(&token("dave", "s"), "10.10.0.40").await.unwrap();
+    assert_eq!(a.collected.of(AnomalyKind::ForgeryBurst).len(), 2);
+}
+
+/// Everything in 10.20.0.0/16 and 10.21.0.0/16 is one mobile carrier's AS 64500.
+#[derive(Debug)]
+struct Carrier;
+
+impl NetworkInfo for Carrier {
+    fn lookup(&self, ip: IpAddr) -> Option<NetworkDetails> {
+        let IpAddr::V4(v4) = ip else { return None };
+        let [a, b, ..] = v4.octets();
+        (a == 10 && (b == 20 || b == 21))
+            .then(|| NetworkDetails::new(Some(64500), Some("NL".into())))
+    }
+}
+
+on_both!(new_network_memory, new_network_redis, new_network);
+
+/// A subject's first network is its baseline; a second one is reported (alert only); with
+/// a lookup, networks of one ASN are one.
+async fn new_network(service: Service) {
+    let a = instance(&service, config(), Some(Arc::new(Carrier)));
+    a.call(&token("erin", "s1"), "10.30.0.1").await.unwrap();
+    a.call(&token("erin", "s2"), "10.30.0.2").await.unwrap();
+    a.settle().await;
+    assert!(a.collected.of(AnomalyKind::NewNetwork).is_empty());
+    a.call(&token("erin", "s1"), "10.31.0.1").await.unwrap();
+    a.settle().await;
+    let news = a.collected.of(AnomalyKind::NewNetwork);
+    assert_eq!(news.len(), 1, "{news:?}");
+    assert_eq!(news[0].action, Action::Alert);
+    assert_eq!(news[0].networks, ["10.31.0.0/24"]);
+    assert_eq!(news[0].count, 2);
+    // Still allowed: alert only.
+    a.call(&token("erin", "s1"), "10.31.0.1").await.unwrap();
+
+    a.call(&token("frank", "f1"), "10.20.0.1").await.unwrap();
+    a.settle().await;
+    a.call(&token("frank", "f1"), "10.21.5.1").await.unwrap();
+    a.settle().await;
+    let frank: Vec<_> = a
+        .collected
+        .of(AnomalyKind::NewNetwork)
+        .into_iter()
+        .filter(|x| x.sub.as_deref() == Some("frank"))
+        .collect();
+    assert!(frank.is_empty(), "one carrier is one network: {frank:?}");
+    a.call(&token("frank", "f1"), "10.40.0.1").await.unwrap();
+    a.settle().await;
+    let frank: Vec<_> = a
+        .collected
+        .of(AnomalyKind::NewNetwork)
+        .into_iter()
+        .filter(|x| x.sub.as_deref() == Some("frank"))
+        .collect();
+    assert_eq!(frank.len(), 1);
+    assert_eq!(frank[0].networks, ["10.40.0.0/24"]);
+}
+
+/// A revocation store whose writes fail (reads work): an outage during an action.
+#[derive(Debug, Default)]
+struct WritesFail {
+    inner: tokenward_revocation::MemoryRevocationStore,
+    writes: AtomicUsize,
+}
+
+#[async_trait]
+impl RevocationStore for WritesFail {
+    async fn revoke_token(&self, _: &StoreId<'_>, _: UnixTime) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::unavailable("test", "writes fail"))
+    }
+    async fn revoke_session(&self, _: &StoreId<'_>, _: UnixTime) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::unavailable("test", "writes fail"))
+    }
+    async fn revoke_subject(
+        &self,
+        _: &StoreId<'_>,
+        _: UnixTime,
+        _: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        Err(StoreError::unavailable("test", "writes fail"))
+    }
+    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        self.inner.check(token).await
+    }
+}
+
+/// An action whose store is down is retried (every attempt), never blocks or fails the
+/// request, and leaves the token to the Guard's policy (here: allowed, nothing revoked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_during_an_action_is_retried_and_never_fails_the_request() {
+    let memory = tokenward_guard::GuardStores::memory();
+    let failing = Arc::new(WritesFail::default());
+    let stores = tokenward_guard::GuardStores::new(
+        failing.clone(),
+        memory.ratelimit.clone(),
+        memory.refresh.clone(),
+    );
+    let service = Service {
+        stores,
+        state: Arc::new(tokenward_anomaly::MemoryAnomalyStore::new()),
+        prefix: None,
+    };
+    let mut config = config();
+    config.attempts = 3;
+    let responder = Responder::for_stores(&service.stores).failure_ban(lenient_ban());
+    let a = instance_with(&service, config, None, responder, Arc::default());
+    let stolen = token("gina", "s");
+    for net in 1..=5 {
+        let started = std::time::Instant::now();
+        a.call(&stolen, &format!("10.50.{net}.1")).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    a.settle().await;
+    assert_eq!(a.collected.of(AnomalyKind::TokenShared).len(), 1);
+    assert_eq!(failing.writes.load(Ordering::SeqCst), 3, "three attempts");
+    a.call(&stolen, "10.50.1.1").await.unwrap();
+}
+
+/// The detector's state on a Redis that does not answer: requests are answered as the
+/// Guard's own stores decide, and nothing waits for the detector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_outage_never_touches_the_request() {
+    let hole = tokenward_testsupport::BlackHole::start();
+    let config_down = tokenward_redis::RedisConfig::new(hole.redis_url())
+        .operation_timeout(Duration::from_millis(300));
+    let down = tokenward_redis::RedisBackend::new(&config_down).unwrap();
+    let service = Service {
+        stores: tokenward_guard::GuardStores::memory(),
+        state: Arc::new(tokenward_anomaly::RedisAnomalyStore::new(down)),
+        prefix: None,
+    };
+    let a = instance(&service, config(), None);
+    let stolen = token("hank", "s");
+    for net in 1..=6 {
+        let started = std::time::Instant::now();
+        a.call(&stolen, &format!("10.60.{net}.1")).await.unwrap();
+        assert!(started.elapsed() < Duration::from_millis(250));
+    }
+    a.settle().await;
+    assert!(a.collected.of(AnomalyKind::TokenShared).is_empty());
+}
