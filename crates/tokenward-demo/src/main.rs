@@ -100,8 +100,26 @@ struct Args {
     /// ones are closed at once. Trusted proxies are exempt.
     #[arg(long, value_name = "N", default_value_t = 64)]
     max_connections_per_ip: usize,
+    /// Anomaly detection, token shared: the client networks (IPv4 /24, IPv6 /48) one token
+    /// or session may be used from within --anomaly-window; one more revokes the session.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    anomaly_max_networks: u32,
+    /// Anomaly detection, revoked-token replay: replays from one network within
+    /// --anomaly-window that ban the client.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    anomaly_replay_ban: u32,
+    /// Anomaly detection, forgery burst: forged tokens (bad signature, unknown key, refused
+    /// algorithm) from one network within a minute that ban the client.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    anomaly_forgery_ban: u32,
+    /// The window, in seconds, of the token-shared and replay detectors.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    anomaly_window: u64,
+    /// No anomaly detection (on by default).
+    #[arg(long)]
+    no_anomaly: bool,
     /// The format of the log lines on stderr: `text`, or `json` (one object per line; audit
-    /// events have `"target":"tokenward::audit"`).
+    /// events have `"target":"tokenward::audit"`, anomalies `"target":"tokenward::anomaly"`).
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     log_format: LogFormat,
 }
@@ -131,6 +149,11 @@ impl Args {
         config.request_timeout = Duration::from_secs(self.request_timeout);
         config.max_connections = self.max_connections;
         config.max_connections_per_ip = self.max_connections_per_ip;
+        config.anomaly_max_networks = self.anomaly_max_networks;
+        config.anomaly_replay_ban = self.anomaly_replay_ban;
+        config.anomaly_forgery_ban = self.anomaly_forgery_ban;
+        config.anomaly_window = Duration::from_secs(self.anomaly_window);
+        config.anomaly_off = self.no_anomaly;
         config
     }
 }

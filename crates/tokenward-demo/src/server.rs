@@ -14,6 +14,9 @@ use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
+use tokenward_anomaly::{
+    AnomalyConfig, AnomalyDetector, AnomalyStore, MemoryAnomalyStore, RedisAnomalyStore, Responder,
+};
 use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_client_ip};
 use tokenward_claims::{
     AccessToken, DEFAULT_LEEWAY, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer,
@@ -110,6 +113,19 @@ pub struct DemoConfig {
     /// an IPv6 /64, as the failure ban counts) at most; a further one is closed at once.
     /// Trusted proxies are exempt (64).
     pub max_connections_per_ip: usize,
+    /// `--anomaly-max-networks`: client networks (IPv4 /24, IPv6 /48) one token or session
+    /// may be used from within `anomaly_window`; one more revokes the session (3).
+    pub anomaly_max_networks: u32,
+    /// `--anomaly-replay-ban`: replays of revoked tokens from one network within
+    /// `anomaly_window` that ban the client (5).
+    pub anomaly_replay_ban: u32,
+    /// `--anomaly-forgery-ban`: forged tokens (bad signature, unknown key, refused
+    /// algorithm) from one network within a minute that ban the client (20).
+    pub anomaly_forgery_ban: u32,
+    /// `--anomaly-window`: the window of the token-shared and replay detectors (600 s).
+    pub anomaly_window: Duration,
+    /// `--no-anomaly`: no anomaly detection (on by default).
+    pub anomaly_off: bool,
 }
 
 impl Default for DemoConfig {
@@ -137,6 +153,11 @@ impl Default for DemoConfig {
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_connections_per_ip: 64,
+            anomaly_max_networks: 3,
+            anomaly_replay_ban: 5,
+            anomaly_forgery_ban: 20,
+            anomaly_window: Duration::from_secs(600),
+            anomaly_off: false,
         }
     }
 }
@@ -167,6 +188,9 @@ pub enum StartError {
     /// The refresh settings (`--refresh-grace`, `--access-ttl`) out of range.
     #[error("refresh settings: {0}")]
     Refresh(#[from] tokenward_core::SettingError),
+    /// An anomaly-detection setting out of range (`--anomaly-max-networks 0`, ...).
+    #[error("anomaly detection: {0}")]
+    Anomaly(tokenward_core::SettingError),
     /// A connection limit or timeout out of range (`--max-connections 0`, ...).
     #[error("server limits: {0}")]
     Limits(tokenward_core::SettingError),
@@ -230,7 +254,9 @@ impl std::fmt::Debug for AppState {
 struct Inner {
     guard: Guard,
     stores: GuardStores,
-    engine: RefreshEngine,
+    engine: Arc<RefreshEngine>,
+    /// The anomaly detectors (the Guard's decision hook), unless `--no-anomaly`.
+    anomaly: Option<AnomalyDetector>,
     issuer: TokenIssuer,
     users: Users,
     access_ttl: Duration,
@@ -296,10 +322,7 @@ impl Demo {
             }
             None => (GuardStores::memory(), None),
         };
-        let guard = guard_config
-            .guard_builder(keys.clone(), stores.clone(), None)?
-            .build()?;
-        let engine = RefreshEngine::with_config(
+        let engine = Arc::new(RefreshEngine::with_config(
             stores.refresh.clone(),
             stores.revocation.clone(),
             IssuerScope::new(ISSUER),
@@ -307,7 +330,22 @@ impl Demo {
                 .grace_window(config.refresh_grace)
                 .max_families_per_subject(config.max_sessions_per_user)
                 .max_access_token_lifetime(config.access_ttl),
-        )?;
+        )?);
+        let mut guard = guard_config.guard_builder(keys.clone(), stores.clone(), None)?;
+        let anomaly = if config.anomaly_off {
+            None
+        } else {
+            let detector = anomaly_detector(
+                config,
+                &stores,
+                guard_config.failure_ban()?,
+                redis.as_ref(),
+                Arc::clone(&engine),
+            )?;
+            guard = guard.decision_hook(Arc::new(detector.clone()));
+            Some(detector)
+        };
+        let guard = guard.build()?;
         let issuer = TokenIssuer::builder(keys.clone(), ISSUER)
             .audience(AUDIENCE)
             .ttl(config.access_ttl)
@@ -320,6 +358,7 @@ impl Demo {
             guard,
             stores,
             engine,
+            anomaly,
             issuer,
             users: Users::new().map_err(|e| StartError::Users(e.to_string()))?,
             password_checks: PasswordGate::new(ipv6_prefix),
@@ -375,6 +414,44 @@ impl Demo {
     }
 }
 
+/// The demo's anomaly detectors: every one on, with the `--anomaly-*` settings, acting on
+/// the Guard's stores (bans under its failure ban's key, revoked sessions' refresh families
+/// through `engine`); their counts on Redis with `--redis` (instances share them), in
+/// memory otherwise.
+fn anomaly_detector(
+    config: &DemoConfig,
+    stores: &GuardStores,
+    ban: Option<tokenward_ratelimit::FailureBan>,
+    redis: Option<&tokenward_redis::RedisBackend>,
+    engine: Arc<RefreshEngine>,
+) -> Result<AnomalyDetector, StartError> {
+    let mut settings = AnomalyConfig::default();
+    if let Some(d) = settings.token_shared.as_mut() {
+        d.max_networks = config.anomaly_max_networks;
+        d.window = config.anomaly_window;
+    }
+    if let Some(d) = settings.revoked_replay.as_mut() {
+        d.ban_after = config.anomaly_replay_ban;
+        d.window = config.anomaly_window;
+    }
+    if let Some(d) = settings.forgery_burst.as_mut() {
+        d.threshold = config.anomaly_forgery_ban;
+    }
+    let state: Arc<dyn AnomalyStore> = match redis {
+        Some(backend) => Arc::new(RedisAnomalyStore::new(backend.clone())),
+        None => Arc::new(MemoryAnomalyStore::new()),
+    };
+    let mut responder = Responder::for_stores(stores).refresh_engine(engine);
+    if let Some(ban) = ban {
+        responder = responder.failure_ban(ban);
+    }
+    AnomalyDetector::builder(settings)
+        .store(state)
+        .responder(responder)
+        .start()
+        .map_err(StartError::Anomaly)
+}
+
 // ---------------------------------------------------------------------------------------
 // Handlers.
 
@@ -425,6 +502,9 @@ async fn refresh(State(app): State<AppState>, req: Request) -> Response {
                 _ => &app.0.stats.refreshes,
             };
             bump(counter);
+            if let Some(detector) = &app.0.anomaly {
+                detector.refresh_used(&rotation.family_id, ip);
+            }
             tracing::info!(
                 target: "tokenward_demo",
                 sub = rotation.sub.as_str(),
@@ -438,6 +518,9 @@ async fn refresh(State(app): State<AppState>, req: Request) -> Response {
             // Guessing refresh tokens is counted like guessing passwords. A token that was
             // rotated moments ago is not an error at all (the grace window answers it), and a
             // revoked family's token is an honest client's leftover after a logout.
+            if let (RefreshError::Reused(report), Some(detector)) = (&e, &app.0.anomaly) {
+                detector.refresh_reused(report, ip);
+            }
             if matches!(e, RefreshError::Invalid | RefreshError::Reused(_)) {
                 app.0
                     .guard

@@ -501,6 +501,13 @@ impl GuardConfig {
         )))
     }
 
+    /// The failure ban this configuration gives the Guard (`None` when disabled): for code
+    /// that writes bans the Guard must read under the same key (`tokenward-anomaly`'s
+    /// `Responder::failure_ban`).
+    pub fn failure_ban(&self) -> Result<Option<FailureBan>, ConfigError> {
+        self.build_ban()
+    }
+
     fn build_ban(&self) -> Result<Option<FailureBan>, ConfigError> {
         let c = &self.ban;
         if !c.enabled {

@@ -14,6 +14,7 @@
 //! | [`guard`] (and the root) | `tokenward-guard` | the per-request Guard, audit events, serde config | always |
 //! | `redis` | `tokenward-redis` | Redis stores, one round trip per request | `redis` (`redis-deadpool`: on an app's `deadpool_redis::Pool`) |
 //! | `jwks` | `tokenward-jwks` | remote key sets (JWKS, OIDC discovery) | `jwks` |
+//! | `anomaly` | `tokenward-anomaly` | anomaly detection with actions (shared tokens, replays, forgery bursts, ...) | `anomaly` (state on Redis with `redis`) |
 //! | `axum` | `tokenward-axum` | tower `Layer` + axum extractors | `axum` |
 //! | `actix` | `tokenward-actix` | actix-web middleware + extractors | `actix` |
 //!
@@ -74,6 +75,10 @@ pub use tokenward_redis as redis;
 /// Remote key sets (`tokenward-jwks`, feature `jwks`).
 #[cfg(feature = "jwks")]
 pub use tokenward_jwks as jwks;
+
+/// Anomaly detection (`tokenward-anomaly`, feature `anomaly`).
+#[cfg(feature = "anomaly")]
+pub use tokenward_anomaly as anomaly;
 
 /// The tower/axum adapter (`tokenward-axum`, feature `axum`).
 #[cfg(feature = "axum")]

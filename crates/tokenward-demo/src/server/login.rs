@@ -156,6 +156,9 @@ pub(super) async fn login(State(app): State<AppState>, req: Request) -> Response
         Err(e) => return refresh_error(&app, &e, None),
     };
     bump(&app.0.stats.logins);
+    if let Some(detector) = &app.0.anomaly {
+        detector.refresh_used(&family.family_id, ip);
+    }
     tracing::info!(
         target: "tokenward_demo",
         sub,

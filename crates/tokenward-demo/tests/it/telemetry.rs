@@ -15,16 +15,22 @@ use tokenward_demo::client::Client;
 use crate::common::login;
 
 /// A running `tokenward-demo --log-format json`, its stderr lines collected; killed on drop.
-struct DemoProcess {
+pub(crate) struct DemoProcess {
     child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    url: String,
+    pub(crate) lines: Arc<Mutex<Vec<String>>>,
+    pub(crate) url: String,
 }
 
 impl DemoProcess {
     fn start() -> DemoProcess {
+        Self::start_with(&[])
+    }
+
+    /// The demo with `extra` arguments.
+    pub(crate) fn start_with(extra: &[&str]) -> DemoProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tokenward-demo"))
             .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -51,7 +57,7 @@ impl DemoProcess {
     }
 
     /// Every stderr line so far, each parsed as JSON (a line that is not JSON fails).
-    fn json_lines(&self) -> Vec<Value> {
+    pub(crate) fn json_lines(&self) -> Vec<Value> {
         self.lines
             .lock()
             .unwrap()
@@ -61,7 +67,7 @@ impl DemoProcess {
     }
 
     /// The first line matching `pred`, waiting up to 20 s for it.
-    fn wait_for(&self, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&self, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(v) = self.json_lines().into_iter().find(|v| pred(v)) {
@@ -85,7 +91,7 @@ impl Drop for DemoProcess {
 }
 
 /// The samples of a Prometheus text: `name{label="value",...}` (labels sorted) → value.
-fn samples(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn samples(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text
         .lines()
