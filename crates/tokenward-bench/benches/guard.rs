@@ -8,7 +8,9 @@
 //! audit event. Three variants of the audit event's cost: `guard/no_subscriber` (no
 //! `tracing` subscriber: the event is a disabled callsite), `guard/audit_filtered` (a
 //! subscriber whose filter drops `tokenward::audit`), `guard/audit_formatted` (a `fmt`
-//! subscriber that formats every audit event into `io::sink`).
+//! subscriber that formats every audit event into `io::sink`). `guard/anomaly_detectors`:
+//! `guard/no_subscriber` with a `tokenward-anomaly` detector (every detector on, state in
+//! memory) as its decision hook — the hook's cost on the allowed path.
 //!
 //! Awaited through criterion's `to_async` on a current-thread Tokio runtime (boxed
 //! `async_trait` futures included), like the store benchmarks.
@@ -23,18 +25,23 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use criterion::Criterion;
+use tokenward_anomaly::{AnomalyConfig, AnomalyDetector};
 use tokenward_bench::{Fixture, FixtureError};
 use tokenward_claims::{Algorithm, alg};
 use tokenward_core::StoreId;
 use tokenward_core::UnixTime;
-use tokenward_guard::{AuthRequest, Credentials, Guard, GuardStores};
+use tokenward_guard::{AuthRequest, Credentials, DecisionHook, Guard, GuardStores};
 use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, SubjectLimit};
 use tokenward_refresh::MemoryRefreshStore;
 use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-fn guard_for(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> Guard {
+fn guard_for(
+    fixture: &Fixture,
+    rt: &tokio::runtime::Runtime,
+    hook: Option<Arc<dyn DecisionHook>>,
+) -> Guard {
     let revocation = Arc::new(MemoryRevocationStore::new());
     rt.block_on(async {
         for n in 0..10_000u64 {
@@ -60,14 +67,24 @@ fn guard_for(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> Guard {
             .unwrap_or_else(|e| panic!("quota: {e}")),
     )
     .unwrap_or_else(|e| panic!("limit: {e}"));
-    Guard::builder(fixture.validator().clone(), stores)
-        .subject_limit(limit)
-        .build()
-        .unwrap_or_else(|e| panic!("guard: {e}"))
+    let mut builder = Guard::builder(fixture.validator().clone(), stores).subject_limit(limit);
+    if let Some(hook) = hook {
+        builder = builder.decision_hook(hook);
+    }
+    builder.build().unwrap_or_else(|e| panic!("guard: {e}"))
 }
 
 fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
-    let guard = guard_for(fixture, rt);
+    let guard = guard_for(fixture, rt, None);
+    // Every detector on, its state in memory: the hook's work on the request path (a
+    // repeated (token, network) pair is skipped without queueing anything).
+    let detector = {
+        let _runtime = rt.enter();
+        AnomalyDetector::builder(AnomalyConfig::default())
+            .start()
+            .unwrap_or_else(|e| panic!("detector: {e}"))
+    };
+    let with_anomaly = guard_for(fixture, rt, Some(Arc::new(detector)));
     let header = format!("Bearer {}", fixture.token());
     let ip: IpAddr = "192.0.2.77".parse().unwrap_or_else(|e| panic!("{e}"));
     let run = |guard: &Guard| {
@@ -82,6 +99,7 @@ fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
     };
     // Checked once before measuring: the Guard admits the token.
     let _admitted = rt.block_on(run(&guard));
+    let _admitted = rt.block_on(run(&with_anomaly));
     assert!(matches!(
         guard.credentials([header.as_bytes()], []),
         Credentials::Bearer(_)
@@ -93,6 +111,9 @@ fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
     });
     group.bench_function("guard/no_subscriber", |b| {
         b.to_async(rt).iter(|| run(&guard));
+    });
+    group.bench_function("guard/anomaly_detectors", |b| {
+        b.to_async(rt).iter(|| run(&with_anomaly));
     });
     let filtered = tracing_subscriber::registry().with(
         Targets::new()
