@@ -105,6 +105,12 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
         no_default_features: true,
         why: "without the in-memory store: no governor, dashmap or quanta (checked, not tested)",
     },
+    FeatureConfig {
+        package: "tokenward-anomaly",
+        features: &[],
+        no_default_features: true,
+        why: "without the redis feature: no tokenward-redis, no redis-rs (checked, not tested)",
+    },
 ];
 
 /// What the steps need to know about where they run.

@@ -19,6 +19,11 @@
 //!   no runtime at all (the in-memory store's future is ready at the first poll), to show how
 //!   much of the async figure is the runtime rather than the boxed future.
 //!
+//! - `subject_limit_now` — `SubjectLimit::check_now(&store, &identity)`, as a user calls it
+//!   directly: it builds the key `subject:` + the identity, then takes the synchronous path;
+//!   against `governor_keyed` — governor doing the same work: the same key built the same
+//!   way (one `String` with capacity, two `push_str`), then `check_key`.
+//!
 //! Until 2026-12-05 the `governor` row returned `check_key(..).is_ok()` (a `bool`) while the
 //! tokenward rows returned their whole answer; reducing one side to a `bool` let the compiler
 //! skip materialising governor's result, measured here at 0–7 ns of governor's
@@ -43,7 +48,10 @@ use std::time::Duration;
 use criterion::Criterion;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokenward_bench::revocation::token_id;
-use tokenward_ratelimit::{GcraCharge, GcraQuota, LimitKey, MemoryRateLimitStore, RateLimitStore};
+use tokenward_core::StoreId;
+use tokenward_ratelimit::{
+    GcraCharge, GcraQuota, LimitKey, MemoryRateLimitStore, RateLimitStore, SubjectLimit,
+};
 
 /// Admits everything: 10⁹ per second (one cell per nanosecond), burst 10⁶.
 fn admit() -> Result<GcraQuota, BoxError> {
@@ -162,6 +170,40 @@ fn bench_scenario(
         b.iter(|| {
             i = (i + 1) % keys.len();
             dyn_store.gcra_now(black_box(&limit_keys[i]), charge)
+        });
+    });
+    // A user's direct call, key building included, beside governor doing the same.
+    let limit = SubjectLimit::new("subject", *quota)?;
+    let identities = keys
+        .iter()
+        .map(|k| StoreId::new(k.trim_start_matches("subject:").to_owned()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit_store = MemoryRateLimitStore::new();
+    let governor_direct: DefaultKeyedRateLimiter<String> =
+        RateLimiter::keyed(governor_quota(quota)?);
+    for id in &identities {
+        let _ = limit.check_now(&limit_store, id);
+        let mut key = String::with_capacity(8 + id.as_str().len());
+        key.push_str("subject:");
+        key.push_str(id.as_str());
+        let _ = governor_direct.check_key(&key);
+    }
+    let mut i = 0;
+    group.bench_function("subject_limit_now", |b| {
+        b.iter(|| {
+            i = (i + 1) % identities.len();
+            limit.check_now(&limit_store, black_box(&identities[i]))
+        });
+    });
+    let mut i = 0;
+    group.bench_function("governor_keyed", |b| {
+        b.iter(|| {
+            i = (i + 1) % identities.len();
+            let id = black_box(&identities[i]).as_str();
+            let mut key = String::with_capacity(8 + id.len());
+            key.push_str("subject:");
+            key.push_str(id);
+            governor_direct.check_key(&key)
         });
     });
     group.finish();

@@ -128,6 +128,33 @@ impl SubjectLimit {
         self.check_charge(store, identity, &self.charge()).await
     }
 
+    /// [`check`](Self::check) without `async`, for a store that answers in process: `Some`
+    /// is the answer (the cell is taken), `None` means the store needs I/O — call
+    /// [`check`](Self::check). The in-memory store always answers: this is its fastest path
+    /// (no boxed future, no runtime).
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use tokenward_core::StoreId;
+    /// use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, SubjectLimit};
+    ///
+    /// let limit = SubjectLimit::new("subject", GcraQuota::per_minute(NonZeroU32::new(2).unwrap()))?;
+    /// let store = MemoryRateLimitStore::new();
+    /// let alice = StoreId::new("alice")?;
+    /// for expected in [true, true, false] {
+    ///     let decision = limit.check_now(&store, &alice).expect("in memory")?;
+    ///     assert_eq!(decision.allowed, expected);
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn check_now(
+        &self,
+        store: &dyn RateLimitStore,
+        identity: &StoreId<'_>,
+    ) -> Option<Result<Decision, StoreError>> {
+        store.gcra_now(&self.key(identity), &self.charge())
+    }
+
     /// Takes `cost` cells for `identity` (a per-route cost). A cost outside `1..=burst` is an
     /// [`InvalidInput`](StoreError::InvalidInput) error, and nothing is taken; make the
     /// charge once with [`GcraQuota::charge`] and use [`check_charge`](Self::check_charge) to
