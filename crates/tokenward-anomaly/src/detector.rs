@@ -96,7 +96,7 @@ impl AnomalyDetectorBuilder {
     }
 
     /// Who carries out the actions (without one, every action is reported and then fails,
-    /// logged: set one, e.g. [`Responder::for_guard`]).
+    /// logged: set one, e.g. [`Responder::for_stores`]).
     pub fn responder(mut self, responder: Responder) -> Self {
         self.responder = Some(responder);
         self

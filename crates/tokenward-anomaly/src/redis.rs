@@ -1,15 +1,4 @@
 //! [`RedisAnomalyStore`]: the detectors' state on Redis, shared by every instance.
-//!
-//! | state | key | value | expiry |
-//! |---|---|---|---|
-//! | a bounded set | `{prefix}an:{<key>}` | set of members | `window` from its creation |
-//! | a counter | `{prefix}an:{<key>}` | integer | `window` from its creation |
-//!
-//! Each operation is one script on one key (one slot on a cluster). The detectors' keys are
-//! `ts:<scoped sid or jti>` (a token's networks), `rr:<network>` (replays), `fb:<network>`
-//! (forgeries), `nn:<scoped sub>` (a subject's networks) and `rf:<scoped family>` (a refresh
-//! family's networks); the `{` of the tag follows `an:`, so a key chosen by a token's issuer
-//! cannot pick another slot's tag.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -50,7 +39,18 @@ return n
 static ADD: LazyLock<Script> = LazyLock::new(|| Script::new(ADD_LUA));
 static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(COUNT_LUA));
 
-/// The detectors' state on Redis (see the [module docs](self) for the keys). Cheap to clone.
+/// The detectors' state on Redis, shared by every instance. Cheap to clone.
+///
+/// | state | key | value | expiry |
+/// |---|---|---|---|
+/// | a bounded set | `{prefix}an:{<key>}` | set of members | `window` from its creation |
+/// | a counter | `{prefix}an:{<key>}` | integer | `window` from its creation |
+///
+/// Each operation is one script on one key (one slot on a cluster). The detectors' keys are
+/// `ts:<scoped sid or jti>` (a token's networks), `rr:<network>` (replays), `fb:<network>`
+/// (forgeries), `nn:<scoped sub>` (a subject's networks) and `rf:<family id>` (a refresh
+/// family's networks). Every script touches its one key only, so on a cluster any slot
+/// will do.
 #[derive(Debug, Clone)]
 pub struct RedisAnomalyStore {
     backend: RedisBackend,
