@@ -75,7 +75,7 @@ fn forged_like(token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
-    let demo = DemoProcess::start_with(&["--trusted-proxy", "127.0.0.1"]);
+    let demo = DemoProcess::start_with(&["--trusted-proxy", "127.0.0.1", "--refresh-grace", "1"]);
     let base = demo.url.as_str();
     let client = Client::new();
 
@@ -142,6 +142,41 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
         v["target"] == "tokenward::anomaly" && v["fields"]["kind"] == "forgery_burst"
     });
 
+    // Refresh reuse: admin's family issued from 10.5.1.1, rotated from 10.5.2.1, its first
+    // token replayed after the grace window from 10.5.3.1 → reported with the three networks.
+    let admin = login_as(&client, base, "admin", "10.5.1.1").await;
+    let first = admin["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_from = |ip: &'static str, token: String| {
+        let client = client.clone();
+        let url = format!("{base}/refresh");
+        async move {
+            client
+                .post(
+                    &url,
+                    &[("x-forwarded-for", ip)],
+                    Some(&json!({ "refresh_token": token })),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(refresh_from("10.5.2.1", first.clone()).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(refresh_from("10.5.3.1", first).await.status, 401);
+    let reuse = demo.wait_for(|v| {
+        v["target"] == "tokenward::anomaly" && v["fields"]["kind"] == "refresh_reuse"
+    });
+    assert_eq!(reuse["fields"]["sub"], "admin", "{reuse}");
+    assert_eq!(
+        reuse["fields"]["networks"], "10.5.1.0/24,10.5.2.0/24,10.5.3.0/24",
+        "{reuse}"
+    );
+    assert_eq!(
+        reuse["fields"]["sid"],
+        alice_sid(admin["access_token"].as_str().unwrap()),
+        "{reuse}"
+    );
+
     // The counters match the requests made.
     let expected_anomalies = BTreeMap::from([
         (
@@ -166,6 +201,10 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
         (
             r#"tokenward_anomalies_total{action="alert",kind="new_network"}"#,
             3.0,
+        ),
+        (
+            r#"tokenward_anomalies_total{action="alert",kind="refresh_reuse"}"#,
+            1.0,
         ),
     ]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -216,7 +255,7 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
         .into_iter()
         .filter(|v| v["target"] == "tokenward::anomaly" && v["fields"]["kind"].is_string())
         .collect();
-    assert_eq!(lines.len(), 1 + 6 + 1 + 3, "{lines:#?}");
+    assert_eq!(lines.len(), 1 + 6 + 1 + 3 + 1, "{lines:#?}");
     for line in &lines {
         for field in ["kind", "action", "sub", "sid", "jti", "client_ip"] {
             assert!(
@@ -286,6 +325,26 @@ async fn two_instances_on_redis_share_one_detection_state() {
         .filter(|l| l.contains("token_shared"))
         .count();
     assert_eq!(shared, 1, "{}", logs.lines_with(&sid).join("\n"));
+    // Her networks after the first were new for her, each reported once.
+    let new_here = logs
+        .lines_with("10.4.3.0/24")
+        .into_iter()
+        .filter(|l| l.contains("new_network"))
+        .count();
+    assert_eq!(new_here, 1, "{}", logs.lines_with("10.4.3.0/24").join("\n"));
+
+    // Her revoked token replayed from one network, on both instances: the 5th bans it there.
+    for n in 0..5 {
+        let base = if n % 2 == 0 { &a_url } else { &b_url };
+        assert_eq!(me(&client, base, &token, "10.13.0.9").await.status, 401);
+    }
+    let carol_early = login_as(&client, &b_url, "carol", "10.13.0.1").await;
+    let carol_early = carol_early["access_token"].as_str().unwrap().to_owned();
+    until(&client, &a_url, &carol_early, "10.13.0.9", 429).await;
+    assert_eq!(
+        me(&client, &b_url, &carol_early, "10.13.0.9").await.status,
+        429
+    );
 
     // Forgeries split between the instances: the third bans (threshold 3).
     let bob = login_as(&client, &a_url, "bob", "10.8.0.3").await;
