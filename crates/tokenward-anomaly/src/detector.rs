@@ -179,9 +179,8 @@ impl fmt::Debug for AnomalyDetector {
     }
 }
 
-/// Seen-pair tags: one key space per detector.
-const SEEN_SHARED: u8 = 1;
-const SEEN_NEW_NETWORK: u8 = 2;
+/// Seen-pair tags: one key space per kind of pair.
+const SEEN_PAIR: u8 = 1;
 const SEEN_FAMILY: u8 = 3;
 
 /// How long this instance skips a (token, network) pair it reported, at most.
@@ -266,24 +265,27 @@ impl AnomalyDetector {
         }
     }
 
+    /// An allowed request: one seen-cache lookup per request. A token's `sub` never changes,
+    /// so the (token, network) pair stands for the (subject, network) pair too; a token
+    /// without `sid` and `jti` is looked up by its `sub`.
     fn allowed(&self, event: &DecisionEvent<'_>, token: &TokenRef<'static>) {
         let c = &self.inner.config;
+        let id = token.sid.as_ref().or(token.jti.as_ref());
+        let shared = c.token_shared.filter(|_| id.is_some());
+        let new_network = c.new_network.is_some() && token.sub.is_some();
+        let Some(key) = id.or(token.sub.as_ref()) else {
+            return;
+        };
+        if shared.is_none() && !new_network {
+            return;
+        }
+        let ttl = shared.map_or(MAX_SEEN, |d| (d.window / 4).min(MAX_SEEN));
         let net = self.network(event.client_ip);
-        let seen = &self.inner.seen;
-        let shared = match (&c.token_shared, token.sid.as_ref().or(token.jti.as_ref())) {
-            (Some(d), Some(id)) => {
-                let ttl = ttl_ticks((d.window / 4).min(MAX_SEEN));
-                !seen.check_and_remember((SEEN_SHARED, id.as_str(), net), ttl)
-            }
-            _ => false,
-        };
-        let new_network = match (&c.new_network, token.sub.as_ref()) {
-            (Some(_), Some(sub)) => {
-                !seen.check_and_remember((SEEN_NEW_NETWORK, sub.as_str(), net), ttl_ticks(MAX_SEEN))
-            }
-            _ => false,
-        };
-        if !(shared || new_network) {
+        if self
+            .inner
+            .seen
+            .check_and_remember((SEEN_PAIR, key.as_str(), net), ttl_ticks(ttl))
+        {
             return;
         }
         self.send(Observation::Allowed {
@@ -291,7 +293,7 @@ impl AnomalyDetector {
             net,
             claims: raw_ids(event),
             target: target(event, token),
-            shared,
+            shared: shared.is_some(),
             new_network,
         });
     }
