@@ -14,9 +14,7 @@ use axum::routing::{get, post};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
-use tokenward_anomaly::{
-    AnomalyConfig, AnomalyDetector, AnomalyStore, MemoryAnomalyStore, RedisAnomalyStore, Responder,
-};
+use tokenward_anomaly::AnomalyDetector;
 use tokenward_axum::{Auth, GuardLayer, denial_response, jwks_router, request_client_ip};
 use tokenward_claims::{
     AccessToken, DEFAULT_LEEWAY, KeySet, MAX_LEEWAY, SharedKeySet, TokenIssuer,
@@ -34,9 +32,11 @@ use tokenward_revocation::{RevocationStore as _, subject_cutoff};
 
 use crate::users::Users;
 
+mod anomaly;
 mod listen;
 mod login;
 
+use anomaly::anomaly_detector;
 use listen::ServerLimits;
 pub use listen::{Running, serve, spawn};
 use login::{PasswordGate, login};
@@ -412,44 +412,6 @@ impl Demo {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed)
     }
-}
-
-/// The demo's anomaly detectors: every one on, with the `--anomaly-*` settings, acting on
-/// the Guard's stores (bans under its failure ban's key, revoked sessions' refresh families
-/// through `engine`); their counts on Redis with `--redis` (instances share them), in
-/// memory otherwise.
-fn anomaly_detector(
-    config: &DemoConfig,
-    stores: &GuardStores,
-    ban: Option<tokenward_ratelimit::FailureBan>,
-    redis: Option<&tokenward_redis::RedisBackend>,
-    engine: Arc<RefreshEngine>,
-) -> Result<AnomalyDetector, StartError> {
-    let mut settings = AnomalyConfig::default();
-    if let Some(d) = settings.token_shared.as_mut() {
-        d.max_networks = config.anomaly_max_networks;
-        d.window = config.anomaly_window;
-    }
-    if let Some(d) = settings.revoked_replay.as_mut() {
-        d.ban_after = config.anomaly_replay_ban;
-        d.window = config.anomaly_window;
-    }
-    if let Some(d) = settings.forgery_burst.as_mut() {
-        d.threshold = config.anomaly_forgery_ban;
-    }
-    let state: Arc<dyn AnomalyStore> = match redis {
-        Some(backend) => Arc::new(RedisAnomalyStore::new(backend.clone())),
-        None => Arc::new(MemoryAnomalyStore::new()),
-    };
-    let mut responder = Responder::for_stores(stores).refresh_engine(engine);
-    if let Some(ban) = ban {
-        responder = responder.failure_ban(ban);
-    }
-    AnomalyDetector::builder(settings)
-        .store(state)
-        .responder(responder)
-        .start()
-        .map_err(StartError::Anomaly)
 }
 
 // ---------------------------------------------------------------------------------------
