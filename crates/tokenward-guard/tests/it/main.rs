@@ -19,6 +19,7 @@ mod conformance;
 #[cfg(feature = "redis")]
 mod fault_proxy;
 mod faults;
+mod hook;
 mod issuers;
 mod observe;
 mod pipeline;
