@@ -113,6 +113,8 @@ mod error;
 mod ratelimit;
 mod refresh;
 mod revocation;
+#[cfg(test)]
+mod slot;
 mod stores;
 mod tls;
 
