@@ -13,8 +13,10 @@ use tokenward_refresh::{
 };
 
 use crate::backend::RedisBackend;
+use crate::byo::Conn;
 use crate::config::RedisConfig;
 use crate::error::RedisConfigError;
+use crate::slot::by_slot;
 
 mod reply;
 mod scripts;
@@ -85,7 +87,8 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 /// and every family script declares and touches exactly those keys. The subject index is
 /// tagged by the hex of the subject (which can never pick a slot or break the key): it is
 /// in the subject's slot, and only `create`, `revoke` and `families_of` touch it, each with
-/// a call of its own.
+/// a call of its own. The slot layout of every store is in `docs/architecture.md`
+/// ("Redis Cluster: slot layout").
 ///
 /// # Scripts
 ///
@@ -114,12 +117,12 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 ///   from it (`revoke_subject` must find it); an entry left by a failed create is skipped on
 ///   read (no family, or one of another subject).
 /// - `families_of` reads the index (dropping entries past their absolute expiry — those
-///   families are certainly gone), then each family in one pipeline, and takes the
-///   families revoked on reuse out of the index (one more call, only when there are some). Idle-expired families are
+///   families are certainly gone), then each family — one pipeline, or on a cluster one
+///   pipeline per slot, sent concurrently — and takes the families revoked on reuse out of
+///   the index (one more call, only when there are some). Idle-expired families are
 ///   filtered out on read, and their entries go when their absolute expiry passes. These
 ///   multi-key operations span slots and are **not atomic** across them: a family created
-///   concurrently may be missed (as the engine documents for `revoke_subject`). The
-///   pipeline is not cluster-routed: run against one server (or one primary).
+///   concurrently may be missed (as the engine documents for `revoke_subject`).
 ///
 /// # Failures
 ///
@@ -378,31 +381,43 @@ impl RefreshStore for RedisRefreshStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            // EVAL, not EVALSHA: a pipeline cannot recover from NOSCRIPT one command at a time.
-            pipe.cmd("EVAL")
-                .arg(format!("{PRELUDE_LUA}{GET_LUA}"))
-                .arg(1)
-                .arg(self.family_key(id));
-        }
-        let replies: Vec<Value> = self
-            .backend
-            .run(async |conn| pipe.query_async(conn).await)
-            .await?;
-        if replies.len() != ids.len() {
-            return Err(StoreError::corrupt("pipeline reply of the wrong length"));
-        }
+        // One pipeline of family reads; on a cluster, one per hash slot, all at once.
+        let groups = by_slot(
+            ids.iter().map(|id| (id, self.family_key(id))).collect(),
+            self.backend.is_cluster(),
+            |(_, key)| key.as_bytes(),
+        );
+        let ops: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::pipe();
+                for (_, key) in group {
+                    // EVAL, not EVALSHA: a pipeline cannot recover from NOSCRIPT one
+                    // command at a time.
+                    pipe.cmd("EVAL")
+                        .arg(format!("{PRELUDE_LUA}{GET_LUA}"))
+                        .arg(1)
+                        .arg(key);
+                }
+                async move |conn: &mut Conn| pipe.query_async::<Vec<Value>>(conn).await
+            })
+            .collect();
+        let replies = self.backend.run_each(ops).await?;
         let mut out = Vec::with_capacity(ids.len());
         let mut stale = Vec::new();
-        for (id, reply) in ids.iter().zip(replies) {
-            match parse_family_reply(id, reply)? {
-                Some(info) if info.sub == *sub && !info.revoked => out.push(info),
-                // Revoked on reuse (in the family's slot only): its entry goes. A missing
-                // family's stays — it may be a `create` still under way — until its
-                // absolute expiry.
-                Some(info) if info.sub == *sub => stale.push(id.clone()),
-                _ => {}
+        for (group, replies) in groups.iter().zip(replies) {
+            if replies.len() != group.len() {
+                return Err(StoreError::corrupt("pipeline reply of the wrong length"));
+            }
+            for ((id, _), reply) in group.iter().zip(replies) {
+                match parse_family_reply(id, reply)? {
+                    Some(info) if info.sub == *sub && !info.revoked => out.push(info),
+                    // Revoked on reuse (in the family's slot only): its entry goes. A
+                    // missing family's stays — it may be a `create` still under way — until
+                    // its absolute expiry.
+                    Some(info) if info.sub == *sub => stale.push((*id).clone()),
+                    _ => {}
+                }
             }
         }
         if !stale.is_empty() {

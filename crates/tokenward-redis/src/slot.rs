@@ -2,7 +2,10 @@
 //!
 //! A Redis Cluster refuses a script (or a multi-key command) whose keys are in different
 //! hash slots (`CROSSSLOT`). Every script of this crate touches one slot — its keys share a
-//! hash tag — and declares every key it touches.
+//! hash tag — and a call whose keys may be in several slots (the revocation check, the
+//! Guard's per-request check, `families_of`) groups them by [`slot`] and sends one script or
+//! pipeline per slot, concurrently. The slot layout is in `docs/architecture.md`
+//! ("Redis Cluster: slot layout").
 
 /// The number of hash slots of a Redis Cluster.
 pub(crate) const SLOTS: u16 = 16384;
@@ -44,6 +47,32 @@ fn crc16(bytes: &[u8]) -> u16 {
     crc
 }
 
+/// `items` grouped by the slot of their key (`key_of`), each group in the items' order, the
+/// groups in the order of their first item. With `cluster` false, one group of everything
+/// (a single Redis runs any script, whatever its keys' slots).
+pub(crate) fn by_slot<T>(
+    items: Vec<T>,
+    cluster: bool,
+    key_of: impl Fn(&T) -> &[u8],
+) -> Vec<Vec<T>> {
+    if !cluster {
+        return if items.is_empty() {
+            Vec::new()
+        } else {
+            vec![items]
+        };
+    }
+    let mut groups: Vec<(u16, Vec<T>)> = Vec::new();
+    for item in items {
+        let s = slot(key_of(&item));
+        match groups.iter_mut().find(|(g, _)| *g == s) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((s, vec![item])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,13 +100,28 @@ mod tests {
         assert_eq!(hash_tag(b"open{"), b"open{");
     }
 
+    #[test]
+    fn grouping() {
+        let keys = vec!["{a}1", "{b}1", "{a}2", "{c}1", "{b}2"];
+        let groups = by_slot(keys.clone(), true, |k| k.as_bytes());
+        assert_eq!(
+            groups,
+            vec![vec!["{a}1", "{a}2"], vec!["{b}1", "{b}2"], vec!["{c}1"]]
+        );
+        assert_eq!(by_slot(keys.clone(), false, |k| k.as_bytes()), vec![keys]);
+        assert!(by_slot(Vec::<&str>::new(), false, |k| k.as_bytes()).is_empty());
+    }
+
     /// Every script and multi-key command of every store, with every key it sends: one
-    /// slot each, whatever the prefix and ids (braces included).
+    /// slot each, whatever the prefix and ids (braces included); and the Guard's
+    /// per-request check, on a cluster, as parts of one slot each — one part under a
+    /// hash-tagged prefix.
     #[test]
     fn every_script_touches_one_slot() {
         use crate::{
             RedisBackend, RedisConfig, RedisRateLimitStore, RedisRefreshStore, RedisRevocationStore,
         };
+        use tokenward_core::{TokenRef, UnixTime};
         use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey};
         use tokenward_refresh::FamilyId;
 
@@ -91,6 +135,7 @@ mod tests {
 
         let ids = ["alice", "{evil}", "}x{", "a{b}c", "{}", "fam_81", "7b617d"];
         let families = ["AAAAAAAAAAAAAAAAAAAAAA", "zzzz-_zzzzzzzzzzzzzzzw"];
+        let exp = UnixTime::from_secs(2_000_000_000);
         let one = GcraCharge::single(GcraQuota::per_minute(std::num::NonZeroU32::MIN));
         let quota = BanQuota::fail2ban_default();
         for prefix in ["tokenward:", "{tw}:", "app:{x}:", "a{"] {
@@ -103,7 +148,7 @@ mod tests {
                 for key in [rv.token_key(id), rv.session_key(id), rv.subject_key(id)] {
                     one_slot("revoke", &[key]);
                 }
-                // Rate limits: GCRA on one key; the ban scripts and
+                // Rate limits: GCRA (and its refund) on one key; the ban scripts and
                 // lift_ban's DEL on the failures and the marker.
                 let key = LimitKey::new(id).unwrap();
                 one_slot("gcra", &[rl.gcra_call(&key, &one).key]);
@@ -115,6 +160,37 @@ mod tests {
                 // Refresh: the subject index alone (create's first script, families_of's
                 // read, revoke's ZREM).
                 one_slot("index", &[rf.subject_key(id)]);
+                // The Guard's per-request check: per part, one slot.
+                for (jti, sid) in [(Some(id), Some(id)), (Some(id), None), (None, None)] {
+                    let token = TokenRef::from_parts(jti, sid, Some(id), None, exp).unwrap();
+                    let keys = rv.check_keys(&token);
+                    let limit = rl.gcra_call(&LimitKey::new(format!("sub:{id}")).unwrap(), &one);
+                    let ban = rl.ban_call(&LimitKey::new(format!("ip:{id}")).unwrap(), &quota);
+                    let mut all: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
+                    all.extend([ban.failures.clone(), ban.ban.clone(), limit.key.clone()]);
+                    let parts =
+                        crate::stores::plan(&keys, Some(&ban.failures), Some(&limit.key), true);
+                    let mut seen = 0;
+                    for part in &parts {
+                        let mut part_keys: Vec<String> =
+                            part.revocation.iter().map(|&i| keys[i].1.clone()).collect();
+                        if part.ban {
+                            part_keys.extend([ban.failures.clone(), ban.ban.clone()]);
+                        }
+                        if part.limit {
+                            part_keys.push(limit.key.clone());
+                        }
+                        seen += part_keys.len();
+                        one_slot("per-request check part", &part_keys);
+                    }
+                    assert_eq!(seen, all.len(), "every key in one part");
+                    if hash_tag(prefix.as_bytes()) != prefix.as_bytes() {
+                        assert_eq!(parts.len(), 1, "{prefix}: a tagged prefix is one script");
+                    }
+                    let single =
+                        crate::stores::plan(&keys, Some(&ban.failures), Some(&limit.key), false);
+                    assert_eq!(single.len(), 1, "one server: one script");
+                }
             }
             for family in families {
                 let family = FamilyId::parse(family).unwrap();
