@@ -213,6 +213,26 @@ pub fn cluster_urls() -> Vec<String> {
     CLUSTER.get_or_init(ThrowawayCluster::start).urls()
 }
 
+/// Deletes every key under `prefix` on every node of `urls` (the cluster's primaries), one
+/// key per `UNLINK` (keys of several slots in one command would be `CROSSSLOT`); returns
+/// how many were deleted.
+pub async fn delete_prefix_on_cluster(urls: &[String], prefix: &str) -> redis::RedisResult<usize> {
+    let mut deleted = 0;
+    for url in urls {
+        let mut conn = redis::Client::open(url.as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        for key in crate::keys_under(&mut conn, prefix).await? {
+            let n: usize = redis::cmd("UNLINK")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await?;
+            deleted += n;
+        }
+    }
+    Ok(deleted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,7 @@ mod shared;
 mod throwaway;
 mod tls;
 
-pub use cluster::{CLUSTER_URLS_VAR, ThrowawayCluster, cluster_urls};
+pub use cluster::{CLUSTER_URLS_VAR, ThrowawayCluster, cluster_urls, delete_prefix_on_cluster};
 pub use info::command_calls;
 pub use logs::LogCapture;
 pub use net::{BlackHole, free_port};
