@@ -22,7 +22,8 @@ const STARTUP: Duration = Duration::from_secs(20);
 /// assigned (`redis-cli --cluster create`), `cluster-require-full-coverage no` (a dead primary
 /// fails only its own slots) and a 2 s node timeout; no persistence. Its nodes are killed when
 /// it is dropped, or when the test process ends: it may live in a `static` shared by a test
-/// binary's cases ([`cluster_urls`] does that).
+/// binary's cases ([`cluster_urls`] does that). A fault test kills a primary
+/// ([`kill_node`](Self::kill_node)) and brings it back ([`restart_node`](Self::restart_node)).
 ///
 /// ```no_run
 /// use tokenward_testsupport::ThrowawayCluster;
@@ -34,15 +35,17 @@ const STARTUP: Duration = Duration::from_secs(20);
 pub struct ThrowawayCluster {
     nodes: Vec<Node>,
     /// The nodes' `nodes-PORT.conf` files.
-    _dir: TempDir,
+    dir: TempDir,
 }
 
-/// One primary: its watchdog shell (closing its stdin kills the server) and its port.
+/// One primary: its watchdog shell (closing its stdin kills the server), its port and the
+/// arguments that start it again.
 #[derive(Debug)]
 struct Node {
     child: Option<Child>,
     stdin: Option<ChildStdin>,
     port: u16,
+    args: Vec<OsString>,
 }
 
 impl ThrowawayCluster {
@@ -56,10 +59,18 @@ impl ThrowawayCluster {
             .unwrap_or_else(|e| panic!("no temp dir for the cluster's node files: {e}"));
         let mut cluster = ThrowawayCluster {
             nodes: Vec::new(),
-            _dir: dir,
+            dir,
         };
         for _ in 0..3 {
-            let node = cluster.spawn_node();
+            let port = free_port();
+            let args = cluster.node_args(port);
+            let mut node = Node {
+                child: None,
+                stdin: None,
+                port,
+                args,
+            };
+            node.spawn();
             cluster.nodes.push(node);
         }
         let mut create = Command::new("redis-cli");
@@ -104,9 +115,38 @@ impl ThrowawayCluster {
         self.nodes.iter().map(|node| node.port).collect()
     }
 
-    fn spawn_node(&self) -> Node {
-        let (port, bus) = (free_port(), free_port());
-        let args: Vec<OsString> = [
+    /// Kills primary `index` (0..3): its slots fail until it is
+    /// [restarted](Self::restart_node); with `cluster-require-full-coverage no` the other
+    /// primaries keep serving theirs.
+    pub fn kill_node(&mut self, index: usize) {
+        if let Some(node) = self.nodes.get_mut(index) {
+            node.stop();
+        }
+    }
+
+    /// Starts primary `index` again on its port, with its node file: it rejoins the cluster
+    /// with its slots (empty: no persistence). Waits until every node says
+    /// `cluster_state:ok` again.
+    pub fn restart_node(&mut self, index: usize) {
+        if let Some(node) = self.nodes.get_mut(index) {
+            node.stop();
+            node.spawn();
+        }
+        let deadline = Instant::now() + STARTUP;
+        while !self.ports().into_iter().all(cluster_ok) {
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not recover within {STARTUP:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The arguments of a node on `port` (its cluster bus on a free port of its own:
+    /// `port + 10000` may not exist).
+    fn node_args(&self, port: u16) -> Vec<OsString> {
+        let bus = free_port();
+        [
             "--port",
             &port.to_string(),
             "--cluster-port",
@@ -129,14 +169,22 @@ impl ThrowawayCluster {
         ]
         .into_iter()
         .map(OsString::from)
-        .chain([self._dir.path().as_os_str().to_owned()])
-        .collect();
+        .chain([self.dir.path().as_os_str().to_owned()])
+        .collect()
+    }
+}
+
+impl Node {
+    /// Starts the server under its watchdog and waits for `PING`.
+    fn spawn(&mut self) {
+        let port = self.port;
+        let args = &self.args;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")
             .arg("redis-server")
-            .args(&args)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -158,10 +206,19 @@ impl ThrowawayCluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Node {
-            child: Some(child),
-            stdin,
-            port,
+        self.child = Some(child);
+        self.stdin = stdin;
+    }
+
+    /// Kills the server (EOF on its watchdog's stdin) and waits until it is gone.
+    fn stop(&mut self) {
+        drop(self.stdin.take());
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        let deadline = Instant::now() + STARTUP;
+        while answers_ping(self.port) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
