@@ -278,7 +278,9 @@ impl RedisBackend {
 
     /// How many calls this backend (and its clones) has made: each is one round trip to
     /// Redis — one command, one pipeline or one script (plus, once after a server restart,
-    /// the `SCRIPT LOAD` of a script the server forgot). The stores' "one round trip per
+    /// the `SCRIPT LOAD` of a script the server forgot). On a Redis Cluster, the scripts or
+    /// pipelines one call sends to several slots *at once* count as one: they cost one
+    /// round trip of latency, though several commands. The stores' "one round trip per
     /// check / rotation" promises are counted with it (conformance suites, benchmarks).
     pub fn round_trips(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
