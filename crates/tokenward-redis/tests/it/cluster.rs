@@ -635,3 +635,47 @@ async fn a_dead_primary_fails_its_own_keys_closed_and_the_others_answer() {
     }
     let _: String = redis::cmd("PING").query_async(&mut admin).await.unwrap();
 }
+
+/// Two application instances on one cluster (separate connections, same seed nodes and
+/// prefix) behave as one service: a logout (session revocation) on one is honoured by the
+/// other's per-request check, a subject's limit is shared, and parallel refreshes split
+/// between them get one successor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_cluster_behave_as_one_service() {
+    let nodes = nodes().await;
+    let config = cluster_config("cl-two");
+    let (a, b) = (
+        RedisStores::connect(&config).unwrap(),
+        RedisStores::connect(&config).unwrap(),
+    );
+    let exp = UnixTime::from_secs(4_000_000_000);
+    let iat = Some(UnixTime::from_secs(1_000));
+    let token = TokenRef::from_parts(Some("j-1"), Some("sess-1"), Some("bob"), iat, exp).unwrap();
+    let limit = LimitKey::new("sub:bob").unwrap();
+    let three = GcraCharge::single(GcraQuota::per_minute(std::num::NonZeroU32::new(3).unwrap()));
+
+    // The limit is shared: 3 per minute across both instances.
+    let mut allowed = 0;
+    for i in 0..6 {
+        let stores = if i % 2 == 0 { &a } else { &b };
+        let (status, decision) = stores
+            .check_token(&token, Some((&limit, &three)))
+            .await
+            .unwrap();
+        assert_eq!(status, RevocationStatus::Active);
+        allowed += usize::from(decision.unwrap().allowed);
+    }
+    assert_eq!(allowed, 3, "one quota for both instances");
+
+    // A logout on A is honoured by B.
+    a.revocation()
+        .revoke_session(&StoreId::new("sess-1").unwrap(), exp)
+        .await
+        .unwrap();
+    let (status, decision) = b.check_token(&token, Some((&limit, &three))).await.unwrap();
+    assert_eq!(status, RevocationStatus::Revoked(RevokedBy::Session));
+    assert_eq!(decision, None);
+
+    crate::refresh::two_instances_share_one_successor(&config).await;
+    delete_on_nodes(&nodes, &config.key_prefix).await;
+}
