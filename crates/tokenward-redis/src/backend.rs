@@ -308,18 +308,33 @@ impl RedisBackend {
     where
         F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
     {
+        self.run_all(ops).await?.into_iter().collect()
+    }
+
+    /// [`run_each`](Self::run_each), but every op's own result: one may have succeeded while
+    /// another failed or passed the deadline (each op has the same deadline, so this too
+    /// returns within the operation timeout).
+    pub(crate) async fn run_all<T, F>(
+        &self,
+        ops: Vec<F>,
+    ) -> Result<Vec<Result<T, StoreError>>, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    {
         let inner = &*self.inner;
         if ops.is_empty() {
             return Ok(Vec::new());
         }
         inner.calls.fetch_add(1, Ordering::Relaxed);
-        let all = async {
-            futures_util::future::join_all(ops.into_iter().map(|op| inner.attempt(op)))
+        let deadline = tokio::time::Instant::now() + inner.operation_timeout;
+        let each = ops.into_iter().map(|op| async move {
+            tokio::time::timeout_at(deadline, inner.attempt(op))
                 .await
-                .into_iter()
-                .collect()
-        };
-        with_deadline(inner.operation_timeout, all).await
+                .unwrap_or(Err(StoreError::Timeout {
+                    after: inner.operation_timeout,
+                }))
+        });
+        Ok(futures_util::future::join_all(each).await)
     }
 
     /// Whether the backend talks to a Redis Cluster: a call's keys must then be grouped by

@@ -118,8 +118,10 @@ pub struct RequestCheck {
 /// (and [`RedisBackend::round_trips`] counts one), each script atomic on its node and timed
 /// by that node's clock. The script that holds the GCRA key takes its step unless the keys
 /// *of its own slot* refuse the request; if the other slots' answers refuse it (a revoked
-/// `jti` or `sid`, a banned client), the cell is given back at once (one more call, only on
-/// that path), so a revoked token or a banned client still ends up consuming nothing. With
+/// `jti` or `sid`, a banned client) or another slot's script failed (its node is down), the
+/// cell is given back at once (one more call, only on that path, within what is left of the
+/// operation timeout and finished in the background after it), so a revoked token, a
+/// banned client or a failed check still ends up consuming nothing. With
 /// a hash-tagged prefix (`{tw}:`; Redis uses the *first* `{…}` of a key, every key starts
 /// with the prefix, and ids and rate-limit keys that contain braces are hex-encoded) every
 /// key is in the slot of `tw` and the call is one script, as on one server — at the price
@@ -231,6 +233,7 @@ impl RedisStores {
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
         ban: Option<(&LimitKey<'_>, &BanQuota)>,
     ) -> Result<RequestCheck, StoreError> {
+        let started = tokio::time::Instant::now();
         let keys = self.revocation.check_keys(token);
         let limit =
             limit.map(|(key, charge)| (charge.quota(), self.ratelimit.gcra_call(key, charge)));
@@ -282,13 +285,21 @@ impl RedisStores {
                 async move |conn: &mut Conn| invocation.invoke_async::<Vec<Value>>(conn).await
             })
             .collect();
-        let replies = self.backend().run_each(ops).await?;
+        // Each part's own result: one may have taken a GCRA cell while another failed.
+        let replies = self.backend().run_all(ops).await?;
         // Each part's reply: `{gcra, ban, its revocation values…}`, merged back in order.
         let mut gcra_reply = Vec::new();
         let mut ban_reply = Vec::new();
         let mut values = vec![Value::Nil; keys.len()];
         let mut merged = Ok(());
         for (part, reply) in parts.iter().zip(replies) {
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(e) => {
+                    merged = merged.and(Err(e));
+                    continue;
+                }
+            };
             let mut reply = reply.into_iter();
             let (gcra, banned) = match (
                 int_list(reply.next(), "GCRA"),
@@ -296,22 +307,25 @@ impl RedisStores {
             ) {
                 (Ok(gcra), Ok(banned)) => (gcra, banned),
                 (Err(e), _) | (_, Err(e)) => {
-                    merged = Err(e);
+                    merged = merged.and(Err(e));
                     continue;
                 }
             };
-            if !gcra.is_empty() {
+            let got: Vec<Value> = reply.collect();
+            if (!gcra.is_empty() && !part.limit)
+                || (!banned.is_empty() && !part.ban)
+                || got.len() != part.revocation.len()
+            {
+                merged = merged.and(Err(StoreError::corrupt(
+                    "a part of the per-request script answered for keys it was not given",
+                )));
+                continue;
+            }
+            if part.limit {
                 gcra_reply = gcra;
             }
-            if !banned.is_empty() {
+            if part.ban {
                 ban_reply = banned;
-            }
-            let got: Vec<Value> = reply.collect();
-            if got.len() != part.revocation.len() {
-                merged = Err(StoreError::corrupt(
-                    "the per-request script answered the wrong number of revocation values",
-                ));
-                continue;
             }
             for (&i, value) in part.revocation.iter().zip(got) {
                 if let Some(slot) = values.get_mut(i) {
@@ -332,13 +346,21 @@ impl RedisStores {
             )
         });
         // Split over slots, the limit's script may have taken a cell for a request the
-        // other slots' keys refuse (revoked, banned) or that failed: give it back.
+        // other slots' keys refuse (revoked, banned) or whose other parts failed: give it
+        // back: waited for within what is left of the operation timeout, finished in the
+        // background after.
         if split
             && !gcra_reply.is_empty()
             && let Some((_, call)) = &limit
             && !verdict.as_ref().is_ok_and(|check| check.limit.is_some())
         {
-            self.ratelimit.refund(call).await;
+            let (store, call) = (self.ratelimit.clone(), call.clone());
+            let refund = tokio::spawn(async move { store.refund(&call).await });
+            let left = self
+                .backend()
+                .operation_timeout()
+                .saturating_sub(started.elapsed());
+            let _ = tokio::time::timeout(left, refund).await;
         }
         verdict
     }

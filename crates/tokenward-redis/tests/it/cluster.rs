@@ -404,6 +404,37 @@ async fn keys_of_one_subject_on_different_nodes_never_break_a_script() {
         "the banned call gave its cell back"
     );
 
+    // A corrupt revocation entry in another slot than the limit's fails the call (Corrupt,
+    // never a verdict), and the cell the limit's script took is given back.
+    let mut cluster = redis::cluster::ClusterClient::new(cluster_urls())
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let garbage = TokenRef::from_parts(Some("garbage"), None, None, None, exp).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(revocation.token_key("garbage"))
+        .arg("not a number")
+        .arg("EX")
+        .arg(600)
+        .query_async(&mut cluster)
+        .await
+        .unwrap();
+    let spare = LimitKey::new("sub:spare").unwrap();
+    let r = stores
+        .check_request(&garbage, Some((&spare, &charge)), None)
+        .await;
+    assert!(
+        matches!(&r, Err(e) if e.kind() == tokenward_core::StoreErrorKind::Corrupt),
+        "{r:?}"
+    );
+    let decision = ratelimit.gcra(&spare, &charge).await.unwrap();
+    assert_eq!(
+        (decision.allowed, decision.remaining),
+        (true, 1),
+        "the failed call gave its cell back"
+    );
+
     // Subject cutoff and session revocation across slots.
     revocation
         .revoke_subject(
@@ -564,7 +595,8 @@ async fn a_dead_primary_fails_its_own_keys_closed_and_the_others_answer() {
         .cluster(cluster.urls())
         .key_prefix(unique_prefix("cl-dead"))
         .operation_timeout(TIMEOUT);
-    let store = RedisRevocationStore::connect(&config).unwrap();
+    let stores = RedisStores::connect(&config).unwrap();
+    let store = stores.revocation();
     // One revoked jti per primary.
     let ports = cluster.ports();
     let mut jtis: Vec<Option<String>> = vec![None; ports.len()];
@@ -613,6 +645,33 @@ async fn a_dead_primary_fails_its_own_keys_closed_and_the_others_answer() {
             }
         }
     }
+
+    // A request whose token lives on the dead primary and whose subject's limit lives on a
+    // live one fails closed too, within the deadline. (The cell its limit's script may have
+    // taken is given back in the background, best effort: the cluster client may be busy
+    // with the dead node then; a deterministic refund test is in
+    // `keys_of_one_subject_on_different_nodes_never_break_a_script`.)
+    let mut limit_name = None;
+    for n in 0..256 {
+        let name = format!("sub:live-{n}");
+        let key = stores
+            .ratelimit()
+            .gcra_key(&LimitKey::new(name.as_str()).unwrap());
+        let owner = node_of(std::slice::from_ref(&admin), &key).await;
+        if !owner.ends_with(&format!(":{}", ports[dead])) {
+            limit_name = Some(name);
+            break;
+        }
+    }
+    let limit_name = limit_name.unwrap();
+    let limit = LimitKey::new(limit_name.as_str()).unwrap();
+    let two = GcraCharge::single(GcraQuota::per_minute(std::num::NonZeroU32::new(2).unwrap()));
+    bounded_failure(
+        "a request with keys on the dead primary and on a live one",
+        OUTAGE,
+        stores.check_token(&token(&jtis[dead]), Some((&limit, &two))),
+    )
+    .await;
 
     tokio::task::block_in_place(|| cluster.restart_node(dead));
     let back = async {
