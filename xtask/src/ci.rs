@@ -119,14 +119,18 @@ pub(crate) struct Ctx {
     pub(crate) root: PathBuf,
     /// The Redis server tests use, passed to them as `REDIS_URL`.
     redis_url: String,
+    /// The seed nodes of the Redis Cluster tests use, passed as `REDIS_CLUSTER_URLS`.
+    cluster_urls: String,
 }
 
 impl Ctx {
-    /// A `cargo` command that runs in the workspace root, with `REDIS_URL` set.
+    /// A `cargo` command that runs in the workspace root, with `REDIS_URL` and
+    /// `REDIS_CLUSTER_URLS` set.
     pub(crate) fn cargo(&self) -> Command {
         let mut cmd = cmd::cargo();
         cmd.current_dir(&self.root)
-            .env("REDIS_URL", &self.redis_url);
+            .env("REDIS_URL", &self.redis_url)
+            .env(redis::CLUSTER_URLS_VAR, &self.cluster_urls);
         cmd
     }
 }
@@ -139,9 +143,14 @@ pub(crate) fn run(args: &[String]) -> Result {
     eprintln!("==> redis: a real server for the tests that need one (they never skip)");
     // Stopped (if xtask started it) when `redis` is dropped at the end of the run.
     let redis = redis::provision()?;
+    eprintln!("==> redis cluster: three primaries for the cluster suites (they never skip)");
+    let cluster_dir = crate::workdir::WorkDir::create("ci-redis-cluster")?;
+    // Stopped (if xtask started it) when `cluster` is dropped at the end of the run.
+    let cluster = redis::provision_cluster(cluster_dir.path())?;
     let ctx = Ctx {
         root: crate::workspace_root(),
         redis_url: redis.url.clone(),
+        cluster_urls: cluster.urls.clone(),
     };
 
     let started = Instant::now();

@@ -9,6 +9,10 @@
 //!
 //! Otherwise xtask fails and says what to install. The `redis-server` binary itself is
 //! always required: the outage tests start and kill their own throwaway servers.
+//!
+//! `cargo xtask ci` also provisions a Redis Cluster ([`provision_cluster`]):
+//! `REDIS_CLUSTER_URLS` from the environment, or three throwaway primaries (`redis-server
+//! --cluster-enabled yes`, joined by `redis-cli --cluster create`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -200,6 +204,105 @@ fn tls_certificates() -> Result<(String, String, String)> {
     Ok((ca_pem, cert.pem(), key.serialize_pem()))
 }
 
+/// A throwaway Redis Cluster for the tests: three primaries on free loopback ports, every
+/// slot assigned, `cluster-require-full-coverage no`; killed when dropped.
+pub(crate) struct Cluster {
+    /// The seed nodes, `redis://127.0.0.1:PORT,...` (what `REDIS_CLUSTER_URLS` holds).
+    pub(crate) urls: String,
+    _nodes: Vec<Redis>,
+}
+
+/// The environment variable the tests read the cluster's seed nodes from.
+pub(crate) const CLUSTER_URLS_VAR: &str = "REDIS_CLUSTER_URLS";
+
+/// The Redis Cluster the tests use: `REDIS_CLUSTER_URLS` from the environment, as given, or
+/// a throwaway [`Cluster`] with its node files in `dir`.
+pub(crate) fn provision_cluster(dir: &Path) -> Result<Cluster> {
+    if let Ok(urls) = std::env::var(CLUSTER_URLS_VAR) {
+        eprintln!("using {CLUSTER_URLS_VAR} from the environment");
+        return Ok(Cluster {
+            urls,
+            _nodes: Vec::new(),
+        });
+    }
+    let cluster = start_cluster(dir)?;
+    eprintln!("started a throwaway Redis Cluster: {}", cluster.urls);
+    Ok(cluster)
+}
+
+/// Starts three `redis-server --cluster-enabled yes` primaries (node files in `dir`), joins
+/// them with `redis-cli --cluster create` and waits until every node reports
+/// `cluster_state:ok`.
+pub(crate) fn start_cluster(dir: &Path) -> Result<Cluster> {
+    let binary = ensure_binary()?;
+    let cli = binary.with_file_name("redis-cli");
+    let cli = if cli.is_file() {
+        cli
+    } else {
+        which("redis-cli").ok_or_else(|| format!("`redis-cli` is not installed: {INSTALL_HINT}"))?
+    };
+    let mut nodes = Vec::with_capacity(3);
+    let mut ports = Vec::with_capacity(3);
+    for _ in 0..3 {
+        // The cluster bus gets a free port of its own (PORT + 10000 may not exist).
+        let (port, bus) = (free_port()?, free_port()?);
+        let args: Vec<std::ffi::OsString> = vec![
+            "--cluster-enabled".into(),
+            "yes".into(),
+            "--cluster-port".into(),
+            bus.to_string().into(),
+            "--cluster-config-file".into(),
+            format!("nodes-{port}.conf").into(),
+            "--cluster-node-timeout".into(),
+            "2000".into(),
+            "--cluster-require-full-coverage".into(),
+            "no".into(),
+            "--dir".into(),
+            dir.as_os_str().to_owned(),
+        ];
+        nodes.push(start_server(&binary, port, &args)?);
+        ports.push(port);
+    }
+    let mut create = Command::new(&cli);
+    create.args(["--cluster", "create"]);
+    for port in &ports {
+        create.arg(format!("127.0.0.1:{port}"));
+    }
+    create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+    create.stdout(Stdio::null());
+    cmd::run(&mut create)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ports.iter().all(|port| cluster_ok(&cli, *port)) {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the throwaway Redis Cluster on ports {ports:?} did not reach cluster_state:ok \
+                 within 20 s"
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let urls = ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Cluster {
+        urls,
+        _nodes: nodes,
+    })
+}
+
+/// Whether the cluster node on 127.0.0.1:`port` says `cluster_state:ok`.
+fn cluster_ok(cli: &Path, port: u16) -> bool {
+    cmd::read(
+        Command::new(cli)
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["CLUSTER", "INFO"]),
+    )
+    .is_ok_and(|info| info.lines().any(|line| line.trim() == "cluster_state:ok"))
+}
+
 /// Whether a Redis server answers `PING` at `addr` within half a second.
 pub(crate) fn ping(addr: SocketAddr) -> bool {
     let timeout = Duration::from_millis(500);
@@ -258,6 +361,23 @@ mod tests {
         let ca = std::fs::read_to_string(&redis.ca_file).unwrap();
         assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
         drop(redis);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cluster_starts_with_three_primaries_and_stops() {
+        let dir = std::env::temp_dir().join(format!("xtask-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cluster = start_cluster(&dir).unwrap();
+        let addrs: Vec<SocketAddr> = cluster
+            .urls
+            .split(',')
+            .map(|url| url.trim_start_matches("redis://").parse().unwrap())
+            .collect();
+        assert_eq!(addrs.len(), 3);
+        assert!(addrs.iter().all(|addr| ping(*addr)));
+        drop(cluster);
+        assert!(!addrs.iter().any(|addr| ping(*addr)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

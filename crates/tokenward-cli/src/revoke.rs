@@ -66,13 +66,24 @@ pub(crate) struct RedisArgs {
     /// silently forgets revocations when full).
     #[arg(long)]
     dangerous_allow_eviction: bool,
+    /// --redis names seed nodes of a Redis Cluster: one `redis://host:port` URL or a
+    /// comma-separated list (TLS to a cluster is not supported yet). The startup check runs
+    /// on every primary.
+    #[arg(long = "redis-cluster")]
+    cluster: bool,
 }
 
 impl RedisArgs {
     /// The store, after the startup check on `runtime` (Redis answers over TLS if asked,
     /// its `maxmemory-policy` does not evict unless --dangerous-allow-eviction).
     fn store(&self, runtime: &tokio::runtime::Runtime) -> Result<RedisRevocationStore, CliError> {
-        let mut config = RedisConfig::new(&self.url)
+        let config = if self.cluster {
+            let seeds = self.url.split(',').map(str::trim).filter(|u| !u.is_empty());
+            RedisConfig::default().cluster(seeds)
+        } else {
+            RedisConfig::new(&self.url)
+        };
+        let mut config = config
             .key_prefix(&self.prefix)
             .operation_timeout(Duration::from_millis(self.timeout_ms))
             .dangerous_allow_eviction(self.dangerous_allow_eviction);

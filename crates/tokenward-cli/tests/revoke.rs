@@ -16,8 +16,8 @@ use tokenward_core::{IssuerScope, TokenRef, UnixTime};
 use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 use tokenward_testsupport::{
-    BlackHole, ThrowawayRedis, ThrowawayTlsRedis, delete_prefix, free_port, redis_url,
-    shared_redis, unique_prefix,
+    BlackHole, ThrowawayRedis, ThrowawayTlsRedis, cluster_urls, delete_prefix, free_port,
+    redis_url, shared_redis, unique_prefix,
 };
 
 /// The issuer the tests revoke for (given as `TOKENWARD_ISSUER` unless a test says otherwise).
@@ -717,4 +717,68 @@ fn an_evicting_redis_is_refused_unless_dangerously_allowed() {
         "{}",
         out.stderr
     );
+}
+
+/// `--redis-cluster`: the seed nodes of a Redis Cluster (`REDIS_CLUSTER_URLS`, or a throwaway
+/// cluster), one URL or a comma-separated list; what the CLI revokes there, an application's
+/// cluster-configured store sees.
+#[test]
+fn a_redis_cluster_named_by_its_seed_nodes() {
+    let seeds = cluster_urls();
+    let prefix = unique_prefix("cli-cluster");
+    let all = seeds.join(",");
+    let exp = (now() + 600).to_string();
+    for (url, jti) in [(all.as_str(), "j-all"), (seeds[0].as_str(), "j-one")] {
+        let out = run(&[
+            "revoke",
+            "--redis-cluster",
+            "--redis",
+            url,
+            "--prefix",
+            &prefix,
+            "--jti",
+            jti,
+            "--exp",
+            &exp,
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let out = run(&[
+            "check",
+            "--redis-cluster",
+            "--redis",
+            url,
+            "--prefix",
+            &prefix,
+            "--jti",
+            jti,
+            "--sid",
+            "s",
+            "--sub",
+            "alice",
+        ]);
+        assert_eq!(out.code, 1, "{} / {}", out.stdout, out.stderr);
+        assert!(out.stdout.starts_with("revoked by token"), "{}", out.stdout);
+        let config = RedisConfig::default()
+            .cluster(seeds.clone())
+            .key_prefix(&prefix)
+            .operation_timeout(Duration::from_secs(5));
+        let store = RedisRevocationStore::connect(&config).unwrap();
+        let status = block_on(store.check(&token(Some(jti), Some("s"), Some("alice"), None)));
+        assert_eq!(status.unwrap(), RevocationStatus::Revoked(RevokedBy::Token));
+    }
+    // TLS to a cluster is refused, saying so.
+    let out = run(&[
+        "check",
+        "--redis-cluster",
+        "--redis",
+        "rediss://127.0.0.1:1",
+        "--jti",
+        "j",
+    ]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("not supported yet"), "{}", out.stderr);
+    block_on(tokenward_testsupport::delete_prefix_on_cluster(
+        &seeds, &prefix,
+    ))
+    .unwrap();
 }

@@ -12,6 +12,7 @@ use tokenward_core::StoreError;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::byo::{BackendOptions, Conn};
+use crate::cluster::{ClusterSource, client_for};
 use crate::config::{RedisConfig, parse_url, redact_url};
 use crate::error::RedisConfigError;
 use crate::tls::{Tls, rustls_error};
@@ -65,6 +66,8 @@ use crate::tls::{Tls, rustls_error};
 /// | [`from_multiplexed`](Self::from_multiplexed) (`MultiplexedConnection`) | that one connection, shared with the application | **none**: a plain multiplexed connection does not reconnect — once the server closes it, every call fails until the application replaces the backend. Prefer a `ConnectionManager` or a client |
 /// | [`from_connection_manager`](Self::from_connection_manager) (`ConnectionManager`) | that manager's connection, shared with the application | the manager's: it reconnects by itself (with its own retry settings) |
 /// | `from_deadpool` (`deadpool_redis::Pool`, feature `deadpool`) | a connection checked out of the pool per call, exclusively | the pool's (its recycle check), and a connection that failed at the connection level is taken out of the pool |
+/// | [`from_cluster_client`](Self::from_cluster_client) (`redis::cluster::ClusterClient`) | one cluster connection opened from it (a multiplexed connection per node), each script sent to the primary owning its keys | redis-rs's: it reconnects to nodes and follows `MOVED` / `ASK` and topology changes |
+/// | `from_deadpool_cluster` (`deadpool_redis::cluster::Pool`, feature `deadpool`) | a cluster connection checked out of the pool per call | the pool's, as `from_deadpool` |
 ///
 /// Multiplexed connections (every kind but the pool) let any number of calls be in flight
 /// at once; a pool's exclusive checkout allows at most its size, and the other calls wait
@@ -73,8 +76,7 @@ use crate::tls::{Tls, rustls_error};
 /// checkout answered a revocation check in p50 634–658 µs at 71–78 k checks/s, the shared
 /// multiplexed connections in p50 309–337 µs at 127–133 k checks/s — which is why the
 /// default is the shared multiplexed connections, and why a pool is only worth it to share
-/// the application's pool limits. Redis Cluster clients come with the stores' cluster
-/// support.
+/// the application's pool limits.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -114,7 +116,7 @@ pub(crate) struct Inner {
 }
 
 /// What the calls run on.
-enum Source {
+pub(crate) enum Source {
     /// Connections of the backend's own ([`RedisBackend::new`], [`RedisBackend::from_client`]).
     Slots(Box<Slots>),
     /// The application's multiplexed connection.
@@ -124,10 +126,15 @@ enum Source {
     /// The application's pool.
     #[cfg(feature = "deadpool")]
     Pool(deadpool_redis::Pool),
+    /// A Redis Cluster ([`RedisConfig::cluster`], or the application's cluster client).
+    Cluster(Box<ClusterSource>),
+    /// The application's cluster pool.
+    #[cfg(feature = "deadpool")]
+    ClusterPool(deadpool_redis::cluster::Pool),
 }
 
 /// `pool_size` shared connections, opened lazily.
-struct Slots {
+pub(crate) struct Slots {
     info: ConnectionInfo,
     /// `Some` for `rediss://`.
     tls: Option<Tls>,
@@ -180,6 +187,16 @@ impl RedisBackend {
     /// Redis is unreachable.
     pub fn new(config: &RedisConfig) -> Result<Self, RedisConfigError> {
         config.validate()?;
+        if !config.cluster.is_empty() {
+            let (client, endpoint) = client_for(config)?;
+            let source = Source::Cluster(Box::new(ClusterSource::new(client)));
+            return Ok(Self::with_source(
+                source,
+                endpoint,
+                false,
+                &BackendOptions::from(config),
+            ));
+        }
         let (info, tls) =
             parse_url(&config.url).map_err(|source| RedisConfigError::InvalidUrl {
                 url: redact_url(&config.url),
@@ -200,98 +217,12 @@ impl RedisBackend {
         ))
     }
 
-    /// A backend on the application's `client`: `options.pool_size` multiplexed connections
-    /// opened from it (its address, credentials, database and protocol), shared and kept
-    /// healthy exactly like those of [`RedisBackend::new`]. Never connects here. Fails only on
-    /// invalid `options`.
-    ///
-    /// To a `redis://` or `unix://` address the backend opens the socket itself with the
-    /// client's connection settings. To an address only the client can reach (its own TLS,
-    /// with a redis-rs TLS feature enabled by the application) the client opens the
-    /// connections; redis-rs then runs their driver tasks, so a connection the server closed
-    /// is replaced after the call that finds it closed fails, not before.
-    pub fn from_client(
-        client: redis::Client,
-        options: BackendOptions,
-    ) -> Result<Self, RedisConfigError> {
-        options.validate()?;
-        let info = client.get_connection_info().clone();
-        let endpoint = info.addr().to_string();
-        let source = Source::Slots(Box::new(Slots::new(
-            info,
-            None,
-            Some(client),
-            options.pool_size,
-        )));
-        Ok(Self::with_source(source, endpoint, false, &options))
-    }
-
-    /// A backend on the application's multiplexed connection: every call sends its command
-    /// on a handle of `conn`, alongside the application's own requests.
-    ///
-    /// A plain `MultiplexedConnection` never reconnects: once Redis closes it (a restart, a
-    /// failover), every call fails with [`StoreError::Unavailable`] until the application
-    /// builds a new backend. Use [`RedisBackend::from_connection_manager`] or
-    /// [`RedisBackend::from_client`] to recover by themselves. `options.pool_size` is not
-    /// used.
-    pub fn from_multiplexed(
-        conn: MultiplexedConnection,
-        options: BackendOptions,
-    ) -> Result<Self, RedisConfigError> {
-        options.validate()?;
-        let source = Source::Multiplexed(conn);
-        Ok(Self::with_source(
-            source,
-            "application connection".to_owned(),
-            false,
-            &options,
-        ))
-    }
-
-    /// A backend on the application's connection manager: every call sends its command on a
-    /// handle of `manager`, alongside the application's own requests; the manager reconnects
-    /// by itself after a failure (a call made while it does fails, or waits for it within the
-    /// operation timeout). `options.pool_size` is not used.
-    pub fn from_connection_manager(
-        manager: ConnectionManager,
-        options: BackendOptions,
-    ) -> Result<Self, RedisConfigError> {
-        options.validate()?;
-        let source = Source::Manager(manager);
-        Ok(Self::with_source(
-            source,
-            "application connection manager".to_owned(),
-            false,
-            &options,
-        ))
-    }
-
-    /// A backend on the application's deadpool: every call checks a connection out of
-    /// `pool` (waiting for one within the operation timeout: an exhausted pool is a
-    /// [`StoreError::Timeout`]), sends its command and puts the connection back. A connection
-    /// whose command failed at the connection level is taken out of the pool; the pool's
-    /// recycle check (`PING`) vets the others. `options.pool_size` is not used: the pool's
-    /// size is.
-    ///
-    /// A checked-out connection serves one call at a time, so at most the pool's size of
-    /// calls are in flight — slower under concurrency than the shared multiplexed
-    /// connections of the other kinds (see [bring your own](#bring-your-own-connection)).
-    #[cfg(feature = "deadpool")]
-    pub fn from_deadpool(
-        pool: deadpool_redis::Pool,
-        options: BackendOptions,
-    ) -> Result<Self, RedisConfigError> {
-        options.validate()?;
-        let source = Source::Pool(pool);
-        Ok(Self::with_source(
-            source,
-            "application pool".to_owned(),
-            false,
-            &options,
-        ))
-    }
-
-    fn with_source(source: Source, endpoint: String, tls: bool, options: &BackendOptions) -> Self {
+    pub(crate) fn with_source(
+        source: Source,
+        endpoint: String,
+        tls: bool,
+        options: &BackendOptions,
+    ) -> Self {
         RedisBackend {
             inner: Arc::new(Inner {
                 source,
@@ -347,7 +278,9 @@ impl RedisBackend {
 
     /// How many calls this backend (and its clones) has made: each is one round trip to
     /// Redis — one command, one pipeline or one script (plus, once after a server restart,
-    /// the `SCRIPT LOAD` of a script the server forgot). The stores' "one round trip per
+    /// the `SCRIPT LOAD` of a script the server forgot). On a Redis Cluster, the scripts or
+    /// pipelines one call sends to several slots *at once* count as one: they cost one
+    /// round trip of latency, though several commands. The stores' "one round trip per
     /// check / rotation" promises are counted with it (conformance suites, benchmarks).
     pub fn round_trips(&self) -> u64 {
         self.inner.calls.load(Ordering::Relaxed)
@@ -389,7 +322,67 @@ impl RedisBackend {
     {
         let inner = &*self.inner;
         inner.calls.fetch_add(1, Ordering::Relaxed);
-        let attempt = async {
+        with_deadline(inner.operation_timeout, inner.attempt(op)).await
+    }
+
+    /// Runs every one of `ops` as [`run`](Self::run) does, all at once (on a cluster, each
+    /// on the node that owns its keys), within **one** operation timeout, counted as one
+    /// round trip: they wait for each other's answers, not for each other. Their results
+    /// in order, or the first failure.
+    pub(crate) async fn run_each<T, F>(&self, ops: Vec<F>) -> Result<Vec<T>, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    {
+        self.run_all(ops).await?.into_iter().collect()
+    }
+
+    /// [`run_each`](Self::run_each), but every op's own result: one may have succeeded while
+    /// another failed or passed the deadline (each op has the same deadline, so this too
+    /// returns within the operation timeout).
+    pub(crate) async fn run_all<T, F>(
+        &self,
+        ops: Vec<F>,
+    ) -> Result<Vec<Result<T, StoreError>>, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    {
+        let inner = &*self.inner;
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        inner.calls.fetch_add(1, Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + inner.operation_timeout;
+        let each = ops.into_iter().map(|op| async move {
+            tokio::time::timeout_at(deadline, inner.attempt(op))
+                .await
+                .unwrap_or(Err(StoreError::Timeout {
+                    after: inner.operation_timeout,
+                }))
+        });
+        Ok(futures_util::future::join_all(each).await)
+    }
+
+    /// Whether the backend talks to a Redis Cluster: a call's keys must then be grouped by
+    /// hash slot, one script per slot.
+    pub(crate) fn is_cluster(&self) -> bool {
+        match &self.inner.source {
+            Source::Cluster(_) => true,
+            #[cfg(feature = "deadpool")]
+            Source::ClusterPool(_) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Inner {
+    /// One call of `op` on a connection, its failures mapped onto [`StoreError`]; no
+    /// deadline (the caller's).
+    async fn attempt<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Conn) -> Result<T, RedisError>,
+    {
+        let inner = self;
+        {
             match &inner.source {
                 Source::Slots(slots) => inner.run_on_slot(slots, op).await,
                 Source::Multiplexed(conn) => op(&mut Conn::Multiplexed(conn.clone()))
@@ -411,9 +404,29 @@ impl RedisBackend {
                     }
                     result.map_err(|e| inner.redis_error(e))
                 }
+                Source::Cluster(cluster) => {
+                    let conn = cluster
+                        .connection()
+                        .await
+                        .map_err(|e| inner.redis_error(e))?;
+                    op(&mut Conn::Cluster(conn))
+                        .await
+                        .map_err(|e| inner.redis_error(e))
+                }
+                #[cfg(feature = "deadpool")]
+                Source::ClusterPool(pool) => {
+                    let pooled = pool.get().await.map_err(|e| inner.pool_error(e))?;
+                    let mut conn = Conn::ClusterPooled(pooled);
+                    let result = op(&mut conn).await;
+                    if let (Err(e), Conn::ClusterPooled(pooled)) = (&result, conn)
+                        && !is_reply_error(e)
+                    {
+                        drop(deadpool_redis::cluster::Connection::take(pooled));
+                    }
+                    result.map_err(|e| inner.redis_error(e))
+                }
             }
-        };
-        with_deadline(inner.operation_timeout, attempt).await
+        }
     }
 }
 
@@ -521,7 +534,7 @@ impl Slot {
 }
 
 impl Slots {
-    fn new(
+    pub(crate) fn new(
         info: ConnectionInfo,
         tls: Option<Tls>,
         client: Option<redis::Client>,
@@ -744,6 +757,15 @@ impl fmt::Debug for RedisBackend {
             #[cfg(feature = "deadpool")]
             Source::Pool(pool) => {
                 out.field("connections", &"application deadpool")
+                    .field("pool_status", &pool.status());
+            }
+            Source::Cluster(cluster) => {
+                out.field("connections", &"cluster")
+                    .field("connected", &cluster.connected());
+            }
+            #[cfg(feature = "deadpool")]
+            Source::ClusterPool(pool) => {
+                out.field("connections", &"application deadpool cluster pool")
                     .field("pool_status", &pool.status());
             }
         }

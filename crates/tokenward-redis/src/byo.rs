@@ -6,6 +6,8 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokenward_core::SettingError;
 
+use crate::backend::{RedisBackend, Slots, Source};
+use crate::cluster::ClusterSource;
 use crate::config::RedisConfig;
 use crate::error::RedisConfigError;
 
@@ -109,6 +111,141 @@ impl From<&RedisConfig> for BackendOptions {
     }
 }
 
+/// Bring your own connection: the constructors on what the application already has.
+impl RedisBackend {
+    /// A backend on the application's `client`: `options.pool_size` multiplexed connections
+    /// opened from it (its address, credentials, database and protocol), shared and kept
+    /// healthy exactly like those of [`RedisBackend::new`]. Never connects here. Fails only on
+    /// invalid `options`.
+    ///
+    /// To a `redis://` or `unix://` address the backend opens the socket itself with the
+    /// client's connection settings. To an address only the client can reach (its own TLS,
+    /// with a redis-rs TLS feature enabled by the application) the client opens the
+    /// connections; redis-rs then runs their driver tasks, so a connection the server closed
+    /// is replaced after the call that finds it closed fails, not before.
+    pub fn from_client(
+        client: redis::Client,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let info = client.get_connection_info().clone();
+        let endpoint = info.addr().to_string();
+        let source = Source::Slots(Box::new(Slots::new(
+            info,
+            None,
+            Some(client),
+            options.pool_size,
+        )));
+        Ok(Self::with_source(source, endpoint, false, &options))
+    }
+
+    /// A backend on the application's multiplexed connection: every call sends its command
+    /// on a handle of `conn`, alongside the application's own requests.
+    ///
+    /// A plain `MultiplexedConnection` never reconnects: once Redis closes it (a restart, a
+    /// failover), every call fails with
+    /// [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) until the
+    /// application builds a new backend. Use [`RedisBackend::from_connection_manager`] or
+    /// [`RedisBackend::from_client`] to recover by themselves. `options.pool_size` is not
+    /// used.
+    pub fn from_multiplexed(
+        conn: MultiplexedConnection,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Multiplexed(conn);
+        Ok(Self::with_source(
+            source,
+            "application connection".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    /// A backend on the application's connection manager: every call sends its command on a
+    /// handle of `manager`, alongside the application's own requests; the manager reconnects
+    /// by itself after a failure (a call made while it does fails, or waits for it within the
+    /// operation timeout). `options.pool_size` is not used.
+    pub fn from_connection_manager(
+        manager: ConnectionManager,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Manager(manager);
+        Ok(Self::with_source(
+            source,
+            "application connection manager".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    /// A backend on the application's deadpool: every call checks a connection out of
+    /// `pool` (waiting for one within the operation timeout: an exhausted pool is a
+    /// [`StoreError::Timeout`](tokenward_core::StoreError::Timeout)), sends its command and
+    /// puts the connection back. A connection whose command failed at the connection level is taken out of the pool; the pool's
+    /// recycle check (`PING`) vets the others. `options.pool_size` is not used: the pool's
+    /// size is.
+    ///
+    /// A checked-out connection serves one call at a time, so at most the pool's size of
+    /// calls are in flight — slower under concurrency than the shared multiplexed
+    /// connections of the other kinds (see [bring your own](#bring-your-own-connection)).
+    #[cfg(feature = "deadpool")]
+    pub fn from_deadpool(
+        pool: deadpool_redis::Pool,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Pool(pool);
+        Ok(Self::with_source(
+            source,
+            "application pool".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    /// A backend on the application's Redis Cluster client: one cluster connection opened
+    /// from it on first use (its seed nodes, credentials, retries and timeouts), shared by
+    /// every call. Each script goes to the primary that owns its keys' slot; `MOVED`, `ASK`
+    /// and topology changes are redis-rs's to follow; a call whose keys are in several slots
+    /// sends one script per slot, concurrently (see `docs/architecture.md`, "Redis Cluster:
+    /// slot layout"). `options.pool_size` is not used (the cluster connection multiplexes one
+    /// connection per node). Never connects here.
+    pub fn from_cluster_client(
+        client: redis::cluster::ClusterClient,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::Cluster(Box::new(ClusterSource::new(client)));
+        Ok(Self::with_source(
+            source,
+            "application cluster client".to_owned(),
+            false,
+            &options,
+        ))
+    }
+
+    /// A backend on the application's deadpool cluster pool (`deadpool_redis::cluster`):
+    /// every call checks a cluster connection out of `pool`, as
+    /// [`from_deadpool`](Self::from_deadpool) does with a single server's pool, and runs
+    /// on the cluster as [`from_cluster_client`](Self::from_cluster_client) does.
+    #[cfg(feature = "deadpool")]
+    pub fn from_deadpool_cluster(
+        pool: deadpool_redis::cluster::Pool,
+        options: BackendOptions,
+    ) -> Result<Self, RedisConfigError> {
+        options.validate()?;
+        let source = Source::ClusterPool(pool);
+        Ok(Self::with_source(
+            source,
+            "application cluster pool".to_owned(),
+            false,
+            &options,
+        ))
+    }
+}
+
 /// The connection one call runs on, whatever kind the backend has.
 pub(crate) enum Conn {
     /// A handle of a shared multiplexed connection (the backend's own, or the
@@ -119,6 +256,24 @@ pub(crate) enum Conn {
     /// A connection checked out of the application's pool, exclusively this call's.
     #[cfg(feature = "deadpool")]
     Pooled(deadpool_redis::Connection),
+    /// A handle of a Redis Cluster connection: every command goes to the node that owns its
+    /// first key's slot.
+    Cluster(redis::cluster_async::ClusterConnection),
+    /// A cluster connection checked out of the application's cluster pool.
+    #[cfg(feature = "deadpool")]
+    ClusterPooled(deadpool_redis::cluster::Connection),
+}
+
+impl Conn {
+    /// The cluster connection, if this is one (for commands routed to every primary).
+    pub(crate) fn cluster(&mut self) -> Option<&mut redis::cluster_async::ClusterConnection> {
+        match self {
+            Conn::Cluster(conn) => Some(conn),
+            #[cfg(feature = "deadpool")]
+            Conn::ClusterPooled(conn) => Some(conn),
+            _ => None,
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -128,6 +283,9 @@ impl ConnectionLike for Conn {
             Conn::Manager(conn) => conn.req_packed_command(cmd),
             #[cfg(feature = "deadpool")]
             Conn::Pooled(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+            #[cfg(feature = "deadpool")]
+            Conn::ClusterPooled(conn) => conn.req_packed_command(cmd),
         }
     }
 
@@ -142,6 +300,9 @@ impl ConnectionLike for Conn {
             Conn::Manager(conn) => conn.req_packed_commands(pipeline, offset, count),
             #[cfg(feature = "deadpool")]
             Conn::Pooled(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "deadpool")]
+            Conn::ClusterPooled(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -151,6 +312,9 @@ impl ConnectionLike for Conn {
             Conn::Manager(conn) => conn.get_db(),
             #[cfg(feature = "deadpool")]
             Conn::Pooled(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+            #[cfg(feature = "deadpool")]
+            Conn::ClusterPooled(conn) => conn.get_db(),
         }
     }
 }

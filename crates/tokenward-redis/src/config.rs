@@ -93,6 +93,14 @@ pub struct RedisConfig {
     /// [`RedisBackend::check_server`](crate::RedisBackend::check_server) refuses it unless
     /// this is `true` (then it logs a warning). Default `false`.
     pub dangerous_allow_eviction: bool,
+    /// The seed nodes of a Redis Cluster (`redis://[[user]:password@]host:port` each; any
+    /// few of its primaries): when not empty, the stores run on that cluster and
+    /// [`url`](Self::url) is not used. Every script's keys share one hash slot, and a call
+    /// whose keys are in several slots sends one script per slot, concurrently (one round
+    /// trip of latency) — see `docs/architecture.md`, "Redis Cluster: slot layout".
+    /// `pool_size` is not used (one multiplexed connection per node). TLS (`rediss://`, the
+    /// `tls_*` files) to a cluster is not supported yet. Default: empty (one server).
+    pub cluster: Vec<String>,
 }
 
 impl RedisConfig {
@@ -168,6 +176,17 @@ impl RedisConfig {
         self
     }
 
+    /// Sets [`RedisConfig::cluster`]: the seed nodes of a Redis Cluster.
+    #[must_use]
+    pub fn cluster<I, S>(mut self, seeds: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// The URL with any password replaced by `***`, for logs and error messages.
     pub fn redacted_url(&self) -> String {
         redact_url(&self.url)
@@ -226,6 +245,38 @@ impl RedisConfig {
         if self.pool_size == 0 {
             return Err(SettingError::new("pool_size", "must be at least 1").into());
         }
+        self.validate_cluster()
+    }
+
+    /// The [`cluster`](Self::cluster) part of [`validate`](Self::validate): every seed a
+    /// `redis://host:port` URL, and no TLS files.
+    fn validate_cluster(&self) -> Result<(), RedisConfigError> {
+        if self.cluster.is_empty() {
+            return Ok(());
+        }
+        if self.tls_ca_file.is_some() || self.tls_client_cert_file.is_some() {
+            return Err(SettingError::new(
+                "cluster",
+                "TLS to a Redis Cluster is not supported yet (no tls_* files with cluster)",
+            )
+            .into());
+        }
+        for url in &self.cluster {
+            if !url.starts_with("redis://") {
+                return Err(RedisConfigError::InvalidUrl {
+                    url: redact_url(url),
+                    source: RedisError::from((
+                        ErrorKind::InvalidClientConfig,
+                        "a Redis Cluster seed node is a redis://host:port URL (TLS to a \
+                         cluster is not supported yet)",
+                    )),
+                });
+            }
+            parse_url(url).map_err(|source| RedisConfigError::InvalidUrl {
+                url: redact_url(url),
+                source,
+            })?;
+        }
         Ok(())
     }
 }
@@ -243,6 +294,7 @@ struct RedisConfigFields {
     tls_client_cert_file: Option<PathBuf>,
     tls_client_key_file: Option<PathBuf>,
     dangerous_allow_eviction: bool,
+    cluster: Vec<String>,
 }
 
 impl Default for RedisConfigFields {
@@ -256,6 +308,7 @@ impl Default for RedisConfigFields {
             tls_client_cert_file,
             tls_client_key_file,
             dangerous_allow_eviction,
+            cluster,
         } = RedisConfig::default();
         RedisConfigFields {
             url,
@@ -266,6 +319,7 @@ impl Default for RedisConfigFields {
             tls_client_cert_file,
             tls_client_key_file,
             dangerous_allow_eviction,
+            cluster,
         }
     }
 }
@@ -283,6 +337,7 @@ impl TryFrom<RedisConfigFields> for RedisConfig {
             tls_client_cert_file,
             tls_client_key_file,
             dangerous_allow_eviction,
+            cluster,
         } = fields;
         let config = RedisConfig {
             url,
@@ -293,6 +348,7 @@ impl TryFrom<RedisConfigFields> for RedisConfig {
             tls_client_cert_file,
             tls_client_key_file,
             dangerous_allow_eviction,
+            cluster,
         };
         config.validate()?;
         Ok(config)
@@ -310,6 +366,7 @@ impl Default for RedisConfig {
             tls_client_cert_file: None,
             tls_client_key_file: None,
             dangerous_allow_eviction: false,
+            cluster: Vec::new(),
         }
     }
 }
@@ -325,6 +382,14 @@ impl fmt::Debug for RedisConfig {
             .field("tls_client_cert_file", &self.tls_client_cert_file)
             .field("tls_client_key_file", &self.tls_client_key_file)
             .field("dangerous_allow_eviction", &self.dangerous_allow_eviction)
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

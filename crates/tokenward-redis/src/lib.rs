@@ -34,8 +34,16 @@
 //!   client is not banned and the token is not revoked, its per-subject GCRA step, in **one
 //!   Lua script (one round trip)**, answered as a [`RequestCheck`];
 //!   [`check_token`](RedisStores::check_token) is the same without the ban. A revoked token or
-//!   a banned client consumes no rate-limit cell. On Redis Cluster the keys must share a slot:
-//!   give the key prefix a hash tag (`{tw}:`).
+//!   a banned client consumes no rate-limit cell.
+//!
+//! **Redis Cluster**: set [`RedisConfig::cluster`] (seed nodes) or hand over a cluster client
+//! ([`RedisBackend::from_cluster_client`]; with the `deadpool` feature, a deadpool cluster
+//! pool). Every script's keys share one hash slot (hash tags: the rate-limit key, the family
+//! id, the hex of the subject); a call whose keys are in several slots — a revocation check,
+//! the Guard's per-request check, `families_of` — sends one script or pipeline per slot,
+//! concurrently, so it still costs one round trip of latency. redis-rs's async cluster client
+//! follows `MOVED` / `ASK` and topology changes; the startup check runs on every primary. The
+//! slot layout is in `docs/architecture.md` ("Redis Cluster: slot layout").
 //!
 //! Every call returns within [`RedisConfig::operation_timeout`] (250 ms by default) —
 //! connecting and the command itself included. Calls share `pool_size` multiplexed
@@ -59,7 +67,7 @@
 //! one: with 64 concurrent tasks an exclusive pool checkout answered a revocation check in
 //! p50 634–658 µs at 71–78 k checks/s, the shared connections in p50 309–337 µs at
 //! 127–133 k checks/s (`docs/benchmarks.md`); see [`RedisBackend`] for what each kind means
-//! for health, reconnection and concurrency. Redis Cluster clients come with cluster support.
+//! for health, reconnection and concurrency.
 //!
 //! **TLS**: `rediss://` URLs connect through rustls on the *ring* provider (redis-rs's own TLS
 //! features stay off), verifying the server's certificate for the URL's host against the
@@ -108,11 +116,13 @@
 mod backend;
 mod byo;
 mod check;
+mod cluster;
 mod config;
 mod error;
 mod ratelimit;
 mod refresh;
 mod revocation;
+mod slot;
 mod stores;
 mod tls;
 

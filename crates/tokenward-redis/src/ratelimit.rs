@@ -67,6 +67,27 @@ const GCRA_CALL_LUA: &str = r"
 return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
 ";
 
+/// Gives back one GCRA step of weight `ARGV[1]` (µs) on the TAT key `KEYS[1]`: the TAT
+/// moves back by the weight (the key goes when it falls to the server's now, keeps its
+/// "until the TAT falls back to now" TTL otherwise). Only for a step the Guard's
+/// per-request check took in one hash slot for a request that keys in other slots refuse
+/// (Redis Cluster; see [`RedisStores`](crate::RedisStores)). Returns 1 if it gave back,
+/// 0 if there was nothing (or garbage) to give back.
+const GCRA_REFUND_LUA: &str = r"
+local raw = redis.call('GET', KEYS[1])
+if not raw or not string.match(raw, '^%d+$') then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(raw) - tonumber(ARGV[1])
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  local ttl_ms = math.ceil((tat - now) / 1000)
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%.0f', ttl_ms))
+end
+return 1
+";
+
 /// Records one failure. `KEYS[1]`: the failures (a sorted set: score = the failure's time
 /// in µs by the server's clock), `KEYS[2]`: the ban marker (same hash slot); `ARGV[1]`:
 /// maxretry, `ARGV[2]`: findtime (µs), `ARGV[3]`: bantime (ms).
@@ -133,6 +154,7 @@ return ban_status(KEYS[1], KEYS[2], tonumber(ARGV[2]))
 
 static GCRA: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{GCRA_FN_LUA}{GCRA_CALL_LUA}")));
+static GCRA_REFUND: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_REFUND_LUA));
 static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_FAILURE_LUA));
 static BAN_STATUS: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{BAN_STATUS_FN_LUA}{BAN_STATUS_CALL_LUA}")));
@@ -269,6 +291,29 @@ impl RedisRateLimitStore {
             emission,
             tau,
             weight,
+        }
+    }
+
+    /// Gives back the step `call` took ([`GCRA_REFUND_LUA`]), best effort: a failure is
+    /// logged (the cell then comes back by itself within the quota's period).
+    pub(crate) async fn refund(&self, call: &GcraCall) {
+        let result = self
+            .backend
+            .run(async |conn| {
+                GCRA_REFUND
+                    .key(&call.key)
+                    .arg(call.weight)
+                    .invoke_async::<i64>(conn)
+                    .await
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::warn!(
+                target: "tokenward::redis",
+                endpoint = self.backend.endpoint(),
+                %error,
+                "could not give back a rate-limit cell taken for a refused request"
+            );
         }
     }
 

@@ -13,8 +13,10 @@ use tokenward_refresh::{
 };
 
 use crate::backend::RedisBackend;
+use crate::byo::Conn;
 use crate::config::RedisConfig;
 use crate::error::RedisConfigError;
+use crate::slot::by_slot;
 
 mod reply;
 mod scripts;
@@ -65,11 +67,11 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 /// |------------------|-------------------------------|-------|-----|
 /// | family           | `{prefix}rf:{<family id>}:f`  | hash: `sub`, `created`, `last`, `abs` (absolute expiry), `idle` (ms), `aexp` (latest access-token `exp`, ms rounded up; a family written before this field existed reads as its own expiry), `cur` (current token hash), `prev`, `rot` (its rotation time), `seal` (successor sealed under `prev`), `ikey` (idempotency key hash, written by the rotation) / `iresp` (sealed response, added by `record_response`), `rev` (`0`/`1`), `n` (history counter), `ret` (revoked retention, ms), `tomb` (a revoked family's end, ms) | `PEXPIREAT min(abs, last + idle)`; revoked: `tomb` |
 /// | history          | `{prefix}rf:{<family id>}:h`  | sorted set of older token hashes, scored by rotation number; at most [`MIN_REUSE_HISTORY`] (the oldest are dropped); deleted when the family is revoked | same as the family |
-/// | subject index    | `{prefix}rf:u:{<hex of sub>}` | sorted set of the subject's family ids, scored by their absolute expiry; a family leaves it when it is revoked, or at its absolute expiry | the latest absolute expiry |
+/// | subject index    | `{prefix}rf:u:{<hex of sub>}` | sorted set of the subject's family ids, scored by their absolute expiry; a family leaves it when `revoke` revokes it, at the next `families_of` after a reuse revoked it, or at its absolute expiry | the latest absolute expiry |
 ///
 /// A revoked family (by `revoke`, or on reuse in `rotate`) is a **tombstone**: the script
 /// that revokes it deletes `cur`, `prev`, `rot`, `seal`, `ikey`, `iresp` and the history,
-/// removes the family from its subject's index, sets `rev = 1` and `tomb` = min(its expiry,
+/// sets `rev = 1` and `tomb` = min(its expiry,
 /// the server's now + `ret`), and moves the key's expiry there. What stays (a few dozen
 /// bytes) answers `Revoked` until then; a family written before `ret` existed keeps 180 s.
 ///
@@ -81,10 +83,12 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 /// compared with the clock).
 ///
 /// A [`FamilyId`] is always URL-safe base64 (the type cannot hold anything else), so the
-/// family id in braces is the Redis Cluster hash tag: a family's two keys are in one slot
-/// and every family script works on that slot (plus the subject's index when it revokes,
-/// see below). The subject is hex-encoded, so it can never pick
-/// a slot or break the key.
+/// family id in braces is the Redis Cluster hash tag: a family's two keys are in one slot,
+/// and every family script declares and touches exactly those keys. The subject index is
+/// tagged by the hex of the subject (which can never pick a slot or break the key): it is
+/// in the subject's slot, and only `create`, `revoke` and `families_of` touch it, each with
+/// a call of its own. The slot layout of every store is in `docs/architecture.md`
+/// ("Redis Cluster: slot layout").
 ///
 /// # Scripts
 ///
@@ -99,28 +103,26 @@ const HISTORY_CAP: usize = MIN_REUSE_HISTORY;
 ///   revoke it as `revoke` does (a tombstone) → `Reused` (saying which of the two); anything
 ///   else → `Invalid`, nothing written.
 ///   It replies with the family (`sub` included), so the engine makes no other call for a
-///   rotation without an idempotency key.
+///   rotation without an idempotency key. A family it revokes on reuse stays listed in its
+///   subject's index (another slot) until the next `families_of` takes it out (or its
+///   absolute expiry): reuse detection stays one round trip.
 /// - `record_response` (rotations with an idempotency key only) is one more small script on
 ///   the family's slot: it sets `iresp` only if `prev` is still the presented hash, `ikey`
 ///   matches and no response is there yet; the family's TTL is unchanged.
-/// - `record_access_exp` (an access token minted to outlive what its rotation announced),
-///   `revoke` and `get` are one script each on the family's slot. `revoke` (and `rotate` on
-///   reuse) also removes the family from its subject's index, in the same script: the
-///   index key is derived inside the script from the stored `sub` and the key prefix (the
-///   caller does not know `sub`), so these two scripts touch a second slot. On a Redis
-///   Cluster, give the key prefix a hash tag (as the Guard's one-script check already
-///   requires; see docs/operations.md) so that every key shares one slot.
+/// - `record_access_exp`, `revoke` and `get` are one script each on the family's slot.
+///   `revoke` then takes the family out of its subject's index (`ZREM`, a second call, on
+///   the subject's slot; the script told it the `sub`): a logout leaves only the tombstone.
 /// - `create` is two scripts: first the subject index (`ZADD`, on the subject's slot), then
 ///   the family (on its own slot). The index comes first so a live family is never missing
 ///   from it (`revoke_subject` must find it); an entry left by a failed create is skipped on
 ///   read (no family, or one of another subject).
 /// - `families_of` reads the index (dropping entries past their absolute expiry — those
-///   families are certainly gone) and then each family in one pipeline. Revoked families
-///   have left the index already; idle-expired ones are filtered out on read, and their
-///   entries go when their absolute expiry passes. These multi-key operations span slots and are **not atomic** across
-///   them: a family created concurrently may be missed (as the engine documents for
-///   `revoke_subject`). Run against a standalone Redis (or one primary); the pipeline is not
-///   cluster-routed.
+///   families are certainly gone), then each family — one pipeline, or on a cluster one
+///   pipeline per slot, sent concurrently — and takes the families revoked on reuse out of
+///   the index (one more call, only when there are some). Idle-expired families are
+///   filtered out on read, and their entries go when their absolute expiry passes. These
+///   multi-key operations span slots and are **not atomic** across them: a family created
+///   concurrently may be missed (as the engine documents for `revoke_subject`).
 ///
 /// # Failures
 ///
@@ -197,6 +199,24 @@ impl RedisRefreshStore {
             })
             .await?;
         parse_family_reply(id, reply)
+    }
+}
+
+impl RedisRefreshStore {
+    /// Takes `ids` out of `sub`'s index (`ZREM`, one call on the subject's slot).
+    async fn unindex(&self, sub: &str, ids: &[FamilyId]) -> Result<(), StoreError> {
+        let index_key = self.subject_key(sub);
+        self.backend
+            .run(async |conn| {
+                let mut zrem = redis::cmd("ZREM");
+                zrem.arg(&index_key);
+                for id in ids {
+                    zrem.arg(id.as_str());
+                }
+                zrem.query_async::<i64>(conn).await
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -280,8 +300,6 @@ impl RefreshStore for RedisRefreshStore {
                     .arg(span_ms(req.grace))
                     .arg(HISTORY_CAP)
                     .arg(instant_ms(req.access_exp))
-                    .arg(self.backend.key_prefix())
-                    .arg(req.family_id.as_str())
                     .invoke_async(conn)
                     .await
             })
@@ -335,13 +353,17 @@ impl RefreshStore for RedisRefreshStore {
                 REVOKE
                     .key(&family_key)
                     .key(&history_key)
-                    .arg(self.backend.key_prefix())
-                    .arg(id.as_str())
                     .invoke_async(conn)
                     .await
             })
             .await?;
-        parse_family_reply(id, reply)
+        let info = parse_family_reply(id, reply)?;
+        if let Some(info) = &info {
+            // The index is in the subject's slot, not the family's: a second call.
+            self.unindex(info.sub.as_str(), std::slice::from_ref(id))
+                .await?;
+        }
+        Ok(info)
     }
 
     async fn families_of(&self, sub: &StoreId<'_>) -> Result<Vec<FamilyInfo>, StoreError> {
@@ -359,29 +381,47 @@ impl RefreshStore for RedisRefreshStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            // EVAL, not EVALSHA: a pipeline cannot recover from NOSCRIPT one command at a time.
-            pipe.cmd("EVAL")
-                .arg(format!("{PRELUDE_LUA}{GET_LUA}"))
-                .arg(1)
-                .arg(self.family_key(id));
-        }
-        let replies: Vec<Value> = self
-            .backend
-            .run(async |conn| pipe.query_async(conn).await)
-            .await?;
-        if replies.len() != ids.len() {
-            return Err(StoreError::corrupt("pipeline reply of the wrong length"));
-        }
+        // One pipeline of family reads; on a cluster, one per hash slot, all at once.
+        let groups = by_slot(
+            ids.iter().map(|id| (id, self.family_key(id))).collect(),
+            self.backend.is_cluster(),
+            |(_, key)| key.as_bytes(),
+        );
+        let ops: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::pipe();
+                for (_, key) in group {
+                    // EVAL, not EVALSHA: a pipeline cannot recover from NOSCRIPT one
+                    // command at a time.
+                    pipe.cmd("EVAL")
+                        .arg(format!("{PRELUDE_LUA}{GET_LUA}"))
+                        .arg(1)
+                        .arg(key);
+                }
+                async move |conn: &mut Conn| pipe.query_async::<Vec<Value>>(conn).await
+            })
+            .collect();
+        let replies = self.backend.run_each(ops).await?;
         let mut out = Vec::with_capacity(ids.len());
-        for (id, reply) in ids.iter().zip(replies) {
-            if let Some(info) = parse_family_reply(id, reply)?
-                && info.sub == *sub
-                && !info.revoked
-            {
-                out.push(info);
+        let mut stale = Vec::new();
+        for (group, replies) in groups.iter().zip(replies) {
+            if replies.len() != group.len() {
+                return Err(StoreError::corrupt("pipeline reply of the wrong length"));
             }
+            for ((id, _), reply) in group.iter().zip(replies) {
+                match parse_family_reply(id, reply)? {
+                    Some(info) if info.sub == *sub && !info.revoked => out.push(info),
+                    // Revoked on reuse (in the family's slot only): its entry goes. A
+                    // missing family's stays — it may be a `create` still under way — until
+                    // its absolute expiry.
+                    Some(info) if info.sub == *sub => stale.push((*id).clone()),
+                    _ => {}
+                }
+            }
+        }
+        if !stale.is_empty() {
+            self.unindex(sub.as_str(), &stale).await?;
         }
         out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
         Ok(out)

@@ -9,8 +9,10 @@ use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
 use crate::backend::RedisBackend;
+use crate::byo::Conn;
 use crate::config::RedisConfig;
 use crate::error::RedisConfigError;
+use crate::slot::by_slot;
 
 /// The latest expiry written (9999-12-31T23:59:59.999Z, in ms): later `until`s are clamped to
 /// it, which keeps every value an exact integer for Lua (doubles) and for `PXAT`.
@@ -66,10 +68,14 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(REVOKE_LUA));
 /// Times are written in whole milliseconds rounded **up** (`until` and the cutoff), so an
 /// entry never expires, and a cutoff never falls, before the instant it was given.
 ///
-/// Every command touches one key, so the layout is Redis Cluster safe. Revokes are one
-/// `EVALSHA` (re-sent as `SCRIPT LOAD` + `EVALSHA` after a `NOSCRIPT`, e.g. after a restart),
+/// Every revoke is one `EVALSHA` on one key (re-sent as `SCRIPT LOAD` + `EVALSHA` after a
+/// `NOSCRIPT`, e.g. after a restart), so it runs on a Redis Cluster as on one server;
 /// [`check`](RevocationStore::check) is one pipelined round trip of up to three `GET`s (four
-/// for a token without a `sid`).
+/// for a token without a `sid`). On a Redis Cluster the keys have no common hash tag (each
+/// is hashed whole), so `check` sends one pipeline per slot its keys fall in, all at once:
+/// still one round trip of latency. A hash tag in the prefix (`{tw}:`) puts them all in one
+/// slot (and the whole application on one node). See `docs/architecture.md`, "Redis
+/// Cluster: slot layout".
 ///
 /// # Failures
 ///
@@ -195,14 +201,38 @@ impl RevocationStore for RedisRevocationStore {
         if keys.is_empty() {
             return Ok(RevocationStatus::Active);
         }
-        let mut pipe = redis::pipe();
-        for (_, key) in &keys {
-            pipe.cmd("GET").arg(key);
+        // One pipeline of GETs; on a cluster, one per hash slot, all at once.
+        let groups = by_slot(
+            keys.iter().enumerate().collect(),
+            self.backend.is_cluster(),
+            |(_, (_, key))| key.as_bytes(),
+        );
+        let ops: Vec<_> = groups
+            .iter()
+            .map(|group| {
+                let mut pipe = redis::pipe();
+                for (_, (_, key)) in group {
+                    pipe.cmd("GET").arg(key);
+                }
+                async move |conn: &mut Conn| pipe.query_async::<Vec<Value>>(conn).await
+            })
+            .collect();
+        let replies = self.backend.run_each(ops).await?;
+        let mut values = vec![Value::Nil; keys.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            if reply.len() != group.len() {
+                return Err(StoreError::corrupt(format!(
+                    "{} revocation keys read back as {} replies",
+                    group.len(),
+                    reply.len()
+                )));
+            }
+            for ((i, _), value) in group.iter().zip(reply) {
+                if let Some(slot) = values.get_mut(*i) {
+                    *slot = value;
+                }
+            }
         }
-        let values: Vec<Value> = self
-            .backend
-            .run(async move |conn| pipe.query_async(conn).await)
-            .await?;
         decide(token, &keys, values)
     }
 }

@@ -4,17 +4,19 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 use tokenward_core::{StoreError, TokenRef};
-use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, LimitKey};
+use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey};
 use tokenward_revocation::RevocationStatus;
 
 use crate::backend::RedisBackend;
+use crate::byo::Conn;
 use crate::config::RedisConfig;
 use crate::error::RedisConfigError;
 use crate::ratelimit::{
     BAN_STATUS_FN_LUA, GCRA_FN_LUA, RedisRateLimitStore, ban_decision, gcra_decision,
 };
 use crate::refresh::RedisRefreshStore;
-use crate::revocation::{REVOCATION_FN_LUA, RedisRevocationStore, decide};
+use crate::revocation::{REVOCATION_FN_LUA, RedisRevocationStore, Rule, decide};
+use crate::slot::by_slot;
 
 /// The per-request check: the ban status of the client's key (if asked), the revocation check
 /// of a token and, only if the client is not banned and the token is active, one GCRA step.
@@ -109,13 +111,23 @@ pub struct RequestCheck {
 ///
 /// # Redis Cluster
 ///
-/// One `check_request` (or `check_token`) call is one script, and its keys (the token's
-/// revocation keys, the client's failures and ban keys, the subject's GCRA key) are in
-/// different hash slots unless the key prefix carries a hash tag:
-/// with a prefix like `{tw}:` every key of the application hashes to the slot of `tw`
-/// (Redis uses the *first* `{…}` of a key, and every key starts with the prefix; ids and
-/// rate-limit keys that contain braces are hex-encoded). Standalone and Sentinel-managed
-/// Redis need nothing.
+/// A call's keys — the token's revocation keys, the client's failures and ban keys (one
+/// slot: the ban key is their hash tag), the subject's GCRA key — are in different hash
+/// slots unless the key prefix carries a hash tag. On a Redis Cluster the call groups them
+/// by slot and sends the same script once per slot, all at once: one round trip of latency
+/// (and [`RedisBackend::round_trips`] counts one), each script atomic on its node and timed
+/// by that node's clock. The script that holds the GCRA key takes its step unless the keys
+/// *of its own slot* refuse the request; if the other slots' answers refuse it (a revoked
+/// `jti` or `sid`, a banned client) or another slot's script failed (its node is down), the
+/// cell is given back at once (one more call, only on that path, within what is left of the
+/// operation timeout and finished in the background after it), so a revoked token, a
+/// banned client or a failed check still ends up consuming nothing. With
+/// a hash-tagged prefix (`{tw}:`; Redis uses the *first* `{…}` of a key, every key starts
+/// with the prefix, and ids and rate-limit keys that contain braces are hex-encoded) every
+/// key is in the slot of `tw` and the call is one script, as on one server — at the price
+/// of putting the whole application on one node. Standalone and Sentinel-managed Redis
+/// need nothing. The slot layout is in `docs/architecture.md` ("Redis Cluster: slot
+/// layout").
 #[derive(Clone, Debug)]
 pub struct RedisStores {
     revocation: RedisRevocationStore,
@@ -213,14 +225,15 @@ impl RedisStores {
     /// consumed. A token without `jti`, `sid` or `sub`, without a limit and without a ban is
     /// `Active` without a round trip.
     ///
-    /// On Redis Cluster the ban keys join the script's keys: like the others, they share a
-    /// slot only under a hash-tagged key prefix (see [Redis Cluster](Self#redis-cluster)).
+    /// On a Redis Cluster the keys of different slots go to their nodes in concurrent
+    /// scripts (see [Redis Cluster](Self#redis-cluster)).
     pub async fn check_request(
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
         ban: Option<(&LimitKey<'_>, &BanQuota)>,
     ) -> Result<RequestCheck, StoreError> {
+        let started = tokio::time::Instant::now();
         let keys = self.revocation.check_keys(token);
         let limit =
             limit.map(|(key, charge)| (charge.quota(), self.ratelimit.gcra_call(key, charge)));
@@ -232,70 +245,229 @@ impl RedisStores {
                 limit: None,
             });
         }
-        let mut invocation = CHECK_REQUEST.prepare_invoke();
-        let mut rules = String::with_capacity(keys.len());
-        for (rule, key) in &keys {
-            invocation.key(key);
-            rules.push(rule.letter());
-        }
-        invocation.arg(rules);
-        match token.iat {
-            Some(iat) => invocation.arg(iat.as_millis()),
-            None => invocation.arg("-"),
-        };
-        match &ban {
-            Some((_, call)) => invocation
-                .key(&call.failures)
-                .key(&call.ban)
-                .arg(call.findtime),
-            None => invocation.arg("-"),
-        };
-        if let Some((_, call)) = &limit {
-            invocation
-                .key(&call.key)
-                .arg(call.emission)
-                .arg(call.tau)
-                .arg(call.weight);
-        }
-        let reply: Vec<Value> = self
-            .backend()
-            .run(async move |conn| invocation.invoke_async(conn).await)
-            .await?;
-        let mut reply = reply.into_iter();
-        let gcra_reply = int_list(reply.next(), "GCRA")?;
-        let ban_reply = int_list(reply.next(), "ban")?;
-        let ban = match ban {
-            Some((quota, _)) => Some(ban_decision(quota, &ban_reply)?),
-            None if ban_reply.is_empty() => None,
-            None => {
-                return Err(StoreError::corrupt(format!(
-                    "the per-request script answered a ban status nobody asked for: {ban_reply:?}"
+        let parts = plan(
+            &keys,
+            ban.as_ref().map(|(_, call)| call.failures.as_str()),
+            limit.as_ref().map(|(_, call)| call.key.as_str()),
+            self.backend().is_cluster(),
+        );
+        let split = parts.len() > 1;
+        let ops: Vec<_> = parts
+            .iter()
+            .map(|part| {
+                let mut invocation = CHECK_REQUEST.prepare_invoke();
+                let mut rules = String::with_capacity(part.revocation.len());
+                for &i in &part.revocation {
+                    if let Some((rule, key)) = keys.get(i) {
+                        invocation.key(key);
+                        rules.push(rule.letter());
+                    }
+                }
+                invocation.arg(rules);
+                match token.iat {
+                    Some(iat) => invocation.arg(iat.as_millis()),
+                    None => invocation.arg("-"),
+                };
+                match (&ban, part.ban) {
+                    (Some((_, call)), true) => invocation
+                        .key(&call.failures)
+                        .key(&call.ban)
+                        .arg(call.findtime),
+                    _ => invocation.arg("-"),
+                };
+                if let (Some((_, call)), true) = (&limit, part.limit) {
+                    invocation
+                        .key(&call.key)
+                        .arg(call.emission)
+                        .arg(call.tau)
+                        .arg(call.weight);
+                }
+                async move |conn: &mut Conn| invocation.invoke_async::<Vec<Value>>(conn).await
+            })
+            .collect();
+        // Each part's own result: one may have taken a GCRA cell while another failed.
+        let replies = self.backend().run_all(ops).await?;
+        // Each part's reply: `{gcra, ban, its revocation values…}`, merged back in order.
+        let mut gcra_reply = Vec::new();
+        let mut ban_reply = Vec::new();
+        let mut values = vec![Value::Nil; keys.len()];
+        let mut merged = Ok(());
+        for (part, reply) in parts.iter().zip(replies) {
+            let reply = match reply {
+                Ok(reply) => reply,
+                Err(e) => {
+                    merged = merged.and(Err(e));
+                    continue;
+                }
+            };
+            let mut reply = reply.into_iter();
+            let (gcra, banned) = match (
+                int_list(reply.next(), "GCRA"),
+                int_list(reply.next(), "ban"),
+            ) {
+                (Ok(gcra), Ok(banned)) => (gcra, banned),
+                (Err(e), _) | (_, Err(e)) => {
+                    merged = merged.and(Err(e));
+                    continue;
+                }
+            };
+            let got: Vec<Value> = reply.collect();
+            if (!gcra.is_empty() && !part.limit)
+                || (!banned.is_empty() && !part.ban)
+                || got.len() != part.revocation.len()
+            {
+                merged = merged.and(Err(StoreError::corrupt(
+                    "a part of the per-request script answered for keys it was not given",
                 )));
+                continue;
             }
-        };
-        let status = decide(token, &keys, reply.collect())?;
-        let banned = ban.is_some_and(|d| !d.allowed);
-        let limit = match (status, limit) {
-            (_, None) if gcra_reply.is_empty() => None,
-            (RevocationStatus::Revoked(_), Some(_)) if gcra_reply.is_empty() => None,
-            (RevocationStatus::Active, Some(_)) if banned && gcra_reply.is_empty() => None,
-            (RevocationStatus::Active, Some((quota, _))) if !banned && !gcra_reply.is_empty() => {
-                Some(gcra_decision(quota, &gcra_reply)?)
+            if part.limit {
+                gcra_reply = gcra;
             }
-            // The script's verdict and ours differ: never guess which one is right.
-            _ => {
-                return Err(StoreError::corrupt(format!(
-                    "the per-request script's verdict disagrees with the entries \
-                     ({status:?}, ban {ban:?}, GCRA reply {gcra_reply:?})"
-                )));
+            if part.ban {
+                ban_reply = banned;
             }
-        };
-        Ok(RequestCheck {
-            ban,
-            revocation: status,
-            limit,
-        })
+            for (&i, value) in part.revocation.iter().zip(got) {
+                if let Some(slot) = values.get_mut(i) {
+                    *slot = value;
+                }
+            }
+        }
+        let verdict = merged.and_then(|()| {
+            verdict(
+                token,
+                &keys,
+                values,
+                ban.as_ref().map(|(quota, _)| *quota),
+                limit.as_ref().map(|(quota, _)| *quota),
+                &ban_reply,
+                &gcra_reply,
+                split,
+            )
+        });
+        // Split over slots, the limit's script may have taken a cell for a request the
+        // other slots' keys refuse (revoked, banned) or whose other parts failed: give it
+        // back: waited for within what is left of the operation timeout, finished in the
+        // background after.
+        if split
+            && !gcra_reply.is_empty()
+            && let Some((_, call)) = &limit
+            && !verdict.as_ref().is_ok_and(|check| check.limit.is_some())
+        {
+            let (store, call) = (self.ratelimit.clone(), call.clone());
+            let refund = tokio::spawn(async move { store.refund(&call).await });
+            let left = self
+                .backend()
+                .operation_timeout()
+                .saturating_sub(started.elapsed());
+            let _ = tokio::time::timeout(left, refund).await;
+        }
+        verdict
     }
+}
+
+/// The keys of one per-request call, grouped by Redis Cluster hash slot: one script per
+/// part (a single part — one script, atomic — unless the backend is a cluster and the keys
+/// are in several slots).
+pub(crate) struct Part {
+    /// Indices into the token's revocation keys.
+    pub(crate) revocation: Vec<usize>,
+    /// Whether the ban's two keys (one slot) are this part's.
+    pub(crate) ban: bool,
+    /// Whether the GCRA key is this part's.
+    pub(crate) limit: bool,
+}
+
+/// What a key of a per-request call is, for [`plan`].
+#[derive(Clone, Copy)]
+enum Item {
+    Revocation(usize),
+    Ban,
+    Limit,
+}
+
+/// The [`Part`]s of a call reading `keys`, the ban's keys (`ban`: its failures key; the
+/// marker shares its slot) and the GCRA key `limit`.
+pub(crate) fn plan(
+    keys: &[(Rule, String)],
+    ban: Option<&str>,
+    limit: Option<&str>,
+    cluster: bool,
+) -> Vec<Part> {
+    let mut items: Vec<(Item, &str)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (_, key))| (Item::Revocation(i), key.as_str()))
+        .collect();
+    items.extend(ban.map(|key| (Item::Ban, key)));
+    items.extend(limit.map(|key| (Item::Limit, key)));
+    by_slot(items, cluster, |(_, key)| key.as_bytes())
+        .into_iter()
+        .map(|group| {
+            let mut part = Part {
+                revocation: Vec::new(),
+                ban: false,
+                limit: false,
+            };
+            for (item, _) in group {
+                match item {
+                    Item::Revocation(i) => part.revocation.push(i),
+                    Item::Ban => part.ban = true,
+                    Item::Limit => part.limit = true,
+                }
+            }
+            part
+        })
+        .collect()
+}
+
+/// The [`RequestCheck`] of the merged replies: the ban as `ban_status` reads it, the status
+/// as `RevocationStore::check` decides it, the GCRA reply as `gcra` reads it. One script
+/// (`split` false) must agree with the entries exactly; split over slots, the limit's
+/// script may have taken a cell the other slots refuse (`limit` then `None`; the caller
+/// gives the cell back).
+#[allow(clippy::too_many_arguments)]
+fn verdict(
+    token: &TokenRef<'_>,
+    keys: &[(Rule, String)],
+    values: Vec<Value>,
+    ban: Option<&BanQuota>,
+    limit: Option<&GcraQuota>,
+    ban_reply: &[i64],
+    gcra_reply: &[i64],
+    split: bool,
+) -> Result<RequestCheck, StoreError> {
+    let ban = match ban {
+        Some(quota) => Some(ban_decision(quota, ban_reply)?),
+        None if ban_reply.is_empty() => None,
+        None => {
+            return Err(StoreError::corrupt(format!(
+                "the per-request script answered a ban status nobody asked for: {ban_reply:?}"
+            )));
+        }
+    };
+    let status = decide(token, keys, values)?;
+    let banned = ban.is_some_and(|d| !d.allowed);
+    let refused = banned || status != RevocationStatus::Active;
+    let limit = match (status, limit) {
+        (_, None) if gcra_reply.is_empty() => None,
+        (_, Some(_)) if refused && (gcra_reply.is_empty() || split) => None,
+        (RevocationStatus::Active, Some(quota)) if !banned && !gcra_reply.is_empty() => {
+            Some(gcra_decision(quota, gcra_reply)?)
+        }
+        // The script's verdict and ours differ: never guess which one is right.
+        _ => {
+            return Err(StoreError::corrupt(format!(
+                "the per-request script's verdict disagrees with the entries \
+                 ({status:?}, ban {ban:?}, GCRA reply {gcra_reply:?})"
+            )));
+        }
+    };
+    Ok(RequestCheck {
+        ban,
+        revocation: status,
+        limit,
+    })
 }
 
 /// One of the per-request script's integer-list replies (`what`: the GCRA or ban reply).

@@ -11,7 +11,9 @@
 //!   that survives a restart), killed on drop. [`ThrowawayTlsRedis`] speaks TLS with
 //!   certificates from a throwaway CA (client certificates optional or required, a
 //!   certificate for another name, a CA that signed nothing), and dies with the test process,
-//!   so one server in a `static` can serve a whole test binary.
+//!   so one server in a `static` can serve a whole test binary. [`ThrowawayCluster`] is a Redis
+//!   Cluster of three primaries; [`cluster_urls`] names the one the tests use
+//!   (`REDIS_CLUSTER_URLS`, set by `cargo xtask ci`, or a throwaway one per test binary).
 //! - **Loopback networking** ([`free_port`], [`BlackHole`]): a port nothing listens on, and a
 //!   server that accepts connections and never answers (for timeout tests).
 //! - **Logs** ([`LogCapture`]): every `tracing` event of the test binary, formatted into one
@@ -21,7 +23,7 @@
 //!
 //! What is used by one crate's tests or benchmarks only stays there (the Guard's TCP fault
 //! proxy in `tokenward-guard/tests`, the latency percentiles and benchmark preamble in
-//! `tokenward-bench`). New kinds of throwaway servers (a Redis Cluster, PostgreSQL) belong
+//! `tokenward-bench`). New kinds of throwaway servers (PostgreSQL, ...) belong
 //! here, next to [`ThrowawayRedis`] and in its builder style.
 //!
 //! ```
@@ -53,6 +55,7 @@
 // purpose of these helpers when a server cannot be started or reached.
 #![allow(clippy::panic, reason = "test support fails the calling test loudly")]
 
+mod cluster;
 mod info;
 mod logs;
 mod net;
@@ -61,6 +64,7 @@ mod shared;
 mod throwaway;
 mod tls;
 
+pub use cluster::{CLUSTER_URLS_VAR, ThrowawayCluster, cluster_urls, delete_prefix_on_cluster};
 pub use info::command_calls;
 pub use logs::LogCapture;
 pub use net::{BlackHole, free_port};

@@ -16,7 +16,7 @@ const STARTUP: Duration = Duration::from_secs(10);
 /// shell's standard input — when the [`ThrowawayTlsRedis`] is dropped, or when the process
 /// ends (also by a crash or SIGKILL), so a server kept in a `static` is never left behind.
 /// The shell exits when the server does (a wrong argument is then seen at once).
-const WATCHDOG: &str = r#"exec 3<&0
+pub(crate) const WATCHDOG: &str = r#"exec 3<&0
 "$@" </dev/null &
 server=$!
 (read line <&3; kill "$server" 2>/dev/null) &

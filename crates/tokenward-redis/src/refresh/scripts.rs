@@ -1,5 +1,7 @@
 //! The Lua scripts of [`RedisRefreshStore`](super::RedisRefreshStore): every one reads the
-//! family (or index) and the server's `TIME` and applies its step atomically on one slot.
+//! family (or index) and the server's `TIME` and applies its step atomically on one slot:
+//! every key a script touches is one of its `KEYS`, and they share a hash tag (the family
+//! id, or the hex of the subject) — see `docs/architecture.md`, "Redis Cluster: slot layout".
 
 use std::sync::LazyLock;
 
@@ -11,8 +13,8 @@ use redis::Script;
 /// access-token expiry, and revoking (`bury`: the family becomes a tombstone).
 ///
 /// A tombstone keeps `sub`, `created`, `last`, `abs`, `idle`, `aexp`, `n`, `ret`, `rev = 1`
-/// and `tomb` (its end, ms); its token fields and history are deleted, it leaves its
-/// subject's index, and its key expires at `tomb` = min(its expiry, revocation + `ret`). A
+/// and `tomb` (its end, ms); its token fields and history are deleted, and its key expires
+/// at `tomb` = min(its expiry, revocation + `ret`). A
 /// family written before `ret` existed is kept 180 s once revoked (`LEGACY_RETENTION_MS`: the
 /// longest capped grace window, 120 s, plus the engine's 60 s margin).
 pub(super) const PRELUDE_LUA: &str = r"
@@ -83,17 +85,13 @@ local function raise_aexp(key, f, aexp)
     f.aexp = aexp
   end
 end
-local function hex(b)
-  return (string.gsub(b, '.', function(c) return string.format('%02x', string.byte(c)) end))
-end
-local function bury(fkey, hkey, f, now, prefix, id)
+local function bury(fkey, hkey, f, now)
   if f.rev == '1' then return end
   local till = math.min(f.exp, now + (f.ret or LEGACY_RETENTION_MS))
   redis.call('HDEL', fkey, 'cur', 'prev', 'rot', 'seal', 'ikey', 'iresp')
   redis.call('HSET', fkey, 'rev', '1', 'tomb', s(till))
   redis.call('PEXPIREAT', fkey, s(till))
   redis.call('DEL', hkey)
-  redis.call('ZREM', prefix .. 'rf:u:{' .. hex(f.sub) .. '}', id)
   f.rev = '1'
   f.tomb = till
   f.exp = till
@@ -153,22 +151,22 @@ return info('family', f)
 ";
 
 /// Revokes a live family: a tombstone (see [`PRELUDE_LUA`]; a tombstone stays as it is).
-/// `KEYS[1]`: the family hash, `KEYS[2]`: its history; `ARGV`: the key prefix, the family
-/// id (for its entry in the subject's index, a key derived from `sub`). Replies as
-/// [`GET_LUA`].
+/// `KEYS[1]`: the family hash, `KEYS[2]`: its history (same slot). Replies as [`GET_LUA`];
+/// the caller then takes the family out of its subject's index (another slot).
 const REVOKE_LUA: &str = r"
 local f, err = load(KEYS[1])
 if err then return {'corrupt', err} end
 local now = now_ms()
 if not f or now >= f.exp then return {'invalid'} end
-bury(KEYS[1], KEYS[2], f, now, ARGV[1], ARGV[2])
+bury(KEYS[1], KEYS[2], f, now)
 return info('family', f)
 ";
 
 /// One rotation. `KEYS[1]`: the family hash, `KEYS[2]`: its history (same slot);
 /// `ARGV`: presented hash, successor hash, sealed successor, idempotency key hash (or
-/// empty), grace (ms), history cap, access expiry (ms), key prefix, family id (the last two
-/// for the subject's index, on reuse). See the type's docs. A rotation
+/// empty), grace (ms), history cap, access expiry (ms). See the type's docs. It touches no
+/// other key: on reuse the family's entry stays in its subject's index (another slot) until
+/// `families_of` or its absolute expiry removes it. A rotation
 /// stores the key hash only; [`RECORD_LUA`] adds the sealed response.
 const ROTATE_LUA: &str = r"
 local f, err = load(KEYS[1])
@@ -217,7 +215,7 @@ elseif redis.call('ZSCORE', KEYS[2], ARGV[1]) ~= false then
   reused = 'history'
 end
 if not reused then return {'invalid'} end
-bury(KEYS[1], KEYS[2], f, now, ARGV[8], ARGV[9])
+bury(KEYS[1], KEYS[2], f, now)
 local r = info('reused', f)
 r[8] = reused
 return r

@@ -176,9 +176,16 @@ async fn history_is_capped_and_dropped_hashes_are_invalid_not_reused() {
 async fn two_instances_rotating_one_token_share_one_successor() {
     raw_connection().await;
     let config = config("rf-two-instances");
-    // Two application servers: separate pools, same Redis and prefix.
-    let a = RedisRefreshStore::connect(&config).unwrap();
-    let b = RedisRefreshStore::connect(&config).unwrap();
+    two_instances_share_one_successor(&config).await;
+    delete_under(&config.key_prefix).await;
+}
+
+/// Two application servers (separate connections, the same Redis — or Redis Cluster — and
+/// prefix) rotate one refresh token 100 times in parallel, split between them: exactly one
+/// rotation, one identical successor, which either of them rotates next.
+pub async fn two_instances_share_one_successor(config: &tokenward_redis::RedisConfig) {
+    let a = RedisRefreshStore::connect(config).unwrap();
+    let b = RedisRefreshStore::connect(config).unwrap();
     let revocation = Arc::new(MemoryRevocationStore::new());
     let engines = [
         Arc::new(engine(a, revocation.clone())),
@@ -207,7 +214,6 @@ async fn two_instances_rotating_one_token_share_one_successor() {
     assert_eq!(successors.len(), 1, "one identical successor");
     let next = engines[1].rotate(&successors[0], None, mint).await.unwrap();
     assert_eq!(next.kind, RotationKind::Rotated);
-    delete_under(&config.key_prefix).await;
 }
 
 async fn corrupt_with(test: &str, corrupt: impl AsyncFnOnce(&RedisRefreshStore, &FamilyId)) {
