@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 pub enum Subcommand {
     /// Run every check CI runs.
     Ci,
-    /// Run the demo (`cargo xtask demo [--redis]`).
+    /// Run the demo (`cargo xtask demo [--redis | --redis-tls | --redis-cluster]`).
     Demo,
     /// Run the benchmarks against their peers (`cargo xtask bench [--quick]`).
     Bench,

@@ -49,6 +49,11 @@ struct Args {
     /// silently forgets revocations and bans when full).
     #[arg(long, requires = "redis")]
     dangerous_allow_eviction: bool,
+    /// --redis names seed nodes of a Redis Cluster: one `redis://host:port` URL or a
+    /// comma-separated list (TLS to a cluster is not supported yet). The startup check runs
+    /// on every primary.
+    #[arg(long, requires = "redis")]
+    redis_cluster: bool,
     /// The key prefix on Redis: by default the one of every tokenward component, so that
     /// `tokenward revoke` without `--prefix` reaches this service.
     #[arg(long, value_name = "PREFIX", default_value = RedisConfig::DEFAULT_KEY_PREFIX)]
@@ -136,6 +141,7 @@ impl Args {
         config.redis_client_cert = self.redis_client_cert;
         config.redis_client_key = self.redis_client_key;
         config.redis_dangerous_allow_eviction = self.dangerous_allow_eviction;
+        config.redis_cluster = self.redis_cluster;
         config.access_ttl = Duration::from_secs(self.access_ttl);
         config.refresh_grace = Duration::from_secs(self.refresh_grace);
         config.max_sessions_per_user = self.max_sessions_per_user;

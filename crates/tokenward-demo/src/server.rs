@@ -78,6 +78,9 @@ pub struct DemoConfig {
     /// `--dangerous-allow-eviction`: start on a Redis whose `maxmemory-policy` may evict
     /// keys (refused otherwise: it silently forgets revocations and bans when full).
     pub redis_dangerous_allow_eviction: bool,
+    /// `--redis-cluster`: `redis` names seed nodes of a Redis Cluster (one `redis://` URL or
+    /// a comma-separated list).
+    pub redis_cluster: bool,
     /// `--access-ttl`: access-token lifetime (900 s, at most 86 400 s).
     pub access_ttl: Duration,
     /// `--refresh-grace`: the refresh grace window (30 s, at most 120 s: more is a
@@ -140,6 +143,7 @@ impl Default for DemoConfig {
             redis_client_cert: None,
             redis_client_key: None,
             redis_dangerous_allow_eviction: false,
+            redis_cluster: false,
             access_ttl: Duration::from_secs(900),
             refresh_grace: Duration::from_secs(30),
             max_sessions_per_user: RefreshConfig::DEFAULT_MAX_FAMILIES_PER_SUBJECT,
@@ -306,7 +310,13 @@ impl Demo {
 
         let (stores, redis) = match &config.redis {
             Some(url) => {
-                let mut redis = tokenward_redis::RedisConfig::new(url.as_str())
+                let redis = if config.redis_cluster {
+                    let seeds = url.split(',').map(str::trim).filter(|u| !u.is_empty());
+                    tokenward_redis::RedisConfig::default().cluster(seeds)
+                } else {
+                    tokenward_redis::RedisConfig::new(url.as_str())
+                };
+                let mut redis = redis
                     .key_prefix(config.redis_prefix.as_str())
                     .operation_timeout(config.redis_timeout)
                     .dangerous_allow_eviction(config.redis_dangerous_allow_eviction);

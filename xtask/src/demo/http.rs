@@ -1,5 +1,5 @@
 //! The demo's API half: `tokenward-demo` started with the demo's keys (one instance on
-//! in-memory stores, or two sharing one Redis), `tokenward-demo-lifecycle` driving it over
+//! in-memory stores, or two sharing one Redis, a TLS Redis or a Redis Cluster), `tokenward-demo-lifecycle` driving it over
 //! HTTP (its transcript goes straight to stdout), and the servers stopped afterwards.
 
 use std::process::{Command, Stdio};
@@ -23,20 +23,27 @@ impl Demo {
     /// servers.
     pub(super) fn http(&mut self, stores: Stores) -> Result {
         // Declared first, dropped last: the servers stop before a throwaway Redis does.
-        let (redis, tls_redis) = match stores {
+        let (redis, tls_redis, cluster) = match stores {
             Stores::Memory => {
                 println!("== The demo API over HTTP (in-memory stores) ==\n");
-                (None, None)
+                (None, None, None)
             }
             Stores::Redis => {
                 println!("== The demo API over HTTP: two instances sharing one Redis ==\n");
-                (Some(crate::redis::provision()?), None)
+                (Some(crate::redis::provision()?), None, None)
             }
             Stores::RedisTls => {
                 println!(
                     "== The demo API over HTTP: two instances sharing one Redis over TLS ==\n"
                 );
-                (None, Some(crate::redis::start_tls(&self.dir)?))
+                (None, Some(crate::redis::start_tls(&self.dir)?), None)
+            }
+            Stores::RedisCluster => {
+                println!(
+                    "== The demo API over HTTP: two instances sharing one 3-primary Redis \
+                     Cluster ==\n"
+                );
+                (None, None, Some(crate::redis::start_cluster(&self.dir)?))
             }
         };
         let mut args = strings(&[
@@ -60,6 +67,12 @@ impl Demo {
         if let Some(redis) = &tls_redis {
             args.extend(["--redis".to_owned(), redis.url.clone()]);
             args.extend(["--redis-ca".to_owned(), redis.ca_file.display().to_string()]);
+            args.extend(["--redis-prefix".to_owned(), prefix.clone()]);
+        }
+        if let Some(cluster) = &cluster {
+            // The seed nodes, comma-separated; the keys spread over the three primaries.
+            args.extend(["--redis-cluster".to_owned(), "--redis".to_owned()]);
+            args.push(cluster.urls.clone());
             args.extend(["--redis-prefix".to_owned(), prefix.clone()]);
         }
         let names: &[&str] = if stores == Stores::Memory {

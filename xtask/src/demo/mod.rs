@@ -1,4 +1,4 @@
-//! `cargo xtask demo [--redis | --redis-tls]`: a readable transcript of tokenward doing its
+//! `cargo xtask demo [--redis | --redis-tls | --redis-cluster]`: a readable transcript of tokenward doing its
 //! job.
 //!
 //! In a fresh temporary directory:
@@ -7,7 +7,8 @@
 //!    in-memory stores; with `--redis`: two instances sharing one Redis under a random key
 //!    prefix, so they are one service; with `--redis-tls`: the same on a throwaway
 //!    `redis-server` speaking TLS only to them — `rediss://` and `--redis-ca` with a CA made
-//!    for the run), with small limits so the 429 steps are quick, and
+//!    for the run; with `--redis-cluster`: the same on a throwaway 3-primary Redis Cluster,
+//!    `--redis-cluster` with its seed nodes), with small limits so the 429 steps are quick, and
 //!    `tokenward-demo-lifecycle` drives its whole lifecycle over real HTTP: login, `/me`, a
 //!    tampered token, the admin scope, parallel refreshes (one successor), an idempotent
 //!    retry, reuse after the grace window, logout, logout-all, the subject limit and the
@@ -43,6 +44,8 @@ pub(crate) enum Stores {
     Redis,
     /// Two instances on a throwaway TLS Redis (`rediss://`, `--redis-ca`).
     RedisTls,
+    /// Two instances on a throwaway 3-primary Redis Cluster (`--redis-cluster`).
+    RedisCluster,
 }
 
 /// Runs the demo.
@@ -51,9 +54,11 @@ pub(crate) fn run(args: &[String]) -> Result {
         [] => Stores::Memory,
         [flag] if flag == "--redis" => Stores::Redis,
         [flag] if flag == "--redis-tls" => Stores::RedisTls,
+        [flag] if flag == "--redis-cluster" => Stores::RedisCluster,
         [other, ..] => {
             return Err(format!(
-                "`cargo xtask demo` takes only `--redis` or `--redis-tls` (got `{other}`)"
+                "`cargo xtask demo` takes only `--redis`, `--redis-tls` or `--redis-cluster` \
+                 (got `{other}`)"
             )
             .into());
         }
@@ -97,6 +102,7 @@ pub(crate) fn run(args: &[String]) -> Result {
                     Stores::Memory => "",
                     Stores::Redis => " (two instances on Redis)",
                     Stores::RedisTls => " (two instances on Redis over TLS)",
+                    Stores::RedisCluster => " (two instances on a Redis Cluster)",
                 }
             );
             Ok(())
