@@ -44,7 +44,38 @@ mod on_redis {
 
     #[tokio::test]
     async fn two_guards_share_revocations_and_limits() {
-        let config = redis_config("share");
+        two_guards_share(redis_config("share")).await;
+    }
+
+    /// The same over TLS (a throwaway `redis-server` speaking only TLS, its own CA).
+    #[tokio::test]
+    async fn two_guards_share_revocations_and_limits_over_tls() {
+        let server = tokenward_testsupport::ThrowawayTlsRedis::start();
+        let config = RedisConfig::new(server.tls_url())
+            .tls_ca_file(server.ca_file())
+            .key_prefix(unique_prefix("guard-share-tls"))
+            .operation_timeout(Duration::from_secs(2));
+        two_guards_share(config).await;
+    }
+
+    /// The same on a Redis Cluster (`REDIS_CLUSTER_URLS`, or a throwaway 3-primary one),
+    /// under an untagged prefix: each subject's keys spread over the nodes.
+    #[tokio::test]
+    async fn two_guards_share_revocations_and_limits_on_a_cluster() {
+        let seeds = tokenward_testsupport::cluster_urls();
+        let prefix = unique_prefix("guard-share-cluster");
+        let config = RedisConfig::default()
+            .cluster(seeds.clone())
+            .key_prefix(&prefix)
+            .operation_timeout(Duration::from_secs(2));
+        two_guards_share(config).await;
+        let deleted = tokenward_testsupport::delete_prefix_on_cluster(&seeds, &prefix)
+            .await
+            .unwrap();
+        assert!(deleted > 0);
+    }
+
+    async fn two_guards_share(config: RedisConfig) {
         let (a, stores_a) = guard(&config, 4).await;
         let (b, _) = guard(&config, 4).await;
         let issuer = issuer(&keys());
