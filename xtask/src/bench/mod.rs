@@ -10,8 +10,9 @@
 //!   (`GET /me` on the demo with Redis at 64 connections; Redis commands per request from
 //!   `INFO`). Redis comes from xtask's provisioning (`REDIS_URL`, 127.0.0.1:6379, or a
 //!   throwaway `redis-server`); the demo binary is built first.
-//! - Full run only: `refresh_latency`, `revocation_memory`, `ratelimit_memory`, whose own
-//!   tables are copied as printed.
+//! - Full run only: `refresh_latency`, `revocation_memory`, `ratelimit_memory` and
+//!   `cluster_check` (the Guard on one server and on a Redis Cluster: `REDIS_CLUSTER_URLS` or
+//!   a throwaway 3-primary cluster), whose own tables are copied as printed.
 //!
 //! The full run rewrites the generated section of `docs/benchmarks.md` (between
 //! [`docs::BEGIN`] and [`docs::END`]; everything else in the file is left alone). `--quick`
@@ -49,7 +50,7 @@ const CRITERION_BENCHES: [&str; 3] = ["verify", "guard", "ratelimit"];
 
 /// The harnesses only a full run runs, and their section titles: the report copies their
 /// tables as printed (they have no peer ratio).
-const FULL_RUN_ONLY: [(&str, &str); 3] = [
+const FULL_RUN_ONLY: [(&str, &str); 4] = [
     (
         "refresh_latency",
         "6. Refresh rotation, memory and Redis (`refresh_latency`)",
@@ -61,6 +62,10 @@ const FULL_RUN_ONLY: [(&str, &str); 3] = [
     (
         "ratelimit_memory",
         "7b. Rate-limit state under a flood of 1 000 000 keys (`ratelimit_memory`)",
+    ),
+    (
+        "cluster_check",
+        "8. The Guard on one Redis server and on a 3-primary Redis Cluster (`cluster_check`)",
     ),
 ];
 
