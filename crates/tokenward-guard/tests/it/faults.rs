@@ -1,5 +1,6 @@
 //! Fault injection with a real Redis (issue 9): a throwaway `redis-server` (append-only file,
-//! so a SIGKILL + restart keeps its data), a TCP fault proxy in front of it
+//! so a SIGKILL + restart keeps its data; or one speaking only TLS, for the black-hole and
+//! dropped-connection scenarios over `rediss://`), a TCP fault proxy in front of it
 //! (`fault_proxy::FaultProxy`: pass / delay / drop / black-hole), and under each fault 32
 //! tasks authenticating through one `Guard` on `RedisStores` — valid tokens (including the
 //! latest access token of each refresh family), a revoked token, forged and garbage tokens —
@@ -289,7 +290,13 @@ mod on_redis {
     impl Harness {
         /// Sets up tokens and families on `url` (while it is healthy) and starts the traffic.
         async fn start(name: &'static str, url: &str) -> Harness {
-            let config = RedisConfig::new(url)
+            Self::start_with(name, RedisConfig::new(url)).await
+        }
+
+        /// [`Harness::start`] on `config` (a TLS server: its URL and CA), under a fresh
+        /// prefix, with the scenarios' operation timeout.
+        async fn start_with(name: &'static str, config: RedisConfig) -> Harness {
+            let config = config
                 .key_prefix(unique_prefix(&format!("guard-faults-{name}")))
                 .operation_timeout(TIMEOUT);
             let redis = RedisStores::connect(&config).unwrap();
@@ -570,6 +577,35 @@ mod on_redis {
         // Same port, same append-only file: revocations and families are back.
         redis.restart();
         let stats = h.recover_and_finish().await;
+        assert!(stats.count(1, Kind::Valid, 503) > 0);
+    }
+
+    /// The same faults over TLS: the proxy forwards the encrypted bytes to a throwaway
+    /// `redis-server` speaking only TLS (its certificate names 127.0.0.1, the CA is the
+    /// test's own), and the Guard connects with `rediss://` to the proxy.
+    async fn through_proxy_over_tls(name: &'static str, mode: Mode) -> Stats {
+        let redis = tokenward_testsupport::ThrowawayTlsRedis::start();
+        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], redis.tls_port()));
+        let proxy = FaultProxy::start(upstream).await;
+        let url = proxy.url().replacen("redis://", "rediss://", 1);
+        let config = RedisConfig::new(url).tls_ca_file(redis.ca_file());
+        let h = Harness::start_with(name, config).await;
+        h.before().await;
+        proxy.set(mode);
+        tokio::time::sleep(DURING).await;
+        proxy.recover();
+        h.recover_and_finish().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn black_hole_over_tls_is_503_within_the_timeout_then_recovers() {
+        let stats = through_proxy_over_tls("tls_black_hole", Mode::BlackHole).await;
+        assert!(stats.count(1, Kind::Valid, 503) > 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_tls_connections_are_503_then_recover() {
+        let stats = through_proxy_over_tls("tls_drop", Mode::Drop).await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
     }
 
