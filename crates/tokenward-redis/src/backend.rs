@@ -12,7 +12,7 @@ use tokenward_core::StoreError;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::byo::{BackendOptions, Conn};
-use crate::cluster::{ClusterSource, client_for};
+use crate::cluster::{ClusterReplace, ClusterSource, client_for};
 use crate::config::{RedisConfig, parse_url, redact_url};
 use crate::error::RedisConfigError;
 use crate::tls::{Tls, rustls_error};
@@ -405,13 +405,19 @@ impl Inner {
                     result.map_err(|e| inner.redis_error(e))
                 }
                 Source::Cluster(cluster) => {
-                    let conn = cluster
+                    let (id, conn) = cluster
                         .connection()
                         .await
                         .map_err(|e| inner.redis_error(e))?;
-                    op(&mut Conn::Cluster(conn))
-                        .await
-                        .map_err(|e| inner.redis_error(e))
+                    // Dropped before `op` completes (the deadline passed): replaced.
+                    let mut guard = ClusterReplace {
+                        source: cluster,
+                        id,
+                        armed: true,
+                    };
+                    let result = op(&mut Conn::Cluster(conn)).await;
+                    guard.armed = matches!(&result, Err(e) if !is_reply_error(e));
+                    result.map_err(|e| inner.redis_error(e))
                 }
                 #[cfg(feature = "deadpool")]
                 Source::ClusterPool(pool) => {

@@ -34,8 +34,10 @@ const STARTUP: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct ThrowawayCluster {
     nodes: Vec<Node>,
-    /// The nodes' `nodes-PORT.conf` files.
+    /// The nodes' `nodes-PORT.conf` files (and append-only files).
     dir: TempDir,
+    /// Whether the nodes keep an append-only file ([`ThrowawayCluster::start_append_only`]).
+    append_only: bool,
 }
 
 /// One primary: its watchdog shell (closing its stdin kills the server), its port and the
@@ -53,6 +55,18 @@ impl ThrowawayCluster {
     /// says `cluster_state:ok`. Fails the calling test, saying how to install them, when
     /// `redis-server` or `redis-cli` is missing.
     pub fn start() -> ThrowawayCluster {
+        Self::start_with(false)
+    }
+
+    /// [`start`](Self::start), with every node keeping an append-only file (fsync every
+    /// second; a node stopped by [`kill_node`](Self::kill_node) shuts down cleanly), so a
+    /// [restarted](Self::restart_node) node comes back with its keys, as a persistent
+    /// production node would.
+    pub fn start_append_only() -> ThrowawayCluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(append_only: bool) -> ThrowawayCluster {
         let dir = tempfile::Builder::new()
             .prefix("tokenward-redis-cluster-")
             .tempdir()
@@ -60,6 +74,7 @@ impl ThrowawayCluster {
         let mut cluster = ThrowawayCluster {
             nodes: Vec::new(),
             dir,
+            append_only,
         };
         for _ in 0..3 {
             let port = free_port();
@@ -125,7 +140,8 @@ impl ThrowawayCluster {
     }
 
     /// Starts primary `index` again on its port, with its node file: it rejoins the cluster
-    /// with its slots (empty: no persistence). Waits until every node says
+    /// with its slots (empty, unless the cluster was started
+    /// [append-only](Self::start_append_only)). Waits until every node says
     /// `cluster_state:ok` again.
     pub fn restart_node(&mut self, index: usize) {
         if let Some(node) = self.nodes.get_mut(index) {
@@ -164,7 +180,10 @@ impl ThrowawayCluster {
             "--save",
             "",
             "--appendonly",
-            "no",
+            if self.append_only { "yes" } else { "no" },
+            // One append-only directory per node: they share `dir`.
+            "--appenddirname",
+            &format!("appendonly-{port}"),
             "--dir",
         ]
         .into_iter()

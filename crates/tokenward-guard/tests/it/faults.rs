@@ -1,6 +1,7 @@
 //! Fault injection with a real Redis (issue 9): a throwaway `redis-server` (append-only file,
 //! so a SIGKILL + restart keeps its data; or one speaking only TLS, for the black-hole and
-//! dropped-connection scenarios over `rediss://`), a TCP fault proxy in front of it
+//! dropped-connection scenarios over `rediss://`; or a 3-primary Redis Cluster, one primary
+//! killed and restarted), a TCP fault proxy in front of it
 //! (`fault_proxy::FaultProxy`: pass / delay / drop / black-hole), and under each fault 32
 //! tasks authenticating through one `Guard` on `RedisStores` — valid tokens (including the
 //! latest access token of each refresh family), a revoked token, forged and garbage tokens —
@@ -607,6 +608,28 @@ mod on_redis {
     async fn dropped_tls_connections_are_503_then_recover() {
         let stats = through_proxy_over_tls("tls_drop", Mode::Drop).await;
         assert!(stats.count(1, Kind::Valid, 503) > 0);
+    }
+
+    /// A Redis Cluster (three primaries, append-only) with one primary killed under load and
+    /// restarted: requests whose keys it owned are 503 within the timeout, never 200 for the
+    /// revoked token nor 401 for a valid one; the others go on; all recover once it is back
+    /// with its keys.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_killed_cluster_primary_is_503_for_its_keys_then_recovers() {
+        let mut cluster =
+            tokio::task::spawn_blocking(tokenward_testsupport::ThrowawayCluster::start_append_only)
+                .await
+                .unwrap();
+        let config = RedisConfig::default().cluster(cluster.urls());
+        let h = Harness::start_with("cluster_kill", config).await;
+        h.before().await;
+        tokio::task::block_in_place(|| cluster.kill_node(2));
+        tokio::time::sleep(DURING).await;
+        tokio::task::block_in_place(|| cluster.restart_node(2));
+        let stats = h.recover_and_finish().await;
+        // Some requests needed the dead primary, some did not.
+        assert!(stats.count(1, Kind::Valid, 503) > 0);
+        assert!(stats.count(1, Kind::Valid, 200) > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
