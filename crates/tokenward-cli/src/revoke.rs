@@ -67,7 +67,8 @@ pub(crate) struct RedisArgs {
     #[arg(long)]
     dangerous_allow_eviction: bool,
     /// --redis names seed nodes of a Redis Cluster: one `redis://host:port` URL or a
-    /// comma-separated list (TLS to a cluster is not supported yet). The startup check runs
+    /// comma-separated list, all `redis://` or all `rediss://` (then `--redis-ca` and the
+    /// client certificate flags apply to every node). The startup check runs
     /// on every primary.
     #[arg(long = "redis-cluster")]
     cluster: bool,

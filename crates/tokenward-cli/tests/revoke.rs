@@ -766,17 +766,57 @@ fn a_redis_cluster_named_by_its_seed_nodes() {
         let status = block_on(store.check(&token(Some(jti), Some("s"), Some("alice"), None)));
         assert_eq!(status.unwrap(), RevocationStatus::Revoked(RevokedBy::Token));
     }
-    // TLS to a cluster is refused, saying so.
+    // Over TLS: `rediss://` seeds (the nodes' TLS ports) and the cluster's CA.
+    let tls = tokenward_testsupport::ThrowawayCluster::start_tls();
+    let ca = tls.ca_file();
+    let tls_seeds = tls.tls_urls().join(",");
+    let redis_ca = ca.to_str().unwrap();
+    let out = run(&[
+        "revoke",
+        "--redis-cluster",
+        "--redis",
+        &tls_seeds,
+        "--redis-ca",
+        redis_ca,
+        "--prefix",
+        &prefix,
+        "--jti",
+        "j-tls",
+        "--exp",
+        &exp,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let out = run(&[
         "check",
         "--redis-cluster",
         "--redis",
-        "rediss://127.0.0.1:1",
+        &tls_seeds,
+        "--redis-ca",
+        redis_ca,
+        "--prefix",
+        &prefix,
         "--jti",
-        "j",
+        "j-tls",
+    ]);
+    assert_eq!(out.code, 1, "{} / {}", out.stdout, out.stderr);
+    assert!(out.stdout.starts_with("revoked by token"), "{}", out.stdout);
+    // Without the CA (the system's roots), the certificate is refused at the startup check.
+    let out = run(&[
+        "check",
+        "--redis-cluster",
+        "--redis",
+        &tls_seeds,
+        "--prefix",
+        &prefix,
+        "--jti",
+        "j-tls",
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("not supported yet"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("invalid peer certificate"),
+        "{}",
+        out.stderr
+    );
     block_on(tokenward_testsupport::delete_prefix_on_cluster(
         &seeds, &prefix,
     ))

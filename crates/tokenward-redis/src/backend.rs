@@ -190,10 +190,15 @@ impl RedisBackend {
         if !config.cluster.is_empty() {
             let (client, endpoint) = client_for(config)?;
             let source = Source::Cluster(Box::new(ClusterSource::new(client)));
+            // `rediss://` seeds (all or none): connection failures then say what TLS said.
+            let tls = config
+                .cluster
+                .first()
+                .is_some_and(|seed| seed.starts_with("rediss://"));
             return Ok(Self::with_source(
                 source,
                 endpoint,
-                false,
+                tls,
                 &BackendOptions::from(config),
             ));
         }

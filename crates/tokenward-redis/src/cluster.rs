@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::{ConnectionAddr, RedisError};
+use redis::{ClientTlsConfig, ConnectionAddr, RedisError, TlsCertificates};
 
 use crate::config::{RedisConfig, parse_url, redact_url};
 use crate::error::RedisConfigError;
@@ -113,8 +113,9 @@ impl Drop for ClusterReplace<'_> {
 
 /// The cluster client for [`RedisConfig::cluster`]'s seed nodes, with the operation timeout
 /// as its connection and response timeouts, and the endpoint for messages (`cluster
-/// host:port,host:port`, never a password). `rediss://` seeds are refused: this crate's TLS
-/// is its own (rustls on ring) and does not reach redis-rs's cluster connections yet.
+/// host:port,host:port`, never a password). `rediss://` seeds make every node connection TLS
+/// through redis-rs's rustls support (ring, the only provider in the graph): the CA of
+/// `tls_ca_file` if set, else the system's roots, and the client certificate if set.
 pub(crate) fn client_for(
     config: &RedisConfig,
 ) -> Result<(ClusterClient, String), RedisConfigError> {
@@ -126,25 +127,32 @@ pub(crate) fn client_for(
             source,
         };
         let (info, tls) = parse_url(url).map_err(invalid)?;
-        if tls {
-            return Err(invalid(RedisError::from((
-                redis::ErrorKind::InvalidClientConfig,
-                "TLS (rediss://) to a Redis Cluster is not supported yet; use redis:// seeds",
-            ))));
-        }
-        if !matches!(info.addr(), ConnectionAddr::Tcp(..)) {
+        let ConnectionAddr::Tcp(host, port) = info.addr().clone() else {
             return Err(invalid(RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
                 "Redis Cluster seed nodes are host:port addresses",
             ))));
-        }
-        shown.push(info.addr().to_string());
-        nodes.push(info);
+        };
+        shown.push(format!("{host}:{port}"));
+        nodes.push(if tls {
+            info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: false,
+                tls_params: None,
+            })
+        } else {
+            info
+        });
     }
     let timeout: Duration = config.operation_timeout;
-    let client = ClusterClientBuilder::new(nodes)
+    let mut builder = ClusterClientBuilder::new(nodes)
         .connection_timeout(timeout)
-        .response_timeout(timeout)
+        .response_timeout(timeout);
+    if config.tls_ca_file.is_some() || config.tls_client_cert_file.is_some() {
+        builder = builder.certs(certificates(config)?);
+    }
+    let client = builder
         .build()
         .map_err(|source| RedisConfigError::InvalidUrl {
             url: config
@@ -156,4 +164,29 @@ pub(crate) fn client_for(
             source,
         })?;
     Ok((client, format!("cluster {}", shown.join(","))))
+}
+
+/// The `tls_*` files of `config` as redis-rs's certificates (PEM bytes).
+fn certificates(config: &RedisConfig) -> Result<TlsCertificates, RedisConfigError> {
+    fn read(setting: &'static str, path: &std::path::Path) -> Result<Vec<u8>, RedisConfigError> {
+        std::fs::read(path).map_err(|e| RedisConfigError::Tls {
+            setting,
+            reason: format!("{}: {e}", path.display()),
+        })
+    }
+    let root_cert = match &config.tls_ca_file {
+        Some(path) => Some(read("tls_ca_file", path)?),
+        None => None,
+    };
+    let client_tls = match (&config.tls_client_cert_file, &config.tls_client_key_file) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read("tls_client_cert_file", cert)?,
+            client_key: read("tls_client_key_file", key)?,
+        }),
+        _ => None,
+    };
+    Ok(TlsCertificates {
+        client_tls,
+        root_cert,
+    })
 }

@@ -98,8 +98,11 @@ pub struct RedisConfig {
     /// [`url`](Self::url) is not used. Every script's keys share one hash slot, and a call
     /// whose keys are in several slots sends one script per slot, concurrently (one round
     /// trip of latency) — see `docs/architecture.md`, "Redis Cluster: slot layout".
-    /// `pool_size` is not used (one multiplexed connection per node). TLS (`rediss://`, the
-    /// `tls_*` files) to a cluster is not supported yet. Default: empty (one server).
+    /// `pool_size` is not used (one multiplexed connection per node). With `rediss://` seeds
+    /// (all or none), every node is reached over TLS by redis-rs's rustls (ring) support:
+    /// the CA of [`tls_ca_file`](Self::tls_ca_file), or the system's root certificates
+    /// (`rustls-native-certs`), and the client certificate if set. Default: empty (one
+    /// server).
     pub cluster: Vec<String>,
 }
 
@@ -210,7 +213,12 @@ impl RedisConfig {
                 "the scheme must be redis://, rediss:// or unix://",
             ))));
         }
-        let (_, tls) = parse_url(&self.url).map_err(invalid_url)?;
+        let (_, url_tls) = parse_url(&self.url).map_err(invalid_url)?;
+        // With `cluster`, the seeds say whether TLS is used (`validate_cluster`), not `url`.
+        let tls = match self.cluster.first() {
+            Some(seed) => seed.starts_with("rediss://"),
+            None => url_tls,
+        };
         if !tls {
             for (setting, set) in [
                 ("tls_ca_file", self.tls_ca_file.is_some()),
@@ -251,26 +259,24 @@ impl RedisConfig {
     /// The [`cluster`](Self::cluster) part of [`validate`](Self::validate): every seed a
     /// `redis://host:port` URL, and no TLS files.
     fn validate_cluster(&self) -> Result<(), RedisConfigError> {
-        if self.cluster.is_empty() {
+        let Some(first) = self.cluster.first() else {
             return Ok(());
-        }
-        if self.tls_ca_file.is_some() || self.tls_client_cert_file.is_some() {
-            return Err(SettingError::new(
-                "cluster",
-                "TLS to a Redis Cluster is not supported yet (no tls_* files with cluster)",
-            )
-            .into());
-        }
+        };
+        let tls = first.starts_with("rediss://");
         for url in &self.cluster {
-            if !url.starts_with("redis://") {
-                return Err(RedisConfigError::InvalidUrl {
-                    url: redact_url(url),
-                    source: RedisError::from((
-                        ErrorKind::InvalidClientConfig,
-                        "a Redis Cluster seed node is a redis://host:port URL (TLS to a \
-                         cluster is not supported yet)",
-                    )),
-                });
+            let invalid = |message: &'static str| RedisConfigError::InvalidUrl {
+                url: redact_url(url),
+                source: RedisError::from((ErrorKind::InvalidClientConfig, message)),
+            };
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "a Redis Cluster seed node is a redis://host:port or rediss://host:port URL",
+                ));
+            }
+            if url.starts_with("rediss://") != tls {
+                return Err(invalid(
+                    "the seed nodes of a Redis Cluster are all redis:// or all rediss://",
+                ));
             }
             parse_url(url).map_err(|source| RedisConfigError::InvalidUrl {
                 url: redact_url(url),
@@ -394,9 +400,10 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// What redis-rs makes of `url`, and whether it asks for TLS. redis-rs is built without its
-/// TLS features (this crate does TLS itself, on rustls + ring), so a `rediss://` URL is read
-/// as the `redis://` URL of the same server. Fragments (redis-rs's `#insecure`) are refused:
+/// What redis-rs makes of `url`, and whether it asks for TLS. To one server this crate does
+/// TLS itself (rustls + ring, the platform verifier), so a `rediss://` URL is read as the
+/// `redis://` URL of the same server; a cluster's `rediss://` seeds become redis-rs TLS
+/// addresses (`cluster.rs`). Fragments (redis-rs's `#insecure`) are refused:
 /// certificates are always verified.
 pub(crate) fn parse_url(url: &str) -> Result<(ConnectionInfo, bool), RedisError> {
     match url.strip_prefix("rediss://") {

@@ -1,6 +1,7 @@
 //! A throwaway Redis Cluster: three `redis-server` primaries of the test's own.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -38,6 +39,8 @@ pub struct ThrowawayCluster {
     dir: TempDir,
     /// Whether the nodes keep an append-only file ([`ThrowawayCluster::start_append_only`]).
     append_only: bool,
+    /// The nodes' TLS ports ([`ThrowawayCluster::start_tls`]), in node order; empty without.
+    tls_ports: Vec<u16>,
 }
 
 /// One primary: its watchdog shell (closing its stdin kills the server), its port and the
@@ -55,7 +58,7 @@ impl ThrowawayCluster {
     /// says `cluster_state:ok`. Fails the calling test, saying how to install them, when
     /// `redis-server` or `redis-cli` is missing.
     pub fn start() -> ThrowawayCluster {
-        Self::start_with(false)
+        Self::start_with(false, false)
     }
 
     /// [`start`](Self::start), with every node keeping an append-only file (fsync every
@@ -63,21 +66,39 @@ impl ThrowawayCluster {
     /// [restarted](Self::restart_node) node comes back with its keys, as a persistent
     /// production node would.
     pub fn start_append_only() -> ThrowawayCluster {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    fn start_with(append_only: bool) -> ThrowawayCluster {
+    /// [`start`](Self::start), the nodes also speaking TLS (`tls-cluster yes`: the cluster bus
+    /// too) with a certificate for `localhost` and 127.0.0.1 from a throwaway CA
+    /// ([`ca_file`](Self::ca_file)); clients reach them at [`tls_urls`](Self::tls_urls), and
+    /// a TLS client is told the nodes' TLS ports. The plain ports stay, for administration.
+    pub fn start_tls() -> ThrowawayCluster {
+        Self::start_with(false, true)
+    }
+
+    fn start_with(append_only: bool, tls: bool) -> ThrowawayCluster {
         let dir = tempfile::Builder::new()
             .prefix("tokenward-redis-cluster-")
             .tempdir()
             .unwrap_or_else(|e| panic!("no temp dir for the cluster's node files: {e}"));
+        if tls {
+            crate::tls::write_certificates(
+                dir.path(),
+                vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+            );
+        }
         let mut cluster = ThrowawayCluster {
             nodes: Vec::new(),
             dir,
             append_only,
+            tls_ports: Vec::new(),
         };
         for _ in 0..3 {
             let port = free_port();
+            if tls {
+                cluster.tls_ports.push(free_port());
+            }
             let args = cluster.node_args(port);
             let mut node = Node {
                 child: None,
@@ -89,8 +110,14 @@ impl ThrowawayCluster {
             cluster.nodes.push(node);
         }
         let mut create = Command::new("redis-cli");
+        let create_ports = if tls {
+            create.arg("--tls").arg("--cacert").arg(cluster.ca_file());
+            cluster.tls_ports.clone()
+        } else {
+            cluster.ports()
+        };
         create.arg("--cluster").arg("create");
-        for port in cluster.ports() {
+        for port in create_ports {
             create.arg(format!("127.0.0.1:{port}"));
         }
         create.args(["--cluster-replicas", "0", "--cluster-yes"]);
@@ -123,6 +150,20 @@ impl ThrowawayCluster {
             .into_iter()
             .map(|port| format!("redis://127.0.0.1:{port}"))
             .collect()
+    }
+
+    /// The nodes' `rediss://127.0.0.1:TLS_PORT` URLs ([`start_tls`](Self::start_tls); empty
+    /// otherwise).
+    pub fn tls_urls(&self) -> Vec<String> {
+        self.tls_ports
+            .iter()
+            .map(|port| format!("rediss://127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// The throwaway CA's certificate (PEM) of a [`start_tls`](Self::start_tls) cluster.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     /// The nodes' ports.
@@ -162,6 +203,24 @@ impl ThrowawayCluster {
     /// `port + 10000` may not exist).
     fn node_args(&self, port: u16) -> Vec<OsString> {
         let bus = free_port();
+        let file = |name: &str| self.dir.path().join(name).into_os_string();
+        let tls: Vec<OsString> = match self.tls_ports.get(self.nodes.len()) {
+            Some(tls_port) => vec![
+                "--tls-port".into(),
+                tls_port.to_string().into(),
+                "--tls-cert-file".into(),
+                file("server.pem"),
+                "--tls-key-file".into(),
+                file("server.key"),
+                "--tls-ca-cert-file".into(),
+                file("ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--tls-cluster".into(),
+                "yes".into(),
+            ],
+            None => Vec::new(),
+        };
         [
             "--port",
             &port.to_string(),
@@ -189,6 +248,7 @@ impl ThrowawayCluster {
         .into_iter()
         .map(OsString::from)
         .chain([self.dir.path().as_os_str().to_owned()])
+        .chain(tls)
         .collect()
     }
 }

@@ -234,7 +234,7 @@ fn spawn(args: Vec<OsString>, port: u16, tls_port: u16, dir: TempDir) -> Throwaw
 
 /// Writes `ca.pem`, `server.pem` + `server.key` (for `names`), `client.pem` + `client.key`
 /// (all signed by the CA) and `other-ca.pem` (a CA that signed nothing) into `dir`.
-fn write_certificates(dir: &Path, names: Vec<String>) {
+pub(crate) fn write_certificates(dir: &Path, names: Vec<String>) {
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
         panic!("throwaway TLS certificates: {what}: {e}")
     };

@@ -27,8 +27,13 @@ use crate::common::{OUTAGE, TIMEOUT, bounded_failure};
 
 /// Plain connections to each seed node (the cluster's primaries), for the test's own reads.
 async fn nodes() -> Vec<redis::aio::MultiplexedConnection> {
+    nodes_of(&cluster_urls()).await
+}
+
+/// Plain connections to each of `urls`.
+async fn nodes_of(urls: &[String]) -> Vec<redis::aio::MultiplexedConnection> {
     let mut out = Vec::new();
-    for url in cluster_urls() {
+    for url in urls {
         let client = redis::Client::open(url.as_str()).unwrap();
         out.push(client.get_multiplexed_async_connection().await.unwrap());
     }
@@ -106,20 +111,47 @@ impl tokenward_core::conformance::StoreProbe for ClusterProbe {
 /// The suites' fixture: stores on the cluster under a fresh prefix per case, whose keys go
 /// after it.
 struct ClusterFixture {
+    /// The seed nodes the stores connect to (`rediss://` on the TLS cluster).
+    seeds: Vec<String>,
+    /// The CA of the TLS cluster.
+    ca_file: Option<std::path::PathBuf>,
     nodes: Vec<redis::aio::MultiplexedConnection>,
     prefixes: Mutex<HashMap<&'static str, Vec<String>>>,
+}
+
+/// The binary's TLS cluster (`tls-cluster yes`, a throwaway CA), started on first use.
+fn tls_cluster() -> &'static ThrowawayCluster {
+    static CLUSTER: std::sync::OnceLock<ThrowawayCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(ThrowawayCluster::start_tls)
 }
 
 impl ClusterFixture {
     async fn setup() -> Result<Self, BoxError> {
         Ok(ClusterFixture {
+            seeds: cluster_urls(),
+            ca_file: None,
             nodes: nodes().await,
             prefixes: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The same suites on a cluster reached over TLS (`rediss://` seeds, the CA file).
+    async fn setup_tls() -> Result<Self, BoxError> {
+        let cluster = tokio::task::spawn_blocking(tls_cluster).await?;
+        Ok(ClusterFixture {
+            seeds: cluster.tls_urls(),
+            ca_file: Some(cluster.ca_file()),
+            nodes: nodes_of(&cluster.urls()).await,
+            prefixes: Mutex::new(HashMap::new()),
+        })
+    }
+
     fn config(&self, case: &'static str) -> RedisConfig {
-        let config = cluster_config(&format!("cl-{case}"));
+        let mut config = RedisConfig::default()
+            .cluster(self.seeds.clone())
+            .key_prefix(unique_prefix(&format!("cl-{case}")))
+            .operation_timeout(Duration::from_secs(2));
+        config.tls_ca_file.clone_from(&self.ca_file);
         self.prefixes
             .lock()
             .unwrap()
@@ -247,6 +279,83 @@ mod combined_conformance {
         fixture = super::ClusterFixture,
         setup = super::ClusterFixture::setup
     );
+}
+
+/// Every suite again on a cluster reached over TLS: `rediss://` seeds, the nodes' TLS ports
+/// (`tls-cluster yes`), the throwaway CA as `tls_ca_file`.
+mod tls {
+    mod revocation_conformance {
+        tokenward_revocation::revocation_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::setup_tls
+        );
+    }
+
+    mod ratelimit_conformance {
+        tokenward_ratelimit::ratelimit_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::setup_tls
+        );
+    }
+
+    mod refresh_conformance {
+        tokenward_refresh::refresh_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::setup_tls
+        );
+    }
+
+    mod combined_conformance {
+        tokenward_guard::combined_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::setup_tls
+        );
+    }
+
+    use std::time::Duration;
+
+    use tokenward_redis::{RedisBackend, RedisConfig};
+
+    /// A TLS cluster with a CA the client does not trust fails with a TLS error, naming no
+    /// password; without the CA file (the system's roots) too.
+    #[tokio::test]
+    async fn an_untrusted_certificate_fails_clearly() {
+        let cluster = tokio::task::spawn_blocking(super::tls_cluster)
+            .await
+            .unwrap();
+        let seeds: Vec<String> = cluster
+            .tls_urls()
+            .iter()
+            .map(|u| u.replace("rediss://", "rediss://:hunter2@"))
+            .collect();
+        // A CA of another server's (kept alive: its files go with it).
+        let other = tokenward_testsupport::ThrowawayTlsRedis::start();
+        for ca in [Some(other.other_ca_file()), None] {
+            let mut config = RedisConfig::default()
+                .cluster(seeds.clone())
+                .operation_timeout(Duration::from_secs(2));
+            config.tls_ca_file = ca;
+            let backend = RedisBackend::new(&config).unwrap();
+            let error = backend.ping().await.unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+            let lower = error.to_lowercase();
+            assert!(
+                lower.contains("certificate")
+                    || lower.contains("tls")
+                    || lower.contains("unknownissuer"),
+                "{error}"
+            );
+        }
+    }
+
+    /// Seeds are all `rediss://` or all `redis://`.
+    #[test]
+    fn mixed_seeds_are_refused() {
+        let config =
+            RedisConfig::default().cluster(["redis://127.0.0.1:7000", "rediss://127.0.0.1:7001"]);
+        let error = RedisBackend::new(&config).unwrap_err().to_string();
+        assert!(error.contains("all redis:// or all rediss://"), "{error}");
+    }
 }
 
 /// The address (`ip:port`) of the primary that owns `key`'s slot right now, from
