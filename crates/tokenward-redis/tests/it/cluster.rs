@@ -2,7 +2,9 @@
 //! `REDIS_CLUSTER_URLS`, or a throwaway one for the whole binary), each case under its own
 //! prefix — without a hash tag, so a case's keys spread over the nodes and every call whose
 //! keys span slots must group them (a `CROSSSLOT` fails the case); the keys of one subject on
-//! different nodes; the startup check on every primary; BYO cluster clients.
+//! different nodes; the startup check on every primary; BYO cluster clients (the revocation
+//! and combined suites on an application's cluster client and deadpool cluster pool); and
+//! every suite again on a cluster reached over TLS (`rediss://` seeds, a throwaway CA).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -111,12 +113,25 @@ impl tokenward_core::conformance::StoreProbe for ClusterProbe {
 /// The suites' fixture: stores on the cluster under a fresh prefix per case, whose keys go
 /// after it.
 struct ClusterFixture {
+    /// What the stores run on: their own cluster connection, or the application's.
+    app: ClusterApp,
     /// The seed nodes the stores connect to (`rediss://` on the TLS cluster).
     seeds: Vec<String>,
     /// The CA of the TLS cluster.
     ca_file: Option<std::path::PathBuf>,
     nodes: Vec<redis::aio::MultiplexedConnection>,
     prefixes: Mutex<HashMap<&'static str, Vec<String>>>,
+}
+
+/// What a [`ClusterFixture`]'s stores run on.
+enum ClusterApp {
+    /// `RedisBackend::new` with `RedisConfig::cluster`.
+    Own,
+    /// `RedisBackend::from_cluster_client` with the application's client.
+    Client(redis::cluster::ClusterClient),
+    /// `RedisBackend::from_deadpool_cluster` with the application's cluster pool.
+    #[cfg(feature = "deadpool")]
+    Pool(deadpool_redis::cluster::Pool),
 }
 
 /// The binary's TLS cluster (`tls-cluster yes`, a throwaway CA), started on first use.
@@ -128,6 +143,7 @@ fn tls_cluster() -> &'static ThrowawayCluster {
 impl ClusterFixture {
     async fn setup() -> Result<Self, BoxError> {
         Ok(ClusterFixture {
+            app: ClusterApp::Own,
             seeds: cluster_urls(),
             ca_file: None,
             nodes: nodes().await,
@@ -139,10 +155,49 @@ impl ClusterFixture {
     async fn setup_tls() -> Result<Self, BoxError> {
         let cluster = tokio::task::spawn_blocking(tls_cluster).await?;
         Ok(ClusterFixture {
+            app: ClusterApp::Own,
             seeds: cluster.tls_urls(),
             ca_file: Some(cluster.ca_file()),
             nodes: nodes_of(&cluster.urls()).await,
             prefixes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The suites on the application's own cluster client.
+    async fn byo_client() -> Result<Self, BoxError> {
+        let client = redis::cluster::ClusterClient::new(cluster_urls())?;
+        Ok(ClusterFixture {
+            app: ClusterApp::Client(client),
+            ..Self::setup().await?
+        })
+    }
+
+    /// The suites on the application's deadpool cluster pool.
+    #[cfg(feature = "deadpool")]
+    async fn byo_pool() -> Result<Self, BoxError> {
+        let pool = deadpool_redis::cluster::Config::from_urls(cluster_urls())
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+        Ok(ClusterFixture {
+            app: ClusterApp::Pool(pool),
+            ..Self::setup().await?
+        })
+    }
+
+    /// A backend for `case`, on the fixture's kind of connection, under a fresh prefix.
+    fn backend(&self, case: &'static str) -> Result<RedisBackend, BoxError> {
+        let config = self.config(case);
+        let options = || {
+            BackendOptions::new()
+                .key_prefix(config.key_prefix.clone())
+                .operation_timeout(config.operation_timeout)
+        };
+        Ok(match &self.app {
+            ClusterApp::Own => RedisBackend::new(&config)?,
+            ClusterApp::Client(client) => {
+                RedisBackend::from_cluster_client(client.clone(), options())?
+            }
+            #[cfg(feature = "deadpool")]
+            ClusterApp::Pool(pool) => RedisBackend::from_deadpool_cluster(pool.clone(), options())?,
         })
     }
 
@@ -180,7 +235,7 @@ impl ClusterFixture {
 #[async_trait]
 impl Fixture<RevocationEnv> for ClusterFixture {
     async fn env(&self, case: &'static str) -> Result<RevocationEnv, BoxError> {
-        let store = RedisRevocationStore::connect(&self.config(case))?;
+        let store = RedisRevocationStore::new(self.backend(case)?);
         let probe = self.probe(store.backend());
         Ok(RevocationEnv::new(
             Arc::new(store),
@@ -197,7 +252,7 @@ impl Fixture<RevocationEnv> for ClusterFixture {
 #[async_trait]
 impl Fixture<RateLimitEnv> for ClusterFixture {
     async fn env(&self, case: &'static str) -> Result<RateLimitEnv, BoxError> {
-        let store = RedisRateLimitStore::connect(&self.config(case))?;
+        let store = RedisRateLimitStore::new(self.backend(case)?);
         let probe = self.probe(store.backend());
         Ok(RateLimitEnv::new(
             Arc::new(store),
@@ -214,7 +269,7 @@ impl Fixture<RateLimitEnv> for ClusterFixture {
 #[async_trait]
 impl Fixture<RefreshEnv> for ClusterFixture {
     async fn env(&self, case: &'static str) -> Result<RefreshEnv, BoxError> {
-        let store = RedisRefreshStore::connect(&self.config(case))?;
+        let store = RedisRefreshStore::new(self.backend(case)?);
         let probe = self.probe(store.backend());
         Ok(RefreshEnv::new(
             Arc::new(store),
@@ -238,8 +293,8 @@ fn separate(stores: &RedisStores) -> SeparateStores {
 #[async_trait]
 impl Fixture<CombinedEnv> for ClusterFixture {
     async fn env(&self, case: &'static str) -> Result<CombinedEnv, BoxError> {
-        let backend = RedisStores::connect(&self.config(case))?;
-        let reference = RedisStores::connect(&self.config(case))?;
+        let backend = RedisStores::new(self.backend(case)?);
+        let reference = RedisStores::new(self.backend(case)?);
         Ok(CombinedEnv::new(
             Arc::new(backend.clone()),
             separate(&backend),
@@ -279,6 +334,41 @@ mod combined_conformance {
         fixture = super::ClusterFixture,
         setup = super::ClusterFixture::setup
     );
+}
+
+/// The revocation and combined suites on the application's own cluster client and (feature
+/// `deadpool`) cluster pool: the stores' code is the same on every kind, these two cover the
+/// pipelined check and the Guard's per-slot scripts through another `ConnectionLike`.
+mod byo {
+    mod client_revocation {
+        tokenward_revocation::revocation_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::byo_client
+        );
+    }
+
+    mod client_combined {
+        tokenward_guard::combined_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::byo_client
+        );
+    }
+
+    #[cfg(feature = "deadpool")]
+    mod pool_revocation {
+        tokenward_revocation::revocation_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::byo_pool
+        );
+    }
+
+    #[cfg(feature = "deadpool")]
+    mod pool_combined {
+        tokenward_guard::combined_conformance_tests!(
+            fixture = super::super::ClusterFixture,
+            setup = super::super::ClusterFixture::byo_pool
+        );
+    }
 }
 
 /// Every suite again on a cluster reached over TLS: `rediss://` seeds, the nodes' TLS ports
