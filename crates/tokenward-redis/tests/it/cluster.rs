@@ -128,7 +128,7 @@ enum ClusterApp {
     /// `RedisBackend::new` with `RedisConfig::cluster`.
     Own,
     /// `RedisBackend::from_cluster_client` with the application's client.
-    Client(redis::cluster::ClusterClient),
+    Client(Box<redis::cluster::ClusterClient>),
     /// `RedisBackend::from_deadpool_cluster` with the application's cluster pool.
     #[cfg(feature = "deadpool")]
     Pool(deadpool_redis::cluster::Pool),
@@ -167,7 +167,7 @@ impl ClusterFixture {
     async fn byo_client() -> Result<Self, BoxError> {
         let client = redis::cluster::ClusterClient::new(cluster_urls())?;
         Ok(ClusterFixture {
-            app: ClusterApp::Client(client),
+            app: ClusterApp::Client(Box::new(client)),
             ..Self::setup().await?
         })
     }
@@ -194,7 +194,7 @@ impl ClusterFixture {
         Ok(match &self.app {
             ClusterApp::Own => RedisBackend::new(&config)?,
             ClusterApp::Client(client) => {
-                RedisBackend::from_cluster_client(client.clone(), options())?
+                RedisBackend::from_cluster_client((**client).clone(), options())?
             }
             #[cfg(feature = "deadpool")]
             ClusterApp::Pool(pool) => RedisBackend::from_deadpool_cluster(pool.clone(), options())?,
