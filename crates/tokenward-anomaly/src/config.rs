@@ -109,7 +109,8 @@ impl Default for NewNetwork {
 
 /// Refresh reuse: reported with the networks the family was used from (remembered for
 /// `remember` from the family's first recorded use). The refresh engine has already revoked
-/// the family.
+/// the family and its session, so the action is [`Action::Alert`] or [`Action::Ban`] (the
+/// address that presented the reused token).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RefreshReuse {
@@ -219,6 +220,12 @@ impl AnomalyConfig {
         }
         if let Some(d) = &self.refresh_reuse {
             SettingError::check_range("refresh_reuse.remember", d.remember, WINDOW_RANGE)?;
+            if d.action.needs_token() {
+                return Err(SettingError::new(
+                    "refresh_reuse.action",
+                    "the refresh engine has revoked the family already; use alert or ban",
+                ));
+            }
         }
         SettingError::check_range("ipv4_prefix", self.ipv4_prefix, 8..=32)?;
         SettingError::check_range("ipv6_prefix", self.ipv6_prefix, 16..=128)?;
@@ -264,6 +271,12 @@ mod tests {
             ..ForgeryBurst::default()
         });
         assert_eq!(c.validate().unwrap_err().setting(), "forgery_burst.action");
+        let mut c = AnomalyConfig::default();
+        c.refresh_reuse = Some(RefreshReuse {
+            action: Action::RevokeSubject,
+            ..RefreshReuse::default()
+        });
+        assert_eq!(c.validate().unwrap_err().setting(), "refresh_reuse.action");
         let mut c = AnomalyConfig::default();
         c.ipv4_prefix = 33;
         assert_eq!(c.validate().unwrap_err().setting(), "ipv4_prefix");

@@ -78,8 +78,8 @@ pub struct DemoConfig {
     /// `--dangerous-allow-eviction`: start on a Redis whose `maxmemory-policy` may evict
     /// keys (refused otherwise: it silently forgets revocations and bans when full).
     pub redis_dangerous_allow_eviction: bool,
-    /// `--redis-cluster`: `redis` names seed nodes of a Redis Cluster (one `redis://` URL or
-    /// a comma-separated list).
+    /// `--redis-cluster`: `redis` names seed nodes of a Redis Cluster (one URL or a
+    /// comma-separated list, all `redis://` or all `rediss://`).
     pub redis_cluster: bool,
     /// `--access-ttl`: access-token lifetime (900 s, at most 86 400 s).
     pub access_ttl: Duration,
@@ -291,7 +291,8 @@ impl Demo {
     /// The application for `config`, signing and verifying with `keys`. Building it never
     /// connects to Redis: [`Demo::check_redis`] (which [`spawn`] and the binary run before
     /// listening) refuses a Redis that cannot be used; after startup, an outage shows as
-    /// 503s.
+    /// 503s. Call it within a Tokio runtime: the anomaly detector starts its worker there
+    /// (a [`StartError::Anomaly`] otherwise).
     pub fn new(config: &DemoConfig, keys: KeySet) -> Result<Demo, StartError> {
         let keys = SharedKeySet::new(keys);
         let mut guard_config = GuardConfig::new(ISSUER, AUDIENCE);

@@ -336,117 +336,9 @@ mod combined_conformance {
     );
 }
 
-/// The revocation and combined suites on the application's own cluster client and (feature
-/// `deadpool`) cluster pool: the stores' code is the same on every kind, these two cover the
-/// pipelined check and the Guard's per-slot scripts through another `ConnectionLike`.
-mod byo {
-    mod client_revocation {
-        tokenward_revocation::revocation_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::byo_client
-        );
-    }
-
-    mod client_combined {
-        tokenward_guard::combined_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::byo_client
-        );
-    }
-
-    #[cfg(feature = "deadpool")]
-    mod pool_revocation {
-        tokenward_revocation::revocation_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::byo_pool
-        );
-    }
-
-    #[cfg(feature = "deadpool")]
-    mod pool_combined {
-        tokenward_guard::combined_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::byo_pool
-        );
-    }
-}
-
-/// Every suite again on a cluster reached over TLS: `rediss://` seeds, the nodes' TLS ports
-/// (`tls-cluster yes`), the throwaway CA as `tls_ca_file`.
-mod tls {
-    mod revocation_conformance {
-        tokenward_revocation::revocation_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::setup_tls
-        );
-    }
-
-    mod ratelimit_conformance {
-        tokenward_ratelimit::ratelimit_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::setup_tls
-        );
-    }
-
-    mod refresh_conformance {
-        tokenward_refresh::refresh_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::setup_tls
-        );
-    }
-
-    mod combined_conformance {
-        tokenward_guard::combined_conformance_tests!(
-            fixture = super::super::ClusterFixture,
-            setup = super::super::ClusterFixture::setup_tls
-        );
-    }
-
-    use std::time::Duration;
-
-    use tokenward_redis::{RedisBackend, RedisConfig};
-
-    /// A TLS cluster with a CA the client does not trust fails with a TLS error, naming no
-    /// password; without the CA file (the system's roots) too.
-    #[tokio::test]
-    async fn an_untrusted_certificate_fails_clearly() {
-        let cluster = tokio::task::spawn_blocking(super::tls_cluster)
-            .await
-            .unwrap();
-        let seeds: Vec<String> = cluster
-            .tls_urls()
-            .iter()
-            .map(|u| u.replace("rediss://", "rediss://:hunter2@"))
-            .collect();
-        // A CA of another server's (kept alive: its files go with it).
-        let other = tokenward_testsupport::ThrowawayTlsRedis::start();
-        for ca in [Some(other.other_ca_file()), None] {
-            let mut config = RedisConfig::default()
-                .cluster(seeds.clone())
-                .operation_timeout(Duration::from_secs(2));
-            config.tls_ca_file = ca;
-            let backend = RedisBackend::new(&config).unwrap();
-            let error = backend.ping().await.unwrap_err().to_string();
-            assert!(!error.contains("hunter2"), "{error}");
-            let lower = error.to_lowercase();
-            assert!(
-                lower.contains("certificate")
-                    || lower.contains("tls")
-                    || lower.contains("unknownissuer"),
-                "{error}"
-            );
-        }
-    }
-
-    /// Seeds are all `rediss://` or all `redis://`.
-    #[test]
-    fn mixed_seeds_are_refused() {
-        let config =
-            RedisConfig::default().cluster(["redis://127.0.0.1:7000", "rediss://127.0.0.1:7001"]);
-        let error = RedisBackend::new(&config).unwrap_err().to_string();
-        assert!(error.contains("all redis:// or all rediss://"), "{error}");
-    }
-}
+mod byo;
+mod dead;
+mod tls;
 
 /// The address (`ip:port`) of the primary that owns `key`'s slot right now, from
 /// `CLUSTER KEYSLOT` and `CLUSTER NODES` (asked of the first node).
@@ -746,8 +638,8 @@ async fn an_application_cluster_client_runs_the_stores() {
     delete_on_nodes(&nodes, &prefix).await;
 }
 
-/// Cluster settings are checked when the config is: no TLS to a cluster yet, seeds are
-/// `redis://` URLs; a TOML config names them.
+/// Cluster settings are checked when the config is: seeds are `redis://` or `rediss://` URLs,
+/// all of one kind, `tls_*` files only with `rediss://` seeds; a TOML config names them.
 #[test]
 fn cluster_settings_are_validated() {
     let config: RedisConfig = toml::from_str(
@@ -760,7 +652,7 @@ fn cluster_settings_are_validated() {
     assert_eq!(config.cluster.len(), 2);
     assert!(!format!("{config:?}").contains("s3cret"));
     for bad in [
-        RedisConfig::default().cluster(["rediss://10.0.0.1:7000"]),
+        RedisConfig::default().cluster(["redis://10.0.0.1:7000", "rediss://10.0.0.2:7000"]),
         RedisConfig::default().cluster(["unix:///tmp/r.sock"]),
         RedisConfig::default().cluster(["http://10.0.0.1"]),
     ] {
@@ -774,124 +666,6 @@ fn cluster_settings_are_validated() {
         "#,
     );
     assert!(tls.is_err());
-}
-
-/// `cluster-require-full-coverage no`, a primary killed mid-run: a check whose key it owned
-/// fails closed (`Unavailable` or `Timeout`, within the operation timeout) — never "active" —
-/// while checks on the other primaries still answer; once it is back (empty: no
-/// persistence), its keys answer again. On a cluster of the test's own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_primary_fails_its_own_keys_closed_and_the_others_answer() {
-    let mut cluster = tokio::task::spawn_blocking(ThrowawayCluster::start)
-        .await
-        .unwrap();
-    let mut admin = redis::Client::open(cluster.urls()[0].as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let config = RedisConfig::default()
-        .cluster(cluster.urls())
-        .key_prefix(unique_prefix("cl-dead"))
-        .operation_timeout(TIMEOUT);
-    let stores = RedisStores::connect(&config).unwrap();
-    let store = stores.revocation();
-    // One revoked jti per primary.
-    let ports = cluster.ports();
-    let mut jtis: Vec<Option<String>> = vec![None; ports.len()];
-    for n in 0..256 {
-        let jti = format!("dead-{n}");
-        let owner = node_of(std::slice::from_ref(&admin), &store.token_key(&jti)).await;
-        let i = ports
-            .iter()
-            .position(|port| owner.ends_with(&format!(":{port}")))
-            .unwrap();
-        jtis[i].get_or_insert(jti);
-        if jtis.iter().all(Option::is_some) {
-            break;
-        }
-    }
-    let jtis: Vec<String> = jtis.into_iter().map(Option::unwrap).collect();
-    let exp = UnixTime::from_secs(4_000_000_000);
-    fn token(jti: &str) -> TokenRef<'_> {
-        let exp = UnixTime::from_secs(4_000_000_000);
-        TokenRef::from_parts(Some(jti), None, None, None, exp).unwrap()
-    }
-    for jti in &jtis {
-        store
-            .revoke_token(&StoreId::new(jti).unwrap(), exp)
-            .await
-            .unwrap();
-    }
-
-    let dead = ports.len() - 1;
-    cluster.kill_node(dead);
-    for round in 0..3 {
-        for (i, jti) in jtis.iter().enumerate() {
-            if i == dead {
-                bounded_failure(
-                    &format!("round {round}: the dead primary's key"),
-                    OUTAGE,
-                    store.check(&token(jti)),
-                )
-                .await;
-            } else {
-                assert_eq!(
-                    store.check(&token(jti)).await.unwrap(),
-                    RevocationStatus::Revoked(RevokedBy::Token),
-                    "round {round}: a live primary's key"
-                );
-            }
-        }
-    }
-
-    // A request whose token lives on the dead primary and whose subject's limit lives on a
-    // live one fails closed too, within the deadline. (The cell its limit's script may have
-    // taken is given back in the background, best effort: the cluster client may be busy
-    // with the dead node then; a deterministic refund test is in
-    // `keys_of_one_subject_on_different_nodes_never_break_a_script`.)
-    let mut limit_name = None;
-    for n in 0..256 {
-        let name = format!("sub:live-{n}");
-        let key = stores
-            .ratelimit()
-            .gcra_key(&LimitKey::new(name.as_str()).unwrap());
-        let owner = node_of(std::slice::from_ref(&admin), &key).await;
-        if !owner.ends_with(&format!(":{}", ports[dead])) {
-            limit_name = Some(name);
-            break;
-        }
-    }
-    let limit_name = limit_name.unwrap();
-    let limit = LimitKey::new(limit_name.as_str()).unwrap();
-    let two = GcraCharge::single(GcraQuota::per_minute(std::num::NonZeroU32::new(2).unwrap()));
-    bounded_failure(
-        "a request with keys on the dead primary and on a live one",
-        OUTAGE,
-        stores.check_token(&token(&jtis[dead]), Some((&limit, &two))),
-    )
-    .await;
-
-    tokio::task::block_in_place(|| cluster.restart_node(dead));
-    let back = async {
-        loop {
-            if let Ok(status) = store.check(&token(&jtis[dead])).await {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let status = tokio::time::timeout(Duration::from_secs(20), back)
-        .await
-        .expect("the restarted primary's keys answer again");
-    assert_eq!(status, RevocationStatus::Active, "restarted empty");
-    for jti in &jtis[..dead] {
-        assert_eq!(
-            store.check(&token(jti)).await.unwrap(),
-            RevocationStatus::Revoked(RevokedBy::Token)
-        );
-    }
-    let _: String = redis::cmd("PING").query_async(&mut admin).await.unwrap();
 }
 
 /// Two application instances on one cluster (separate connections, same seed nodes and
