@@ -234,12 +234,24 @@ fn check_accepted<C>(signer: &Key, header: &[u8], payload: &[u8], verified: &Ver
     };
     assert!(aud_ok, "aud {:?}", claims.aud);
     assert!(c.aud.as_ref().is_some_and(|a: &Audience| a.contains(AUD)));
-    let time = |v: &Option<Value>| v.as_ref().map(|v| v.as_u64().expect("integer time"));
-    let exp = time(&claims.exp).expect("exp is required");
-    let iat = time(&claims.iat).expect("iat is required");
+    // A fractional `NumericDate` (RFC 7519 §2) is rounded towards the stricter answer:
+    // `exp` and `iat` down, `nbf` up.
+    let time = |v: &Option<Value>, up: bool| {
+        v.as_ref().map(|v| match v.as_u64() {
+            Some(secs) => secs,
+            None => {
+                let secs = v.as_f64().expect("a number of seconds");
+                let whole = if up { secs.ceil() } else { secs.floor() };
+                assert!((0.0..=9_007_199_254_740_992.0).contains(&whole), "time {secs}");
+                whole as u64
+            }
+        })
+    };
+    let exp = time(&claims.exp, false).expect("exp is required");
+    let iat = time(&claims.iat, false).expect("iat is required");
     assert_eq!(
         (c.exp, c.iat, c.nbf),
-        (Some(exp), Some(iat), time(&claims.nbf))
+        (Some(exp), Some(iat), time(&claims.nbf, true))
     );
     assert!(NOW < exp.saturating_add(LEEWAY), "expired token accepted");
     assert!(iat <= NOW + LEEWAY, "token from the future accepted");
