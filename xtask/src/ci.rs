@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{Result, cmd, deny, fuzz, redis};
+use crate::{Result, cmd, deny, fuzz, postgres, redis};
 
 /// One check. Steps run in table order; a failing step stops the run.
 struct Step {
@@ -121,16 +121,19 @@ pub(crate) struct Ctx {
     redis_url: String,
     /// The seed nodes of the Redis Cluster tests use, passed as `REDIS_CLUSTER_URLS`.
     cluster_urls: String,
+    /// The PostgreSQL server tests use, passed to them as `DATABASE_URL`.
+    database_url: String,
 }
 
 impl Ctx {
-    /// A `cargo` command that runs in the workspace root, with `REDIS_URL` and
-    /// `REDIS_CLUSTER_URLS` set.
+    /// A `cargo` command that runs in the workspace root, with `REDIS_URL`,
+    /// `REDIS_CLUSTER_URLS` and `DATABASE_URL` set.
     pub(crate) fn cargo(&self) -> Command {
         let mut cmd = cmd::cargo();
         cmd.current_dir(&self.root)
             .env("REDIS_URL", &self.redis_url)
-            .env(redis::CLUSTER_URLS_VAR, &self.cluster_urls);
+            .env(redis::CLUSTER_URLS_VAR, &self.cluster_urls)
+            .env(postgres::DATABASE_URL_VAR, &self.database_url);
         cmd
     }
 }
@@ -147,10 +150,14 @@ pub(crate) fn run(args: &[String]) -> Result {
     let cluster_dir = crate::workdir::WorkDir::create("ci-redis-cluster")?;
     // Stopped (if xtask started it) when `cluster` is dropped at the end of the run.
     let cluster = redis::provision_cluster(cluster_dir.path())?;
+    eprintln!("==> postgres: a real server for the tests that need one (they never skip)");
+    // Stopped (if xtask started it) when `postgres` is dropped at the end of the run.
+    let postgres = postgres::provision()?;
     let ctx = Ctx {
         root: crate::workspace_root(),
         redis_url: redis.url.clone(),
         cluster_urls: cluster.urls.clone(),
+        database_url: postgres.url.clone(),
     };
 
     let started = Instant::now();

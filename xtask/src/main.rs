@@ -8,6 +8,7 @@ mod cmd;
 mod demo;
 mod deny;
 mod fuzz;
+mod postgres;
 mod redis;
 mod tool;
 mod workdir;

@@ -68,7 +68,8 @@ fn start_throwaway(binary: &Path) -> Result<Redis> {
     Ok(redis)
 }
 
-fn free_port() -> Result<u16> {
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -107,12 +108,28 @@ fn ensure_binary() -> Result<PathBuf> {
     if let Some(path) = which("redis-server") {
         return Ok(path);
     }
-    let is_root = cmd::read(Command::new("id").arg("-u")).is_ok_and(|out| out.trim() == "0");
-    let has_apt = which("apt-get").is_some();
-    if !(is_root && has_apt) {
+    if !can_apt_install() {
         return Err(format!("`redis-server` is not installed: {INSTALL_HINT}").into());
     }
     eprintln!("`redis-server` is missing; installing Debian's redis-server package");
+    apt_install("redis-server")?;
+    which("redis-server").ok_or_else(|| {
+        format!("redis-server still missing after apt-get install: {INSTALL_HINT}").into()
+    })
+}
+
+/// Whether xtask runs as root.
+pub(crate) fn is_root() -> bool {
+    cmd::read(Command::new("id").arg("-u")).is_ok_and(|out| out.trim() == "0")
+}
+
+/// Whether xtask may install a missing server with [`apt_install`]: as root, with `apt-get`.
+pub(crate) fn can_apt_install() -> bool {
+    is_root() && which("apt-get").is_some()
+}
+
+/// Installs Debian's `package` (`apt-get update`, then `apt-get install`).
+pub(crate) fn apt_install(package: &str) -> Result {
     cmd::run(
         Command::new("apt-get")
             .arg("update")
@@ -120,15 +137,14 @@ fn ensure_binary() -> Result<PathBuf> {
     )?;
     cmd::run(
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "redis-server"])
+            .args(["install", "-y", "--no-install-recommends", package])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    which("redis-server").ok_or_else(|| {
-        format!("redis-server still missing after apt-get install: {INSTALL_HINT}").into()
-    })
+    Ok(())
 }
 
-fn which(program: &str) -> Option<PathBuf> {
+/// `program` on `PATH`.
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))

@@ -5,6 +5,11 @@
 //!   `redis://127.0.0.1:6379`; tests never skip — without a Redis they fail and say how to get
 //!   one. Each test works under its own [`unique_prefix`] and removes only that prefix's keys
 //!   ([`keys_under`], [`delete_prefix`]: `SCAN` + `UNLINK`, never `KEYS` or `FLUSHALL`).
+//! - **The shared test PostgreSQL** (feature `postgres`: `database_url`, `TestSchema`):
+//!   `DATABASE_URL`, or `postgres://postgres@127.0.0.1:5432/postgres`; tests never skip. Each
+//!   test works in a fresh schema of its own (`CREATE SCHEMA`, a small pool whose connections
+//!   have it as `search_path`, a URL that does the same), dropped afterwards (`DROP SCHEMA …
+//!   CASCADE`). Only crates whose tests need PostgreSQL enable the feature (it brings sqlx).
 //! - **Throwaway servers** ([`ThrowawayRedis`]): a `redis-server` process of the test's own, on
 //!   a free port, for tests that count commands, flush scripts, kill, freeze or restart the
 //!   server. Started through [`ThrowawayRedis::builder`] (extra arguments, an append-only file
@@ -59,6 +64,8 @@ mod cluster;
 mod info;
 mod logs;
 mod net;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod prefix;
 mod shared;
 mod throwaway;
@@ -68,6 +75,8 @@ pub use cluster::{CLUSTER_URLS_VAR, ThrowawayCluster, cluster_urls, delete_prefi
 pub use info::command_calls;
 pub use logs::LogCapture;
 pub use net::{BlackHole, free_port};
+#[cfg(feature = "postgres")]
+pub use postgres::{DEFAULT_DATABASE_URL, PostgresUnavailable, TestSchema, database_url};
 pub use prefix::{delete_prefix, glob_escape, keys_under, unique_prefix};
 pub use shared::{DEFAULT_REDIS_URL, RedisUnavailable, connect, redis_url, shared_redis};
 pub use throwaway::{REDIS_SERVER_HINT, ThrowawayRedis, ThrowawayRedisBuilder};

@@ -12,13 +12,19 @@ const BATCH: usize = 1000;
 /// server: `twtest:{label}:{pid}-{nanos}-{n}:`. `label` names the test, for whoever looks at
 /// the server.
 pub fn unique_prefix(label: &str) -> String {
+    format!("twtest:{label}:{}:", unique_id('-'))
+}
+
+/// `{pid}{sep}{nanos}{sep}{n}` (nanoseconds in hex): no other call returns the same, in this
+/// process or another one on the machine. Key prefixes and test schemas are named with it.
+pub(crate) fn unique_id(sep: char) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("twtest:{label}:{}-{nanos:x}-{n}:", std::process::id())
+    format!("{}{sep}{nanos:x}{sep}{n}", std::process::id())
 }
 
 /// `s` with the glob metacharacters of `SCAN MATCH` escaped.
