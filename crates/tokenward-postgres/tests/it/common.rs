@@ -9,11 +9,7 @@ use tokenward_core::StoreError;
 use tokenward_core::conformance::StoreProbe;
 use tokenward_postgres::{PgBackend, PgConfig};
 
-/// The test database (`DATABASE_URL`, else the local default).
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
+use tokenward_testsupport::database_url;
 
 /// A schema name no other test uses: `twt_{label}_{pid}_{nanos}_{n}`, cut to 63 bytes.
 pub fn unique_schema(label: &str) -> String {
