@@ -34,6 +34,21 @@ struct Args {
     /// does not answer or its maxmemory-policy may evict keys.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Keep refresh families and revocations in this PostgreSQL
+    /// (`postgres://user:password@host/db`), durable across restarts; limits and bans stay
+    /// in memory. With --redis too: PostgreSQL for refresh families and the durable copy of
+    /// revocations, Redis for limits, bans and the per-request check (reloaded from
+    /// PostgreSQL when Redis comes back empty). The schema is migrated at startup.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+    /// The schema of tokenward's tables in --postgres.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "tokenward",
+        requires = "postgres"
+    )]
+    pg_schema: String,
     /// With `rediss://`: trust exactly the CA certificates in this PEM file (a private CA)
     /// instead of the platform's trust store.
     #[arg(long, value_name = "FILE", requires = "redis")]
@@ -136,6 +151,8 @@ impl Args {
         config.bind = self.bind;
         config.keys = self.keys;
         config.redis = self.redis;
+        config.postgres = self.postgres;
+        config.pg_schema = self.pg_schema;
         config.redis_prefix = self.redis_prefix;
         config.redis_timeout = Duration::from_millis(self.redis_timeout_ms);
         config.redis_ca = self.redis_ca;
@@ -190,11 +207,12 @@ async fn main() -> ExitCode {
 async fn run(config: &DemoConfig) -> Result<(), server::StartError> {
     let keys = server::load_keys(config)?;
     let demo = Demo::new(config, keys)?;
-    demo.check_redis().await?;
-    let stores = if config.redis.is_some() {
-        "redis"
-    } else {
-        "memory"
+    demo.check_stores().await?;
+    let stores = match (&config.redis, &config.postgres) {
+        (Some(_), Some(_)) => "hybrid",
+        (Some(_), None) => "redis",
+        (None, Some(_)) => "postgres",
+        (None, None) => "memory",
     };
     server::serve(
         &demo,

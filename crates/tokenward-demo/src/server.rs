@@ -35,11 +35,13 @@ use crate::users::Users;
 mod anomaly;
 mod listen;
 mod login;
+mod stores;
 
 use anomaly::anomaly_detector;
 use listen::ServerLimits;
 pub use listen::{Running, serve, spawn};
 use login::{PasswordGate, login};
+use stores::Stores;
 
 /// The `iss` of the demo's access tokens.
 pub const ISSUER: &str = "http://tokenward-demo";
@@ -63,6 +65,11 @@ pub struct DemoConfig {
     pub keys: Option<PathBuf>,
     /// `--redis`: the Redis URL; `None` = in-memory stores.
     pub redis: Option<String>,
+    /// `--postgres`: the PostgreSQL URL for refresh families and revocations (durable);
+    /// with `redis` too, the hybrid deployment (`tokenward_guard::hybrid`).
+    pub postgres: Option<String>,
+    /// `--pg-schema`: the schema of tokenward's tables (`tokenward`).
+    pub pg_schema: String,
     /// `--redis-prefix`: the key prefix on Redis (instances sharing it are one service).
     pub redis_prefix: String,
     /// `--redis-timeout-ms`: the most any Redis call may take.
@@ -137,6 +144,8 @@ impl Default for DemoConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             keys: None,
             redis: None,
+            postgres: None,
+            pg_schema: tokenward_postgres::PgConfig::DEFAULT_SCHEMA.to_owned(),
             redis_prefix: tokenward_redis::RedisConfig::DEFAULT_KEY_PREFIX.to_owned(),
             redis_timeout: Duration::from_millis(250),
             redis_ca: None,
@@ -186,6 +195,15 @@ pub enum StartError {
     /// evicting `maxmemory-policy` ([`Demo::check_redis`]).
     #[error("--redis: {}", chain(.0))]
     RedisCheck(#[from] tokenward_redis::ServerCheckError),
+    /// `--postgres`: a bad URL or schema, or the startup migration failed.
+    #[error("--postgres: {}", chain(.0))]
+    Postgres(#[from] tokenward_postgres::PgSetupError),
+    /// `--postgres` with `--redis`: a Redis the hybrid cannot watch (a cluster).
+    #[error("--postgres with --redis: {0}")]
+    Hybrid(#[from] tokenward_guard::hybrid::HybridError),
+    /// `--postgres` with `--redis`: loading the revocations into Redis at startup failed.
+    #[error("--postgres with --redis: loading revocations into Redis: {0}")]
+    Reload(tokenward_core::StoreError),
     /// The token issuer.
     #[error("token issuer: {0}")]
     Issuer(#[from] tokenward_claims::IssueError),
@@ -242,6 +260,10 @@ pub struct Demo {
     limits: ServerLimits,
     /// The Redis connections, if `--redis`.
     redis: Option<tokenward_redis::RedisBackend>,
+    /// The PostgreSQL pool, if `--postgres` (migrated by [`Demo::check_stores`]).
+    postgres: Option<tokenward_postgres::PgBackend>,
+    /// `--postgres` with `--redis`: loaded by [`Demo::check_stores`].
+    hybrid: Option<tokenward_guard::hybrid::HybridStores>,
 }
 
 #[derive(Clone)]
@@ -309,30 +331,12 @@ impl Demo {
         let ipv6_prefix = guard_config.ban.ipv6_prefix;
         let limits = ServerLimits::new(config, ipv6_prefix)?;
 
-        let (stores, redis) = match &config.redis {
-            Some(url) => {
-                let redis = if config.redis_cluster {
-                    let seeds = url.split(',').map(str::trim).filter(|u| !u.is_empty());
-                    tokenward_redis::RedisConfig::default().cluster(seeds)
-                } else {
-                    tokenward_redis::RedisConfig::new(url.as_str())
-                };
-                let mut redis = redis
-                    .key_prefix(config.redis_prefix.as_str())
-                    .operation_timeout(config.redis_timeout)
-                    .dangerous_allow_eviction(config.redis_dangerous_allow_eviction);
-                redis.tls_ca_file.clone_from(&config.redis_ca);
-                redis
-                    .tls_client_cert_file
-                    .clone_from(&config.redis_client_cert);
-                redis
-                    .tls_client_key_file
-                    .clone_from(&config.redis_client_key);
-                let stores = tokenward_redis::RedisStores::connect(&redis)?;
-                (GuardStores::redis(&stores), Some(stores.backend().clone()))
-            }
-            None => (GuardStores::memory(), None),
-        };
+        let Stores {
+            guard: stores,
+            redis,
+            postgres,
+            hybrid,
+        } = Stores::build(config)?;
         let engine = Arc::new(RefreshEngine::with_config(
             stores.refresh.clone(),
             stores.revocation.clone(),
@@ -381,7 +385,31 @@ impl Demo {
             keys,
             limits,
             redis,
+            postgres,
+            hybrid,
         })
+    }
+
+    /// The startup check of the stores, before serving: [`Demo::check_redis`]; with
+    /// `--postgres`, the schema migrated (which proves PostgreSQL answers); with both, Redis
+    /// reloaded from PostgreSQL if it lost its revocations (first start, or a restart
+    /// without persistence).
+    pub async fn check_stores(&self) -> Result<(), StartError> {
+        self.check_redis().await?;
+        if let Some(pg) = &self.postgres {
+            pg.migrate().await?;
+        }
+        if let Some(hybrid) = &self.hybrid {
+            let report = hybrid.load().await.map_err(StartError::Reload)?;
+            if report.reloaded {
+                tracing::info!(
+                    target: "tokenward_demo",
+                    revocations = report.revocations,
+                    "Redis lacked the revocations: reloaded them from PostgreSQL"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The startup check of `--redis` (nothing without it): Redis answers within the

@@ -58,15 +58,23 @@ pub enum Backend {
     Redis,
     /// Stores given to [`GuardStores::new`](crate::GuardStores::new).
     Custom,
+    /// PostgreSQL for refresh families and revocations, memory for limits and bans
+    /// (`GuardStores::postgres`, feature `postgres`).
+    Postgres,
+    /// PostgreSQL for refresh families and durable revocations, Redis for the rest
+    /// (`tokenward_guard::hybrid`, features `redis` and `postgres`).
+    Hybrid,
 }
 
 impl Backend {
-    /// `memory`, `redis` or `custom`.
+    /// `memory`, `redis`, `custom`, `postgres` or `hybrid`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Backend::Memory => "memory",
             Backend::Redis => "redis",
             Backend::Custom => "custom",
+            Backend::Postgres => "postgres",
+            Backend::Hybrid => "hybrid",
         }
     }
 }

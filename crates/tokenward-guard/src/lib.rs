@@ -77,6 +77,8 @@ mod denial;
 mod guard;
 pub mod hook;
 pub mod http;
+#[cfg(all(feature = "redis", feature = "postgres"))]
+pub mod hybrid;
 mod issuers;
 mod observe;
 mod request;

@@ -138,9 +138,29 @@ impl GuardStores {
         out
     }
 
-    /// Which kind of stores these are (serializes as `memory`, `redis` or `custom`).
+    /// PostgreSQL for refresh families and revocations (durable: they survive restarts of
+    /// the application and of Redis), in-memory limits and bans (per process). Each request's
+    /// revocation check is one `SELECT`. With Redis too, see `tokenward_guard::hybrid`.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(stores: &tokenward_postgres::PgStores) -> Self {
+        let mut out = GuardStores::new(
+            Arc::new(stores.revocation()),
+            Arc::new(MemoryRateLimitStore::new()),
+            Arc::new(stores.refresh()),
+        );
+        out.backend = Backend::Postgres;
+        out
+    }
+
+    /// Which kind of stores these are (serializes as `memory`, `redis`, `custom`,
+    /// `postgres` or `hybrid`).
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    #[cfg(all(feature = "redis", feature = "postgres"))]
+    pub(crate) fn set_backend(&mut self, backend: Backend) {
+        self.backend = backend;
     }
 }
 

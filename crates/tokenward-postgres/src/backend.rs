@@ -80,6 +80,18 @@ impl PgBackend {
     /// [`purge_interval`](PgConfig::purge_interval) — the background purge started. Connects
     /// (to migrate) and fails if the database does not answer: run it at startup.
     pub async fn connect(config: &PgConfig) -> Result<Self, PgSetupError> {
+        let backend = PgBackend::connect_lazy(config)?;
+        if config.migrate {
+            backend.migrate().await?;
+        }
+        Ok(backend)
+    }
+
+    /// The backend of [`connect`](Self::connect) without any I/O: the pool connects on
+    /// first use and nothing is migrated — call [`migrate`](Self::migrate) (or
+    /// [`ping`](Self::ping)) at startup. For applications that build their state
+    /// synchronously and check their stores afterwards.
+    pub fn connect_lazy(config: &PgConfig) -> Result<Self, PgSetupError> {
         config.validate()?;
         let url = config.redacted_url();
         let options = PgConnectOptions::from_str(&config.url).map_err(|e| PgSetupError::Url {
@@ -90,11 +102,7 @@ impl PgBackend {
             .max_connections(config.max_connections)
             .acquire_timeout(config.operation_timeout)
             .connect_lazy_with(options);
-        let backend = PgBackend::build(pool, &config.schema, url, config)?;
-        if config.migrate {
-            backend.migrate().await?;
-        }
-        Ok(backend)
+        PgBackend::build(pool, &config.schema, url, config)
     }
 
     /// The stores on the application's pool, tables in `schema` (see

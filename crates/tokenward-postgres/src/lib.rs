@@ -71,6 +71,13 @@ impl PgStores {
         })
     }
 
+    /// [`PgBackend::connect_lazy`]: no I/O until first use; migrate at startup.
+    pub fn connect_lazy(config: &PgConfig) -> Result<Self, PgSetupError> {
+        Ok(PgStores {
+            backend: PgBackend::connect_lazy(config)?,
+        })
+    }
+
     /// The stores on `backend`.
     pub fn new(backend: PgBackend) -> Self {
         PgStores { backend }

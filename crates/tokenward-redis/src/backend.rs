@@ -291,6 +291,19 @@ impl RedisBackend {
         self.inner.calls.load(Ordering::Relaxed)
     }
 
+    /// How many connections the backend has opened so far, for a backend on connections of
+    /// its own to one server ([`RedisBackend::new`] without a cluster,
+    /// [`from_client`](Self::from_client)); `None` otherwise. A restarted server closes every
+    /// connection, so a call answered on a connection opened since some earlier reading may
+    /// have reached a server that restarted in between: `tokenward_guard::hybrid` checks,
+    /// then, that Redis still holds what it was given.
+    pub fn connections_opened(&self) -> Option<u64> {
+        match &self.inner.source {
+            Source::Slots(slots) => Some(slots.opened.load(Ordering::Relaxed)),
+            _ => None,
+        }
+    }
+
     /// Runs a Lua `script` with `keys` and `args` on the backend's connections, within its
     /// operation timeout and with its error mapping, as the stores of this crate run theirs:
     /// for stores built on this backend outside the crate (`tokenward-anomaly`'s). `EVALSHA`,

@@ -377,11 +377,11 @@ impl Drop for Running {
 }
 
 /// Builds the demo for `config` with `keys` and serves it on a background task (on
-/// `config.bind`; use port 0 for a free port). Runs [`Demo::check_redis`] first: a Redis
+/// `config.bind`; use port 0 for a free port). Runs [`Demo::check_stores`] first: a Redis
 /// that cannot be used is a [`StartError`].
 pub async fn spawn(config: &DemoConfig, keys: KeySet) -> Result<Running, StartError> {
     let demo = Demo::new(config, keys)?;
-    demo.check_redis().await?;
+    demo.check_stores().await?;
     let listener = TcpListener::bind(config.bind)
         .await
         .map_err(|source| StartError::Bind {

@@ -20,6 +20,8 @@ mod conformance;
 mod fault_proxy;
 mod faults;
 mod hook;
+#[cfg(all(feature = "redis", feature = "postgres"))]
+mod hybrid;
 mod issuers;
 mod observe;
 mod pipeline;
