@@ -1,6 +1,7 @@
 //! Throughput and latency percentiles of `RefreshEngine::rotate` under concurrency, at 1 and
-//! 64 concurrent tasks: the in-memory refresh store, and `RedisRefreshStore` (default pool of
-//! 8 connections) with its Redis round trips per rotation. The revocation store is a
+//! 64 concurrent tasks: the in-memory refresh store, `RedisRefreshStore` (default pool of
+//! 8 connections) with its Redis round trips per rotation, and `PgRefreshStore` (default
+//! pool of 10 connections) with its statements per rotation. The revocation store is a
 //! `MemoryRevocationStore` in both (the engine only uses it on reuse, which no scenario
 //! triggers).
 //!
@@ -33,6 +34,9 @@
 //!
 //! Redis: `REDIS_URL` or `redis://127.0.0.1:6379` (fails with instructions if unreachable),
 //! under a fresh key prefix, deleted at the end (`SCAN MATCH` + `UNLINK` of that prefix only).
+//! PostgreSQL: `DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/postgres`, in a fresh
+//! schema, dropped at the end; statements per rotation from the backend's own count
+//! (`PgBackend::round_trips`: one per store call).
 //!
 //! `cargo bench -p tokenward-bench --bench refresh_latency [-- FILTER]`, where `FILTER`
 //! selects the configurations whose "name × tasks" contains it (`-- "grace"`); results in
@@ -55,6 +59,7 @@ use tokenward_bench::revocation::T0;
 use tokenward_bench::{Fixture, TOKEN_TTL};
 use tokenward_claims::AccessToken;
 use tokenward_core::{Clock, IssuerScope, ManualClock, StoreId, SystemClock};
+use tokenward_postgres::{PgBackend, PgConfig, PgRefreshStore};
 use tokenward_redis::{RedisConfig, RedisRefreshStore};
 use tokenward_refresh::{
     MemoryRefreshStore, MintRequest, MintedToken, RefreshConfig, RefreshEngine, RefreshError,
@@ -172,6 +177,21 @@ impl Setup {
         })
     }
 
+    /// A `PgRefreshStore` on `backend` and the database's clock.
+    fn postgres(
+        backend: &PgBackend,
+        mint: Mint,
+        fixture: &Arc<Fixture>,
+    ) -> Result<Setup, BoxError> {
+        Ok(Setup {
+            store: format!("PostgreSQL, pool {}", PgConfig::DEFAULT_MAX_CONNECTIONS),
+            engine: engine(Arc::new(PgRefreshStore::new(backend.clone())))?,
+            mint,
+            fake: "a".repeat(FAKE_ACCESS_TOKEN_LEN),
+            fixture: Arc::clone(fixture),
+        })
+    }
+
     async fn rotate(&self, presented: &str) -> Result<Rotation, RefreshError> {
         match self.mint {
             Mint::Fake => {
@@ -276,6 +296,7 @@ async fn measure(
     scenario: Scenario,
     tasks: usize,
     mut redis: Option<&mut MultiplexedConnection>,
+    postgres: Option<&PgBackend>,
 ) -> Result<usize, BoxError> {
     let name = format!(
         "{} | {} | {}",
@@ -292,6 +313,7 @@ async fn measure(
         Some(conn) => Some(command_calls(conn).await?),
         None => None,
     };
+    let statements_before = postgres.map(PgBackend::round_trips);
     let cpu_before = process_cpu()?;
     let start = Instant::now();
     let Timings {
@@ -300,8 +322,14 @@ async fn measure(
     } = run_tasks(&setup, scenario, tasks, ROTATIONS).await?;
     let wall = start.elapsed();
     let cpu = process_cpu()?.saturating_sub(cpu_before);
-    let cmds = match (redis, cmd_before) {
-        (Some(conn), Some(before)) => per_rotation(&before, &command_calls(conn).await?, ROTATIONS),
+    let cmds = match (redis, cmd_before, postgres.zip(statements_before)) {
+        (Some(conn), Some(before), _) => {
+            per_rotation(&before, &command_calls(conn).await?, ROTATIONS)
+        }
+        (_, _, Some((pg, before))) => format!(
+            "SQL statements {:.3}",
+            pg.round_trips().saturating_sub(before) as f64 / ROTATIONS as f64
+        ),
         _ => "–".to_owned(),
     };
     let s = LatencySummary::from_samples(&mut samples).ok_or("no samples")?;
@@ -329,10 +357,47 @@ async fn redis_runs(
     for scenario in [Scenario::OwnFamily, Scenario::Grace] {
         for tasks in CONCURRENCY {
             let setup = Setup::redis(url, prefix, Mint::Fake, fixture)?;
-            errors += measure(setup, scenario, tasks, Some(&mut *conn)).await?;
+            errors += measure(setup, scenario, tasks, Some(&mut *conn), None).await?;
         }
     }
     Ok(errors)
+}
+
+/// The PostgreSQL part, in a fresh schema dropped at the end.
+async fn postgres_runs(fixture: &Arc<Fixture>) -> Result<usize, BoxError> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let schema: String = unique_prefix("bench_refresh")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(60)
+        .collect();
+    let config = PgConfig::new(url).schema(schema.trim_end_matches('_'));
+    let backend = PgBackend::connect(&config)
+        .await
+        .map_err(|e| format!("PostgreSQL for the bench (set DATABASE_URL): {e}"))?;
+    let mut result = Ok(0);
+    for scenario in [Scenario::OwnFamily, Scenario::Grace] {
+        for tasks in CONCURRENCY {
+            let run = match Setup::postgres(&backend, Mint::Fake, fixture) {
+                Ok(setup) => measure(setup, scenario, tasks, None, Some(&backend)).await,
+                Err(e) => Err(e),
+            };
+            result = match (result, run) {
+                (Ok(a), Ok(b)) => Ok(a + b),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+    }
+    let drop = format!("DROP SCHEMA {} CASCADE", backend.schema());
+    sqlx::query(&drop).execute(backend.pool()).await?;
+    result
 }
 
 fn main() -> std::process::ExitCode {
@@ -348,7 +413,7 @@ fn run() -> Result<(), BoxError> {
         let fixture = Arc::new(Fixture::new(Algorithm::EdDSA)?);
         println!(
             "\n| store | access token | scenario | tasks | {LATENCY_COLUMNS} | rotations/s | client \
-             CPU µs/rotation | Redis commands/rotation | errors |"
+             CPU µs/rotation | Redis commands or SQL statements/rotation | errors |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut errors = 0;
@@ -358,13 +423,15 @@ fn run() -> Result<(), BoxError> {
             (Mint::Fake, Scenario::Grace),
         ] {
             for tasks in CONCURRENCY {
-                errors += measure(Setup::memory(mint, &fixture)?, scenario, tasks, None).await?;
+                let setup = Setup::memory(mint, &fixture)?;
+                errors += measure(setup, scenario, tasks, None, None).await?;
             }
         }
         let prefix = unique_prefix("bench-refresh");
         let result = redis_runs(&url, &prefix, &mut conn, &fixture).await;
         finish(&mut conn, &prefix).await;
         errors += result?;
+        errors += postgres_runs(&fixture).await?;
         if errors > 0 {
             return Err(format!("{errors} rotations failed or had the wrong kind").into());
         }

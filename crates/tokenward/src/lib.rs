@@ -13,6 +13,7 @@
 //! | [`refresh`] | `tokenward-refresh` | refresh-token rotation | always |
 //! | [`guard`] (and the root) | `tokenward-guard` | the per-request Guard, audit events, serde config | always |
 //! | `redis` | `tokenward-redis` | Redis stores, one round trip per request | `redis` (`redis-deadpool`: on an app's `deadpool_redis::Pool`) |
+//! | `postgres` | `tokenward-postgres` | durable refresh families and revocations on PostgreSQL (sqlx); with `redis`, the hybrid (`guard::hybrid`) | `postgres` |
 //! | `jwks` | `tokenward-jwks` | remote key sets (JWKS, OIDC discovery) | `jwks` |
 //! | `anomaly` | `tokenward-anomaly` | anomaly detection with actions (shared tokens, replays, forgery bursts, ...) | `anomaly` (state on Redis with `redis`) |
 //! | `axum` | `tokenward-axum` | tower `Layer` + axum extractors | `axum` |
@@ -71,6 +72,10 @@ pub use tokenward_guard as guard;
 /// Redis stores (`tokenward-redis`, feature `redis`).
 #[cfg(feature = "redis")]
 pub use tokenward_redis as redis;
+
+/// PostgreSQL stores (`tokenward-postgres`, feature `postgres`).
+#[cfg(feature = "postgres")]
+pub use tokenward_postgres as postgres;
 
 /// Remote key sets (`tokenward-jwks`, feature `jwks`).
 #[cfg(feature = "jwks")]

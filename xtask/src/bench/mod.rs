@@ -10,9 +10,11 @@
 //!   (`GET /me` on the demo with Redis at 64 connections; Redis commands per request from
 //!   `INFO`). Redis comes from xtask's provisioning (`REDIS_URL`, 127.0.0.1:6379, or a
 //!   throwaway `redis-server`); the demo binary is built first.
-//! - Full run only: `refresh_latency`, `revocation_memory`, `ratelimit_memory` and
+//! - Full run only: `refresh_latency`, `revocation_memory`, `ratelimit_memory`,
 //!   `cluster_check` (the Guard on one server and on a Redis Cluster: `REDIS_CLUSTER_URLS` or
-//!   a throwaway 3-primary cluster), whose own tables are copied as printed.
+//!   a throwaway 3-primary cluster) and `postgres_storage`, whose own tables are copied as
+//!   printed. `refresh_latency` and `postgres_storage` get PostgreSQL from xtask's
+//!   provisioning (`DATABASE_URL`, 127.0.0.1:5432, or a throwaway cluster).
 //!
 //! The full run rewrites the generated section of `docs/benchmarks.md` (between
 //! [`docs::BEGIN`] and [`docs::END`]; everything else in the file is left alone). `--quick`
@@ -39,7 +41,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{Result, redis};
+use crate::{Result, postgres, redis};
 use machine::Machine;
 use report::Report;
 use results::{Criterion, tables};
@@ -50,10 +52,10 @@ const CRITERION_BENCHES: [&str; 3] = ["verify", "guard", "ratelimit"];
 
 /// The harnesses only a full run runs, and their section titles: the report copies their
 /// tables as printed (they have no peer ratio).
-const FULL_RUN_ONLY: [(&str, &str); 4] = [
+const FULL_RUN_ONLY: [(&str, &str); 5] = [
     (
         "refresh_latency",
-        "6. Refresh rotation, memory and Redis (`refresh_latency`)",
+        "6. Refresh rotation, memory, Redis and PostgreSQL (`refresh_latency`)",
     ),
     (
         "revocation_memory",
@@ -66,6 +68,10 @@ const FULL_RUN_ONLY: [(&str, &str); 4] = [
     (
         "cluster_check",
         "8. The Guard on one Redis server and on a 3-primary Redis Cluster (`cluster_check`)",
+    ),
+    (
+        "postgres_storage",
+        "9. A million revocations in PostgreSQL, imported, expired, purged (`postgres_storage`)",
     ),
 ];
 
@@ -84,6 +90,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         target,
         quick,
         redis_url: redis.url.clone(),
+        database_url: None,
         commands: Vec::new(),
     };
 
@@ -98,6 +105,15 @@ pub(crate) fn run(args: &[String]) -> Result {
     eprintln!("==> demo_redis");
     let demo_redis = runner.harness("demo_redis")?;
     let mut full_run_only = Vec::new();
+    // Stopped (if xtask started it) when dropped at the end of the run.
+    let _postgres = if quick {
+        None
+    } else {
+        eprintln!("==> postgres: the PostgreSQL of refresh_latency and postgres_storage");
+        let postgres = postgres::provision()?;
+        runner.database_url = Some(postgres.url.clone());
+        Some(postgres)
+    };
     if !quick {
         for (bench, title) in FULL_RUN_ONLY {
             eprintln!("==> {bench}");
@@ -225,7 +241,7 @@ mod tests {
     fn reports_are_rendered_from_the_results() {
         let (_dir, criterion) = criterion_fixture();
         let full_run_only = [(
-            "6. Refresh rotation, memory and Redis (`refresh_latency`)",
+            "6. Refresh rotation, memory, Redis and PostgreSQL (`refresh_latency`)",
             "noise\nStore:\n| a | b |\n|---|---|\n| 1 | 2 |\n@bench x y=1\n".to_owned(),
         )];
         let commands = ["cargo bench -p tokenward-bench --bench verify".to_owned()];
@@ -243,7 +259,7 @@ mod tests {
         let report = render(&run).unwrap();
         assert_eq!(report.json(), json);
         let head = "All figures below come from **one run** of `cargo xtask bench` (criterion defaults: 3 s warm-up, 5 s measurement, 100 samples; harnesses: `http` seven interleaved rounds of 3 s, `demo_redis` three rounds of 10 s then paced runs of 10 s, medians), taking 821 s; every comparison is between numbers measured side by side in that run.\n\n| | |\n|---|---|\n| cores (available parallelism) | 2 |\n";
-        let tail = "\n### 6. Refresh rotation, memory and Redis (`refresh_latency`)\n\nThe harness's own tables, as printed:\n\nStore:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n### Commands\n\n```sh\ncargo bench -p tokenward-bench --bench verify\n```\n";
+        let tail = "\n### 6. Refresh rotation, memory, Redis and PostgreSQL (`refresh_latency`)\n\nThe harness's own tables, as printed:\n\nStore:\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n### Commands\n\n```sh\ncargo bench -p tokenward-bench --bench verify\n```\n";
         assert_eq!(report.text, format!("{head}{sections}{tail}"));
 
         run.quick = true;

@@ -14,6 +14,8 @@ pub(super) struct Runner {
     pub(super) quick: bool,
     /// The Redis the harnesses use.
     pub(super) redis_url: String,
+    /// The PostgreSQL of the full run's PostgreSQL harnesses (`None` with `--quick`).
+    pub(super) database_url: Option<String>,
     /// Every command run, as a person would type it.
     pub(super) commands: Vec<String>,
 }
@@ -56,6 +58,9 @@ impl Runner {
     fn harness_command(&self, bench: &str) -> Command {
         let mut cargo = self.cargo_bench(bench);
         cargo.env("REDIS_URL", &self.redis_url);
+        if let Some(url) = &self.database_url {
+            cargo.env(crate::postgres::DATABASE_URL_VAR, url);
+        }
         if bench == "demo_redis" {
             cargo.env(
                 "TOKENWARD_DEMO_BIN",
@@ -87,6 +92,7 @@ mod tests {
             target: PathBuf::from("/w/target"),
             quick,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            database_url: None,
             commands: Vec::new(),
         }
     }
