@@ -106,6 +106,13 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
         why: "without the in-memory store: no governor, dashmap or quanta (checked, not tested)",
     },
     FeatureConfig {
+        package: "tokenward-guard",
+        features: &["postgres"],
+        no_default_features: true,
+        why: "PostgreSQL stores without Redis: GuardStores::postgres, no hybrid (checked, not \
+              tested)",
+    },
+    FeatureConfig {
         package: "tokenward-anomaly",
         features: &[],
         no_default_features: true,
