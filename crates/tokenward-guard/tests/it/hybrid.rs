@@ -1,9 +1,17 @@
-//! The hybrid stores (PostgreSQL + Redis) below HTTP: revokes write through to both, the
-//! startup load copies every live revocation into an empty Redis (and nothing when the mark
-//! is there), a check after Redis lost its data fails closed until the reload is done, and
-//! a Redis Cluster is refused.
+//! The hybrid stores (PostgreSQL + Redis) below HTTP: the `CombinedCheck` conformance suite
+//! on the hybrid's gated check (a PostgreSQL schema and a Redis prefix per case), revokes
+//! that write through to both, the startup load copying every live revocation into an empty
+//! Redis (and nothing when the mark is there), a check after Redis lost its data failing
+//! closed until the reload is done, and a Redis Cluster refused.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokenward_core::conformance::BoxError;
+use tokenward_guard::conformance::{CombinedEnv, Fixture, RealClock, SeparateStores};
 
 use tokenward_core::{StoreErrorKind, StoreId, TokenRef, UnixTime};
 use tokenward_guard::hybrid::{HybridError, HybridStores};
@@ -50,6 +58,82 @@ async fn drop_schema(pg: &PgStores) {
         .execute(pg.backend().pool())
         .await
         .unwrap();
+}
+
+/// The suite's fixture: hybrid stores on a fresh schema and a fresh Redis prefix per case,
+/// loaded as at startup; the reference is the plain Redis stores of another prefix.
+struct HybridFixture {
+    /// Each case's schema and Redis prefixes (the hybrid's mark has no TTL: deleted here).
+    cases: Mutex<HashMap<&'static str, (PgStores, [String; 2])>>,
+}
+
+impl HybridFixture {
+    async fn setup() -> Result<Self, Infallible> {
+        Ok(HybridFixture {
+            cases: Mutex::new(HashMap::new()),
+        })
+    }
+}
+
+fn redis_stores(prefix: &str) -> RedisStores {
+    RedisStores::connect(
+        &RedisConfig::new(tokenward_testsupport::redis_url())
+            .key_prefix(prefix)
+            .operation_timeout(Duration::from_secs(2)),
+    )
+    .unwrap()
+}
+
+#[async_trait]
+impl Fixture<CombinedEnv> for HybridFixture {
+    async fn env(&self, case: &'static str) -> Result<CombinedEnv, BoxError> {
+        tokenward_testsupport::shared_redis().await;
+        let pg = postgres(&format!("hy_{case}")).await;
+        let prefixes = [
+            unique_prefix("hybrid-combined"),
+            unique_prefix("hybrid-combined-reference"),
+        ];
+        self.cases
+            .lock()
+            .unwrap()
+            .insert(case, (pg.clone(), prefixes.clone()));
+        let redis = redis_stores(&prefixes[0]);
+        let hybrid = HybridStores::new(&pg, &redis)?;
+        hybrid.load().await?;
+        let stores = hybrid.guard_stores();
+        let reference = redis_stores(&prefixes[1]);
+        Ok(CombinedEnv::new(
+            stores.combined.clone().ok_or("the hybrid has a combined check")?,
+            SeparateStores {
+                revocation: stores.revocation.clone(),
+                ratelimit: stores.ratelimit.clone(),
+            },
+            SeparateStores {
+                revocation: Arc::new(reference.revocation()),
+                ratelimit: Arc::new(reference.ratelimit()),
+            },
+            Arc::new(RealClock::new()),
+        ))
+    }
+
+    async fn teardown(&self, case: &'static str) -> Result<(), BoxError> {
+        let found = self.cases.lock().unwrap().remove(case);
+        if let Some((pg, prefixes)) = found {
+            drop_schema(&pg).await;
+            let mut conn = tokenward_testsupport::shared_redis().await;
+            for prefix in prefixes {
+                tokenward_testsupport::delete_prefix(&mut conn, &prefix).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+mod conformance {
+    tokenward_guard::combined_conformance_tests!(
+        fixture = super::HybridFixture,
+        setup = super::HybridFixture::setup
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
