@@ -71,9 +71,64 @@ pub(crate) enum CliError {
     /// it (unreachable, TLS, authentication).
     #[error("{}", chain(.0))]
     RedisCheck(#[from] tokenward_redis::ServerCheckError),
+    /// The PostgreSQL store could not be set up: a bad URL or setting, an unreachable
+    /// database, a failed migration (never its password).
+    #[error("{}", chain(.0))]
+    Postgres(#[from] tokenward_postgres::PgSetupError),
     /// The revocation store failed (unreachable, timed out, corrupt data, invalid id).
     #[error("{}", chain(.0))]
     Store(#[from] StoreError),
+    /// With --postgres and --redis: PostgreSQL (the durable copy) was written, Redis failed.
+    #[error(
+        "PostgreSQL (the durable copy) has {what}, but Redis failed{}: {}. The applications' \
+         Redis gets it when it is next reloaded from PostgreSQL; or run the same command \
+         again (revocations are idempotent)",
+        done.map(|(done, total)| format!(" with {done} of {total} written")).unwrap_or_default(),
+        chain(source)
+    )]
+    RedisAfterDurable {
+        /// What PostgreSQL has.
+        what: &'static str,
+        /// For an import: revocations Redis acknowledged, of how many.
+        done: Option<(u64, u64)>,
+        /// Redis's error.
+        source: StoreError,
+    },
+    /// An import into Redis alone failed midway.
+    #[error(
+        "Redis failed with {done} of {total} revocations written: {}. Redis has no transaction \
+         over an import: what was written stays; run the same import again to write the rest \
+         (revocations are idempotent)",
+        chain(source)
+    )]
+    RedisImport {
+        /// Revocations Redis acknowledged.
+        done: u64,
+        /// Revocations to write.
+        total: u64,
+        /// Redis's error.
+        source: StoreError,
+    },
+    /// `check` with --postgres and --redis: the stores answer differently.
+    #[error(
+        "the stores disagree (redis: {redis}; postgres: {postgres}). The applications answer \
+         as Redis does. Run the revoke again with both --postgres and --redis to write both \
+         (revocations are idempotent); a restarted Redis is reloaded from PostgreSQL"
+    )]
+    Disagree {
+        /// Redis's answer.
+        redis: String,
+        /// PostgreSQL's answer.
+        postgres: String,
+    },
+    /// `revoke --import`: rows that cannot be imported (listed on standard error first).
+    #[error("{input}: {} malformed; nothing was imported", plural(*.count, "row"))]
+    Malformed {
+        /// The file (or standard input).
+        input: String,
+        /// How many rows.
+        count: usize,
+    },
     /// The async runtime for store calls could not start.
     #[error("starting the async runtime: {0}")]
     Runtime(io::Error),
@@ -93,6 +148,15 @@ impl CliError {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+/// `n thing` / `n things`.
+pub(crate) fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
     }
 }
 

@@ -38,6 +38,7 @@
 //! text is shown escaped (`\u{9b}`).
 #![forbid(unsafe_code)]
 
+mod denylist;
 mod error;
 mod escape;
 mod files;

@@ -1,127 +1,31 @@
-//! `tokenward revoke` and `tokenward check`: revocations in a Redis revocation store, the
-//! one the applications' Guards read (same URL, same key prefix).
+//! `tokenward revoke` and `tokenward check`: revocations in the revocation store the
+//! applications' Guards read — Redis (same URL, same key prefix), PostgreSQL (same schema),
+//! or both (the hybrid deployment: PostgreSQL first, as the durable copy) — and
+//! `revoke --import`, a Rails denylist export revoked in one command.
+
+mod import;
+mod stores;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokenward_core::{IssuerScope, StoreId, TokenRef, UnixTime};
-use tokenward_redis::{RedisConfig, RedisRevocationStore};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
 use crate::error::CliError;
 use crate::escape::{escape_controls, escape_lines};
 use crate::time::{human_duration, now_or, rfc3339};
 
+use self::stores::{Revocation, StoreArgs};
+
 /// How long a session or subject revocation lasts when --until is not given.
 const DEFAULT_SPAN: u64 = 24 * 3600;
 
 /// The largest clock leeway a tokenward verifier accepts, in seconds.
 const MAX_LEEWAY_SECS: u64 = tokenward_claims::MAX_LEEWAY.as_secs();
-
-/// Where the revocation store is. The URL may carry a password: prefer the environment
-/// variable to the command line, where other users can see it (`ps`).
-#[derive(Debug, clap::Args)]
-pub(crate) struct RedisArgs {
-    /// The Redis of the revocation store: `redis://[[user]:password@]host[:port][/db]`, or
-    /// `rediss://…` for TLS (the platform's trust store, or --redis-ca).
-    #[arg(
-        long = "redis",
-        value_name = "URL",
-        env = "TOKENWARD_REDIS_URL",
-        hide_env_values = true
-    )]
-    url: String,
-    /// The key prefix the applications use (`tokenward:` is the default of every tokenward
-    /// component, `RedisConfig::DEFAULT_KEY_PREFIX`, the demo's included). Both commands
-    /// print the prefix they used.
-    #[arg(long, value_name = "PREFIX", default_value = RedisConfig::DEFAULT_KEY_PREFIX)]
-    prefix: String,
-    /// How long to wait for Redis, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 2000)]
-    timeout_ms: u64,
-    /// With `rediss://`: trust exactly the CA certificates in this PEM file (a private CA)
-    /// instead of the platform's trust store.
-    #[arg(long = "redis-ca", value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// With `rediss://`: a client certificate chain (PEM) for servers that require one
-    /// (mutual TLS); needs --redis-client-key.
-    #[arg(
-        long = "redis-client-cert",
-        value_name = "FILE",
-        requires = "client_key"
-    )]
-    client_cert: Option<PathBuf>,
-    /// The private key (PEM) of --redis-client-cert.
-    #[arg(
-        long = "redis-client-key",
-        value_name = "FILE",
-        requires = "client_cert"
-    )]
-    client_key: Option<PathBuf>,
-    /// Work with a Redis whose maxmemory-policy may evict keys (refused otherwise: it
-    /// silently forgets revocations when full).
-    #[arg(long)]
-    dangerous_allow_eviction: bool,
-    /// --redis names seed nodes of a Redis Cluster: one `redis://host:port` URL or a
-    /// comma-separated list, all `redis://` or all `rediss://` (then `--redis-ca` and the
-    /// client certificate flags apply to every node). The startup check runs
-    /// on every primary.
-    #[arg(long = "redis-cluster")]
-    cluster: bool,
-}
-
-impl RedisArgs {
-    /// The store, after the startup check on `runtime` (Redis answers over TLS if asked,
-    /// its `maxmemory-policy` does not evict unless --dangerous-allow-eviction).
-    fn store(&self, runtime: &tokio::runtime::Runtime) -> Result<RedisRevocationStore, CliError> {
-        let config = if self.cluster {
-            let seeds = self.url.split(',').map(str::trim).filter(|u| !u.is_empty());
-            RedisConfig::default().cluster(seeds)
-        } else {
-            RedisConfig::new(&self.url)
-        };
-        let mut config = config
-            .key_prefix(&self.prefix)
-            .operation_timeout(Duration::from_millis(self.timeout_ms))
-            .dangerous_allow_eviction(self.dangerous_allow_eviction);
-        config.tls_ca_file.clone_from(&self.ca);
-        config.tls_client_cert_file.clone_from(&self.client_cert);
-        config.tls_client_key_file.clone_from(&self.client_key);
-        let store = RedisRevocationStore::connect(&config)?;
-        let check = runtime.block_on(store.backend().check_server())?;
-        let endpoint = escape_controls(store.backend().endpoint());
-        let warning = match check.maxmemory_policy.as_deref() {
-            None => Some(
-                "cannot read maxmemory-policy (CONFIG is renamed, disabled or denied); make \
-                 sure it is noeviction"
-                    .to_owned(),
-            ),
-            Some("noeviction") => None,
-            Some(policy) => Some(format!(
-                "maxmemory-policy is {}: Redis may evict revocations when full \
-                 (--dangerous-allow-eviction)",
-                escape_controls(policy)
-            )),
-        };
-        if let Some(warning) = warning {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "tokenward: warning: redis at {endpoint}: {warning}"
-            );
-        }
-        Ok(store)
-    }
-
-    /// The line of human output that names the key prefix: a revocation under another prefix
-    /// than the applications' is one they never see.
-    fn prefix_line(&self) -> String {
-        format!("redis key prefix: {}", escape_controls(&self.prefix))
-    }
-}
 
 /// Whose tokens: revocations are kept per issuer, as the Guard looks them up (tenant A's
 /// `alice` is not tenant B's).
@@ -155,17 +59,34 @@ impl IssuerArgs {
     }
 }
 
-/// Revoke a token (--jti), a session (--sid) or every token of a user (--sub) until a time.
+/// Revoke a token (--jti), a session (--sid) or every token of a user (--sub) until a time,
+/// or import a denylist (--import).
 ///
-/// Revocations only ever extend: revoking again with an earlier --until (or an earlier
-/// --before) changes nothing. Times are seconds since the Unix epoch. Prints what was
-/// revoked until when, then `redis key prefix: PREFIX`. Exit status: 0 when revoked (or
-/// nothing was left to revoke), 2 on a usage or connection error.
+/// The store is --redis, --postgres, or both (the hybrid deployment: PostgreSQL, the durable
+/// copy, is written first, then Redis). Revocations only ever extend: revoking again with an
+/// earlier --until (or an earlier --before) changes nothing, so re-running a command is
+/// harmless. Times are seconds since the Unix epoch. Prints what was revoked until when, then
+/// `issuer: ISS (key tag TAG)`, `redis key prefix: PREFIX` and/or `postgres schema: NAME`.
+///
+/// --import FILE reads a CSV export of a denylist table (devise-jwt's `jwt_denylist`):
+/// `jti,exp` rows, a header row optional (with one, the `jti` and `exp` columns are found by
+/// name among any others); `exp` in Unix seconds or as an ISO 8601 / SQL timestamp
+/// (`2024-01-01T12:00:00Z`, `2024-01-01 12:00:00[.ffffff][+00]`; without a zone, UTC).
+/// The whole file is checked first: any malformed row (listed with its line number) means
+/// nothing is written. Rows whose token expired more than 5 minutes ago are skipped; a jti
+/// named twice keeps its later exp; the rest are revoked until exp + 5 minutes. PostgreSQL
+/// takes them in one transaction (all or none); Redis has no transaction over them, so a
+/// failure midway leaves those written (run the same import again). Prints `rows: N`,
+/// `imported: N`, `skipped (expired): N`, `duplicates: N`.
+///
+/// Exit status: 0 when revoked (or nothing was left to revoke), 2 on a usage, file or store
+/// error (with both stores: also when Redis failed after PostgreSQL was written — the
+/// message says so).
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["jti", "sid", "sub"]))]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["jti", "sid", "sub", "import"]))]
 pub(crate) struct RevokeArgs {
     #[command(flatten)]
-    redis: RedisArgs,
+    stores: StoreArgs,
     #[command(flatten)]
     issuer: IssuerArgs,
     /// Revoke the token with this jti (needs --exp).
@@ -196,20 +117,30 @@ pub(crate) struct RevokeArgs {
     leeway: u64,
     /// With --sid/--sub: how long the revocation lasts; make it at least the exp of the
     /// newest token it must catch. Default: --sid now + 24 h, --sub BEFORE + 24 h.
-    #[arg(long, value_name = "UNIX", conflicts_with = "jti")]
+    #[arg(long, value_name = "UNIX", conflicts_with_all = ["jti", "import"])]
     until: Option<u64>,
+    /// Revoke every token listed in a CSV denylist export (`jti,exp`; `-` reads standard
+    /// input): see above. The ids are --iss's, like the tokens' own.
+    #[arg(long, value_name = "FILE")]
+    import: Option<PathBuf>,
 }
 
 /// Tell whether a token with these parts would be rejected as revoked, and by which rule.
 ///
 /// Prints `active`, or `revoked by token`, `revoked by session` or
-/// `revoked by subject (cutoff T)`, then `redis key prefix: PREFIX`. Exit status: 0 active,
-/// 1 revoked, 2 on a usage or connection error.
+/// `revoked by subject (cutoff T)`, then `issuer: ISS (key tag TAG)` and
+/// `redis key prefix: PREFIX` and/or `postgres schema: NAME`. With both --redis and
+/// --postgres both are read: the first line ends with `(redis and postgres agree)`, or is
+/// `stores disagree: redis: ANSWER; postgres: ANSWER` — the applications answer as Redis
+/// does — and the command exits 2 saying what to do.
+///
+/// Exit status: 0 active, 1 revoked, 2 on a usage or connection error or when the stores
+/// disagree.
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("parts").required(true).multiple(true).args(["jti", "sid", "sub"]))]
 pub(crate) struct CheckArgs {
     #[command(flatten)]
-    redis: RedisArgs,
+    stores: StoreArgs,
     #[command(flatten)]
     issuer: IssuerArgs,
     /// The token's jti.
@@ -229,8 +160,10 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "UNIX")]
     exp: Option<u64>,
     /// Answer as JSON: {"revoked":false} or {"revoked":true,"rule":"token|session|subject"},
-    /// with "before":T (the cutoff) for the subject rule, and "key_prefix" (the prefix the
-    /// answer was looked up under).
+    /// with "before":T (the cutoff) for the subject rule, "key_prefix" (the Redis prefix the
+    /// answer was looked up under), "postgres_schema" (with --postgres) and "iss". With both
+    /// stores, the top-level answer is Redis's, and "redis" and "postgres" hold each store's
+    /// answer ({"revoked":…,"rule":…,"before":…}) and "agree" whether they are the same.
     #[arg(long)]
     json: bool,
 }
@@ -239,25 +172,26 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
     if args.before.is_some() && args.sub.is_none() {
         return Err(CliError::Usage("--before only applies to --sub".into()));
     }
-    let runtime = runtime()?;
-    let store = args.redis.store(&runtime)?;
+    args.stores.check_usage()?;
+    if let Some(path) = &args.import {
+        return import::run(&args.stores, &args.issuer, path);
+    }
     let now = now_or(None);
-    let (what, until) = match (&args.jti, &args.sid, &args.sub) {
+    let (what, revocation) = match (&args.jti, &args.sid, &args.sub) {
         (Some(jti), _, _) => {
             let exp = args
                 .exp
                 .ok_or_else(|| CliError::Usage("--jti needs --exp".into()))?;
             // Past exp by the verifiers' leeway, during which the token still verifies.
             let until = tokenward_revocation::revoke_until(UnixTime::from_secs(exp));
-            let jti_id = args.issuer.id("--jti", jti)?;
-            runtime.block_on(store.revoke_token(&jti_id, until))?;
-            (format!("token {jti:?}"), until.as_secs())
+            let id = args.issuer.id("--jti", jti)?;
+            (format!("token {jti:?}"), Revocation::Token(id, until))
         }
         (None, Some(sid), _) => {
             let until = args.until.unwrap_or(now.saturating_add(DEFAULT_SPAN));
-            let sid_id = args.issuer.id("--sid", sid)?;
-            runtime.block_on(store.revoke_session(&sid_id, UnixTime::from_secs(until)))?;
-            (format!("session {sid:?}"), until)
+            let id = args.issuer.id("--sid", sid)?;
+            let until = UnixTime::from_secs(until);
+            (format!("session {sid:?}"), Revocation::Session(id, until))
         }
         (None, None, Some(sub)) => {
             if args.leeway > MAX_LEEWAY_SECS {
@@ -270,20 +204,30 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
                 .before
                 .unwrap_or(now.saturating_add(args.leeway).saturating_add(1));
             let until = args.until.unwrap_or(before.saturating_add(DEFAULT_SPAN));
-            runtime.block_on(store.revoke_subject(
-                &args.issuer.id("--sub", sub)?,
-                UnixTime::from_secs(before),
-                UnixTime::from_secs(until),
-            ))?;
             let what = format!(
                 "every token of subject {sub:?} issued before {} ({before})",
                 rfc3339(before)
             );
-            (what, until)
+            let revocation = Revocation::Subject {
+                id: args.issuer.id("--sub", sub)?,
+                before: UnixTime::from_secs(before),
+                until: UnixTime::from_secs(until),
+            };
+            (what, revocation)
         }
         (None, None, None) => {
-            return Err(CliError::Usage("give --jti, --sid or --sub".into()));
+            return Err(CliError::Usage(
+                "give --jti, --sid, --sub or --import".into(),
+            ));
         }
+    };
+    let runtime = runtime()?;
+    let stores = args.stores.connect(&runtime)?;
+    runtime.block_on(stores.revoke(&revocation))?;
+    let until = match &revocation {
+        Revocation::Token(_, until)
+        | Revocation::Session(_, until)
+        | Revocation::Subject { until, .. } => until.as_secs(),
     };
     let mut text = String::new();
     if until <= now {
@@ -303,26 +247,78 @@ pub(crate) fn run_revoke(args: &RevokeArgs) -> Result<ExitCode, CliError> {
     }
     let _ = write!(
         text,
-        "\n{}\n{}",
+        "\n{}{}",
         args.issuer.issuer_line(),
-        args.redis.prefix_line()
+        args.stores.where_lines()
     );
     let text = escape_lines(&text);
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Serialize)]
-struct CheckAnswer<'a> {
+/// One store's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct Answer {
     revoked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     before: Option<u64>,
-    /// The key prefix the answer was looked up under.
-    key_prefix: &'a str,
+}
+
+impl Answer {
+    fn of(status: RevocationStatus) -> Answer {
+        match status {
+            RevocationStatus::Revoked(by) => Answer {
+                revoked: true,
+                rule: Some(by.as_str()),
+                before: match by {
+                    RevokedBy::Subject { before } => Some(cutoff_secs(before)),
+                    _ => None,
+                },
+            },
+            _ => Answer {
+                revoked: false,
+                rule: None,
+                before: None,
+            },
+        }
+    }
+
+    /// `active`, `revoked by token`, `revoked by subject (cutoff T, DATE)`.
+    fn text(self) -> String {
+        match (self.rule, self.before) {
+            (None, _) => "active".to_owned(),
+            (Some(rule), None) => format!("revoked by {rule}"),
+            (Some(rule), Some(before)) => {
+                format!("revoked by {rule} (cutoff {before}, {})", rfc3339(before))
+            }
+        }
+    }
+}
+
+/// `check --json`. The fields of one answer come first, as before there were two stores.
+#[derive(Serialize)]
+struct CheckAnswer<'a> {
+    #[serde(flatten)]
+    answer: Answer,
+    /// The key prefix the answer was looked up under (with Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_prefix: Option<&'a str>,
     /// The issuer whose ids were looked up.
     iss: &'a str,
+    /// The schema the answer was looked up in (with PostgreSQL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres_schema: Option<&'a str>,
+    /// With both stores: Redis's answer (also the top-level one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<Answer>,
+    /// With both stores: PostgreSQL's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    postgres: Option<Answer>,
+    /// With both stores: whether they answer the same.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agree: Option<bool>,
 }
 
 pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
@@ -331,8 +327,7 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             "--iat only matters with --sub (the subject rule)".into(),
         ));
     }
-    let runtime = runtime()?;
-    let store = args.redis.store(&runtime)?;
+    args.stores.check_usage()?;
     let token = TokenRef {
         jti: args
             .jti
@@ -352,43 +347,55 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         iat: args.iat.map(UnixTime::from_secs),
         exp: UnixTime::from_secs(args.exp.unwrap_or_else(|| now_or(None))),
     };
-    let status = runtime.block_on(store.check(&token))?;
-    let answer = match status {
-        RevocationStatus::Revoked(by) => CheckAnswer {
-            revoked: true,
-            rule: Some(by.as_str()),
-            before: match by {
-                RevokedBy::Subject { before } => Some(cutoff_secs(before)),
-                _ => None,
-            },
-            key_prefix: &args.redis.prefix,
-            iss: &args.issuer.iss,
-        },
-        _ => CheckAnswer {
-            revoked: false,
-            rule: None,
-            before: None,
-            key_prefix: &args.redis.prefix,
-            iss: &args.issuer.iss,
-        },
+    let runtime = runtime()?;
+    let stores = args.stores.connect(&runtime)?;
+    let redis = match &stores.redis {
+        Some(store) => Some(Answer::of(runtime.block_on(store.check(&token))?)),
+        None => None,
+    };
+    let postgres = match &stores.postgres {
+        Some(store) => Some(Answer::of(runtime.block_on(store.check(&token))?)),
+        None => None,
+    };
+    let (answer, both) = match (redis, postgres) {
+        (Some(redis), Some(postgres)) => (redis, Some((redis, postgres))),
+        (Some(one), None) | (None, Some(one)) => (one, None),
+        (None, None) => return Err(CliError::Usage("no store to check".into())),
     };
     let text = if args.json {
-        serde_json::to_string(&answer).map_err(|e| CliError::Output(std::io::Error::other(e)))?
+        let json = CheckAnswer {
+            answer,
+            key_prefix: redis.map(|_| args.stores.redis.prefix.as_str()),
+            iss: &args.issuer.iss,
+            postgres_schema: postgres.map(|_| args.stores.postgres.pg_schema.as_str()),
+            redis: both.map(|(r, _)| r),
+            postgres: both.map(|(_, p)| p),
+            agree: both.map(|(r, p)| r == p),
+        };
+        serde_json::to_string(&json).map_err(|e| CliError::Output(std::io::Error::other(e)))?
     } else {
-        let answer = match (answer.rule, answer.before) {
-            (None, _) => "active".to_owned(),
-            (Some(rule), None) => format!("revoked by {rule}"),
-            (Some(rule), Some(before)) => {
-                format!("revoked by {rule} (cutoff {before}, {})", rfc3339(before))
-            }
+        let first = match both {
+            None => answer.text(),
+            Some((r, p)) if r == p => format!("{} (redis and postgres agree)", r.text()),
+            Some((r, p)) => format!(
+                "stores disagree: redis: {}; postgres: {}",
+                r.text(),
+                p.text()
+            ),
         };
         escape_lines(&format!(
-            "{answer}\n{}\n{}",
+            "{first}\n{}{}",
             args.issuer.issuer_line(),
-            args.redis.prefix_line()
+            args.stores.where_lines()
         ))
     };
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
+    if let Some((r, p)) = both.filter(|(r, p)| r != p) {
+        return Err(CliError::Disagree {
+            redis: r.text(),
+            postgres: p.text(),
+        });
+    }
     Ok(if answer.revoked {
         ExitCode::from(1)
     } else {
@@ -402,8 +409,8 @@ fn cutoff_secs(before: UnixTime) -> u64 {
     before.as_millis().div_ceil(1000)
 }
 
-/// A current-thread runtime for the startup check and the one store call of a command (only
-/// these commands need one). The store's connections live on it, so each command builds
+/// A current-thread runtime for the startup checks and the store calls of a command (only
+/// these commands need one). The stores' connections live on it, so each command builds
 /// exactly one.
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()

@@ -1,6 +1,9 @@
 //! `tokenward revoke` / `tokenward check` against a real Redis (`REDIS_URL`, default
-//! `redis://127.0.0.1:6379`), each test under its own key prefix: every rule revoked through
-//! the CLI is seen by the CLI and by the library store the applications use.
+//! `redis://127.0.0.1:6379`), each test under its own key prefix, and a real PostgreSQL
+//! (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`), each test in its
+//! own schema: every rule revoked through the CLI is seen by the CLI and by the library store
+//! the applications use; `revoke --import` (`import.rs`), `--postgres` and both stores
+//! (`postgres.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -33,6 +36,7 @@ fn run_env(args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenward"));
     cmd.args(args)
         .env_remove("TOKENWARD_REDIS_URL")
+        .env_remove("TOKENWARD_POSTGRES_URL")
         .env("TOKENWARD_ISSUER", ISSUER)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -561,6 +565,7 @@ fn the_issuer_is_required() {
             "revoke", "--redis", &url, "--prefix", &prefix, "--sub", "alice",
         ])
         .env_remove("TOKENWARD_REDIS_URL")
+        .env_remove("TOKENWARD_POSTGRES_URL")
         .env_remove("TOKENWARD_ISSUER")
         .stdin(Stdio::null())
         .output()
@@ -721,3 +726,7 @@ fn an_evicting_redis_is_refused_unless_dangerously_allowed() {
 
 #[path = "revoke/cluster.rs"]
 mod cluster;
+#[path = "revoke/import.rs"]
+mod import;
+#[path = "revoke/postgres.rs"]
+mod postgres;

@@ -11,13 +11,14 @@ pub struct Out {
 }
 
 /// Runs `tokenward args` with `stdin` (none: an empty standard input) and `env` added to the
-/// environment, from which `TOKENWARD_REDIS_URL` is removed so that only what a test passes
-/// counts. Fails the test if the binary panicked.
+/// environment, from which `TOKENWARD_REDIS_URL` and `TOKENWARD_POSTGRES_URL` are removed so
+/// that only what a test passes counts. Fails the test if the binary panicked.
 pub fn run_with(args: &[&str], stdin: Option<Vec<u8>>, env: &[(&str, &str)]) -> Out {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tokenward"));
     command
         .args(args)
         .env_remove("TOKENWARD_REDIS_URL")
+        .env_remove("TOKENWARD_POSTGRES_URL")
         .envs(env.iter().copied())
         .stdin(if stdin.is_some() {
             Stdio::piped()
