@@ -11,6 +11,8 @@
 //! tokenward inspect TOKEN                                     # decode + lint, NOT verified
 //! tokenward revoke --redis redis://127.0.0.1:6379 --iss https://auth.example --sub alice  # sign out everywhere
 //! tokenward check --redis redis://127.0.0.1:6379 --iss https://auth.example --sub alice --iat 1800000000
+//! tokenward revoke --postgres postgres://app@db/app --redis redis://127.0.0.1:6379 --iss https://auth.example --sid fam_81
+//! tokenward revoke --import denylist.csv --postgres postgres://app@db/app --iss https://auth.example
 //! ```
 //!
 //! `verify` uses exactly the validation the libraries use ([`tokenward_claims::Validator`]):
@@ -23,10 +25,15 @@
 //!
 //! `revoke` and `check` work on the Redis revocation store the applications read (same URL,
 //! same `--prefix`, by default `tokenward:` like every tokenward component, and printed with
-//! each answer): `revoke` adds a token (jti), session (sid) or subject cutoff (sub)
-//! revocation, `check` tells whether a token with given parts would be rejected and by which
-//! rule (exit 0 active, 1 revoked). Connection errors exit 2; messages never show the URL's
-//! password, and the URL can come from `TOKENWARD_REDIS_URL` instead of the command line.
+//! each answer), on the PostgreSQL one (`--postgres`, same `--pg-schema`), or on both (the
+//! hybrid deployment: PostgreSQL, the durable copy, is written first; `check` compares
+//! them): `revoke` adds a token (jti), session (sid) or subject cutoff (sub) revocation,
+//! `check` tells whether a token with given parts would be rejected and by which rule (exit
+//! 0 active, 1 revoked; 2 when the two stores disagree). `revoke --import FILE` revokes
+//! every row of a `jti,exp` denylist export (a Rails devise-jwt table), checking the whole
+//! file first: a malformed row, reported with its line number, means nothing is written.
+//! Connection errors exit 2; messages never show a URL's password, and the URLs can come
+//! from `TOKENWARD_REDIS_URL` and `TOKENWARD_POSTGRES_URL` instead of the command line.
 //!
 //! `keygen` adds to an existing `jwks.json` instead of replacing it, which is how an operator
 //! rotates keys: generate the new key into the same directory, publish the grown `jwks.json`,
