@@ -404,9 +404,12 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
 }
 
 /// A subject cutoff in whole seconds, rounded up: for the whole-second `iat`s of JWTs,
-/// `iat < ceil(cutoff)` is exactly the store's rule `iat < cutoff`.
+/// `iat < ceil(cutoff)` is exactly the store's rule `iat < cutoff`. Rounded from the exact
+/// instant, so Redis (milliseconds) and PostgreSQL (microseconds, both rounded up when
+/// written) give the same second for the same revocation.
 fn cutoff_secs(before: UnixTime) -> u64 {
-    before.as_millis().div_ceil(1000)
+    let d = before.as_duration();
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// A current-thread runtime for the startup checks and the store calls of a command (only
@@ -432,6 +435,13 @@ mod tests {
             (1_800_000_000_000, 1_800_000_000),
         ] {
             assert_eq!(cutoff_secs(UnixTime::from_millis(ms)), secs, "{ms} ms");
+        }
+        // A cutoff of 5.000000001 s, as PostgreSQL (µs) and Redis (ms) keep it: 6 for both.
+        for kept in [
+            std::time::Duration::new(5, 1_000),
+            std::time::Duration::new(5, 1_000_000),
+        ] {
+            assert_eq!(cutoff_secs(UnixTime::from_duration(kept)), 6, "{kept:?}");
         }
     }
 }
