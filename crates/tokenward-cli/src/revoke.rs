@@ -132,7 +132,9 @@ pub(crate) struct RevokeArgs {
 /// `redis key prefix: PREFIX` and/or `postgres schema: NAME`. With both --redis and
 /// --postgres both are read: the first line ends with `(redis and postgres agree)`, or is
 /// `stores disagree: redis: ANSWER; postgres: ANSWER` — the applications answer as Redis
-/// does — and the command exits 2 saying what to do.
+/// does — and the command exits 2 saying what to do. A Redis without the hybrid's loaded
+/// mark (emptied by a restart; the applications answer 503 until they have reloaded it from
+/// PostgreSQL) is reported as such, with PostgreSQL's answer.
 ///
 /// Exit status: 0 active, 1 revoked, 2 on a usage or connection error or when the stores
 /// disagree.
@@ -162,7 +164,8 @@ pub(crate) struct CheckArgs {
     /// Answer as JSON: {"revoked":false} or {"revoked":true,"rule":"token|session|subject"},
     /// with "before":T (the cutoff) for the subject rule, "key_prefix" (the Redis prefix the
     /// answer was looked up under), "postgres_schema" (with --postgres) and "iss". With both
-    /// stores, the top-level answer is Redis's, and "redis" and "postgres" hold each store's
+    /// stores, the top-level answer is Redis's (PostgreSQL's while Redis lacks the hybrid's
+    /// loaded mark: "redis_loaded":false), and "redis" and "postgres" hold each store's
     /// answer ({"revoked":…,"rule":…,"before":…}) and "agree" whether they are the same.
     #[arg(long)]
     json: bool,
@@ -319,6 +322,11 @@ struct CheckAnswer<'a> {
     /// With both stores: whether they answer the same.
     #[serde(skip_serializing_if = "Option::is_none")]
     agree: Option<bool>,
+    /// With both stores: whether Redis carries the hybrid's loaded mark. Without it the
+    /// applications answer 503 until they have reloaded Redis from PostgreSQL, and the
+    /// top-level answer is PostgreSQL's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_loaded: Option<bool>,
 }
 
 pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
@@ -357,11 +365,15 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         Some(store) => Some(Answer::of(runtime.block_on(store.check(&token))?)),
         None => None,
     };
+    let loaded = runtime.block_on(stores.redis_loaded())?;
     let (answer, both) = match (redis, postgres) {
-        (Some(redis), Some(postgres)) => (redis, Some((redis, postgres))),
+        // Redis answers the requests, once it holds what PostgreSQL holds.
+        (Some(redis), Some(postgres)) if loaded != Some(false) => (redis, Some((redis, postgres))),
+        (Some(redis), Some(postgres)) => (postgres, Some((redis, postgres))),
         (Some(one), None) | (None, Some(one)) => (one, None),
         (None, None) => return Err(CliError::Usage("no store to check".into())),
     };
+    let unloaded = loaded == Some(false);
     let text = if args.json {
         let json = CheckAnswer {
             answer,
@@ -371,11 +383,18 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             redis: both.map(|(r, _)| r),
             postgres: both.map(|(_, p)| p),
             agree: both.map(|(r, p)| r == p),
+            redis_loaded: loaded,
         };
         serde_json::to_string(&json).map_err(|e| CliError::Output(std::io::Error::other(e)))?
     } else {
         let first = match both {
             None => answer.text(),
+            Some((r, p)) if unloaded => format!(
+                "{} (postgres; redis is not loaded: the applications answer 503 until they \
+                 have reloaded it from PostgreSQL; redis alone says {})",
+                p.text(),
+                r.text()
+            ),
             Some((r, p)) if r == p => format!("{} (redis and postgres agree)", r.text()),
             Some((r, p)) => format!(
                 "stores disagree: redis: {}; postgres: {}",
@@ -390,7 +409,7 @@ pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         ))
     };
     writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Output)?;
-    if let Some((r, p)) = both.filter(|(r, p)| r != p) {
+    if let Some((r, p)) = both.filter(|(r, p)| r != p && !unloaded) {
         return Err(CliError::Disagree {
             redis: r.text(),
             postgres: p.text(),

@@ -17,6 +17,11 @@ use tokenward_revocation::RevocationStore;
 use crate::error::CliError;
 use crate::escape::escape_controls;
 
+/// The key (after the prefix) `tokenward_guard::hybrid` sets once Redis holds every live
+/// revocation of PostgreSQL. Without it the applications' checks fail closed (503) and
+/// reload Redis from PostgreSQL: Redis's own answer is not what they decide by.
+pub(crate) const HYBRID_LOADED_MARK: &str = "hybrid:loaded";
+
 /// Revocations an import into Redis has in flight at once.
 pub(crate) const REDIS_IMPORT_CONCURRENCY: usize = 256;
 
@@ -265,6 +270,19 @@ pub(crate) struct Written {
 }
 
 impl Stores {
+    /// With both stores: whether Redis carries the hybrid's loaded mark
+    /// ([`HYBRID_LOADED_MARK`] under its key prefix). `None` with one store.
+    pub(crate) async fn redis_loaded(&self) -> Result<Option<bool>, CliError> {
+        let (Some(redis), Some(_)) = (&self.redis, &self.postgres) else {
+            return Ok(None);
+        };
+        let backend = redis.backend();
+        let key = format!("{}{HYBRID_LOADED_MARK}", backend.key_prefix());
+        let script = redis::Script::new("return redis.call('EXISTS', KEYS[1])");
+        let seen: i64 = backend.invoke_script(&script, &[&key], &[]).await?;
+        Ok(Some(seen == 1))
+    }
+
     /// Writes `revocation` to PostgreSQL first (the durable copy), then to Redis.
     pub(crate) async fn revoke(&self, revocation: &Revocation) -> Result<(), CliError> {
         if let Some(postgres) = &self.postgres {

@@ -112,6 +112,24 @@ fn check_with(stores: &[&str], parts: &[&str]) -> (i32, Vec<String>, Value) {
     (text.code, lines, value)
 }
 
+/// What an application's hybrid stores do at startup (`HybridStores::load`): reload Redis
+/// from PostgreSQL and set the loaded mark `check` reads. Whether it reloaded.
+fn load_hybrid(pg: &Pg, url: &str, prefix: &str) -> bool {
+    pg.block_on(async {
+        let config = PgConfig::new(pg.url.as_str())
+            .schema(pg.name())
+            .purge_interval(None);
+        let postgres = PgStores::connect(&config).await.unwrap();
+        let redis =
+            tokenward_redis::RedisStores::connect(&RedisConfig::new(url).key_prefix(prefix))
+                .unwrap();
+        let hybrid = tokenward_guard::hybrid::HybridStores::new(&postgres, &redis).unwrap();
+        let report = hybrid.load().await.unwrap();
+        postgres.backend().pool().close().await;
+        report.reloaded
+    })
+}
+
 fn issuer_line() -> String {
     format!(
         "issuer: {ISSUER} (key tag {})",
@@ -218,6 +236,26 @@ fn hybrid_revoke_writes_both_and_check_reports_both() {
         RevocationStatus::Revoked(RevokedBy::Token)
     );
 
+    // Before the applications' hybrid has loaded Redis (no mark), they answer 503 and
+    // reload: check gives PostgreSQL's answer and says so, whatever Redis holds.
+    let out = run(&[&["revoke"][..], &pg.args(), &["--sid", "before-load"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (code, lines, value) = check_with(&both, &["--sid", "before-load"]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        "revoked by session (postgres; redis is not loaded: the applications answer 503 until \
+         they have reloaded it from PostgreSQL; redis alone says active)"
+    );
+    assert_eq!(value["redis_loaded"], false, "{value}");
+    assert_eq!(value["revoked"], true, "{value}");
+    assert_eq!(value["agree"], false, "{value}");
+    assert!(
+        load_hybrid(&pg, &url, &prefix),
+        "Redis had no mark: reloaded"
+    );
+    assert!(!load_hybrid(&pg, &url, &prefix), "loaded once");
+
     let (code, lines, value) = check_with(&both, &["--jti", "j-1"]);
     assert_eq!(code, 1, "{lines:?}");
     assert_eq!(lines[0], "revoked by token (redis and postgres agree)");
@@ -228,9 +266,14 @@ fn hybrid_revoke_writes_both_and_check_reports_both() {
         json!({
             "revoked": true, "rule": "token", "key_prefix": prefix, "iss": ISSUER,
             "postgres_schema": pg.name(),
-            "redis": token_answer, "postgres": token_answer, "agree": true
+            "redis": token_answer, "postgres": token_answer, "agree": true,
+            "redis_loaded": true
         })
     );
+    // The reload brought the session revoked in PostgreSQL only into Redis.
+    let (code, lines, _) = check_with(&both, &["--sid", "before-load"]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(lines[0], "revoked by session (redis and postgres agree)");
     let (code, lines, value) = check_with(&both, &["--jti", "j-2"]);
     assert_eq!(code, 0, "{lines:?}");
     assert_eq!(lines[0], "active (redis and postgres agree)");

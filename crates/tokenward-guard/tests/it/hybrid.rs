@@ -103,7 +103,10 @@ impl Fixture<CombinedEnv> for HybridFixture {
         let stores = hybrid.guard_stores();
         let reference = redis_stores(&prefixes[1]);
         Ok(CombinedEnv::new(
-            stores.combined.clone().ok_or("the hybrid has a combined check")?,
+            stores
+                .combined
+                .clone()
+                .ok_or("the hybrid has a combined check")?,
             SeparateStores {
                 revocation: stores.revocation.clone(),
                 ratelimit: stores.ratelimit.clone(),
