@@ -21,7 +21,7 @@ use tokenward_core::{Clock, IssuerScope, StoreId, SystemClock};
 use tokenward_postgres::{PgBackend, PgConfig, PgRefreshStore, PgRevocationStore};
 use tokenward_refresh::{MintRequest, MintedToken, RefreshEngine};
 use tokenward_revocation::MemoryRevocationStore;
-use tokenward_testsupport::unique_prefix;
+use tokenward_testsupport::unique_schema;
 
 /// Refresh families of the sizing run, and rotations of each.
 const FAMILIES: usize = 10_000;
@@ -56,22 +56,9 @@ fn run() -> Result<(), BoxError> {
         1_000_000
     };
     runtime(Some(2))?.block_on(async {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let schema: String = unique_prefix("bench_pg_storage")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .take(60)
-            .collect();
-        let config = PgConfig::new(url)
-            .schema(schema.trim_end_matches('_'))
-            .purge_interval(None);
+        let url = tokenward_testsupport::database_url();
+        let schema = unique_schema("bench_pg_storage");
+        let config = PgConfig::new(url).schema(schema).purge_interval(None);
         let backend = PgBackend::connect(&config)
             .await
             .map_err(|e| format!("PostgreSQL for the bench (set DATABASE_URL): {e}"))?;

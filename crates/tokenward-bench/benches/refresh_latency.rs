@@ -66,7 +66,7 @@ use tokenward_refresh::{
     Rotation, RotationKind,
 };
 use tokenward_revocation::MemoryRevocationStore;
-use tokenward_testsupport::unique_prefix;
+use tokenward_testsupport::{unique_prefix, unique_schema};
 
 /// Timed rotations per configuration.
 const ROTATIONS: usize = 20_000;
@@ -365,20 +365,9 @@ async fn redis_runs(
 
 /// The PostgreSQL part, in a fresh schema dropped at the end.
 async fn postgres_runs(fixture: &Arc<Fixture>) -> Result<usize, BoxError> {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let schema: String = unique_prefix("bench_refresh")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(60)
-        .collect();
-    let config = PgConfig::new(url).schema(schema.trim_end_matches('_'));
+    let url = tokenward_testsupport::database_url();
+    let schema = unique_schema("bench_refresh");
+    let config = PgConfig::new(url).schema(schema);
     let backend = PgBackend::connect(&config)
         .await
         .map_err(|e| format!("PostgreSQL for the bench (set DATABASE_URL): {e}"))?;

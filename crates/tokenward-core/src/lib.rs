@@ -33,6 +33,7 @@ mod id;
 pub mod memory;
 pub mod metrics;
 mod policy;
+mod redact;
 mod scope;
 mod token;
 
@@ -43,5 +44,6 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock, UnixTime};
 pub use error::{SettingError, StoreError, StoreErrorKind};
 pub use id::{InvalidId, MAX_ID_LEN, StoreId};
 pub use policy::FailurePolicy;
+pub use redact::redact_url;
 pub use scope::{ISSUER_TAG_LEN, IssuerScope, MAX_SCOPED_ID_LEN};
 pub use token::TokenRef;

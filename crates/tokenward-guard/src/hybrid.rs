@@ -24,8 +24,8 @@
 //! refuses an evicting `maxmemory-policy`): an evicted mark is a reload, but an evicted
 //! revocation without a restart is not noticed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -101,10 +101,19 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-const MARK_SEEN: &str = "return redis.call('EXISTS', KEYS[1])";
-const BEGIN_RELOAD: &str = "redis.call('SET', KEYS[1], ARGV[1]) return 1";
-const FINISH_RELOAD: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-       redis.call('SET', KEYS[2], ARGV[1]) redis.call('DEL', KEYS[1]) return 1 end return 0";
+/// Whether the mark (`KEYS[1]`) is there.
+static MARK_SEEN: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new("return redis.call('EXISTS', KEYS[1])"));
+/// A reload starts: its nonce (`ARGV[1]`) under `KEYS[1]`.
+static BEGIN_RELOAD: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new("redis.call('SET', KEYS[1], ARGV[1]) return 1"));
+/// A reload ends: the mark (`KEYS[2]`) set only if the nonce (`KEYS[1]`) is still there.
+static FINISH_RELOAD: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+         redis.call('SET', KEYS[2], ARGV[1]) redis.call('DEL', KEYS[1]) return 1 end return 0",
+    )
+});
 
 impl HybridStores {
     /// The stores of `postgres` and `redis` combined.
@@ -178,10 +187,9 @@ impl Gate {
     }
 
     async fn mark_seen(&self) -> Result<bool, StoreError> {
-        let script = redis::Script::new(MARK_SEEN);
         let seen: i64 = self
             .backend
-            .invoke_script(&script, &[&self.loaded_key], &[])
+            .invoke_script(&MARK_SEEN, &[&self.loaded_key], &[])
             .await?;
         Ok(seen == 1)
     }
@@ -266,9 +274,8 @@ impl Gate {
                     .as_nanos()
             );
             let opened = self.opened();
-            let begin = redis::Script::new(BEGIN_RELOAD);
             self.backend
-                .invoke_script::<i64>(&begin, &[&self.loading_key], &[nonce.as_bytes()])
+                .invoke_script::<i64>(&BEGIN_RELOAD, &[&self.loading_key], &[nonce.as_bytes()])
                 .await?;
             let copied = match self.copy_all().await {
                 Ok(n) => n,
@@ -277,11 +284,10 @@ impl Gate {
                     continue;
                 }
             };
-            let finish = redis::Script::new(FINISH_RELOAD);
             let done: i64 = self
                 .backend
                 .invoke_script(
-                    &finish,
+                    &FINISH_RELOAD,
                     &[&self.loading_key, &self.loaded_key],
                     &[nonce.as_bytes()],
                 )

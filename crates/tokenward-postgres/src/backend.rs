@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tokenward_core::{SettingError, StoreError, UnixTime};
+use tokenward_core::{SettingError, StoreError, UnixTime, redact_url};
 
-use crate::config::{PgConfig, check_schema, redact_url};
+use crate::config::{PgConfig, check_schema};
 
 /// The embedded migrations (`crates/tokenward-postgres/migrations`), run in the store's
 /// schema by [`PgBackend::migrate`].

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use tokenward_core::SettingError;
+use tokenward_core::{SettingError, redact_url};
 
 /// How [`PgBackend::connect`](crate::PgBackend::connect) builds its pool, and the settings
 /// every store on the backend shares.
@@ -185,40 +185,9 @@ pub(crate) fn check_schema(schema: &str) -> Result<(), SettingError> {
     }
 }
 
-/// `scheme://user:password@host/...` → `scheme://user:***@host/...`; anything else as is.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:p@h:5432/db?sslmode=require"),
-            "postgres://u:***@h:5432/db?sslmode=require"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
-        assert_eq!(
-            redact_url("postgres://u:p@ss@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(redact_url("not a url"), "not a url");
-    }
 
     #[test]
     fn schemas_are_plain_identifiers() {

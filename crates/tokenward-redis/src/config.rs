@@ -421,46 +421,11 @@ pub(crate) fn parse_url(url: &str) -> Result<(ConnectionInfo, bool), RedisError>
     }
 }
 
-/// `url` with the password of its userinfo (`user:password@`) replaced by `***`. A userinfo
-/// without `:` is hidden whole: some clients read `redis://secret@host` as a password.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        // Not a URL we understand: it might be anything, show nothing of it.
-        return "<unparseable URL>".to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        None => url.to_owned(),
-        Some((userinfo, host)) => {
-            let shown = match userinfo.split_once(':') {
-                Some((user, _password)) => format!("{user}:***"),
-                None => "***".to_owned(),
-            };
-            format!("{scheme}://{shown}@{host}{tail}")
-        }
-    }
-}
+pub(crate) use tokenward_core::redact_url;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction() {
-        for (url, shown) in [
-            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
-            ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
-            ("redis://alice:pw@h", "redis://alice:***@h"),
-            ("redis://pw@h/2", "redis://***@h/2"),
-            ("rediss://a:p@ss:w@rd@h:6380", "rediss://a:***@h:6380"),
-            ("redis://h/0?password=x", "redis://h/0?password=x"),
-            ("unix:///run/redis.sock", "unix:///run/redis.sock"),
-            ("garbage:pw@h", "<unparseable URL>"),
-        ] {
-            assert_eq!(redact_url(url), shown, "{url}");
-        }
-    }
 
     #[test]
     fn defaults_and_builder() {

@@ -76,7 +76,9 @@ pub use info::command_calls;
 pub use logs::LogCapture;
 pub use net::{BlackHole, free_port};
 #[cfg(feature = "postgres")]
-pub use postgres::{DEFAULT_DATABASE_URL, PostgresUnavailable, TestSchema, database_url};
+pub use postgres::{
+    DEFAULT_DATABASE_URL, PostgresUnavailable, TestSchema, database_url, unique_schema,
+};
 pub use prefix::{delete_prefix, glob_escape, keys_under, unique_prefix};
 pub use shared::{DEFAULT_REDIS_URL, RedisUnavailable, connect, redis_url, shared_redis};
 pub use throwaway::{REDIS_SERVER_HINT, ThrowawayRedis, ThrowawayRedisBuilder};

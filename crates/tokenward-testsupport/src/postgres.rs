@@ -116,7 +116,7 @@ impl TestSchema {
             Some(dir) => dir.display().to_string(),
             None => format!("{}:{}", options.get_host(), options.get_port()),
         };
-        let name = schema_name(test);
+        let name = unique_schema(test);
         // One connection of its own, not the pool's: a pool retries a refused connection
         // until its timeout, where this fails at once.
         let attempt = async {
@@ -184,7 +184,7 @@ impl TestSchema {
 /// `twtest_<test>_<pid>_<nanos>_<n>`: a valid, lowercase PostgreSQL identifier of at most 63
 /// bytes that no other call returns; `test` is cut short (never the unique part) and every
 /// character of it other than `[a-z0-9]` becomes `_`.
-fn schema_name(test: &str) -> String {
+pub fn unique_schema(test: &str) -> String {
     let unique = crate::prefix::unique_id('_');
     let budget = MAX_IDENTIFIER.saturating_sub("twtest__".len() + unique.len());
     let label: String = test
@@ -211,7 +211,7 @@ mod tests {
     fn schema_names_are_short_lowercase_identifiers_and_unique() {
         let long = "Module::Some-Test ".repeat(20);
         for test in ["isolation", "", "ünïcode ✓", long.as_str()] {
-            let name = schema_name(test);
+            let name = unique_schema(test);
             assert!(name.len() <= MAX_IDENTIFIER, "{name}");
             assert!(name.starts_with("twtest_"), "{name}");
             assert!(
@@ -219,9 +219,9 @@ mod tests {
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{name}"
             );
-            assert_ne!(name, schema_name(test));
+            assert_ne!(name, unique_schema(test));
         }
-        assert!(schema_name("A::b").starts_with("twtest_a__b_"));
+        assert!(unique_schema("A::b").starts_with("twtest_a__b_"));
     }
 
     #[test]

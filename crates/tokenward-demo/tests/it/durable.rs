@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokenward_demo::client::{Client, Reply};
 use tokenward_demo::server::DemoConfig;
-use tokenward_testsupport::{ThrowawayRedis, database_url, unique_prefix};
+use tokenward_testsupport::{ThrowawayRedis, database_url, unique_prefix, unique_schema};
 
 use crate::common::{config, keys, login, start};
 
@@ -16,24 +16,8 @@ use crate::common::{config, keys, login, start};
 fn pg_config(label: &str) -> DemoConfig {
     let mut config = config();
     config.postgres = Some(database_url());
-    config.pg_schema = schema_name(label);
+    config.pg_schema = unique_schema(label);
     config
-}
-
-fn schema_name(label: &str) -> String {
-    unique_prefix(label)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(63)
-        .collect::<String>()
-        .trim_end_matches('_')
-        .to_owned()
 }
 
 async fn drop_schema(schema: &str) {

@@ -18,7 +18,7 @@ use tokenward_guard::hybrid::{HybridError, HybridStores};
 use tokenward_postgres::{PgConfig, PgStores};
 use tokenward_redis::{RedisConfig, RedisStores};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
-use tokenward_testsupport::{ThrowawayRedis, database_url, unique_prefix};
+use tokenward_testsupport::{ThrowawayRedis, database_url, unique_prefix, unique_schema};
 
 fn id(s: &str) -> StoreId<'static> {
     StoreId::new(s.to_owned()).unwrap()
@@ -35,18 +35,7 @@ fn token(jti: &str) -> TokenRef<'static> {
 }
 
 async fn postgres(label: &str) -> PgStores {
-    let schema: String = unique_prefix(label)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(60)
-        .collect();
-    let schema = schema.trim_end_matches('_').to_owned();
+    let schema = unique_schema(label);
     PgStores::connect(&PgConfig::new(database_url()).schema(schema))
         .await
         .unwrap()

@@ -9,31 +9,7 @@ use tokenward_core::StoreError;
 use tokenward_core::conformance::StoreProbe;
 use tokenward_postgres::{PgBackend, PgConfig};
 
-use tokenward_testsupport::database_url;
-
-/// A schema name no other test uses: `twt_{label}_{pid}_{nanos}_{n}`, cut to 63 bytes.
-pub fn unique_schema(label: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tail = format!("_{}_{nanos:x}_{n}", std::process::id());
-    let label: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(63 - 4 - tail.len())
-        .collect();
-    format!("twt_{label}{tail}")
-}
+use tokenward_testsupport::{database_url, unique_schema};
 
 /// The config of a test's stores: the test database, a fresh schema, a generous timeout
 /// (the machine may be busy; these tests are not about timeouts).
