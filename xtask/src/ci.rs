@@ -61,54 +61,97 @@ struct FeatureConfig {
     package: &'static str,
     /// Features enabled on top of the defaults; empty tests the default build.
     features: &'static [&'static str],
-    /// Without the package's default features. Such a build is checked (`cargo check` of the
-    /// library), not tested: the tests' dev-dependencies would turn the defaults back on.
+    /// Without the package's default features.
     no_default_features: bool,
+    /// Tested, or only checked (`cargo check` of the library): where the tests'
+    /// dev-dependencies would turn the defaults back on, a test run would not test the
+    /// configuration.
+    run: Run,
+    /// The crypto provider tokenward-claims must have selected in this configuration, passed
+    /// to the tests as [`PROVIDER_VAR`] (tests/it/attacks/provider.rs checks it).
+    provider: &'static str,
     /// Why this configuration matters.
     why: &'static str,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Test,
+    Check,
+}
+
+/// The variable naming the crypto provider tokenward-claims must have selected.
+const PROVIDER_VAR: &str = "TOKENWARD_CRYPTO_PROVIDER";
+
+/// The provider of the `test` step: `--all-features` enables tokenward-claims' `ring` and
+/// `aws-lc-rs`, and aws-lc-rs wins. *ring* is tested by the feature matrix's default builds
+/// of tokenward-claims (the attack suite) and of the Guard.
+const ALL_FEATURES_PROVIDER: &str = "aws-lc-rs";
+
 /// jsonwebtoken panics at run time when both or neither of its crypto backends are enabled,
 /// and tokenward-claims must be correct whatever the user's dependency graph enables. The
-/// `test` step covers both backends (`--all-features`); these cover neither and one. The Guard
-/// must build and pass without its optional backends too, tokenward-ratelimit must build
-/// without its in-memory store (a user with a store of their own compiles no governor), and
+/// `test` step covers both backends (`--all-features`); these cover neither and one.
+/// tokenward-claims' own providers: the `test` step runs everything on aws-lc-rs; these run
+/// the claims tests (the attack suite among them) on *ring* and on aws-lc-rs alone, and the
+/// Guard's on *ring*. The Guard must build and pass without its optional backends too,
+/// tokenward-ratelimit must build without its in-memory store (a user with a store of their own compiles no governor), and
 /// tokenward-redis without its `deadpool` feature.
 const FEATURE_MATRIX: &[FeatureConfig] = &[
     FeatureConfig {
         package: "tokenward-claims",
         features: &[],
         no_default_features: false,
+        run: Run::Test,
+        provider: "ring",
         why: "default build: no jsonwebtoken crypto backend",
     },
     FeatureConfig {
         package: "tokenward-claims",
         features: &["__jsonwebtoken-rust-crypto"],
         no_default_features: false,
+        run: Run::Test,
+        provider: "ring",
         why: "jsonwebtoken's rust_crypto backend enabled",
+    },
+    FeatureConfig {
+        package: "tokenward-claims",
+        features: &["aws-lc-rs"],
+        no_default_features: true,
+        run: Run::Test,
+        provider: "aws-lc-rs",
+        why: "aws-lc-rs as the only crypto provider: no ring in the library (the attack suite \
+              checks signatures against ring as a dev-dependency)",
     },
     FeatureConfig {
         package: "tokenward-guard",
         features: &["testkit"],
         no_default_features: false,
+        run: Run::Test,
+        provider: "ring",
         why: "the Guard without its redis and jwks features (in-memory stores only)",
     },
     FeatureConfig {
         package: "tokenward-redis",
         features: &[],
         no_default_features: true,
+        run: Run::Check,
+        provider: "ring",
         why: "without the deadpool feature (the `test` step enables it; checked, not tested)",
     },
     FeatureConfig {
         package: "tokenward-ratelimit",
         features: &[],
         no_default_features: true,
+        run: Run::Check,
+        provider: "ring",
         why: "without the in-memory store: no governor, dashmap or quanta (checked, not tested)",
     },
     FeatureConfig {
         package: "tokenward-guard",
         features: &["postgres"],
         no_default_features: true,
+        run: Run::Check,
+        provider: "ring",
         why: "PostgreSQL stores without Redis: GuardStores::postgres, no hybrid (checked, not \
               tested)",
     },
@@ -116,6 +159,8 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
         package: "tokenward-anomaly",
         features: &[],
         no_default_features: true,
+        run: Run::Check,
+        provider: "ring",
         why: "without the redis feature: no tokenward-redis, no redis-rs (checked, not tested)",
     },
 ];
@@ -233,9 +278,14 @@ fn clippy(ctx: &Ctx) -> Result {
 }
 
 fn test(ctx: &Ctx) -> Result {
+    let cargo = || {
+        let mut cargo = ctx.cargo();
+        cargo.env(PROVIDER_VAR, ALL_FEATURES_PROVIDER);
+        cargo
+    };
     if cmd::read(ctx.cargo().args(["nextest", "--version"])).is_ok() {
         // nextest fails a run that finds no tests; the workspace always has some (tidy.rs).
-        cmd::run(ctx.cargo().args([
+        cmd::run(cargo().args([
             "nextest",
             "run",
             "--workspace",
@@ -243,17 +293,11 @@ fn test(ctx: &Ctx) -> Result {
             "--no-fail-fast",
         ]))?;
         // nextest does not run doctests.
-        cmd::run(
-            ctx.cargo()
-                .args(["test", "--workspace", "--all-features", "--doc"]),
-        )?;
+        cmd::run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
     } else {
         eprintln!("cargo-nextest is not installed; running the tests with `cargo test`");
         // Doctests included.
-        cmd::run(
-            ctx.cargo()
-                .args(["test", "--workspace", "--all-features", "--no-fail-fast"]),
-        )?;
+        cmd::run(cargo().args(["test", "--workspace", "--all-features", "--no-fail-fast"]))?;
     }
     Ok(())
 }
@@ -262,15 +306,13 @@ fn feature_matrix(ctx: &Ctx) -> Result {
     for config in FEATURE_MATRIX {
         eprintln!("--- {}: {}", config.package, config.why);
         let mut cargo = ctx.cargo();
+        cargo.env(PROVIDER_VAR, config.provider);
+        match config.run {
+            Run::Test => cargo.args(["test", "--package", config.package]),
+            Run::Check => cargo.args(["check", "--package", config.package]),
+        };
         if config.no_default_features {
-            cargo.args([
-                "check",
-                "--package",
-                config.package,
-                "--no-default-features",
-            ]);
-        } else {
-            cargo.args(["test", "--package", config.package]);
+            cargo.arg("--no-default-features");
         }
         if !config.features.is_empty() {
             cargo.arg("--features").arg(config.features.join(","));

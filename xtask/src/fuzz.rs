@@ -1,9 +1,11 @@
 //! `cargo xtask fuzz`: the cargo-fuzz targets in `fuzz/` (a project of its own, outside the
 //! workspace), and the `fuzz` step of `cargo xtask ci`.
 //!
-//! - `cargo xtask fuzz --smoke`: every target for [`SMOKE_SECS`] seconds (what CI runs).
-//! - `cargo xtask fuzz [TARGET]... [--time SECS]`: the named targets (all by default), each
-//!   for `SECS` seconds ([`DEFAULT_SECS`] by default), one after the other.
+//! - `cargo xtask fuzz --smoke`: every target for [`SMOKE_SECS`] seconds on *ring*, then the
+//!   targets that verify signatures ([`CRYPTO_TARGETS`]) again on aws-lc-rs (what CI runs).
+//! - `cargo xtask fuzz [TARGET]... [--time SECS] [--provider ring|aws-lc-rs]`: the named
+//!   targets (all by default), each for `SECS` seconds ([`DEFAULT_SECS`] by default), one
+//!   after the other, on the crypto provider given (*ring* by default).
 //!
 //! Targets run one at a time, single-process, on the stable toolchain with
 //! `--sanitizer none` (sanitizers need nightly; the code under test forbids `unsafe`), with
@@ -58,6 +60,44 @@ pub(crate) const TARGETS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The targets whose inputs reach signature verification: the smoke run repeats them on
+/// every crypto provider tokenward-claims has.
+pub(crate) const CRYPTO_TARGETS: &[&str] = &["verify_token", "jwks"];
+
+/// The crypto provider tokenward-claims is built with for a run (the fuzz crate's features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Provider {
+    /// *ring*, tokenward-claims' default.
+    Ring,
+    /// aws-lc-rs (the fuzz crate's `aws-lc-rs` feature).
+    AwsLcRs,
+}
+
+impl Provider {
+    fn parse(name: &str) -> Option<Provider> {
+        match name {
+            "ring" => Some(Provider::Ring),
+            "aws-lc-rs" => Some(Provider::AwsLcRs),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Provider::Ring => "ring",
+            Provider::AwsLcRs => "aws-lc-rs",
+        }
+    }
+
+    /// `cargo fuzz` arguments selecting this provider.
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Provider::Ring => &[],
+            Provider::AwsLcRs => &["--features", "aws-lc-rs"],
+        }
+    }
+}
+
 /// `cargo xtask fuzz ...`.
 pub(crate) fn run(args: &[String]) -> Result {
     let request = parse_args(args)?;
@@ -65,7 +105,16 @@ pub(crate) fn run(args: &[String]) -> Result {
     if let Err(why) = ensure_toolchain(&root) {
         return Err(format!("cannot fuzz: {why}").into());
     }
-    run_targets(&root, &request.targets, request.secs)
+    if request.smoke {
+        return smoke(&root);
+    }
+    run_targets(&root, &request.targets, request.secs, request.provider)
+}
+
+/// Every target on *ring*, then [`CRYPTO_TARGETS`] on aws-lc-rs, [`SMOKE_SECS`] each.
+fn smoke(root: &Path) -> Result {
+    run_targets(root, &all_targets(), SMOKE_SECS, Provider::Ring)?;
+    run_targets(root, CRYPTO_TARGETS, SMOKE_SECS, Provider::AwsLcRs)
 }
 
 /// The `fuzz` step of `cargo xtask ci`: the smoke run when the fuzzing toolchain is
@@ -73,7 +122,7 @@ pub(crate) fn run(args: &[String]) -> Result {
 /// skipped, and passes. A target that does not build or finds a crash fails the step.
 pub(crate) fn ci_step(ctx: &crate::ci::Ctx) -> Result {
     match ensure_toolchain(&ctx.root) {
-        Ok(()) => run_targets(&ctx.root, &all_targets(), SMOKE_SECS),
+        Ok(()) => smoke(&ctx.root),
         Err(why) => {
             eprintln!("fuzzing SKIPPED: {why}");
             Ok(())
@@ -85,6 +134,8 @@ pub(crate) fn ci_step(ctx: &crate::ci::Ctx) -> Result {
 struct Request {
     targets: Vec<&'static str>,
     secs: u32,
+    provider: Provider,
+    smoke: bool,
 }
 
 fn all_targets() -> Vec<&'static str> {
@@ -95,10 +146,17 @@ fn parse_args(args: &[String]) -> Result<Request> {
     let mut targets = Vec::new();
     let mut secs = None;
     let mut smoke = false;
+    let mut provider = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => smoke = true,
+            "--provider" => {
+                let value = args.next().ok_or("`--provider` needs ring or aws-lc-rs")?;
+                provider = Some(Provider::parse(value).ok_or_else(|| {
+                    format!("`--provider {value}`: the providers are ring and aws-lc-rs")
+                })?);
+            }
             "--time" => {
                 let value = args.next().ok_or("`--time` needs a number of seconds")?;
                 let parsed = value
@@ -120,9 +178,11 @@ fn parse_args(args: &[String]) -> Result<Request> {
             },
         }
     }
-    if smoke && (secs.is_some() || !targets.is_empty()) {
+    if smoke && (secs.is_some() || !targets.is_empty() || provider.is_some()) {
         return Err(
-            "`--smoke` runs every target for a fixed time; give no targets or --time".into(),
+            "`--smoke` runs every target for a fixed time on both providers; give no \
+                    targets, --time or --provider"
+                .into(),
         );
     }
     if targets.is_empty() {
@@ -133,7 +193,12 @@ fn parse_args(args: &[String]) -> Result<Request> {
     } else {
         secs.unwrap_or(DEFAULT_SECS)
     };
-    Ok(Request { targets, secs })
+    Ok(Request {
+        targets,
+        secs,
+        provider: provider.unwrap_or(Provider::Ring),
+        smoke,
+    })
 }
 
 /// Checks that fuzzing can work here, installing the pinned cargo-fuzz if it is missing;
@@ -162,18 +227,25 @@ fn ensure_toolchain(root: &Path) -> std::result::Result<(), String> {
     })
 }
 
-/// Builds every target, then runs each of `targets` for `secs` seconds, one at a time.
-fn run_targets(root: &Path, targets: &[&'static str], secs: u32) -> Result {
+/// Builds every target on `provider`, then runs each of `targets` for `secs` seconds, one at
+/// a time.
+fn run_targets(root: &Path, targets: &[&str], secs: u32, provider: Provider) -> Result {
     let fuzz_dir = root.join("fuzz");
-    cmd::run(cargo_fuzz(&fuzz_dir).args(["build", "--sanitizer", "none"]))?;
+    cmd::run(
+        cargo_fuzz(&fuzz_dir)
+            .args(["build", "--sanitizer", "none"])
+            .args(provider.args()),
+    )?;
     let mut failed = Vec::new();
     for &target in targets {
-        eprintln!("--- fuzz {target}: {secs}s");
+        eprintln!("--- fuzz {target}: {secs}s on {}", provider.name());
         // cargo-fuzz's own choice (`-artifact_prefix`), git-ignored.
         let artifacts = fuzz_dir.join("artifacts").join(target);
         let corpus = corpus_dir(&fuzz_dir, target);
         let mut fuzz = cargo_fuzz(&fuzz_dir);
-        fuzz.args(["run", "--sanitizer", "none", target])
+        fuzz.args(["run", "--sanitizer", "none"])
+            .args(provider.args())
+            .arg(target)
             .arg(&corpus)
             .arg("--")
             .arg(format!("-max_total_time={secs}"))
@@ -190,12 +262,18 @@ fn run_targets(root: &Path, targets: &[&'static str], secs: u32) -> Result {
     }
     if failed.is_empty() {
         eprintln!(
-            "fuzzing: {} target(s) ran {secs}s each without a finding",
-            targets.len()
+            "fuzzing: {} target(s) ran {secs}s each on {} without a finding",
+            targets.len(),
+            provider.name()
         );
         Ok(())
     } else {
-        Err(format!("fuzz target(s) failed: {}", failed.join(", ")).into())
+        Err(format!(
+            "fuzz target(s) failed on {}: {}",
+            provider.name(),
+            failed.join(", ")
+        )
+        .into())
     }
 }
 
@@ -220,15 +298,33 @@ mod tests {
 
     #[test]
     fn arguments() {
+        use Provider::{AwsLcRs, Ring};
         let all = all_targets();
         for (given, expected) in [
-            (&[][..], Some((all.clone(), DEFAULT_SECS))),
-            (&["--smoke"][..], Some((all.clone(), SMOKE_SECS))),
-            (&["jwks", "--time", "300"][..], Some((vec!["jwks"], 300))),
+            (&[][..], Some((all.clone(), DEFAULT_SECS, Ring, false))),
+            (
+                &["--smoke"][..],
+                Some((all.clone(), SMOKE_SECS, Ring, true)),
+            ),
+            (
+                &["jwks", "--time", "300"][..],
+                Some((vec!["jwks"], 300, Ring, false)),
+            ),
             (
                 &["--time", "5", "jwks", "client_ip"][..],
-                Some((vec!["jwks", "client_ip"], 5)),
+                Some((vec!["jwks", "client_ip"], 5, Ring, false)),
             ),
+            (
+                &["verify_token", "--provider", "aws-lc-rs"][..],
+                Some((vec!["verify_token"], DEFAULT_SECS, AwsLcRs, false)),
+            ),
+            (
+                &["--provider", "ring"][..],
+                Some((all.clone(), DEFAULT_SECS, Ring, false)),
+            ),
+            (&["--provider", "openssl"][..], None),
+            (&["--provider"][..], None),
+            (&["--smoke", "--provider", "aws-lc-rs"][..], None),
             (&["--smoke", "jwks"][..], None),
             (&["--smoke", "--time", "5"][..], None),
             (&["--time"][..], None),
@@ -237,8 +333,16 @@ mod tests {
             (&["no_such_target"][..], None),
         ] {
             let got = parse_args(&args(given)).ok();
-            let expected = expected.map(|(targets, secs)| Request { targets, secs });
+            let expected = expected.map(|(targets, secs, provider, smoke)| Request {
+                targets,
+                secs,
+                provider,
+                smoke,
+            });
             assert_eq!(got, expected, "{given:?}");
+        }
+        for target in CRYPTO_TARGETS {
+            assert!(all.contains(target), "{target} is not a fuzz target");
         }
     }
 

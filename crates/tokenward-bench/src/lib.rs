@@ -21,7 +21,7 @@
 //!
 //! **Same key, same crypto.** `jsonwebtoken` is built without any crypto-backend feature;
 //! [`Fixture::new`] installs tokenward's ring-backed
-//! [`RING_PROVIDER`](tokenward_claims::crypto::RING_PROVIDER) as its process-wide provider, so
+//! [`PROVIDER`](tokenward_claims::crypto::PROVIDER) as its process-wide provider, so
 //! both sides verify signatures with the same `ring` code. The `jsonwebtoken` key is built
 //! from the public JWK of the very key the tokenward validator holds (for HMAC: the same
 //! secret). What differs is only what each library does around the signature check.
@@ -164,7 +164,7 @@ impl Fixture {
     ///
     /// Installs tokenward's ring provider into `jsonwebtoken` (idempotent).
     pub fn new(alg: Algorithm) -> Result<Fixture, FixtureError> {
-        if !crypto::install_ring_provider() {
+        if !crypto::install_provider() {
             return Err(FixtureError::ForeignProvider);
         }
         let kid = format!("bench-{}", alg::name(alg)).to_ascii_lowercase();

@@ -1,35 +1,45 @@
-//! A ring-backed [`CryptoProvider`] for `jsonwebtoken` 11.
+//! tokenward's crypto provider: which library it verifies and signs with ([`PROVIDER_NAME`]),
+//! and a [`CryptoProvider`] for `jsonwebtoken` 11 built on it.
+//!
+//! The library is chosen at build time, the way rustls chooses: *ring* by default (feature
+//! `ring`), aws-lc-rs with the feature `aws-lc-rs` (which wins when both are enabled). Both
+//! run the same key checks and the same attack suite; docs/security.md says what each needs
+//! to build, how to get aws-lc-rs's FIPS module, and docs/benchmarks.md how fast each is.
 //!
 //! tokenward's own verification and signing never go through `jsonwebtoken`'s process-wide
-//! provider: keys are validated once into [`Key`]s that call ring directly. That makes
-//! tokenward behave the same whatever `jsonwebtoken` backend features a dependency graph
-//! enables — `jsonwebtoken` itself panics at run time when both or neither of `rust_crypto`
-//! and `aws_lc_rs` are enabled.
+//! provider: keys are validated once into [`Key`]s that call the chosen library directly.
+//! That makes tokenward behave the same whatever `jsonwebtoken` backend features a dependency
+//! graph enables — `jsonwebtoken` itself panics at run time when both or neither of
+//! `rust_crypto` and `aws_lc_rs` are enabled.
 //!
-//! Code that also calls `jsonwebtoken::encode`/`decode` directly can install this provider
-//! so that those calls use ring too and never hit that panic:
+//! Code that also calls `jsonwebtoken::encode`/`decode` directly can install [`PROVIDER`] so
+//! that those calls use the same library and never hit that panic:
 //!
 //! ```
-//! tokenward_claims::crypto::install_ring_provider();
-//! // Now jsonwebtoken::decode uses ring, whatever features are enabled.
+//! tokenward_claims::crypto::install_provider();
+//! // Now jsonwebtoken::decode uses tokenward's provider, whatever features are enabled.
 //! ```
 
+use crate::key::{Key, KeyError, ecdsa_signing};
+use crate::provider::backend::digest;
+use crate::provider::backend::signature::{self as sig, KeyPair as _};
+use crate::provider::ecdsa_pair_from_pkcs8;
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{Error, ErrorKind, Result};
 use jsonwebtoken::jwk::{EllipticCurve, ThumbprintHash};
 use jsonwebtoken::signature::{self, Signer, Verifier};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
-use ring::digest;
-use ring::signature::{self as sig, KeyPair as _};
 
-use crate::key::{Key, KeyError, ecdsa_signing};
+/// The library tokenward verifies and signs with in this build: `"ring"` (the default) or
+/// `"aws-lc-rs"` (feature `aws-lc-rs`).
+pub const PROVIDER_NAME: &str = crate::provider::NAME;
 
 /// The kid given to keys built from `jsonwebtoken` key objects (which have none).
 const PROVIDER_KID: &str = "jsonwebtoken";
 
-/// The ring-backed provider. Install it with [`install_ring_provider`] or
-/// `RING_PROVIDER.install_default()`.
-pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
+/// `jsonwebtoken`'s provider interface on tokenward's keys (so on [`PROVIDER_NAME`]'s
+/// library). Install it with [`install_provider`] or `PROVIDER.install_default()`.
+pub static PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
     key_utils: KeyUtils {
@@ -41,16 +51,26 @@ pub static RING_PROVIDER: CryptoProvider = CryptoProvider {
     },
 };
 
-/// Installs [`RING_PROVIDER`] as `jsonwebtoken`'s process-wide provider.
+/// The name [`PROVIDER`] had when *ring* was the only library; it is the same provider, on
+/// whichever library the build chose.
+pub use PROVIDER as RING_PROVIDER;
+
+/// Installs [`PROVIDER`] as `jsonwebtoken`'s process-wide provider.
 ///
 /// Returns `true` if it is now installed (by this call or an earlier one), `false` if a
 /// different provider was installed first — in which case direct `jsonwebtoken` calls use
 /// that one. tokenward's own validation is unaffected either way.
-pub fn install_ring_provider() -> bool {
-    match RING_PROVIDER.install_default() {
+pub fn install_provider() -> bool {
+    match PROVIDER.install_default() {
         Ok(()) => true,
-        Err(existing) => std::ptr::eq(existing, &RING_PROVIDER),
+        Err(existing) => std::ptr::eq(existing, &PROVIDER),
     }
+}
+
+/// The name [`install_provider`] had when *ring* was the only library.
+#[deprecated(note = "use install_provider: the provider is not always ring")]
+pub fn install_ring_provider() -> bool {
+    install_provider()
 }
 
 fn key_error(e: KeyError) -> Error {
@@ -132,23 +152,23 @@ fn raw_public_to_spki(alg: Algorithm, raw: &[u8]) -> std::result::Result<Vec<u8>
     Ok(der)
 }
 
-struct RingSigner(Key);
+struct KeySigner(Key);
 
-impl Signer<Vec<u8>> for RingSigner {
+impl Signer<Vec<u8>> for KeySigner {
     fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, signature::Error> {
         self.0.sign(msg).map_err(signature::Error::from_source)
     }
 }
 
-impl JwtSigner for RingSigner {
+impl JwtSigner for KeySigner {
     fn algorithm(&self) -> Algorithm {
         self.0.algorithm()
     }
 }
 
-struct RingVerifier(Key);
+struct KeyVerifier(Key);
 
-impl Verifier<Vec<u8>> for RingVerifier {
+impl Verifier<Vec<u8>> for KeyVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), signature::Error> {
         if self.0.verify(msg, signature) {
             Ok(())
@@ -158,20 +178,20 @@ impl Verifier<Vec<u8>> for RingVerifier {
     }
 }
 
-impl JwtVerifier for RingVerifier {
+impl JwtVerifier for KeyVerifier {
     fn algorithm(&self) -> Algorithm {
         self.0.algorithm()
     }
 }
 
 fn new_signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
-    Ok(Box::new(RingSigner(
+    Ok(Box::new(KeySigner(
         signing_key(*alg, key).map_err(key_error)?,
     )))
 }
 
 fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
-    Ok(Box::new(RingVerifier(
+    Ok(Box::new(KeyVerifier(
         verifying_key(*alg, key).map_err(key_error)?,
     )))
 }
@@ -180,7 +200,7 @@ fn rsa_components_from_private_key(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
     let pair = sig::RsaKeyPair::from_der(der)
         .or_else(|_| sig::RsaKeyPair::from_pkcs8(der))
         .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
-    let c = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+    let c = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
     Ok((c.n, c.e))
 }
 
@@ -204,8 +224,7 @@ fn ec_components_from_private_key(
         _ => return Err(ErrorKind::InvalidEcdsaKey.into()),
     };
     let signing = ecdsa_signing(alg).map_err(|_| ErrorKind::InvalidEcdsaKey)?;
-    let pair = sig::EcdsaKeyPair::from_pkcs8(signing, der, &ring::rand::SystemRandom::new())
-        .map_err(|_| ErrorKind::InvalidEcdsaKey)?;
+    let pair = ecdsa_pair_from_pkcs8(signing, der).map_err(|_| ErrorKind::InvalidEcdsaKey)?;
     let point = pair.public_key().as_ref();
     let coords = point.get(1..).ok_or(ErrorKind::InvalidEcdsaKey)?;
     let (x, y) = coords.split_at(coords.len() / 2);

@@ -5,7 +5,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ring::rand::{SecureRandom, SystemRandom};
+use crate::provider::backend::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 use tokenward_core::{SharedClock, SystemClock};
 

@@ -1,4 +1,5 @@
-//! Keys: one `kid`, bound to exactly one algorithm, backed by ring.
+//! Keys: one `kid`, bound to exactly one algorithm, backed by the crate's crypto provider
+//! (*ring* by default, aws-lc-rs with the `aws-lc-rs` feature).
 //!
 //! This module holds the key itself — signing, verification, JWK export and key generation;
 //! `load` turns PEM, DER and JWK input into keys, checking each once.
@@ -11,10 +12,12 @@ use jsonwebtoken::jwk::{
     EllipticCurveKeyType, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
     OctetKeyParameters, OctetKeyType, PublicKeyUse, RSAKeyParameters, RSAKeyType,
 };
-use ring::rand::SystemRandom;
-use ring::signature as sig;
-use ring::{hmac, rand};
 use zeroize::Zeroizing;
+
+use crate::provider::Verifier;
+use crate::provider::backend::hmac;
+use crate::provider::backend::rand::{self, SystemRandom};
+use crate::provider::backend::signature::{self as sig, KeyPair as _};
 
 use crate::alg;
 use crate::b64;
@@ -47,8 +50,8 @@ pub enum KeyError {
     /// hash output.
     #[error("key too weak: {0}")]
     Weak(String),
-    /// ring rejected the key.
-    #[error("key rejected by ring: {0}")]
+    /// The crypto provider (*ring* or aws-lc-rs) rejected the key.
+    #[error("key rejected by the crypto provider: {0}")]
     Rejected(String),
     /// A JWK that cannot be used for signatures (no `alg` where it is ambiguous, an encryption
     /// algorithm, `use: enc`, unsupported curve or key type).
@@ -74,8 +77,9 @@ pub const MAX_KID_LEN: usize = 256;
 /// A verification (and possibly signing) key with its `kid` and its one algorithm.
 ///
 /// Keys are immutable and validated once, at load time: size, curve and algorithm binding.
-/// HMAC keys and private keys are held as ring key objects. ring 0.17 has no type for a
-/// parsed public key, so RSA, EC and Ed25519 public keys are kept as validated bytes that ring
+/// HMAC keys and private keys are held as the crypto provider's key objects. With aws-lc-rs,
+/// public keys are parsed once, at load time; *ring* 0.17 has no type for a parsed public
+/// key, so with it RSA, EC and Ed25519 public keys are kept as validated bytes that ring
 /// parses on each verification (as every ring-based verifier does). `Debug` output never shows
 /// secret or private material.
 pub struct Key {
@@ -84,6 +88,15 @@ pub struct Key {
     material: Material,
 }
 
+#[cfg_attr(
+    feature = "aws-lc-rs",
+    expect(
+        clippy::large_enum_variant,
+        reason = "aws-lc-rs keeps HMAC's prepared context inline (~1.2 KiB); a key lives once \
+                  per kid in its key set, and boxing it would add an indirection to every \
+                  HMAC verification"
+    )
+)]
 enum Material {
     Hmac {
         key: hmac::Key,
@@ -91,14 +104,17 @@ enum Material {
     },
     Rsa {
         public: sig::RsaPublicKeyComponents<Vec<u8>>,
+        verifier: Verifier,
         pair: Option<sig::RsaKeyPair>,
     },
     Ec {
         point: Vec<u8>,
+        verifier: Verifier,
         pair: Option<sig::EcdsaKeyPair>,
     },
     Ed {
         public: Vec<u8>,
+        verifier: Verifier,
         pair: Option<sig::Ed25519KeyPair>,
     },
 }
@@ -148,24 +164,15 @@ impl Key {
 
     /// Verifies `signature` over `message` with this key and its algorithm.
     ///
-    /// HMAC comparison is constant-time (ring). ECDSA signatures must be in the fixed-width
-    /// `r || s` form JWS uses; zero or out-of-range `r`/`s` are rejected (CVE-2022-21449).
+    /// HMAC comparison is constant-time (in the provider). ECDSA signatures must be in the
+    /// fixed-width `r || s` form JWS uses; zero or out-of-range `r`/`s` are rejected
+    /// (CVE-2022-21449).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.material {
             Material::Hmac { key, .. } => hmac::verify(key, message, signature).is_ok(),
-            Material::Rsa { public, .. } => match rsa_algorithms(self.alg) {
-                Some((params, _)) => public.verify(params, message, signature).is_ok(),
-                None => false,
-            },
-            Material::Ec { point, .. } => match ecdsa_algorithms(self.alg) {
-                Some((v, _)) => sig::UnparsedPublicKey::new(v, point)
-                    .verify(message, signature)
-                    .is_ok(),
-                None => false,
-            },
-            Material::Ed { public, .. } => sig::UnparsedPublicKey::new(&sig::ED25519, public)
-                .verify(message, signature)
-                .is_ok(),
+            Material::Rsa { verifier, .. }
+            | Material::Ec { verifier, .. }
+            | Material::Ed { verifier, .. } => verifier.verify(message, signature),
         }
     }
 
@@ -179,7 +186,7 @@ impl Key {
             Material::Rsa { pair, .. } => {
                 let pair = pair.as_ref().ok_or_else(cannot)?;
                 let (_, padding) = rsa_algorithms(self.alg).ok_or_else(cannot)?;
-                let mut out = vec![0; pair.public().modulus_len()];
+                let mut out = vec![0; pair.public_key().modulus_len()];
                 pair.sign(padding, &SystemRandom::new(), message, &mut out)
                     .map_err(|_| KeyError::Rng)?;
                 Ok(out)
@@ -263,9 +270,9 @@ impl Key {
     }
 }
 
-/// ring's algorithms for an RSA JWS algorithm: the verification parameters and the signing
+/// The provider's algorithms for an RSA JWS algorithm: the verification parameters and the signing
 /// padding (PKCS#1 v1.5 for RS*, PSS for PS*; 2048 to 8192 bits).
-fn rsa_algorithms(
+pub(crate) fn rsa_algorithms(
     alg: Algorithm,
 ) -> Option<(&'static sig::RsaParameters, &'static dyn sig::RsaEncoding)> {
     let algorithms: (&'static sig::RsaParameters, &'static dyn sig::RsaEncoding) = match alg {
@@ -280,9 +287,9 @@ fn rsa_algorithms(
     Some(algorithms)
 }
 
-/// ring's algorithms for an ECDSA JWS algorithm: verification and signing, both in the
+/// The provider's algorithms for an ECDSA JWS algorithm: verification and signing, both in the
 /// fixed-width `r || s` form JWS uses.
-fn ecdsa_algorithms(
+pub(crate) fn ecdsa_algorithms(
     alg: Algorithm,
 ) -> Option<(
     &'static sig::EcdsaVerificationAlgorithm,
@@ -309,10 +316,11 @@ pub(crate) fn ecdsa_signing(
         .ok_or_else(|| mismatch(alg, "an EC private key needs ES256 or ES384"))
 }
 
-/// Generates a new private key as PKCS#8 DER for `ES256`, `ES384` or `EdDSA`, using ring's
-/// system random number generator.
+/// Generates a new private key as PKCS#8 DER for `ES256`, `ES384` or `EdDSA`, using the
+/// crypto provider's system random number generator.
 ///
-/// RSA key generation is not available in ring; `tokenward keygen --alg RS256` provides it.
+/// RSA key generation is not available here (ring has none); `tokenward keygen --alg RS256`
+/// provides it.
 /// For HMAC use [`generate_secret`].
 pub fn generate_pkcs8(alg: Algorithm) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let rng = SystemRandom::new();

@@ -20,7 +20,9 @@
 //!   Keycloak, Cognito, Google) as data a policy applies, and a verified token's scopes and
 //!   roles read where the profile says, with requirement checks (class `scope`).
 //! - [`TokenIssuer`] — short-lived access tokens (15 minutes by default) with random `jti`.
-//! - [`crypto::RING_PROVIDER`] — a ring-backed `CryptoProvider` for `jsonwebtoken` 11.
+//! - [`crypto`] — the library keys verify and sign with (*ring* by default, aws-lc-rs with the
+//!   `aws-lc-rs` feature), and [`crypto::PROVIDER`], a `CryptoProvider` for `jsonwebtoken` 11
+//!   on it.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -89,6 +91,7 @@ mod key;
 mod keyset;
 mod policy;
 mod profile;
+mod provider;
 mod rejection;
 mod validator;
 

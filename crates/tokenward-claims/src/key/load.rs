@@ -1,15 +1,17 @@
 //! Loading keys: PEM, PKCS#8, PKCS#1 and SubjectPublicKeyInfo DER, JWK. Each input is parsed
 //! and checked once — `kid`, key type against the algorithm, size, curve, encoding — into the
-//! ring objects a [`Key`] signs and verifies with.
+//! crypto provider's objects a [`Key`] signs and verifies with.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
-use ring::hmac;
-use ring::rand::SystemRandom;
-use ring::signature::{self as sig, KeyPair as _};
 use zeroize::Zeroizing;
 
-use super::{Key, KeyError, MAX_KID_LEN, Material, ecdsa_signing, mismatch, rsa_algorithms};
+use super::{
+    Key, KeyError, MAX_KID_LEN, Material, ecdsa_algorithms, ecdsa_signing, mismatch, rsa_algorithms,
+};
+use crate::provider::backend::hmac;
+use crate::provider::backend::signature::{self as sig, KeyPair as _};
+use crate::provider::{Verifier, ecdsa_pair_from_pkcs8, rejected};
 use crate::{alg, b64};
 
 /// Describes a JSON error by its category and position only: serde_json's messages can quote
@@ -39,10 +41,6 @@ fn check_kid(kid: &str) -> Result<(), KeyError> {
         return Err(KeyError::InvalidKid("contains control characters"));
     }
     Ok(())
-}
-
-fn rejected(e: ring::error::KeyRejected) -> KeyError {
-    KeyError::Rejected(e.to_string())
 }
 
 impl Key {
@@ -148,30 +146,23 @@ impl Key {
             }
             KeyType::P256 | KeyType::P384 => {
                 let signing = ecdsa_signing(alg)?;
-                let pair = sig::EcdsaKeyPair::from_pkcs8(signing, der, &SystemRandom::new())
-                    .map_err(rejected)?;
+                let pair = ecdsa_pair_from_pkcs8(signing, der).map_err(rejected)?;
                 let point = pair.public_key().as_ref().to_vec();
-                Ok(Key {
-                    kid,
-                    alg,
-                    material: Material::Ec {
-                        point,
-                        pair: Some(pair),
-                    },
-                })
+                let mut key = Key::ec_point(kid, alg, point)?;
+                if let Material::Ec { pair: slot, .. } = &mut key.material {
+                    *slot = Some(pair);
+                }
+                Ok(key)
             }
             KeyType::Ed25519 => {
                 let pair =
                     sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(rejected)?;
                 let public = pair.public_key().as_ref().to_vec();
-                Ok(Key {
-                    kid,
-                    alg,
-                    material: Material::Ed {
-                        public,
-                        pair: Some(pair),
-                    },
-                })
+                let mut key = Key::ed25519_public(kid, alg, public)?;
+                if let Material::Ed { pair: slot, .. } = &mut key.material {
+                    *slot = Some(pair);
+                }
+                Ok(key)
             }
         }
     }
@@ -235,6 +226,8 @@ impl Key {
         if e_value < 3 || e_value % 2 == 0 || e_value > (1 << 33) - 1 {
             return Err(KeyError::Malformed("RSA exponent out of range".into()));
         }
+        let (params, _) =
+            rsa_algorithms(alg).ok_or_else(|| mismatch(alg, "not an RSA algorithm"))?;
         Ok(Key {
             kid,
             alg,
@@ -243,6 +236,7 @@ impl Key {
                     n: n.to_vec(),
                     e: e.to_vec(),
                 },
+                verifier: Verifier::rsa(params, n, e)?,
                 pair: None,
             },
         })
@@ -250,22 +244,13 @@ impl Key {
 
     fn from_rsa_pair(kid: String, alg: Algorithm, pair: sig::RsaKeyPair) -> Result<Key, KeyError> {
         require_rsa(alg)?;
-        let components = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public());
+        let components = sig::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
         // Reuse the public-key checks (size, exponent) for private keys too.
-        let checked = Key::rsa_public(kid, alg, &components.n, &components.e)?;
-        let Material::Rsa { public, .. } = checked.material else {
-            return Err(KeyError::Malformed(
-                "RSA key did not yield RSA components".into(),
-            ));
-        };
-        Ok(Key {
-            kid: checked.kid,
-            alg,
-            material: Material::Rsa {
-                public,
-                pair: Some(pair),
-            },
-        })
+        let mut key = Key::rsa_public(kid, alg, &components.n, &components.e)?;
+        if let Material::Rsa { pair: slot, .. } = &mut key.material {
+            *slot = Some(pair);
+        }
+        Ok(key)
     }
 
     fn ec_point(kid: String, alg: Algorithm, point: Vec<u8>) -> Result<Key, KeyError> {
@@ -280,10 +265,17 @@ impl Key {
                 alg::name(alg)
             )));
         }
+        let (verification, _) =
+            ecdsa_algorithms(alg).ok_or_else(|| mismatch(alg, "not an ECDSA algorithm"))?;
+        let verifier = Verifier::raw(verification, &point)?;
         Ok(Key {
             kid,
             alg,
-            material: Material::Ec { point, pair: None },
+            material: Material::Ec {
+                point,
+                verifier,
+                pair: None,
+            },
         })
     }
 
@@ -297,10 +289,15 @@ impl Key {
                 public.len()
             )));
         }
+        let verifier = Verifier::raw(&sig::ED25519, &public)?;
         Ok(Key {
             kid,
             alg,
-            material: Material::Ed { public, pair: None },
+            material: Material::Ed {
+                public,
+                verifier,
+                pair: None,
+            },
         })
     }
 

@@ -25,9 +25,9 @@ fn decoding_key(alg: Algorithm, public_pem: &str) -> DecodingKey {
 
 #[test]
 fn ring_provider_round_trips_through_jsonwebtoken() {
-    assert!(tokenward_claims::crypto::install_ring_provider());
+    assert!(tokenward_claims::crypto::install_provider());
     // Idempotent.
-    assert!(tokenward_claims::crypto::install_ring_provider());
+    assert!(tokenward_claims::crypto::install_provider());
 
     let validation = |alg| {
         let mut v = Validation::new(alg);
@@ -99,7 +99,7 @@ fn ring_provider_round_trips_through_jsonwebtoken() {
 
 #[test]
 fn tokens_cross_verify_between_tokenward_and_jsonwebtoken() {
-    tokenward_claims::crypto::install_ring_provider();
+    tokenward_claims::crypto::install_provider();
     let keys =
         KeySet::single(Key::from_pem("ed", Algorithm::EdDSA, ED_PRIVATE.as_bytes()).unwrap());
     let issuer = TokenIssuer::builder(keys, ISS)
@@ -125,7 +125,7 @@ fn tokens_cross_verify_between_tokenward_and_jsonwebtoken() {
 /// provider it is an error.
 #[test]
 fn a_short_ed25519_jwk_is_an_error_through_the_provider() {
-    tokenward_claims::crypto::install_ring_provider();
+    tokenward_claims::crypto::install_provider();
     let jwk: jsonwebtoken::jwk::Jwk =
         serde_json::from_value(json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&[7u8; 31])}))
             .unwrap();

@@ -8,7 +8,7 @@ use serde_json::json;
 use tokenward_claims::{Algorithm, Key, KeySet, RejectionClass, ValidationPolicy, Validator};
 
 fn jwt_accepts(token: &str) -> bool {
-    tokenward_claims::crypto::install_ring_provider();
+    tokenward_claims::crypto::install_provider();
     let mut v = Validation::new(Algorithm::HS256);
     v.set_issuer(&[ISS]);
     v.set_audience(&[AUD]);

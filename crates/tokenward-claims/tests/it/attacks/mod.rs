@@ -8,6 +8,7 @@
 mod claims;
 mod encoding;
 mod keys_and_headers;
+mod provider;
 
 use tokenward_claims::{PolicyBuilder, RejectionClass, Validator};
 
