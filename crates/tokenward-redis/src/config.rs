@@ -101,8 +101,12 @@ pub struct RedisConfig {
     /// `pool_size` is not used (one multiplexed connection per node). With `rediss://` seeds
     /// (all or none), every node is reached over TLS by redis-rs's rustls (ring) support:
     /// the CA of [`tls_ca_file`](Self::tls_ca_file), or the system's root certificates
-    /// (`rustls-native-certs`), and the client certificate if set. Default: empty (one
-    /// server).
+    /// (`rustls-native-certs`), and the client certificate if set. redis-rs builds that TLS
+    /// configuration with rustls's process-wide crypto provider: ring when it is the only
+    /// provider compiled in (as in tokenward's binaries); an application whose dependency
+    /// graph also enables rustls's `aws-lc-rs` must install one before the cluster connects
+    /// (`rustls::crypto::ring::default_provider().install_default()`), or rustls panics
+    /// there. Default: empty (one server).
     pub cluster: Vec<String>,
 }
 
@@ -257,7 +261,8 @@ impl RedisConfig {
     }
 
     /// The [`cluster`](Self::cluster) part of [`validate`](Self::validate): every seed a
-    /// `redis://host:port` URL, and no TLS files.
+    /// parseable `redis://` or `rediss://` URL, all of one scheme (`validate` allows the TLS
+    /// files only with `rediss://` seeds).
     fn validate_cluster(&self) -> Result<(), RedisConfigError> {
         let Some(first) = self.cluster.first() else {
             return Ok(());

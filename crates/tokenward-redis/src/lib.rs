@@ -69,12 +69,15 @@
 //! 127–133 k checks/s (`docs/benchmarks.md`); see [`RedisBackend`] for what each kind means
 //! for health, reconnection and concurrency.
 //!
-//! **TLS**: `rediss://` URLs connect through rustls on the *ring* provider (redis-rs's own TLS
-//! features stay off), verifying the server's certificate for the URL's host against the
-//! platform's trust store, or exactly the CAs of [`RedisConfig::tls_ca_file`]; a client
-//! certificate ([`RedisConfig::tls_client_cert`]) serves mutual TLS. A failed handshake is
-//! [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) naming the server and
-//! the reason, never the password.
+//! **TLS**: `rediss://` URLs connect through rustls on the *ring* provider (the backend wraps
+//! its own sockets in `tokio-rustls`), verifying the server's certificate for the URL's host
+//! against the platform's trust store, or exactly the CAs of [`RedisConfig::tls_ca_file`]; a
+//! client certificate ([`RedisConfig::tls_client_cert`]) serves mutual TLS. A failed
+//! handshake is [`StoreError::Unavailable`](tokenward_core::StoreError::Unavailable) naming
+//! the server and the reason, never the password. A Redis Cluster's `rediss://` seeds go
+//! through redis-rs's own rustls support instead (its `tokio-rustls-comp` feature): the
+//! same files, the system's root certificates by default, and rustls's process-wide
+//! provider — ring when it is the only one compiled in (see [`RedisConfig::cluster`]).
 //!
 //! **At startup**, call [`RedisBackend::check_server`]: it fails if Redis cannot be used
 //! (unreachable, TLS, authentication) and refuses a `maxmemory-policy` that may evict keys —

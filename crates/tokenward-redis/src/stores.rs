@@ -572,8 +572,9 @@ mod tests {
                 }
             }
         }
-        // Without a tag in the prefix the keys spread over slots: a Cluster would refuse the
-        // script (CROSSSLOT), which is why the docs ask for a tagged prefix there.
+        // Without a tag in the prefix the keys spread over slots: on a Cluster the call is
+        // then split into one script per slot (`plan`), or the node would refuse it
+        // (CROSSSLOT).
         let s = stores("tw:");
         let token = TokenRef::from_parts(Some("j"), Some("s"), Some("u"), None, exp).unwrap();
         let tags: std::collections::BTreeSet<String> =

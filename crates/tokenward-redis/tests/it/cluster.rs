@@ -3,8 +3,9 @@
 //! prefix — without a hash tag, so a case's keys spread over the nodes and every call whose
 //! keys span slots must group them (a `CROSSSLOT` fails the case); the keys of one subject on
 //! different nodes; the startup check on every primary; BYO cluster clients (the revocation
-//! and combined suites on an application's cluster client and deadpool cluster pool); and
-//! every suite again on a cluster reached over TLS (`rediss://` seeds, a throwaway CA).
+//! and combined suites on an application's cluster client and deadpool cluster pool); every
+//! suite again on a cluster reached over TLS (`rediss://` seeds, a throwaway CA); and, on
+//! clusters of their own, a dead primary and a slot moved to another primary.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -338,6 +339,7 @@ mod combined_conformance {
 
 mod byo;
 mod dead;
+mod moved;
 mod tls;
 
 /// The address (`ip:port`) of the primary that owns `key`'s slot right now, from
