@@ -57,8 +57,9 @@ impl Subcommand {
             }
             Self::Bench => {
                 "run the benchmarks side by side with their peers (verify, guard, rate limit, \
-                 HTTP, Redis, refresh, memory) and rewrite docs/benchmarks.md; `--quick`: a \
-                 short run that prints the ratios as JSON"
+                 HTTP, Redis, refresh, memory, peers as their users build them) and rewrite \
+                 docs/benchmarks.md; `--quick`: a short run that prints the ratios as JSON; \
+                 `peers`: only verification against jsonwebtoken's own backends, printed"
             }
             Self::Fuzz => {
                 "run the cargo-fuzz targets in fuzz/: `--smoke` runs each briefly (part of ci); \

@@ -16,6 +16,12 @@
 //!   printed. `refresh_latency` and `postgres_storage` get PostgreSQL from xtask's
 //!   provisioning (`DATABASE_URL`, 127.0.0.1:5432, or a throwaway cluster).
 //!
+//! - Full run only, and alone as `cargo xtask bench peers [--quick]`: [`peers`] —
+//!   verification against `jsonwebtoken` built as its users build it (`aws_lc_rs`,
+//!   `rust_crypto`), tokenward on ring and on aws-lc-rs, and each provider's bare signature
+//!   check, from `bench/peers` (a project of its own, built three times). Alone, it prints its
+//!   tables and writes nothing.
+//!
 //! The full run rewrites the generated section of `docs/benchmarks.md` (between
 //! [`docs::BEGIN`] and [`docs::END`]; everything else in the file is left alone). `--quick`
 //! shortens criterion's warm-up/measurement and the harnesses' runs
@@ -30,6 +36,7 @@
 
 mod docs;
 mod machine;
+mod peers;
 mod report;
 mod results;
 mod runner;
@@ -75,9 +82,25 @@ const FULL_RUN_ONLY: [(&str, &str); 5] = [
     ),
 ];
 
-/// Runs `cargo xtask bench [--quick]`.
+/// Runs `cargo xtask bench [peers] [--quick]`.
 pub(crate) fn run(args: &[String]) -> Result {
-    let quick = parse_args(args)?;
+    let Args { quick, peers_only } = parse_args(args)?;
+    if peers_only {
+        let root = crate::workspace_root();
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+        let mut runner = Runner {
+            root,
+            target,
+            quick,
+            redis_url: String::new(),
+            database_url: None,
+            commands: Vec::new(),
+        };
+        peers::run(&mut runner)?;
+        eprintln!("\ncommands:\n{}", runner.commands.join("\n"));
+        return Ok(());
+    }
     let started = Instant::now();
     let load_start = machine::load_average();
     let root = crate::workspace_root();
@@ -119,6 +142,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             eprintln!("==> {bench}");
             full_run_only.push((title, runner.harness(bench)?));
         }
+        full_run_only.push((peers::TITLE, peers::run(&mut runner)?));
     }
 
     let took = started.elapsed();
@@ -210,19 +234,32 @@ fn render(run: &Run<'_>) -> Result<Report> {
 }
 
 /// `--quick`, or nothing.
-fn parse_args(args: &[String]) -> Result<bool> {
-    let mut quick = false;
+/// What `cargo xtask bench` was asked for.
+#[derive(Debug, PartialEq, Eq)]
+struct Args {
+    quick: bool,
+    /// `peers`: only the peers comparison, printed, nothing written.
+    peers_only: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Args> {
+    let mut parsed = Args {
+        quick: false,
+        peers_only: false,
+    };
     for arg in args {
         match arg.as_str() {
-            "--quick" => quick = true,
+            "--quick" => parsed.quick = true,
+            "peers" => parsed.peers_only = true,
             other => {
-                return Err(
-                    format!("`cargo xtask bench` takes only `--quick`, got `{other}`").into(),
-                );
+                return Err(format!(
+                    "`cargo xtask bench` takes only `peers` and `--quick`, got `{other}`"
+                )
+                .into());
             }
         }
     }
-    Ok(quick)
+    Ok(parsed)
 }
 
 fn write(path: &Path, text: &str) -> Result {
@@ -297,19 +334,22 @@ mod tests {
 
     #[test]
     fn arguments() {
-        for (args, quick) in [
-            (&[][..], Some(false)),
-            (&["--quick"][..], Some(true)),
-            (&["--quick", "--quick"][..], Some(true)),
+        let parsed = |quick, peers_only| Some(Args { quick, peers_only });
+        for (args, expected) in [
+            (&[][..], parsed(false, false)),
+            (&["--quick"][..], parsed(true, false)),
+            (&["--quick", "--quick"][..], parsed(true, false)),
+            (&["peers"][..], parsed(false, true)),
+            (&["peers", "--quick"][..], parsed(true, true)),
             (&["--help"][..], None),
             (&["--quick", "verify"][..], None),
         ] {
             let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-            assert_eq!(parse_args(&args).ok(), quick, "{args:?}");
+            assert_eq!(parse_args(&args).ok(), expected, "{args:?}");
         }
         assert_eq!(
             parse_args(&["--full".to_owned()]).unwrap_err().to_string(),
-            "`cargo xtask bench` takes only `--quick`, got `--full`"
+            "`cargo xtask bench` takes only `peers` and `--quick`, got `--full`"
         );
     }
 }
