@@ -22,14 +22,29 @@ use crate::error::RedisConfigError;
 #[cfg(test)]
 const MAX_SPAN_US: u64 = tokenward_ratelimit::MAX_SPAN.as_micros() as u64;
 
+/// The server's clock, read once per script run: `server_now()` is `TIME` in µs, the same
+/// instant for every function of one script that asks (the per-request script's ban status
+/// and GCRA step read it once between them, not twice). Prepended to every script that uses
+/// [`GCRA_FN_LUA`] or [`BAN_STATUS_FN_LUA`].
+pub(crate) const NOW_FN_LUA: &str = r"
+local now_us = nil
+local function server_now()
+  if now_us == nil then
+    local t = redis.call('TIME')
+    now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return now_us
+end
+";
+
 /// GCRA, one check, as a Lua function `gcra(key, period, tau, weight)` shared by the GCRA
 /// script and by the combined per-request script of [`RedisStores`](crate::RedisStores):
 /// `key` is the TAT key, `period` the emission interval `T` (µs), `tau` the burst tolerance
 /// `burst × T` (µs), `weight` the request's weight `n × T` (µs) for a cost `n`, with
 /// `n × T ≤ tau` (the caller checks `n ≤ burst`).
 ///
-/// With `now` the server's `TIME` in µs and `tat` the stored theoretical arrival time
-/// (`now` if there is none, or if it is in the past):
+/// With `now` the server's `TIME` in µs ([`NOW_FN_LUA`]) and `tat` the stored theoretical
+/// arrival time (`now` if there is none, or if it is in the past):
 ///
 /// - `new_tat = tat + n × T`; admitted iff `new_tat − tau ≤ now`;
 /// - admitted: store `new_tat` with `PX ⌈(new_tat − now) / 1000⌉` (the key vanishes when the
@@ -41,8 +56,7 @@ const MAX_SPAN_US: u64 = tokenward_ratelimit::MAX_SPAN.as_micros() as u64;
 /// value is not a decimal integer ([`gcra_decision`] reads the reply).
 pub(crate) const GCRA_FN_LUA: &str = r"
 local function gcra(key, period, tau, weight)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local now = server_now()
   local tat = now
   local raw = redis.call('GET', key)
   if raw then
@@ -136,8 +150,7 @@ local function ban_status(failures, ban, findtime)
   local ttl = redis.call('PTTL', ban)
   if ttl > 0 then return {1, ttl} end
   if ttl == -1 then return {-1} end
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local now = server_now()
   local after = '(' .. string.format('%.0f', now - findtime)
   local count = redis.call('ZCOUNT', failures, after, '+inf')
   if count == 0 then return {0, 0, 0} end
@@ -153,11 +166,14 @@ return ban_status(KEYS[1], KEYS[2], tonumber(ARGV[2]))
 ";
 
 static GCRA: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{GCRA_FN_LUA}{GCRA_CALL_LUA}")));
+    LazyLock::new(|| Script::new(&format!("{NOW_FN_LUA}{GCRA_FN_LUA}{GCRA_CALL_LUA}")));
 static GCRA_REFUND: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA_REFUND_LUA));
 static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_FAILURE_LUA));
-static BAN_STATUS: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{BAN_STATUS_FN_LUA}{BAN_STATUS_CALL_LUA}")));
+static BAN_STATUS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{NOW_FN_LUA}{BAN_STATUS_FN_LUA}{BAN_STATUS_CALL_LUA}"
+    ))
+});
 
 /// A [`RateLimitStore`] on Redis (or Valkey) ≥ 7.0, shared by every application instance
 /// that uses the same server and key prefix.

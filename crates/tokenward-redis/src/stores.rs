@@ -12,7 +12,7 @@ use crate::byo::Conn;
 use crate::config::RedisConfig;
 use crate::error::RedisConfigError;
 use crate::ratelimit::{
-    BAN_STATUS_FN_LUA, GCRA_FN_LUA, RedisRateLimitStore, ban_decision, gcra_decision,
+    BAN_STATUS_FN_LUA, GCRA_FN_LUA, NOW_FN_LUA, RedisRateLimitStore, ban_decision, gcra_decision,
 };
 use crate::refresh::RedisRefreshStore;
 use crate::revocation::{REVOCATION_FN_LUA, RedisRevocationStore, Rule, decide};
@@ -51,7 +51,7 @@ return reply
 
 static CHECK_REQUEST: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{REVOCATION_FN_LUA}{BAN_STATUS_FN_LUA}{GCRA_FN_LUA}{CHECK_REQUEST_CALL_LUA}"
+        "{REVOCATION_FN_LUA}{NOW_FN_LUA}{BAN_STATUS_FN_LUA}{GCRA_FN_LUA}{CHECK_REQUEST_CALL_LUA}"
     ))
 });
 
