@@ -26,6 +26,7 @@
 //! | [`ANOMALY_DROPPED_TOTAL`] | counter | | decisions the anomaly detector dropped because its queue was full (never waited for) |
 //! | [`ANOMALY_STATE_ERRORS_TOTAL`] | counter | | observations the detector could not count (its state store failed) |
 //! | [`JWKS_FETCHES_TOTAL`] | counter | `result` | JWKS fetches of a remote key set: `ok`, `error` |
+//! | [`JWKS_STALE_TOTAL`] | counter | `state` | failed refreshes of a remote key set whose cached keys were stale: `serving` (past their TTL, still used), `unusable` (past their maximum staleness: that issuer's tokens are refused) |
 //!
 //! ```
 //! use tokenward_core::metrics;
@@ -61,6 +62,10 @@ pub const ANOMALY_DROPPED_TOTAL: &str = "tokenward_anomaly_dropped_total";
 pub const ANOMALY_STATE_ERRORS_TOTAL: &str = "tokenward_anomaly_state_errors_total";
 /// Counter `tokenward_jwks_fetches_total{result}`: fetches of a remote key set.
 pub const JWKS_FETCHES_TOTAL: &str = "tokenward_jwks_fetches_total";
+/// Counter `tokenward_jwks_stale_total{state}`: failed refreshes of a remote key set whose
+/// cached keys were stale — `serving` (past their TTL, still used) or `unusable` (past their
+/// maximum staleness, no longer used).
+pub const JWKS_STALE_TOTAL: &str = "tokenward_jwks_stale_total";
 
 /// Label `outcome` of a decision.
 pub const OUTCOME: &str = "outcome";
@@ -74,6 +79,8 @@ pub const RESULT: &str = "result";
 pub const KIND: &str = "kind";
 /// Label `action` of an anomaly.
 pub const ACTION: &str = "action";
+/// Label `state` of a stale remote key set.
+pub const STATE: &str = "state";
 
 /// `outcome` of an allowed decision.
 pub const ALLOWED: &str = "allowed";
@@ -141,6 +148,11 @@ pub fn describe() {
         JWKS_FETCHES_TOTAL,
         Unit::Count,
         "Fetches of remote key sets, by result (ok, error)."
+    );
+    describe_counter!(
+        JWKS_STALE_TOTAL,
+        Unit::Count,
+        "Failed refreshes of remote key sets whose cached keys were stale: serving (past their TTL, still used) or unusable (past their maximum staleness)."
     );
 }
 

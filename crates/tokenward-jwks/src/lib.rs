@@ -45,8 +45,9 @@
 //! Signals: `tracing` events with target `tokenward::jwks` (skipped keys, failed fetches) and
 //! `tokenward::audit` (`jwks_serving_stale`, `jwks_stale_unusable`, `jwks_recovered`), and
 //! [`RemoteKeySet::stats`] for metrics and health checks; every fetch also counts in
-//! `tokenward_jwks_fetches_total{result}` (`ok`, `error`) through the `metrics` facade
-//! ([`tokenward_core::metrics`]).
+//! `tokenward_jwks_fetches_total{result}` (`ok`, `error`), and every failed refresh of a
+//! stale key set in `tokenward_jwks_stale_total{state}` (`serving` past its TTL, `unusable`
+//! past its maximum staleness), through the `metrics` facade ([`tokenward_core::metrics`]).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -415,6 +415,7 @@ impl Inner {
                 if let Some(cached) = self.cached() {
                     let age = now.saturating_duration_since(cached.fetched_at);
                     if now >= cached.usable_until {
+                        stale_metric("unusable");
                         tracing::error!(
                             target: "tokenward::audit",
                             decision = "jwks_stale_unusable",
@@ -424,6 +425,7 @@ impl Inner {
                             "remote key set is past its maximum staleness: tokens of this issuer are rejected"
                         );
                     } else if now >= cached.expires_at {
+                        stale_metric("serving");
                         tracing::warn!(
                             target: "tokenward::audit",
                             decision = "jwks_serving_stale",
@@ -493,4 +495,11 @@ impl Inner {
         }
         result
     }
+}
+
+/// `tokenward_jwks_stale_total{state}`: a failed refresh left the cached key set `serving`
+/// (past its TTL, still used) or `unusable` (past its maximum staleness).
+fn stale_metric(state: &'static str) {
+    use tokenward_core::metrics as names;
+    metrics::counter!(names::JWKS_STALE_TOTAL, names::STATE => state).increment(1);
 }

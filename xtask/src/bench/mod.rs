@@ -2,9 +2,10 @@
 //! reports them side by side, from one run.
 //!
 //! - Criterion benches of `tokenward-bench` — `verify` (tokenward vs `jsonwebtoken::decode`),
-//!   `guard` (the in-memory Guard vs verification alone), `ratelimit` (the in-memory store vs
-//!   raw `governor`) — read back from `target/criterion/<group>/<function>/new/estimates.json`
-//!   (the mean and its 95 % interval).
+//!   `guard` (the in-memory Guard, alone and with every anomaly detector, vs verification
+//!   alone), `ratelimit` (the in-memory store vs raw `governor`) — read back from
+//!   `target/criterion/<group>/<function>/new/estimates.json` (the mean and its 95 %
+//!   interval).
 //! - Own harnesses, whose `@bench NAME key=value ...` stdout lines are read: `http` (axum
 //!   behind tokenward's layer, behind jwt-authorizer's, and without auth) and `demo_redis`
 //!   (`GET /me` on the demo with Redis at 64 connections; Redis commands per request from

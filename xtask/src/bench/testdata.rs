@@ -56,6 +56,12 @@ fn criterion_results(target: &Path) {
         estimate_file(
             target,
             &group,
+            "guard/anomaly_detectors",
+            verify + added + 60.0,
+        );
+        estimate_file(
+            target,
+            &group,
             "guard/audit_filtered",
             verify + added + 30.0,
         );

@@ -125,6 +125,15 @@ pub fn forger() -> TokenIssuer {
         .unwrap()
 }
 
+/// Tokens signed under a `kid` the service never had: forgeries too.
+pub fn stranger() -> TokenIssuer {
+    let other = KeySet::single(Key::hmac("k9", Algorithm::HS256, &[0x42; 32]).unwrap());
+    TokenIssuer::builder(other, ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap()
+}
+
 /// Tokens issued two hours ago, valid for an hour: expired.
 pub fn stale_issuer() -> TokenIssuer {
     let now = UnixTime::from(std::time::SystemTime::now());

@@ -1,5 +1,6 @@
 //! Each detector through `Guard::authenticate`, on memory and on Redis (where two instances
-//! of one service share one state).
+//! of one service share one state); outages of an action's store and of the state; and the
+//! round trips a request makes with the detector on Redis.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokenward_anomaly::{
-    Action, AnomalyConfig, AnomalyKind, NetworkDetails, NetworkInfo, Responder,
+    Action, AnomalyConfig, AnomalyKind, NetworkDetails, NetworkInfo, Responder, TokenShared,
 };
-use tokenward_claims::AccessToken;
+use tokenward_claims::{AccessToken, RejectionClass};
 use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_guard::Denial;
 use tokenward_revocation::{RevocationStatus, RevocationStore};
@@ -155,18 +156,25 @@ async fn replays(service: Service) {
 
 on_both!(forgery_memory, forgery_redis, forgery);
 
-/// 20 forgeries from one network ban the address that tipped it and each further forging
-/// address of the network; expired tokens, however many, ban nobody.
+/// 20 forgeries from one network (bad signatures and unknown `kid`s alike) ban the address
+/// that tipped it and each further forging address of the network; expired tokens, however
+/// many, ban nobody.
 async fn forgery(service: Service) {
     let a = instance(&service, config(), None);
-    let forger = forger();
+    let (forger, stranger) = (forger(), stranger());
     let forged = |sub: &str| forger.issue(&AccessToken::new(sub)).unwrap().token;
     for n in 1..=19 {
-        let denial = a
-            .call(&forged("mallory"), &format!("10.9.0.{n}"))
-            .await
-            .unwrap_err();
-        assert!(matches!(denial, Denial::InvalidToken { .. }), "{denial:?}");
+        let (token, class) = if n % 2 == 0 {
+            let token = stranger.issue(&AccessToken::new("mallory")).unwrap().token;
+            (token, RejectionClass::Key)
+        } else {
+            (forged("mallory"), RejectionClass::Signature)
+        };
+        let denial = a.call(&token, &format!("10.9.0.{n}")).await.unwrap_err();
+        assert!(
+            matches!(denial, Denial::InvalidToken { class: c, .. } if c == class),
+            "{denial:?}"
+        );
     }
     a.settle().await;
     let good = token("mallory", "s");
@@ -255,6 +263,47 @@ async fn new_network(service: Service) {
     assert_eq!(frank[0].networks, ["10.40.0.0/24"]);
 }
 
+/// The revocations a shared token can lead to: without a `sid`, the token alone (by its
+/// `jti`); with [`Action::RevokeSubject`] chosen instead, every token of its subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_sid_is_revoked_alone_and_revoke_subject_takes_every_session() {
+    let service = Service::new(Backend::Memory);
+    let a = instance(&service, config(), None);
+    let issue = |sub: &str| issuer().issue(&AccessToken::new(sub)).unwrap().token;
+    let (lone, other) = (issue("judy"), issue("judy"));
+    for net in 1..=4 {
+        a.call(&lone, &format!("10.80.{net}.1")).await.unwrap();
+    }
+    a.settle().await;
+    assert!(revoked(a.call(&lone, "10.80.1.1").await));
+    a.call(&other, "10.80.1.1").await.unwrap();
+    let shared = a.collected.of(AnomalyKind::TokenShared);
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(shared[0].action, Action::RevokeSession);
+    assert!(shared[0].sid.is_none() && shared[0].jti_fp.is_some());
+
+    let mut by_subject = config();
+    let mut rule = TokenShared::default();
+    rule.action = Action::RevokeSubject;
+    by_subject.token_shared = Some(rule);
+    let b = instance(&service, by_subject, None);
+    let (first, second) = (token("kate", "k1"), token("kate", "k2"));
+    b.call(&second, "10.81.1.1").await.unwrap();
+    for net in 1..=4 {
+        b.call(&first, &format!("10.81.{net}.1")).await.unwrap();
+    }
+    b.settle().await;
+    assert!(revoked(b.call(&first, "10.81.1.1").await));
+    assert!(
+        revoked(b.call(&second, "10.81.1.1").await),
+        "every session of the subject"
+    );
+    b.call(&token("leo", "l1"), "10.81.1.1").await.unwrap();
+    let shared = b.collected.of(AnomalyKind::TokenShared);
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(shared[0].action, Action::RevokeSubject);
+}
+
 /// A revocation store whose writes fail (reads work): an outage during an action.
 #[derive(Debug, Default)]
 struct WritesFail {
@@ -340,4 +389,46 @@ async fn a_state_outage_never_touches_the_request() {
     }
     a.settle().await;
     assert!(a.collected.of(AnomalyKind::TokenShared).is_empty());
+}
+
+/// On Redis the detector adds no round trip to the request: a request from a new network
+/// (an observation queued) costs the Guard's one call, and the detector's scripts run on its
+/// worker after the response. On a current-thread runtime the worker cannot run between the
+/// hook and the count.
+#[tokio::test(flavor = "current_thread")]
+async fn on_redis_detection_adds_no_round_trip_to_the_request() {
+    let prefix = tokenward_testsupport::unique_prefix("anomaly-round-trips");
+    let redis = tokenward_redis::RedisConfig::new(tokenward_testsupport::redis_url())
+        .key_prefix(&prefix)
+        .operation_timeout(Duration::from_secs(2));
+    let backend = tokenward_redis::RedisBackend::new(&redis).unwrap();
+    let service = Service {
+        stores: tokenward_guard::GuardStores::redis(&tokenward_redis::RedisStores::new(
+            backend.clone(),
+        )),
+        state: Arc::new(tokenward_anomaly::RedisAnomalyStore::new(backend.clone())),
+        prefix: Some(prefix.clone()),
+    };
+    let a = instance(&service, config(), None);
+    let ivan = token("ivan", "s");
+    // Scripts loaded, the first network counted.
+    a.call(&ivan, "10.70.1.1").await.unwrap();
+    a.settle().await;
+    for net in 2..=4 {
+        let before = backend.round_trips();
+        a.call(&ivan, &format!("10.70.{net}.1")).await.unwrap();
+        assert_eq!(
+            backend.round_trips() - before,
+            1,
+            "the Guard's one call only"
+        );
+        a.settle().await;
+        assert!(
+            backend.round_trips() - before > 1,
+            "the detector counted the new network after the response"
+        );
+    }
+    delete_prefix(&mut shared_redis().await, &prefix)
+        .await
+        .unwrap();
 }

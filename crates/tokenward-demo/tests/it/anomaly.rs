@@ -1,6 +1,7 @@
 //! The anomaly detectors over real HTTP: the demo binary (memory) with JSON logs and
-//! `/metrics` counted exactly, two in-process instances on one Redis, and state that
-//! expires. Clients are told apart by `X-Forwarded-For`, trusted from the test client.
+//! `/metrics` counted exactly, two in-process instances on one Redis, forgery bursts banned
+//! while expired tokens count for nothing (memory and Redis), and state that expires (memory
+//! and Redis). Clients are told apart by `X-Forwarded-For`, trusted from the test client.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -301,7 +302,12 @@ async fn two_on_redis(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_redis_share_one_detection_state() {
     let logs = LogCapture::global();
-    let (config, keys, a, b) = two_on_redis("demo-anomaly", |c| c.anomaly_forgery_ban = 3).await;
+    let (config, keys, a, b) = two_on_redis("demo-anomaly", |c| {
+        c.anomaly_forgery_ban = 3;
+        // Only the detectors' 429s: bob's checks below stay under the subject limit.
+        c.subject_limit = 1000;
+    })
+    .await;
     let (a_url, b_url) = (a.url(), b.url());
     let client = Client::new();
 
@@ -346,37 +352,9 @@ async fn two_instances_on_redis_share_one_detection_state() {
         429
     );
 
-    // Forgeries split between the instances: the third bans (threshold 3).
-    let bob = login_as(&client, &a_url, "bob", "10.8.0.3").await;
-    let bob = bob["access_token"].as_str().unwrap().to_owned();
-    let forged = forged_like(&bob);
-    for (base, ip) in [
-        (&a_url, "10.8.0.1"),
-        (&b_url, "10.8.0.2"),
-        (&a_url, "10.8.0.3"),
-    ] {
-        assert_eq!(me(&client, base, &forged, ip).await.status, 401);
-    }
-    until(&client, &b_url, &bob, "10.8.0.3", 429).await;
-
-    // Expired tokens, however many, ban nobody.
-    let stale = TokenIssuer::builder(keys, ISSUER)
-        .audience(AUDIENCE)
-        .ttl(Duration::from_secs(60))
-        .clock(Arc::new(ManualClock::new(
-            UnixTime::from(std::time::SystemTime::now()).saturating_sub(Duration::from_secs(3600)),
-        )))
-        .build()
-        .unwrap();
-    for n in 1..=10 {
-        let expired = stale.issue(&AccessToken::new("bob")).unwrap().token;
-        let base = if n % 2 == 0 { &a_url } else { &b_url };
-        let r = me(&client, base, &expired, &format!("10.12.0.{n}")).await;
-        assert_eq!(r.status, 401, "{}", r.text());
-    }
-    for base in [&a_url, &b_url] {
-        assert_eq!(me(&client, base, &bob, "10.12.0.10").await.status, 200);
-    }
+    // Forgeries split between the instances: the third bans (threshold 3); expired tokens
+    // count for nothing.
+    expired_tokens_count_for_nothing_forgeries_do(&client, &a_url, &b_url, keys).await;
 
     // Refresh reuse: issued from 10.9.1.1, rotated from 10.9.2.1, the old token replayed
     // after the grace window from 10.9.3.1 → reported with all three networks.
@@ -428,7 +406,79 @@ async fn two_instances_on_redis_share_one_detection_state() {
     crate::common::delete_redis_keys(&config.redis_prefix).await;
 }
 
-/// The detectors' state expires: networks seen more than a window ago no longer count.
+/// Expired tokens, however many from one network, count for nothing; forgeries from it do:
+/// with a threshold of 3 the third forgery bans its address, and only that one. `a` and `b`
+/// are two instances (or one, twice); requests alternate between them.
+async fn expired_tokens_count_for_nothing_forgeries_do(
+    client: &Client,
+    a: &str,
+    b: &str,
+    keys: KeySet,
+) {
+    let bob = login_as(client, a, "bob", "10.12.0.100").await;
+    let bob = bob["access_token"].as_str().unwrap().to_owned();
+    let stale = TokenIssuer::builder(keys, ISSUER)
+        .audience(AUDIENCE)
+        .ttl(Duration::from_secs(60))
+        .clock(Arc::new(ManualClock::new(
+            UnixTime::from(std::time::SystemTime::now()).saturating_sub(Duration::from_secs(3600)),
+        )))
+        .build()
+        .unwrap();
+    for n in 1..=10 {
+        let expired = stale.issue(&AccessToken::new("bob")).unwrap().token;
+        let base = if n % 2 == 0 { a } else { b };
+        let r = me(client, base, &expired, &format!("10.12.0.{n}")).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let forged = forged_like(&bob);
+    for (base, n) in [(a, 11), (b, 12), (a, 13)] {
+        let r = me(client, base, &forged, &format!("10.12.0.{n}")).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    until(client, b, &bob, "10.12.0.13", 429).await;
+    // Had the expired tokens counted, the first forgery would have banned 10.12.0.11.
+    for (base, n) in [(a, 1), (b, 10), (a, 11), (b, 12)] {
+        let r = me(client, base, &bob, &format!("10.12.0.{n}")).await;
+        assert_eq!(r.status, 200, "10.12.0.{n}: {}", r.text());
+    }
+}
+
+/// On memory too: a forgery burst is banned while expired-token retries are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_memory_forgeries_are_banned_and_expired_tokens_are_not() {
+    let mut config = config();
+    config.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    config.anomaly_forgery_ban = 3;
+    config.subject_limit = 1000;
+    let keys = keys();
+    let demo = start(&config, keys.clone()).await;
+    let url = demo.url();
+    expired_tokens_count_for_nothing_forgeries_do(&Client::new(), &url, &url, keys).await;
+    demo.stop().await.unwrap();
+}
+
+/// Networks seen more than a window (2 s) ago no longer count: two networks, a pause, two
+/// more — allowed; a third within the window revokes. `a` and `b` as above.
+async fn state_expires(client: &Client, a: &str, b: &str) {
+    let alice = login_as(client, a, "alice", "10.11.1.1").await;
+    let token = alice["access_token"].as_str().unwrap().to_owned();
+    for (base, ip) in [(a, "10.11.1.1"), (b, "10.11.2.1")] {
+        assert_eq!(me(client, base, &token, ip).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Two more networks: two within the window, not three.
+    for (base, ip) in [(b, "10.11.3.1"), (a, "10.11.4.1")] {
+        assert_eq!(me(client, base, &token, ip).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(me(client, b, &token, "10.11.4.1").await.status, 200);
+    // A third within this window is one too many.
+    assert_eq!(me(client, a, &token, "10.11.5.1").await.status, 200);
+    until(client, b, &token, "10.11.5.1", 401).await;
+}
+
+/// The detectors' state expires with its window, on memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn detection_state_expires_with_its_window() {
     let mut config = config();
@@ -436,22 +486,22 @@ async fn detection_state_expires_with_its_window() {
     config.anomaly_window = Duration::from_secs(2);
     config.anomaly_max_networks = 2;
     let demo = start(&config, keys()).await;
-    let base = demo.url();
-    let client = Client::new();
-    let alice = login_as(&client, &base, "alice", "10.11.1.1").await;
-    let token = alice["access_token"].as_str().unwrap().to_owned();
-    for ip in ["10.11.1.1", "10.11.2.1"] {
-        assert_eq!(me(&client, &base, &token, ip).await.status, 200);
-    }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    // Two more networks: two within the window, not three.
-    for ip in ["10.11.3.1", "10.11.4.1"] {
-        assert_eq!(me(&client, &base, &token, ip).await.status, 200);
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(me(&client, &base, &token, "10.11.4.1").await.status, 200);
-    // A third within this window is one too many.
-    assert_eq!(me(&client, &base, &token, "10.11.5.1").await.status, 200);
-    until(&client, &base, &token, "10.11.5.1", 401).await;
+    let url = demo.url();
+    state_expires(&Client::new(), &url, &url).await;
     demo.stop().await.unwrap();
+}
+
+/// The detectors' state expires with its window on Redis too (its keys' TTLs), for two
+/// instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detection_state_expires_with_its_window_on_redis() {
+    let (config, _keys, a, b) = two_on_redis("demo-anomaly-expiry", |c| {
+        c.anomaly_window = Duration::from_secs(2);
+        c.anomaly_max_networks = 2;
+    })
+    .await;
+    state_expires(&Client::new(), &a.url(), &b.url()).await;
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    crate::common::delete_redis_keys(&config.redis_prefix).await;
 }

@@ -1,10 +1,13 @@
 //! The `tracing` signals: warnings for skipped keys and failed fetches, audit events for
-//! serving stale keys, for keys past their maximum staleness, and for recovery.
+//! serving stale keys, for keys past their maximum staleness, and for recovery; and the
+//! metrics `tokenward_jwks_fetches_total{result}` and `tokenward_jwks_stale_total{state}`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokenward_claims::{ManualClock, UnixTime};
 use tokenward_jwks::{JwksSource, RemoteKeySet};
 use tracing::field::{Field, Visit};
@@ -95,11 +98,34 @@ fn audit<'a>(events: &'a [Recorded], decision: &str) -> &'a Recorded {
     }
 }
 
-// A current-thread runtime: the fetch tasks run on this thread, under the recorder.
+/// The counters recorded so far: `name{label=value}` → value.
+fn counters(snapshotter: &Snapshotter) -> BTreeMap<String, u64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| {
+            let DebugValue::Counter(n) = value else {
+                return None;
+            };
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            Some((format!("{}{{{}}}", key.name(), labels.join(",")), n))
+        })
+        .collect()
+}
+
+// A current-thread runtime: the fetch tasks run on this thread, under the recorders.
 #[tokio::test(flavor = "current_thread")]
 async fn skipped_keys_failures_staleness_and_recovery_are_signalled() {
     let recorder = Recorder::default();
     let _guard = tracing::subscriber::set_default(recorder.clone());
+    let metrics_recorder = DebuggingRecorder::new();
+    let snapshotter = metrics_recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&metrics_recorder);
 
     let server = TestServer::start().await;
     let k1 = signer("k1");
@@ -165,4 +191,17 @@ async fn skipped_keys_failures_staleness_and_recovery_are_signalled() {
     let events = recorder.take();
     let recovered = audit(&events, "jwks_recovered");
     assert_eq!(recovered.field("failed_fetches"), Some("3"));
+
+    // Two good fetches, three failed ones: the first within the TTL, one while serving the
+    // stale keys, one past the maximum staleness.
+    let expected: BTreeMap<String, u64> = [
+        ("tokenward_jwks_fetches_total{result=ok}", 2),
+        ("tokenward_jwks_fetches_total{result=error}", 3),
+        ("tokenward_jwks_stale_total{state=serving}", 1),
+        ("tokenward_jwks_stale_total{state=unusable}", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(counters(&snapshotter), expected);
 }
