@@ -7,7 +7,7 @@
 //! | module | crate | what | feature |
 //! |---|---|---|---|
 //! | [`core`] | `tokenward-core` | clocks, `UnixTime`, `StoreError`, `FailurePolicy` | always |
-//! | [`claims`] | `tokenward-claims` | keys, strict validation, issuing | always |
+//! | [`claims`] | `tokenward-claims` | keys, strict validation, issuing; crypto on *ring*, or aws-lc-rs | always (`aws-lc-rs`: verify and sign with aws-lc-rs) |
 //! | [`revocation`] | `tokenward-revocation` | revocation store trait + in-memory store | always |
 //! | [`ratelimit`] | `tokenward-ratelimit` | subject limits, failure bans, client IPs | always |
 //! | [`refresh`] | `tokenward-refresh` | refresh-token rotation | always |
