@@ -165,6 +165,21 @@ const FEATURE_MATRIX: &[FeatureConfig] = &[
     },
 ];
 
+/// Build settings for every cargo command of the run: a CI build is a clean build that is
+/// run once, so it skips what only pays off when a developer rebuilds or debugs.
+/// - No incremental compilation: its bookkeeping slows a build from scratch and fills the
+///   disk, and nothing is rebuilt.
+/// - Debug info of the test builds reduced to line tables: a failing test's backtrace still
+///   names files and lines, while the compiler emits and the linker copies far less of the
+///   DWARF that only a debugger reads (the test binaries link axum, actix-web, redis-rs,
+///   sqlx and aws-lc-rs each).
+///
+/// Release builds (the pinned tools' `cargo install`, the fuzz targets) are not affected.
+const CI_BUILD_ENV: &[(&str, &str)] = &[
+    ("CARGO_INCREMENTAL", "0"),
+    ("CARGO_PROFILE_DEV_DEBUG", "line-tables-only"),
+];
+
 /// What the steps need to know about where they run.
 pub(crate) struct Ctx {
     /// The workspace root; every command runs there.
@@ -179,13 +194,15 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// A `cargo` command that runs in the workspace root, with `REDIS_URL`,
-    /// `REDIS_CLUSTER_URLS` and `DATABASE_URL` set.
+    /// `REDIS_CLUSTER_URLS` and `DATABASE_URL` set, and the build settings of
+    /// [`CI_BUILD_ENV`].
     pub(crate) fn cargo(&self) -> Command {
         let mut cmd = cmd::cargo();
         cmd.current_dir(&self.root)
             .env("REDIS_URL", &self.redis_url)
             .env(redis::CLUSTER_URLS_VAR, &self.cluster_urls)
-            .env(postgres::DATABASE_URL_VAR, &self.database_url);
+            .env(postgres::DATABASE_URL_VAR, &self.database_url)
+            .envs(CI_BUILD_ENV.iter().copied());
         cmd
     }
 }
