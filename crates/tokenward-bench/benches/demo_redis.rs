@@ -16,13 +16,15 @@
 //!
 //! The closed loops measure the demo's capacity, and their latency is the queue at saturation
 //! (64 requests in flight ÷ throughput). Then, on the same 64 connections, **paced** runs
-//! offer a fixed load of 5 %, 25 % and 50 % of that capacity (`load`'s paced mode, like
+//! offer a fixed load of 10 %, 50 % and 80 % of that capacity (`load`'s paced mode, like
 //! `wrk2 -R`, without coordinated omission): the latency of `/me` when the server is not
 //! saturated, each next to the same server's unauthenticated `/.well-known/jwks.json` at the
 //! same offered load (the machine's, the client's and HTTP's share of that latency).
 //!
-//! The demo runs in its own process (as in production); client and server share the
-//! machine. Rounds are repeated and the summary is the median. At the end the demo is stopped
+//! The demo runs in its own process (as in production), pinned to the first core with
+//! `taskset` and this process (the load generator) to the last, so the client does not steal
+//! the server's core (Redis is not pinned; without `taskset` nothing is, and the output says
+//! so). Rounds are repeated and the summary is the median. At the end the demo is stopped
 //! and every key under the prefix deleted.
 //!
 //! `cargo bench -p tokenward-bench --bench demo_redis [-- --quick]`; results in
@@ -38,14 +40,16 @@ use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode};
 use redis::aio::MultiplexedConnection;
-use tokenward_bench::harness::{command_calls, info, load_average, quick, runtime};
+use tokenward_bench::harness::{
+    command_calls, info, load_average, pin_server_and_self, quick, runtime,
+};
 use tokenward_bench::load::{self, LoadSpec, median};
 use tokenward_testsupport::{connect, delete_prefix, redis_url, unique_prefix};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 const CONNECTIONS: usize = 64;
 /// Offered loads of the paced runs, in percent of the capacity the closed loops measured.
-const PACED_PERCENT: [u32; 3] = [5, 25, 50];
+const PACED_PERCENT: [u32; 3] = [10, 50, 80];
 
 fn demo_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("TOKENWARD_DEMO_BIN") {
@@ -80,6 +84,8 @@ fn main() {
     } else {
         (Duration::from_secs(2), Duration::from_secs(10), 3)
     };
+    // Before the runtime starts its threads: they inherit this process's core.
+    let pinning = pin_server_and_self();
     let rt = runtime(None).unwrap_or_else(|e| panic!("runtime: {e}"));
     let url = redis_url();
     let prefix = unique_prefix("bench-demo");
@@ -95,7 +101,11 @@ fn main() {
              TOKENWARD_DEMO_BIN)",
             binary.display()
         );
-        let mut child = tokio::process::Command::new(&binary)
+        let mut command = match pinning {
+            Some(pinning) => pinning.server_command(&binary),
+            None => tokio::process::Command::new(&binary),
+        };
+        let mut child = command
             .args(["--redis", &url, "--redis-prefix", &prefix])
             .args(["--bind", "127.0.0.1:0", "--subject-limit", "1000000000"])
             .stdin(Stdio::null())
@@ -141,9 +151,16 @@ fn main() {
             .unwrap_or_else(|e| panic!("/me: {e}"));
         assert_eq!(status, StatusCode::OK, "/me: {body:?}");
 
+        let pinned = match pinning {
+            Some(p) => format!(
+                "demo pinned to core {}, load generator to core {}",
+                p.server_core, p.client_core
+            ),
+            None => "nothing pinned (one core, or no taskset)".to_owned(),
+        };
         println!(
             "demo on {addr}, Redis {url}, prefix {prefix}; {CONNECTIONS} connections, warm-up \
-             {warm_up:?}, measurement {measure:?}, {rounds} round(s); load average {}",
+             {warm_up:?}, measurement {measure:?}, {rounds} round(s); {pinned}; load average {}",
             load_average()
         );
         let (mut rps, mut p50s, mut p99s, mut evals, mut totals) =

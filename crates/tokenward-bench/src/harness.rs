@@ -64,6 +64,51 @@ pub fn selected(name: &str, tasks: usize) -> bool {
     filter.is_none_or(|f| format!("{name} × {tasks}").contains(&f))
 }
 
+/// Cores for a server in its own process and for the load generator driving it, so the
+/// client does not steal the server's core: the server on the first core, the caller (this
+/// process, every thread) on the last. `None` — nothing pinned — when the machine has one
+/// core or no `taskset` (util-linux), or pinning this process failed; the caller says so in
+/// its output.
+pub fn pin_server_and_self() -> Option<Pinning> {
+    let cores = std::thread::available_parallelism().ok()?.get();
+    if cores < 2 {
+        return None;
+    }
+    let client_core = cores - 1;
+    let status = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid"])
+        .arg(client_core.to_string())
+        .arg(std::process::id().to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    status.success().then_some(Pinning {
+        server_core: 0,
+        client_core,
+    })
+}
+
+/// Where [`pin_server_and_self`] put the server and the load generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pinning {
+    /// The core the server is to run on (`taskset --cpu-list` it).
+    pub server_core: usize,
+    /// The core this process now runs on.
+    pub client_core: usize,
+}
+
+impl Pinning {
+    /// `program args…` run under `taskset --cpu-list <server_core>`.
+    pub fn server_command(&self, program: &std::path::Path) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("taskset");
+        cmd.arg("--cpu-list")
+            .arg(self.server_core.to_string())
+            .arg(program);
+        cmd
+    }
+}
+
 /// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), `?` where there are none.
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")

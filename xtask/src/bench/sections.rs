@@ -280,6 +280,12 @@ pub(super) fn redis_me(output: &str, report: &mut Report) -> Result {
     redis_paced(&results, report)
 }
 
+/// The offered load (percent of capacity) at which `/me`'s p99 must be within
+/// [`GAP_TARGET_US`] of the unauthenticated route's (issue 20's target).
+const GAP_TARGET_PERCENT: u32 = 50;
+/// How much `/me`'s p99 may exceed the JWKS route's at [`GAP_TARGET_PERCENT`], in µs.
+const GAP_TARGET_US: f64 = 500.0;
+
 /// The paced runs of `demo_redis`: `/me` and the same server's unauthenticated JWKS route at
 /// fixed fractions of the capacity the closed loops measured.
 fn redis_paced(results: &BenchLines, report: &mut Report) -> Result {
@@ -293,36 +299,42 @@ fn redis_paced(results: &BenchLines, report: &mut Report) -> Result {
     }
     report.table(
         None,
-        "The closed loops above run the demo at saturation, where latency is the queue (64 requests in flight ÷ req/s). Paced runs: the same 64 connections at a fixed offered load, a fraction of that capacity (each connection on its own schedule, like `wrk2 -R`; a request held up by a late response is timed from when it was due), `GET /me` next to the same server's unauthenticated `/.well-known/jwks.json` at the same load (the machine's, the client's and HTTP's own share). Target for `/me`: p99 < 1 000 µs.",
+        "The closed loops above run the demo at saturation, where latency is the queue (64 requests in flight ÷ req/s). Paced runs: the same 64 connections at a fixed offered load, a fraction of that capacity (each connection on its own schedule, like `wrk2 -R`; a request held up by a late response is timed from when it was due), `GET /me` next to the same server's unauthenticated `/.well-known/jwks.json` at the same load (the machine's, the client's and HTTP's own share). Targets for `/me`: p99 < 1 000 µs up to 50 % of capacity, and at 50 % p99 within 500 µs of the JWKS route's.",
         &[
             "offered load",
             "req/s",
             "`/me` p50 / p99 / p99.9 µs",
             "JWKS, no auth: p50 / p99 / p99.9 µs",
-            "`/me` p99 < 1 ms",
+            "`/me` p99 − JWKS p99",
+            "`/me` p99 < 1 ms (≤ 50 %)",
+            "within 500 µs at 50 %",
         ],
     );
     for percent in percents {
         let me = |key: &str| results.get(&format!("redis/me_paced_{percent}"), key);
         let jwks = |key: &str| results.get(&format!("redis/jwks_paced_{percent}"), key);
-        let p99 = me("p99_us")?;
-        let met = p99 < 1_000.0;
+        let (p99, jwks_p99) = (me("p99_us")?, jwks("p99_us")?);
+        // The earlier target (p99 under 1 ms) covers loads up to half the capacity.
+        let met = (percent <= GAP_TARGET_PERCENT).then_some(p99 < 1_000.0);
+        let gap = p99 - jwks_p99;
+        let gap_met = (percent == GAP_TARGET_PERCENT).then_some(gap <= GAP_TARGET_US);
         let _ = writeln!(
             report.text,
-            "| {percent} % of capacity | {:.0} | {:.1} / **{p99:.1}** / {:.1} | {:.1} / {:.1} / {:.1} | {} |",
+            "| {percent} % of capacity | {:.0} | {:.1} / **{p99:.1}** / {:.1} | {:.1} / {jwks_p99:.1} / {:.1} | {gap:+.1} µs | {} | {} |",
             me("rps")?,
             me("p50_us")?,
             me("p999_us")?,
             jwks("p50_us")?,
-            jwks("p99_us")?,
             jwks("p999_us")?,
-            yes_no(met)
+            met.map_or("—", yes_no),
+            gap_met.map_or("—", yes_no),
         );
-        report.ratio(format!("redis_me_paced_{percent}_p99_us"), p99, Some(met));
+        report.ratio(format!("redis_me_paced_{percent}_p99_us"), p99, met);
+        report.ratio(format!("redis_jwks_paced_{percent}_p99_us"), jwks_p99, None);
         report.ratio(
-            format!("redis_jwks_paced_{percent}_p99_us"),
-            jwks("p99_us")?,
-            None,
+            format!("redis_me_minus_jwks_paced_{percent}_p99_us"),
+            gap,
+            gap_met,
         );
     }
     Ok(())
