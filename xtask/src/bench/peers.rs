@@ -59,7 +59,7 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
     Ok(output)
 }
 
-fn build_command(manifest: &Path, target: &Path, build: &Build) -> Command {
+pub(super) fn build_command(manifest: &Path, target: &Path, build: &Build) -> Command {
     let mut cargo = cmd::cargo();
     cargo
         .env("CARGO_TARGET_DIR", target)
