@@ -60,11 +60,8 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
         return Err("`bench http-peers` needs two cores (the server's and wrk's)".into());
     }
     if which("taskset").is_none() {
-        return Err(
-            "`taskset` is missing: it pins the server and wrk to their cores \
-                    (Debian/Ubuntu: `apt-get install util-linux`)"
-                .into(),
-        );
+        let hint = "Debian/Ubuntu: `apt-get install util-linux`";
+        return Err(format!("`taskset` is missing: it pins the server and wrk ({hint})").into());
     }
     let wrk = ensure_wrk()?;
     let manifest = runner.root.join("bench/peers/Cargo.toml");
