@@ -7,9 +7,13 @@
 //! and reject the same forgeries (tampered payload, altered signature, `alg: none`, another
 //! audience, another key), or the run fails.
 //!
-//! Output: a Markdown table per build and one `@bench peers ...` line per algorithm.
+//! Output: a Markdown table per build and one `@bench peers ...` line per algorithm. The
+//! `ring` build (or a run outside xtask) then compares the rate limit with governor as its
+//! users build it (`ratelimit`).
 //! `TOKENWARD_BENCH_QUICK=1` shortens the run (5 rounds of 20 ms batches instead of 15 of
 //! 100 ms).
+
+mod ratelimit;
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -427,6 +431,10 @@ fn run() -> Result<(), String> {
             "@bench peers build={build} provider={PROVIDER_NAME} jwt={JWT_BACKEND} alg={alg} tokenward_ns={:.1} jwt_ns={:.1} bare_ns={:.1} ratio={ratio:.3} ratio_min={min:.3} ratio_max={max:.3} budget={budget:.3}",
             row.tokenward, row.jwt, row.bare
         );
+    }
+    // Crypto plays no part in it: once, in the first build.
+    if build == "ring" || std::env::var_os("TOKENWARD_PEERS_BUILD").is_none() {
+        ratelimit::run(rounds, batch_time)?;
     }
     Ok(())
 }

@@ -20,8 +20,13 @@
 //! - Full run only, and alone as `cargo xtask bench peers [--quick]`: [`peers`] —
 //!   verification against `jsonwebtoken` built as its users build it (`aws_lc_rs`,
 //!   `rust_crypto`), tokenward on ring and on aws-lc-rs, and each provider's bare signature
-//!   check, from `bench/peers` (a project of its own, built three times). Alone, it prints its
-//!   tables and writes nothing.
+//!   check, from `bench/peers` (a project of its own, built three times), and the rate limit
+//!   against governor with its default features. Alone, it prints its tables and writes
+//!   nothing.
+//! - Full run only, and alone as `cargo xtask bench http-peers [--quick]`: [`http_peers`] —
+//!   HTTP with each server (tokenward's `GuardLayer` on ring and on aws-lc-rs,
+//!   jwt-authorizer, no auth) in a process of its own pinned to core 0, driven by wrk pinned
+//!   to core 1. Alone, it prints its tables and writes nothing.
 //!
 //! The full run rewrites the generated section of `docs/benchmarks.md` (between
 //! [`docs::BEGIN`] and [`docs::END`]; everything else in the file is left alone). `--quick`
@@ -36,6 +41,7 @@
 //! docs; this module runs them in order.
 
 mod docs;
+mod http_peers;
 mod machine;
 mod peers;
 mod report;
@@ -83,10 +89,10 @@ const FULL_RUN_ONLY: [(&str, &str); 5] = [
     ),
 ];
 
-/// Runs `cargo xtask bench [peers] [--quick]`.
+/// Runs `cargo xtask bench [peers | http-peers] [--quick]`.
 pub(crate) fn run(args: &[String]) -> Result {
-    let Args { quick, peers_only } = parse_args(args)?;
-    if peers_only {
+    let Args { quick, only } = parse_args(args)?;
+    if let Some(only) = only {
         let root = crate::workspace_root();
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
@@ -98,7 +104,10 @@ pub(crate) fn run(args: &[String]) -> Result {
             database_url: None,
             commands: Vec::new(),
         };
-        peers::run(&mut runner)?;
+        match only {
+            Only::Peers => peers::run(&mut runner)?,
+            Only::HttpPeers => http_peers::run(&mut runner)?,
+        };
         eprintln!("\ncommands:\n{}", runner.commands.join("\n"));
         return Ok(());
     }
@@ -144,6 +153,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             full_run_only.push((title, runner.harness(bench)?));
         }
         full_run_only.push((peers::TITLE, peers::run(&mut runner)?));
+        full_run_only.push((http_peers::TITLE, http_peers::run(&mut runner)?));
     }
 
     let took = started.elapsed();
@@ -234,31 +244,49 @@ fn render(run: &Run<'_>) -> Result<Report> {
     Ok(report)
 }
 
-/// `--quick`, or nothing.
 /// What `cargo xtask bench` was asked for.
 #[derive(Debug, PartialEq, Eq)]
 struct Args {
+    /// `--quick`.
     quick: bool,
-    /// `peers`: only the peers comparison, printed, nothing written.
-    peers_only: bool,
+    /// One comparison alone, printed, nothing written; `None` for the whole run.
+    only: Option<Only>,
+}
+
+/// The comparisons that run alone.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Only {
+    /// `peers`: [`peers`].
+    Peers,
+    /// `http-peers`: [`http_peers`].
+    HttpPeers,
 }
 
 fn parse_args(args: &[String]) -> Result<Args> {
     let mut parsed = Args {
         quick: false,
-        peers_only: false,
+        only: None,
     };
     for arg in args {
-        match arg.as_str() {
-            "--quick" => parsed.quick = true,
-            "peers" => parsed.peers_only = true,
+        let only = match arg.as_str() {
+            "--quick" => {
+                parsed.quick = true;
+                continue;
+            }
+            "peers" => Only::Peers,
+            "http-peers" => Only::HttpPeers,
             other => {
                 return Err(format!(
-                    "`cargo xtask bench` takes only `peers` and `--quick`, got `{other}`"
+                    "`cargo xtask bench` takes only `peers` or `http-peers`, and `--quick`, got \
+                     `{other}`"
                 )
                 .into());
             }
+        };
+        if parsed.only.is_some_and(|o| o != only) {
+            return Err("`cargo xtask bench` runs `peers` or `http-peers`, not both".into());
         }
+        parsed.only = Some(only);
     }
     Ok(parsed)
 }
@@ -335,13 +363,18 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let parsed = |quick, peers_only| Some(Args { quick, peers_only });
+        let parsed = |quick, only| Some(Args { quick, only });
         for (args, expected) in [
-            (&[][..], parsed(false, false)),
-            (&["--quick"][..], parsed(true, false)),
-            (&["--quick", "--quick"][..], parsed(true, false)),
-            (&["peers"][..], parsed(false, true)),
-            (&["peers", "--quick"][..], parsed(true, true)),
+            (&[][..], parsed(false, None)),
+            (&["--quick"][..], parsed(true, None)),
+            (&["--quick", "--quick"][..], parsed(true, None)),
+            (&["peers"][..], parsed(false, Some(Only::Peers))),
+            (&["peers", "--quick"][..], parsed(true, Some(Only::Peers))),
+            (
+                &["--quick", "http-peers"][..],
+                parsed(true, Some(Only::HttpPeers)),
+            ),
+            (&["peers", "http-peers"][..], None),
             (&["--help"][..], None),
             (&["--quick", "verify"][..], None),
         ] {
@@ -350,7 +383,7 @@ mod tests {
         }
         assert_eq!(
             parse_args(&["--full".to_owned()]).unwrap_err().to_string(),
-            "`cargo xtask bench` takes only `peers` and `--quick`, got `--full`"
+            "`cargo xtask bench` takes only `peers` or `http-peers`, and `--quick`, got `--full`"
         );
     }
 }

@@ -18,16 +18,18 @@ pub(super) struct Build {
     pub(super) compares: &'static str,
 }
 
-/// The builds, in the order they run.
+/// The builds, in the order they run. The first two also build `http_server` (feature
+/// `http`) for [`http_peers`](super::http_peers), so that the two commands share one build
+/// each instead of rebuilding every dependency whose features the server changes.
 pub(super) const BUILDS: [Build; 3] = [
     Build {
         name: "ring",
-        features: "jwt-aws-lc-rs",
+        features: "jwt-aws-lc-rs,http",
         compares: "tokenward on ring (its default) vs jsonwebtoken with aws_lc_rs",
     },
     Build {
         name: "aws-lc-rs",
-        features: "jwt-aws-lc-rs,tokenward-aws-lc-rs",
+        features: "jwt-aws-lc-rs,tokenward-aws-lc-rs,http",
         compares: "tokenward on aws-lc-rs (feature aws-lc-rs) vs jsonwebtoken with aws_lc_rs",
     },
     Build {
@@ -59,7 +61,7 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
     Ok(output)
 }
 
-fn build_command(manifest: &Path, target: &Path, build: &Build) -> Command {
+pub(super) fn build_command(manifest: &Path, target: &Path, build: &Build) -> Command {
     let mut cargo = cmd::cargo();
     cargo
         .env("CARGO_TARGET_DIR", target)
@@ -133,7 +135,7 @@ mod tests {
                 build
             )),
             "CARGO_TARGET_DIR=/w/target/peers-aws-lc-rs cargo build --release --manifest-path \
-             /w/bench/peers/Cargo.toml --features jwt-aws-lc-rs,tokenward-aws-lc-rs"
+             /w/bench/peers/Cargo.toml --features jwt-aws-lc-rs,tokenward-aws-lc-rs,http"
         );
         assert_eq!(
             cmd::display(&run_command(&binary(target), Some("1"), build, false)),
