@@ -48,28 +48,26 @@ pub(crate) fn store_span(check: &'static str) -> Span {
 /// machines: the allowed path reads the clock as few times as it can).
 pub(crate) fn store_done(check: &'static str, started: Instant, failed: bool) -> Instant {
     let now = Instant::now();
-    histogram(
-        names::STORE_SECONDS,
-        check_labels(check),
-        names::CHECK,
-        check,
-        now.saturating_duration_since(started),
-    );
+    let elapsed = now.saturating_duration_since(started);
+    match store_seconds_key(check) {
+        Some(key) => histogram(key, elapsed),
+        None => metrics::histogram!(names::STORE_SECONDS, names::CHECK => check).record(elapsed),
+    }
     if failed {
-        counter(
-            names::STORE_ERRORS_TOTAL,
-            check_labels(check),
-            names::CHECK,
-            check,
-        );
+        match store_errors_key(check) {
+            Some(key) => increment(key),
+            None => {
+                metrics::counter!(names::STORE_ERRORS_TOTAL, names::CHECK => check).increment(1)
+            }
+        }
     }
     now
 }
 
 /// A decision: `tokenward_decisions_total`.
 pub(crate) fn decision(outcome: &'static str, class: &'static str) {
-    match decision_labels(outcome, class) {
-        Some(labels) => increment(names::DECISIONS_TOTAL, labels),
+    match decision_key(outcome, class) {
+        Some(key) => increment(key),
         // A class this table does not know yet (a new rejection class): correct, but the
         // labels are allocated.
         None => metrics::counter!(
@@ -85,12 +83,10 @@ pub(crate) fn decision(outcome: &'static str, class: &'static str) {
 pub(crate) fn degraded(checks: &[Check]) {
     for check in checks {
         let check = check.as_str();
-        counter(
-            names::DEGRADED_TOTAL,
-            check_labels(check),
-            names::CHECK,
-            check,
-        );
+        match degraded_key(check) {
+            Some(key) => increment(key),
+            None => metrics::counter!(names::DEGRADED_TOTAL, names::CHECK => check).increment(1),
+        }
     }
 }
 
@@ -99,13 +95,12 @@ pub(crate) fn authenticated(span: &Span, result: Result<(), &Denial>, elapsed: D
     let (outcome, class) = outcome(result);
     span.record("tokenward.outcome", outcome);
     span.record("tokenward.class", class);
-    histogram(
-        names::GUARD_SECONDS,
-        one_label!(names::OUTCOME; outcome; "allowed", "denied"),
-        names::OUTCOME,
-        outcome,
-        elapsed,
-    );
+    match static_key!(names::GUARD_SECONDS, names::OUTCOME; outcome; "allowed", "denied") {
+        Some(key) => histogram(key, elapsed),
+        None => {
+            metrics::histogram!(names::GUARD_SECONDS, names::OUTCOME => outcome).record(elapsed)
+        }
+    }
 }
 
 /// The `outcome` and `class` labels of a decision.
@@ -116,31 +111,56 @@ pub(crate) fn outcome(result: Result<(), &Denial>) -> (&'static str, &'static st
     }
 }
 
-// Recording without allocating: `metrics::counter!` with label values that are not literals
-// builds a `Vec` of labels per call, even without a recorder. The Guard's label values come
-// from fixed sets, so each (name, value) pair has a `static` label array here, and the key
-// is built from static parts. A value missing from a table (a future rejection class) still
-// counts, through the allocating macro.
+// Recording without allocating or hashing: `metrics::counter!` with label values that are
+// not literals builds a `Vec` of labels per call, even without a recorder, and every `Key`
+// built at run time hashes its name and labels. The Guard's label values come from fixed
+// sets, so each (metric, label values) pair has a `static` key here, built — and hashed —
+// at compile time. A value missing from a table (a future rejection class) still counts,
+// through the allocating macro.
 
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// A static one-label set for `$value` if it is one of the literals.
-macro_rules! one_label {
-    ($key:expr; $value:expr; $($v:literal),+ $(,)?) => {
+/// The static key `$name{$label=$value}` if `$value` is one of the literals.
+macro_rules! static_key {
+    ($name:expr, $label:expr; $value:expr; $($v:literal),+ $(,)?) => {
         match $value {
             $($v => {
-                static LABELS: [Label; 1] = [Label::from_static_parts($key, $v)];
-                Some(&LABELS as &'static [Label])
+                static LABELS: [Label; 1] = [Label::from_static_parts($label, $v)];
+                static KEY: Key = Key::from_static_parts($name, &LABELS);
+                Some(&KEY)
             })+
             _ => None,
         }
     };
 }
-use one_label;
+use static_key;
 
-/// The static `{outcome, class}` labels of a decision.
-fn decision_labels(outcome: &str, class: &str) -> Option<&'static [Label]> {
+/// The check names a `{check}` label takes.
+macro_rules! check_key {
+    ($name:expr, $check:expr) => {
+        static_key!($name, names::CHECK; $check;
+            "revocation", "subject_limit", "ban", "ban_record", "refresh", "combined")
+    };
+}
+
+/// `tokenward_store_seconds{check}`.
+fn store_seconds_key(check: &str) -> Option<&'static Key> {
+    check_key!(names::STORE_SECONDS, check)
+}
+
+/// `tokenward_store_errors_total{check}`.
+fn store_errors_key(check: &str) -> Option<&'static Key> {
+    check_key!(names::STORE_ERRORS_TOTAL, check)
+}
+
+/// `tokenward_degraded_total{check}`.
+fn degraded_key(check: &str) -> Option<&'static Key> {
+    check_key!(names::DEGRADED_TOTAL, check)
+}
+
+/// The static `tokenward_decisions_total{outcome, class}` key of a decision.
+fn decision_key(outcome: &str, class: &str) -> Option<&'static Key> {
     macro_rules! two {
         ($outcome:literal; $($v:literal),+ $(,)?) => {
             match class {
@@ -149,7 +169,8 @@ fn decision_labels(outcome: &str, class: &str) -> Option<&'static [Label]> {
                         Label::from_static_parts(names::OUTCOME, $outcome),
                         Label::from_static_parts(names::CLASS, $v),
                     ];
-                    Some(&LABELS as &'static [Label])
+                    static KEY: Key = Key::from_static_parts(names::DECISIONS_TOTAL, &LABELS);
+                    Some(&KEY)
                 })+
                 _ => None,
             }
@@ -167,46 +188,12 @@ fn decision_labels(outcome: &str, class: &str) -> Option<&'static [Label]> {
     }
 }
 
-/// The static `{check}` label of a store check.
-fn check_labels(check: &str) -> Option<&'static [Label]> {
-    one_label!(names::CHECK; check;
-        "revocation", "subject_limit", "ban", "ban_record", "refresh", "combined")
+fn increment(key: &'static Key) {
+    metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(1));
 }
 
-fn increment(name: &'static str, labels: &'static [Label]) {
-    let key = Key::from_static_parts(name, labels);
-    metrics::with_recorder(|r| r.register_counter(&key, &METADATA).increment(1));
-}
-
-/// `name{label=value}` + 1, without allocating when `labels` is the static set.
-fn counter(
-    name: &'static str,
-    labels: Option<&'static [Label]>,
-    label: &'static str,
-    value: &'static str,
-) {
-    match labels {
-        Some(labels) => increment(name, labels),
-        None => metrics::counter!(name, label => value).increment(1),
-    }
-}
-
-/// Records `elapsed` in `name{label=value}`, without allocating when `labels` is the static
-/// set.
-fn histogram(
-    name: &'static str,
-    labels: Option<&'static [Label]>,
-    label: &'static str,
-    value: &'static str,
-    elapsed: Duration,
-) {
-    match labels {
-        Some(labels) => {
-            let key = Key::from_static_parts(name, labels);
-            metrics::with_recorder(|r| r.register_histogram(&key, &METADATA).record(elapsed));
-        }
-        None => metrics::histogram!(name, label => value).record(elapsed),
-    }
+fn histogram(key: &'static Key, elapsed: Duration) {
+    metrics::with_recorder(|r| r.register_histogram(key, &METADATA).record(elapsed));
 }
 
 #[cfg(test)]
@@ -272,12 +259,20 @@ mod tests {
             Denial::Misconfigured,
         ]);
         for denial in &denials {
-            let labels = decision_labels(names::DENIED, denial.class());
-            assert!(labels.is_some(), "{denial:?}");
-            let class = labels.unwrap_or_default().get(1).map(Label::value);
-            assert_eq!(class, Some(denial.class()));
+            let key = decision_key(names::DENIED, denial.class());
+            assert!(key.is_some(), "{denial:?}");
+            let key = key.unwrap();
+            assert_eq!(key.name(), names::DECISIONS_TOTAL);
+            let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+            assert_eq!(
+                labels,
+                [
+                    (names::OUTCOME, names::DENIED),
+                    (names::CLASS, denial.class())
+                ]
+            );
         }
-        assert!(decision_labels(names::ALLOWED, names::CLASS_NONE).is_some());
+        assert!(decision_key(names::ALLOWED, names::CLASS_NONE).is_some());
         for check in [
             Check::Revocation,
             Check::SubjectLimit,
@@ -285,8 +280,16 @@ mod tests {
             Check::BanRecord,
             Check::Refresh,
         ] {
-            assert!(check_labels(check.as_str()).is_some(), "{check}");
+            for key in [
+                store_seconds_key(check.as_str()),
+                store_errors_key(check.as_str()),
+                degraded_key(check.as_str()),
+            ] {
+                let key = key.unwrap_or_else(|| panic!("{check}"));
+                let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+                assert_eq!(labels, [(names::CHECK, check.as_str())]);
+            }
         }
-        assert!(check_labels(names::CHECK_COMBINED).is_some());
+        assert!(store_seconds_key(names::CHECK_COMBINED).is_some());
     }
 }
