@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
-use http::{Extensions, HeaderMap, HeaderValue};
+use http::{Extensions, HeaderMap, HeaderName, HeaderValue, header};
 use tokenward_guard::Guard;
 use tokenward_guard::http::HeaderSource;
 
@@ -12,7 +12,30 @@ pub(crate) struct Headers<'a>(pub(crate) &'a HeaderMap);
 
 impl HeaderSource for Headers<'_> {
     fn values<'s>(&'s self, name: &'static str) -> impl Iterator<Item = &'s [u8]> + 's {
-        self.0.get_all(name).iter().map(HeaderValue::as_bytes)
+        // The names the Guard asks for on every request are looked up by their prebuilt
+        // `HeaderName`: a `&str` is parsed (lower-cased, matched against the standard names)
+        // on every lookup. Same entries either way.
+        let all = match known(name) {
+            Some(name) => self.0.get_all(name),
+            None => self.0.get_all(name),
+        };
+        all.iter().map(HeaderValue::as_bytes)
+    }
+}
+
+static AUTHORIZATION: HeaderName = header::AUTHORIZATION;
+static COOKIE: HeaderName = header::COOKIE;
+static FORWARDED: HeaderName = header::FORWARDED;
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The prebuilt `HeaderName` of a header the Guard reads per request.
+fn known(name: &str) -> Option<&'static HeaderName> {
+    match name {
+        "authorization" => Some(&AUTHORIZATION),
+        "cookie" => Some(&COOKIE),
+        "forwarded" => Some(&FORWARDED),
+        "x-forwarded-for" => Some(&X_FORWARDED_FOR),
+        _ => None,
     }
 }
 
