@@ -83,3 +83,46 @@ pub(crate) fn peer(extensions: &Extensions) -> Option<IpAddr> {
 pub fn request_client_ip(guard: &Guard, parts: &http::request::Parts) -> Option<IpAddr> {
     guard.resolve_client_ip(peer(&parts.extensions), &Headers(&parts.headers))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_names_find_what_str_lookups_find() {
+        let mut map = HeaderMap::new();
+        for (name, value) in [
+            ("Authorization", "Bearer a"),
+            ("authorization", "Bearer b"),
+            ("cookie", "x=1"),
+            ("Forwarded", "for=192.0.2.1"),
+            ("X-Forwarded-For", "192.0.2.2"),
+            ("x-forwarded-for", "192.0.2.3"),
+            ("x-other", "o"),
+        ] {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        let headers = Headers(&map);
+        for name in [
+            "authorization",
+            "cookie",
+            "forwarded",
+            "x-forwarded-for",
+            "x-other",
+            "absent",
+        ] {
+            let by_source: Vec<&[u8]> = headers.values(name).collect();
+            let by_str: Vec<&[u8]> = map
+                .get_all(name)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            assert_eq!(by_source, by_str, "{name}");
+        }
+        assert_eq!(headers.values("authorization").count(), 2);
+        assert_eq!(headers.values("x-forwarded-for").count(), 2);
+    }
+}
