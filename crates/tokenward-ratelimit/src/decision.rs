@@ -135,22 +135,8 @@ fn sf_string(s: &str) -> String {
 }
 
 /// Appends `n` in decimal to `out` (what `write!(out, "{n}")` does, without `fmt`).
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        if let (Some(d), Ok(digit)) = (digits.get_mut(start), u8::try_from(n % 10)) {
-            *d = b'0' + digit;
-        }
-        n /= 10;
-        if n == 0 || start == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(start..).unwrap_or_default() {
-        out.push(char::from(d));
-    }
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Appends [`sf_string`]`(s)` to `out`.
