@@ -17,7 +17,9 @@ use tokenward_guard::{
     AuthRequest, Check, CombinedAnswer, CombinedCheck, Credentials, Denial, Guard, GuardConfig,
     GuardStores, KeyRefetch, KeySource, Requirements,
 };
-use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
+use tokenward_ratelimit::{
+    BanCheck, BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore,
+};
 use tokenward_refresh::MemoryRefreshStore;
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
@@ -217,10 +219,13 @@ impl CombinedCheck for Counting {
         &self,
         _token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        assert!(ban.is_some(), "the ban is read in the combined call");
+        assert!(
+            ban.is_some_and(|b| b.network.is_some()),
+            "the ban — address and network — is read in the combined call"
+        );
         let ban = Some(if self.banned {
             Decision::denied(5, Duration::from_secs(300), Duration::from_secs(300))
         } else {
@@ -599,7 +604,7 @@ impl CombinedCheck for CombinedDown {
         &self,
         _: &TokenRef<'_>,
         _: Option<(&LimitKey<'_>, &GcraCharge)>,
-        _: Option<(&LimitKey<'_>, &BanQuota)>,
+        _: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         Err(StoreError::Timeout {
             after: Duration::from_millis(1),
