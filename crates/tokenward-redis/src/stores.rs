@@ -131,13 +131,13 @@ pub struct RequestCheck {
 /// A call's keys — the token's revocation keys, the client address's failures and ban keys
 /// (one slot: the ban key is their hash tag), its network's failures and ban keys (another
 /// slot, likewise), the subject's GCRA key — are in different hash slots unless the key
-/// prefix carries a hash tag. On a Redis Cluster the call groups them
-/// by slot and sends the same script once per slot, all at once: one round trip of latency
-/// (and [`RedisBackend::round_trips`] counts one), each script atomic on its node and timed
-/// by that node's clock. The script that holds the GCRA key takes its step unless the keys
-/// *of its own slot* refuse the request; if the other slots' answers refuse it (a revoked
-/// `jti` or `sid`, a banned client address or network) or another slot's script failed (its node is down), the
-/// cell is given back at once (one more call, only on that path, within what is left of the
+/// prefix carries a hash tag. On a Redis Cluster the call groups them by slot and sends the
+/// same script once per slot, all at once: one round trip of latency (and
+/// [`RedisBackend::round_trips`] counts one), each script atomic on its node and timed by
+/// that node's clock. The script that holds the GCRA key takes its step unless the keys *of
+/// its own slot* refuse the request; if the other slots' answers refuse it (a revoked `jti`
+/// or `sid`, a banned client address or network) or another slot's script failed (its node
+/// is down), the cell is given back at once (one more call, only on that path, within what is left of the
 /// operation timeout and finished in the background after it), so a revoked token, a
 /// banned client or a failed check still ends up consuming nothing. With
 /// a hash-tagged prefix (`{tw}:`; Redis uses the *first* `{…}` of a key, every key starts
