@@ -71,8 +71,9 @@ pub enum Action {
     RevokeSession,
     /// Revoke every token of the subject issued so far ("sign out everywhere").
     RevokeSubject,
-    /// Ban the client address through the failure-ban store, as the Guard's own failure ban
-    /// would (see [`Responder`](crate::Responder)).
+    /// Ban the client's **network** (IPv4 /24, IPv6 /48: the one the detector counted)
+    /// through the failure-ban store, under the Guard's failure ban's network key, so the
+    /// Guard refuses every address of it (see [`Responder`](crate::Responder)).
     Ban,
 }
 

@@ -144,11 +144,17 @@ pub struct AnomalyConfig {
     pub new_network: Option<NewNetwork>,
     /// [`RefreshReuse`].
     pub refresh_reuse: Option<RefreshReuse>,
-    /// The IPv4 prefix of a client network (default 24).
+    /// The IPv4 prefix of a client network (default 24,
+    /// [`NETWORK_IPV4_PREFIX`](tokenward_ratelimit::NETWORK_IPV4_PREFIX)): the unit the
+    /// detectors count in and [`Action::Ban`] bans. The ban covers the network of the
+    /// [`FailureBan`](tokenward_ratelimit::FailureBan) the Guard reads
+    /// ([`FailureBan::network_prefixes`](tokenward_ratelimit::FailureBan::network_prefixes),
+    /// default the same): change both together.
     pub ipv4_prefix: u8,
-    /// The IPv6 prefix of a client network (default 48).
+    /// The IPv6 prefix of a client network (default 48,
+    /// [`NETWORK_IPV6_PREFIX`](tokenward_ratelimit::NETWORK_IPV6_PREFIX)); as `ipv4_prefix`.
     pub ipv6_prefix: u8,
-    /// How long [`Action::Ban`] bans (default 1 hour).
+    /// How long [`Action::Ban`] bans the client's network (default 1 hour).
     pub ban_time: Duration,
     /// Leeway of [`Action::RevokeSubject`]'s cutoff (the verifiers' leeway; default 30 s).
     pub leeway: Duration,
@@ -175,8 +181,8 @@ impl Default for AnomalyConfig {
             forgery_burst: Some(ForgeryBurst::default()),
             new_network: Some(NewNetwork::default()),
             refresh_reuse: Some(RefreshReuse::default()),
-            ipv4_prefix: 24,
-            ipv6_prefix: 48,
+            ipv4_prefix: tokenward_ratelimit::NETWORK_IPV4_PREFIX,
+            ipv6_prefix: tokenward_ratelimit::NETWORK_IPV6_PREFIX,
             ban_time: Duration::from_secs(3600),
             leeway: Duration::from_secs(30),
             max_token_lifetime: Duration::from_secs(24 * 3600),

@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::anomaly::{AnomalyHandler, TARGET};
 use crate::config::AnomalyConfig;
-use crate::network::{NetworkInfo, client_network};
+use crate::network::{NetworkInfo, network_of};
 use crate::respond::{Responder, Target};
 use crate::seen::Seen;
 use crate::state::{AnomalyStore, MemoryAnomalyStore};
@@ -253,7 +253,7 @@ impl AnomalyDetector {
 
     fn network(&self, ip: IpAddr) -> IpNet {
         let c = &self.inner.config;
-        client_network(ip, c.ipv4_prefix, c.ipv6_prefix)
+        network_of(ip, c.ipv4_prefix, c.ipv6_prefix)
     }
 
     /// Queues `observation`, never waiting: a full queue drops it (counted).

@@ -8,8 +8,8 @@
 //! | kind | what | default action |
 //! |---|---|---|
 //! | `token_shared` | one token (its `sid`, else its `jti`) used from more than 3 client networks (IPv4 /24, IPv6 /48) within 10 minutes | [`Action::RevokeSession`] (the `sid`, else the token) |
-//! | `revoked_token_replay` | a revoked token presented again | alert; the 5th replay from one network within 10 minutes: [`Action::Ban`] |
-//! | `forgery_burst` | 20 bad signatures, unknown `kid`s or refused algorithms from one network within 60 s (expired tokens never count) | [`Action::Ban`] |
+//! | `revoked_token_replay` | a revoked token presented again | alert; the 5th replay from one network within 10 minutes: [`Action::Ban`] of that network |
+//! | `forgery_burst` | 20 bad signatures, unknown `kid`s or refused algorithms from one network within 60 s (expired tokens never count) | [`Action::Ban`] of that network |
 //! | `refresh_reuse` | the refresh engine's reuse detection, with the family's networks | [`Action::Alert`] (the engine revoked the family) |
 //! | `new_network` | a subject seen from a network (an ASN, with a [`NetworkInfo`]) it was not seen from in 30 days | [`Action::Alert`] (a step-up signal) |
 //!
@@ -72,7 +72,7 @@ pub use config::{
     AnomalyConfig, ForgeryBurst, NewNetwork, RefreshReuse, RevokedReplay, TokenShared, WINDOW_RANGE,
 };
 pub use detector::{AnomalyDetector, AnomalyDetectorBuilder, is_forgery};
-pub use network::{NetworkDetails, NetworkInfo, client_network};
+pub use network::{NetworkDetails, NetworkInfo, network_of};
 #[cfg(feature = "redis")]
 pub use redis::RedisAnomalyStore;
 pub use respond::Responder;

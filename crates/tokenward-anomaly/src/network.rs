@@ -1,9 +1,11 @@
-//! Client networks: the unit the detectors count in, and the pluggable [`NetworkInfo`]
-//! lookup (ASN, country) for the new-network detector.
+//! Client networks: the unit the detectors count in — [`network_of`], the one definition
+//! shared with the failure ban's network key
+//! ([`FailureBan::network_key`](tokenward_ratelimit::FailureBan::network_key)) — and the
+//! pluggable [`NetworkInfo`] lookup (ASN, country) for the new-network detector.
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+pub use tokenward_ratelimit::network_of;
 
 /// What a [`NetworkInfo`] lookup knows about an address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,35 +35,4 @@ impl NetworkDetails {
 pub trait NetworkInfo: Send + Sync + 'static {
     /// What is known about `ip` (`None`: nothing).
     fn lookup(&self, ip: IpAddr) -> Option<NetworkDetails>;
-}
-
-/// The network `ip` belongs to: its IPv4 `/v4` or IPv6 `/v6` prefix (an IPv4-mapped IPv6
-/// address counts as IPv4).
-pub fn client_network(ip: IpAddr, v4: u8, v6: u8) -> IpNet {
-    let ip = ip.to_canonical();
-    let prefix = if ip.is_ipv4() {
-        v4.min(32)
-    } else {
-        v6.min(128)
-    };
-    // In range by the `min` above, so `new` cannot fail; the address itself otherwise.
-    IpNet::new(ip, prefix).map_or_else(|_| IpNet::from(ip), |net| net.trunc())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn networks_are_prefixes() {
-        let net = |s: &str| client_network(s.parse().unwrap(), 24, 48).to_string();
-        assert_eq!(net("203.0.113.77"), "203.0.113.0/24");
-        assert_eq!(net("::ffff:203.0.113.77"), "203.0.113.0/24");
-        assert_eq!(net("2001:db8:1:2:3::1"), "2001:db8:1::/48");
-        assert_eq!(
-            client_network("10.1.2.3".parse().unwrap(), 40, 200).to_string(),
-            "10.1.2.3/32"
-        );
-    }
 }

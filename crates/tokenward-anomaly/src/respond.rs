@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use tokenward_core::{StoreError, StoreId, UnixTime, metrics as names};
@@ -31,8 +30,10 @@ pub(crate) struct Target {
 /// Carries out actions on the stores: revocations through the [`RevocationStore`] (and,
 /// when given, the refresh families through the [`RefreshEngine`], so a revoked session
 /// cannot be refreshed), bans through the [`RateLimitStore`] under the Guard's
-/// [`FailureBan`] key of the client address — so the Guard's own ban check refuses it.
-/// Cheap to clone.
+/// [`FailureBan`] key of the client's **network**
+/// ([`FailureBan::network_key`]: IPv4 /24, IPv6 /48 by default — the networks the detectors
+/// count in) — so the Guard's own ban check refuses every address of that network, not only
+/// the one that tipped the anomaly. Cheap to clone.
 #[derive(Clone)]
 pub struct Responder {
     revocation: Arc<dyn RevocationStore>,
@@ -72,8 +73,9 @@ impl Responder {
         )
     }
 
-    /// Bans under `ban`'s key (the one the Guard was given): its name and its IPv6 prefix
-    /// decide the key; the ban time is [`AnomalyConfig::ban_time`].
+    /// Bans under `ban`'s network key (the ban the Guard was given): its name and its
+    /// [network prefixes](FailureBan::network_prefixes) decide the key; the ban time is
+    /// [`AnomalyConfig::ban_time`].
     pub fn failure_ban(mut self, ban: FailureBan) -> Self {
         self.ban = Some(ban);
         self
@@ -138,7 +140,7 @@ impl Responder {
         let now = UnixTime::from(std::time::SystemTime::now());
         match anomaly.action {
             Action::Alert => Ok(()),
-            Action::Ban => self.ban(config, anomaly.client_ip).await,
+            Action::Ban => self.ban_network(config, anomaly.client_ip).await,
             Action::RevokeSession => {
                 let exp_until = target.exp.map(tokenward_revocation::revoke_until);
                 let until = exp_until
@@ -171,19 +173,26 @@ impl Responder {
         }
     }
 
-    /// Bans `ip` at once: one failure under a quota of one, for `ban_time`, under the
-    /// failure ban's key (the address; an IPv6 client's prefix).
-    async fn ban(&self, config: &AnomalyConfig, ip: IpAddr) -> Result<(), StoreError> {
+    /// Bans `ip`'s whole network at once ([`FailureBan::ban_network`]: one failure under a
+    /// quota of one, for `ban_time`, under the failure ban's network key: IPv4 /24, IPv6
+    /// /48 by default), so every address of the network the detector counted is refused.
+    async fn ban_network(&self, config: &AnomalyConfig, ip: IpAddr) -> Result<(), StoreError> {
         let Some(ban) = &self.ban else {
             return Err(StoreError::invalid_input(
                 "no failure ban configured: the Guard would not read a ban",
             ));
         };
-        let quota = BanQuota::new(NonZeroU32::MIN, ban.quota().findtime(), config.ban_time)
-            .map_err(|e| StoreError::invalid_input(e.to_string()))?;
-        let decision = self
-            .ratelimit
-            .record_failure(&ban.ip_key(ip), &quota)
+        if ban.network_prefix_lens() != (config.ipv4_prefix, config.ipv6_prefix) {
+            tracing::warn!(
+                target: TARGET,
+                counted = ?(config.ipv4_prefix, config.ipv6_prefix),
+                banned = ?ban.network_prefix_lens(),
+                "the detectors count in other networks than the failure ban bans: \
+                 set FailureBan::network_prefixes to the detectors' prefixes"
+            );
+        }
+        let decision = ban
+            .ban_network(&*self.ratelimit, ip, config.ban_time)
             .await?;
         if decision.allowed {
             return Err(StoreError::corrupt(

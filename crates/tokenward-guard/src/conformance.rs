@@ -9,8 +9,8 @@
 //! namespace — with the same inputs (revocations, recorded failures, calls) and compares
 //! every answer: allowed, limit and remaining exactly; reset and retry-after within the
 //! clock's [tolerance](TestClock::tolerance). It also checks what the contract adds to the
-//! separate stores: a revoked token or a banned client is charged nothing, and the ban is
-//! read, never counted.
+//! separate stores: a revoked token or a banned client is charged nothing, the ban is read,
+//! never counted, and a banned network key refuses every address in it.
 //!
 //! The harness — [`TestClock`], [`RealClock`], [`Fixture`], the runner — is
 //! `tokenward_core::conformance`, shared by every tokenward suite.
@@ -106,6 +106,7 @@ macro_rules! __combined_conformance_cases {
             the_limit_is_charged_once_per_call
             revoked_or_banned_requests_are_charged_nothing
             the_ban_is_read_never_counted
+            a_banned_network_refuses_the_client
         }
     };
 }

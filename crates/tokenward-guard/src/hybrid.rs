@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_postgres::{LiveRevocation, PgRefreshStore, PgRevocationStore, PgStores};
-use tokenward_ratelimit::{BanQuota, GcraCharge, LimitKey};
+use tokenward_ratelimit::{BanCheck, GcraCharge, LimitKey};
 use tokenward_redis::{RedisBackend, RedisRevocationStore, RedisStores};
 use tokenward_revocation::{RevocationStatus, RevocationStore};
 
@@ -422,7 +422,7 @@ impl CombinedCheck for HybridCheck {
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         let answer = CombinedCheck::check_request(&self.redis, token, limit, ban).await?;
         self.gate.pass(answer).await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokenward_core::{StoreError, TokenRef};
 use tokenward_ratelimit::{
-    BanQuota, Decision, GcraCharge, LimitKey, MemoryRateLimitStore, RateLimitStore,
+    BanCheck, Decision, GcraCharge, LimitKey, MemoryRateLimitStore, RateLimitStore,
 };
 use tokenward_refresh::{MemoryRefreshStore, RefreshStore};
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
@@ -17,8 +17,9 @@ use crate::check::Backend;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CombinedAnswer {
-    /// The client's failure-ban status, when a ban was asked (as
-    /// [`RateLimitStore::ban_status`] reports it).
+    /// The client's failure-ban status, when a ban was asked: its address key's and network
+    /// key's statuses (each as [`RateLimitStore::ban_status`] reports it) combined by
+    /// [`BanCheck::combine`] — denied when either is banned, with the longer ban.
     pub ban: Option<Decision>,
     /// The token's revocation status (as [`RevocationStore::check`]).
     pub revocation: RevocationStatus,
@@ -51,11 +52,15 @@ impl CombinedAnswer {
 /// stores one after the other.
 ///
 /// # Contract
-/// - The ban answer follows [`RateLimitStore::ban_status`] (read-only: nothing is counted),
-///   the revocation answer [`RevocationStore::check`], the limit answer
-///   [`RateLimitStore::gcra`].
-/// - `limit` = (key, charge) is charged **only if the client is not banned and the
-///   token is not revoked**: a stolen, revoked token must not drain its victim's budget.
+/// - The ban answer is [`BanCheck::combine`] of [`RateLimitStore::ban_status`] of the
+///   [`BanCheck`]'s address key and — when it has one — of its network key, both under its
+///   quota (read-only: nothing is counted, on either key). The client is banned when
+///   **either** key is: a network ban (the anomaly detectors ban whole networks) refuses every
+///   address in it. The revocation answer follows [`RevocationStore::check`], the limit
+///   answer [`RateLimitStore::gcra`].
+/// - `limit` = (key, charge) is charged **only if the client is not banned (by address or
+///   network) and the token is not revoked**: a stolen, revoked token must not drain its
+///   victim's budget.
 /// - An error means nothing is known; the Guard applies the failure policies.
 ///
 /// [`SequentialCheck`] is the reference implementation over separate stores; the
@@ -63,12 +68,12 @@ impl CombinedAnswer {
 /// with it.
 #[async_trait]
 pub trait CombinedCheck: Send + Sync + 'static {
-    /// Checks `ban`, `token` and charges `limit`.
+    /// Checks `ban` (the client's address and network keys), `token` and charges `limit`.
     async fn check_request(
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError>;
 }
 
@@ -180,7 +185,7 @@ impl CombinedCheck for tokenward_redis::RedisStores {
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         let found = tokenward_redis::RedisStores::check_request(self, token, limit, ban).await?;
         Ok(CombinedAnswer::new(
@@ -191,8 +196,8 @@ impl CombinedCheck for tokenward_redis::RedisStores {
     }
 }
 
-/// A [`CombinedCheck`] made of separate stores, called one after the other: the ban status,
-/// then the revocation check, then the limit — the same answers a one-call backend must give
+/// A [`CombinedCheck`] made of separate stores, called one after the other: the ban status
+/// (the address key's, then the network key's), then the revocation check, then the limit — the same answers a one-call backend must give
 /// (not atomic, and as many round trips as calls). The reference the `CombinedCheck`
 /// conformance suite compares backends with, and the in-memory combination it runs on.
 #[derive(Clone)]
@@ -223,10 +228,17 @@ impl CombinedCheck for SequentialCheck {
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         let ban = match ban {
-            Some((key, quota)) => Some(self.ratelimit.ban_status(key, quota).await?),
+            Some(ban) => {
+                let address = self.ratelimit.ban_status(ban.address, ban.quota).await?;
+                let network = match ban.network {
+                    Some(key) => Some(self.ratelimit.ban_status(key, ban.quota).await?),
+                    None => None,
+                };
+                Some(BanCheck::combine(address, network))
+            }
             None => None,
         };
         let revocation = self.revocation.check(token).await?;

@@ -130,6 +130,7 @@ macro_rules! __ratelimit_conformance_cases {
             lift_ban_forgets_failures
             failures_during_a_ban_do_not_extend_it
             ban_keys_are_independent
+            network_bans_cover_every_address_of_the_network
             keys_of_any_bytes_up_to_the_limit_work
             expired_state_leaves_the_store
             each_call_is_one_round_trip

@@ -15,7 +15,9 @@
 //! - Every entry trusted: the left-most one.
 //!
 //! Bans key IPv6 clients by network ([`client_network`], /64 by default): one host usually
-//! has a whole /64 to rotate through.
+//! has a whole /64 to rotate through. A *client network* in the wider sense — what the
+//! anomaly detectors count per and what a network ban covers — is [`network_of`]: IPv4 /24
+//! and IPv6 /48 by default ([`NETWORK_IPV4_PREFIX`], [`NETWORK_IPV6_PREFIX`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -168,6 +170,36 @@ pub fn client_network(ip: IpAddr, ipv6_prefix: u8) -> IpNet {
             IpNet::V6(net.trunc())
         }
     }
+}
+
+/// The default IPv4 prefix of a client network ([`network_of`]): a /24.
+pub const NETWORK_IPV4_PREFIX: u8 = 24;
+
+/// The default IPv6 prefix of a client network ([`network_of`]): a /48, one site.
+pub const NETWORK_IPV6_PREFIX: u8 = 48;
+
+/// The client network `ip` belongs to: its IPv4 `/ipv4_prefix` or IPv6 `/ipv6_prefix`
+/// (clamped to 32 and 128; an IPv4-mapped IPv6 address counts as IPv4).
+///
+/// The one definition of "a network" shared by the anomaly detectors (which count replays
+/// and forgeries per network) and [`FailureBan::network_key`](crate::FailureBan::network_key)
+/// (which bans one); both default to [`NETWORK_IPV4_PREFIX`] and [`NETWORK_IPV6_PREFIX`].
+///
+/// ```
+/// use tokenward_ratelimit::ip::{NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX, network_of};
+/// let net = |s: &str| network_of(s.parse().unwrap(), NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX);
+/// assert_eq!(net("203.0.113.77").to_string(), "203.0.113.0/24");
+/// assert_eq!(net("2001:db8:1:2:3::1").to_string(), "2001:db8:1::/48");
+/// ```
+pub fn network_of(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> IpNet {
+    let ip = ip.to_canonical();
+    let prefix = if ip.is_ipv4() {
+        ipv4_prefix.min(32)
+    } else {
+        ipv6_prefix.min(128)
+    };
+    // In range by the `min` above, so `new` cannot fail; the address itself otherwise.
+    IpNet::new(ip, prefix).map_or_else(|_| IpNet::from(ip), |net| net.trunc())
 }
 
 fn parse_network(s: &str) -> Result<IpNet, NetworkError> {
@@ -529,6 +561,22 @@ mod tests {
                 "{addr}/{prefix}"
             );
         }
+    }
+
+    #[test]
+    fn client_networks_are_prefixes() {
+        let net = |s: &str| network_of(ip(s), NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX);
+        assert_eq!(net("203.0.113.77").to_string(), "203.0.113.0/24");
+        assert_eq!(net("::ffff:203.0.113.77").to_string(), "203.0.113.0/24");
+        assert_eq!(net("2001:db8:1:2:3::1").to_string(), "2001:db8:1::/48");
+        assert_eq!(
+            network_of(ip("10.1.2.3"), 40, 200).to_string(),
+            "10.1.2.3/32"
+        );
+        assert_eq!(
+            network_of(ip("2001:db8::1"), 24, 200).to_string(),
+            "2001:db8::1/128"
+        );
     }
 
     #[test]

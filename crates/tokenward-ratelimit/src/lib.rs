@@ -120,10 +120,13 @@ mod store;
 pub mod conformance;
 
 pub use decision::{ban_policy_header, ratelimit_policy_header};
-pub use ip::{ClientIp, ForwardedHeader, NetworkError, client_network};
+pub use ip::{
+    ClientIp, ForwardedHeader, NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX, NetworkError,
+    client_network, network_of,
+};
 pub use key::{LimitKey, LimitKeyError, MAX_KEY_LEN};
 #[cfg(feature = "memory")]
 pub use memory::{LimiterClock, MemoryRateLimitConfig, MemoryRateLimitStore};
-pub use policy::{FailureBan, MAX_POLICY_NAME_LEN, PolicyNameError, SubjectLimit};
+pub use policy::{BanCheck, FailureBan, MAX_POLICY_NAME_LEN, PolicyNameError, SubjectLimit};
 pub use quota::{BanQuota, GcraCharge, GcraQuota, MAX_SPAN};
 pub use store::{Decision, RateLimitStore};

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use tokenward_core::{FailurePolicy, MAX_ID_LEN, SettingError, StoreError, StoreId};
 
 use crate::decision::{ban_policy_header, ratelimit_policy_header};
-use crate::ip::client_network;
+use crate::ip::{NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX, client_network, network_of};
 use crate::key::{LimitKey, MAX_KEY_LEN};
 use crate::quota::{BanQuota, GcraCharge, GcraQuota};
 use crate::store::{Decision, RateLimitStore};
@@ -209,11 +209,21 @@ impl SubjectLimit {
 }
 
 /// A fail2ban-style authentication-failure ban per client IP (IPv6 by network, /64 by
-/// default) and, optionally, per account.
+/// default) and, optionally, per account — plus explicit bans of a whole client network.
 ///
 /// The Guard checks the ban before verifying a token and records a failure for every request
 /// that fails authentication; `maxretry` failures within `findtime` ban the key for
 /// `bantime` (default 5 / 60 s / 300 s).
+///
+/// # Network bans
+///
+/// Failures are counted per address ([`ip_key`](Self::ip_key)) only. A whole client network
+/// ([`network_key`](Self::network_key): IPv4 /24, IPv6 /48 by default, the networks the
+/// anomaly detectors count in — [`network_of`]) is banned only explicitly, by
+/// [`ban_network`](Self::ban_network) (the anomaly detectors' `ban` action does). The ban
+/// check ([`check_ip`](Self::check_ip), and the Guard's one-call check through
+/// [`BanCheck`]) refuses a client when **either** its address key or its network key is
+/// banned.
 ///
 /// # Failure policy: closed by default
 ///
@@ -234,6 +244,8 @@ impl SubjectLimit {
 /// let ip: IpAddr = "2001:db8:1:2:aaaa::1".parse()?;
 /// assert_eq!(ban.ip_key(ip), "auth-ban:ip:2001:db8:1:2::/64");
 /// assert_eq!(ban.account_key(&StoreId::new("alice")?), "auth-ban:account:alice");
+/// assert_eq!(ban.network_key(ip), "auth-ban:net:2001:db8:1::/48");
+/// assert_eq!(ban.network_key("192.0.2.7".parse()?), "auth-ban:net:192.0.2.0/24");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,6 +253,8 @@ pub struct FailureBan {
     name: String,
     quota: BanQuota,
     ipv6_prefix: u8,
+    network_ipv4_prefix: u8,
+    network_ipv6_prefix: u8,
     failure_policy: FailurePolicy,
 }
 
@@ -255,8 +269,26 @@ impl FailureBan {
             name: check_name(name)?,
             quota,
             ipv6_prefix: Self::DEFAULT_IPV6_PREFIX,
+            network_ipv4_prefix: NETWORK_IPV4_PREFIX,
+            network_ipv6_prefix: NETWORK_IPV6_PREFIX,
             failure_policy: FailurePolicy::Closed,
         })
+    }
+
+    /// The client network a [network ban](Self#network-bans) covers: IPv4 `/ipv4` (8..=32,
+    /// default 24) and IPv6 `/ipv6` (16..=128, default 48) — set the same prefixes the
+    /// anomaly detectors count in, on the Guard's ban and on the one the detectors' responder
+    /// bans through. Out of range is a [`SettingError`] naming the prefix, never clamped.
+    pub fn network_prefixes(mut self, ipv4: u8, ipv6: u8) -> Result<Self, SettingError> {
+        self.network_ipv4_prefix = SettingError::check_range("network_ipv4_prefix", ipv4, 8..=32)?;
+        self.network_ipv6_prefix =
+            SettingError::check_range("network_ipv6_prefix", ipv6, 16..=128)?;
+        Ok(self)
+    }
+
+    /// The prefixes of a banned network: `(ipv4, ipv6)`.
+    pub fn network_prefix_lens(&self) -> (u8, u8) {
+        (self.network_ipv4_prefix, self.network_ipv6_prefix)
     }
 
     /// Bans IPv6 clients by this prefix length (default 64). More than 128 is a
@@ -296,18 +328,84 @@ impl FailureBan {
         ))
     }
 
+    /// The store key of a client address's network ([network bans](Self#network-bans)):
+    /// `{name}:net:{network}`, the network by [`network_of`] with this ban's
+    /// [network prefixes](Self::network_prefixes).
+    pub fn network_key(&self, ip: IpAddr) -> LimitKey<'static> {
+        LimitKey::from_policy(format!(
+            "{}:net:{}",
+            self.name,
+            network_of(ip, self.network_ipv4_prefix, self.network_ipv6_prefix)
+        ))
+    }
+
     /// The store key for an account: `{name}:account:{account}`.
     pub fn account_key(&self, account: &StoreId<'_>) -> LimitKey<'static> {
         LimitKey::from_policy(format!("{}:account:{}", self.name, account.as_str()))
     }
 
-    /// Whether `ip` (its network) is banned.
+    /// Whether `ip` is banned: by its address key ([`ip_key`](Self::ip_key)) **or** its
+    /// network key ([`network_key`](Self::network_key)). Read-only: nothing is counted.
+    ///
+    /// The decision is the address key's, unless the network is banned and the address is
+    /// not or for a shorter time: then the network's ([`BanCheck::combine`]). Two store
+    /// calls (in memory, two lookups; the Guard's one-call backends read both keys in their
+    /// one call instead).
     pub async fn check_ip(
         &self,
         store: &dyn RateLimitStore,
         ip: IpAddr,
     ) -> Result<Decision, StoreError> {
-        self.status(store, &self.ip_key(ip)).await
+        let address = self.status(store, &self.ip_key(ip)).await?;
+        let network = self.check_network(store, ip).await?;
+        Ok(BanCheck::combine(address, Some(network)))
+    }
+
+    /// Whether `ip`'s whole network (its [`network_key`](Self::network_key)) is banned, its
+    /// address aside. Read-only.
+    pub async fn check_network(
+        &self,
+        store: &dyn RateLimitStore,
+        ip: IpAddr,
+    ) -> Result<Decision, StoreError> {
+        self.status(store, &self.network_key(ip)).await
+    }
+
+    /// Bans `ip`'s whole network (its [`network_key`](Self::network_key)) for `bantime` at
+    /// once: one failure recorded under a quota of one (`maxretry` 1, this ban's `findtime`).
+    /// What the anomaly detectors' `ban` action does. An already banned network stays banned
+    /// until its ban ends (a ban is never extended). A `bantime` out of
+    /// [`BanQuota`]'s range is [`InvalidInput`](StoreError::InvalidInput).
+    pub async fn ban_network(
+        &self,
+        store: &dyn RateLimitStore,
+        ip: IpAddr,
+        bantime: std::time::Duration,
+    ) -> Result<Decision, StoreError> {
+        let quota = BanQuota::new(std::num::NonZeroU32::MIN, self.quota.findtime(), bantime)
+            .map_err(|e| StoreError::invalid_input(e.to_string()))?;
+        store.record_failure(&self.network_key(ip), &quota).await
+    }
+
+    /// Lifts the ban on `ip`'s whole network ([network bans](Self#network-bans); operator
+    /// action). The address's own ban, if any, stays: see [`lift_ip`](Self::lift_ip).
+    pub async fn lift_network(
+        &self,
+        store: &dyn RateLimitStore,
+        ip: IpAddr,
+    ) -> Result<(), StoreError> {
+        store.lift_ban(&self.network_key(ip)).await
+    }
+
+    /// The [`BanCheck`] of `ip` for a one-call backend: `address` and `network` are
+    /// [`ip_key`](Self::ip_key) and [`network_key`](Self::network_key) of `ip`, made by the
+    /// caller (they must outlive the check).
+    pub fn ban_check<'a>(
+        &'a self,
+        address: &'a LimitKey<'a>,
+        network: &'a LimitKey<'a>,
+    ) -> BanCheck<'a> {
+        BanCheck::new(address, &self.quota).network(network)
     }
 
     /// Records an authentication failure from `ip`.
@@ -371,6 +469,69 @@ impl FailureBan {
     }
 }
 
+/// The failure-ban part of a one-call per-request check (the Guard's `CombinedCheck`, the
+/// Redis stores' `check_request`): the client's address key, optionally its network key, and
+/// the ban's quota. The client is banned when **either** key is banned; both are read,
+/// neither counted.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use tokenward_ratelimit::{BanCheck, BanQuota, FailureBan};
+///
+/// let ban = FailureBan::new("auth-ban", BanQuota::fail2ban_default())?;
+/// let ip: IpAddr = "203.0.113.7".parse()?;
+/// let (address, network) = (ban.ip_key(ip), ban.network_key(ip));
+/// let check = ban.ban_check(&address, &network);
+/// assert_eq!(check.address, "auth-ban:ip:203.0.113.7/32");
+/// assert_eq!(check.network.map(|k| k.as_str()), Some("auth-ban:net:203.0.113.0/24"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct BanCheck<'a> {
+    /// The address key: failures are counted here ([`FailureBan::ip_key`]).
+    pub address: &'a LimitKey<'a>,
+    /// The network key, banned only explicitly ([`FailureBan::network_key`]); `None`: only
+    /// the address is checked.
+    pub network: Option<&'a LimitKey<'a>>,
+    /// The ban's quota (both keys are read under it).
+    pub quota: &'a BanQuota,
+}
+
+impl<'a> BanCheck<'a> {
+    /// A check of the `address` key alone, under `quota`.
+    pub fn new(address: &'a LimitKey<'a>, quota: &'a BanQuota) -> Self {
+        BanCheck {
+            address,
+            network: None,
+            quota,
+        }
+    }
+
+    /// Also checks the `network` key.
+    #[must_use]
+    pub fn network(mut self, network: &'a LimitKey<'a>) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// The ban decision of a client from its address key's and network key's statuses (as
+    /// [`RateLimitStore::ban_status`] reports each): the address's, unless the network is
+    /// banned and the address is not, or for less time — then the network's. So a banned
+    /// client learns the longer of its bans.
+    pub fn combine(address: Decision, network: Option<Decision>) -> Decision {
+        match network {
+            Some(network)
+                if !network.allowed
+                    && (address.allowed || network.retry_after > address.retry_after) =>
+            {
+                network
+            }
+            _ => address,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;
@@ -416,6 +577,60 @@ mod tests {
     }
 
     #[test]
+    fn network_keys() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let b = FailureBan::new("ban", BanQuota::default()).unwrap();
+        assert_eq!(b.network_prefix_lens(), (24, 48));
+        assert_eq!(b.network_key(ip("192.0.2.1")), "ban:net:192.0.2.0/24");
+        assert_eq!(
+            b.network_key(ip("::ffff:192.0.2.200")),
+            "ban:net:192.0.2.0/24"
+        );
+        assert_eq!(
+            b.network_key(ip("2001:db8:0:7::1")),
+            "ban:net:2001:db8::/48"
+        );
+        let b16 = b.clone().network_prefixes(16, 32).unwrap();
+        assert_eq!(b16.network_key(ip("192.0.2.1")), "ban:net:192.0.0.0/16");
+        assert_eq!(
+            b16.network_key(ip("2001:db8:7::1")),
+            "ban:net:2001:db8::/32"
+        );
+        assert_eq!(
+            b.clone().network_prefixes(33, 48).unwrap_err().setting(),
+            "network_ipv4_prefix"
+        );
+        assert_eq!(
+            b.network_prefixes(24, 8).unwrap_err().setting(),
+            "network_ipv6_prefix"
+        );
+    }
+
+    #[test]
+    fn combined_bans_report_the_longer() {
+        use std::time::Duration;
+        let s = Duration::from_secs;
+        let open = Decision::allowed(5, 4, s(10));
+        let short = Decision::denied(5, s(10), s(10));
+        let long = Decision::denied(5, s(100), s(100));
+        let cases = [
+            (open, None, open),
+            (open, Some(open), open),
+            (short, Some(open), short),
+            (open, Some(long), long),
+            (short, Some(long), long),
+            (long, Some(short), long),
+        ];
+        for (address, network, want) in cases {
+            assert_eq!(
+                BanCheck::combine(address, network),
+                want,
+                "{address:?} {network:?}"
+            );
+        }
+    }
+
+    #[test]
     fn longest_keys_fit() {
         let name = "n".repeat(MAX_POLICY_NAME_LEN);
         let id = "i".repeat(MAX_ID_LEN);
@@ -430,6 +645,8 @@ mod tests {
             );
         }
         let v6: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        let net = b.clone().network_prefixes(32, 128).unwrap().network_key(v6);
+        assert!(LimitKey::new(net.as_str()).is_ok());
         let all = b.ipv6_prefix(128).unwrap().ip_key(v6);
         assert!(LimitKey::new(all.as_str()).is_ok());
     }

@@ -30,7 +30,7 @@
 //!
 //! - [`RedisStores`] — all three stores on one [`RedisBackend`], and
 //!   [`check_request`](RedisStores::check_request): the client's failure-ban status (read
-//!   only, as `ban_status`), the revocation check of a request's token and, only if the
+//!   only, as `ban_status`, of its address key and its network key), the revocation check of a request's token and, only if the
 //!   client is not banned and the token is not revoked, its per-subject GCRA step, in **one
 //!   Lua script (one round trip)**, answered as a [`RequestCheck`];
 //!   [`check_token`](RedisStores::check_token) is the same without the ban. A revoked token or

@@ -114,8 +114,8 @@ mod tests {
 
     /// Every script and multi-key command of every store, with every key it sends: one
     /// slot each, whatever the prefix and ids (braces included); and the Guard's
-    /// per-request check, on a cluster, as parts of one slot each — one part under a
-    /// hash-tagged prefix.
+    /// per-request check (the address's and the network's ban keys included), on a cluster,
+    /// as parts of one slot each — one part under a hash-tagged prefix.
     #[test]
     fn every_script_touches_one_slot() {
         use crate::{
@@ -166,16 +166,26 @@ mod tests {
                     let keys = rv.check_keys(&token);
                     let limit = rl.gcra_call(&LimitKey::new(format!("sub:{id}")).unwrap(), &one);
                     let ban = rl.ban_call(&LimitKey::new(format!("ip:{id}")).unwrap(), &quota);
+                    let net = rl.ban_call(&LimitKey::new(format!("net:{id}")).unwrap(), &quota);
                     let mut all: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
-                    all.extend([ban.failures.clone(), ban.ban.clone(), limit.key.clone()]);
-                    let parts =
-                        crate::stores::plan(&keys, Some(&ban.failures), Some(&limit.key), true);
+                    all.extend([ban.failures.clone(), ban.ban.clone()]);
+                    all.extend([net.failures.clone(), net.ban.clone(), limit.key.clone()]);
+                    let parts = crate::stores::plan(
+                        &keys,
+                        Some(&ban.failures),
+                        Some(&net.failures),
+                        Some(&limit.key),
+                        true,
+                    );
                     let mut seen = 0;
                     for part in &parts {
                         let mut part_keys: Vec<String> =
                             part.revocation.iter().map(|&i| keys[i].1.clone()).collect();
                         if part.ban {
                             part_keys.extend([ban.failures.clone(), ban.ban.clone()]);
+                        }
+                        if part.network {
+                            part_keys.extend([net.failures.clone(), net.ban.clone()]);
                         }
                         if part.limit {
                             part_keys.push(limit.key.clone());
@@ -187,8 +197,13 @@ mod tests {
                     if hash_tag(prefix.as_bytes()) != prefix.as_bytes() {
                         assert_eq!(parts.len(), 1, "{prefix}: a tagged prefix is one script");
                     }
-                    let single =
-                        crate::stores::plan(&keys, Some(&ban.failures), Some(&limit.key), false);
+                    let single = crate::stores::plan(
+                        &keys,
+                        Some(&ban.failures),
+                        Some(&net.failures),
+                        Some(&limit.key),
+                        false,
+                    );
                     assert_eq!(single.len(), 1, "one server: one script");
                 }
             }

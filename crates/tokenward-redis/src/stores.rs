@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 use tokenward_core::{StoreError, TokenRef};
-use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey};
+use tokenward_ratelimit::{BanCheck, BanQuota, Decision, GcraCharge, GcraQuota, LimitKey};
 use tokenward_revocation::RevocationStatus;
 
 use crate::backend::RedisBackend;
@@ -18,19 +18,22 @@ use crate::refresh::RedisRefreshStore;
 use crate::revocation::{REVOCATION_FN_LUA, RedisRevocationStore, Rule, decide};
 use crate::slot::by_slot;
 
-/// The per-request check: the ban status of the client's key (if asked), the revocation check
-/// of a token and, only if the client is not banned and the token is active, one GCRA step.
+/// The per-request check: the ban status of the client's address key and of its network key
+/// (each if asked), the revocation check of a token and, only if the client is banned by
+/// neither and the token is active, one GCRA step.
 ///
-/// `KEYS[1..n]`: the revocation keys in precedence order; then, with a ban, the failures key
-/// and the ban marker; then, with a limit, the GCRA key. `ARGV[1]`: one rule letter per
-/// revocation key (so `n = #ARGV[1]`), `ARGV[2]`: the token's `iat` (ms, decimal) or `-`,
-/// `ARGV[3]`: the ban's findtime (µs) or `-` for no ban, `ARGV[4..6]`: the GCRA arguments
-/// (only with a limit).
+/// `KEYS[1..n]`: the revocation keys in precedence order; then, with the address ban, its
+/// failures key and ban marker; then, with the network ban, its failures key and ban marker;
+/// then, with a limit, the GCRA key. `ARGV[1]`: one rule letter per revocation key (so
+/// `n = #ARGV[1]`), `ARGV[2]`: the token's `iat` (ms, decimal) or `-`, `ARGV[3]`: the ban's
+/// findtime (µs) or `-` for no address ban, `ARGV[4]`: the same for the network ban,
+/// `ARGV[5..7]`: the GCRA arguments (only with a limit).
 ///
-/// Returns `{gcra reply or {}, ban reply or {}, value 1, …, value n}` (a missing key's value
-/// is `false`, i.e. nil): the caller reads the ban reply as `ban_status` does, decides the
-/// revocation status from the values exactly as `RevocationStore::check` does, and reads the
-/// GCRA reply as `gcra` does. A corrupt ban marker (`{-1}`) charges nothing either.
+/// Returns `{gcra reply or {}, address ban reply or {}, network ban reply or {}, value 1,
+/// …, value n}` (a missing key's value is `false`, i.e. nil): the caller reads each ban reply
+/// as `ban_status` does, decides the revocation status from the values exactly as
+/// `RevocationStore::check` does, and reads the GCRA reply as `gcra` does. A corrupt ban
+/// marker (`{-1}`) charges nothing either.
 const CHECK_REQUEST_CALL_LUA: &str = r"
 local n = #ARGV[1]
 local k = n
@@ -39,13 +42,19 @@ if ARGV[3] ~= '-' then
   ban = ban_status(KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[3]))
   k = k + 2
 end
+local net = {}
+if ARGV[4] ~= '-' then
+  net = ban_status(KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[4]))
+  k = k + 2
+end
 local active, raw = revocation_active(n, ARGV[1], ARGV[2])
 local limit = {}
-if active and (ban[1] == nil or ban[1] == 0) and #KEYS > k then
-  limit = gcra(KEYS[k + 1], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+if active and (ban[1] == nil or ban[1] == 0) and (net[1] == nil or net[1] == 0)
+    and #KEYS > k then
+  limit = gcra(KEYS[k + 1], tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]))
 end
-local reply = {limit, ban}
-for i = 1, n do reply[i + 2] = raw[i] end
+local reply = {limit, ban, net}
+for i = 1, n do reply[i + 3] = raw[i] end
 return reply
 ";
 
@@ -59,7 +68,9 @@ static CHECK_REQUEST: LazyLock<Script> = LazyLock::new(|| {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RequestCheck {
-    /// The ban status of the `ban` key (as `ban_status` reports it), when one was asked.
+    /// The client's ban status, when one was asked: the address key's and (if asked) the
+    /// network key's `ban_status`, combined by [`BanCheck::combine`] (denied when either is
+    /// banned, with the longer ban).
     pub ban: Option<Decision>,
     /// The token's revocation status (as `RevocationStore::check`).
     pub revocation: RevocationStatus,
@@ -75,7 +86,7 @@ pub struct RequestCheck {
 /// ```no_run
 /// use std::num::NonZeroU32;
 /// use tokenward_core::{TokenRef, UnixTime};
-/// use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey};
+/// use tokenward_ratelimit::{BanCheck, BanQuota, GcraCharge, GcraQuota, LimitKey};
 /// use tokenward_redis::{RedisConfig, RedisStores};
 /// use tokenward_revocation::RevocationStatus;
 ///
@@ -96,11 +107,17 @@ pub struct RequestCheck {
 ///     assert!(decision.is_some_and(|d| d.allowed));
 /// }
 ///
-/// // With the client's failure ban too: still one round trip.
+/// // With the client's failure ban — its address and its network — too: still one round
+/// // trip.
 /// let ban = BanQuota::fail2ban_default();
 /// let client = LimitKey::new("ip:203.0.113.7")?;
+/// let network = LimitKey::new("net:203.0.113.0/24")?;
 /// let check = stores
-///     .check_request(&token, Some((&subject, &one)), Some((&client, &ban)))
+///     .check_request(
+///         &token,
+///         Some((&subject, &one)),
+///         Some(BanCheck::new(&client, &ban).network(&network)),
+///     )
 ///     .await?;
 /// if check.ban.is_some_and(|b| !b.allowed) {
 ///     assert_eq!(check.limit, None); // banned: no cell consumed
@@ -111,15 +128,16 @@ pub struct RequestCheck {
 ///
 /// # Redis Cluster
 ///
-/// A call's keys — the token's revocation keys, the client's failures and ban keys (one
-/// slot: the ban key is their hash tag), the subject's GCRA key — are in different hash
-/// slots unless the key prefix carries a hash tag. On a Redis Cluster the call groups them
-/// by slot and sends the same script once per slot, all at once: one round trip of latency
-/// (and [`RedisBackend::round_trips`] counts one), each script atomic on its node and timed
-/// by that node's clock. The script that holds the GCRA key takes its step unless the keys
-/// *of its own slot* refuse the request; if the other slots' answers refuse it (a revoked
-/// `jti` or `sid`, a banned client) or another slot's script failed (its node is down), the
-/// cell is given back at once (one more call, only on that path, within what is left of the
+/// A call's keys — the token's revocation keys, the client address's failures and ban keys
+/// (one slot: the ban key is their hash tag), its network's failures and ban keys (another
+/// slot, likewise), the subject's GCRA key — are in different hash slots unless the key
+/// prefix carries a hash tag. On a Redis Cluster the call groups them by slot and sends the
+/// same script once per slot, all at once: one round trip of latency (and
+/// [`RedisBackend::round_trips`] counts one), each script atomic on its node and timed by
+/// that node's clock. The script that holds the GCRA key takes its step unless the keys *of
+/// its own slot* refuse the request; if the other slots' answers refuse it (a revoked `jti`
+/// or `sid`, a banned client address or network) or another slot's script failed (its node
+/// is down), the cell is given back at once (one more call, only on that path, within what is left of the
 /// operation timeout and finished in the background after it), so a revoked token, a
 /// banned client or a failed check still ends up consuming nothing. With
 /// a hash-tagged prefix (`{tw}:`; Redis uses the *first* `{…}` of a key, every key starts
@@ -201,19 +219,23 @@ impl RedisStores {
         Ok((check.revocation, check.limit))
     }
 
-    /// The ban status of `ban` = `(key, quota)`, the revocation check of `token` and — only
-    /// when the client is not banned and the token is active — one GCRA step for `limit` =
-    /// `(key, charge)`, in **one script call** (one `EVALSHA`, one round trip, atomic):
-    /// everything a request needs from the stores, for the Guard.
+    /// The ban status of `ban` (the client's address key and, if it has one, its network
+    /// key, under its quota), the revocation check of `token` and — only when the client is
+    /// not banned and the token is active — one GCRA step for `limit` = `(key, charge)`, in
+    /// **one script call** (one `EVALSHA`, one round trip, atomic): everything a request
+    /// needs from the stores, for the Guard.
     ///
     /// - [`ban`](RequestCheck::ban) is exactly
     ///   [`RateLimitStore::ban_status`](tokenward_ratelimit::RateLimitStore::ban_status)'s on
-    ///   [`ratelimit`](Self::ratelimit) (same keys, same read-only logic — the same Lua — and
-    ///   the same reply parsing; it never records a failure), `None` when no ban was asked.
+    ///   [`ratelimit`](Self::ratelimit) for the address key and for the network key (same
+    ///   keys, same read-only logic — the same Lua — and the same reply parsing; it never
+    ///   records a failure), combined by [`BanCheck::combine`]: banned when either is.
+    ///   `None` when no ban was asked.
     /// - [`revocation`](RequestCheck::revocation) is exactly what
     ///   [`check_token`](Self::check_token) reports.
     /// - [`limit`](RequestCheck::limit) is the GCRA decision as `check_token` reports it, but
-    ///   `None` — and **no cell consumed** — when the client is banned (as well as when no
+    ///   `None` — and **no cell consumed** — when the client is banned, by address or by
+    ///   network (as well as when no
     ///   limit was asked or the token is revoked): a banned client cannot drain a subject's
     ///   budget either.
     ///
@@ -231,13 +253,14 @@ impl RedisStores {
         &self,
         token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<RequestCheck, StoreError> {
         let started = tokio::time::Instant::now();
         let keys = self.revocation.check_keys(token);
         let limit =
             limit.map(|(key, charge)| (charge.quota(), self.ratelimit.gcra_call(key, charge)));
-        let ban = ban.map(|(key, quota)| (quota, self.ratelimit.ban_call(key, quota)));
+        let network = ban.and_then(|b| b.network.map(|key| self.ratelimit.ban_call(key, b.quota)));
+        let ban = ban.map(|b| (b.quota, self.ratelimit.ban_call(b.address, b.quota)));
         if keys.is_empty() && limit.is_none() && ban.is_none() {
             return Ok(RequestCheck {
                 ban: None,
@@ -248,6 +271,7 @@ impl RedisStores {
         let parts = plan(
             &keys,
             ban.as_ref().map(|(_, call)| call.failures.as_str()),
+            network.as_ref().map(|call| call.failures.as_str()),
             limit.as_ref().map(|(_, call)| call.key.as_str()),
             self.backend().is_cluster(),
         );
@@ -275,6 +299,13 @@ impl RedisStores {
                         .arg(call.findtime),
                     _ => invocation.arg("-"),
                 };
+                match (&network, part.network) {
+                    (Some(call), true) => invocation
+                        .key(&call.failures)
+                        .key(&call.ban)
+                        .arg(call.findtime),
+                    _ => invocation.arg("-"),
+                };
                 if let (Some((_, call)), true) = (&limit, part.limit) {
                     invocation
                         .key(&call.key)
@@ -287,9 +318,11 @@ impl RedisStores {
             .collect();
         // Each part's own result: one may have taken a GCRA cell while another failed.
         let replies = self.backend().run_all(ops).await?;
-        // Each part's reply: `{gcra, ban, its revocation values…}`, merged back in order.
+        // Each part's reply: `{gcra, ban, network ban, its revocation values…}`, merged back
+        // in order.
         let mut gcra_reply = Vec::new();
         let mut ban_reply = Vec::new();
+        let mut network_reply = Vec::new();
         let mut values = vec![Value::Nil; keys.len()];
         let mut merged = Ok(());
         for (part, reply) in parts.iter().zip(replies) {
@@ -301,12 +334,13 @@ impl RedisStores {
                 }
             };
             let mut reply = reply.into_iter();
-            let (gcra, banned) = match (
+            let (gcra, banned, net) = match (
                 int_list(reply.next(), "GCRA"),
                 int_list(reply.next(), "ban"),
+                int_list(reply.next(), "network ban"),
             ) {
-                (Ok(gcra), Ok(banned)) => (gcra, banned),
-                (Err(e), _) | (_, Err(e)) => {
+                (Ok(gcra), Ok(banned), Ok(net)) => (gcra, banned, net),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     merged = merged.and(Err(e));
                     continue;
                 }
@@ -314,6 +348,7 @@ impl RedisStores {
             let got: Vec<Value> = reply.collect();
             if (!gcra.is_empty() && !part.limit)
                 || (!banned.is_empty() && !part.ban)
+                || (!net.is_empty() && !part.network)
                 || got.len() != part.revocation.len()
             {
                 merged = merged.and(Err(StoreError::corrupt(
@@ -327,6 +362,9 @@ impl RedisStores {
             if part.ban {
                 ban_reply = banned;
             }
+            if part.network {
+                network_reply = net;
+            }
             for (&i, value) in part.revocation.iter().zip(got) {
                 if let Some(slot) = values.get_mut(i) {
                     *slot = value;
@@ -338,9 +376,9 @@ impl RedisStores {
                 token,
                 &keys,
                 values,
-                ban.as_ref().map(|(quota, _)| *quota),
+                ban.as_ref().map(|(quota, _)| (*quota, network.is_some())),
                 limit.as_ref().map(|(quota, _)| *quota),
-                &ban_reply,
+                [ban_reply.as_slice(), network_reply.as_slice()],
                 &gcra_reply,
                 split,
             )
@@ -372,8 +410,10 @@ impl RedisStores {
 pub(crate) struct Part {
     /// Indices into the token's revocation keys.
     pub(crate) revocation: Vec<usize>,
-    /// Whether the ban's two keys (one slot) are this part's.
+    /// Whether the address ban's two keys (one slot) are this part's.
     pub(crate) ban: bool,
+    /// Whether the network ban's two keys (one slot) are this part's.
+    pub(crate) network: bool,
     /// Whether the GCRA key is this part's.
     pub(crate) limit: bool,
 }
@@ -383,14 +423,17 @@ pub(crate) struct Part {
 enum Item {
     Revocation(usize),
     Ban,
+    Network,
     Limit,
 }
 
-/// The [`Part`]s of a call reading `keys`, the ban's keys (`ban`: its failures key; the
-/// marker shares its slot) and the GCRA key `limit`.
+/// The [`Part`]s of a call reading `keys`, the address ban's keys (`ban`: its failures key;
+/// the marker shares its slot), the network ban's (`network`, likewise) and the GCRA key
+/// `limit`.
 pub(crate) fn plan(
     keys: &[(Rule, String)],
     ban: Option<&str>,
+    network: Option<&str>,
     limit: Option<&str>,
     cluster: bool,
 ) -> Vec<Part> {
@@ -400,6 +443,7 @@ pub(crate) fn plan(
         .map(|(i, (_, key))| (Item::Revocation(i), key.as_str()))
         .collect();
     items.extend(ban.map(|key| (Item::Ban, key)));
+    items.extend(network.map(|key| (Item::Network, key)));
     items.extend(limit.map(|key| (Item::Limit, key)));
     by_slot(items, cluster, |(_, key)| key.as_bytes())
         .into_iter()
@@ -407,12 +451,14 @@ pub(crate) fn plan(
             let mut part = Part {
                 revocation: Vec::new(),
                 ban: false,
+                network: false,
                 limit: false,
             };
             for (item, _) in group {
                 match item {
                     Item::Revocation(i) => part.revocation.push(i),
                     Item::Ban => part.ban = true,
+                    Item::Network => part.network = true,
                     Item::Limit => part.limit = true,
                 }
             }
@@ -421,7 +467,9 @@ pub(crate) fn plan(
         .collect()
 }
 
-/// The [`RequestCheck`] of the merged replies: the ban as `ban_status` reads it, the status
+/// The [`RequestCheck`] of the merged replies: each ban as `ban_status` reads it (`ban`: the
+/// quota and whether the network was asked too; `ban_replies`: the address's and the
+/// network's), combined by [`BanCheck::combine`]; the status
 /// as `RevocationStore::check` decides it, the GCRA reply as `gcra` reads it. One script
 /// (`split` false) must agree with the entries exactly; split over slots, the limit's
 /// script may have taken a cell the other slots refuse (`limit` then `None`; the caller
@@ -431,20 +479,33 @@ fn verdict(
     token: &TokenRef<'_>,
     keys: &[(Rule, String)],
     values: Vec<Value>,
-    ban: Option<&BanQuota>,
+    ban: Option<(&BanQuota, bool)>,
     limit: Option<&GcraQuota>,
-    ban_reply: &[i64],
+    ban_replies: [&[i64]; 2],
     gcra_reply: &[i64],
     split: bool,
 ) -> Result<RequestCheck, StoreError> {
+    let [ban_reply, network_reply] = ban_replies;
+    let unasked = |reply: &[i64]| {
+        StoreError::corrupt(format!(
+            "the per-request script answered a ban status nobody asked for: {reply:?}"
+        ))
+    };
     let ban = match ban {
-        Some(quota) => Some(ban_decision(quota, ban_reply)?),
-        None if ban_reply.is_empty() => None,
-        None => {
-            return Err(StoreError::corrupt(format!(
-                "the per-request script answered a ban status nobody asked for: {ban_reply:?}"
-            )));
+        Some((quota, network_asked)) => {
+            let address = ban_decision(quota, ban_reply)?;
+            let network = if network_asked {
+                Some(ban_decision(quota, network_reply)?)
+            } else if network_reply.is_empty() {
+                None
+            } else {
+                return Err(unasked(network_reply));
+            };
+            Some(BanCheck::combine(address, network))
         }
+        None if ban_reply.is_empty() && network_reply.is_empty() => None,
+        None if ban_reply.is_empty() => return Err(unasked(network_reply)),
+        None => return Err(unasked(ban_reply)),
     };
     let status = decide(token, keys, values)?;
     let banned = ban.is_some_and(|d| !d.allowed);

@@ -1,6 +1,7 @@
 //! The anomaly detectors over real HTTP: the demo binary (memory) with JSON logs and
-//! `/metrics` counted exactly, two in-process instances on one Redis, forgery bursts banned
-//! while expired tokens count for nothing (memory and Redis), and state that expires (memory
+//! `/metrics` counted exactly, two in-process instances on one Redis, networks banned — every
+//! address of the /24, not only the offending one — for replays and forgery bursts while
+//! expired tokens count for nothing (memory and Redis), and state that expires (memory
 //! and Redis). Clients are told apart by `X-Forwarded-For`, trusted from the test client.
 
 use std::collections::BTreeMap;
@@ -125,12 +126,15 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
             && v["fields"]["action"] == "ban"
     });
     assert_eq!(ban["fields"]["client_ip"], "10.2.0.7", "{ban}");
-    // Another address of the network is not banned (its network's count is the trigger,
-    // its address the ban).
-    assert_eq!(me(&client, base, &bob, "10.2.0.8").await.status, 200);
+    // The network is banned, not only the address: another address of the /24 that never
+    // replayed is refused as banned; an address of another network is not.
+    let other = me(&client, base, &bob, "10.2.0.8").await;
+    assert_eq!(other.status, 429, "{}", other.text());
+    assert_eq!(me(&client, base, &bob, "10.2.1.8").await.status, 200);
 
     // Forgery burst: 20 forged tokens from one /24 (from 20 addresses: no address reaches
-    // the Guard's own ban of 5) → the address that tipped it is banned.
+    // the Guard's own ban of 5) → the network is banned, the addresses that never forged
+    // included.
     let carol = login_as(&client, base, "carol", "10.3.0.20").await;
     let carol = carol["access_token"].as_str().unwrap().to_owned();
     let forged = forged_like(&carol);
@@ -142,6 +146,7 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
     demo.wait_for(|v| {
         v["target"] == "tokenward::anomaly" && v["fields"]["kind"] == "forgery_burst"
     });
+    assert_eq!(me(&client, base, &carol, "10.3.0.200").await.status, 429);
 
     // Refresh reuse: admin's family issued from 10.5.1.1, rotated from 10.5.2.1, its first
     // token replayed after the grace window from 10.5.3.1 → reported with the three networks.
@@ -197,11 +202,11 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
             r#"tokenward_anomalies_total{action="ban",kind="forgery_burst"}"#,
             1.0,
         ),
-        // Alice from 10.1.2, 10.1.3 and 10.1.4 after 10.1.1; bob from 10.2.0.0/24 only; carol
-        // from 10.3.0.0/24 only.
+        // Alice from 10.1.2, 10.1.3 and 10.1.4 after 10.1.1; bob from 10.2.1 after 10.2.0;
+        // carol from 10.3.0.0/24 only.
         (
             r#"tokenward_anomalies_total{action="alert",kind="new_network"}"#,
-            3.0,
+            4.0,
         ),
         (
             r#"tokenward_anomalies_total{action="alert",kind="refresh_reuse"}"#,
@@ -231,6 +236,8 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
         assert!(Instant::now() < deadline, "{anomalies:#?}\n{text}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    // Alice's calls and polls; bob's first call, his polls before the ban and his call from
+    // another network; carol's polls before the ban.
     let allowed = 5 + allowed_polls + 1 + (bob_polls - 1) + 1 + (carol_polls - 1);
     assert_eq!(
         s[r#"tokenward_decisions_total{class="none",outcome="allowed"}"#],
@@ -246,7 +253,9 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
     );
     assert_eq!(
         s[r#"tokenward_decisions_total{class="banned",outcome="denied"}"#],
-        2.0
+        // Bob's last poll and his neighbour in the banned network; carol's last poll and
+        // hers.
+        4.0
     );
     assert!(!s.contains_key("tokenward_anomaly_action_failures_total{action=\"ban\"}"));
 
@@ -256,7 +265,7 @@ async fn the_demo_detects_and_answers_shared_replayed_and_forged_tokens() {
         .into_iter()
         .filter(|v| v["target"] == "tokenward::anomaly" && v["fields"]["kind"].is_string())
         .collect();
-    assert_eq!(lines.len(), 1 + 6 + 1 + 3 + 1, "{lines:#?}");
+    assert_eq!(lines.len(), 1 + 6 + 1 + 4 + 1, "{lines:#?}");
     for line in &lines {
         for field in ["kind", "action", "sub", "sid", "jti", "client_ip"] {
             assert!(
@@ -340,15 +349,23 @@ async fn two_instances_on_redis_share_one_detection_state() {
     assert_eq!(new_here, 1, "{}", logs.lines_with("10.4.3.0/24").join("\n"));
 
     // Her revoked token replayed from one network, on both instances: the 5th bans it there.
+    let carol_early = login_as(&client, &b_url, "carol", "10.13.0.1").await;
+    let carol_early = carol_early["access_token"].as_str().unwrap().to_owned();
     for n in 0..5 {
         let base = if n % 2 == 0 { &a_url } else { &b_url };
         assert_eq!(me(&client, base, &token, "10.13.0.9").await.status, 401);
     }
-    let carol_early = login_as(&client, &b_url, "carol", "10.13.0.1").await;
-    let carol_early = carol_early["access_token"].as_str().unwrap().to_owned();
     until(&client, &a_url, &carol_early, "10.13.0.9", 429).await;
+    // The network is banned on both instances: the address that replayed, and another.
+    for ip in ["10.13.0.9", "10.13.0.77"] {
+        assert_eq!(
+            me(&client, &b_url, &carol_early, ip).await.status,
+            429,
+            "{ip}"
+        );
+    }
     assert_eq!(
-        me(&client, &b_url, &carol_early, "10.13.0.9").await.status,
+        me(&client, &a_url, &carol_early, "10.13.0.77").await.status,
         429
     );
 
@@ -407,8 +424,9 @@ async fn two_instances_on_redis_share_one_detection_state() {
 }
 
 /// Expired tokens, however many from one network, count for nothing; forgeries from it do:
-/// with a threshold of 3 the third forgery bans its address, and only that one. `a` and `b`
-/// are two instances (or one, twice); requests alternate between them.
+/// with a threshold of 3 the third forgery bans its network — every address of it, also one
+/// that never forged — and no other network. `a` and `b` are two instances (or one, twice);
+/// requests alternate between them.
 async fn expired_tokens_count_for_nothing_forgeries_do(
     client: &Client,
     a: &str,
@@ -432,16 +450,28 @@ async fn expired_tokens_count_for_nothing_forgeries_do(
         assert_eq!(r.status, 401, "{}", r.text());
     }
     let forged = forged_like(&bob);
-    for (base, n) in [(a, 11), (b, 12), (a, 13)] {
+    for (base, n) in [(a, 11), (b, 12)] {
         let r = me(client, base, &forged, &format!("10.12.0.{n}")).await;
         assert_eq!(r.status, 401, "{}", r.text());
     }
-    until(client, b, &bob, "10.12.0.13", 429).await;
-    // Had the expired tokens counted, the first forgery would have banned 10.12.0.11.
-    for (base, n) in [(a, 1), (b, 10), (a, 11), (b, 12)] {
+    // Had the expired tokens counted, the first forgery would have banned the network: give
+    // the detectors time to act, it stays open.
+    for (base, n) in [(a, 1), (b, 10), (a, 11), (b, 12), (a, 11)] {
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let r = me(client, base, &bob, &format!("10.12.0.{n}")).await;
         assert_eq!(r.status, 200, "10.12.0.{n}: {}", r.text());
     }
+    let r = me(client, a, &forged, "10.12.0.13").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    // The third bans the whole /24: an address that never forged, on both instances.
+    until(client, b, &bob, "10.12.0.200", 429).await;
+    for (base, n) in [(a, 200), (a, 1), (b, 13)] {
+        let r = me(client, base, &bob, &format!("10.12.0.{n}")).await;
+        assert_eq!(r.status, 429, "10.12.0.{n}: {}", r.text());
+    }
+    // Another network is not banned.
+    let r = me(client, a, &bob, "10.14.0.1").await;
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 /// On memory too: a forgery burst is banned while expired-token retries are not.

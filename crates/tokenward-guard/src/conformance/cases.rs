@@ -4,7 +4,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use tokenward_core::{StoreId, TokenRef, UnixTime};
-use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey};
+use tokenward_ratelimit::{BanCheck, BanQuota, GcraCharge, GcraQuota, LimitKey};
 
 use super::{
     CaseResult, CombinedEnv, SeparateStores, Step, assert_same_answer, assert_same_decision,
@@ -26,7 +26,16 @@ struct Ids {
     sid: String,
     sub: String,
     ban_key: LimitKey<'static>,
+    /// The client's network key (banned only explicitly).
+    net_key: LimitKey<'static>,
     limit_key: LimitKey<'static>,
+}
+
+impl Ids {
+    /// The ban part of a call: the address and the network, under `quota`.
+    fn ban<'a>(&'a self, quota: &'a BanQuota) -> BanCheck<'a> {
+        BanCheck::new(&self.ban_key, quota).network(&self.net_key)
+    }
 }
 
 #[expect(
@@ -40,6 +49,7 @@ fn ids(case: &str, i: usize) -> Ids {
         sid: format!("{case}-s{i}"),
         sub: format!("{case}-u{i}"),
         ban_key: key(format!("auth-ban:ip:{case}-{i}")),
+        net_key: key(format!("auth-ban:net:{case}-{i}")),
         limit_key: key(format!("subject:{case}-u{i}")),
     }
 }
@@ -151,7 +161,7 @@ async fn both(
     env: &CombinedEnv,
     token: &TokenRef<'_>,
     limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-    ban: Option<(&LimitKey<'_>, &BanQuota)>,
+    ban: Option<BanCheck<'_>>,
 ) -> Result<(CombinedAnswer, CombinedAnswer), super::ConformanceError> {
     let got = env
         .combined
@@ -191,7 +201,7 @@ pub async fn answers_match_the_separate_stores(env: CombinedEnv) -> CaseResult {
                 }
                 let token = token(&ids, now)?;
                 let limit_arg = limit_asked.then_some((&ids.limit_key, &limit));
-                let ban_arg = ban_asked.then_some((&ids.ban_key, &ban));
+                let ban_arg = ban_asked.then(|| ids.ban(&ban));
                 let (got, want) = both(&env, &token, limit_arg, ban_arg).await?;
                 let what = format!(
                     "revoked {revoke:?}, ban asked {ban_asked} after {failures} failures, \
@@ -217,7 +227,7 @@ pub async fn the_limit_is_charged_once_per_call(env: CombinedEnv) -> CaseResult 
             &env,
             &token,
             Some((&ids.limit_key, &limit)),
-            Some((&ids.ban_key, &ban)),
+            Some(ids.ban(&ban)),
         )
         .await?;
         assert_same_answer(&got, &want, tol, &format!("call {call} of a 4-cell quota"));
@@ -263,11 +273,7 @@ pub async fn revoked_or_banned_requests_are_charged_nothing(env: CombinedEnv) ->
         for _ in 0..3 {
             let answer = env
                 .combined
-                .check_request(
-                    &token,
-                    Some((&ids.limit_key, &limit)),
-                    Some((&ids.ban_key, &ban)),
-                )
+                .check_request(&token, Some((&ids.limit_key, &limit)), Some(ids.ban(&ban)))
                 .await
                 .step("check_request")?;
             assert!(
@@ -298,7 +304,7 @@ pub async fn the_ban_is_read_never_counted(env: CombinedEnv) -> CaseResult {
     let ban = ban_quota(2);
     let token = token(&ids, now)?;
     for _ in 0..5 {
-        let (got, want) = both(&env, &token, None, Some((&ids.ban_key, &ban))).await?;
+        let (got, want) = both(&env, &token, None, Some(ids.ban(&ban))).await?;
         assert_same_answer(&got, &want, tol, "ban asked, nothing recorded");
     }
     let got = env
@@ -315,5 +321,106 @@ pub async fn the_ban_is_read_never_counted(env: CombinedEnv) -> CaseResult {
         .step("ban_status (reference)")?;
     assert_same_decision(&got, &want, tol, "ban status after five combined calls");
     assert!(got.allowed, "combined calls counted toward a ban: {got:?}");
+    let network = env
+        .backend
+        .ratelimit
+        .ban_status(&ids.net_key, &ban)
+        .await
+        .step("ban_status (network)")?;
+    assert!(
+        network.allowed && network.remaining == 2,
+        "combined calls counted toward a network ban: {network:?}"
+    );
+    Ok(())
+}
+
+/// A banned network key refuses the client whatever its address key says — an address with
+/// no failures of its own is banned, and charged nothing — and the answer is the separate
+/// stores' (the longer of the two bans); the same address in another network is not banned;
+/// without the network key in the call, only the address counts.
+pub async fn a_banned_network_refuses_the_client(env: CombinedEnv) -> CaseResult {
+    let tol = env.clock.tolerance();
+    let now = env.clock.now();
+    let (ban, limit) = (ban_quota(2), hourly(2));
+    // A network ban as the anomaly detectors make one: one failure under a quota of one,
+    // for half an hour (shorter than the address's own ban of an hour).
+    #[expect(
+        clippy::expect_used,
+        reason = "the suite's quotas are valid by construction"
+    )]
+    let at_once = BanQuota::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(3600),
+        Duration::from_secs(1800),
+    )
+    .expect("the suite's ban quotas are valid");
+    for (i, failures) in [0, 1, 2].into_iter().enumerate() {
+        let ids = ids("net", i);
+        for stores in [&env.backend, &env.reference] {
+            let state = State {
+                revoke: Revoke::No,
+                failures,
+                used: 0,
+            };
+            prepare(stores, &ids, now, state, &ban, &limit).await?;
+            let d = stores
+                .ratelimit
+                .record_failure(&ids.net_key, &at_once)
+                .await
+                .step("record_failure (network)")?;
+            assert!(!d.allowed, "a failure under a quota of one bans: {d:?}");
+        }
+        let token = token(&ids, now)?;
+        let what = format!("banned network, {failures} failures of the address");
+        let (got, want) = both(
+            &env,
+            &token,
+            Some((&ids.limit_key, &limit)),
+            Some(ids.ban(&ban)),
+        )
+        .await?;
+        assert_same_answer(&got, &want, tol, &what);
+        assert!(
+            got.ban.is_some_and(|d| !d.allowed),
+            "{what}: not banned: {got:?}"
+        );
+        let retry = got.ban.and_then(|d| d.retry_after).unwrap_or_default();
+        assert_eq!(got.limit, None, "{what}: a banned client was charged");
+        let longer = if failures >= 2 { 3600 } else { 1800 };
+        assert!(
+            retry.abs_diff(Duration::from_secs(longer)) <= tol,
+            "{what}: retry after {retry:?}, not the longer ban's {longer} s"
+        );
+        // The same address in another (open) network, or without its network: the address
+        // alone decides.
+        let other = LimitKey::new(format!("auth-ban:net:other-{i}")).step("LimitKey")?;
+        let (got, want) = both(
+            &env,
+            &token,
+            None,
+            Some(BanCheck::new(&ids.ban_key, &ban).network(&other)),
+        )
+        .await?;
+        assert_same_answer(&got, &want, tol, &format!("{what}, another network"));
+        let alone = both(&env, &token, None, Some(BanCheck::new(&ids.ban_key, &ban))).await?;
+        assert_same_answer(&alone.0, &alone.1, tol, &format!("{what}, no network"));
+        for answer in [got, alone.0] {
+            assert_eq!(
+                answer.ban.map(|d| d.allowed),
+                Some(failures < 2),
+                "{what}: the address's own status decides outside the banned network"
+            );
+        }
+        let fresh = env
+            .backend
+            .ratelimit
+            .gcra(&ids.limit_key, &limit)
+            .await
+            .step("gcra")?;
+        assert!(
+            fresh.allowed && fresh.remaining == 1,
+            "{what}: the limit was charged: {fresh:?}"
+        );
+    }
     Ok(())
 }

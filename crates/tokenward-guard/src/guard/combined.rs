@@ -31,9 +31,16 @@ impl Guard {
             (Some(limit), Some(sub)) => Some((limit, limit.key(sub), limit.charge())),
             _ => None,
         };
-        let ban = inner.ban.as_ref().map(|ban| (ban, ban.ip_key(ip)));
+        // The address key (failures are counted there) and the network key (explicit network
+        // bans: the anomaly detectors'), read together.
+        let ban = inner
+            .ban
+            .as_ref()
+            .map(|ban| (ban, ban.ip_key(ip), ban.network_key(ip)));
         let limit_arg = limit.as_ref().map(|(_, key, charge)| (key, charge));
-        let ban_arg = ban.as_ref().map(|(ban, key)| (key, ban.quota()));
+        let ban_arg = ban
+            .as_ref()
+            .map(|(ban, address, network)| ban.ban_check(address, network));
         let check = metrics::CHECK_COMBINED;
         let started = Instant::now();
         let answer = combined
@@ -43,7 +50,7 @@ impl Guard {
         let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(answer) => {
-                if let (Some(decision), Some((ban, _))) = (answer.ban, &ban)
+                if let (Some(decision), Some((ban, _, _))) = (answer.ban, &ban)
                     && !decision.allowed
                 {
                     return Err(self.banned(ban, decision));
@@ -55,7 +62,7 @@ impl Guard {
                 if let Some((limit, _, _)) = &limit {
                     checks.push((Check::SubjectLimit, limit.on_store_failure()));
                 }
-                if let Some((ban, _)) = &ban {
+                if let Some((ban, _, _)) = &ban {
                     checks.push((Check::Ban, ban.on_store_failure()));
                 }
                 self.outage(&checks, &e, degraded).map(|()| None)

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokenward_claims::{RejectionClass, Verified};
 use tokenward_core::{FailurePolicy, StoreError, StoreErrorKind, TokenRef};
-use tokenward_ratelimit::{ClientIp, Decision, FailureBan, RateLimitStore, SubjectLimit};
+use tokenward_ratelimit::{BanCheck, ClientIp, Decision, FailureBan, RateLimitStore, SubjectLimit};
 use tokenward_revocation::RevocationStatus;
 use tracing::{Instrument as _, Span};
 
@@ -46,7 +46,9 @@ pub type CustomClaims = serde_json::Map<String, serde_json::Value>;
 /// The per-request authentication pipeline, independent of any web framework.
 ///
 /// Per request, in this order:
-/// 1. **failure ban** for the client IP (429 while banned — before any parsing or crypto);
+/// 1. **failure ban** for the client IP (429 while banned — before any parsing or crypto):
+///    its address key or its network key ([`FailureBan::check_ip`]; networks are banned by
+///    the anomaly detectors);
 /// 2. **credentials**: the `Authorization: Bearer` token (a cookie only if configured);
 /// 3. **size cap**, then **verification** by the [`Verifier`] (one policy, or an
 ///    [`IssuerRouter`](tokenward_claims::IssuerRouter)), refetching a
@@ -59,9 +61,10 @@ pub type CustomClaims = serde_json::Map<String, serde_json::Value>;
 ///
 /// With a backend that has a [`CombinedCheck`](crate::CombinedCheck) (Redis), steps 1, 4
 /// and 5 are **one** store call — one round trip per authenticated request — made after
-/// verification: the ban is then read together with the revocation and the limit, a failed
-/// verification learns the ban from recording the failure (so a banned client still gets
-/// 429), and a request without any token is answered 401 without a store call.
+/// verification: the ban (address and network keys) is then read together with the
+/// revocation and the limit, a failed verification learns the ban from recording the failure
+/// and, if its address is not banned, from reading its network's key (so a banned client
+/// still gets 429), and a request without any token is answered 401 without a store call.
 ///
 /// A store that cannot answer is handled by the failure policy of its check: closed (the
 /// default) refuses with 503 + `Retry-After`, never 401 and never 200; open lets the request
@@ -347,16 +350,25 @@ impl Guard {
         }
     }
 
-    /// Records a failure of `ip`; the ban's 429 if the client is (now) banned.
+    /// Records a failure of `ip`; the ban's 429 if the client is (now) banned — by its
+    /// address, or, with a one-call backend (which read no ban before verification), by its
+    /// network (one more read, on this failure path only).
     async fn record_ban_failure(&self, ip: IpAddr) -> Option<Denial> {
         let inner = &*self.inner;
         let ban = inner.ban.as_ref()?;
         let check = Check::BanRecord.as_str();
         let started = Instant::now();
-        let answer = ban
-            .record_ip_failure(&*inner.stores.ratelimit, ip)
-            .instrument(observe::store_span(check))
-            .await;
+        let store = &*inner.stores.ratelimit;
+        let answer = async {
+            let address = ban.record_ip_failure(store, ip).await?;
+            if !address.allowed || inner.stores.combined.is_none() {
+                return Ok(address);
+            }
+            let network = ban.check_network(store, ip).await?;
+            Ok::<_, StoreError>(BanCheck::combine(address, Some(network)))
+        }
+        .instrument(observe::store_span(check))
+        .await;
         let _done = observe::store_done(check, started, answer.is_err());
         match answer {
             Ok(decision) if !decision.allowed => Some(self.banned(ban, decision)),

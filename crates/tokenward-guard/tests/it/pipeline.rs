@@ -17,7 +17,9 @@ use tokenward_guard::{
     AuthRequest, Check, CombinedAnswer, CombinedCheck, Credentials, Denial, Guard, GuardConfig,
     GuardStores, KeyRefetch, KeySource, Requirements,
 };
-use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
+use tokenward_ratelimit::{
+    BanCheck, BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore,
+};
 use tokenward_refresh::MemoryRefreshStore;
 use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 
@@ -217,10 +219,13 @@ impl CombinedCheck for Counting {
         &self,
         _token: &TokenRef<'_>,
         limit: Option<(&LimitKey<'_>, &GcraCharge)>,
-        ban: Option<(&LimitKey<'_>, &BanQuota)>,
+        ban: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        assert!(ban.is_some(), "the ban is read in the combined call");
+        assert!(
+            ban.is_some_and(|b| b.network.is_some()),
+            "the ban — address and network — is read in the combined call"
+        );
         let ban = Some(if self.banned {
             Decision::denied(5, Duration::from_secs(300), Duration::from_secs(300))
         } else {
@@ -245,10 +250,12 @@ impl CombinedCheck for Counting {
 }
 
 /// A rate-limit store whose per-request calls must not happen separately when there is a
-/// combined check (only recording failures is its own call).
+/// combined check (only recording failures is its own call, and then reading the network's
+/// ban key: the combined call that would have read it is not made for a failure).
 #[derive(Debug, Default)]
 struct Unused {
     failures: AtomicUsize,
+    network_reads: AtomicUsize,
 }
 
 #[async_trait]
@@ -256,8 +263,13 @@ impl RateLimitStore for Unused {
     async fn gcra(&self, _: &LimitKey<'_>, _: &GcraCharge) -> Result<Decision, StoreError> {
         panic!("gcra called separately despite the combined check")
     }
-    async fn ban_status(&self, _: &LimitKey<'_>, _: &BanQuota) -> Result<Decision, StoreError> {
-        panic!("ban_status called separately despite the combined check")
+    async fn ban_status(&self, key: &LimitKey<'_>, _: &BanQuota) -> Result<Decision, StoreError> {
+        assert!(
+            key.as_str().contains(":net:"),
+            "ban_status of {key:?} called separately despite the combined check"
+        );
+        self.network_reads.fetch_add(1, Ordering::SeqCst);
+        Ok(Decision::allowed(2, 2, Duration::ZERO))
     }
     async fn record_failure(&self, _: &LimitKey<'_>, _: &BanQuota) -> Result<Decision, StoreError> {
         let n = self.failures.fetch_add(1, Ordering::SeqCst);
@@ -333,9 +345,10 @@ async fn the_combined_check_replaces_every_per_request_call() {
 async fn with_a_combined_check_failures_learn_the_ban_from_recording() {
     let keys = keys();
     let combined = Arc::new(Counting::default());
+    let ratelimit = Arc::new(Unused::default());
     let stores = GuardStores::new(
         Arc::new(Down),
-        Arc::new(Unused::default()),
+        ratelimit.clone(),
         Arc::new(MemoryRefreshStore::new()),
     )
     .with_combined_check(combined.clone());
@@ -360,6 +373,9 @@ async fn with_a_combined_check_failures_learn_the_ban_from_recording() {
             .contains(&("retry-after", "300".to_owned()))
     );
     assert_eq!(combined.calls.load(Ordering::SeqCst), 0);
+    // The first failure (its address not banned) read its network's ban key; the second,
+    // banned by its address, did not need to.
+    assert_eq!(ratelimit.network_reads.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -599,7 +615,7 @@ impl CombinedCheck for CombinedDown {
         &self,
         _: &TokenRef<'_>,
         _: Option<(&LimitKey<'_>, &GcraCharge)>,
-        _: Option<(&LimitKey<'_>, &BanQuota)>,
+        _: Option<BanCheck<'_>>,
     ) -> Result<CombinedAnswer, StoreError> {
         Err(StoreError::Timeout {
             after: Duration::from_millis(1),

@@ -236,3 +236,80 @@ pub async fn ban_keys_are_independent(env: RateLimitEnv) -> CaseResult {
     assert_denied(&d, "lifting b leaves a banned");
     Ok(())
 }
+
+/// [`FailureBan::check_ip`](crate::FailureBan::check_ip) refuses every address of a banned
+/// network ([`ban_network`](crate::FailureBan::ban_network): IPv4 /24, IPv6 /48) and no
+/// other, reporting the longer of an address's and its network's bans; ordinary failures
+/// count per address only, and lifting the network lifts it for all.
+pub async fn network_bans_cover_every_address_of_the_network(env: RateLimitEnv) -> CaseResult {
+    use std::net::IpAddr;
+
+    use crate::{BanQuota, FailureBan};
+
+    let RateLimitEnv { store, clock, .. } = env;
+    let ip = |s: &str| s.parse::<IpAddr>().step("an address");
+    let quota = BanQuota::new(
+        std::num::NonZeroU32::MIN.saturating_add(1),
+        secs(60),
+        secs(60),
+    )
+    .step("BanQuota::new")?;
+    let ban = FailureBan::new("nb", quota).step("FailureBan::new")?;
+    for (banned, neighbour, outside) in [
+        ("198.51.100.7", "198.51.100.250", "198.51.101.7"),
+        ("2001:db8:7:1::1", "2001:db8:7:ffff::2", "2001:db8:8::1"),
+    ] {
+        let (banned, neighbour, outside) = (ip(banned)?, ip(neighbour)?, ip(outside)?);
+        let d = ban
+            .ban_network(&*store, banned, secs(300))
+            .await
+            .step("ban_network")?;
+        assert_denied(&d, "a network ban bans at once");
+        for (who, addr) in [("the banned address", banned), ("its neighbour", neighbour)] {
+            let d = ban.check_ip(&*store, addr).await.step("check_ip")?;
+            let retry = assert_denied(&d, &format!("{who} in a banned network"));
+            assert_about(retry, secs(300), &*clock, "the network's ban");
+            assert_eq!(d.limit, 2, "limit = the ban's maxretry");
+            // The address keys themselves hold nothing: the network is banned, not them.
+            let own = store
+                .ban_status(&ban.ip_key(addr), &quota)
+                .await
+                .step("ban_status")?;
+            assert_allowed(&own, 2, &format!("{who}'s own key"));
+        }
+        let d = ban.check_ip(&*store, outside).await.step("check_ip")?;
+        assert_allowed(&d, 2, "an address of another network");
+        // Ordinary failures count per address: banning `outside` leaves its network open.
+        for _ in 0..2 {
+            ban.record_ip_failure(&*store, outside)
+                .await
+                .step("record_ip_failure")?;
+        }
+        let d = ban.check_ip(&*store, outside).await.step("check_ip")?;
+        assert_denied(&d, "the address after maxretry failures");
+        let network = store
+            .ban_status(&ban.network_key(outside), &quota)
+            .await
+            .step("ban_status")?;
+        assert_allowed(&network, 2, "failures never count toward the network");
+        // The longer ban wins: the address's (60 s) is shorter than its network's (300 s).
+        ban.record_ip_failure(&*store, neighbour)
+            .await
+            .step("record_ip_failure")?;
+        ban.record_ip_failure(&*store, neighbour)
+            .await
+            .step("record_ip_failure")?;
+        let d = ban.check_ip(&*store, neighbour).await.step("check_ip")?;
+        let retry = assert_denied(&d, "banned twice");
+        assert_about(retry, secs(300), &*clock, "the longer of the two bans");
+        ban.lift_network(&*store, banned)
+            .await
+            .step("lift_network")?;
+        let d = ban.check_ip(&*store, banned).await.step("check_ip")?;
+        assert_allowed(&d, 2, "the network's ban lifted");
+        let d = ban.check_ip(&*store, neighbour).await.step("check_ip")?;
+        let retry = assert_denied(&d, "its own ban stays");
+        assert_about(retry, secs(60), &*clock, "the address's own ban");
+    }
+    Ok(())
+}

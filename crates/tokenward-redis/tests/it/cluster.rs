@@ -16,7 +16,7 @@ use tokenward_core::conformance::{BoxError, Fixture};
 use tokenward_core::{StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_guard::conformance::{CombinedEnv, SeparateStores};
 use tokenward_ratelimit::conformance::RateLimitEnv;
-use tokenward_ratelimit::{BanQuota, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
+use tokenward_ratelimit::{BanCheck, BanQuota, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
 use tokenward_redis::{
     BackendOptions, RedisBackend, RedisConfig, RedisRateLimitStore, RedisRefreshStore,
     RedisRevocationStore, RedisStores, ServerCheckError,
@@ -418,13 +418,15 @@ async fn keys_of_one_subject_on_different_nodes_never_break_a_script() {
     let limit_name = format!("sub:{sub}");
     let limit_key = LimitKey::new(&limit_name).unwrap();
     let client = LimitKey::new("ip:203.0.113.7").unwrap();
+    let net = LimitKey::new("net:203.0.113.0/24").unwrap();
     let charge = GcraCharge::single(GcraQuota::per_minute(std::num::NonZeroU32::new(2).unwrap()));
     let ban = BanQuota::fail2ban_default();
+    let client_ban = || Some(BanCheck::new(&client, &ban).network(&net));
 
     // Active: the limit's step is taken, once per call, across the slots.
     let before = stores.backend().round_trips();
     let check = stores
-        .check_request(&token, Some((&limit_key, &charge)), Some((&client, &ban)))
+        .check_request(&token, Some((&limit_key, &charge)), client_ban())
         .await
         .unwrap();
     assert_eq!(
@@ -446,7 +448,7 @@ async fn keys_of_one_subject_on_different_nodes_never_break_a_script() {
         .unwrap();
     for _ in 0..3 {
         let check = stores
-            .check_request(&token, Some((&limit_key, &charge)), Some((&client, &ban)))
+            .check_request(&token, Some((&limit_key, &charge)), client_ban())
             .await
             .unwrap();
         assert_eq!(
@@ -477,6 +479,32 @@ async fn keys_of_one_subject_on_different_nodes_never_break_a_script() {
         "the revoked token's calls gave their cells back"
     );
 
+    // A banned network (its keys in their own slot): a clean address in it is refused, and
+    // no cell is consumed.
+    let neighbour = LimitKey::new("ip:203.0.113.8").unwrap();
+    let one = BanQuota::new(std::num::NonZeroU32::MIN, ban.findtime(), ban.bantime()).unwrap();
+    assert!(!ratelimit.record_failure(&net, &one).await.unwrap().allowed);
+    let fresh_net =
+        TokenRef::from_parts(Some("fresh-n"), None, Some("net-user"), None, exp).unwrap();
+    let net_key = LimitKey::new("sub:net-user").unwrap();
+    let check = stores
+        .check_request(
+            &fresh_net,
+            Some((&net_key, &charge)),
+            Some(BanCheck::new(&neighbour, &ban).network(&net)),
+        )
+        .await
+        .unwrap();
+    assert!(check.ban.is_some_and(|b| !b.allowed), "{check:?}");
+    assert_eq!(check.limit, None);
+    let decision = ratelimit.gcra(&net_key, &charge).await.unwrap();
+    assert_eq!(
+        (decision.allowed, decision.remaining),
+        (true, 1),
+        "the call refused by the network ban gave its cell back"
+    );
+    ratelimit.lift_ban(&net).await.unwrap();
+
     // Banned client: no cell consumed either.
     for _ in 0..5 {
         ratelimit.record_failure(&client, &ban).await.unwrap();
@@ -485,7 +513,7 @@ async fn keys_of_one_subject_on_different_nodes_never_break_a_script() {
         TokenRef::from_parts(Some("fresh-2"), None, Some("nobody-else"), None, exp).unwrap();
     let fresh_key = LimitKey::new("sub:nobody-else").unwrap();
     let check = stores
-        .check_request(&fresh, Some((&fresh_key, &charge)), Some((&client, &ban)))
+        .check_request(&fresh, Some((&fresh_key, &charge)), client_ban())
         .await
         .unwrap();
     assert!(check.ban.is_some_and(|b| !b.allowed));

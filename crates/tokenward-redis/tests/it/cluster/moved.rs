@@ -116,7 +116,11 @@ async fn a_slot_moved_to_another_primary_is_followed() {
     let exp = UnixTime::from_secs(4_000_000_000);
     let token = TokenRef::from_parts(Some("j-moved"), None, Some("moved"), None, exp).unwrap();
     let check = stores
-        .check_request(&token, Some((&key, &three)), Some((&key, &ban)))
+        .check_request(
+            &token,
+            Some((&key, &three)),
+            Some(BanCheck::new(&key, &ban)),
+        )
         .await
         .unwrap();
     assert_eq!(check.revocation, RevocationStatus::Active);

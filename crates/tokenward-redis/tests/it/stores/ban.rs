@@ -72,8 +72,8 @@ async fn prepare_ban(stores: &RedisStores, ban: Ban) {
 type RequestOutcome =
     Result<(Option<Decision>, RevocationStatus, Option<Decision>), StoreErrorKind>;
 
-fn ban_arg(ban: Ban) -> Option<(&'static LimitKey<'static>, &'static BanQuota)> {
-    (ban != Ban::NotAsked).then_some((&*BAN_KEY, &*BAN))
+fn ban_arg(ban: Ban) -> Option<BanCheck<'static>> {
+    (ban != Ban::NotAsked).then(|| BanCheck::new(&BAN_KEY, &BAN))
 }
 
 fn limit_arg(limit: Limit) -> Option<(&'static LimitKey<'static>, &'static GcraCharge)> {
@@ -92,10 +92,10 @@ async fn ban_then_check_token(
     ban: Ban,
 ) -> RequestOutcome {
     let ban = match ban_arg(ban) {
-        Some((key, quota)) => Some(
+        Some(ban) => Some(
             stores
                 .ratelimit()
-                .ban_status(key, quota)
+                .ban_status(ban.address, ban.quota)
                 .await
                 .map_err(|e| e.kind())?,
         ),
@@ -233,7 +233,7 @@ async fn check_request_equals_ban_status_then_check_token() {
 async fn check_request_in_detail() {
     let s = stores("req-detail").await;
     let limit = Some((&*LIMIT_KEY, cells(1)));
-    let ban = Some((&*BAN_KEY, &*BAN));
+    let ban = Some(BanCheck::new(&BAN_KEY, &BAN));
     let t = any_token();
     let c = s.check_request(&t, limit, ban).await.unwrap();
     let b = c.ban.unwrap();
@@ -267,7 +267,11 @@ async fn check_request_in_detail() {
     assert_eq!(get_raw(&s.ratelimit().gcra_key(&LIMIT_KEY)).await, tat);
     // Another client's ban does not concern this request.
     let c = s
-        .check_request(&t, limit, Some((&key("ip:198.51.100.1"), &BAN)))
+        .check_request(
+            &t,
+            limit,
+            Some(BanCheck::new(&key("ip:198.51.100.1"), &BAN)),
+        )
         .await
         .unwrap();
     assert_eq!(c.ban.map(|b| b.allowed), Some(true));
@@ -286,6 +290,8 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
     let q = GcraCharge::single(GcraQuota::per_second(NonZeroU32::new(1_000_000).unwrap()));
     let limit = Some((&*LIMIT_KEY, &q));
     let (clean, failing, banned) = (key("ip:clean"), key("ip:failing"), key("ip:banned"));
+    // The Guard always reads the client's network too (never banned here).
+    let network = key("net:open");
     s.ratelimit().record_failure(&failing, &BAN).await.unwrap();
     s.ratelimit().record_failure(&failing, &BAN).await.unwrap();
     for _ in 0..BAN.maxretry() {
@@ -293,9 +299,13 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
     }
     // Warm up: every connection open, the script loaded.
     for _ in 0..8 {
-        s.check_request(&t, limit, Some((&clean, &BAN)))
-            .await
-            .unwrap();
+        s.check_request(
+            &t,
+            limit,
+            Some(BanCheck::new(&clean, &BAN).network(&network)),
+        )
+        .await
+        .unwrap();
     }
     let before = info(&mut conn).await;
 
@@ -303,7 +313,8 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
     let (mut charged, mut with_failures, mut was_banned) = (0, 0, 0);
     for i in 0..N {
         let ip = [&clean, &failing, &banned][usize::try_from(i % 3).unwrap()];
-        let c = s.check_request(&t, limit, Some((ip, &BAN))).await.unwrap();
+        let ban = BanCheck::new(ip, &BAN).network(&network);
+        let c = s.check_request(&t, limit, Some(ban)).await.unwrap();
         assert_eq!(c.revocation, RevocationStatus::Active);
         let b = c.ban.unwrap();
         if b.allowed {
@@ -320,20 +331,88 @@ async fn one_evalsha_per_check_request_counted_by_redis() {
     let after = info(&mut conn).await;
     let internal = ["pttl", "zcount", "zrangebyscore", "time", "get", "set"];
     let delta = one_evalsha_per_call(
-        "check_request calls (ban + token + limit)",
+        "check_request calls (address and network ban + token + limit)",
         &before,
         &after,
         N,
         &internal,
     );
     assert_eq!((charged, with_failures, was_banned), (40, 20, 20));
-    // Inside the script: PTTL of the ban marker; not banned, TIME (once: the GCRA step reuses
-    // it) and ZCOUNT (and the oldest failure when there are some); 3 GETs of revocation keys;
-    // GET and SET of the GCRA step unless banned.
-    assert_eq!(delta("pttl"), N);
-    assert_eq!(delta("zcount"), charged);
+    // Inside the script: PTTL of each ban marker (the address's and the network's); for each
+    // key not banned, ZCOUNT (and the oldest failure when there are some) after TIME (once
+    // per call: the other ban key and the GCRA step reuse it — the network is never banned
+    // here, so every call reads it); 3 GETs of revocation keys; GET and SET of the GCRA
+    // step unless banned.
+    assert_eq!(delta("pttl"), 2 * N);
+    assert_eq!(delta("zcount"), charged + N);
     assert_eq!(delta("zrangebyscore"), with_failures);
-    assert_eq!(delta("time"), charged);
+    assert_eq!(delta("time"), N);
     assert_eq!(delta("get"), 3 * N + charged);
     assert_eq!(delta("set"), charged);
+}
+
+/// The client's network key is read in the same script as its address key: a banned network
+/// refuses an address with no failures of its own (no cell consumed, the longer ban
+/// reported), another network does not, and a banned address in an open network is still
+/// banned — all in one `EVALSHA`.
+#[tokio::test]
+async fn network_ban_in_the_same_script() {
+    let s = stores("req-network").await;
+    let limit = Some((&*LIMIT_KEY, cells(1)));
+    let t = any_token();
+    let (address, network, other) = (
+        key("ip:203.0.113.7/32"),
+        key("net:203.0.113.0/24"),
+        key("net:198.51.100.0/24"),
+    );
+    let one = BanQuota::new(
+        NonZeroU32::MIN,
+        Duration::from_secs(60),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    let banned = s.ratelimit().record_failure(&network, &one).await.unwrap();
+    assert!(!banned.allowed);
+    let tat = get_raw(&s.ratelimit().gcra_key(&LIMIT_KEY)).await;
+    let calls_before = s.backend().round_trips();
+    for _ in 0..5 {
+        let ban = BanCheck::new(&address, &BAN).network(&network);
+        let c = s.check_request(&t, limit, Some(ban)).await.unwrap();
+        let b = c.ban.unwrap();
+        assert!(!b.allowed, "{c:?}");
+        assert_eq!((b.limit, b.remaining), (BAN.maxretry(), 0));
+        let retry = b.retry_after.unwrap();
+        assert!(retry > Duration::from_secs(590) && retry <= Duration::from_secs(600));
+        assert_eq!((c.revocation, c.limit), (RevocationStatus::Active, None));
+    }
+    assert_eq!(
+        s.backend().round_trips() - calls_before,
+        5,
+        "one round trip per call"
+    );
+    assert_eq!(get_raw(&s.ratelimit().gcra_key(&LIMIT_KEY)).await, tat);
+    // Without the network key, or with another network's, the address is not banned.
+    let c = s
+        .check_request(&t, limit, Some(BanCheck::new(&address, &BAN)))
+        .await
+        .unwrap();
+    assert_eq!(c.ban.map(|b| (b.allowed, b.remaining)), Some((true, 3)));
+    assert_eq!(c.limit.map(|d| d.allowed), Some(true));
+    let ban = BanCheck::new(&address, &BAN).network(&other);
+    let c = s.check_request(&t, None, Some(ban)).await.unwrap();
+    assert_eq!(c.ban.map(|b| b.allowed), Some(true));
+    // The address's own ban (an hour) is longer than the network's: it is the one reported;
+    // and it holds in an open network.
+    for _ in 0..BAN.maxretry() {
+        s.ratelimit().record_failure(&address, &BAN).await.unwrap();
+    }
+    for net in [&network, &other] {
+        let ban = BanCheck::new(&address, &BAN).network(net);
+        let c = s.check_request(&t, limit, Some(ban)).await.unwrap();
+        let b = c.ban.unwrap();
+        assert!(!b.allowed);
+        assert!(b.retry_after.unwrap() > Duration::from_secs(3590), "{b:?}");
+        assert_eq!(c.limit, None);
+    }
+    delete_under(s.backend().key_prefix()).await;
 }

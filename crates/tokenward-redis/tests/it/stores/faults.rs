@@ -30,7 +30,7 @@ async fn check_fails(s: &RedisStores, kinds: &[StoreErrorKind], what: &str) {
         bounded_failure(
             &format!("{what}, check_request with a ban, limit {limit:?}"),
             kinds,
-            s.check_request(&any_token(), limit, Some((&*BAN_KEY, &*BAN))),
+            s.check_request(&any_token(), limit, Some(BanCheck::new(&BAN_KEY, &BAN))),
         )
         .await;
     }
@@ -44,7 +44,7 @@ async fn check_fails(s: &RedisStores, kinds: &[StoreErrorKind], what: &str) {
     bounded_failure(
         &format!("{what}, check_request with only a ban"),
         kinds,
-        s.check_request(&no_ids, None, Some((&*BAN_KEY, &*BAN))),
+        s.check_request(&no_ids, None, Some(BanCheck::new(&BAN_KEY, &BAN))),
     )
     .await;
 }
@@ -81,7 +81,7 @@ async fn outages_fail_within_the_timeout_and_recover() {
         .check_request(
             &any_token(),
             Some((&*LIMIT_KEY, cells(1))),
-            Some((&*BAN_KEY, &*BAN)),
+            Some(BanCheck::new(&BAN_KEY, &BAN)),
         )
         .await
         .unwrap();

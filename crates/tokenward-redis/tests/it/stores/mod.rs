@@ -11,7 +11,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use tokenward_core::{StoreErrorKind, StoreId, TokenRef, UnixTime};
-use tokenward_ratelimit::{BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore};
+use tokenward_ratelimit::{
+    BanCheck, BanQuota, Decision, GcraCharge, GcraQuota, LimitKey, RateLimitStore,
+};
 use tokenward_redis::{RedisConfig, RedisStores, RequestCheck};
 use tokenward_revocation::{RevocationStatus, RevocationStore, RevokedBy};
 
