@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use tokenward_core::{FailurePolicy, MAX_ID_LEN, SettingError, StoreError, StoreId};
 
 use crate::decision::{ban_policy_header, ratelimit_policy_header};
-use crate::ip::{NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX, client_network, network_of};
+use crate::ip::{NETWORK_IPV4_PREFIX, NETWORK_IPV6_PREFIX, client_network, net_key, network_of};
 use crate::key::{LimitKey, MAX_KEY_LEN};
 use crate::quota::{BanQuota, GcraCharge, GcraQuota};
 use crate::store::{Decision, RateLimitStore};
@@ -321,10 +321,10 @@ impl FailureBan {
 
     /// The store key for a client address: `{name}:ip:{network}`.
     pub fn ip_key(&self, ip: IpAddr) -> LimitKey<'static> {
-        LimitKey::from_policy(format!(
-            "{}:ip:{}",
-            self.name,
-            client_network(ip, self.ipv6_prefix)
+        LimitKey::from_policy(net_key(
+            &self.name,
+            ":ip:",
+            client_network(ip, self.ipv6_prefix),
         ))
     }
 
@@ -332,10 +332,10 @@ impl FailureBan {
     /// `{name}:net:{network}`, the network by [`network_of`] with this ban's
     /// [network prefixes](Self::network_prefixes).
     pub fn network_key(&self, ip: IpAddr) -> LimitKey<'static> {
-        LimitKey::from_policy(format!(
-            "{}:net:{}",
-            self.name,
-            network_of(ip, self.network_ipv4_prefix, self.network_ipv6_prefix)
+        LimitKey::from_policy(net_key(
+            &self.name,
+            ":net:",
+            network_of(ip, self.network_ipv4_prefix, self.network_ipv6_prefix),
         ))
     }
 
