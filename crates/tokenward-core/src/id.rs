@@ -48,6 +48,15 @@ impl<'a> StoreId<'a> {
         Ok(StoreId(id))
     }
 
+    /// An id already known to be valid (built from checked parts).
+    pub(crate) fn checked(id: String) -> StoreId<'static> {
+        debug_assert!(
+            StoreId::new(id.as_str()).is_ok(),
+            "a checked id must be valid"
+        );
+        StoreId(Cow::Owned(id))
+    }
+
     /// The id.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -74,15 +74,18 @@ impl IssuerScope {
     /// The store id of `id` (a `jti`, `sid` or `sub` of this issuer's tokens): `{tag}:{id}`.
     /// `id` must be 1..=[`MAX_SCOPED_ID_LEN`] bytes without NUL.
     pub fn id(&self, id: &str) -> Result<StoreId<'static>, InvalidId> {
-        // Check the id alone first, so an empty id is reported as empty, not as valid.
+        // The id alone is checked (so an empty id is reported as empty, not as valid), and
+        // only once: the prefix is a fixed-length tag and `:` (no NUL), so the scoped id is
+        // valid exactly when the id is and fits beside the prefix. Every request scopes up
+        // to three ids; a second scan for NUL would be wasted.
         StoreId::new(id)?;
+        if id.len() > MAX_SCOPED_ID_LEN {
+            return Err(InvalidId::ScopedTooLong { len: id.len() });
+        }
         let mut scoped = String::with_capacity(self.prefix.len() + id.len());
         scoped.push_str(&self.prefix);
         scoped.push_str(id);
-        StoreId::new(scoped).map_err(|e| match e {
-            InvalidId::TooLong { .. } => InvalidId::ScopedTooLong { len: id.len() },
-            other => other,
-        })
+        Ok(StoreId::checked(scoped))
     }
 
     /// A [`TokenRef`] whose ids are this issuer's ([`id`](Self::id)).
