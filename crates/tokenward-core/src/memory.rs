@@ -59,9 +59,25 @@ impl<T> Shards<T> {
 
     /// The index and the shard of `key`.
     pub fn of<K: Hash>(&self, key: K) -> (usize, &T) {
-        let hash = self.hasher.hash_one(key);
-        // The remainder is below `len`, so the conversion cannot truncate.
-        let index = usize::try_from(hash % self.shards.len() as u64).unwrap_or_default();
+        self.of_hash(self.hash(key))
+    }
+
+    /// The keyed hash of `key`, random per store: what [`of`](Self::of) picks the shard by.
+    ///
+    /// A shard's own table can key its entries by the same value (a `hashbrown::HashTable`,
+    /// say), so that a lookup hashes its key once rather than once for the shard and again
+    /// in the shard's map. The shard is taken from bits 32 to 55 of the hash, which such a
+    /// table uses for neither its bucket index (the low bits) nor its tag (the top 7 bits),
+    /// so the entries of one shard still spread over all of its buckets.
+    pub fn hash<K: Hash>(&self, key: K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The index and the shard of a key whose [`hash`](Self::hash) is `hash`.
+    pub fn of_hash(&self, hash: u64) -> (usize, &T) {
+        // 24 bits; the remainder is below `len`, so the conversion cannot truncate.
+        let bits = (hash >> 32) & 0x00FF_FFFF;
+        let index = usize::try_from(bits % self.shards.len() as u64).unwrap_or_default();
         (index, self.at(index))
     }
 
@@ -154,10 +170,27 @@ mod tests {
         let shards = Shards::new(3, || ());
         let (a, _) = shards.of("a");
         assert_eq!(shards.of("a").0, a);
+        assert_eq!(shards.of_hash(shards.hash("a")).0, a);
         assert!(a < 3);
         let swept: Vec<usize> = (0..6).map(|_| shards.next_to_sweep().0).collect();
         assert_eq!(swept, [0, 1, 2, 0, 1, 2]);
         assert_eq!(Shards::new(0, || ()).len(), 1, "at least one shard");
+    }
+
+    #[test]
+    fn keys_spread_over_every_shard() {
+        // The shard comes from the middle bits of the hash: every shard gets keys, and
+        // about as many as the others.
+        let shards = Shards::new(8, || ());
+        let mut counts = [0u32; 8];
+        for n in 0..8_000 {
+            let (index, ()) = shards.of(n);
+            counts[index] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (700..1300).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

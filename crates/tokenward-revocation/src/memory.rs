@@ -1,10 +1,11 @@
 //! The in-memory [`RevocationStore`]: sharded, self-expiring, bounded.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
 use tokenward_core::memory::{Capacity, Shards};
 use tokenward_core::{
     SettingError, SharedClock, StoreError, StoreId, SystemClock, TokenRef, UnixTime,
@@ -155,6 +156,18 @@ enum Kind {
     SubjectWithoutSession,
 }
 
+/// What an entry is keyed by: its rule and its id, hashed as the rule's byte then the id's
+/// bytes (injective: the rule is one byte). Hashed once per lookup, by
+/// [`Shards::hash`]: the same hash picks the shard and finds the entry in it.
+struct KeyOf<'a>(Kind, &'a str);
+
+impl std::hash::Hash for KeyOf<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u8(self.0 as u8);
+        state.write(self.1.as_bytes());
+    }
+}
+
 /// One revocation. `before` is only meaningful for subjects (and `EPOCH` otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -162,17 +175,27 @@ struct Entry {
     before: UnixTime,
 }
 
-/// One shard: a map per rule, plus every entry ordered by expiry.
+/// An entry in its shard's table, with the hash it is filed under.
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    kind: Kind,
+    id: Arc<str>,
+    entry: Entry,
+}
+
+/// An element of a shard's expiry index: `(until, kind, id, hash)`.
+type Expiry = (UnixTime, Kind, Arc<str>, u64);
+
+/// One shard: every rule's entries in one table keyed by [`KeyOf`]'s hash, plus every entry
+/// ordered by expiry.
 ///
-/// Invariant: `expiry` holds exactly one `(until, kind, id)` for each map entry, with the
-/// entry's `until`. The ids are shared (`Arc<str>`), so each is stored once.
+/// Invariant: `expiry` holds exactly one `(until, kind, id, hash)` for each table entry, with
+/// the entry's `until` and hash. The ids are shared (`Arc<str>`), so each is stored once.
 #[derive(Debug, Default)]
 struct Shard {
-    tokens: HashMap<Arc<str>, Entry>,
-    sessions: HashMap<Arc<str>, Entry>,
-    subjects: HashMap<Arc<str>, Entry>,
-    sessionless_subjects: HashMap<Arc<str>, Entry>,
-    expiry: BTreeSet<(UnixTime, Kind, Arc<str>)>,
+    table: HashTable<Slot>,
+    expiry: BTreeSet<Expiry>,
 }
 
 /// What [`Shard::extend`] found.
@@ -184,30 +207,17 @@ enum Extended {
 }
 
 impl Shard {
-    fn map(&self, kind: Kind) -> &HashMap<Arc<str>, Entry> {
-        match kind {
-            Kind::Token => &self.tokens,
-            Kind::Session => &self.sessions,
-            Kind::Subject => &self.subjects,
-            Kind::SubjectWithoutSession => &self.sessionless_subjects,
-        }
-    }
-
-    fn map_mut(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Entry> {
-        match kind {
-            Kind::Token => &mut self.tokens,
-            Kind::Session => &mut self.sessions,
-            Kind::Subject => &mut self.subjects,
-            Kind::SubjectWithoutSession => &mut self.sessionless_subjects,
-        }
+    /// The entry filed under `hash` for `(kind, id)`, live or not.
+    fn find(&self, hash: u64, kind: Kind, id: &str) -> Option<&Slot> {
+        self.table
+            .find(hash, |slot| slot.kind == kind && *slot.id == *id)
     }
 
     /// The live entry for `id`, if any.
-    fn live(&self, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
-        self.map(kind)
-            .get(id)
+    fn live(&self, hash: u64, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
+        self.find(hash, kind, id)
+            .map(|slot| slot.entry)
             .filter(|entry| entry.until > now)
-            .copied()
     }
 
     /// Removes every entry with `until <= now`; returns how many entries were removed.
@@ -217,37 +227,34 @@ impl Shard {
             if first.0 > now {
                 break;
             }
-            let Some((until, kind, id)) = self.expiry.pop_first() else {
+            let Some((until, kind, id, hash)) = self.expiry.pop_first() else {
                 break;
             };
-            let map = self.map_mut(kind);
-            // The invariant says the map entry has this `until`; checking keeps a stale index
-            // element (which the invariant rules out) from removing a live entry.
-            if map.get(&id).is_some_and(|entry| entry.until == until) {
-                map.remove(&id);
+            // The invariant says the table entry has this `until`; checking keeps a stale
+            // index element (which the invariant rules out) from removing a live entry.
+            if let Ok(found) = self
+                .table
+                .find_entry(hash, |slot| slot.kind == kind && slot.id == id)
+                && found.get().entry.until == until
+            {
+                found.remove();
                 removed += 1;
             }
         }
         if removed > 0 {
-            self.shrink_sparse_maps();
+            self.shrink_sparse_table();
         }
         removed
     }
 
-    /// `HashMap` never gives memory back on `remove`: after a burst expires, a shard would
-    /// keep its peak bucket array forever. Maps under a quarter full shrink to twice their
-    /// length, so memory follows live entries (amortized: a map shrinks only after losing
-    /// three quarters of its capacity).
-    fn shrink_sparse_maps(&mut self) {
-        for map in [
-            &mut self.tokens,
-            &mut self.sessions,
-            &mut self.subjects,
-            &mut self.sessionless_subjects,
-        ] {
-            if map.capacity() > 64 && map.len() < map.capacity() / 4 {
-                map.shrink_to(map.len() * 2);
-            }
+    /// A hash table never gives memory back on `remove`: after a burst expires, a shard
+    /// would keep its peak bucket array forever. A table under a quarter full shrinks to
+    /// twice its length, so memory follows live entries (amortized: a table shrinks only
+    /// after losing three quarters of its capacity).
+    fn shrink_sparse_table(&mut self) {
+        let table = &mut self.table;
+        if table.capacity() > 64 && table.len() < table.capacity() / 4 {
+            table.shrink_to(table.len() * 2, |slot| slot.hash);
         }
     }
 
@@ -257,39 +264,44 @@ impl Shard {
     }
 
     fn stored(&self) -> usize {
-        self.tokens.len()
-            + self.sessions.len()
-            + self.subjects.len()
-            + self.sessionless_subjects.len()
+        self.table.len()
     }
 
     /// Extends the entry for `id` if present. Call after [`pop_expired`](Self::pop_expired),
     /// so that a present entry is a live one.
-    fn extend(&mut self, kind: Kind, id: &str, new: Entry) -> Extended {
-        let Some((key, old)) = self
-            .map_mut(kind)
-            .get_key_value(id)
-            .map(|(key, old)| (Arc::clone(key), *old))
-        else {
+    fn extend(&mut self, hash: u64, kind: Kind, id: &str, new: Entry) -> Extended {
+        let Shard { table, expiry } = self;
+        let Some(slot) = table.find_mut(hash, |slot| slot.kind == kind && *slot.id == *id) else {
             return Extended::Absent;
         };
+        let old = slot.entry;
         let merged = Entry {
             until: old.until.max(new.until),
             before: old.before.max(new.before),
         };
+        slot.entry = merged;
         if merged.until != old.until {
-            self.expiry.remove(&(old.until, kind, Arc::clone(&key)));
-            self.expiry.insert((merged.until, kind, Arc::clone(&key)));
+            expiry.remove(&(old.until, kind, Arc::clone(&slot.id), hash));
+            expiry.insert((merged.until, kind, Arc::clone(&slot.id), hash));
         }
-        self.map_mut(kind).insert(key, merged);
         Extended::Done
     }
 
     /// Inserts a new entry (the id must be absent).
-    fn insert(&mut self, kind: Kind, id: &str, entry: Entry) {
-        let key: Arc<str> = Arc::from(id);
-        self.expiry.insert((entry.until, kind, Arc::clone(&key)));
-        self.map_mut(kind).insert(key, entry);
+    fn insert(&mut self, hash: u64, kind: Kind, id: &str, entry: Entry) {
+        let id: Arc<str> = Arc::from(id);
+        self.expiry
+            .insert((entry.until, kind, Arc::clone(&id), hash));
+        self.table.insert_unique(
+            hash,
+            Slot {
+                hash,
+                kind,
+                id,
+                entry,
+            },
+            |slot| slot.hash,
+        );
     }
 }
 
@@ -364,7 +376,7 @@ impl MemoryRevocationStore {
                 shard
                     .expiry
                     .iter()
-                    .map(|(_, _, id)| id.as_bytes().to_vec())
+                    .map(|(_, _, id, _)| id.as_bytes().to_vec())
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -386,9 +398,15 @@ impl MemoryRevocationStore {
         removed
     }
 
-    /// The live entry for `id`, if any; a shared lock on one shard.
+    /// The hash `(kind, id)` is filed under (the shard's and the shard table's).
+    fn key_hash(&self, kind: Kind, id: &str) -> u64 {
+        self.shards.hash(KeyOf(kind, id))
+    }
+
+    /// The live entry for `id`, if any; a shared lock on one shard, one hash of the key.
     fn lookup(&self, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
-        read(self.shards.of((kind, id)).1).live(kind, id, now)
+        let hash = self.key_hash(kind, id);
+        read(self.shards.of_hash(hash).1).live(hash, kind, id, now)
     }
 
     fn revoke(&self, kind: Kind, id: &str, new: Entry) -> Result<(), StoreError> {
@@ -397,8 +415,9 @@ impl MemoryRevocationStore {
             // Nothing this entry could match is still valid.
             return Ok(());
         }
-        let (index, shard) = self.shards.of((kind, id));
-        let result = self.revoke_in_shard(kind, id, new, shard, now);
+        let hash = self.key_hash(kind, id);
+        let (index, shard) = self.shards.of_hash(hash);
+        let result = self.revoke_in_shard(hash, kind, id, new, shard, now);
         // Reclaim one more shard in turn, so that expired entries go away even in shards
         // that no revoke happens to hash to. Never while holding another shard's lock.
         let (other, next) = self.shards.next_to_sweep();
@@ -410,6 +429,7 @@ impl MemoryRevocationStore {
 
     fn revoke_in_shard(
         &self,
+        hash: u64,
         kind: Kind,
         id: &str,
         new: Entry,
@@ -421,11 +441,11 @@ impl MemoryRevocationStore {
             {
                 let mut shard = write(shard);
                 self.sweep(&mut shard, now);
-                if let Extended::Done = shard.extend(kind, id, new) {
+                if let Extended::Done = shard.extend(hash, kind, id, new) {
                     return Ok(());
                 }
                 if self.stored.try_reserve() {
-                    shard.insert(kind, id, new);
+                    shard.insert(hash, kind, id, new);
                     return Ok(());
                 }
             }

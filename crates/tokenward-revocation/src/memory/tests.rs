@@ -36,9 +36,15 @@ fn assert_consistent(store: &MemoryRevocationStore) {
             shard.stored(),
             "one index element per entry"
         );
-        for (until, kind, id) in &shard.expiry {
-            let entry = shard.map(*kind).get(id).expect("indexed entry exists");
-            assert_eq!(entry.until, *until, "index carries the entry's until");
+        for (until, kind, id, hash) in &shard.expiry {
+            assert_eq!(
+                *hash,
+                store.key_hash(*kind, id),
+                "filed under its key's hash"
+            );
+            let slot = shard.find(*hash, *kind, id).expect("indexed entry exists");
+            assert_eq!(slot.entry.until, *until, "index carries the entry's until");
+            assert_eq!(slot.hash, *hash, "the table entry carries its hash");
         }
         total += shard.stored();
     }
@@ -74,8 +80,9 @@ fn extension_moves_the_index_element() {
         assert_consistent(&store);
         assert_eq!(store.stored(), 2);
         let held = |kind| {
-            let shard = read(store.shards.of((kind, "a")).1);
-            shard.map(kind).get("a").map(|e| e.until)
+            let hash = store.key_hash(kind, "a");
+            let shard = read(store.shards.of_hash(hash).1);
+            shard.find(hash, kind, "a").map(|slot| slot.entry.until)
         };
         assert_eq!(held(Kind::Token), Some(long));
         assert_eq!(held(Kind::Session), Some(short));
@@ -103,8 +110,9 @@ fn subject_extension_keeps_the_later_cutoff_and_until() {
         store.revoke_subject(&id("u"), early, late).await.unwrap();
         assert_consistent(&store);
         let shard = read(store.shards.at(0));
+        let hash = store.key_hash(Kind::Subject, "u");
         assert_eq!(
-            shard.subjects.get("u").copied(),
+            shard.find(hash, Kind::Subject, "u").map(|slot| slot.entry),
             Some(Entry {
                 until: late,
                 before: late
@@ -127,7 +135,10 @@ fn an_expired_entry_is_replaced_not_extended() {
             .revoke_subject(&id("u"), T0, T0.saturating_add(secs(100)))
             .await
             .unwrap();
-        let before = read(store.shards.at(0)).subjects.get("u").map(|e| e.before);
+        let hash = store.key_hash(Kind::Subject, "u");
+        let before = read(store.shards.at(0))
+            .find(hash, Kind::Subject, "u")
+            .map(|slot| slot.entry.before);
         assert_eq!(before, Some(T0));
         assert_consistent(&store);
         assert_eq!(store.stored(), 1);
@@ -270,5 +281,43 @@ fn debug_shows_no_ids() {
         for id in ["secret-jti-123", "secret-sid-456", "alice@example.com"] {
             assert!(!debug.contains(id), "{debug}");
         }
+    });
+}
+
+#[test]
+fn a_table_shrinks_after_a_burst_expires_and_keeps_finding_what_is_left() {
+    block_on(async {
+        let (store, clock) = store(10_000, 1);
+        let short = T0.saturating_add(secs(10));
+        let long = T0.saturating_add(secs(100));
+        for n in 0..2_000 {
+            store
+                .revoke_token(&id(&format!("burst-{n}")), short)
+                .await
+                .unwrap();
+        }
+        for n in 0..10 {
+            store
+                .revoke_token(&id(&format!("kept-{n}")), long)
+                .await
+                .unwrap();
+        }
+        let peak = read(store.shards.at(0)).table.capacity();
+        clock.set(short);
+        assert_eq!(store.purge_expired(), 2_000);
+        let after = read(store.shards.at(0)).table.capacity();
+        assert!(after < peak / 8, "shrunk from {peak} to {after}");
+        assert_consistent(&store);
+        for n in 0..10 {
+            assert_eq!(
+                store.check(&jti(&format!("kept-{n}"))).await.unwrap(),
+                RevocationStatus::Revoked(RevokedBy::Token),
+                "rehashed on shrink, still found"
+            );
+        }
+        assert_eq!(
+            store.check(&jti("burst-1")).await.unwrap(),
+            RevocationStatus::Active
+        );
     });
 }
