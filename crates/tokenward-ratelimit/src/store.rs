@@ -146,4 +146,19 @@ pub trait RateLimitStore: Send + Sync + 'static {
         let _ = (key, quota);
         None
     }
+
+    /// Whether this store knows, at once and without I/O, that **no key is banned** now: then
+    /// every [`ban_status`](Self::ban_status) would be allowed, and a caller that needs only
+    /// "banned or not" (the Guard's per-request ban check) can skip building keys and
+    /// reading them.
+    ///
+    /// Contract: `true` only if no key's ban is in force at the moment of the call (a ban
+    /// written concurrently may or may not be seen, as with `ban_status`). `false` promises
+    /// nothing. The default, `false`, is always correct, and what network stores return.
+    /// The in-memory store answers `true` while none of its entries holds a ban: counted
+    /// failures alone do not make it `false`, so in normal operation (no client banned) the
+    /// Guard's ban check costs one atomic load.
+    fn holds_no_ban(&self) -> bool {
+        false
+    }
 }

@@ -421,3 +421,49 @@ async fn fast_path_and_async_path_share_one_state() {
     assert!(!now.allowed);
     assert_eq!(now, dyn_store.ban_status(&key("ip"), &ban).await.unwrap());
 }
+
+/// `holds_no_ban` is `true` exactly while no entry holds a ban: counted failures do not change
+/// it, a ban does until it is lifted, or has run out and been cleared (by the key's next
+/// failure or by a prune).
+#[tokio::test]
+async fn holds_no_ban_follows_the_bans() {
+    let (store, clock) =
+        manual_store(MemoryRateLimitConfig::new().prune_interval(Duration::from_secs(60)));
+    let ban = BanQuota::new(nz(2), Duration::from_secs(10), Duration::from_secs(30)).unwrap();
+    assert!(store.holds_no_ban(), "a new store");
+    let d = store.record_failure(&key("a"), &ban).await.unwrap();
+    assert!(d.allowed);
+    assert!(store.holds_no_ban(), "one counted failure is no ban");
+    // The second failure bans "a": no longer "no ban", for any key's caller.
+    assert!(!store.record_failure(&key("a"), &ban).await.unwrap().allowed);
+    assert!(!store.holds_no_ban());
+    // Lifted: nothing banned again.
+    store.lift_ban(&key("a")).await.unwrap();
+    assert!(store.holds_no_ban());
+    // Lifting a key with no ban (or none at all) never drives the count below zero.
+    store.lift_ban(&key("a")).await.unwrap();
+    store.lift_ban(&key("never")).await.unwrap();
+    assert!(store.holds_no_ban());
+
+    // A ban that runs out: `false` (errs on the safe side) until the entry is cleared, by the
+    // key's next failure (counting starts afresh)...
+    for _ in 0..2 {
+        store.record_failure(&key("b"), &ban).await.unwrap();
+    }
+    assert!(!store.holds_no_ban());
+    clock.advance(Duration::from_secs(31));
+    assert!(store.ban_status(&key("b"), &ban).await.unwrap().allowed);
+    assert!(store.record_failure(&key("b"), &ban).await.unwrap().allowed);
+    assert!(store.holds_no_ban());
+    // ...or by the prune that drops it.
+    for k in ["c", "d"] {
+        for _ in 0..2 {
+            store.record_failure(&key(k), &ban).await.unwrap();
+        }
+    }
+    assert!(!store.holds_no_ban());
+    clock.advance(Duration::from_secs(61));
+    store.prune();
+    assert!(store.holds_no_ban());
+    assert_eq!(store.ban_keys(), 0);
+}

@@ -202,11 +202,15 @@ async fn metrics_count_the_decisions_and_json_logs_carry_the_audit_target() {
         s[r#"tokenward_guard_seconds_count{outcome="denied"}"#], 4.0,
         "{text}"
     );
-    // The in-memory stores: the ban check before each of the 8 Guard decisions, and twice per
-    // login (before the password is read and again once its turn comes).
+    // The in-memory stores. No client is banned, so the ban check before each Guard decision
+    // and each login is answered at once, without a store call: no `ban` sample. The
+    // revocation check of each verified token is one (3 × /me, the logout, the revoked /me).
+    assert!(
+        !s.contains_key(r#"tokenward_store_seconds_count{check="ban"}"#),
+        "{text}"
+    );
     assert_eq!(
-        s[r#"tokenward_store_seconds_count{check="ban"}"#],
-        8.0 + 2.0 * 2.0,
+        s[r#"tokenward_store_seconds_count{check="revocation"}"#], 5.0,
         "{text}"
     );
     // A ban record for each forged token.

@@ -329,6 +329,10 @@ impl Guard {
         let Some(ban) = &inner.ban else {
             return Ok(());
         };
+        // No key banned at all (the in-memory store knows at once): nothing to look up.
+        if inner.stores.ratelimit.holds_no_ban() {
+            return Ok(());
+        }
         let check = Check::Ban.as_str();
         let answer = ban
             .check_ip(&*inner.stores.ratelimit, ip)

@@ -193,11 +193,11 @@ async fn every_decision_counts_under_its_labels() {
     // Every authenticate is timed: 3 + 4 allowed... by outcome.
     assert_eq!(m.histograms["tokenward_guard_seconds{outcome=allowed}"], 4);
     assert_eq!(m.histograms["tokenward_guard_seconds{outcome=denied}"], 12);
-    // Store calls: the ban check before every request of the memory guard (16: the outage
-    // guards have a ban too), the revocation check of every verified token (3 + 2 + 2 on
-    // the outage guards), the subject limit for the unrevoked ones (3 allowed + the degraded
-    // one), a ban record per forged token.
-    assert_eq!(m.histograms["tokenward_store_seconds{check=ban}"], 16);
+    // Store calls: the ban check only while a ban is in force (the in-memory store answers
+    // "nothing banned" without a call): the attacker's request after its ban; the revocation
+    // check of every verified token (3 + 2 + 2 on the outage guards), the subject limit for
+    // the unrevoked ones (3 allowed + the degraded one), a ban record per forged token.
+    assert_eq!(m.histograms["tokenward_store_seconds{check=ban}"], 1);
     assert_eq!(m.histograms["tokenward_store_seconds{check=revocation}"], 7);
     assert_eq!(
         m.histograms["tokenward_store_seconds{check=subject_limit}"],
@@ -315,7 +315,8 @@ async fn one_span_per_authentication_with_otel_fields() {
     let subscriber = tracing_subscriber::registry().with(spans.clone());
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let guard = memory_guard(GuardStores::memory());
+    let stores = GuardStores::memory();
+    let guard = memory_guard(stores.clone());
     let token = issuer(&keys())
         .issue(&AccessToken::new("alice"))
         .unwrap()
@@ -324,6 +325,36 @@ async fn one_span_per_authentication_with_otel_fields() {
         .issue(&AccessToken::new("bob"))
         .unwrap()
         .token;
+    let store_spans = || -> Vec<(String, Option<&'static str>)> {
+        let mut inner = spans.0.lock().unwrap();
+        let out = inner
+            .closed
+            .iter()
+            .filter(|s| s.name == "tokenward.store")
+            .map(|s| (s.fields["check"].clone(), s.parent))
+            .collect();
+        inner.closed.clear();
+        out
+    };
+    // No key banned: the in-memory store says so at once, and the ban check reads nothing
+    // (no store call, no span); the revocation check does.
+    guard
+        .authenticate(&req("192.0.2.7", Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    assert_eq!(
+        store_spans(),
+        [("revocation".to_owned(), Some("tokenward.authenticate"))]
+    );
+    // Another network banned: now every ban check reads the store.
+    let ban = guard.failure_ban().unwrap();
+    ban.ban_network(
+        &*stores.ratelimit,
+        "198.51.100.9".parse().unwrap(),
+        std::time::Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
     guard
         .authenticate(&req("192.0.2.7", Credentials::Bearer(&token)))
         .await
@@ -379,12 +410,12 @@ async fn one_span_per_authentication_with_otel_fields() {
     // Store calls are children of the authentication they belong to (entered across awaits):
     // the ban check, then the revocation check (the in-memory subject limit answers
     // synchronously, without a span); the expired token never reaches the stores.
+    let parent = Some("tokenward.authenticate");
     let store: Vec<(&str, Option<&str>)> = closed
         .iter()
         .filter(|s| s.name == "tokenward.store")
         .map(|s| (s.fields["check"].as_str(), s.parent))
         .collect();
-    let parent = Some("tokenward.authenticate");
     assert_eq!(
         store,
         [("ban", parent), ("revocation", parent), ("ban", parent),]

@@ -5,6 +5,7 @@ use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokenward_core::StoreError;
@@ -20,6 +21,10 @@ const SHARDS: usize = 16;
 pub(super) struct BanTable {
     shards: Box<[Mutex<BanShard>]>,
     hasher: RandomState,
+    /// Entries whose `banned_until` is set (in force or run out but not yet cleared), over
+    /// all shards: while it is zero no key is banned ([`holds_no_ban`](Self::holds_no_ban)).
+    /// Changed only under the lock of the shard whose entry changes.
+    banned: AtomicUsize,
     /// The cap over all shards, and its share per shard.
     capacity: usize,
     shard_capacity: usize,
@@ -49,8 +54,36 @@ impl BanTable {
                 .map(|_| Mutex::new(BanShard::default()))
                 .collect(),
             hasher: RandomState::new(),
+            banned: AtomicUsize::new(0),
             capacity,
             shard_capacity: capacity.div_ceil(SHARDS),
+        }
+    }
+
+    /// Whether no entry holds a ban: then no key is banned. (An entry whose ban has run out
+    /// still counts until it is cleared or pruned, so this errs towards `false`.)
+    #[inline]
+    pub(super) fn holds_no_ban(&self) -> bool {
+        self.banned.load(Ordering::Acquire) == 0
+    }
+
+    /// Drops the entries of `shard` that no longer matter at `now`, keeping the count of
+    /// banned entries in step.
+    fn retain_live(&self, shard: &mut BanShard, now: u64) {
+        let mut unbanned = 0;
+        shard.map.retain(|_, e| {
+            let keep = e.expires_at > now;
+            if !keep && e.banned_until.is_some() {
+                unbanned += 1;
+            }
+            keep
+        });
+        self.unbanned(unbanned);
+    }
+
+    fn unbanned(&self, n: usize) {
+        if n > 0 {
+            self.banned.fetch_sub(n, Ordering::AcqRel);
         }
     }
 
@@ -78,7 +111,7 @@ impl BanTable {
         let mut shard = lock(self.shard(key)?);
         if !shard.map.contains_key(key.as_str()) && shard.map.len() >= self.shard_capacity {
             if now >= shard.next_sweep {
-                shard.map.retain(|_, e| e.expires_at > now);
+                self.retain_live(&mut shard, now);
                 shard.next_sweep = now.saturating_add(sweep_every);
             }
             if shard.map.len() >= self.shard_capacity {
@@ -102,6 +135,7 @@ impl BanTable {
                 // The ban ended: counting starts afresh.
                 entry.banned_until = None;
                 entry.failures.clear();
+                self.unbanned(1);
             }
             None => {}
         }
@@ -124,6 +158,9 @@ impl BanTable {
                 let until = now.saturating_add(nanos(quota.bantime()));
                 entry.banned_until = Some(until);
                 entry.expires_at = until;
+                // Before the shard's lock is released: a reader that sees the ban's entry
+                // sees the count too.
+                self.banned.fetch_add(1, Ordering::AcqRel);
             } else {
                 entry.expires_at = now.saturating_add(findtime);
             }
@@ -133,7 +170,10 @@ impl BanTable {
 
     /// Forgets `key`'s failures and ban.
     pub(super) fn lift(&self, key: &LimitKey<'_>) -> Result<(), StoreError> {
-        lock(self.shard(key)?).map.remove(key.as_str());
+        let removed = lock(self.shard(key)?).map.remove(key.as_str());
+        if removed.is_some_and(|e| e.banned_until.is_some()) {
+            self.unbanned(1);
+        }
         Ok(())
     }
 
@@ -141,7 +181,7 @@ impl BanTable {
     pub(super) fn prune(&self, now: u64) {
         for shard in self.shards.iter() {
             let mut shard = lock(shard);
-            shard.map.retain(|_, e| e.expires_at > now);
+            self.retain_live(&mut shard, now);
             shard.map.shrink_to_fit();
         }
     }

@@ -313,4 +313,9 @@ impl RateLimitStore for MemoryRateLimitStore {
     ) -> Option<Result<Decision, StoreError>> {
         Some(self.ban_status_sync(key, quota))
     }
+
+    #[inline]
+    fn holds_no_ban(&self) -> bool {
+        self.bans.holds_no_ban()
+    }
 }
