@@ -10,7 +10,10 @@
 //! subscriber whose filter drops `tokenward::audit`), `guard/audit_formatted` (a `fmt`
 //! subscriber that formats every audit event into `io::sink`). `guard/anomaly_detectors`:
 //! `guard/no_subscriber` with a `tokenward-anomaly` detector (every detector on, state in
-//! memory) as its decision hook — the hook's cost on the allowed path.
+//! memory) as its decision hook — the hook's cost on the allowed path. `guard/ban_in_force`:
+//! `guard/no_subscriber` while another client's network is banned, so the ban check reads the
+//! client's address and network keys (with nobody banned, the in-memory store answers
+//! `holds_no_ban` and the check reads nothing).
 //!
 //! Awaited through criterion's `to_async` on a current-thread Tokio runtime (boxed
 //! `async_trait` futures included), like the store benchmarks.
@@ -85,6 +88,20 @@ fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
             .unwrap_or_else(|e| panic!("detector: {e}"))
     };
     let with_anomaly = guard_for(fixture, rt, Some(Arc::new(detector)));
+    // Another client's network banned: the in-memory store can no longer answer "nobody
+    // banned" at once, so every ban check builds the client's two keys and reads them.
+    let ban_in_force = guard_for(fixture, rt, None);
+    rt.block_on(async {
+        let stores = ban_in_force.stores();
+        let ban = ban_in_force
+            .failure_ban()
+            .unwrap_or_else(|| panic!("the Guard has a failure ban"));
+        let other: IpAddr = "198.51.100.9".parse().unwrap_or_else(|e| panic!("{e}"));
+        ban.ban_network(&*stores.ratelimit, other, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap_or_else(|e| panic!("ban: {e}"));
+        assert!(!stores.ratelimit.holds_no_ban());
+    });
     let header = format!("Bearer {}", fixture.token());
     let ip: IpAddr = "192.0.2.77".parse().unwrap_or_else(|e| panic!("{e}"));
     let run = |guard: &Guard| {
@@ -100,6 +117,7 @@ fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
     // Checked once before measuring: the Guard admits the token.
     let _admitted = rt.block_on(run(&guard));
     let _admitted = rt.block_on(run(&with_anomaly));
+    let _admitted = rt.block_on(run(&ban_in_force));
     assert!(matches!(
         guard.credentials([header.as_bytes()], []),
         Credentials::Bearer(_)
@@ -114,6 +132,9 @@ fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
     });
     group.bench_function("guard/anomaly_detectors", |b| {
         b.to_async(rt).iter(|| run(&with_anomaly));
+    });
+    group.bench_function("guard/ban_in_force", |b| {
+        b.to_async(rt).iter(|| run(&ban_in_force));
     });
     let filtered = tracing_subscriber::registry().with(
         Targets::new()

@@ -61,13 +61,14 @@ pub(super) fn verification(criterion: &Criterion, report: &mut Report) -> Result
 pub(super) fn guard(criterion: &Criterion, report: &mut Report) -> Result {
     report.table(
         Some("2. Guard in memory vs verification alone (criterion, `guard`)"),
-        "`Guard::authenticate` with in-memory stores (ban check, verification, revocation check against 10 000 revoked `jti`s, per-subject limit that admits, audit event) vs `Validator::verify` alone; the same Guard with `tokenward-anomaly`'s every detector as its decision hook (state in memory, the token's (token, network) pair already seen). Target: under 1 µs added (no subscriber), with and without the detectors.",
+        "`Guard::authenticate` with in-memory stores (ban check, verification, revocation check against 10 000 revoked `jti`s, per-subject limit that admits, audit event) vs `Validator::verify` alone; the same Guard with `tokenward-anomaly`'s every detector as its decision hook (state in memory, the token's (token, network) pair already seen). Target: under 1 µs added (no subscriber), with and without the detectors. With nobody banned the in-memory store answers the ban check at once (`holds_no_ban`); \"a ban in force\" is the same Guard while another client's network is banned, so the check reads the client's address and network keys.",
         &[
             "algorithm",
             "verify alone",
             "Guard, no subscriber",
             "added",
             "Guard, every anomaly detector",
+            "Guard, a ban in force",
             "Guard, audit filtered",
             "Guard, audit formatted",
             "target",
@@ -79,6 +80,7 @@ pub(super) fn guard(criterion: &Criterion, report: &mut Report) -> Result {
         let verify = criterion.estimate(&group, "verify_only")?;
         let plain = criterion.estimate(&group, "guard/no_subscriber")?;
         let detectors = criterion.estimate(&group, "guard/anomaly_detectors")?;
+        let ban_in_force = criterion.estimate(&group, "guard/ban_in_force")?;
         let filtered = criterion.estimate(&group, "guard/audit_filtered")?;
         let formatted = criterion.estimate(&group, "guard/audit_formatted")?;
         let added = plain.mean - verify.mean;
@@ -87,12 +89,14 @@ pub(super) fn guard(criterion: &Criterion, report: &mut Report) -> Result {
         let detectors_met = detectors_added < 1_000.0;
         let _ = writeln!(
             report.text,
-            "| {alg} | {} | {} | **{}** | {} (**+{}**) | {} (+{}) | {} (+{}) | < 1 µs | {} |",
+            "| {alg} | {} | {} | **{}** | {} (**+{}**) | {} (+{}) | {} (+{}) | {} (+{}) | < 1 µs | {} |",
             fmt_estimate(verify),
             fmt_estimate(plain),
             fmt_ns(added),
             fmt_estimate(detectors),
             fmt_ns(detectors_added),
+            fmt_estimate(ban_in_force),
+            fmt_ns(ban_in_force.mean - verify.mean),
             fmt_estimate(filtered),
             fmt_ns(filtered.mean - verify.mean),
             fmt_estimate(formatted),

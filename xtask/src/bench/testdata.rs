@@ -62,6 +62,12 @@ fn criterion_results(target: &Path) {
         estimate_file(
             target,
             &group,
+            "guard/ban_in_force",
+            verify + added + 200.0,
+        );
+        estimate_file(
+            target,
+            &group,
             "guard/audit_filtered",
             verify + added + 30.0,
         );
