@@ -97,9 +97,13 @@ fn bench(c: &mut Criterion, fixture: &Fixture, rt: &tokio::runtime::Runtime) {
             .failure_ban()
             .unwrap_or_else(|| panic!("the Guard has a failure ban"));
         let other: IpAddr = "198.51.100.9".parse().unwrap_or_else(|e| panic!("{e}"));
-        ban.ban_network(&*stores.ratelimit, other, std::time::Duration::from_secs(3600))
-            .await
-            .unwrap_or_else(|e| panic!("ban: {e}"));
+        ban.ban_network(
+            &*stores.ratelimit,
+            other,
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("ban: {e}"));
         assert!(!stores.ratelimit.holds_no_ban());
     });
     let header = format!("Bearer {}", fixture.token());

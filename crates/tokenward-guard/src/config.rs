@@ -242,6 +242,13 @@ pub struct BanConfig {
     pub bantime: Duration,
     /// IPv6 clients are banned by this prefix (default 64).
     pub ipv6_prefix: u8,
+    /// The IPv4 prefix of a client's **network** for network bans (what the anomaly
+    /// detectors' `ban` action writes; [`FailureBan::network_prefixes`]): 8 to 32, default
+    /// 24. Keep it equal to the detectors' `ipv4_prefix`.
+    pub network_ipv4_prefix: u8,
+    /// The IPv6 prefix of a client's network for network bans: 16 to 128, default 48. Keep it
+    /// equal to the detectors' `ipv6_prefix`.
+    pub network_ipv6_prefix: u8,
     /// Overrides [`GuardConfig::failure_policy`].
     pub failure_policy: Option<FailurePolicy>,
 }
@@ -256,6 +263,8 @@ impl Default for BanConfig {
             findtime: q.findtime(),
             bantime: q.bantime(),
             ipv6_prefix: FailureBan::DEFAULT_IPV6_PREFIX,
+            network_ipv4_prefix: tokenward_ratelimit::NETWORK_IPV4_PREFIX,
+            network_ipv6_prefix: tokenward_ratelimit::NETWORK_IPV6_PREFIX,
             failure_policy: None,
         }
     }
@@ -519,6 +528,7 @@ impl GuardConfig {
         let ban = FailureBan::new(&c.name, quota)
             .map_err(|e| ConfigError::new("ban.name", e.to_string()))?
             .ipv6_prefix(c.ipv6_prefix)
+            .and_then(|ban| ban.network_prefixes(c.network_ipv4_prefix, c.network_ipv6_prefix))
             .map_err(|e| setting_error("ban", &e))?;
         Ok(Some(ban.failure_policy(
             c.failure_policy.unwrap_or(self.failure_policy),

@@ -59,12 +59,7 @@ fn criterion_results(target: &Path) {
             "guard/anomaly_detectors",
             verify + added + 60.0,
         );
-        estimate_file(
-            target,
-            &group,
-            "guard/ban_in_force",
-            verify + added + 200.0,
-        );
+        estimate_file(target, &group, "guard/ban_in_force", verify + added + 200.0);
         estimate_file(
             target,
             &group,

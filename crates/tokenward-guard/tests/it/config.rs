@@ -37,6 +37,12 @@ fn bad_values_name_their_field() {
         ("[ban]\nmaxretry = 0", "ban.maxretry"),
         ("[ban]\nbantime = \"0s\"", "ban.bantime"),
         ("[ban]\nipv6_prefix = 129", "ban.ipv6_prefix"),
+        ("[ban]\nnetwork_ipv4_prefix = 33", "ban.network_ipv4_prefix"),
+        ("[ban]\nnetwork_ipv4_prefix = 7", "ban.network_ipv4_prefix"),
+        (
+            "[ban]\nnetwork_ipv6_prefix = 129",
+            "ban.network_ipv6_prefix",
+        ),
         (
             "[client_ip]\nheader = \"forwarded\"",
             "client_ip.trusted_proxies",
@@ -138,4 +144,33 @@ fn guard_debug_shows_its_policies() {
     for part in ["backend: \"memory\"", "subject_limit", "auth-ban", "Closed"] {
         assert!(debug.contains(part), "{part} missing: {debug}");
     }
+}
+
+#[test]
+fn the_ban_config_sets_the_network_prefixes() {
+    // The defaults: a /24 and a /48, as the anomaly detectors count networks.
+    let guard = parse(BASE)
+        .unwrap()
+        .guard_builder(keys(), GuardStores::memory(), None)
+        .unwrap()
+        .build()
+        .unwrap();
+    let ban = guard.failure_ban().unwrap();
+    assert_eq!(ban.network_prefix_lens(), (24, 48));
+    // Set in the file: the ban's network key follows.
+    let c = parse(&format!(
+        "{BASE}[ban]\nnetwork_ipv4_prefix = 16\nnetwork_ipv6_prefix = 56"
+    ))
+    .unwrap();
+    let ban = c.failure_ban().unwrap().unwrap();
+    assert_eq!(ban.network_prefix_lens(), (16, 56));
+    assert_eq!(
+        ban.network_key("203.0.113.77".parse().unwrap()).as_str(),
+        "auth-ban:net:203.0.0.0/16"
+    );
+    assert_eq!(
+        ban.network_key("2001:db8:1:2ff::1".parse().unwrap())
+            .as_str(),
+        "auth-ban:net:2001:db8:1:200::/56"
+    );
 }
