@@ -131,6 +131,7 @@ macro_rules! __ratelimit_conformance_cases {
             failures_during_a_ban_do_not_extend_it
             ban_keys_are_independent
             network_bans_cover_every_address_of_the_network
+            holds_no_ban_is_never_true_while_a_ban_holds
             keys_of_any_bytes_up_to_the_limit_work
             expired_state_leaves_the_store
             each_call_is_one_round_trip

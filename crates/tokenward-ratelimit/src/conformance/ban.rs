@@ -313,3 +313,41 @@ pub async fn network_bans_cover_every_address_of_the_network(env: RateLimitEnv) 
     }
     Ok(())
 }
+
+/// [`holds_no_ban`](crate::RateLimitStore::holds_no_ban) never says "nothing banned" while a
+/// ban is in force: after a key is banned it is `false` for as long as the ban holds (a
+/// caller that trusted it would let a banned client through). Before any ban, and after the
+/// ban is lifted, either answer keeps the contract (`false` promises nothing).
+pub async fn holds_no_ban_is_never_true_while_a_ban_holds(env: RateLimitEnv) -> CaseResult {
+    let RateLimitEnv { store, clock, .. } = env;
+    let q = ban_quota(2, secs(2), secs(3));
+    let k = key("hnb:k");
+    // One counted failure is not a ban; the answer may be either.
+    let d = store.record_failure(&k, &q).await.step("record_failure")?;
+    assert_allowed(&d, 1, "one failure of two");
+    let d = store.record_failure(&k, &q).await.step("record_failure")?;
+    assert_denied(&d, "the second failure bans");
+    assert!(
+        !store.holds_no_ban(),
+        "holds_no_ban() is true while a key is banned"
+    );
+    // Still banned later in the ban (the store's clock moved, nothing else happened).
+    clock.advance(secs(1)).await;
+    let d = store.ban_status(&k, &q).await.step("ban_status")?;
+    assert_denied(&d, "half-way through the ban");
+    assert!(
+        !store.holds_no_ban(),
+        "holds_no_ban() is true half-way through a ban"
+    );
+    // Another key's ban keeps it false after this one is lifted.
+    let other = key("hnb:other");
+    for _ in 0..2 {
+        store.record_failure(&other, &q).await.step("record_failure")?;
+    }
+    store.lift_ban(&k).await.step("lift_ban")?;
+    assert!(
+        !store.holds_no_ban(),
+        "holds_no_ban() is true while another key is still banned"
+    );
+    Ok(())
+}
