@@ -342,7 +342,10 @@ pub async fn holds_no_ban_is_never_true_while_a_ban_holds(env: RateLimitEnv) -> 
     // Another key's ban keeps it false after this one is lifted.
     let other = key("hnb:other");
     for _ in 0..2 {
-        store.record_failure(&other, &q).await.step("record_failure")?;
+        store
+            .record_failure(&other, &q)
+            .await
+            .step("record_failure")?;
     }
     store.lift_ban(&k).await.step("lift_ban")?;
     assert!(
