@@ -170,8 +170,12 @@ impl BanTable {
 
     /// Forgets `key`'s failures and ban.
     pub(super) fn lift(&self, key: &LimitKey<'_>) -> Result<(), StoreError> {
-        let removed = lock(self.shard(key)?).map.remove(key.as_str());
-        if removed.is_some_and(|e| e.banned_until.is_some()) {
+        let mut shard = lock(self.shard(key)?);
+        if shard
+            .map
+            .remove(key.as_str())
+            .is_some_and(|e| e.banned_until.is_some())
+        {
             self.unbanned(1);
         }
         Ok(())
