@@ -175,27 +175,26 @@ struct Entry {
     before: UnixTime,
 }
 
-/// An entry in its shard's table, with the hash it is filed under.
-#[derive(Debug)]
-struct Slot {
-    hash: u64,
-    kind: Kind,
-    id: Arc<str>,
-    entry: Entry,
-}
+/// A rule's entries in a shard: the id and its revocation, filed under [`KeyOf`]'s hash (the
+/// same bucket layout as a `HashMap<Arc<str>, Entry>`; the hash is not stored, it is
+/// recomputed when the table grows or shrinks and when an entry expires).
+type Table = HashTable<(Arc<str>, Entry)>;
 
-/// An element of a shard's expiry index: `(until, kind, id, hash)`.
-type Expiry = (UnixTime, Kind, Arc<str>, u64);
+/// The keyed hash of `(kind, id)`: [`MemoryRevocationStore::key_hash`], handed to a shard
+/// for the moments it must rehash.
+type HashOf<'a> = &'a dyn Fn(Kind, &str) -> u64;
 
-/// One shard: every rule's entries in one table keyed by [`KeyOf`]'s hash, plus every entry
-/// ordered by expiry.
+/// One shard: a table per rule, plus every entry ordered by expiry.
 ///
-/// Invariant: `expiry` holds exactly one `(until, kind, id, hash)` for each table entry, with
-/// the entry's `until` and hash. The ids are shared (`Arc<str>`), so each is stored once.
+/// Invariant: `expiry` holds exactly one `(until, kind, id)` for each table entry, with the
+/// entry's `until`. The ids are shared (`Arc<str>`), so each is stored once.
 #[derive(Debug, Default)]
 struct Shard {
-    table: HashTable<Slot>,
-    expiry: BTreeSet<Expiry>,
+    tokens: Table,
+    sessions: Table,
+    subjects: Table,
+    sessionless_subjects: Table,
+    expiry: BTreeSet<(UnixTime, Kind, Arc<str>)>,
 }
 
 /// What [`Shard::extend`] found.
@@ -207,54 +206,78 @@ enum Extended {
 }
 
 impl Shard {
-    /// The entry filed under `hash` for `(kind, id)`, live or not.
-    fn find(&self, hash: u64, kind: Kind, id: &str) -> Option<&Slot> {
-        self.table
-            .find(hash, |slot| slot.kind == kind && *slot.id == *id)
+    fn table(&self, kind: Kind) -> &Table {
+        match kind {
+            Kind::Token => &self.tokens,
+            Kind::Session => &self.sessions,
+            Kind::Subject => &self.subjects,
+            Kind::SubjectWithoutSession => &self.sessionless_subjects,
+        }
+    }
+
+    fn table_mut(&mut self, kind: Kind) -> &mut Table {
+        match kind {
+            Kind::Token => &mut self.tokens,
+            Kind::Session => &mut self.sessions,
+            Kind::Subject => &mut self.subjects,
+            Kind::SubjectWithoutSession => &mut self.sessionless_subjects,
+        }
+    }
+
+    /// The entry for `(kind, id)`, filed under `hash`, live or not.
+    fn find(&self, hash: u64, kind: Kind, id: &str) -> Option<Entry> {
+        self.table(kind)
+            .find(hash, |(key, _)| **key == *id)
+            .map(|(_, entry)| *entry)
     }
 
     /// The live entry for `id`, if any.
     fn live(&self, hash: u64, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
-        self.find(hash, kind, id)
-            .map(|slot| slot.entry)
-            .filter(|entry| entry.until > now)
+        self.find(hash, kind, id).filter(|entry| entry.until > now)
     }
 
     /// Removes every entry with `until <= now`; returns how many entries were removed.
-    fn pop_expired(&mut self, now: UnixTime) -> usize {
+    fn pop_expired(&mut self, now: UnixTime, hash_of: HashOf<'_>) -> usize {
         let mut removed = 0;
         while let Some(first) = self.expiry.first() {
             if first.0 > now {
                 break;
             }
-            let Some((until, kind, id, hash)) = self.expiry.pop_first() else {
+            let Some((until, kind, id)) = self.expiry.pop_first() else {
                 break;
             };
             // The invariant says the table entry has this `until`; checking keeps a stale
             // index element (which the invariant rules out) from removing a live entry.
             if let Ok(found) = self
-                .table
-                .find_entry(hash, |slot| slot.kind == kind && slot.id == id)
-                && found.get().entry.until == until
+                .table_mut(kind)
+                .find_entry(hash_of(kind, &id), |(key, _)| *key == id)
+                && found.get().1.until == until
             {
                 found.remove();
                 removed += 1;
             }
         }
         if removed > 0 {
-            self.shrink_sparse_table();
+            self.shrink_sparse_tables(hash_of);
         }
         removed
     }
 
     /// A hash table never gives memory back on `remove`: after a burst expires, a shard
-    /// would keep its peak bucket array forever. A table under a quarter full shrinks to
-    /// twice its length, so memory follows live entries (amortized: a table shrinks only
-    /// after losing three quarters of its capacity).
-    fn shrink_sparse_table(&mut self) {
-        let table = &mut self.table;
-        if table.capacity() > 64 && table.len() < table.capacity() / 4 {
-            table.shrink_to(table.len() * 2, |slot| slot.hash);
+    /// would keep its peak bucket array forever. Tables under a quarter full shrink to twice
+    /// their length, so memory follows live entries (amortized: a table shrinks only after
+    /// losing three quarters of its capacity).
+    fn shrink_sparse_tables(&mut self, hash_of: HashOf<'_>) {
+        for kind in [
+            Kind::Token,
+            Kind::Session,
+            Kind::Subject,
+            Kind::SubjectWithoutSession,
+        ] {
+            let table = self.table_mut(kind);
+            if table.capacity() > 64 && table.len() < table.capacity() / 4 {
+                table.shrink_to(table.len() * 2, |(key, _)| hash_of(kind, key));
+            }
         }
     }
 
@@ -264,44 +287,39 @@ impl Shard {
     }
 
     fn stored(&self) -> usize {
-        self.table.len()
+        self.tokens.len()
+            + self.sessions.len()
+            + self.subjects.len()
+            + self.sessionless_subjects.len()
     }
 
     /// Extends the entry for `id` if present. Call after [`pop_expired`](Self::pop_expired),
     /// so that a present entry is a live one.
     fn extend(&mut self, hash: u64, kind: Kind, id: &str, new: Entry) -> Extended {
-        let Shard { table, expiry } = self;
-        let Some(slot) = table.find_mut(hash, |slot| slot.kind == kind && *slot.id == *id) else {
+        let Some((key, entry)) = self.table_mut(kind).find_mut(hash, |(key, _)| **key == *id)
+        else {
             return Extended::Absent;
         };
-        let old = slot.entry;
+        let old = *entry;
         let merged = Entry {
             until: old.until.max(new.until),
             before: old.before.max(new.before),
         };
-        slot.entry = merged;
+        *entry = merged;
+        let key = Arc::clone(key);
         if merged.until != old.until {
-            expiry.remove(&(old.until, kind, Arc::clone(&slot.id), hash));
-            expiry.insert((merged.until, kind, Arc::clone(&slot.id), hash));
+            self.expiry.remove(&(old.until, kind, Arc::clone(&key)));
+            self.expiry.insert((merged.until, kind, key));
         }
         Extended::Done
     }
 
     /// Inserts a new entry (the id must be absent).
-    fn insert(&mut self, hash: u64, kind: Kind, id: &str, entry: Entry) {
-        let id: Arc<str> = Arc::from(id);
-        self.expiry
-            .insert((entry.until, kind, Arc::clone(&id), hash));
-        self.table.insert_unique(
-            hash,
-            Slot {
-                hash,
-                kind,
-                id,
-                entry,
-            },
-            |slot| slot.hash,
-        );
+    fn insert(&mut self, hash: u64, kind: Kind, id: &str, entry: Entry, hash_of: HashOf<'_>) {
+        let key: Arc<str> = Arc::from(id);
+        self.expiry.insert((entry.until, kind, Arc::clone(&key)));
+        self.table_mut(kind)
+            .insert_unique(hash, (key, entry), |(key, _)| hash_of(kind, key));
     }
 }
 
@@ -376,7 +394,7 @@ impl MemoryRevocationStore {
                 shard
                     .expiry
                     .iter()
-                    .map(|(_, _, id, _)| id.as_bytes().to_vec())
+                    .map(|(_, _, id)| id.as_bytes().to_vec())
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -393,7 +411,7 @@ impl MemoryRevocationStore {
 
     /// Pops the expired entries of a locked shard and keeps the global count in step.
     fn sweep(&self, shard: &mut Shard, now: UnixTime) -> usize {
-        let removed = shard.pop_expired(now);
+        let removed = shard.pop_expired(now, &|kind, id| self.key_hash(kind, id));
         self.stored.release(removed);
         removed
     }
@@ -445,7 +463,7 @@ impl MemoryRevocationStore {
                     return Ok(());
                 }
                 if self.stored.try_reserve() {
-                    shard.insert(hash, kind, id, new);
+                    shard.insert(hash, kind, id, new, &|kind, id| self.key_hash(kind, id));
                     return Ok(());
                 }
             }

@@ -36,15 +36,12 @@ fn assert_consistent(store: &MemoryRevocationStore) {
             shard.stored(),
             "one index element per entry"
         );
-        for (until, kind, id, hash) in &shard.expiry {
-            assert_eq!(
-                *hash,
-                store.key_hash(*kind, id),
-                "filed under its key's hash"
-            );
-            let slot = shard.find(*hash, *kind, id).expect("indexed entry exists");
-            assert_eq!(slot.entry.until, *until, "index carries the entry's until");
-            assert_eq!(slot.hash, *hash, "the table entry carries its hash");
+        for (until, kind, id) in &shard.expiry {
+            let hash = store.key_hash(*kind, id);
+            let entry = shard
+                .find(hash, *kind, id)
+                .expect("indexed entry exists, filed under its key's hash");
+            assert_eq!(entry.until, *until, "index carries the entry's until");
         }
         total += shard.stored();
     }
@@ -82,7 +79,7 @@ fn extension_moves_the_index_element() {
         let held = |kind| {
             let hash = store.key_hash(kind, "a");
             let shard = read(store.shards.of_hash(hash).1);
-            shard.find(hash, kind, "a").map(|slot| slot.entry.until)
+            shard.find(hash, kind, "a").map(|e| e.until)
         };
         assert_eq!(held(Kind::Token), Some(long));
         assert_eq!(held(Kind::Session), Some(short));
@@ -112,7 +109,7 @@ fn subject_extension_keeps_the_later_cutoff_and_until() {
         let shard = read(store.shards.at(0));
         let hash = store.key_hash(Kind::Subject, "u");
         assert_eq!(
-            shard.find(hash, Kind::Subject, "u").map(|slot| slot.entry),
+            shard.find(hash, Kind::Subject, "u"),
             Some(Entry {
                 until: late,
                 before: late
@@ -138,7 +135,7 @@ fn an_expired_entry_is_replaced_not_extended() {
         let hash = store.key_hash(Kind::Subject, "u");
         let before = read(store.shards.at(0))
             .find(hash, Kind::Subject, "u")
-            .map(|slot| slot.entry.before);
+            .map(|e| e.before);
         assert_eq!(before, Some(T0));
         assert_consistent(&store);
         assert_eq!(store.stored(), 1);
@@ -302,10 +299,10 @@ fn a_table_shrinks_after_a_burst_expires_and_keeps_finding_what_is_left() {
                 .await
                 .unwrap();
         }
-        let peak = read(store.shards.at(0)).table.capacity();
+        let peak = read(store.shards.at(0)).tokens.capacity();
         clock.set(short);
         assert_eq!(store.purge_expired(), 2_000);
-        let after = read(store.shards.at(0)).table.capacity();
+        let after = read(store.shards.at(0)).tokens.capacity();
         assert!(after < peak / 8, "shrunk from {peak} to {after}");
         assert_consistent(&store);
         for n in 0..10 {
