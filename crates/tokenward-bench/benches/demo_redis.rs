@@ -17,7 +17,9 @@
 //! The closed loops measure the demo's capacity, and their latency is the queue at saturation
 //! (64 requests in flight ÷ throughput). Then, on the same 64 connections, **paced** runs
 //! offer a fixed load of 10 %, 50 % and 80 % of that capacity (`load`'s paced mode, like
-//! `wrk2 -R`, without coordinated omission): the latency of `/me` when the server is not
+//! `wrk2 -R`, without coordinated omission; a pacer thread releases each request when it is
+//! due, so they arrive evenly spaced, not in the 1 ms batches of Tokio's timer): the
+//! latency of `/me` when the server is not
 //! saturated, each next to the same server's unauthenticated `/.well-known/jwks.json` at the
 //! same offered load (the machine's, the client's and HTTP's share of that latency).
 //!

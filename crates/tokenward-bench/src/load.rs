@@ -11,12 +11,18 @@
 //! - **paced** (`rate` `Some(r)`): an offered load of `r` requests per second over all
 //!   connections, each connection sending on its own fixed schedule (every
 //!   `connections / r` seconds, the connections' schedules staggered), as `wrk2 -c N -R r`
-//!   does. A request's latency runs from the moment it was **due** when the connection was
-//!   still busy with an earlier, late response (so a slow response also counts against the
-//!   requests it held up: no coordinated omission), and from its actual send otherwise (the
-//!   Tokio timer's millisecond granularity, a client-side delay, is not charged to the
-//!   server). Every request due within the measurement is timed, however late it is
-//!   answered.
+//!   does. The schedule is kept by a thread of its own (the pacer), which sleeps until each
+//!   request is due and hands it to its connection: requests leave evenly spaced, within
+//!   the tens of microseconds a thread's sleep overshoots. (Until 2026-12-07 each connection
+//!   slept on Tokio's timer, whose wheel has a resolution of 1 ms: every request due within
+//!   the same millisecond left at once, so 5 000 req/s arrived as bursts of five every
+//!   millisecond — a harsher load than the rate says, see docs/benchmarks.md.) A request's
+//!   latency runs from the moment it was **due** when the connection was still busy with
+//!   an earlier, late response (so a slow response also counts against the requests it
+//!   held up: no coordinated omission), and from its actual send otherwise (the pacer's
+//!   wake-up delay, a client-side delay, is not charged to the server). Every request due
+//!   within the measurement is timed, however late it is answered. All connections are open
+//!   before the first request is due.
 //!
 //! Any status other than the expected one is counted, so a harness can refuse to report a
 //! run that measured an error path.
@@ -52,6 +58,12 @@ pub enum LoadError {
     /// The request could not be built (a bad header value or path).
     #[error("request: {0}")]
     Request(#[from] http::Error),
+    /// The paced mode's pacer thread could not be started.
+    #[error("starting the pacer thread: {source}")]
+    Pacer {
+        /// Why not.
+        source: std::io::Error,
+    },
     /// A connection task panicked or was cancelled.
     #[error("connection task: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -117,20 +129,31 @@ impl LoadResult {
 
 /// Runs `spec`: warm-up, then measurement, on the current Tokio runtime.
 pub async fn run(spec: &LoadSpec) -> Result<LoadResult, LoadError> {
+    if let Some(rate) = spec.rate {
+        return run_paced(spec, rate).await;
+    }
     let start = Instant::now();
     let timed_from = start + spec.warm_up;
     let end = timed_from + spec.measure;
     let spec = Arc::new(spec.clone());
     let mut tasks = Vec::with_capacity(spec.connections);
-    for index in 0..spec.connections {
+    for _ in 0..spec.connections {
         let spec = Arc::clone(&spec);
         tasks.push(tokio::spawn(async move {
-            connection(&spec, index, timed_from, end).await
+            connection(&spec, timed_from, end).await
         }));
     }
+    gather(spec.measure, tasks).await
+}
+
+/// The connections' results, merged; the first error if one failed.
+async fn gather(
+    measured: Duration,
+    tasks: Vec<tokio::task::JoinHandle<Result<LoadResult, LoadError>>>,
+) -> Result<LoadResult, LoadError> {
     let mut result = LoadResult {
         latencies: Vec::new(),
-        measured: spec.measure,
+        measured,
         unexpected: 0,
         first_unexpected: None,
     };
@@ -168,23 +191,80 @@ fn get(spec: &LoadSpec) -> Result<Request<Full<Bytes>>, LoadError> {
     Ok(builder.body(Full::new(Bytes::new()))?)
 }
 
-/// Connection `index`'s paced schedule: one request every `connections / rate` seconds,
-/// offset by `index / rate` so the connections' requests interleave evenly.
+/// The paced mode: every connection opened first, then the pacer thread started.
+async fn run_paced(spec: &LoadSpec, rate: f64) -> Result<LoadResult, LoadError> {
+    let spec = Arc::new(spec.clone());
+    let mut senders = Vec::with_capacity(spec.connections);
+    let mut tasks = Vec::with_capacity(spec.connections);
+    let mut dues = Vec::with_capacity(spec.connections);
+    for _ in 0..spec.connections {
+        let sender = connect(spec.addr).await?;
+        let (due_tx, due_rx) = tokio::sync::mpsc::unbounded_channel();
+        dues.push(due_tx);
+        senders.push((sender, due_rx));
+    }
+    let start = Instant::now();
+    let timed_from = start + spec.warm_up;
+    let end = timed_from + spec.measure;
+    for (sender, due_rx) in senders {
+        let spec = Arc::clone(&spec);
+        tasks.push(tokio::spawn(async move {
+            paced(&spec, sender, due_rx, timed_from).await
+        }));
+    }
+    let pacer = std::thread::Builder::new()
+        .name("load-pacer".to_owned())
+        .spawn(move || pace(rate, start, end, &dues))
+        .map_err(|source| LoadError::Pacer { source })?;
+    let result = gather(spec.measure, tasks).await;
+    // The pacer has stopped: its channels closed, which ended the connections' loops (or a
+    // failed connection's closed channel stopped it).
+    let _ = pacer.join();
+    result
+}
+
+/// The schedule: request `k` is due at `start + k / rate` and goes to connection
+/// `k mod connections`, so each connection sends every `connections / rate` seconds,
+/// offset by `index / rate`. Sleeps until each request is due, then hands it over; stops
+/// at `end`, or when a connection has gone (its task failed).
+fn pace(
+    rate: f64,
+    start: Instant,
+    end: Instant,
+    dues: &[tokio::sync::mpsc::UnboundedSender<Instant>],
+) {
+    let rate = rate.max(1e-3);
+    for k in 0u64.. {
+        let due = start + Duration::from_secs_f64(k as f64 / rate);
+        if due >= end {
+            return;
+        }
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let index = usize::try_from(k % dues.len().max(1) as u64).unwrap_or(0);
+        match dues.get(index) {
+            Some(connection) if connection.send(due).is_ok() => {}
+            _ => return,
+        }
+    }
+}
+
+/// A paced connection: one request per due time the pacer hands it.
 async fn paced(
     spec: &LoadSpec,
     mut sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    mut result: LoadResult,
-    rate: f64,
-    index: usize,
+    mut dues: tokio::sync::mpsc::UnboundedReceiver<Instant>,
     timed_from: Instant,
-    end: Instant,
 ) -> Result<LoadResult, LoadError> {
-    let rate = rate.max(1e-3);
-    let interval = Duration::from_secs_f64(spec.connections as f64 / rate);
-    let mut due = Instant::now() + Duration::from_secs_f64(index as f64 / rate);
+    let mut result = LoadResult {
+        latencies: Vec::new(),
+        measured: spec.measure,
+        unexpected: 0,
+        first_unexpected: None,
+    };
     let mut previous_done = Instant::now();
-    while due < end {
-        tokio::time::sleep_until(due.into()).await;
+    while let Some(due) = dues.recv().await {
         let req = get(spec)?;
         sender.ready().await?;
         let sent = Instant::now();
@@ -202,14 +282,12 @@ async fn paced(
         if due >= timed_from {
             result.latencies.push(done - start);
         }
-        due += interval;
     }
     Ok(result)
 }
 
 async fn connection(
     spec: &LoadSpec,
-    index: usize,
     timed_from: Instant,
     end: Instant,
 ) -> Result<LoadResult, LoadError> {
@@ -220,9 +298,6 @@ async fn connection(
         unexpected: 0,
         first_unexpected: None,
     };
-    if let Some(rate) = spec.rate {
-        return paced(spec, sender, result, rate, index, timed_from, end).await;
-    }
     loop {
         let req = get(spec)?;
         sender.ready().await?;
@@ -357,6 +432,80 @@ mod tests {
         // The last is due at ≈ 190 ms and sent after ≈ 19 × 50 ms: it waited ≈ 800 ms.
         assert!(slowest >= Duration::from_millis(500), "slowest {slowest:?}");
         assert!(result.percentile(0).unwrap() >= Duration::from_millis(50));
+    }
+
+    /// Serves `GET` on `connections` keep-alive connections from plain threads, one per
+    /// connection, and records when each request arrived: a thread blocked in `read` wakes
+    /// for each request on its own, so the record is the arrivals' spacing, not a runtime's
+    /// batching of its tasks.
+    fn arrival_recorder(connections: usize) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Instant>>>) {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let arrivals = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&arrivals);
+        std::thread::spawn(move || {
+            for _ in 0..connections {
+                let (mut stream, _) = listener.accept().unwrap();
+                let seen = Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut pending = Vec::new();
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        let now = Instant::now();
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            seen.lock().unwrap().push(now);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if stream.write_all(answer).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, arrivals)
+    }
+
+    /// Paced requests leave evenly spaced, not in the millisecond batches of Tokio's timer:
+    /// at 4 000 req/s over 4 connections one request is due every 250 µs. Batches (four per
+    /// millisecond) would put three gaps in four between arrivals near 0 µs; evenly spaced,
+    /// nearly every gap is about 250 µs. (The generator before the pacer thread failed this
+    /// test: median gap 108 µs at half this rate.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_requests_arrive_evenly_spaced() {
+        let (addr, arrivals) = arrival_recorder(4);
+        let spec = LoadSpec {
+            addr,
+            path: "/".to_owned(),
+            authorization: None,
+            connections: 4,
+            warm_up: Duration::from_millis(50),
+            measure: Duration::from_millis(300),
+            expect: StatusCode::OK,
+            rate: Some(4_000.0),
+        };
+        let result = run(&spec).await.unwrap();
+        assert_eq!(result.unexpected, 0);
+        let mut arrivals = arrivals.lock().unwrap().clone();
+        arrivals.sort_unstable();
+        let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.len() > 1_000, "{} arrivals, 1 400 due", arrivals.len());
+        let spaced = gaps
+            .iter()
+            .filter(|g| **g >= Duration::from_micros(125))
+            .count();
+        let share = spaced as f64 / gaps.len() as f64;
+        assert!(
+            share >= 0.6,
+            "only {:.0} % of the gaps between arrivals are ≥ 125 µs (due every 250 µs)",
+            share * 100.0
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
