@@ -472,13 +472,9 @@ mod tests {
         (addr, arrivals)
     }
 
-    /// Paced requests leave evenly spaced, not in the millisecond batches of Tokio's timer:
-    /// at 4 000 req/s over 4 connections one request is due every 250 µs. Batches (four per
-    /// millisecond) would put three gaps in four between arrivals near 0 µs; evenly spaced,
-    /// nearly every gap is about 250 µs. (The generator before the pacer thread failed this
-    /// test: median gap 108 µs at half this rate.)
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn paced_requests_arrive_evenly_spaced() {
+    /// The share of gaps between consecutive arrivals of a paced run at 2 000 req/s over
+    /// 4 connections (one request due every 500 µs) that are at least 250 µs.
+    async fn evenly_spaced_share() -> f64 {
         let (addr, arrivals) = arrival_recorder(4);
         let spec = LoadSpec {
             addr,
@@ -486,26 +482,42 @@ mod tests {
             authorization: None,
             connections: 4,
             warm_up: Duration::from_millis(50),
-            measure: Duration::from_millis(300),
+            measure: Duration::from_millis(700),
             expect: StatusCode::OK,
-            rate: Some(4_000.0),
+            rate: Some(2_000.0),
         };
         let result = run(&spec).await.unwrap();
         assert_eq!(result.unexpected, 0);
         let mut arrivals = arrivals.lock().unwrap().clone();
         arrivals.sort_unstable();
         let gaps: Vec<Duration> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps.len() > 1_000, "{} arrivals, 1 400 due", arrivals.len());
+        assert!(gaps.len() > 1_200, "{} arrivals, 1 500 due", arrivals.len());
         let spaced = gaps
             .iter()
-            .filter(|g| **g >= Duration::from_micros(125))
+            .filter(|g| **g >= Duration::from_micros(250))
             .count();
-        let share = spaced as f64 / gaps.len() as f64;
-        assert!(
-            share >= 0.6,
-            "only {:.0} % of the gaps between arrivals are ≥ 125 µs (due every 250 µs)",
-            share * 100.0
-        );
+        spaced as f64 / gaps.len() as f64
+    }
+
+    /// Paced requests leave evenly spaced, not in the millisecond batches of Tokio's timer:
+    /// at one request due every 500 µs, batches (two per millisecond) put half the gaps
+    /// between arrivals near 0 µs; evenly spaced, nearly every gap is about 500 µs.
+    /// Measured: the generator before the pacer thread had 37–40 % of the gaps ≥ 250 µs,
+    /// with or without other load; the pacer has 99 % on an idle machine and 60–78 % with
+    /// three busy loops on two cores (a late wake-up of the pacer sends what is overdue at
+    /// once). A loaded machine can still push one run under the line, so the property must
+    /// hold in one of three runs; the old generator fails all three.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_requests_arrive_evenly_spaced() {
+        let mut shares = Vec::new();
+        for _ in 0..3 {
+            let share = evenly_spaced_share().await;
+            if share >= 0.5 {
+                return;
+            }
+            shares.push(share);
+        }
+        panic!("the share of gaps between arrivals ≥ 250 µs (due every 500 µs) was {shares:.2?}");
     }
 
     #[tokio::test(flavor = "current_thread")]
