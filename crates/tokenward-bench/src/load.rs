@@ -29,6 +29,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -212,31 +213,43 @@ async fn run_paced(spec: &LoadSpec, rate: f64) -> Result<LoadResult, LoadError> 
             paced(&spec, sender, due_rx, timed_from).await
         }));
     }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_pacer = Arc::clone(&stop);
     let pacer = std::thread::Builder::new()
         .name("load-pacer".to_owned())
-        .spawn(move || pace(rate, start, end, &dues))
+        .spawn(move || pace(rate, start, end, &dues, &stop_pacer))
         .map_err(|source| LoadError::Pacer { source })?;
     let result = gather(spec.measure, tasks).await;
-    // The pacer has stopped: its channels closed, which ended the connections' loops (or a
-    // failed connection's closed channel stopped it).
-    let _ = pacer.join();
+    // After a run, the pacer has already stopped (the connections' loops end when it drops
+    // their channels). After a failed connection, it stops at its next request.
+    stop.store(true, Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
     result
 }
 
 /// The schedule: request `k` is due at `start + k / rate` and goes to connection
 /// `k mod connections`, so each connection sends every `connections / rate` seconds,
 /// offset by `index / rate`. Sleeps until each request is due, then hands it over; stops
-/// at `end`, or when a connection has gone (its task failed).
+/// at `end`, when a connection has gone (its task failed), or when told to.
 fn pace(
     rate: f64,
     start: Instant,
     end: Instant,
     dues: &[tokio::sync::mpsc::UnboundedSender<Instant>],
+    stop: &AtomicBool,
 ) {
-    let rate = rate.max(1e-3);
+    // From one request per 1 000 s to 10⁹ per second (an infinite rate would never end).
+    let rate = if rate.is_nan() {
+        1e-3
+    } else {
+        rate.clamp(1e-3, 1e9)
+    };
     for k in 0u64.. {
-        let due = start + Duration::from_secs_f64(k as f64 / rate);
-        if due >= end {
+        let Ok(offset) = Duration::try_from_secs_f64(k as f64 / rate) else {
+            return;
+        };
+        let due = start + offset;
+        if due >= end || stop.load(Ordering::Relaxed) {
             return;
         }
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -518,6 +531,40 @@ mod tests {
             shares.push(share);
         }
         panic!("the share of gaps between arrivals ≥ 250 µs (due every 500 µs) was {shares:.2?}");
+    }
+
+    /// A paced run whose connections the server closes ends with the error at once, not
+    /// after the measurement time: the failed connections stop the pacer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn paced_run_stops_when_its_connections_fail() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut open = Vec::new();
+            while open.len() < 4 {
+                open.push(listener.accept().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            // Dropping them closes every connection.
+        });
+        let spec = LoadSpec {
+            addr,
+            path: "/".to_owned(),
+            authorization: None,
+            connections: 4,
+            warm_up: Duration::ZERO,
+            measure: Duration::from_secs(20),
+            expect: StatusCode::OK,
+            rate: Some(100.0),
+        };
+        let started = Instant::now();
+        let err = run(&spec).await.unwrap_err();
+        assert!(matches!(err, LoadError::Http(_)), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
