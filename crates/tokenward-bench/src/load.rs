@@ -106,6 +106,16 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// Nothing timed yet, over a measurement of `measured`.
+    fn empty(measured: Duration) -> Self {
+        LoadResult {
+            latencies: Vec::new(),
+            measured,
+            unexpected: 0,
+            first_unexpected: None,
+        }
+    }
+
     /// Timed requests per second.
     pub fn requests_per_second(&self) -> f64 {
         let secs = self.measured.as_secs_f64();
@@ -152,12 +162,7 @@ async fn gather(
     measured: Duration,
     tasks: Vec<tokio::task::JoinHandle<Result<LoadResult, LoadError>>>,
 ) -> Result<LoadResult, LoadError> {
-    let mut result = LoadResult {
-        latencies: Vec::new(),
-        measured,
-        unexpected: 0,
-        first_unexpected: None,
-    };
+    let mut result = LoadResult::empty(measured);
     for task in tasks {
         let one = task.await??;
         result.latencies.extend(one.latencies);
@@ -244,7 +249,7 @@ fn pace(
     } else {
         rate.clamp(1e-3, 1e9)
     };
-    for k in 0u64.. {
+    for (k, connection) in (0u64..).zip(dues.iter().cycle()) {
         let Ok(offset) = Duration::try_from_secs_f64(k as f64 / rate) else {
             return;
         };
@@ -255,10 +260,8 @@ fn pace(
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let index = usize::try_from(k % dues.len().max(1) as u64).unwrap_or(0);
-        match dues.get(index) {
-            Some(connection) if connection.send(due).is_ok() => {}
-            _ => return,
+        if connection.send(due).is_err() {
+            return;
         }
     }
 }
@@ -270,12 +273,7 @@ async fn paced(
     mut dues: tokio::sync::mpsc::UnboundedReceiver<Instant>,
     timed_from: Instant,
 ) -> Result<LoadResult, LoadError> {
-    let mut result = LoadResult {
-        latencies: Vec::new(),
-        measured: spec.measure,
-        unexpected: 0,
-        first_unexpected: None,
-    };
+    let mut result = LoadResult::empty(spec.measure);
     let mut previous_done = Instant::now();
     while let Some(due) = dues.recv().await {
         let req = get(spec)?;
@@ -305,12 +303,7 @@ async fn connection(
     end: Instant,
 ) -> Result<LoadResult, LoadError> {
     let mut sender = connect(spec.addr).await?;
-    let mut result = LoadResult {
-        latencies: Vec::new(),
-        measured: spec.measure,
-        unexpected: 0,
-        first_unexpected: None,
-    };
+    let mut result = LoadResult::empty(spec.measure);
     loop {
         let req = get(spec)?;
         sender.ready().await?;
