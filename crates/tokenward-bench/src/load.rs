@@ -279,7 +279,7 @@ async fn paced(
         let req = get(spec)?;
         sender.ready().await?;
         let sent = Instant::now();
-        // Held up by a late response: the wait counts. Otherwise the timer's lateness does not.
+        // Held up by a late response: the wait counts. Otherwise the pacer's lateness does not.
         let start = if previous_done > due { due } else { sent };
         let res = sender.send_request(req).await?;
         let status = res.status();
