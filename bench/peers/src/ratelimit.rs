@@ -4,9 +4,15 @@
 //! `governor_keyed`:
 //!
 //! - tokenward — `SubjectLimit::check_now(&store, &identity)` on a `MemoryRateLimitStore`:
-//!   it builds the key `subject:` + the identity, then takes the store's synchronous path;
+//!   it builds the key `subject:` + the identity (on the stack, no allocation), then takes
+//!   the store's synchronous path;
 //! - governor — `DefaultKeyedRateLimiter<String>` (`RateLimiter::keyed`), the same key built
-//!   the same way (one `String` with capacity, two `push_str`), then `check_key`.
+//!   as its `check_key(&String)` needs it (one `String` with capacity, two `push_str`), then
+//!   `check_key`.
+//!
+//! The `…/prebuilt_keys` rows compare the stores alone: both sides' keys built beforehand,
+//! tokenward's `gcra_now(&key, &charge)` through a `&dyn RateLimitStore` (the Guard's call)
+//! against governor's `check_key(&key)`.
 //!
 //! Both sides' whole answers go through `black_box`. Same quota on both sides (tokenward's
 //! `GcraQuota` converted the way its store converts it): `admit` (10⁹/s, burst 10⁶) admits
@@ -23,7 +29,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokenward_core::StoreId;
-use tokenward_ratelimit::{GcraQuota, MemoryRateLimitStore, SubjectLimit};
+use tokenward_ratelimit::{
+    GcraQuota, LimitKey, MemoryRateLimitStore, RateLimitStore, SubjectLimit,
+};
 
 use crate::{batch, calibrate, fmt_ns, median};
 
@@ -63,11 +71,15 @@ fn key(id: &StoreId<'_>) -> String {
     key
 }
 
-/// Measures one scenario: (tokenward ns, governor ns, per-round ratios).
+/// Measures one scenario: (tokenward ns, governor ns, per-round ratios). With `prebuilt`,
+/// both sides get their keys built beforehand and only the stores are compared: tokenward's
+/// `gcra_now(&LimitKey, &charge)` through a `&dyn RateLimitStore` (what the Guard calls)
+/// against governor's `check_key(&String)`.
 fn scenario(
     quota: GcraQuota,
     keys: u64,
     admitted: bool,
+    prebuilt: bool,
     rounds: usize,
     batch_time: Duration,
 ) -> Result<(f64, f64, Vec<f64>), String> {
@@ -76,6 +88,10 @@ fn scenario(
         .collect::<Result<Vec<_>, _>>()?;
     let limit = SubjectLimit::new("subject", quota).map_err(|e| e.to_string())?;
     let store = MemoryRateLimitStore::new();
+    let dyn_store: &dyn RateLimitStore = &store;
+    let charge = limit.charge();
+    let limit_keys: Vec<LimitKey<'static>> = ids.iter().map(|id| limit.key(id)).collect();
+    let strings: Vec<String> = ids.iter().map(key).collect();
     let governor: DefaultKeyedRateLimiter<String> = RateLimiter::keyed(governor_quota(&quota)?);
     for pass in 0..2 {
         for id in &ids {
@@ -96,15 +112,25 @@ fn scenario(
     let next = |i: &Cell<usize>| {
         let n = (i.get() + 1) % ids.len();
         i.set(n);
-        ids.get(n)
+        n
     };
     let (ti, gi) = (Cell::new(0), Cell::new(0));
     let tokenward = || {
-        black_box(next(&ti).map(|id| limit.check_now(&store, black_box(id))));
+        let n = next(&ti);
+        if prebuilt {
+            black_box(limit_keys.get(n).map(|k| dyn_store.gcra_now(black_box(k), &charge)));
+        } else {
+            black_box(ids.get(n).map(|id| limit.check_now(&store, black_box(id))));
+        }
         true
     };
     let governor = || {
-        black_box(next(&gi).map(|id| governor.check_key(&key(black_box(id)))));
+        let n = next(&gi);
+        if prebuilt {
+            black_box(strings.get(n).map(|k| governor.check_key(black_box(k))));
+        } else {
+            black_box(ids.get(n).map(|id| governor.check_key(&key(black_box(id)))));
+        }
         true
     };
     let fns: [&dyn Fn() -> bool; 2] = [&tokenward, &governor];
@@ -136,18 +162,22 @@ pub(crate) fn run(rounds: usize, batch_time: Duration) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let deny = GcraQuota::per_hour(nonzero(1)?);
     println!(
-        "\nRate limit: tokenward `SubjectLimit::check_now` on `MemoryRateLimitStore` vs governor 0.10 with its default features (`DefaultKeyedRateLimiter<String>`, the same key built the same way); {rounds} interleaved rounds of {} ms batches, medians; ratio = tokenward / governor per round (median, min–max).\n",
+        "\nRate limit: tokenward `SubjectLimit::check_now` on `MemoryRateLimitStore` vs governor 0.10 with its default features (`DefaultKeyedRateLimiter<String>`, the same key, in the `String` its `check_key` takes); {rounds} interleaved rounds of {} ms batches, medians; ratio = tokenward / governor per round (median, min–max).\n",
         batch_time.as_millis()
     );
     println!("| scenario | tokenward | governor (default features) | ratio (median, min–max) |");
     println!("|---|---|---|---|");
-    for (name, quota, keys, admitted) in [
-        ("admit/1_key", admit, 1, true),
-        ("admit/10k_keys", admit, MANY, true),
-        ("deny/1_key", deny, 1, false),
-        ("deny/10k_keys", deny, MANY, false),
+    for (name, quota, keys, admitted, prebuilt) in [
+        ("admit/1_key", admit, 1, true, false),
+        ("admit/10k_keys", admit, MANY, true, false),
+        ("deny/1_key", deny, 1, false, false),
+        ("deny/10k_keys", deny, MANY, false, false),
+        ("admit/1_key/prebuilt_keys", admit, 1, true, true),
+        ("admit/10k_keys/prebuilt_keys", admit, MANY, true, true),
+        ("deny/1_key/prebuilt_keys", deny, 1, false, true),
+        ("deny/10k_keys/prebuilt_keys", deny, MANY, false, true),
     ] {
-        let (t, g, mut ratios) = scenario(quota, keys, admitted, rounds, batch_time)?;
+        let (t, g, mut ratios) = scenario(quota, keys, admitted, prebuilt, rounds, batch_time)?;
         let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
         let max = ratios.iter().copied().fold(0.0, f64::max);
         let ratio = median(&mut ratios);

@@ -20,9 +20,12 @@
 //!   much of the async figure is the runtime rather than the boxed future.
 //!
 //! - `subject_limit_now` — `SubjectLimit::check_now(&store, &identity)`, as a user calls it
-//!   directly: it builds the key `subject:` + the identity, then takes the synchronous path;
-//!   against `governor_keyed` — governor doing the same work: the same key built the same
-//!   way (one `String` with capacity, two `push_str`), then `check_key`.
+//!   directly: it builds the key `subject:` + the identity (on the stack since 2026-12-07,
+//!   `SubjectLimit::with_key`; a heap `String` before), then takes the synchronous path;
+//!   against `governor_keyed` — governor doing the same work: the same key built as
+//!   governor's `DefaultKeyedRateLimiter<String>` needs it (one `String` with capacity, two
+//!   `push_str`: `check_key` takes a `&String`), then `check_key`. The `tokenward_now` and
+//!   `governor` rows compare the two stores with the keys built beforehand.
 //!
 //! Until 2026-12-05 the `governor` row returned `check_key(..).is_ok()` (a `bool`) while the
 //! tokenward rows returned their whole answer; reducing one side to a `bool` let the compiler

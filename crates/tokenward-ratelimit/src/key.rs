@@ -82,6 +82,21 @@ impl LimitKey<'static> {
     }
 }
 
+impl<'a> LimitKey<'a> {
+    /// A key a policy built in a borrowed buffer ([`from_policy`](LimitKey::from_policy)'s
+    /// rules).
+    pub(crate) fn from_policy_str(key: &'a str) -> Self {
+        debug_assert!(LimitKey::new(key).is_ok(), "a policy built an invalid key");
+        LimitKey(Cow::Borrowed(key))
+    }
+
+    /// Whether the key borrows its bytes (tests of the policies' stack-built keys).
+    #[cfg(test)]
+    pub(crate) fn is_borrowed(&self) -> bool {
+        matches!(self.0, Cow::Borrowed(_))
+    }
+}
+
 impl<'a> TryFrom<&'a str> for LimitKey<'a> {
     type Error = LimitKeyError;
     fn try_from(key: &'a str) -> Result<Self, LimitKeyError> {

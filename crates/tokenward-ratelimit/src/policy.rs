@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use arrayvec::ArrayString;
 use tokenward_core::{FailurePolicy, MAX_ID_LEN, SettingError, StoreError, StoreId};
 
 use crate::decision::{ban_policy_header, ratelimit_policy_header};
@@ -20,6 +21,10 @@ pub const MAX_POLICY_NAME_LEN: usize = 64;
 /// The longest key a policy builds: `{name}:account:{id}` (an IP network is shorter than an
 /// id). Every policy key fits in a [`LimitKey`], so building one never fails.
 const _: () = assert!(MAX_POLICY_NAME_LEN + ":account:".len() + MAX_ID_LEN <= MAX_KEY_LEN);
+
+/// The longest key a [`SubjectLimit`] builds: `{name}:{identity}`.
+const SUBJECT_KEY_CAP: usize = MAX_POLICY_NAME_LEN + 1 + MAX_ID_LEN;
+const _: () = assert!(SUBJECT_KEY_CAP <= MAX_KEY_LEN);
 
 /// A policy name that is not 1..=64 ASCII letters, digits, `-`, `_` or `.`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,14 +114,46 @@ impl SubjectLimit {
         self.failure_policy
     }
 
-    /// The store key for `identity`: `{name}:{identity}`.
+    /// The store key for `identity`: `{name}:{identity}`, owned (for a store call that
+    /// `await`s; a synchronous one takes [`with_key`](Self::with_key), which does not
+    /// allocate).
     pub fn key(&self, identity: &StoreId<'_>) -> LimitKey<'static> {
-        // Built without the formatting machinery: this runs on every authenticated request.
+        // Built without the formatting machinery: Redis-backed Guards build it per request.
         let mut key = String::with_capacity(self.name.len() + 1 + identity.as_str().len());
         key.push_str(&self.name);
         key.push(':');
         key.push_str(identity.as_str());
         LimitKey::from_policy(key)
+    }
+
+    /// Calls `f` with the store key for `identity` ([`key`](Self::key)'s bytes), built on the
+    /// stack: no heap allocation. For a synchronous store call (`gcra_now`), which every
+    /// authenticated request makes; a call that must `await` the store takes
+    /// [`key`](Self::key) instead.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use tokenward_core::StoreId;
+    /// use tokenward_ratelimit::{GcraQuota, SubjectLimit};
+    ///
+    /// let limit = SubjectLimit::new("subject", GcraQuota::per_minute(NonZeroU32::new(2).unwrap()))?;
+    /// let alice = StoreId::new("alice")?;
+    /// assert_eq!(limit.with_key(&alice, |key| key.as_str().to_owned()), "subject:alice");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[inline]
+    pub fn with_key<R>(&self, identity: &StoreId<'_>, f: impl FnOnce(&LimitKey<'_>) -> R) -> R {
+        let mut key = ArrayString::<SUBJECT_KEY_CAP>::new();
+        let built = key
+            .try_push_str(&self.name)
+            .and_then(|()| key.try_push_str(":"))
+            .and_then(|()| key.try_push_str(identity.as_str()));
+        match built {
+            Ok(()) => f(&LimitKey::from_policy_str(&key)),
+            // Unreachable (names and identities are bounded, checked at compile time above);
+            // the heap-built key is the same key.
+            Err(_) => f(&self.key(identity)),
+        }
     }
 
     /// Takes one cell for `identity`.
@@ -152,7 +189,8 @@ impl SubjectLimit {
         store: &dyn RateLimitStore,
         identity: &StoreId<'_>,
     ) -> Option<Result<Decision, StoreError>> {
-        store.gcra_now(&self.key(identity), &self.charge())
+        let charge = self.charge();
+        self.with_key(identity, |key| store.gcra_now(key, &charge))
     }
 
     /// Takes `cost` cells for `identity` (a per-route cost). A cost outside `1..=burst` is an
@@ -190,11 +228,10 @@ impl SubjectLimit {
                 self.quota
             )));
         }
-        let key = self.key(identity);
-        match store.gcra_now(&key, charge) {
-            Some(answer) => answer,
-            None => store.gcra(&key, charge).await,
+        if let Some(answer) = self.with_key(identity, |key| store.gcra_now(key, charge)) {
+            return answer;
         }
+        store.gcra(&self.key(identity), charge).await
     }
 
     /// The `RateLimit-Policy` header item of this limit.
@@ -627,6 +664,27 @@ mod tests {
                 want,
                 "{address:?} {network:?}"
             );
+        }
+    }
+
+    #[test]
+    fn stack_keys_are_the_keys_and_the_longest_fits() {
+        let longest = "i".repeat(MAX_ID_LEN);
+        let name = "n".repeat(MAX_POLICY_NAME_LEN);
+        for (name, id) in [
+            ("subject", "alice"),
+            ("subject", "a:b"),
+            (&*name, &*longest),
+        ] {
+            let limit = SubjectLimit::new(name, quota()).unwrap();
+            let id = StoreId::new(id).unwrap();
+            let owned = limit.key(&id);
+            let on_stack = limit.with_key(&id, |key| {
+                // Borrowed from the stack buffer: the heap fallback was not taken.
+                assert!(key.is_borrowed());
+                key.clone().into_owned()
+            });
+            assert_eq!(on_stack, owned);
         }
     }
 

@@ -45,15 +45,17 @@ impl Guard {
         let (Some(limit), Some(sub)) = (&inner.subject_limit, &token.sub) else {
             return Ok(None);
         };
-        let (key, charge) = (limit.key(sub), limit.charge());
+        let charge = limit.charge();
         let store = &*inner.stores.ratelimit;
         let check = Check::SubjectLimit.as_str();
         let started = done;
-        let answer = match store.gcra_now(&key, &charge) {
+        // A store that answers in process gets a key built on the stack; one that needs I/O,
+        // an owned key for its future.
+        let answer = match limit.with_key(sub, |key| store.gcra_now(key, &charge)) {
             Some(answer) => answer,
             None => {
                 store
-                    .gcra(&key, &charge)
+                    .gcra(&limit.key(sub), &charge)
                     .instrument(observe::store_span(check))
                     .await
             }

