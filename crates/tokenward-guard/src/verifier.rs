@@ -139,20 +139,32 @@ impl Verifier {
         }
     }
 
-    /// Verifies `token`, refetching the keys once on an unknown `kid`.
-    pub(crate) async fn verify(
+    /// Verifies `token` when no refetch is needed (every token but one with an unknown `kid`
+    /// under refetching keys): synchronous, so the Guard's `async` state machine does not
+    /// carry the refetch's state on every request. `None`: the keys must be refetched first
+    /// — [`verify_after`](Self::verify_after).
+    pub(crate) fn verify_now(
+        &self,
+        token: &str,
+    ) -> Option<Result<Verified<CustomClaims>, RejectionClass>> {
+        match self.verify_once(token) {
+            Ok(v) => Some(Ok(v)),
+            Err(r) if r.class() == RejectionClass::Key && self.refetch.is_some() => None,
+            Err(r) => Some(Err(r.class())),
+        }
+    }
+
+    /// An unknown `kid` under refetching keys ([`verify_now`](Self::verify_now) said `None`):
+    /// refetches the keys once (rate-limited by the key source), then verifies again.
+    pub(crate) async fn verify_after(
         &self,
         token: &str,
     ) -> Result<Verified<CustomClaims>, RejectionClass> {
-        match self.verify_once(token) {
-            Ok(v) => Ok(v),
-            Err(r) if r.class() == RejectionClass::Key => match &self.refetch {
-                Some(refetch) if refetch.refetch_for_token(token).await => {
-                    self.verify_once(token).map_err(|r| r.class())
-                }
-                _ => Err(r.class()),
-            },
-            Err(r) => Err(r.class()),
+        match &self.refetch {
+            Some(refetch) if refetch.refetch_for_token(token).await => {
+                self.verify_once(token).map_err(|r| r.class())
+            }
+            _ => Err(RejectionClass::Key),
         }
     }
 }

@@ -231,11 +231,6 @@ impl Shard {
             .map(|(_, entry)| *entry)
     }
 
-    /// The live entry for `id`, if any.
-    fn live(&self, hash: u64, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
-        self.find(hash, kind, id).filter(|entry| entry.until > now)
-    }
-
     /// Removes every entry with `until <= now`; returns how many entries were removed.
     fn pop_expired(&mut self, now: UnixTime, hash_of: HashOf<'_>) -> usize {
         let mut removed = 0;
@@ -421,10 +416,11 @@ impl MemoryRevocationStore {
         self.shards.hash(KeyOf(kind, id))
     }
 
-    /// The live entry for `id`, if any; a shared lock on one shard, one hash of the key.
-    fn lookup(&self, kind: Kind, id: &str, now: UnixTime) -> Option<Entry> {
+    /// The entry for `id`, if any, live or expired (the caller compares `until` with the
+    /// time); a shared lock on one shard, one hash of the key.
+    fn lookup(&self, kind: Kind, id: &str) -> Option<Entry> {
         let hash = self.key_hash(kind, id);
-        read(self.shards.of_hash(hash).1).live(hash, kind, id, now)
+        read(self.shards.of_hash(hash).1).find(hash, kind, id)
     }
 
     fn revoke(&self, kind: Kind, id: &str, new: Entry) -> Result<(), StoreError> {
@@ -553,14 +549,21 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        let now = self.clock.now();
+        // The clock is read once, and only when an entry is found: most checks find none,
+        // and a clock read costs as much as a lookup on some machines.
+        let mut now = None;
+        let mut live = |entry: &Entry| entry.until > *now.get_or_insert_with(|| self.clock.now());
         if let Some(jti) = &token.jti
-            && self.lookup(Kind::Token, jti.as_str(), now).is_some()
+            && self
+                .lookup(Kind::Token, jti.as_str())
+                .is_some_and(|e| live(&e))
         {
             return Ok(RevocationStatus::Revoked(RevokedBy::Token));
         }
         if let Some(sid) = &token.sid
-            && self.lookup(Kind::Session, sid.as_str(), now).is_some()
+            && self
+                .lookup(Kind::Session, sid.as_str())
+                .is_some_and(|e| live(&e))
         {
             return Ok(RevocationStatus::Revoked(RevokedBy::Session));
         }
@@ -574,7 +577,7 @@ impl RevocationStore for MemoryRevocationStore {
             None => &[Kind::Subject, Kind::SubjectWithoutSession],
         };
         for &kind in kinds {
-            if let Some(entry) = self.lookup(kind, sub.as_str(), now)
+            if let Some(entry) = self.lookup(kind, sub.as_str()).filter(|e| live(e))
                 && token.iat.is_none_or(|iat| iat < entry.before)
             {
                 return Ok(RevocationStatus::Revoked(RevokedBy::Subject {
