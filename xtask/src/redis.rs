@@ -73,6 +73,14 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// Two distinct free ports for one server: the first is held while the second is picked
+/// (two [`free_port`] calls can return the same port, and the server then cannot start).
+fn free_port_pair() -> Result<(u16, u16)> {
+    let first = TcpListener::bind("127.0.0.1:0")?;
+    let second = TcpListener::bind("127.0.0.1:0")?;
+    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
+}
+
 /// Starts `binary` listening on 127.0.0.1:`port` (plain text) with `extra` arguments, no
 /// persistence, and waits until it answers `PING` there.
 fn start_server(binary: &Path, port: u16, extra: &[std::ffi::OsString]) -> Result<Redis> {
@@ -175,7 +183,7 @@ pub(crate) fn start_tls(dir: &Path) -> Result<TlsRedis> {
     ] {
         std::fs::write(path, content).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let (port, tls_port) = (free_port()?, free_port()?);
+    let (port, tls_port) = free_port_pair()?;
     let mut tls_args: Vec<std::ffi::OsString> = ["--tls-port", &tls_port.to_string()]
         .iter()
         .map(Into::into)
@@ -261,7 +269,7 @@ pub(crate) fn start_cluster(dir: &Path) -> Result<Cluster> {
     let mut ports = Vec::with_capacity(3);
     for _ in 0..3 {
         // The cluster bus gets a free port of its own (PORT + 10000 may not exist).
-        let (port, bus) = (free_port()?, free_port()?);
+        let (port, bus) = free_port_pair()?;
         let args: Vec<std::ffi::OsString> = vec![
             "--cluster-enabled".into(),
             "yes".into(),
@@ -343,6 +351,14 @@ pub(crate) fn ping(addr: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_pair_is_two_ports() {
+        for _ in 0..200 {
+            let (a, b) = free_port_pair().unwrap();
+            assert_ne!(a, b);
+        }
+    }
 
     #[test]
     fn ping_is_false_for_a_silent_or_closed_port() {

@@ -10,7 +10,7 @@ use tempfile::TempDir;
 
 use crate::throwaway::answers_ping;
 use crate::tls::WATCHDOG;
-use crate::{REDIS_SERVER_HINT, free_port};
+use crate::{REDIS_SERVER_HINT, free_ports};
 
 /// The environment variable naming the seed nodes of a Redis Cluster the tests may use
 /// (comma-separated `redis://host:port` URLs); `cargo xtask ci` sets it.
@@ -95,11 +95,13 @@ impl ThrowawayCluster {
             tls_ports: Vec::new(),
         };
         for _ in 0..3 {
-            let port = free_port();
+            // The node's ports picked together, so that none is picked twice (its bus once
+            // took its TLS port, and the node could not start).
+            let [port, bus, tls_port] = free_ports();
             if tls {
-                cluster.tls_ports.push(free_port());
+                cluster.tls_ports.push(tls_port);
             }
-            let args = cluster.node_args(port);
+            let args = cluster.node_args(port, bus);
             let mut node = Node {
                 child: None,
                 stdin: None,
@@ -199,10 +201,9 @@ impl ThrowawayCluster {
         }
     }
 
-    /// The arguments of a node on `port` (its cluster bus on a free port of its own:
+    /// The arguments of a node on `port`, its cluster bus on `bus` (a free port of its own:
     /// `port + 10000` may not exist).
-    fn node_args(&self, port: u16) -> Vec<OsString> {
-        let bus = free_port();
+    fn node_args(&self, port: u16, bus: u16) -> Vec<OsString> {
         let file = |name: &str| self.dir.path().join(name).into_os_string();
         let tls: Vec<OsString> = match self.tls_ports.get(self.nodes.len()) {
             Some(tls_port) => vec![

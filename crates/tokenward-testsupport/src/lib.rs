@@ -19,7 +19,8 @@
 //!   so one server in a `static` can serve a whole test binary. [`ThrowawayCluster`] is a Redis
 //!   Cluster of three primaries; [`cluster_urls`] names the one the tests use
 //!   (`REDIS_CLUSTER_URLS`, set by `cargo xtask ci`, or a throwaway one per test binary).
-//! - **Loopback networking** ([`free_port`], [`BlackHole`]): a port nothing listens on, and a
+//! - **Loopback networking** ([`free_port`], [`free_ports`], [`BlackHole`]): a port (or several
+//!   distinct ones) nothing listens on, and a
 //!   server that accepts connections and never answers (for timeout tests).
 //! - **Logs** ([`LogCapture`]): every `tracing` event of the test binary, formatted into one
 //!   buffer by a process-wide subscriber installed once (audit-event tests).
@@ -74,7 +75,7 @@ mod tls;
 pub use cluster::{CLUSTER_URLS_VAR, ThrowawayCluster, cluster_urls, delete_prefix_on_cluster};
 pub use info::command_calls;
 pub use logs::LogCapture;
-pub use net::{BlackHole, free_port};
+pub use net::{BlackHole, free_port, free_ports};
 #[cfg(feature = "postgres")]
 pub use postgres::{
     DEFAULT_DATABASE_URL, PostgresUnavailable, TestSchema, database_url, unique_schema,

@@ -15,6 +15,23 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
 }
 
+/// `N` distinct [free ports](free_port), for one server that listens on several (a TLS
+/// Redis: its plain and TLS ports; a cluster node: those and its bus). Each is held while
+/// the next is picked, so the OS cannot hand out the same port twice; calling
+/// [`free_port`] `N` times can, since a port it returned is free again at once.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: [TcpListener; N] = std::array::from_fn(|_| {
+        TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+    });
+    listeners.map(|listener| {
+        listener
+            .local_addr()
+            .map(|addr| addr.port())
+            .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+    })
+}
+
 /// A server on 127.0.0.1 that accepts every connection and never answers: no byte, no FIN, no
 /// RST, for as long as it lives — a peer behind a firewall that drops its packets. What a
 /// client's timeout is tested against. Dropping it closes the connections it holds.
@@ -95,6 +112,18 @@ mod tests {
         let port = free_port();
         let err = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_free() {
+        for _ in 0..200 {
+            let ports: [u16; 3] = free_ports();
+            assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+            for port in ports {
+                let err = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
+            }
+        }
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl ThrowawayTlsRedisBuilder {
             .server_names
             .unwrap_or_else(|| vec!["localhost".to_owned(), "127.0.0.1".to_owned()]);
         write_certificates(dir.path(), names);
-        let (port, tls_port) = (crate::free_port(), crate::free_port());
+        let [port, tls_port] = crate::free_ports();
         let file = |name: &str| dir.path().join(name).into_os_string();
         let mut args: Vec<OsString> = vec![
             "--bind".into(),
