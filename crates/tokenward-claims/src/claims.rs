@@ -199,21 +199,23 @@ struct RawPayload<'de> {
     rest: Vec<(Cow<'de, str>, &'de RawValue)>,
 }
 
-struct KeyName<'de>(Cow<'de, str>);
+/// A JSON string, borrowed from the input when it has no escapes (`Cow<str>` alone would
+/// always be owned: serde borrows only with `#[serde(borrow)]`).
+pub(crate) struct JsonStr<'de>(pub(crate) Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for KeyName<'de> {
+impl<'de> Deserialize<'de> for JsonStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = KeyName<'de>;
+            type Value = JsonStr<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a member name")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(KeyName(Cow::Borrowed(v)))
+                Ok(JsonStr(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(KeyName(Cow::Owned(v.to_owned())))
+                Ok(JsonStr(Cow::Owned(v.to_owned())))
             }
         }
         d.deserialize_str(V)
@@ -309,7 +311,7 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut r = RegisteredClaims::default();
                 let mut rest: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
-                while let Some(KeyName(key)) = map.next_key()? {
+                while let Some(JsonStr(key)) = map.next_key()? {
                     match &*key {
                         "iss" => set(&mut r.iss, "iss", &mut map)?,
                         "sub" => set(&mut r.sub, "sub", &mut map)?,
@@ -355,14 +357,14 @@ impl<'de> Deserialize<'de> for RawPayload<'de> {
 pub(crate) fn parse_payload<C: DeserializeOwned>(
     payload: &[u8],
 ) -> Result<(RegisteredClaims, C), Rejection> {
-    parse_payload_with(payload, &[]).map(|(r, c, _)| (r, c))
+    parse_payload_with(payload, |_| false).map(|(r, c, _)| (r, c))
 }
 
 /// Parses a payload once: registered claims strictly, the members named in `wanted` (a
 /// profile's scopes, roles, token kind, ...) as JSON values, the rest into `C`.
 pub(crate) fn parse_payload_with<C: DeserializeOwned>(
     payload: &[u8],
-    wanted: &[&str],
+    wanted: impl Fn(&str) -> bool,
 ) -> Result<(RegisteredClaims, C, Extras), Rejection> {
     // UTF-8 first (RFC 7519 §7.2): not left to serde_json, which skips ignored strings
     // without validating them (see `header::parse`).
@@ -377,7 +379,7 @@ pub(crate) fn parse_payload_with<C: DeserializeOwned>(
     })?;
     let mut extras = Extras::default();
     for (name, value) in &raw.rest {
-        if wanted.contains(&&**name) {
+        if wanted(name) {
             let value = serde_json::from_str(value.get())
                 .map_err(|_| reject!(Claims, "claim `{name}` is not acceptable JSON"))?;
             extras.push(name.to_string(), value);

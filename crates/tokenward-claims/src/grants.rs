@@ -105,28 +105,18 @@ impl Extras {
     }
 }
 
-/// The member names `policy` reads beyond the registered claims.
-pub(crate) fn wanted(policy: &ValidationPolicy) -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = Vec::new();
+/// Whether `policy` reads the member `name` beyond the registered claims. Asked of each
+/// unregistered member of a payload, so no list of the names is built per verification.
+pub(crate) fn wanted(policy: &ValidationPolicy, name: &str) -> bool {
     let (scopes, roles) = sources(policy);
-    for source in scopes.iter().chain(roles) {
-        names.push(source.top());
-        if matches!(source, Source::PerClient(..)) {
-            names.push("azp");
-        }
-    }
-    if let Some(spec) = policy.profile.map(|p| p.spec()) {
-        if let Some((claim, _)) = spec.kind {
-            names.push(claim);
-        }
-        if spec.audience == AudienceClaim::ClientId {
-            names.push("client_id");
-        }
-    }
-    if !policy.issuer_templates.is_empty() {
-        names.push("tid");
-    }
-    names
+    let by_grants = scopes.iter().chain(roles).any(|source| {
+        source.top() == name || (matches!(source, Source::PerClient(..)) && name == "azp")
+    });
+    let by_profile = policy.profile.map(|p| p.spec()).is_some_and(|spec| {
+        spec.kind.is_some_and(|(claim, _)| claim == name)
+            || (spec.audience == AudienceClaim::ClientId && name == "client_id")
+    });
+    by_grants || by_profile || (!policy.issuer_templates.is_empty() && name == "tid")
 }
 
 fn sources(policy: &ValidationPolicy) -> (&'static [Source], &'static [Source]) {

@@ -1,19 +1,24 @@
 //! The JOSE header, parsed strictly.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use arrayvec::ArrayVec;
 
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use crate::claims::JsonStr;
 use crate::rejection::{Rejection, reject};
 
-/// The header members a verifier looks at. Every other member is ignored, except the
-/// forbidden ones, whose mere presence rejects the token.
+/// The header members a verifier looks at, borrowed from the decoded header where they
+/// have no escapes. Every other member is ignored, except the forbidden ones, whose mere
+/// presence rejects the token.
 #[derive(Debug, Default)]
-pub(crate) struct RawHeader {
-    pub(crate) alg: Option<String>,
-    pub(crate) typ: Option<String>,
-    pub(crate) kid: Option<String>,
+pub(crate) struct RawHeader<'a> {
+    pub(crate) alg: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
+    pub(crate) kid: Option<Cow<'a, str>>,
     /// The first forbidden member found (`crit`, `jwk`, `jku`, `x5u`, `x5c`, `b64`, `enc`, `zip`).
     pub(crate) forbidden: Option<&'static str>,
 }
@@ -26,30 +31,37 @@ pub(crate) struct RawHeader {
 /// - `enc`, `zip`: JWE members; encrypted tokens are not JWS.
 pub(crate) const FORBIDDEN: [&str; 8] = ["crit", "jwk", "jku", "x5u", "x5c", "b64", "enc", "zip"];
 
-impl<'de> Deserialize<'de> for RawHeader {
+/// The most members a header may have.
+const MAX_MEMBERS: usize = 64;
+
+impl<'de> Deserialize<'de> for RawHeader<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawHeader;
+            type Value = RawHeader<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JOSE header object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader<'de>, A::Error> {
                 let mut h = RawHeader::default();
-                let mut seen: Vec<String> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
+                // The names seen so far, on the stack (borrowed from the input unless
+                // escaped): a header is parsed on every request.
+                let mut seen: ArrayVec<Cow<'de, str>, MAX_MEMBERS> = ArrayVec::new();
+                while let Some(JsonStr(key)) = map.next_key()? {
                     if seen.contains(&key) {
                         return Err(de::Error::custom("duplicate header member"));
                     }
-                    if seen.len() >= 64 {
+                    if seen.is_full() {
                         return Err(de::Error::custom("too many header members"));
                     }
                     let string = |map: &mut A, name: &str| {
-                        map.next_value::<String>().map_err(|_| {
-                            de::Error::custom(format_args!("header `{name}` is not a string"))
-                        })
+                        map.next_value::<JsonStr<'de>>()
+                            .map(|JsonStr(value)| value)
+                            .map_err(|_| {
+                                de::Error::custom(format_args!("header `{name}` is not a string"))
+                            })
                     };
-                    match key.as_str() {
+                    match &*key {
                         "alg" => h.alg = Some(string(&mut map, "alg")?),
                         "typ" => h.typ = Some(string(&mut map, "typ")?),
                         "kid" => h.kid = Some(string(&mut map, "kid")?),
@@ -69,7 +81,7 @@ impl<'de> Deserialize<'de> for RawHeader {
     }
 }
 
-pub(crate) fn parse(bytes: &[u8]) -> Result<RawHeader, Rejection> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<RawHeader<'_>, Rejection> {
     // UTF-8 first (RFC 7515 §5.2): serde_json skips ignored members without validating
     // their strings, so `from_slice` alone accepted invalid UTF-8 there (found by fuzzing).
     let text = std::str::from_utf8(bytes).map_err(|_| reject!(Malformed, "header is not UTF-8"))?;

@@ -1,5 +1,6 @@
 //! Verification: size cap → structure → header → key → signature → claims.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -168,7 +169,9 @@ impl Validator {
         let policy = &*self.policy;
 
         // Header.
-        let header_bytes = b64::decode(parts.header.as_bytes())
+        // The header and the signature are decoded in place when they fit (nearly always:
+        // 512 bytes hold an RSA-4096 signature); the payload, often larger, on the heap.
+        let header_bytes = b64::decode_inline::<MAX_INLINE_HEADER>(parts.header.as_bytes())
             .ok_or_else(|| reject!(Malformed, "header is not canonical base64url"))?;
         let header = header::parse(&header_bytes)?;
         let alg_name = header
@@ -230,25 +233,31 @@ impl Validator {
         // once and only after the signature verified.
         let payload = b64::decode(parts.payload.as_bytes())
             .ok_or_else(|| reject!(Malformed, "payload is not canonical base64url"))?;
-        let signature = b64::decode(parts.signature.as_bytes())
+        let signature = b64::decode_inline::<MAX_INLINE_SIGNATURE>(parts.signature.as_bytes())
             .ok_or_else(|| reject!(Malformed, "signature is not canonical base64url"))?;
         if !key.verify(parts.signing_input.as_bytes(), &signature) {
             return Err(reject!(Signature, "signature does not verify"));
         }
-        let (claims, custom, extras) = parse_payload_with::<C>(&payload, &grants::wanted(policy))?;
+        let (claims, custom, extras) =
+            parse_payload_with::<C>(&payload, |name| grants::wanted(policy, name))?;
         check_claims(policy, &claims, &extras)?;
         let grants = grants::check(policy, &claims, &extras)?;
 
         Ok(Verified {
             alg,
             kid: key.kid().to_owned(),
-            typ: header.typ,
+            typ: header.typ.map(Cow::into_owned),
             claims,
             custom,
             grants,
         })
     }
 }
+
+/// The longest decoded header verified without a heap allocation for it.
+const MAX_INLINE_HEADER: usize = 256;
+/// The longest signature verified without a heap allocation for it: RSA-4096's.
+const MAX_INLINE_SIGNATURE: usize = 512;
 
 fn check_claims(
     policy: &ValidationPolicy,
