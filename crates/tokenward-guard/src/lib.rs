@@ -22,7 +22,8 @@
 //! - [`audit`] — the `tokenward::audit` events and [`fingerprint`]; metrics through the
 //!   `metrics` facade under the stable names of [`tokenward_core::metrics`]; a
 //!   `tokenward.authenticate` span per request (target [`SPAN_TARGET`], OpenTelemetry
-//!   field names) with a `tokenward.store` child span per store call.
+//!   field names) with a `tokenward.store` child span per store call that awaits (the
+//!   in-memory stores answer synchronously, without one).
 //! - [`KeySource`] — the keys, given once: fixed, or refetched on an unknown `kid` (a
 //!   `RemoteKeySet`, feature `jwks`).
 //! - [`http`] — what the framework adapters (`tokenward-axum`, `tokenward-actix`) call: one

@@ -4,7 +4,10 @@
 //! recording allocates nothing per request. Spans: `tokenward.authenticate` (target
 //! [`SPAN_TARGET`]) around each [`Guard::authenticate`](crate::Guard::authenticate), with
 //! OpenTelemetry field names, and a `tokenward.store` child span (field `check`) around
-//! each store call. Without a subscriber interested in them they cost a level check.
+//! each store call that awaits: a store answering synchronously in process (the in-memory
+//! revocation check and subject limit) has nothing to await and gets no span, while its
+//! latency is still recorded in `tokenward_store_seconds`. Without a subscriber interested
+//! in them spans cost a level check.
 
 use std::time::{Duration, Instant};
 

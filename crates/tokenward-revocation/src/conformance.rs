@@ -224,7 +224,8 @@ fn by_subject(before: UnixTime) -> RevocationStatus {
     RevocationStatus::Revoked(RevokedBy::Subject { before })
 }
 
-/// Checks `token` and asserts the status.
+/// Checks `token` and asserts the status, through `check` and — where the store has one —
+/// its synchronous fast path, `check_now`, which must give the same answer.
 async fn expect(
     store: &dyn RevocationStore,
     token: &TokenRef<'_>,
@@ -236,6 +237,22 @@ async fn expect(
         .await
         .step(&format!("check({token:?})"))?;
     assert_eq!(got, expected, "{why}: check({token:?})");
+    same_on_the_fast_path(store, token, got)
+}
+
+/// `check_now`, where the store answers it (`Some`), agrees with what `check` answered.
+fn same_on_the_fast_path(
+    store: &dyn RevocationStore,
+    token: &TokenRef<'_>,
+    checked: RevocationStatus,
+) -> CaseResult {
+    if let Some(answer) = store.check_now(token) {
+        let fast = answer.step(&format!("check_now({token:?})"))?;
+        assert_eq!(
+            fast, checked,
+            "check_now({token:?}) disagrees with check: the fast path must give check's answer"
+        );
+    }
     Ok(())
 }
 

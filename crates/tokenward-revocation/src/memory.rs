@@ -549,6 +549,17 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        Ok(self.status(token))
+    }
+
+    fn check_now(&self, token: &TokenRef<'_>) -> Option<Result<RevocationStatus, StoreError>> {
+        Some(Ok(self.status(token)))
+    }
+}
+
+impl MemoryRevocationStore {
+    /// [`RevocationStore::check`], in process: it cannot fail.
+    fn status(&self, token: &TokenRef<'_>) -> RevocationStatus {
         // The clock is read once, and only when an entry is found: most checks find none,
         // and a clock read costs as much as a lookup on some machines.
         let mut now = None;
@@ -558,17 +569,17 @@ impl RevocationStore for MemoryRevocationStore {
                 .lookup(Kind::Token, jti.as_str())
                 .is_some_and(|e| live(&e))
         {
-            return Ok(RevocationStatus::Revoked(RevokedBy::Token));
+            return RevocationStatus::Revoked(RevokedBy::Token);
         }
         if let Some(sid) = &token.sid
             && self
                 .lookup(Kind::Session, sid.as_str())
                 .is_some_and(|e| live(&e))
         {
-            return Ok(RevocationStatus::Revoked(RevokedBy::Session));
+            return RevocationStatus::Revoked(RevokedBy::Session);
         }
         let Some(sub) = &token.sub else {
-            return Ok(RevocationStatus::Active);
+            return RevocationStatus::Active;
         };
         // The cutoff for every token, then (for a token without a session) the one for
         // tokens without a session.
@@ -580,12 +591,12 @@ impl RevocationStore for MemoryRevocationStore {
             if let Some(entry) = self.lookup(kind, sub.as_str()).filter(|e| live(e))
                 && token.iat.is_none_or(|iat| iat < entry.before)
             {
-                return Ok(RevocationStatus::Revoked(RevokedBy::Subject {
+                return RevocationStatus::Revoked(RevokedBy::Subject {
                     before: entry.before,
-                }));
+                });
             }
         }
-        Ok(RevocationStatus::Active)
+        RevocationStatus::Active
     }
 }
 

@@ -164,7 +164,8 @@ impl Guard {
     /// span (target `tokenward::guard`) with the fields `enduser.id` (the verified `sub`),
     /// `tokenward.outcome` (`allowed`, `denied`), `tokenward.class` (`none` or
     /// [`Denial::class`]), `client.address`, `http.request.method` and `url.path`, with a
-    /// `tokenward.store` child span (field `check`) per store call.
+    /// `tokenward.store` child span (field `check`) per store call that awaits (none for a
+    /// store answering synchronously in process, such as the in-memory ones).
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
         let started = Instant::now();
         let span = observe::authenticate_span(req);
@@ -352,13 +353,11 @@ impl Guard {
         degraded: &mut Vec<Check>,
     ) -> Result<(), Denial> {
         let inner = &*self.inner;
-        let Some(ban) = &inner.ban else {
+        // No ban configured, or no key banned at all (the in-memory store knows at once):
+        // nothing to look up.
+        let Some(ban) = inner.ban.as_ref().filter(|_| self.ban_may_refuse()) else {
             return Ok(());
         };
-        // No key banned at all (the in-memory store knows at once): nothing to look up.
-        if inner.stores.ratelimit.holds_no_ban() {
-            return Ok(());
-        }
         let check = Check::Ban.as_str();
         let answer = ban
             .check_ip(&*inner.stores.ratelimit, ip)

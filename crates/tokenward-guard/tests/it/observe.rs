@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokenward_claims::{AccessToken, TokenIssuer};
-use tokenward_core::{FailurePolicy, ManualClock, UnixTime};
+use tokenward_core::{FailurePolicy, ManualClock, StoreError, StoreId, TokenRef, UnixTime};
 use tokenward_guard::{AuthRequest, Credentials, Guard, GuardConfig, GuardStores};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
@@ -304,6 +305,32 @@ impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<
     }
 }
 
+/// A revocation store with only the async calls (no synchronous `check_now`), as a network
+/// store has.
+#[derive(Debug)]
+struct AsyncOnly(MemoryRevocationStore);
+
+#[async_trait::async_trait]
+impl RevocationStore for AsyncOnly {
+    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
+        self.0.revoke_token(jti, until).await
+    }
+    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
+        self.0.revoke_session(sid, until).await
+    }
+    async fn revoke_subject(
+        &self,
+        sub: &StoreId<'_>,
+        before: UnixTime,
+        until: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.0.revoke_subject(sub, before, until).await
+    }
+    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
+        self.0.check(token).await
+    }
+}
+
 #[tokio::test]
 async fn one_span_per_authentication_with_otel_fields() {
     // While only one dispatcher exists, tracing-core computes a callsite's interest from the
@@ -315,7 +342,12 @@ async fn one_span_per_authentication_with_otel_fields() {
     let subscriber = tracing_subscriber::registry().with(spans.clone());
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let stores = GuardStores::memory();
+    // The in-memory revocation store answers synchronously (`check_now`), without a span;
+    // behind a wrapper that only has the async `check`, as a network store would be, each
+    // check is a store call with its span.
+    let mut stores = GuardStores::memory();
+    let in_process = memory_guard(stores.clone());
+    stores.revocation = Arc::new(AsyncOnly(MemoryRevocationStore::new()));
     let guard = memory_guard(stores.clone());
     let token = issuer(&keys())
         .issue(&AccessToken::new("alice"))
@@ -336,6 +368,11 @@ async fn one_span_per_authentication_with_otel_fields() {
         inner.closed.clear();
         out
     };
+    in_process
+        .authenticate(&req("192.0.2.7", Credentials::Bearer(&token)))
+        .await
+        .unwrap();
+    assert_eq!(store_spans(), [], "in-memory stores answer without a span");
     // No key banned: the in-memory store says so at once, and the ban check reads nothing
     // (no store call, no span); the revocation check does.
     guard

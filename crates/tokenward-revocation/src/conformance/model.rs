@@ -336,6 +336,15 @@ async fn run_ops(
                         now.saturating_duration_since(start)
                     ));
                 }
+                if let Some(fast) = store.check_now(&token) {
+                    let fast = fast.map_err(|e| fail(&e))?;
+                    if fast != got {
+                        return Err(format!(
+                            "step {step} {op:?}: check answered {got:?}, its fast path \
+                             check_now {fast:?}"
+                        ));
+                    }
+                }
             }
             Op::Advance(s) => run.advance(*s).await,
         }
