@@ -12,6 +12,13 @@
 //! per round, the order rotated each round, all sent the same token. The report gives the
 //! medians of wrk's req/s and latency percentiles, and tokenward ÷ jwt-authorizer's req/s of
 //! each round (measured seconds apart): its median and min–max over the rounds.
+//!
+//! Then **side-by-side rounds**: tokenward and jwt-authorizer loaded at the same time, both
+//! servers on core 0 and one wrk for each on core 1. The scheduler gives the two servers equal
+//! shares of their core, so the ratio of their req/s is the inverse ratio of their CPU time
+//! per request, and whatever else slows the machine in that second slows both alike. On a
+//! shared VM, where one stack's req/s moves by ±10 % from one run to the next, this is the
+//! ratio that holds still.
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -52,6 +59,11 @@ fn plan(quick: bool) -> (usize, u32, u32) {
     if quick { (3, 2, 1) } else { (7, 10, 2) }
 }
 
+/// Side-by-side rounds of the same length as the interleaved ones.
+fn side_by_side_rounds(quick: bool) -> usize {
+    if quick { 3 } else { 5 }
+}
+
 /// Builds the server twice, measures every build, algorithm and stack, and returns the
 /// report's text (also printed as it comes).
 pub(super) fn run(runner: &mut Runner) -> Result<String> {
@@ -75,6 +87,14 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
     );
     let mut ratios = String::from(
         "\n| provider | alg | tokenward ÷ jwt-authorizer req/s | rounds ≥ 1.05 |\n|---|---|---|---|\n",
+    );
+    let side_rounds = side_by_side_rounds(runner.quick);
+    let mut side = format!(
+        "\nSide by side: tokenward and jwt-authorizer loaded at once, both servers on core \
+         {SERVER_CORE} (equal shares of it), one wrk each on core {CLIENT_CORE}; {side_rounds} \
+         rounds of {secs} s. ratio = tokenward ÷ jwt-authorizer req/s per round.\n\n\
+         | provider | alg | tokenward ÷ jwt-authorizer req/s, side by side | rounds ≥ 1.05 |\n\
+         |---|---|---|---|\n"
     );
     for build in builds() {
         eprintln!("==> http-peers: {}", build.name);
@@ -154,9 +174,36 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
                     build.name
                 );
             }
+            if let [ours, theirs, _] = servers.as_slice() {
+                let mut per_round = Vec::with_capacity(side_rounds);
+                for round in 0..side_rounds {
+                    let (o, t) = load.run_side_by_side(ours, theirs, secs)?;
+                    eprintln!(
+                        "side by side {} {} {alg}: tokenward {:>9.0} req/s, jwt-authorizer {:>9.0} req/s",
+                        round + 1,
+                        build.name,
+                        o.rps,
+                        t.rps
+                    );
+                    per_round.push(o.rps / t.rps);
+                }
+                let (min, max) = min_max(&per_round);
+                let above = per_round.iter().filter(|&&r| r >= 1.05).count();
+                let med = median(per_round);
+                let _ = writeln!(
+                    side,
+                    "| {} | {alg} | {med:.2} ({min:.2}–{max:.2}) | {above} of {side_rounds} |",
+                    build.name
+                );
+                println!(
+                    "@bench http-peers/{}/{alg}/side_by_side rps_ratio_median={med:.4} rps_ratio_min={min:.4} rps_ratio_max={max:.4} rounds_at_least_1_05={above} rounds={side_rounds}",
+                    build.name
+                );
+            }
         }
     }
     output.push_str(&ratios);
+    output.push_str(&side);
     println!("\n{output}");
     Ok(output)
 }
@@ -322,12 +369,37 @@ impl Load<'_> {
         let mut command = self.command(server.port, secs);
         let line = cmd::display(&command);
         let out = command.output().map_err(|e| format!("`{line}`: {e}"))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            return Err(format!("`{line}` failed: {text}").into());
-        }
-        parse_wrk(&text).map_err(|e| format!("{} behind `{line}`: {e}", server.stack).into())
+        sample(server, &line, &out)
     }
+
+    /// Both servers loaded at once, one wrk each (started together, on the same core).
+    fn run_side_by_side(&self, a: &Server, b: &Server, secs: u32) -> Result<(Sample, Sample)> {
+        let spawn = |server: &Server| -> Result<(String, Child)> {
+            let mut command = self.command(server.port, secs);
+            let line = cmd::display(&command);
+            let child = command
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("`{line}`: {e}"))?;
+            Ok((line, child))
+        };
+        let (line_a, child_a) = spawn(a)?;
+        // A failure to start the second leaves the first to finish (wait_with_output below).
+        let second = spawn(b);
+        let out_a = child_a.wait_with_output()?;
+        let (line_b, child_b) = second?;
+        let out_b = child_b.wait_with_output()?;
+        Ok((sample(a, &line_a, &out_a)?, sample(b, &line_b, &out_b)?))
+    }
+}
+
+/// The figures of a finished wrk run against `server`.
+fn sample(server: &Server, line: &str, out: &std::process::Output) -> Result<Sample> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("`{line}` failed: {text}").into());
+    }
+    parse_wrk(&text).map_err(|e| format!("{} behind `{line}`: {e}", server.stack).into())
 }
 
 /// req/s and the 50th and 99th latency percentiles of wrk's `--latency` output; an error
