@@ -161,18 +161,7 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
                     .zip(theirs)
                     .map(|(o, t)| o.rps / t.rps)
                     .collect();
-                let (min, max) = min_max(&per_round);
-                let above = per_round.iter().filter(|&&r| r >= 1.05).count();
-                let med = median(per_round);
-                let _ = writeln!(
-                    ratios,
-                    "| {} | {alg} | {med:.2} ({min:.2}–{max:.2}) | {above} of {rounds} |",
-                    build.name
-                );
-                println!(
-                    "@bench http-peers/{}/{alg}/ratio rps_ratio_median={med:.4} rps_ratio_min={min:.4} rps_ratio_max={max:.4} rounds_at_least_1_05={above} rounds={rounds}",
-                    build.name
-                );
+                report_ratios(&mut ratios, build.name, alg, "ratio", &per_round);
             }
             if let [ours, theirs, _] = servers.as_slice() {
                 let mut per_round = Vec::with_capacity(side_rounds);
@@ -187,18 +176,7 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
                     );
                     per_round.push(o.rps / t.rps);
                 }
-                let (min, max) = min_max(&per_round);
-                let above = per_round.iter().filter(|&&r| r >= 1.05).count();
-                let med = median(per_round);
-                let _ = writeln!(
-                    side,
-                    "| {} | {alg} | {med:.2} ({min:.2}–{max:.2}) | {above} of {side_rounds} |",
-                    build.name
-                );
-                println!(
-                    "@bench http-peers/{}/{alg}/side_by_side rps_ratio_median={med:.4} rps_ratio_min={min:.4} rps_ratio_max={max:.4} rounds_at_least_1_05={above} rounds={side_rounds}",
-                    build.name
-                );
+                report_ratios(&mut side, build.name, alg, "side_by_side", &per_round);
             }
         }
     }
@@ -206,6 +184,22 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
     output.push_str(&side);
     println!("\n{output}");
     Ok(output)
+}
+
+/// tokenward ÷ jwt-authorizer's req/s of each round: a row of `table` (median, min–max,
+/// rounds ≥ 1.05) and an `@bench http-peers/<build>/<alg>/<what>` line.
+fn report_ratios(table: &mut String, build: &str, alg: &str, what: &str, per_round: &[f64]) {
+    let rounds = per_round.len();
+    let (min, max) = min_max(per_round);
+    let above = per_round.iter().filter(|&&r| r >= 1.05).count();
+    let med = median(per_round.to_vec());
+    let _ = writeln!(
+        table,
+        "| {build} | {alg} | {med:.2} ({min:.2}–{max:.2}) | {above} of {rounds} |"
+    );
+    println!(
+        "@bench http-peers/{build}/{alg}/{what} rps_ratio_median={med:.4} rps_ratio_min={min:.4} rps_ratio_max={max:.4} rounds_at_least_1_05={above} rounds={rounds}"
+    );
 }
 
 /// wrk, installed from Debian's package when missing and xtask runs as root.
@@ -513,6 +507,13 @@ Transfer/sec:      4.10MB
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
         assert!(median(Vec::new()).is_nan());
         assert_eq!(min_max(&[1.1, 0.9, 1.0]), (0.9, 1.1));
+    }
+
+    #[test]
+    fn ratio_rows() {
+        let mut table = String::new();
+        report_ratios(&mut table, "ring", "HS256", "ratio", &[1.04, 1.07, 1.06]);
+        assert_eq!(table, "| ring | HS256 | 1.06 (1.04–1.07) | 2 of 3 |\n");
     }
 
     #[test]
