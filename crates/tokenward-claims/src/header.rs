@@ -152,6 +152,46 @@ mod tests {
         }
     }
 
+    /// Names and values are borrowed when they have no escapes and owned when they do; both
+    /// spellings mean the same member, so an escaped duplicate is still a duplicate and an
+    /// escaped forbidden member is still forbidden.
+    #[test]
+    fn escaped_members_are_the_same_members() {
+        let plain = parse(br#"{"alg":"HS256","kid":"k1"}"#).unwrap();
+        assert!(matches!(plain.alg, Some(Cow::Borrowed("HS256"))));
+        let escaped = parse(br#"{"\u0061lg":"HS\u00325\u0036","kid":"k\u0031"}"#).unwrap();
+        assert!(matches!(&escaped.alg, Some(Cow::Owned(alg)) if alg == "HS256"));
+        assert_eq!(escaped.kid.as_deref(), Some("k1"));
+        for json in [
+            &br#"{"alg":"HS256","\u0061lg":"none"}"#[..],
+            br#"{"\u0061lg":"none","alg":"HS256"}"#,
+        ] {
+            assert_eq!(
+                parse(json).unwrap_err().class(),
+                RejectionClass::Header,
+                "{json:?}"
+            );
+        }
+        let crit = parse(br#"{"alg":"HS256","\u0063rit":["exp"]}"#).unwrap();
+        assert_eq!(crit.forbidden, Some("crit"));
+    }
+
+    /// At most 64 members: the 65th is refused (the names seen are kept in a fixed-size
+    /// array on the stack, which must never be pushed past its end).
+    #[test]
+    fn member_cap() {
+        let header = |n: usize| {
+            let members: Vec<String> = std::iter::once(r#""alg":"HS256""#.to_owned())
+                .chain((1..n).map(|i| format!(r#""m{i}":0"#)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        };
+        assert!(parse(header(MAX_MEMBERS).as_bytes()).is_ok());
+        let err = parse(header(MAX_MEMBERS + 1).as_bytes()).unwrap_err();
+        assert_eq!(err.class(), RejectionClass::Header);
+        assert!(err.to_string().contains("too many header members"), "{err}");
+    }
+
     #[test]
     fn typ_comparison() {
         assert!(typ_matches("jwt", "JWT"));
