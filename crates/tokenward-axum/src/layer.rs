@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderName, HeaderValue, Request, Response};
 use tokenward_guard::http::{HttpRequest, Outcome, RouteAuth};
 use tokenward_guard::{
-    Authenticated, Guard, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER, Requirements,
+    Authenticated, Guard, RATELIMIT_HEADER, RATELIMIT_POLICY_HEADER, Requirements, Unfinished,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -122,26 +122,64 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The ready service goes into the future; the clone stays for the next call.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let check = check(inner, self.guard.clone(), self.route.clone(), req);
-        ResponseFuture {
-            state: State::Check {
-                check: Box::pin(check),
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // Decided here when every step answers in process (in-memory stores): the ready
+        // inner service is called at once, with no future allocated for the check.
+        let now = {
+            let headers = Headers(req.headers());
+            let http = HttpRequest::new(
+                req.method().as_str(),
+                req.uri().path(),
+                peer(req.extensions()),
+                &headers,
+            );
+            let outer = req.extensions().get::<Authenticated>();
+            self.guard.authorize_now(&http, outer, &self.route)
+        };
+        let state = match now {
+            Ok(Outcome::Authenticated(allowed)) => {
+                req.extensions_mut().insert(allowed.auth);
+                State::Inner {
+                    future: self.inner.call(req),
+                    ratelimit: allowed.response_headers,
+                }
+            }
+            Ok(Outcome::Deny(denial)) => State::Refused {
+                response: std::future::ready(denial_http_response(&denial)),
             },
-        }
+            // `Continue`, and anything a newer Guard adds: the request goes on unchanged.
+            Ok(_) => State::Inner {
+                future: self.inner.call(req),
+                ratelimit: Vec::new(),
+            },
+            Err(unfinished) => {
+                // The ready service goes into the future; the clone stays for the next call.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let check = check(
+                    inner,
+                    self.guard.clone(),
+                    self.route.clone(),
+                    req,
+                    unfinished,
+                );
+                State::Check {
+                    check: Box::pin(check),
+                }
+            }
+        };
+        ResponseFuture { state }
     }
 }
 
-/// Runs the Guard for one request: the ready inner service and the request (with
-/// `Authenticated` in its extensions) to go on, or the refusal.
+/// Finishes the Guard's check of one request ([`Guard::authorize_after`]): the ready inner
+/// service and the request (with `Authenticated` in its extensions) to go on, or the refusal.
 async fn check<S, ReqBody, ResBody>(
     inner: S,
     guard: Guard,
     route: RouteAuth,
     mut req: Request<ReqBody>,
+    unfinished: Unfinished,
 ) -> Checked<S, ReqBody, ResBody>
 where
     ResBody: From<String>,
@@ -154,8 +192,7 @@ where
             peer(req.extensions()),
             &headers,
         );
-        let outer = req.extensions().get::<Authenticated>();
-        guard.authorize(&http, outer, &route).await
+        guard.authorize_after(&http, &route, unfinished).await
     };
     match outcome {
         Outcome::Authenticated(allowed) => {
@@ -169,8 +206,9 @@ where
 }
 
 pin_project_lite::pin_project! {
-    /// The response future of [`GuardService`]: the Guard's check (boxed: it is an `async`
-    /// pipeline), then the inner service's future (pinned in place, not boxed).
+    /// The response future of [`GuardService`]: the inner service's future (pinned in place,
+    /// not boxed) — after the Guard's check when that had to wait (boxed: it is an `async`
+    /// pipeline) — or the refusal.
     pub struct ResponseFuture<S, ReqBody, ResBody>
     where
         S: Service<Request<ReqBody>>,
@@ -193,6 +231,10 @@ pin_project_lite::pin_project! {
             #[pin]
             future: S::Future,
             ratelimit: RateLimitHeaders,
+        },
+        Refused {
+            #[pin]
+            response: std::future::Ready<Response<ResBody>>,
         },
     }
 }
@@ -230,6 +272,7 @@ where
                     add_missing(res.headers_mut(), std::mem::take(ratelimit));
                     return Poll::Ready(Ok(res));
                 }
+                StateProj::Refused { response } => return response.poll(cx).map(Ok),
             }
         }
     }

@@ -79,13 +79,21 @@ async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
+/// The table twice: with in-memory stores (the layer decides in `call` and calls the handler
+/// at once, wherever no failure has to be counted) and with a revocation store that only
+/// answers asynchronously (the layer's boxed check finishes what `authorize_now` began).
 #[tokio::test]
 async fn shared_table_over_http() {
-    let fixture = Fixture::new().await;
-    let addr = serve(app(&fixture)).await;
+    for fixture in [Fixture::new().await, Fixture::awaiting_stores().await] {
+        shared_table(&fixture).await;
+    }
+}
+
+async fn shared_table(fixture: &Fixture) {
+    let addr = serve(app(fixture)).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
 
-    let cases = testkit::cases(&fixture).await;
+    let cases = testkit::cases(fixture).await;
     let mut failures = Vec::new();
     for case in &cases {
         let mut req = http::Request::builder()

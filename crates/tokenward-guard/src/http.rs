@@ -1,5 +1,14 @@
 //! What the framework adapters share: the one call they make per request
-//! ([`Guard::authorize`]), the client-IP resolver, and the fixed response texts.
+//! ([`Guard::authorize`], or its two halves [`Guard::authorize_now`] and
+//! [`Guard::authorize_after`]), the client-IP resolver, and the fixed response texts.
+//!
+//! An adapter whose framework lets it answer from the service's `call` (tower) can call
+//! [`Guard::authorize_now`] there: with in-memory stores most requests are decided at once,
+//! and the handler is called without a future allocated for the check; only an
+//! [`Unfinished`] authentication goes into the adapter's future, to
+//! [`Guard::authorize_after`] with the same request. tokenward-axum does this;
+//! tokenward-actix calls [`Guard::authorize`] (actix-web boxes every middleware future
+//! anyway).
 //!
 //! An adapter only translates: it wraps its header map in a [`HeaderSource`], fills an
 //! [`HttpRequest`] (method, path without the query, peer address), passes the identity an
@@ -20,7 +29,7 @@ use std::sync::Arc;
 
 use crate::authenticated::{Authenticated, Requirements};
 use crate::denial::Denial;
-use crate::guard::Guard;
+use crate::guard::{Guard, Unfinished};
 use crate::request::{AuthRequest, Credentials};
 
 /// The body of a [`Denial::Misconfigured`] response (500).
@@ -172,6 +181,12 @@ pub struct Allowed {
     pub response_headers: Vec<(&'static str, String)>,
 }
 
+/// What [`Guard::authorize_now`] does with a request: authenticate it, or answer at once.
+enum Prepared<'r> {
+    Authenticate(AuthRequest<'r>),
+    Done(Outcome),
+}
+
 impl Guard {
     /// The client address of a request: the peer, or — only when the peer is a trusted
     /// proxy — what the configured forwarding header says ([`ClientIp::resolve`], walking from
@@ -204,23 +219,79 @@ impl Guard {
     /// `outer` is the [`Authenticated`] an outer layer already put in the request (one
     /// authentication per request: then only `route`'s requirements are checked, and the
     /// subject limit is not charged again).
+    ///
+    /// This is [`Guard::authorize_now`], then — only when a step has to wait —
+    /// [`Guard::authorize_after`].
     pub async fn authorize<H: HeaderSource + ?Sized>(
         &self,
         req: &HttpRequest<'_, H>,
         outer: Option<&Authenticated>,
         route: &RouteAuth,
     ) -> Outcome {
+        // Bound first, so that the scrutinee is not kept across the `await`.
+        let unfinished = match self.authorize_now(req, outer, route) {
+            Ok(outcome) => return outcome,
+            Err(unfinished) => unfinished,
+        };
+        self.authorize_after(req, route, unfinished).await
+    }
+
+    /// [`Guard::authorize`] as far as it can go without waiting
+    /// ([`Guard::authenticate_now`]): `Ok` with the outcome, or the [`Unfinished`]
+    /// authentication to finish with [`Guard::authorize_after`]. With in-memory stores an
+    /// adapter answers most requests from its `call`, with no future to allocate.
+    pub fn authorize_now<H: HeaderSource + ?Sized>(
+        &self,
+        req: &HttpRequest<'_, H>,
+        outer: Option<&Authenticated>,
+        route: &RouteAuth,
+    ) -> Result<Outcome, Unfinished> {
+        let request = match self.http_auth_request(req, outer, route) {
+            Prepared::Authenticate(request) => request,
+            Prepared::Done(outcome) => return Ok(outcome),
+        };
+        let decision = self.authenticate_now(&request)?;
+        Ok(self.conclude(&request, decision, route))
+    }
+
+    /// Finishes what [`Guard::authorize_now`] left unfinished, for the same request.
+    pub async fn authorize_after<H: HeaderSource + ?Sized>(
+        &self,
+        req: &HttpRequest<'_, H>,
+        route: &RouteAuth,
+        unfinished: Unfinished,
+    ) -> Outcome {
+        // `authorize_now` finishes every request an outer layer authenticated: this one
+        // had none.
+        let request = match self.http_auth_request(req, None, route) {
+            Prepared::Authenticate(request) => request,
+            Prepared::Done(outcome) => return outcome,
+        };
+        let decision = self.authenticate_after(&request, unfinished).await;
+        self.conclude(&request, decision, route)
+    }
+
+    /// What to authenticate for `req`, or the outcome when there is nothing to
+    /// authenticate (an outer layer did; anonymous on an optional route; no peer address).
+    fn http_auth_request<'r, H: HeaderSource + ?Sized>(
+        &self,
+        req: &HttpRequest<'r, H>,
+        outer: Option<&Authenticated>,
+        route: &RouteAuth,
+    ) -> Prepared<'r> {
         if let Some(auth) = outer {
             let Some(requirements) = &route.requirements else {
-                return Outcome::Continue;
+                return Prepared::Done(Outcome::Continue);
             };
             // The credentials were read by the outer layer; audit events need none.
             let request =
                 AuthRequest::new(req.method, req.path, auth.client_ip, Credentials::Absent);
-            return match self.check_requirements(&request, auth, requirements) {
-                Ok(()) => Outcome::Continue,
-                Err(denial) => Outcome::Deny(denial),
-            };
+            return Prepared::Done(
+                match self.check_requirements(&request, auth, requirements) {
+                    Ok(()) => Outcome::Continue,
+                    Err(denial) => Outcome::Deny(denial),
+                },
+            );
         }
         let Some(ip) = self.resolve_client_ip(req.peer, req.headers) else {
             tracing::error!(
@@ -231,7 +302,7 @@ impl Guard {
                  `into_make_service_with_connect_info::<SocketAddr>()`; actix-web: serve over \
                  TCP, or set `peer_addr` on test requests)"
             );
-            return Outcome::Deny(Denial::Misconfigured);
+            return Prepared::Done(Outcome::Deny(Denial::Misconfigured));
         };
         let credentials = self.credentials(
             req.headers.values("authorization"),
@@ -240,15 +311,25 @@ impl Guard {
         if route.optional && credentials == Credentials::Absent {
             // Anonymous on an optional route: nothing to authenticate (no ban check, no
             // audit event, no requirements to check).
-            return Outcome::Continue;
+            return Prepared::Done(Outcome::Continue);
         }
-        let request = AuthRequest::new(req.method, req.path, ip, credentials);
-        let auth = match self.authenticate(&request).await {
+        Prepared::Authenticate(AuthRequest::new(req.method, req.path, ip, credentials))
+    }
+
+    /// The outcome of an authentication: the route's requirements, then the response's
+    /// `RateLimit` fields.
+    fn conclude(
+        &self,
+        request: &AuthRequest<'_>,
+        decision: Result<Authenticated, Denial>,
+        route: &RouteAuth,
+    ) -> Outcome {
+        let auth = match decision {
             Ok(auth) => auth,
             Err(denial) => return Outcome::Deny(denial),
         };
         if let Some(requirements) = &route.requirements
-            && let Err(denial) = self.check_requirements(&request, &auth, requirements)
+            && let Err(denial) = self.check_requirements(request, &auth, requirements)
         {
             return Outcome::Deny(denial);
         }

@@ -99,7 +99,7 @@ pub use denial::Denial;
 pub use guard::{
     CustomClaims, DEFAULT_BAN_NAME, DEFAULT_OUTAGE_RETRY_AFTER, DEFAULT_SUBJECT_LIMIT_NAME,
     DEFAULT_SUBJECT_QUOTA, Guard, GuardBuilder, OUTAGE_RETRY_AFTER_RANGE, RATELIMIT_HEADER,
-    RATELIMIT_POLICY_HEADER,
+    RATELIMIT_POLICY_HEADER, Unfinished,
 };
 pub use hook::{DecisionEvent, DecisionHook};
 pub use issuers::{IssuerConfig, KeysConfig};

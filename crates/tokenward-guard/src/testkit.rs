@@ -96,6 +96,18 @@ struct FailingFor {
     inner: MemoryRevocationStore,
     /// The subject (scoped by the fixture's issuer, as the Guard presents it) whose checks fail.
     sub: StoreId<'static>,
+    /// Whether it answers synchronously ([`RevocationStore::check_now`]), as the in-memory
+    /// store does, or only through `check`, as a network store does.
+    answers_now: bool,
+}
+
+impl FailingFor {
+    fn answer(&self, token: &TokenRef<'_>) -> Option<Result<RevocationStatus, StoreError>> {
+        if token.sub.as_ref() == Some(&self.sub) {
+            return Some(Err(StoreError::unavailable("testkit", "simulated outage")));
+        }
+        self.inner.check_now(token)
+    }
 }
 
 #[async_trait]
@@ -125,10 +137,13 @@ impl RevocationStore for FailingFor {
             .await
     }
     async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        if token.sub.as_ref() == Some(&self.sub) {
-            return Err(StoreError::unavailable("testkit", "simulated outage"));
+        match self.answer(token) {
+            Some(answer) => answer,
+            None => self.inner.check(token).await,
         }
-        self.inner.check(token).await
+    }
+    fn check_now(&self, token: &TokenRef<'_>) -> Option<Result<RevocationStatus, StoreError>> {
+        self.answers_now.then(|| self.answer(token)).flatten()
     }
 }
 
@@ -140,8 +155,21 @@ fn scoped(id: &str) -> StoreId<'static> {
 }
 
 impl Fixture {
-    /// A fresh fixture (its own keys and stores).
+    /// A fresh fixture (its own keys and stores), its stores in memory: the Guard decides
+    /// every request it can without waiting ([`Guard::authenticate_now`]).
     pub async fn new() -> Fixture {
+        Fixture::build(true)
+    }
+
+    /// A fresh fixture whose revocation store answers only asynchronously, as a network
+    /// store does: every request with a valid token is decided by
+    /// [`Guard::authenticate_after`], from where [`Guard::authenticate_now`] stopped. Run
+    /// the table against both to cover both halves of the pipeline.
+    pub async fn awaiting_stores() -> Fixture {
+        Fixture::build(false)
+    }
+
+    fn build(answers_now: bool) -> Fixture {
         let keys = KeySet::single(
             Key::hmac("testkit-1", Algorithm::HS256, &[0x5a; 32]).expect("hmac key"),
         );
@@ -150,6 +178,7 @@ impl Fixture {
             Arc::new(FailingFor {
                 inner: MemoryRevocationStore::new(),
                 sub: scoped(STORE_DOWN_SUBJECT),
+                answers_now,
             }),
             memory.ratelimit.clone(),
             memory.refresh.clone(),

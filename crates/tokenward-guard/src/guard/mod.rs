@@ -25,8 +25,12 @@ use crate::verifier::Verifier;
 
 mod builder;
 mod combined;
+mod now;
 mod scopes;
 mod sequential;
+
+use now::Step;
+pub use now::Unfinished;
 
 pub use builder::{
     DEFAULT_BAN_NAME, DEFAULT_OUTAGE_RETRY_AFTER, DEFAULT_SUBJECT_LIMIT_NAME,
@@ -166,93 +170,162 @@ impl Guard {
     /// [`Denial::class`]), `client.address`, `http.request.method` and `url.path`, with a
     /// `tokenward.store` child span (field `check`) per store call that awaits (none for a
     /// store answering synchronously in process, such as the in-memory ones).
+    ///
+    /// This is [`Guard::authenticate_now`], then — only when a step has to wait —
+    /// [`Guard::authenticate_after`]: with in-memory stores the future of an allowed request
+    /// is ready at its first poll.
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Authenticated, Denial> {
-        let started = Instant::now();
-        let span = observe::authenticate_span(req);
-        // Boxed: this future is moved into every caller's state machine (adapter layer,
-        // `authorize`, the layer's own boxed future) and each move copies all of it. Boxed
-        // here, the pipeline's state is written once and the callers carry a pointer
-        // (measured in docs/benchmarks.md, "The Guard's future, moved less").
-        let result = Box::pin(self.run(req, started, &span))
-            .instrument(span.clone())
-            .await;
-        observe::authenticated(&span, result.as_ref().map(|_| ()), started.elapsed());
-        result
+        // Bound first, so that the scrutinee is not kept across the `await`.
+        let unfinished = match self.authenticate_now(req) {
+            Ok(decision) => return decision,
+            Err(unfinished) => unfinished,
+        };
+        self.authenticate_after(req, unfinished).await
     }
 
-    /// [`Guard::authenticate`] inside its span.
+    /// The pipeline from `step` on (see [`Guard::authenticate_after`]), inside its span.
     async fn run(
         &self,
         req: &AuthRequest<'_>,
         started: Instant,
         span: &Span,
+        step: Step,
     ) -> Result<Authenticated, Denial> {
-        let mut degraded = Vec::new();
-        let deny = |denial: Denial, token: Option<&str>| {
-            audit::denied(req, &denial, None, token, started);
-            self.notify(req, Some(&denial), None, None, token);
-            Err(denial)
-        };
         // Every `await` below that only a failing, banned or refetching request reaches is
         // boxed: this future is moved (copied) through every layer above it on every request,
         // so what the allowed path does not hold is kept out of its size.
-        //
-        // With a combined backend the ban is read in the same call as everything else.
-        if self.inner.stores.combined.is_none()
-            && self.ban_may_refuse()
-            && let Err(denial) =
-                Box::pin(self.ban_check(req.client_ip, started, &mut degraded)).await
-        {
-            return deny(denial, None);
-        }
+        let (verified, token_ref, mut degraded, revocation_checked) = match step {
+            Step::Verified(v) => {
+                let v = *v;
+                (v.verified, v.token_ref, v.degraded, v.revocation_checked)
+            }
+            Step::Rejected { class, .. } => {
+                return Box::pin(self.rejected(req, started, class)).await;
+            }
+            Step::Start => {
+                let mut degraded = Vec::new();
+                // With a combined backend the ban is read in the same call as everything else.
+                if self.inner.stores.combined.is_none()
+                    && self.ban_may_refuse()
+                    && let Err(denial) =
+                        Box::pin(self.ban_check(req.client_ip, started, &mut degraded)).await
+                {
+                    return self.refuse(req, started, denial, None);
+                }
+                let token = match req.credentials {
+                    Credentials::Bearer(token) => token,
+                    Credentials::Absent => {
+                        return self.refuse(req, started, Denial::MissingToken, None);
+                    }
+                    Credentials::Malformed(reason) => {
+                        let denial = Box::pin(self.record_ban_failure(req.client_ip))
+                            .await
+                            .unwrap_or(Denial::InvalidRequest { reason });
+                        return self.refuse(req, started, denial, None);
+                    }
+                };
+                // The verified token goes into an `Arc` at once (`Authenticated` holds it in
+                // one anyway): a pointer is all this future carries across its `await`s.
+                let verifier = &self.inner.verifier;
+                let verified = match verifier.verify_now(token) {
+                    Some(answer) => answer.map(Arc::new),
+                    None => Box::pin(verifier.verify_after(token)).await.map(Arc::new),
+                };
+                let verified = match verified {
+                    Ok(v) => v,
+                    Err(class) if !counts_for_ban(class) => {
+                        return self.refuse(
+                            req,
+                            started,
+                            Denial::InvalidToken { class },
+                            Some(token),
+                        );
+                    }
+                    Err(class) => return Box::pin(self.rejected(req, started, class)).await,
+                };
+                let token_ref = self.scoped(req, started, span, &verified)?;
+                (verified, token_ref, degraded, false)
+            }
+        };
+        let checks = match &self.inner.stores.combined {
+            Some(combined) => {
+                self.combined_checks(&**combined, &token_ref, req.client_ip, &mut degraded)
+                    .await
+            }
+            None => {
+                self.sequential_checks(&token_ref, revocation_checked, &mut degraded)
+                    .await
+            }
+        };
+        self.finish(req, started, verified, &token_ref, checks, degraded)
+    }
+
+    /// Refuses a request before its token verified: audited, handed to the decision hook.
+    fn refuse(
+        &self,
+        req: &AuthRequest<'_>,
+        started: Instant,
+        denial: Denial,
+        token: Option<&str>,
+    ) -> Result<Authenticated, Denial> {
+        audit::denied(req, &denial, None, token, started);
+        self.notify(req, Some(&denial), None, None, token);
+        Err(denial)
+    }
+
+    /// A token that failed verification with a `class` that counts for the failure ban:
+    /// the failure is recorded, and the ban's 429 answers if it bans the client now.
+    async fn rejected(
+        &self,
+        req: &AuthRequest<'_>,
+        started: Instant,
+        class: RejectionClass,
+    ) -> Result<Authenticated, Denial> {
+        let denial = self
+            .record_ban_failure(req.client_ip)
+            .await
+            .unwrap_or(Denial::InvalidToken { class });
         let token = match req.credentials {
-            Credentials::Bearer(token) => token,
-            Credentials::Absent => return deny(Denial::MissingToken, None),
-            Credentials::Malformed(reason) => {
-                let denial = Box::pin(self.record_ban_failure(req.client_ip))
-                    .await
-                    .unwrap_or(Denial::InvalidRequest { reason });
-                return deny(denial, None);
-            }
+            Credentials::Bearer(token) => Some(token),
+            _ => None,
         };
-        // The verified token goes into an `Arc` at once (`Authenticated` holds it in one
-        // anyway): a pointer is all this future carries across its `await`s.
-        let verifier = &self.inner.verifier;
-        let now = verifier
-            .verify_now(token)
-            .map(|answer| answer.map(Arc::new));
-        let verified = match now {
-            Some(answer) => answer,
-            None => Box::pin(verifier.verify_after(token)).await.map(Arc::new),
-        };
-        let verified = match verified {
-            Ok(v) => v,
-            Err(class) if !counts_for_ban(class) => {
-                return deny(Denial::InvalidToken { class }, Some(token));
-            }
-            Err(class) => {
-                let denial = Box::pin(self.record_ban_failure(req.client_ip))
-                    .await
-                    .unwrap_or(Denial::InvalidToken { class });
-                return deny(denial, Some(token));
-            }
-        };
+        self.refuse(req, started, denial, token)
+    }
+
+    /// The verified token's ids in its issuer's scope, for the stores; refused when it has
+    /// no `exp` (only possible when the policy made it optional: revocation entries need it).
+    fn scoped(
+        &self,
+        req: &AuthRequest<'_>,
+        started: Instant,
+        span: &Span,
+        verified: &Verified<CustomClaims>,
+    ) -> Result<TokenRef<'static>, Denial> {
         if let Some(sub) = verified.claims.sub.as_deref() {
             span.record("enduser.id", sub);
         }
-        let Some(token_ref) = self.inner.scopes.token_ref(&verified) else {
-            // Only possible when the policy made `exp` optional: revocation entries need it.
+        self.inner.scopes.token_ref(verified).ok_or_else(|| {
             let denial = Denial::InvalidToken {
                 class: RejectionClass::Claims,
             };
-            audit::denied(req, &denial, Some(&*verified), None, started);
-            self.notify(req, Some(&denial), Some(&*verified), None, None);
-            return Err(denial);
-        };
-        match self
-            .store_checks(&token_ref, req.client_ip, &mut degraded)
-            .await
-        {
+            audit::denied(req, &denial, Some(verified), None, started);
+            self.notify(req, Some(&denial), Some(verified), None, None);
+            denial
+        })
+    }
+
+    /// The decision for a verified token, from its store checks: audited, handed to the
+    /// decision hook.
+    fn finish(
+        &self,
+        req: &AuthRequest<'_>,
+        started: Instant,
+        verified: Arc<Verified<CustomClaims>>,
+        token_ref: &TokenRef<'static>,
+        checks: Result<Option<Decision>, Denial>,
+        degraded: Vec<Check>,
+    ) -> Result<Authenticated, Denial> {
+        match checks {
             Ok(limit) => {
                 let auth = Authenticated {
                     verified,
@@ -261,12 +334,12 @@ impl Guard {
                     degraded,
                 };
                 audit::allowed(req, &auth, started);
-                self.notify(req, None, Some(&auth.verified), Some(&token_ref), None);
+                self.notify(req, None, Some(&auth.verified), Some(token_ref), None);
                 Ok(auth)
             }
             Err(denial) => {
                 audit::denied(req, &denial, Some(&*verified), None, started);
-                self.notify(req, Some(&denial), Some(&*verified), Some(&token_ref), None);
+                self.notify(req, Some(&denial), Some(&*verified), Some(token_ref), None);
                 Err(denial)
             }
         }
@@ -410,20 +483,6 @@ impl Guard {
         }
     }
 
-    /// Ban (with a combined backend), revocation and subject limit for `token` (the
-    /// verified token's scoped ids); `Ok(limit decision)` or the denial.
-    async fn store_checks(
-        &self,
-        token: &TokenRef<'static>,
-        ip: IpAddr,
-        degraded: &mut Vec<Check>,
-    ) -> Result<Option<Decision>, Denial> {
-        match &self.inner.stores.combined {
-            Some(combined) => self.combined_checks(&**combined, token, ip, degraded).await,
-            None => self.sequential_checks(token, degraded).await,
-        }
-    }
-
     /// The answer for a token's revocation status and its limit decision.
     fn decide(
         &self,
@@ -523,11 +582,13 @@ mod tests {
     use super::*;
 
     /// The futures every request moves (each move copies all of a future's bytes, through
-    /// every layer above it) stay small: the pipeline is boxed once in `authenticate`, and
-    /// `run` carries neither the verified claims (an `Arc`) nor the state of the paths only
-    /// a failing, banned or refetching request takes (boxed where they are taken). Measured
-    /// on rustc 1.95: `authenticate` 128 bytes and `run` 688, against 1 424 and 1 304 before.
-    /// The bounds leave room for compiler changes, not for a return of the copies.
+    /// every layer above it) stay small: what `authenticate_now` cannot finish is boxed once,
+    /// in `authenticate_after`, so `authenticate` holds a pointer and a span; and `run`, the
+    /// boxed part, carries neither the verified claims (an `Arc`) nor the state of the paths
+    /// only a failing, banned or refetching request takes (boxed where they are taken).
+    /// Measured on rustc 1.95: `authenticate` 72 bytes and `run` 952, against 1 424 and
+    /// 1 304 before the boxing. The bounds leave room for compiler changes, not for a return
+    /// of the copies.
     #[tokio::test]
     async fn the_request_futures_stay_small() {
         let guard = crate::testkit::Fixture::new().await.guard;
@@ -545,7 +606,7 @@ mod tests {
         );
         drop(authenticate);
         let span = Span::none();
-        let run = guard.run(&req, Instant::now(), &span);
+        let run = guard.run(&req, Instant::now(), &span, Step::Start);
         assert!(
             size_of_val(&run) <= 1024,
             "run: {} bytes",

@@ -23,6 +23,7 @@ mod hook;
 #[cfg(all(feature = "redis", feature = "postgres"))]
 mod hybrid;
 mod issuers;
+mod now;
 mod observe;
 mod pipeline;
 mod redis;
