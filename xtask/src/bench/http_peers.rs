@@ -18,7 +18,11 @@
 //! shares of their core, so the ratio of their req/s is the inverse ratio of their CPU time
 //! per request, and whatever else slows the machine in that second slows both alike. On a
 //! shared VM, where one stack's req/s moves by ±10 % from one run to the next, this is the
-//! ratio that holds still.
+//! ratio that holds still. Every side-by-side round starts a fresh pair of servers, in the
+//! opposite order to the round before, and loads them in that order: two processes of one
+//! binary run side by side differ by 1–3 % for as long as they live (which one is ahead
+//! changes with the processes, not with the order), so a pair kept for every round puts its
+//! own offset into every round's ratio; fresh pairs turn it into noise the median averages.
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -59,9 +63,10 @@ fn plan(quick: bool) -> (usize, u32, u32) {
     if quick { (3, 2, 1) } else { (7, 10, 2) }
 }
 
-/// Side-by-side rounds of the same length as the interleaved ones.
+/// Side-by-side rounds of the same length as the interleaved ones: an even number, so that
+/// each stack is started and loaded first in half of them.
 fn side_by_side_rounds(quick: bool) -> usize {
-    if quick { 3 } else { 5 }
+    if quick { 4 } else { 8 }
 }
 
 /// Builds the server twice, measures every build, algorithm and stack, and returns the
@@ -92,7 +97,9 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
     let mut side = format!(
         "\nSide by side: tokenward and jwt-authorizer loaded at once, both servers on core \
          {SERVER_CORE} (equal shares of it), one wrk each on core {CLIENT_CORE}; {side_rounds} \
-         rounds of {secs} s. ratio = tokenward ÷ jwt-authorizer req/s per round.\n\n\
+         rounds of {secs} s, fresh servers every round (checked, warmed up {warm_up} s \
+         together), started and loaded in alternating order. ratio = tokenward ÷ \
+         jwt-authorizer req/s per round.\n\n\
          | provider | alg | tokenward ÷ jwt-authorizer req/s, side by side | rounds ≥ 1.05 |\n\
          |---|---|---|---|\n"
     );
@@ -163,27 +170,53 @@ pub(super) fn run(runner: &mut Runner) -> Result<String> {
                     .collect();
                 report_ratios(&mut ratios, build.name, alg, "ratio", &per_round);
             }
-            if let [ours, theirs, _] = servers.as_slice() {
-                let mut per_round = Vec::with_capacity(side_rounds);
-                for round in 0..side_rounds {
-                    let (o, t) = load.run_side_by_side(ours, theirs, secs)?;
-                    eprintln!(
-                        "side by side {} {} {alg}: tokenward {:>9.0} req/s, jwt-authorizer {:>9.0} req/s",
-                        round + 1,
-                        build.name,
-                        o.rps,
-                        t.rps
-                    );
-                    per_round.push(o.rps / t.rps);
-                }
-                report_ratios(&mut side, build.name, alg, "side_by_side", &per_round);
+            drop(servers);
+            let mut per_round = Vec::with_capacity(side_rounds);
+            for round in 0..side_rounds {
+                let flip = round % 2 == 1;
+                let (o, t) = side_by_side_round(&server, alg, &tokens, &load, warm_up, secs, flip)?;
+                eprintln!(
+                    "side by side {} {} {alg}: tokenward {:>9.0} req/s, jwt-authorizer {:>9.0} req/s",
+                    round + 1,
+                    build.name,
+                    o.rps,
+                    t.rps
+                );
+                per_round.push(o.rps / t.rps);
             }
+            report_ratios(&mut side, build.name, alg, "side_by_side", &per_round);
         }
     }
     output.push_str(&ratios);
     output.push_str(&side);
     println!("\n{output}");
     Ok(output)
+}
+
+/// One side-by-side round: a fresh tokenward server and a fresh jwt-authorizer server, each
+/// checked for equal work, warmed up together, then loaded together for `secs`; their
+/// samples (tokenward's first). Fresh every round, and started and loaded in the order
+/// `flip` gives: two processes of one binary, side by side, differ by 1–3 % in a way that
+/// lasts as long as the processes (measured in docs/benchmarks.md); kept for every round,
+/// that difference would be in every round's ratio.
+fn side_by_side_round(
+    binary: &Path,
+    alg: &str,
+    tokens: &Tokens,
+    load: &Load<'_>,
+    warm_up: u32,
+    secs: u32,
+    flip: bool,
+) -> Result<(Sample, Sample)> {
+    let [ours, theirs, _] = STACKS;
+    let (first, second) = if flip { (theirs, ours) } else { (ours, theirs) };
+    let first = Server::start(binary, first, alg)?;
+    let second = Server::start(binary, second, alg)?;
+    first.check(tokens)?;
+    second.check(tokens)?;
+    load.run_side_by_side(&first, &second, warm_up)?;
+    let (a, b) = load.run_side_by_side(&first, &second, secs)?;
+    Ok(if flip { (b, a) } else { (a, b) })
 }
 
 /// tokenward ÷ jwt-authorizer's req/s of each round: a row of `table` (median, min–max,
