@@ -45,19 +45,21 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokenward_claims::{
     AccessToken, Algorithm, Key, KeySet, RejectionClass, TokenIssuer, ValidationPolicy, Validator,
 };
-use tokenward_core::{Clock, ManualClock, StoreError, StoreId, SystemClock, TokenRef, UnixTime};
+use tokenward_core::{Clock, ManualClock, StoreId, SystemClock, UnixTime};
 use tokenward_ratelimit::{ClientIp, ForwardedHeader, GcraQuota, SubjectLimit};
-use tokenward_revocation::{MemoryRevocationStore, RevocationStatus, RevocationStore};
+use tokenward_revocation::{MemoryRevocationStore, RevocationStore};
 
 use crate::{Denial, Guard, GuardStores, Requirements};
 
+mod failing;
 mod grants;
+
+use failing::FailingFor;
 
 /// The issuer of the fixture's tokens.
 pub const ISSUER: &str = "https://issuer.testkit.example";
@@ -88,63 +90,6 @@ pub struct Fixture {
     /// The requirements of `/ops` (role `ops`, read from `roles`: the fixture has no
     /// profile).
     pub ops: Requirements,
-}
-
-/// A revocation store that fails for one subject, to exercise fail-closed.
-#[derive(Debug)]
-struct FailingFor {
-    inner: MemoryRevocationStore,
-    /// The subject (scoped by the fixture's issuer, as the Guard presents it) whose checks fail.
-    sub: StoreId<'static>,
-    /// Whether it answers synchronously ([`RevocationStore::check_now`]), as the in-memory
-    /// store does, or only through `check`, as a network store does.
-    answers_now: bool,
-}
-
-impl FailingFor {
-    fn answer(&self, token: &TokenRef<'_>) -> Option<Result<RevocationStatus, StoreError>> {
-        if token.sub.as_ref() == Some(&self.sub) {
-            return Some(Err(StoreError::unavailable("testkit", "simulated outage")));
-        }
-        self.inner.check_now(token)
-    }
-}
-
-#[async_trait]
-impl RevocationStore for FailingFor {
-    async fn revoke_token(&self, jti: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
-        self.inner.revoke_token(jti, until).await
-    }
-    async fn revoke_session(&self, sid: &StoreId<'_>, until: UnixTime) -> Result<(), StoreError> {
-        self.inner.revoke_session(sid, until).await
-    }
-    async fn revoke_subject(
-        &self,
-        sub: &StoreId<'_>,
-        before: UnixTime,
-        until: UnixTime,
-    ) -> Result<(), StoreError> {
-        self.inner.revoke_subject(sub, before, until).await
-    }
-    async fn revoke_subject_without_session(
-        &self,
-        sub: &StoreId<'_>,
-        before: UnixTime,
-        until: UnixTime,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .revoke_subject_without_session(sub, before, until)
-            .await
-    }
-    async fn check(&self, token: &TokenRef<'_>) -> Result<RevocationStatus, StoreError> {
-        match self.answer(token) {
-            Some(answer) => answer,
-            None => self.inner.check(token).await,
-        }
-    }
-    fn check_now(&self, token: &TokenRef<'_>) -> Option<Result<RevocationStatus, StoreError>> {
-        self.answers_now.then(|| self.answer(token)).flatten()
-    }
 }
 
 /// `id` of the fixture's issuer, as the Guard looks it up in the stores.
